@@ -1,0 +1,1 @@
+"""Training recipes for sctranslator (see the training issue; not implemented yet)."""
