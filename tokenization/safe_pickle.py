@@ -86,6 +86,9 @@ DATA_GLOBALS: dict[str, Any] = {
 }
 
 
+_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(
         self,
@@ -100,7 +103,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._source = source
 
     def find_class(self, module: str, name: str) -> Any:
-        # protocol-2 pickles from Python 2 era code say "__builtin__"; fix_imports maps it first
+        # protocol-2 pickles (torch.save's default) name Python 2 modules
+        module = _PY2_MODULES.get(module, module)
         key = f"{module}.{name}"
         if key in self._allowed:
             return self._allowed[key]

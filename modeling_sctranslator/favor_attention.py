@@ -1,0 +1,162 @@
+"""FAVOR+ self-attention (Performer, softmax kernel, non-causal), exactly as scTranslator runs it.
+
+Reference: Choromanski et al., "Rethinking Attention with Performers" (2021), and performer-pytorch
+1.1.4, whose kernel functions the tests compare against. The module is wired here so that
+transformers can build it on the ``meta`` device and save/restore its random features.
+
+The original's masking quirk is kept on purpose: a padding mask only zeroes the *values* of padded
+positions. Padded keys still enter the normaliser and the key maximum, and padded queries still
+produce outputs, so results depend on how much padding a cell has (see ``docs``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def gaussian_orthogonal_random_matrix(
+    nb_rows: int,
+    nb_columns: int,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random features ``W`` of shape ``(nb_rows, nb_columns)``.
+
+    Blocks of ``nb_columns`` orthonormal rows (QR of a Gaussian matrix), rows scaled by the norms
+    of independent Gaussian vectors, as performer-pytorch's ``scaling=0``. Drawn on the CPU (QR is
+    not available everywhere) and moved to ``device``.
+    """
+    full_blocks, remainder = divmod(nb_rows, nb_columns)
+    blocks = [_orthonormal_rows(nb_columns, generator) for _ in range(full_blocks)]
+    if remainder:
+        blocks.append(_orthonormal_rows(nb_columns, generator)[:remainder])
+    matrix = torch.cat(blocks)
+    norms = torch.randn(nb_rows, nb_columns, generator=generator).norm(dim=1)
+    return (norms[:, None] * matrix).to(device)
+
+
+def _orthonormal_rows(size: int, generator: torch.Generator | None) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(size, size, generator=generator), mode="reduced")
+    return q.t()
+
+
+def softmax_kernel_features(
+    data: torch.Tensor, projection_matrix: torch.Tensor, is_query: bool, eps: float
+) -> torch.Tensor:
+    """Positive random features of queries or keys, up to the constant factor ``m ** -0.5``.
+
+    ``data``: (batch, heads, length, head_dim); returns (batch, heads, length, features).
+    ``exp(c·x·Wᵀ − c²|x|²/2 − max) + eps`` with ``c = head_dim ** -0.25``; the maximum is per row
+    for queries and per (batch, head) for keys, and is a constant for autograd. The factor
+    ``m ** -0.5`` of the reference cancels between numerator and normaliser of the attention, so
+    it is left out (one pass less over the largest tensor).
+    """
+    scale = data.shape[-1] ** -0.25
+    projected = torch.matmul(data, (scale * projection_matrix).t().to(data.dtype))
+    reduce_dims = -1 if is_query else (-1, -2)
+    maximum = projected.detach().amax(dim=reduce_dims, keepdim=True)
+    half_sq_norm = data.pow(2).sum(dim=-1, keepdim=True) * (scale**2 / 2)
+    projected = projected - (half_sq_norm + maximum)
+    if torch.is_grad_enabled() and projected.requires_grad:
+        return projected.exp() + eps
+    return projected.exp_().add_(eps)
+
+
+def favor_attention(
+    q_features: torch.Tensor, k_features: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    """Non-causal linear attention ``q'·(Σ k'vᵀ) / (q'·Σ k')`` (no epsilon, as the original).
+
+    The normaliser rides along as an extra value column of ones, so numerator and denominator
+    come from one matrix product each.
+    """
+    ones = torch.ones_like(values[..., :1])
+    context = torch.matmul(k_features.transpose(-1, -2), torch.cat([values, ones], dim=-1))
+    out = torch.matmul(q_features, context)
+    return out[..., :-1] / out[..., -1:]
+
+
+def favor_attention_weights(q_features: torch.Tensor, k_features: torch.Tensor) -> torch.Tensor:
+    """The attention matrix the layer applies: ``A_ij = q'_i·k'_j / Σ_n q'_i·k'_n``.
+
+    (batch, heads, queries, keys); rows sum to one over *all* keys, padded ones included, which is
+    what the original computed. Quadratic in length: use only for small inputs or maps.
+    """
+    scores = torch.matmul(q_features, k_features.transpose(-1, -2))
+    return scores / scores.sum(dim=-1, keepdim=True)
+
+
+class FavorSelfAttention(nn.Module):
+    """Multi-head FAVOR+ self-attention with biased q/k/v/out projections.
+
+    ``projection_matrix`` (features, head_dim) is a persistent buffer shared by the heads of the
+    layer, so checkpoints carry the random features and reloads are exact.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        head_dim: int,
+        nb_features: int,
+        kernel_epsilon: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        inner = num_heads * head_dim
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.kernel_epsilon = kernel_epsilon
+        self.to_q = nn.Linear(hidden_size, inner)
+        self.to_k = nn.Linear(hidden_size, inner)
+        self.to_v = nn.Linear(hidden_size, inner)
+        self.to_out = nn.Linear(inner, hidden_size)
+        self.register_buffer("projection_matrix", torch.empty(nb_features, head_dim), persistent=True)
+
+    @torch.no_grad()
+    def redraw_projection_matrix(self, generator: torch.Generator | None = None) -> None:
+        fresh = gaussian_orthogonal_random_matrix(*self.projection_matrix.shape, generator=generator)
+        self.projection_matrix.copy_(fresh)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``hidden_states`` (batch, length, hidden); ``attention_mask`` (batch, length), True = keep.
+
+        Returns the output (batch, length, hidden) and, if asked, the attention weights
+        (batch, heads, length, length).
+        """
+        q = self._split_heads(self.to_q(hidden_states))
+        k = self._split_heads(self.to_k(hidden_states))
+        v = self._split_heads(self.to_v(hidden_states))
+        if attention_mask is not None:
+            # the original's (only) use of the mask: zero the values of padded positions
+            v = v.masked_fill(~attention_mask[:, None, :, None], 0.0)
+        q_features = softmax_kernel_features(q, self.projection_matrix, True, self.kernel_epsilon)
+        k_features = softmax_kernel_features(k, self.projection_matrix, False, self.kernel_epsilon)
+        out = favor_attention(q_features, k_features, v)
+        weights = favor_attention_weights(q_features, k_features) if output_attentions else None
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+        return self.to_out(out), weights
+
+
+class FeedForward(nn.Module):
+    """``Linear(d, mult·d) → GELU → Linear(mult·d, d)``."""
+
+    def __init__(self, hidden_size: int, mult: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(hidden_size, hidden_size * mult)
+        self.w2 = nn.Linear(hidden_size * mult, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.gelu(self.w1(x)))
+
