@@ -1,0 +1,40 @@
+"""Shared test fixtures: the read-only ``../shared`` folder and offline Hugging Face settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCTRANSLATOR_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ``../shared``; skips the test where it is absent, except in CI where it must exist."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI"):
+            raise FileNotFoundError(f"{path} is missing; CI runs with ../shared beside the clone")
+        pytest.skip(f"{path} is not available on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return shared_path("fixtures")
+
+
+@pytest.fixture(scope="session")
+def vocab_dir() -> Path:
+    return shared_path("vocab")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return shared_path("data")

@@ -1,0 +1,130 @@
+"""A converted original checkpoint reproduces the original implementation's outputs (golden fixtures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from modeling_sctranslator.cli import main as cli_main
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def io_arrays(fixtures_dir):
+    return dict(np.load(fixtures_dir / "original_small_io.npz"))
+
+
+@pytest.fixture(scope="module")
+def converted_dir(fixtures_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("converted") / "small"
+    assert cli_main(["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(converted_dir):
+    loaded = AutoModel.from_pretrained(converted_dir)
+    assert isinstance(loaded, SCTranslatorForProteinPrediction)
+    return loaded.eval()
+
+
+def run(model, io, cells=slice(None), masks=True, **kwargs):
+    with torch.no_grad():
+        return model(
+            input_ids=torch.from_numpy(io["rna_ids"][cells]),
+            input_values=torch.from_numpy(io["rna_values"][cells]),
+            attention_mask=torch.from_numpy(io["rna_mask"][cells]) if masks else None,
+            protein_ids=torch.from_numpy(io["protein_ids"][cells]),
+            protein_attention_mask=torch.from_numpy(io["protein_mask"][cells]) if masks else None,
+            **kwargs,
+        )
+
+
+def max_error(actual: torch.Tensor, expected: np.ndarray) -> float:
+    return float(np.abs(actual.numpy() - expected).max())
+
+
+def test_converted_folder_is_a_safetensors_model_with_inferred_config(converted_dir):
+    files = {p.name for p in converted_dir.iterdir()}
+    assert "model.safetensors" in files and "config.json" in files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    config = AutoConfig.from_pretrained(converted_dir)
+    assert isinstance(config, SCTranslatorConfig)
+    assert (config.hidden_size, config.num_attention_heads, config.attention_head_dim) == (32, 2, 64)
+    assert (config.max_genes, config.max_proteins, config.translator_depth) == (64, 16, 2)
+    assert config.nb_random_features == 266 and config.translator_dropout == pytest.approx(0.1)
+
+
+def test_batched_forward_matches_original(model, io_arrays):
+    out = run(model, io_arrays)
+    assert out.predictions.shape == (3, 16)
+    assert max_error(out.predictions, io_arrays["prediction"]) <= TOLERANCE
+    assert max_error(out.encoder_last_hidden_state, io_arrays["encodings"]) <= TOLERANCE
+
+
+def test_one_cell_at_a_time_matches_original(model, io_arrays):
+    for cell in range(3):
+        out = run(model, io_arrays, cells=slice(cell, cell + 1))
+        assert out.predictions.shape == (1, 16)
+        assert max_error(out.predictions[0], io_arrays["prediction_bs1"][cell]) <= TOLERANCE
+        assert max_error(out.encoder_last_hidden_state[0], io_arrays["encodings_bs1"][cell]) <= TOLERANCE
+
+
+def test_single_cell_given_as_1d_tensors_stays_2d(model, io_arrays):
+    with torch.no_grad():
+        out = model(
+            input_ids=torch.from_numpy(io_arrays["rna_ids"][0]),
+            input_values=torch.from_numpy(io_arrays["rna_values"][0]),
+            protein_ids=torch.from_numpy(io_arrays["protein_ids"][0]),
+        )
+    assert out.predictions.shape == (1, 16)
+
+
+def test_masks_matter_as_in_the_original(model, io_arrays):
+    out = run(model, io_arrays, masks=False)
+    assert max_error(out.predictions, io_arrays["prediction_nomask"]) <= TOLERANCE
+    assert float(np.abs(io_arrays["prediction_nomask"] - io_arrays["prediction"]).max()) > 1e-3
+
+
+def test_intermediates_match_original(model, io_arrays, fixtures_dir):
+    expected = np.load(fixtures_dir / "original_small_intermediates.npz")
+    out = run(model, io_arrays, output_hidden_states=True)
+    assert max_error(out.encoder_hidden_states[0], expected["enc_embedded"]) <= TOLERANCE
+    assert max_error(out.encoder_last_hidden_state, expected["enc_performer_out"]) <= TOLERANCE
+    assert max_error(out.translator_output, expected["translator_out_bnd"]) <= TOLERANCE
+    assert max_error(out.translator_output.transpose(1, 2), expected["translator_out_bdn"]) <= TOLERANCE
+    assert max_error(out.decoder_hidden_states[0], expected["dec_embedded"]) <= TOLERANCE
+    assert max_error(out.decoder_last_hidden_state, expected["dec_performer_out"]) <= TOLERANCE
+
+
+def test_shorter_inputs_are_padded_like_the_original_tokenizer(model, io_arrays):
+    """Cell 2 has 54 genes; giving only those (no padding) must equal the padded original."""
+    with torch.no_grad():
+        out = model(
+            input_ids=torch.from_numpy(io_arrays["rna_ids"][2:3, :54]),
+            input_values=torch.from_numpy(io_arrays["rna_values"][2:3, :54]),
+            protein_ids=torch.from_numpy(io_arrays["protein_ids"][2:3, :10]),
+        )
+    assert out.predictions.shape == (1, 10)
+    assert max_error(out.predictions[0], io_arrays["prediction_bs1"][2, :10]) <= TOLERANCE
+
+
+def test_plain_state_dict_converts_to_the_same_model(fixtures_dir, converted_dir, tmp_path):
+    out = tmp_path / "from_state_dict"
+    assert cli_main(["convert-original", str(fixtures_dir / "original_small_state_dict.pt"), "--out", str(out)]) == 0
+    a = AutoModel.from_pretrained(converted_dir).state_dict()
+    b = AutoModel.from_pretrained(out).state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_convert_refuses_to_overwrite_an_existing_folder(fixtures_dir, converted_dir, capsys):
+    before = sorted(p.name for p in converted_dir.iterdir())
+    code = cli_main(["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(converted_dir)])
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in converted_dir.iterdir()) == before
