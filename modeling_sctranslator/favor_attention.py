@@ -51,17 +51,18 @@ def softmax_kernel_features(
     ``exp(c·x·Wᵀ − c²|x|²/2 − max) + eps`` with ``c = head_dim ** -0.25``; the maximum is per row
     for queries and per (batch, head) for keys, and is a constant for autograd. The factor
     ``m ** -0.5`` of the reference cancels between numerator and normaliser of the attention, so
-    it is left out (one pass less over the largest tensor).
+    it is left out (one pass less over the largest tensor). Without autograd the element-wise
+    chain runs in place: it is half the cost of the whole model.
     """
     scale = data.shape[-1] ** -0.25
     projected = torch.matmul(data, (scale * projection_matrix).t().to(data.dtype))
     reduce_dims = -1 if is_query else (-1, -2)
     maximum = projected.detach().amax(dim=reduce_dims, keepdim=True)
-    half_sq_norm = data.pow(2).sum(dim=-1, keepdim=True) * (scale**2 / 2)
-    projected = projected - (half_sq_norm + maximum)
-    if torch.is_grad_enabled() and projected.requires_grad:
-        return projected.exp() + eps
-    return projected.exp_().add_(eps)
+    half_sq_norm = torch.linalg.vector_norm(data, dim=-1, keepdim=True).square() * (scale**2 / 2)
+    shift = half_sq_norm + maximum
+    if torch.is_grad_enabled() and (projected.requires_grad or shift.requires_grad):
+        return (projected - shift).exp() + eps
+    return projected.sub_(shift).exp_().add_(eps)
 
 
 def favor_attention(
@@ -72,10 +73,13 @@ def favor_attention(
     The normaliser rides along as an extra value column of ones, so numerator and denominator
     come from one matrix product each.
     """
-    ones = torch.ones_like(values[..., :1])
-    context = torch.matmul(k_features.transpose(-1, -2), torch.cat([values, ones], dim=-1))
+    *batch, length, width = values.shape
+    augmented = values.new_empty(*batch, length, width + 1)
+    augmented[..., :width] = values
+    augmented[..., width] = 1.0
+    context = torch.matmul(k_features.transpose(-1, -2), augmented)
     out = torch.matmul(q_features, context)
-    return out[..., :-1] / out[..., -1:]
+    return out[..., :width] / out[..., width:]
 
 
 def favor_attention_weights(q_features: torch.Tensor, k_features: torch.Tensor) -> torch.Tensor:

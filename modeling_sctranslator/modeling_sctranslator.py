@@ -157,7 +157,7 @@ class MLPTranslator(nn.Module):
     def __init__(self, config: SCTranslatorConfig) -> None:
         super().__init__()
         widths = config.translator_widths
-        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:], strict=True))
         self.dropouts = nn.ModuleList(nn.Dropout(p) for p in config.translator_dropouts)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
