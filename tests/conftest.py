@@ -20,7 +20,7 @@ def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
         if os.environ.get("CI"):
-            raise FileNotFoundError(f"{path} is missing; CI runs with ../shared beside the clone")
+            pytest.fail(f"{path} is missing: CI runs with ../shared beside the clone")
         pytest.skip(f"{path} is not available on this machine")
     return path
 
@@ -38,3 +38,9 @@ def vocab_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return shared_path("data")
+
+
+@pytest.fixture(scope="session")
+def shared():
+    """``shared("fixtures", "x.npz")`` -> a path under ../shared (skips or fails as :func:`shared_path`)."""
+    return shared_path

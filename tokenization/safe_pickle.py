@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(pickle.UnpicklingError, ValueError):
     """The pickle names a global outside the allow-list; nothing from it was executed."""
 
 

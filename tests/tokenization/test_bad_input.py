@@ -1,0 +1,155 @@
+"""Acceptance 5: bad input gives a clear error naming the problem and the fix, or a warned handling."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+GENES = ["CD4", "TP53", "PTPRC", "CD8A", "ACTB", "GAPDH"]
+
+
+@pytest.fixture
+def tok(original_tokenizer):
+    return original_tokenizer
+
+
+def _x(n=4):
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 10, size=(n, len(GENES))).astype(np.float32) + 1
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_non_finite_rna(tok, bad, sparse):
+    x = _x()
+    x[2, 3] = bad
+    with pytest.raises(ValueError, match=r"NaN/inf.*cell #2.*nan_to_num"):
+        tok(sp.csr_matrix(x) if sparse else x, gene_names=GENES)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_negative_rna(tok, sparse):
+    x = _x()
+    x[1, 0] = -0.5
+    with pytest.raises(ValueError, match=r"negative values.*cell #1.*raw counts"):
+        tok(sp.csr_matrix(x) if sparse else x, gene_names=GENES)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_all_zero_cell_is_warned_not_nan(tok, sparse):
+    x = _x()
+    x[1] = 0
+    with pytest.warns(UserWarning, match="1 of 4 cells have constant RNA"):
+        out = tok(sp.csr_matrix(x) if sparse else x, gene_names=GENES, max_length=8, return_tensors="np")
+    assert not np.isnan(out["input_values"]).any()
+    np.testing.assert_array_equal(out["input_values"][1, :6], np.float32(1e-8))
+    assert out["input_values"][1, 6:].tolist() == [0, 0]
+
+
+def test_constant_protein_cell_warned(tok):
+    values = np.array([[1.0, 1.0], [1.0, 3.0]])
+    with pytest.warns(UserWarning, match="constant protein"):
+        out = tok(
+            _x(2),
+            gene_names=GENES,
+            proteins=["CD4", "CD8"],
+            protein_values=values,
+            max_length=8,
+            protein_max_length=4,
+            return_tensors="np",
+        )
+    assert out["labels"][0, :2].tolist() == [np.float32(1e-8)] * 2
+
+
+def test_missing_protein_values_are_nan_labels(tok):
+    values = np.array([[1.0, np.nan, 3.0], [2.0, 4.0, 6.0]])
+    out = tok(
+        _x(2),
+        gene_names=GENES,
+        proteins=["CD4", "CD8", "CD19"],
+        protein_values=values,
+        max_length=8,
+        protein_max_length=4,
+        return_tensors="np",
+    )
+    assert np.isnan(out["labels"][0, 1]) and out["labels"][0, 2] == 1.0 and out["labels"][0, 3] == 0
+    assert out["protein_attention_mask"][0].tolist() == [True, True, True, False]
+
+
+def test_duplicate_gene_names_keep_first_and_report(tok):
+    names = ["CD4", "TP53", "CD4", "PTPRC", "CD8A", "ACTB"]
+    x = _x()
+    with pytest.warns(UserWarning, match="1 gene columns map to a token an earlier column already has"):
+        out, report = tok(x, gene_names=names, max_length=8, return_tensors="np", return_report=True)
+    assert report.rna.duplicates == [("CD4", "CD4", 752)]
+    assert out["input_ids"][0, :5].tolist() == tok.convert_genes_to_ids(
+        ["CD4", "TP53", "PTPRC", "CD8A", "ACTB"]
+    )
+    # scaling is over the kept columns only
+    kept = x[:, [0, 1, 3, 4, 5]].astype(np.float64)
+    lo, hi = kept.min(1, keepdims=True), kept.max(1, keepdims=True)
+    np.testing.assert_allclose(
+        out["input_values"][:, :5], (kept - lo) / (hi - lo) * (1 - 1e-8) + 1e-8, atol=1e-7
+    )
+
+
+def test_no_gene_in_vocab(tok):
+    with pytest.raises(ValueError, match=r"none of the 3 genes.*foo1.*Entrez.*ENSMUSG"):
+        tok(np.ones((2, 3)), gene_names=["foo1", "foo2", "foo3"])
+
+
+@pytest.mark.parametrize("shape", [(0, 6), (3, 0)])
+def test_empty_matrix(tok, shape):
+    with pytest.raises(ValueError, match="empty"):
+        tok(np.zeros(shape, np.float32), gene_names=GENES[: shape[1]])
+
+
+def test_gene_names_length_mismatch(tok):
+    with pytest.raises(ValueError, match=r"gene_names has 5 entries but the RNA matrix has 6"):
+        tok(_x(), gene_names=GENES[:5])
+    with pytest.raises(ValueError, match=r"gene_ids has 2 entries"):
+        tok(_x(), gene_ids=[1, 2])
+
+
+def test_cell_order_mismatch(tok):
+    import anndata as ad
+    import pandas as pd
+
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(4)])
+    rna = ad.AnnData(_x(), obs=obs, var=pd.DataFrame(index=GENES))
+    adt = ad.AnnData(
+        np.arange(8, dtype=np.float32).reshape(4, 2),
+        obs=obs.iloc[::-1].copy(),
+        var=pd.DataFrame(index=["CD4", "CD8"]),
+    )
+    with pytest.raises(ValueError, match=r"different order.*adt\[rna.obs_names\]"):
+        tok(rna, proteins=adt)
+    other = ad.AnnData(
+        np.ones((3, 2), np.float32),
+        obs=pd.DataFrame(index=["c0", "c1", "x"]),
+        var=pd.DataFrame(index=["CD4", "CD8"]),
+    )
+    with pytest.raises(ValueError, match=r"do not hold the same cells.*intersection"):
+        tok(rna, proteins=other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tok(rna, proteins=adt[rna.obs_names], max_length=8, protein_max_length=4)
+
+
+def test_too_many_proteins(tok):
+    proteins = ["CD4", "CD8", "CD19", "CD14", "CD3"]
+    with pytest.raises(ValueError, match=r"5 mapped proteins exceed protein_max_length=3.*split_proteins"):
+        tok(_x(1), gene_names=GENES, proteins=proteins, max_length=8, protein_max_length=3)
+    passes = tok.split_proteins(proteins + ["IgG1"], protein_max_length=3)
+    assert passes == [["CD4", "CD8", "CD19"], ["CD14", "CD3"]]
+    from tokenization.tokenization_sctranslator import protein_passes
+
+    assert list(protein_passes(list(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_bad_token_ids(tok):
+    with pytest.raises(ValueError, match="outside 1..85499"):
+        tok(_x(), gene_ids=[0, 1, 2, 3, 4, 5])

@@ -1,0 +1,123 @@
+"""Acceptance 1 and 2: the original's token ids and scaled values, and the id tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def io(shared):
+    return np.load(shared("fixtures", "original_small_io.npz"))
+
+
+def _encode(tok, counts, ids, proteins=None, values=None):
+    return tok(
+        counts,
+        gene_ids=ids,
+        proteins=None if proteins is None else [int(p) for p in proteins],
+        protein_values=values,
+        max_length=64,
+        protein_max_length=16,
+        padding="max_length",
+        truncation="first",
+        protein_truncation=True,
+        return_tensors="np",
+    )
+
+
+def test_reproduces_original_fixture(original_tokenizer, io):
+    tok = original_tokenizer
+    a = _encode(
+        tok,
+        io["rna_raw_counts_cells01_70genes"],
+        io["rna_raw_ids_cells01"],
+        io["protein_raw_ids_cells02"],
+        io["protein_raw_counts_cells02_20prot"],
+    )
+    b = _encode(
+        tok,
+        io["rna_raw_counts_cell2_54genes"],
+        io["rna_raw_ids_cell2"],
+        io["protein_raw_ids_cell1"],
+        io["protein_raw_counts_cell1_12prot"],
+    )
+    rna_ids = np.concatenate([a["input_ids"], b["input_ids"]])
+    rna_values = np.concatenate([a["input_values"], b["input_values"]])
+    rna_mask = np.concatenate([a["attention_mask"], b["attention_mask"]])
+    np.testing.assert_array_equal(rna_ids, io["rna_ids"])
+    np.testing.assert_array_equal(rna_mask, io["rna_mask"])
+    np.testing.assert_allclose(rna_values, io["rna_values"], rtol=0, atol=1e-7)
+    # proteins: cells 0 and 2 from the 20-protein matrix, cell 1 from the 12-protein one
+    p_ids = np.stack([a["protein_ids"][0], b["protein_ids"][0], a["protein_ids"][1]])
+    p_mask = np.stack(
+        [a["protein_attention_mask"][0], b["protein_attention_mask"][0], a["protein_attention_mask"][1]]
+    )
+    p_vals = np.stack([a["labels"][0], b["labels"][0], a["labels"][1]])
+    np.testing.assert_array_equal(p_ids, io["protein_ids"])
+    np.testing.assert_array_equal(p_mask, io["protein_mask"])
+    np.testing.assert_allclose(p_vals, io["protein_values"], rtol=0, atol=1e-7)
+    assert a["input_ids"].dtype == np.int64 and a["input_values"].dtype == np.float32
+    assert a["attention_mask"].dtype == bool and a["labels"].dtype == np.float32
+
+
+def test_torch_output_types(original_tokenizer, io):
+    torch = pytest.importorskip("torch")
+    out = original_tokenizer(
+        io["rna_raw_counts_cell2_54genes"],
+        gene_ids=io["rna_raw_ids_cell2"],
+        max_length=64,
+        proteins=["CD4", "CD8"],
+        protein_max_length=16,
+    )
+    assert out["input_ids"].dtype == torch.int64
+    assert out["input_values"].dtype == torch.float32
+    assert out["attention_mask"].dtype == torch.bool
+    assert out["protein_ids"].dtype == torch.int64 and out["protein_attention_mask"].dtype == torch.bool
+    assert "labels" not in out
+
+
+def test_id_tables(original_tokenizer, vocab_dir):
+    tok = original_tokenizer
+    assert tok.convert_genes_to_ids(["CD4", "TP53", "PTPRC"]) == [752, 5735, 4582]
+    assert tok.convert_genes_to_ids("Cd4") == tok.convert_genes_to_ids("CD4") == 752
+    assert tok.convert_genes_to_ids("920") == 752
+    # a mouse Ensembl id from the ortholog table, with and without a version suffix
+    import pandas as pd
+
+    table = pd.read_csv(vocab_dir / "mouse_ensembl_to_human_symbol.tsv", sep="\t")
+    row = table[table["human_symbol"] == "CD4"].iloc[0]
+    assert tok.convert_genes_to_ids(row["mouse_ensembl_id"]) == 752
+    assert tok.convert_genes_to_ids(row["mouse_ensembl_id"] + ".12") == 752
+    report = tok.resolve(["CD4", "Cd4", "920", "lag3", "NOT_A_GENE"])
+    assert report.routes[:4] == ["symbol", "mouse_symbol", "entrez", "symbol_case"]
+    assert report.status == ["mapped", "duplicate", "duplicate", "mapped", "unmapped"]
+    assert report.unmapped == ["NOT_A_GENE"]
+    assert tok.vocab.reserved_start == 75523 and tok.vocab_size == 85500
+
+
+def test_species_rules(original_tokenizer):
+    tok = original_tokenizer
+    human = tok.resolve(["Cd4", "CD4"], species="human")
+    assert human.routes[0] == "symbol_case"
+    mouse = tok.resolve(["Cd4", "Actb", "ACTB"], species="mouse")
+    assert mouse.routes == ["mouse_symbol", "mouse_symbol", "mouse_symbol"]
+    assert mouse.status == ["mapped", "mapped", "duplicate"]
+
+
+def test_overrides_and_added_genes(vocab_dir, tmp_path):
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    tok = SCTranslatorTokenizer.from_original_tables(vocab_dir, overrides={"weird": "CD4"})
+    report = tok.resolve(
+        ["weird", "x1", "x2", "x3"], overrides={"x1": "entrez:7157", "x2": "token:9", "x3": "control"}
+    )
+    assert report.token_ids.tolist()[:3] == [752, 5735, 9]
+    assert report.controls == ["x3"]
+    with pytest.raises(TypeError, match="entrez:"):
+        tok.resolve(["y"], overrides={"y": 920})
+    added = tok.add_genes(["MyNewProtein", "CD4", "Other"])
+    assert added == {"MyNewProtein": 75523, "CD4": 752, "Other": 75524}
+    assert tok.add_genes("MyNewProtein") == {"MyNewProtein": 75523}
+    assert tok.convert_genes_to_ids("MyNewProtein") == 75523
+    assert tok.resolve(["MyNewProtein"]).routes == ["added"]

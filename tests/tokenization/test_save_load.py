@@ -1,0 +1,98 @@
+"""Acceptance 4: save_pretrained / from_pretrained / AutoFeatureExtractor keep vocab, added genes, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+
+def _register():
+    from transformers import AutoConfig, AutoFeatureExtractor, PreTrainedConfig
+
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    try:
+        from modeling_sctranslator.configuration_sctranslator import SCTranslatorConfig
+    except Exception:  # the model package is not there yet: a stand-in config with the same model_type
+
+        class SCTranslatorConfig(PreTrainedConfig):
+            model_type = "sctranslator"
+
+    try:
+        AutoConfig.register("sctranslator", SCTranslatorConfig)
+    except ValueError:
+        pass
+    AutoFeatureExtractor.register(SCTranslatorConfig, SCTranslatorTokenizer, exist_ok=True)
+    return AutoFeatureExtractor
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = sp.random(20, 300, density=0.2, format="csr", random_state=seed, dtype=np.float32)
+    x.data = np.round(x.data * 20) + 1
+    return x, rng
+
+
+def test_round_trip(vocab_dir, tmp_path):
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    tok = SCTranslatorTokenizer.from_original_tables(vocab_dir, max_length=128, overrides={"foo": "CD4"})
+    added = tok.add_genes(["SpikeProtein", "GFP"])
+    import pandas as pd
+
+    symbols = pd.read_csv(vocab_dir / "human_symbol_to_entrez.tsv", sep="\t", nrows=400)["symbol"].tolist()
+    names = symbols[:298] + ["GFP", "foo"]
+    x, _ = _data()
+    before = tok(x, gene_names=names, proteins=["CD4", "SpikeProtein"], return_tensors="np")
+    written = tok.save_pretrained(tmp_path / "tok")
+    assert {p.split("/")[-1] for p in map(str, written)} == {"preprocessor_config.json", "gene_vocab.json"}
+    config = json.loads((tmp_path / "tok" / "preprocessor_config.json").read_text())
+    assert config["feature_extractor_type"] == "SCTranslatorTokenizer" and config["max_length"] == 128
+    assert "symbol_to_entrez" not in config  # the big tables live in gene_vocab.json
+
+    loaded = SCTranslatorTokenizer.from_pretrained(tmp_path / "tok")
+    auto = _register().from_pretrained(tmp_path / "tok")
+    for other in (loaded, auto):
+        assert type(other) is SCTranslatorTokenizer
+        assert other.vocab == tok.vocab
+        assert other.added_genes == added
+        assert other.max_length == 128 and other.overrides == {"foo": "CD4"}
+        after = other(x, gene_names=names, proteins=["CD4", "SpikeProtein"], return_tensors="np")
+        for key in before:
+            np.testing.assert_array_equal(before[key], after[key])
+        assert other.add_genes("NewOne") == {"NewOne": max(added.values()) + 1}
+
+
+def test_remote_code_copy(vocab_dir, tmp_path):
+    """register_for_auto_class copies the tokenizer's modules (relative imports only) into the folder."""
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    tok = SCTranslatorTokenizer.from_original_tables(vocab_dir)
+    SCTranslatorTokenizer.register_for_auto_class("AutoFeatureExtractor")
+    try:
+        tok.save_pretrained(tmp_path / "remote")
+    finally:
+        SCTranslatorTokenizer._auto_class = None
+    files = {p.name for p in (tmp_path / "remote").iterdir()}
+    assert {"tokenization_sctranslator.py", "gene_ids.py", "vocab.py"} <= files
+    for name in ("tokenization_sctranslator.py", "gene_ids.py", "vocab.py"):
+        text = (tmp_path / "remote" / name).read_text()
+        assert "modeling_sctranslator" not in text.replace("never imports the model code", "")
+        assert "from tokenization" not in text and "import tokenization" not in text
+    config = json.loads((tmp_path / "remote" / "preprocessor_config.json").read_text())
+    entry = config["auto_map"]["AutoFeatureExtractor"]
+    entry = entry[0] if isinstance(entry, list) else entry
+    assert entry == "tokenization_sctranslator.SCTranslatorTokenizer"
+
+
+def test_missing_vocab_file(vocab_dir, tmp_path):
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    tok = SCTranslatorTokenizer.from_original_tables(vocab_dir)
+    tok.save_pretrained(tmp_path / "t")
+    (tmp_path / "t" / "gene_vocab.json").unlink()
+    with pytest.raises(OSError, match="gene_vocab.json"):
+        SCTranslatorTokenizer.from_pretrained(tmp_path / "t")

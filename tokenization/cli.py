@@ -1,0 +1,87 @@
+"""``sctranslator vocab ...``: build a tokenizer folder from the original tables or NCBI gene_info.
+
+Wire into a console script with :func:`add_vocab_commands` (adds the ``vocab`` command to an argparse
+subparsers object); each sub-command sets ``func=run_vocab``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["add_vocab_commands", "run_vocab", "main"]
+
+
+def add_vocab_commands(subparsers) -> argparse.ArgumentParser:
+    vocab = subparsers.add_parser("vocab", help="build a gene vocabulary / tokenizer folder")
+    sub = vocab.add_subparsers(dest="vocab_command", required=True)
+    original = sub.add_parser(
+        "from-original", help="from the original scTranslator id tables (TSV or pickles)"
+    )
+    original.add_argument("directory", help="folder with the four original tables")
+    ncbi = sub.add_parser("from-ncbi", help="a fresh vocabulary from NCBI gene_info (optionally .gz)")
+    ncbi.add_argument("file", help="NCBI gene_info file")
+    ncbi.add_argument("--tax-id", type=int, default=9606, help="species (default 9606, human)")
+    ncbi.add_argument("--gene-types", nargs="*", default=None, help="keep only these type_of_gene values")
+    for parser in (original, ncbi):
+        parser.add_argument("--out", required=True, help="tokenizer folder to write")
+        parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+        parser.set_defaults(func=run_vocab)
+    return vocab
+
+
+def _write_atomically(tokenizer, out: Path, overwrite: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tokenizer.save_pretrained(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_vocab(args: argparse.Namespace) -> int:
+    from .tokenization_sctranslator import SCTranslatorTokenizer
+
+    try:
+        if args.vocab_command == "from-original":
+            tokenizer = SCTranslatorTokenizer.from_original_tables(args.directory)
+        else:
+            tokenizer = SCTranslatorTokenizer.from_ncbi_gene_info(
+                args.file, tax_id=args.tax_id, gene_types=args.gene_types
+            )
+        _write_atomically(tokenizer, Path(args.out), args.overwrite)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    vocab = tokenizer.vocab
+    print(
+        f"wrote {args.out}: {vocab.n_known} genes, {len(vocab.symbol_to_entrez)} symbols/aliases, "
+        f"vocab_size {vocab.vocab_size}, reserved ids {vocab.reserved_start}..{vocab.vocab_size - 1} "
+        f"({vocab.source})"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sctranslator-vocab")
+    add_vocab_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
