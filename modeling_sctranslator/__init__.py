@@ -1,11 +1,16 @@
-"""sctranslator's model side: configuration, model, conversion of original checkpoints, CLI.
+"""sctranslator's model side: configuration, model, conversion of original checkpoints, pipeline, CLI.
 
-Importing this package registers ``SCTranslatorConfig`` and ``SCTranslatorForProteinPrediction``
-with ``AutoConfig`` / ``AutoModel``, and marks both for ``auto_map`` so that every saved folder
-carries its code and loads with ``trust_remote_code=True`` where this package is not installed.
+Importing this package registers ``SCTranslatorConfig`` / ``SCTranslatorForProteinPrediction`` with
+``AutoConfig`` / ``AutoModel``, the gene tokenizer with ``AutoFeatureExtractor``, and the
+``"protein-prediction"`` pipeline. Config, model and tokenizer are marked for ``auto_map`` so every
+saved folder carries its code and loads with ``trust_remote_code=True`` where this package is not
+installed.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from .configuration_sctranslator import SCTranslatorConfig
 from .modeling_sctranslator import (
@@ -13,15 +18,23 @@ from .modeling_sctranslator import (
     SCTranslatorOutput,
     SCTranslatorPreTrainedModel,
 )
+from .pipeline_sctranslator import ProteinPredictionPipeline
 
 AutoConfig.register(SCTranslatorConfig.model_type, SCTranslatorConfig, exist_ok=True)
 AutoModel.register(SCTranslatorConfig, SCTranslatorForProteinPrediction, exist_ok=True)
+AutoFeatureExtractor.register(SCTranslatorConfig, SCTranslatorTokenizer, exist_ok=True)
 SCTranslatorConfig.register_for_auto_class()
 SCTranslatorForProteinPrediction.register_for_auto_class("AutoModel")
+SCTranslatorTokenizer.register_for_auto_class("AutoFeatureExtractor")
+PIPELINE_REGISTRY.register_pipeline(
+    "protein-prediction", pipeline_class=ProteinPredictionPipeline, pt_model=AutoModel, type="multimodal"
+)
 
 __all__ = [
+    "ProteinPredictionPipeline",
     "SCTranslatorConfig",
     "SCTranslatorForProteinPrediction",
     "SCTranslatorOutput",
     "SCTranslatorPreTrainedModel",
+    "SCTranslatorTokenizer",
 ]

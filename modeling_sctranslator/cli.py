@@ -1,12 +1,142 @@
-"""The ``sctranslator`` command line."""
+"""The ``sctranslator`` command line: convert-original, vocab, predict, evaluate."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from .convert_original_checkpoint import add_convert_command
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def load_model_and_tokenizer(model_id: str, device: str | None = None, dtype: str | None = None):
+    """A model folder or hub id → (model in eval mode, tokenizer); clear errors for missing pieces."""
+    import torch
+    from transformers import AutoModel
+
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    from .inference import resolve_device
+
+    try:
+        model = AutoModel.from_pretrained(model_id)
+    except OSError as error:
+        raise OSError(f"cannot load a model from {model_id!r}: {error}") from error
+    try:
+        tokenizer = SCTranslatorTokenizer.from_pretrained(model_id)
+    except OSError as error:
+        raise OSError(
+            f"{model_id!r} has no gene tokenizer (preprocessor_config.json + gene_vocab.json); "
+            "write one with `sctranslator vocab ...` and save it into the model folder"
+        ) from error
+    target = resolve_device(device)
+    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else None
+    if torch_dtype in (torch.bfloat16, torch.float16) and target.type == "cpu":
+        print("note: reduced precision on CPU is slower than float32 and less accurate", file=sys.stderr)
+    return model.to(device=target, dtype=torch_dtype).eval(), tokenizer
+
+
+def _read_protein_names(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"protein list {path} does not exist")
+    names = [line.strip() for line in path.read_text().splitlines()]
+    names = [n for n in names if n and not n.startswith("#")]
+    if not names:
+        raise ValueError(f"{path} lists no protein names (one per line expected)")
+    return names
+
+
+def _read_h5ad(path: Path):
+    import anndata
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return anndata.read_h5ad(path)
+    except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
+        raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model folder or hub id")
+    parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
+    parser.add_argument("--batch-size", type=int, default=8, help="cells per forward pass")
+    parser.add_argument("--chunk-size", type=int, default=256, help="cells read and tokenized at once")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="compute precision (default float32)")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from tokenization.atomic_io import atomic_output_file
+
+    from .inference import predict_proteins
+
+    if args.proteins is None and args.protein is None:
+        raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
+    proteins = _read_protein_names(args.proteins) if args.proteins else _read_h5ad(args.protein)
+    with atomic_output_file(args.out, overwrite=args.overwrite) as staging:
+        model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+        started = time.perf_counter()
+        result = predict_proteins(
+            model, tokenizer, args.rna, proteins, batch_size=args.batch_size, chunk_size=args.chunk_size,
+            device=model.device, progress=True,
+        )
+        elapsed = time.perf_counter() - started
+        result.write_h5ad(staging)
+    info = result.uns["sctranslator"]
+    skipped = len(info["unmapped_proteins"]) + len(info["control_proteins"])
+    print(
+        f"predicted {result.n_vars} proteins for {result.n_obs} cells in {elapsed:.1f} s "
+        f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s) -> {args.out}"
+        + (f"; {skipped} not predicted (unmapped/controls, listed in uns['sctranslator'])" if skipped else "")
+    )
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from training.metrics import protein_prediction_metrics
+
+    from .inference import predict_proteins
+
+    proteins = _read_h5ad(args.protein)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    result = predict_proteins(
+        model, tokenizer, args.rna, proteins, batch_size=args.batch_size, chunk_size=args.chunk_size,
+        device=model.device, progress=True,
+    )
+    metrics = protein_prediction_metrics(result.X, result.layers["measured"])
+    metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars), model=str(args.model))
+    line = json.dumps(metrics)
+    if args.json:
+        from tokenization.atomic_io import atomic_output_file
+
+        with atomic_output_file(args.json, overwrite=True) as staging:
+            staging.write_text(line + "\n")
+    print(line)
+    return 0
+
+
+def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
+    predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad file")
+    _add_model_options(predict)
+    which = predict.add_mutually_exclusive_group()
+    which.add_argument("--proteins", type=Path, help="text file: one protein name per line")
+    which.add_argument("--protein", type=Path, help="protein .h5ad whose var_names are the targets")
+    predict.add_argument("--out", type=Path, required=True, help="output .h5ad (cells x proteins)")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    predict.set_defaults(func=_run_predict)
+
+    evaluate = subparsers.add_parser("evaluate", help="predict and compare with measured proteins")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--protein", type=Path, required=True, help="measured proteins, same cells in order")
+    evaluate.add_argument("--json", type=Path, help="also write the metrics JSON here")
+    evaluate.set_defaults(func=_run_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,15 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_convert_command(subparsers)
     add_vocab_commands(subparsers)
+    add_inference_commands(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a sub-command; user errors print one clear line and exit with status 2, not a traceback."""
+    """Run a sub-command; user errors print one clear line and exit with status 2, not a traceback.
+
+    Set ``SCTRANSLATOR_DEBUG=1`` to see the traceback instead.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, KeyError) as error:
+    except (ValueError, OSError, KeyError) as error:
+        if os.environ.get("SCTRANSLATOR_DEBUG"):
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"sctranslator {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -281,7 +281,9 @@ def convert_original_checkpoint(
     if id_tables is not None:
         from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-        tokenizer = SCTranslatorTokenizer.from_original_tables(id_tables)
+        tokenizer = SCTranslatorTokenizer.from_original_tables(
+            id_tables, max_length=model.config.max_genes, protein_max_length=model.config.max_proteins
+        )
     with atomic_output_dir(out_dir, overwrite=overwrite) as staging:
         model.save_pretrained(staging)
         if tokenizer is not None:

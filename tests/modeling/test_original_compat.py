@@ -102,15 +102,21 @@ def test_intermediates_match_original(model, io_arrays, fixtures_dir):
 
 
 def test_shorter_inputs_are_padded_like_the_original_tokenizer(model, io_arrays):
-    """Cell 2 has 54 genes; giving only those (no padding) must equal the padded original."""
+    """Cell 2 has 54 genes, cell 1 has 12 proteins: giving only those must equal the padded original."""
     with torch.no_grad():
-        out = model(
+        genes_only = model(
             input_ids=torch.from_numpy(io_arrays["rna_ids"][2:3, :54]),
             input_values=torch.from_numpy(io_arrays["rna_values"][2:3, :54]),
-            protein_ids=torch.from_numpy(io_arrays["protein_ids"][2:3, :10]),
+            protein_ids=torch.from_numpy(io_arrays["protein_ids"][2:3]),
         )
-    assert out.predictions.shape == (1, 10)
-    assert max_error(out.predictions[0], io_arrays["prediction_bs1"][2, :10]) <= TOLERANCE
+        proteins_only = model(
+            input_ids=torch.from_numpy(io_arrays["rna_ids"][1:2]),
+            input_values=torch.from_numpy(io_arrays["rna_values"][1:2]),
+            protein_ids=torch.from_numpy(io_arrays["protein_ids"][1:2, :12]),
+        )
+    assert genes_only.predictions.shape == (1, 16) and proteins_only.predictions.shape == (1, 12)
+    assert max_error(genes_only.predictions[0], io_arrays["prediction_bs1"][2]) <= TOLERANCE
+    assert max_error(proteins_only.predictions[0], io_arrays["prediction_bs1"][1, :12]) <= TOLERANCE
 
 
 def test_plain_state_dict_converts_to_the_same_model(fixtures_dir, converted_dir, tmp_path):

@@ -1,0 +1,244 @@
+"""Predict proteins for many cells: chunked tokenization, decoder-sized passes, AnnData out.
+
+The one prediction loop behind the pipeline, the CLI and the benchmarks. Cells stream through in
+chunks (backed ``.h5ad`` files are read chunk by chunk), each chunk is tokenized once, and the
+requested proteins are split into passes of at most ``config.max_proteins`` (the decoder's
+length), so any number of proteins can be asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .modeling_sctranslator import SCTranslatorForProteinPrediction
+
+__all__ = ["ProteinTargets", "predict_proteins", "read_rna", "resolve_device", "resolve_targets"]
+
+SCALE_DESCRIPTION = "per-cell max-min scaled protein abundance in [1e-8, 1] (scTranslator's training scale)"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None → CUDA when available, else CPU; an unavailable CUDA request is an error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return device
+
+
+def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Sequence[str] | None]:
+    """Accept an AnnData, a path to ``.h5ad`` (opened backed), a MuData (``rna`` modality) or
+    ``(matrix, gene_names)``; return the cells × genes object and explicit gene names if any."""
+    import anndata
+
+    if isinstance(rna, (str, os.PathLike)):
+        path = Path(rna)
+        if not path.is_file():
+            raise FileNotFoundError(f"RNA file {path} does not exist")
+        try:
+            rna = anndata.read_h5ad(path, backed="r")
+        except Exception as error:  # h5py/anndata raise many types for damaged files
+            raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
+    elif isinstance(rna, tuple) and len(rna) == 2:
+        rna, gene_names = rna
+    if hasattr(rna, "mod"):  # MuData
+        if "rna" not in rna.mod:
+            raise ValueError(f"the MuData has modalities {list(rna.mod)}; expected one named 'rna'")
+        rna = rna.mod["rna"]
+    return rna, gene_names
+
+
+@dataclass
+class ProteinTargets:
+    """The proteins to predict: output names, their token ids, and what could not be used."""
+
+    names: list[str]
+    token_ids: list[int]
+    unmapped: list[str] = field(default_factory=list)
+    controls: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str, int]] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+    values: Any = None  # protein AnnData with measured values, when given
+
+
+def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
+    """Resolve protein names (or a protein AnnData's ``var_names``) once, with the panel rules."""
+    values = None
+    is_control = None
+    if hasattr(proteins, "var_names"):
+        values = proteins
+        names = [str(n) for n in proteins.var_names]
+        if "is_control" in proteins.var:
+            is_control = [bool(c) for c in proteins.var["is_control"]]
+    elif isinstance(proteins, str):
+        names = [proteins]
+    elif proteins is None:
+        raise ValueError("say which proteins to predict: proteins=[names] or a protein AnnData")
+    else:
+        names = [str(p) for p in proteins]
+    if not names:
+        raise ValueError("the list of proteins to predict is empty")
+    report = tokenizer.resolve(names, kind="protein", is_control=is_control)
+    kept = report.columns
+    targets = ProteinTargets(
+        names=[report.names[i] for i in kept],
+        token_ids=[int(report.token_ids[i]) for i in kept],
+        unmapped=report.unmapped,
+        controls=report.controls,
+        duplicates=report.duplicates,
+        routes=[report.routes[i] for i in kept],
+        values=values,
+    )
+    if not targets.names:
+        raise ValueError(
+            f"none of the {len(names)} proteins maps to the vocabulary (e.g. {names[:5]}); check the names, "
+            "pass overrides={'name': 'GENE_SYMBOL'}, or add new ones with tokenizer.add_genes([...]) and fine-tune"
+        )
+    if targets.unmapped:
+        warnings.warn(
+            f"{len(targets.unmapped)} of {len(names)} proteins are not in the vocabulary and are not predicted: "
+            f"{targets.unmapped[:10]} (listed in the output's uns['sctranslator']['unmapped_proteins'])",
+            UserWarning,
+            stacklevel=3,
+        )
+    return targets
+
+
+def _n_cells(rna: Any) -> int:
+    return int(rna.shape[0])
+
+
+def _rows(obj: Any, start: int, stop: int) -> Any:
+    return obj[start:stop]
+
+
+def predict_proteins(
+    model: SCTranslatorForProteinPrediction,
+    tokenizer: Any,
+    rna: Any,
+    proteins: Any,
+    gene_names: Sequence[str] | None = None,
+    batch_size: int = 8,
+    chunk_size: int = 256,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    progress: bool | Callable[[int], None] = False,
+    return_targets: bool = False,
+) -> Any:
+    """Predict ``proteins`` for every cell of ``rna``; returns an AnnData (cells × proteins).
+
+    ``X`` holds predictions on the model's scale (see ``uns['sctranslator']['scale']``); ``obs`` is
+    the RNA's; ``var`` has the token id and mapping route of each protein; ``uns['sctranslator']``
+    lists the proteins that were not predicted and why. With a protein AnnData, ``layers['measured']``
+    holds its values scaled the same way (NaN where missing) for evaluation.
+    """
+    import anndata
+    import pandas as pd
+
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError("batch_size and chunk_size must be positive")
+    rna, gene_names = read_rna(rna, gene_names)
+    targets = resolve_targets(tokenizer, proteins)
+    config = model.config
+    device = resolve_device(device) if device is not None else model.device
+    model = model.to(device=device, dtype=dtype) if (device != model.device or dtype is not None) else model
+    model.eval()
+    n_cells = _n_cells(rna)
+    if n_cells == 0:
+        raise ValueError("the RNA data has no cells")
+    n_targets = len(targets.token_ids)
+    predictions = np.empty((n_cells, n_targets), dtype=np.float32)
+    measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
+    rna_summary = None
+    bar = _progress_bar(progress, n_cells)
+    for start in range(0, n_cells, chunk_size):
+        stop = min(start + chunk_size, n_cells)
+        protein_spec = _rows(targets.values, start, stop) if targets.values is not None else targets.token_ids
+        encoded, report = tokenizer(
+            rna=_rows(rna, start, stop),
+            gene_names=gene_names,
+            proteins=protein_spec,
+            max_length=config.max_genes,
+            protein_max_length=max(n_targets, 1),
+            padding="max_length",
+            truncation="first",
+            return_tensors="pt",
+            return_report=True,
+        )
+        rna_summary = rna_summary or report.rna.summary()
+        if encoded["protein_ids"].shape[1] != n_targets:
+            raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
+        predictions[start:stop] = _predict_chunk(model, encoded, config.max_proteins, batch_size, device)
+        if measured is not None and "labels" in encoded:
+            measured[start:stop] = encoded["labels"].numpy()
+        bar(stop - start)
+    result = anndata.AnnData(
+        X=predictions,
+        obs=pd.DataFrame(index=pd.Index(np.asarray(rna.obs_names), dtype=str)) if hasattr(rna, "obs_names")
+        else pd.DataFrame(index=[str(i) for i in range(n_cells)]),
+        var=pd.DataFrame(
+            {"token_id": np.asarray(targets.token_ids, dtype=np.int64), "mapping_route": targets.routes},
+            index=pd.Index(targets.names, dtype=str),
+        ),
+    )
+    if hasattr(rna, "obs"):
+        result.obs = rna.obs.copy()
+    if measured is not None:
+        result.layers["measured"] = measured
+    result.uns["sctranslator"] = {
+        "model": str(getattr(config, "_name_or_path", "") or "in-memory model"),
+        "scale": SCALE_DESCRIPTION,
+        "unmapped_proteins": list(targets.unmapped),
+        "control_proteins": list(targets.controls),
+        "duplicate_proteins": [f"{a} = {b} (token {t})" for a, b, t in targets.duplicates],
+        "rna_mapping": rna_summary or "",
+        "max_genes": int(config.max_genes),
+    }
+    return (result, targets) if return_targets else result
+
+
+def _predict_chunk(model, encoded, max_proteins: int, batch_size: int, device: torch.device) -> np.ndarray:
+    """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes."""
+    n_cells, n_proteins = encoded["protein_ids"].shape
+    out = np.empty((n_cells, n_proteins), dtype=np.float32)
+    with torch.inference_mode():
+        for first in range(0, n_cells, batch_size):
+            cells = slice(first, first + batch_size)
+            rna_side = {
+                key: encoded[key][cells].to(device) for key in ("input_ids", "input_values", "attention_mask")
+            }
+            for begin in range(0, n_proteins, max_proteins):
+                proteins = slice(begin, begin + max_proteins)
+                result = model(
+                    **rna_side,
+                    protein_ids=encoded["protein_ids"][cells, proteins].to(device),
+                    protein_attention_mask=encoded["protein_attention_mask"][cells, proteins].to(device),
+                )
+                out[cells, proteins] = result.predictions.float().cpu().numpy()
+    return out
+
+
+def _progress_bar(progress: bool | Callable[[int], None], total: int) -> Callable[[int], None]:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda n: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="cell", desc="predicting")
+
+    def update(n: int) -> None:
+        bar.update(n)
+        if bar.n >= total:
+            bar.close()
+
+    return update

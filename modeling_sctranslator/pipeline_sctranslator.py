@@ -1,0 +1,82 @@
+"""``pipeline("protein-prediction", model=...)``: AnnData in, AnnData of predicted proteins out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import Pipeline
+
+from .inference import predict_proteins
+
+
+class ProteinPredictionPipeline(Pipeline):
+    """Predict protein abundances for the cells of an AnnData (or ``.h5ad`` path, MuData, or
+    ``(matrix, gene_names)``).
+
+    Example::
+
+        predictor = pipeline("protein-prediction", model="path/or/hub-id")
+        proteins = predictor(adata, proteins=["CD4", "CD8A", "HLA-DR"])       # AnnData, cells x proteins
+        predictor(adata, proteins=protein_adata, inplace=True)                # -> adata.obsm["sctranslator_proteins"]
+
+    Any number of proteins may be asked for: they are split into passes of the decoder's length.
+    Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward, default 8),
+    ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``.
+    The tokenizer is the folder's feature extractor (``preprocessor_config.json``).
+    """
+
+    _load_feature_extractor = True
+    _load_tokenizer = False
+    _load_processor = False
+    _load_image_processor = False
+
+    def _sanitize_parameters(self, **kwargs: Any):
+        return {}, {}, kwargs
+
+    def __call__(
+        self,
+        rna: Any,
+        proteins: Any = None,
+        gene_names: Any = None,
+        batch_size: int = 8,
+        chunk_size: int = 256,
+        inplace: bool = False,
+        obsm_key: str = "sctranslator_proteins",
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        if self.feature_extractor is None:
+            raise ValueError(
+                "this model folder has no tokenizer (preprocessor_config.json + gene_vocab.json): pass "
+                "feature_extractor=SCTranslatorTokenizer.from_pretrained(...) to pipeline(...)"
+            )
+        result = predict_proteins(
+            self.model,
+            self.feature_extractor,
+            rna,
+            proteins,
+            gene_names=gene_names,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            device=self.device,
+            progress=progress,
+        )
+        if not inplace:
+            return result
+        if not hasattr(rna, "obsm"):
+            raise ValueError("inplace=True needs an in-memory AnnData as input")
+        rna.obsm[obsm_key] = result.to_df()
+        rna.uns[obsm_key] = result.uns["sctranslator"]
+        return None
+
+    # The whole dataset is handled by __call__ (chunked, multi-pass); these satisfy the base class.
+    def preprocess(self, inputs: Any, **kwargs: Any) -> Any:
+        return inputs
+
+    def _forward(self, model_inputs: Any, **kwargs: Any) -> Any:
+        return self.model(**model_inputs)
+
+    def postprocess(self, model_outputs: Any, **kwargs: Any) -> Any:
+        return model_outputs

@@ -1,0 +1,201 @@
+"""Pipeline and CLI inference on real cells with a small model and the original vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from modeling_sctranslator.cli import main as cli_main
+from modeling_sctranslator.inference import predict_proteins
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+SMALL = dict(
+    hidden_size=16, num_attention_heads=2, attention_head_dim=8, num_encoder_layers=1, num_decoder_layers=1,
+    max_genes=64, max_proteins=6, nb_random_features=12,
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, vocab_dir):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    SCTranslatorForProteinPrediction(SCTranslatorConfig(**SMALL)).save_pretrained(folder)
+    SCTranslatorTokenizer.from_original_tables(
+        vocab_dir, max_length=SMALL["max_genes"], protein_max_length=SMALL["max_proteins"]
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cells(data_dir, tmp_path_factory):
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:23].copy()
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:23].copy()
+    folder = tmp_path_factory.mktemp("cells")
+    rna.write_h5ad(folder / "rna.h5ad")
+    adt.write_h5ad(folder / "adt.h5ad")
+    return rna, adt, folder
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir):
+    return pipeline("protein-prediction", model=str(model_dir), device="cpu")
+
+
+PANEL = ["CD4", "CD8A", "CD19", "CD3E", "PTPRC", "MS4A1", "CD14", "ITGAM", "NCAM1", "IL7R", "CD27", "NotAProtein"]
+
+
+def test_pipeline_returns_cells_by_proteins_and_reports_unknown_names(predictor, cells):
+    rna, _, _ = cells
+    with pytest.warns(UserWarning, match="NotAProtein"):
+        result = predictor(rna, proteins=PANEL)
+    assert result.shape == (23, 11)
+    assert list(result.obs_names) == list(rna.obs_names)
+    assert "NotAProtein" not in result.var_names
+    assert result.uns["sctranslator"]["unmapped_proteins"] == ["NotAProtein"]
+    assert np.isfinite(result.X).all()
+
+
+def test_more_proteins_than_the_decoder_equals_separate_calls(predictor, cells):
+    rna, _, _ = cells
+    names = PANEL[:11]  # 11 > max_proteins = 6: two passes
+    together = predictor(rna, proteins=names)
+    first = predictor(rna, proteins=names[:6])
+    second = predictor(rna, proteins=names[6:])
+    np.testing.assert_array_equal(together.X, np.concatenate([first.X, second.X], axis=1))
+
+
+def test_chunked_backed_file_equals_in_memory(model_dir, cells):
+    rna, _, folder = cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    in_memory = predict_proteins(model, tokenizer, rna, PANEL[:5], chunk_size=1000, batch_size=16)
+    streamed = predict_proteins(model, tokenizer, folder / "rna.h5ad", PANEL[:5], chunk_size=5, batch_size=3)
+    np.testing.assert_allclose(streamed.X, in_memory.X, atol=1e-6)
+
+
+def test_pipeline_and_cli_predict_the_same(predictor, model_dir, cells, tmp_path):
+    rna, _, folder = cells
+    names = tmp_path / "proteins.txt"
+    names.write_text("\n".join(PANEL[:8]) + "\n")
+    out = tmp_path / "pred.h5ad"
+    assert cli_main(["predict", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"),
+                     "--proteins", str(names), "--out", str(out), "--device", "cpu"]) == 0
+    from_cli = ad.read_h5ad(out)
+    from_pipeline = predictor(rna, proteins=PANEL[:8])
+    assert list(from_cli.var_names) == list(from_pipeline.var_names)
+    np.testing.assert_array_equal(from_cli.X, from_pipeline.X)
+
+
+def test_protein_adata_targets_and_inplace(predictor, cells):
+    rna, adt, _ = cells
+    rna = rna.copy()
+    assert predictor(rna, proteins=adt, inplace=True) is None
+    table = rna.obsm["sctranslator_proteins"]
+    assert table.shape[0] == 23 and "IgG1" not in table.columns  # isotype controls are not predicted
+    assert "IgG1" in rna.uns["sctranslator_proteins"]["control_proteins"]
+
+
+def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_path, capsys):
+    _, _, folder = cells
+    code = cli_main(["evaluate", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"),
+                     "--protein", str(folder / "adt.h5ad"), "--json", str(tmp_path / "m.json"), "--device", "cpu"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    metrics = json.loads(last)
+    assert {"mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_protein_median",
+            "pearson_per_cell_mean"} <= set(metrics)
+    assert metrics["cells"] == 23 and metrics["proteins"] > 40
+    assert json.loads((tmp_path / "m.json").read_text()) == metrics
+
+
+def test_existing_output_is_kept_without_overwrite(model_dir, cells, tmp_path, capsys):
+    _, _, folder = cells
+    out = tmp_path / "pred.h5ad"
+    out.write_bytes(b"precious")
+    args = ["predict", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"),
+            "--protein", str(folder / "adt.h5ad"), "--out", str(out), "--device", "cpu"]
+    assert cli_main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert cli_main(args + ["--overwrite"]) == 0
+    assert ad.read_h5ad(out).n_obs == 23
+
+
+def test_crash_during_write_leaves_no_partial_file(model_dir, cells, tmp_path, monkeypatch):
+    _, _, folder = cells
+    out = tmp_path / "pred.h5ad"
+    out.write_bytes(b"previous result")
+
+    def failing_write(self, filename, *args, **kwargs):
+        with open(filename, "wb") as handle:
+            handle.write(b"half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", failing_write)
+    code = cli_main(["predict", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"),
+                     "--protein", str(folder / "adt.h5ad"), "--out", str(out), "--overwrite", "--device", "cpu"])
+    assert code == 2
+    assert out.read_bytes() == b"previous result"
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.h5ad"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rna", "missing.h5ad", "--proteins", "p.txt"], "does not exist"),
+        (["--rna", "{rna}", "--proteins", "empty.txt"], "lists no protein names"),
+        (["--rna", "{rna}", "--proteins", "bogus.txt"], "none of the 2 proteins"),
+        (["--rna", "{rna}"], "say which proteins"),
+    ],
+)
+def test_predict_bad_input_is_one_clear_line(model_dir, cells, tmp_path, capsys, args, message):
+    _, _, folder = cells
+    (tmp_path / "p.txt").write_text("CD4\n")
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    (tmp_path / "bogus.txt").write_text("NotAProtein\nAlsoNot\n")
+    args = [a.format(rna=folder / "rna.h5ad") for a in args]
+    args = [str(tmp_path / a) if a.endswith(".txt") or a == "missing.h5ad" else a for a in args]
+    code = cli_main(["predict", "--model", str(model_dir), *args, "--out", str(tmp_path / "o.h5ad")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_saved_folder_with_tokenizer_runs_without_our_package(model_dir, cells, tmp_path):
+    """Model and tokenizer code travel in the folder: trust_remote_code works where we are not installed."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    rna, _, folder = cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    expected = predict_proteins(model, SCTranslatorTokenizer.from_pretrained(model_dir), rna, ["CD4", "CD19"]).X
+    script = textwrap.dedent(
+        f"""
+        import sys
+        for name in ("modeling_sctranslator", "tokenization", "training"):
+            sys.modules[name] = None
+        import anndata, numpy, torch
+        from transformers import AutoFeatureExtractor, AutoModel
+        model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
+        tokenizer = AutoFeatureExtractor.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        assert type(tokenizer).__module__.startswith("transformers_modules"), type(tokenizer).__module__
+        rna = anndata.read_h5ad({str(folder / "rna.h5ad")!r})
+        batch = tokenizer(rna=rna, proteins=["CD4", "CD19"])  # lengths saved with the tokenizer
+        with torch.no_grad():
+            out = model(**{{k: v for k, v in batch.items() if k != "labels"}}).predictions
+        numpy.save({str(tmp_path / "out.npy")!r}, out[:, :2].numpy())  # proteins padded to max_length
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
