@@ -32,6 +32,7 @@ __all__ = [
 
 VOCAB_FILE_NAME = "gene_vocab.json"
 SCALE_FLOOR = 1e-8
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 _CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 
 
@@ -650,31 +651,9 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any):
         """Load ``preprocessor_config.json`` and the vocabulary next to it (local folder or Hub repo)."""
-        hub = {
-            k: kwargs.get(k)
-            for k in (
-                "cache_dir",
-                "force_download",
-                "local_files_only",
-                "token",
-                "revision",
-                "subfolder",
-                "proxies",
-            )
-            if kwargs.get(k) is not None
-        }
+        hub = {k: kwargs[k] for k in _HUB_KWARGS if kwargs.get(k) is not None}
         config, unused = cls.get_feature_extractor_dict(pretrained_model_name_or_path, **kwargs)
-        for key in (
-            "cache_dir",
-            "force_download",
-            "local_files_only",
-            "token",
-            "revision",
-            "subfolder",
-            "proxies",
-            "trust_remote_code",
-            "code_revision",
-        ):
+        for key in (*_HUB_KWARGS, "trust_remote_code", "code_revision"):
             unused.pop(key, None)
         vocab_name = config.get("vocab_file", VOCAB_FILE_NAME)
         path = str(pretrained_model_name_or_path)
