@@ -1,29 +1,42 @@
-"""Forward time of the full-size model: ours vs a naive performer-pytorch wiring, same weights.
+"""Inference cost of the full-size model, ours vs a naive reference, side by side in one run.
 
-    python benchmarks/inference.py [--threads 2] [--batch-sizes 1 4] [--repeats 3] [--json PATH]
+    python benchmarks/inference.py [--threads 2] [--batch-sizes 1 4 16] [--repeats 3]
+                                   [--end-to-end-cells 8] [--memory] [--json PATH]
 
-Both models hold identical weights and random features; the script checks that their predictions
-agree (max abs difference) before timing them in alternation, and prints seconds per cell and the
-ratio. Inputs are synthetic tokenized cells (20,000 genes, 1,000 proteins, as the released model).
+1. forward: the model alone on synthetic tokenized cells (20,000 genes, 1,000 proteins, as the
+   released model), ours vs performer-pytorch wired naively, identical weights and random
+   features; predictions are checked to agree before both are timed in alternation.
+2. end to end (``--end-to-end-cells N``): a backed ``.h5ad`` of synthetic cells (20,000 genes, 10 %
+   non-zero) through ``predict_proteins`` (chunked reading, vectorised tokenizer, batched model,
+   AnnData out) vs a per-cell loop (read one row, densify, scale, pad, naive model, batch 1).
+3. memory (``--memory``): peak RSS of streaming 200 and 2,000 cells of a 20,000-cell backed file
+   (full sequence lengths, small hidden size so it runs in minutes), each in a fresh process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-try:
-    from benchmarks.naive_reference import naive_copy_of
-except ImportError:  # run as a script from the benchmarks folder
-    from naive_reference import naive_copy_of
+from naive_reference import naive_copy_of  # noqa: E402
+from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
+
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
+from modeling_sctranslator.inference import predict_proteins  # noqa: E402
 
 
 def synthetic_batch(config: SCTranslatorConfig, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -48,21 +61,9 @@ def time_call(fn, repeats: int) -> list[float]:
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference.json"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    config = SCTranslatorConfig()
-    ours = SCTranslatorForProteinPrediction(config).eval()
-    naive = naive_copy_of(ours)
-
+def forward_rows(ours, naive, config, batch_sizes: list[int], repeats: int) -> list[dict]:
     rows = []
-    for batch_size in args.batch_sizes:
+    for batch_size in batch_sizes:
         batch = synthetic_batch(config, batch_size)
 
         def run_ours(batch=batch):
@@ -78,7 +79,7 @@ def main() -> None:
 
         difference = float((run_ours() - run_naive()).abs().max())  # also a warm-up for both
         ours_times, naive_times = [], []
-        for _ in range(args.repeats):  # alternate so that machine noise hits both alike
+        for _ in range(repeats):  # alternate so that machine noise hits both alike
             ours_times += time_call(run_ours, 1)
             naive_times += time_call(run_naive, 1)
         row = {
@@ -86,22 +87,150 @@ def main() -> None:
             "ours_s_per_cell": statistics.median(ours_times) / batch_size,
             "naive_s_per_cell": statistics.median(naive_times) / batch_size,
             "max_abs_difference": difference,
+            "peak_rss_mb": peak_rss_mb(),
         }
         row["speedup"] = row["naive_s_per_cell"] / row["ours_s_per_cell"]
         rows.append(row)
         print(
-            f"batch {batch_size:>3}: ours {row['ours_s_per_cell']:.3f} s/cell, naive "
-            f"{row['naive_s_per_cell']:.3f} s/cell, speed-up x{row['speedup']:.2f}, "
-            f"max |diff| {difference:.2e}",
+            f"forward, batch {batch_size:>3}: ours {row['ours_s_per_cell']:.3f} s/cell, naive "
+            f"{row['naive_s_per_cell']:.3f} s/cell, speed-up x{row['speedup']:.2f}, max |diff| {difference:.2e}",
             flush=True,
         )
+    return rows
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_synthetic_h5ad(path: Path, n_cells: int, n_genes: int = 20000, seed: int = 0) -> None:
+    import anndata
+    import pandas as pd
+
+    matrix = synthetic(n_cells, n_genes, 0.1, seed)
+    anndata.AnnData(
+        X=matrix,
+        obs=pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    ).write_h5ad(path)
+
+
+def naive_end_to_end(naive, path: Path, proteins: list[str], config) -> np.ndarray:
+    """The per-cell way: read one row, densify, max-min scale, pad, one forward per cell."""
+    import anndata
+
+    adata = anndata.read_h5ad(path, backed="r")
+    gene_ids = torch.arange(1, config.max_genes + 1)
+    protein_ids = torch.tensor([int(p[1:]) + 1 for p in proteins])
+    out = []
+    for i in range(adata.n_obs):
+        row = np.asarray(adata[i].X.toarray(), dtype=np.float64)[0]
+        scaled = 1e-8 + (row - row.min()) / (row.max() - row.min()) * (1 - 1e-8)
+        with torch.inference_mode():
+            _, prediction = naive(
+                torch.tensor(scaled, dtype=torch.float32)[None], gene_ids[None], protein_ids[None],
+                torch.ones(1, config.max_genes, dtype=torch.bool), torch.ones(1, len(proteins), dtype=torch.bool),
+            )
+        out.append(prediction[0].numpy())
+    return np.stack(out)
+
+
+def end_to_end_row(ours, naive, config, n_cells: int, batch_size: int, workdir: Path) -> dict:
+    path = workdir / "cells.h5ad"
+    write_synthetic_h5ad(path, n_cells)
+    tokenizer = synthetic_tokenizer(config.max_genes)
+    proteins = [f"G{i}" for i in range(config.max_proteins)]
+    start = time.perf_counter()
+    result = predict_proteins(ours, tokenizer, path, proteins, batch_size=batch_size, chunk_size=256)
+    ours_s = (time.perf_counter() - start) / n_cells
+    start = time.perf_counter()
+    reference = naive_end_to_end(naive, path, proteins, config)
+    naive_s = (time.perf_counter() - start) / n_cells
+    row = {
+        "cells": n_cells,
+        "batch_size": batch_size,
+        "ours_s_per_cell": ours_s,
+        "naive_s_per_cell": naive_s,
+        "speedup": naive_s / ours_s,
+        "max_abs_difference": float(np.abs(result.X - reference).max()),
+    }
+    print(
+        f"end to end, {n_cells} cells from a backed .h5ad: ours {ours_s:.3f} s/cell (batch {batch_size}), "
+        f"per-cell naive {naive_s:.3f} s/cell, speed-up x{row['speedup']:.2f}, "
+        f"max |diff| {row['max_abs_difference']:.2e}",
+        flush=True,
+    )
+    return row
+
+
+MEMORY_CONFIG = dict(hidden_size=16, num_attention_heads=2, attention_head_dim=8, nb_random_features=16)
+
+
+def memory_probe(path: str, n_cells: int) -> None:
+    """Child process: stream the first ``n_cells`` of ``path`` and print the peak RSS as JSON."""
+    import anndata
+
+    torch.manual_seed(0)
+    model = SCTranslatorForProteinPrediction(SCTranslatorConfig(**MEMORY_CONFIG)).eval()
+    tokenizer = synthetic_tokenizer(model.config.max_genes)
+    adata = anndata.read_h5ad(path, backed="r")[:n_cells]
+    before = peak_rss_mb()
+    predict_proteins(model, tokenizer, adata, [f"G{i}" for i in range(100)], batch_size=16, chunk_size=256)
+    print(json.dumps({"cells": n_cells, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before}))
+
+
+def memory_rows(workdir: Path) -> list[dict]:
+    path = workdir / "cells_20000.h5ad"
+    write_synthetic_h5ad(path, 20000, seed=1)
+    rows = []
+    for n_cells in (200, 2000):
+        output = subprocess.run(
+            [sys.executable, __file__, "--memory-probe", str(path), str(n_cells)],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+        rows.append(json.loads(output))
+    growth = rows[1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
+    print(
+        f"memory, backed 20,000-cell file: peak RSS {rows[0]['peak_rss_mb']:.0f} MB after 200 cells, "
+        f"{rows[1]['peak_rss_mb']:.0f} MB after 2,000 cells (growth {growth:.0f} MB)",
+        flush=True,
+    )
+    return rows + [{"growth_mb_200_to_2000": growth}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--end-to-end-cells", type=int, default=8, help="0 skips the end-to-end comparison")
+    parser.add_argument("--memory", action="store_true", help="also measure streaming memory (a few minutes)")
+    parser.add_argument("--memory-probe", nargs=2, metavar=("H5AD", "CELLS"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
+        return
+    torch.manual_seed(0)
+    config = SCTranslatorConfig()
+    ours = SCTranslatorForProteinPrediction(config).eval()
+    naive = naive_copy_of(ours)
     result = {
-        "benchmark": "forward pass, full default config (117.4 M parameters), fp32, CPU",
+        "benchmark": "inference, full default config (117.4 M parameters), fp32, CPU",
         "threads": args.threads,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "rows": rows,
+        "cpu_count": os.cpu_count(),
+        "forward": forward_rows(ours, naive, config, args.batch_sizes, args.repeats),
     }
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.end_to_end_cells:
+            result["end_to_end"] = end_to_end_row(
+                ours, naive, config, args.end_to_end_cells, min(4, args.end_to_end_cells), Path(workdir)
+            )
+        if args.memory:
+            result["memory"] = memory_rows(Path(workdir))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")

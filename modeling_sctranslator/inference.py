@@ -118,6 +118,12 @@ def _n_cells(rna: Any) -> int:
 
 
 def _rows(obj: Any, start: int, stop: int) -> Any:
+    """Cells ``start:stop`` of an AnnData (also a view of a backed file) or a matrix."""
+    if getattr(obj, "isbacked", False) and getattr(obj, "is_view", False):
+        # anndata cannot take a view of a view of a backed file: index the file's object directly
+        parent = obj._adata_ref
+        rows = np.arange(parent.n_obs)[obj._oidx][start:stop]
+        return parent[rows, obj._vidx]
     return obj[start:stop]
 
 

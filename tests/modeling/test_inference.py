@@ -77,6 +77,10 @@ def test_chunked_backed_file_equals_in_memory(model_dir, cells):
     in_memory = predict_proteins(model, tokenizer, rna, PANEL[:5], chunk_size=1000, batch_size=16)
     streamed = predict_proteins(model, tokenizer, folder / "rna.h5ad", PANEL[:5], chunk_size=5, batch_size=3)
     np.testing.assert_allclose(streamed.X, in_memory.X, atol=1e-6)
+    backed_view = ad.read_h5ad(folder / "rna.h5ad", backed="r")[3:17]  # a view of a backed file
+    subset = predict_proteins(model, tokenizer, backed_view, PANEL[:5], chunk_size=4, batch_size=3)
+    np.testing.assert_allclose(subset.X, in_memory.X[3:17], atol=1e-6)
+    assert list(subset.obs_names) == list(rna.obs_names[3:17])
 
 
 def test_pipeline_and_cli_predict_the_same(predictor, model_dir, cells, tmp_path):
