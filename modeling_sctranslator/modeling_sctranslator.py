@@ -173,6 +173,7 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
     base_model_prefix = "sctranslator"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False  # the loss is a plain masked mean; Trainer must not pass num_items_in_batch
     _no_split_modules = ["PerformerBlock"]
 
     @torch.no_grad()
