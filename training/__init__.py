@@ -1,1 +1,2 @@
-"""Training recipes for sctranslator (see the training issue; not implemented yet)."""
+"""Training recipes for sctranslator: corpora (``corpus``), streaming + collator (``data``), Trainer pieces
+(``trainer``), model cards (``model_card``), metric maths (``metrics``) and the stage runner (``run_stage``)."""

@@ -1,0 +1,99 @@
+"""Bad input fails with a clear error before any training step."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+from _training_helpers import QUIET, TINY_MODEL
+
+from training.corpus import SCHEMA, CorpusError, build_corpus, find_source, load_manifest
+from training.data import build_train_stream, check_divisible
+from training.run_stage import main
+
+GENES = ["CD4", "CD8A", "PTPRC", "CD19", "MS4A1", "CD14", "LYZ", "NKG7"]
+
+
+def _pair(folder, name, n=20, rna_obs=None, adt_obs=None, proteins=("CD4", "CD19", "CD14")):
+    rng = np.random.default_rng(0)
+    obs = [f"cell{i}" for i in range(n)]
+    rna = ad.AnnData(sp.csr_matrix(rng.poisson(2, (n, len(GENES))).astype(np.float32)),
+                     obs=pd.DataFrame(index=rna_obs or obs), var=pd.DataFrame(index=GENES))
+    adt = ad.AnnData(sp.csr_matrix(rng.poisson(20, (n, len(proteins))).astype(np.float32)),
+                     obs=pd.DataFrame(index=adt_obs or obs), var=pd.DataFrame(index=list(proteins)))
+    rna.write_h5ad(folder / f"{name}_rna.h5ad")
+    adt.write_h5ad(folder / f"{name}_adt.h5ad")
+    return folder / name
+
+
+def test_unpaired_cells_are_refused(tmp_path, tokenizer):
+    obs = [f"cell{i}" for i in range(20)]
+    shuffled = _pair(tmp_path, "shuffled", adt_obs=obs[::-1])
+    with pytest.raises(CorpusError, match="different order"):
+        build_corpus(find_source(shuffled), tmp_path / "out1", tokenizer)
+    other = _pair(tmp_path, "other", adt_obs=[f"x{i}" for i in range(20)])
+    with pytest.raises(CorpusError, match="unpaired cells"):
+        build_corpus(find_source(other), tmp_path / "out2", tokenizer)
+    assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+
+
+def test_unpaired_cells_stop_run_stage_before_training(tmp_path, vocab_dir):
+    source = _pair(tmp_path, "bad", adt_obs=[f"x{i}" for i in range(20)])
+    with pytest.raises(CorpusError, match="unpaired cells"):
+        main(["--stage", "finetune", "--corpora", str(source), "--vocab_dir", str(vocab_dir),
+              "--output_dir", str(tmp_path / "run"), *TINY_MODEL, *QUIET])
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_no_mappable_protein(tmp_path, tokenizer):
+    source = _pair(tmp_path, "panel", proteins=("NotAProtein1", "zzz_unknown", "IgG1"))
+    with pytest.raises(CorpusError, match="no mappable protein"):
+        build_corpus(find_source(source), tmp_path / "out", tokenizer)
+
+
+def test_empty_corpus_and_missing_files(tmp_path, tokenizer):
+    source = _pair(tmp_path, "empty", n=0)
+    with pytest.raises(CorpusError, match="no cells"):
+        build_corpus(find_source(source), tmp_path / "out", tokenizer)
+    with pytest.raises(CorpusError, match="no RNA file"):
+        find_source(tmp_path / "absent")
+    with pytest.raises(CorpusError, match="not a corpus"):
+        load_manifest(tmp_path)
+
+
+def test_too_few_cells_for_shards(tmp_path, tokenizer):
+    source = _pair(tmp_path, "small", n=5)
+    with pytest.raises(CorpusError, match="would be empty"):
+        build_corpus(find_source(source), tmp_path / "out", tokenizer, num_shards=8)
+
+
+def test_empty_shard_on_disk_is_refused(tmp_path, tokenizer):
+    out = tmp_path / "corpus"
+    build_corpus(find_source(_pair(tmp_path, "ok")), out, tokenizer, num_shards=4)
+    shard = out / load_manifest(out)["splits"]["train"]["shards"][2]["file"]
+    pq.write_table(SCHEMA.empty_table(), shard)
+    with pytest.raises(CorpusError, match="is empty"):
+        load_manifest(out)
+    shard.unlink()
+    with pytest.raises(CorpusError, match="missing"):
+        load_manifest(out)
+
+
+def test_shards_not_divisible_by_world_size(tmp_path, tokenizer):
+    out = tmp_path / "corpus"
+    build_corpus(find_source(_pair(tmp_path, "ok")), out, tokenizer, num_shards=4)
+    manifest = load_manifest(out)
+    check_divisible([manifest], 2)
+    with pytest.raises(CorpusError, match="divisible by the number of processes \\(3\\)"):
+        check_divisible([manifest], 3)
+    with pytest.raises(CorpusError, match="divisible"):
+        build_train_stream([manifest], rank=0, world_size=3)
+
+
+def test_too_many_proteins_for_the_model(tmp_path, corpora, vocab_dir):
+    with pytest.raises(CorpusError, match="exceed the model's max_proteins"):
+        main(["--stage", "bulk", "--corpora", str(corpora["tcga_brca_bulk"]), "--vocab_dir", str(vocab_dir),
+              "--output_dir", str(tmp_path / "run"), *TINY_MODEL, "--max_proteins", "16", *QUIET])

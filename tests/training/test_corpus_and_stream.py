@@ -1,0 +1,126 @@
+"""Corpus format, hold-out split, per-rank streams, resume skipping and the tokenizing collator."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from training.corpus import load_manifest
+from training.data import CorpusCollator, EvalCells, build_train_stream, split_example_id
+
+
+def _ids(stream, n):
+    return [e["example_id"] for e in itertools.islice(iter(stream), n)]
+
+
+def test_manifest_and_split(corpora, data_dir):
+    m = load_manifest(corpora["eccite"])
+    assert m["name"] == "eccite" and m["n_cells"] == 500
+    assert m["splits"]["train"]["n_cells"] == 400 and m["splits"]["eval"]["n_cells"] == 100
+    assert [s["rows"] for s in m["splits"]["train"]["shards"]] == [100] * 4
+    assert all(s["bytes"] > 0 for s in m["splits"]["train"]["shards"])
+    assert len(m["genes"]) == 19521 and len(m["proteins"]) == 49 and m["protein_values_kind"] == "counts"
+    assert m["source_files"][0]["path"].endswith("eccite_rna.h5ad")
+    assert m["vocabulary"]["vocab_size"] == 85500
+    rows = {}
+    for split in ("train", "eval"):
+        for s in m["splits"][split]["shards"]:
+            t = pq.read_table(corpora["eccite"] / s["file"])
+            assert set(t.column("split").to_pylist()) == {split}
+            rows[split] = rows.get(split, set()) | set(t.column("row").to_pylist())
+    assert not rows["train"] & rows["eval"] and len(rows["train"] | rows["eval"]) == 500
+
+
+def test_stored_rows_are_the_raw_data(corpora, data_dir):
+    import anndata as ad
+
+    rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    m = load_manifest(corpora["eccite_ctcl"])
+    t = pq.read_table(corpora["eccite_ctcl"] / m["splits"]["train"]["shards"][0]["file"]).slice(0, 3).to_pylist()
+    for r in t:
+        dense = np.zeros(rna.n_vars, np.float32)
+        dense[r["rna_indices"]] = r["rna_values"]
+        np.testing.assert_array_equal(dense, rna.X[r["row"]].toarray()[0])
+        np.testing.assert_array_equal(np.asarray(r["protein_values"]), adt.X[r["row"]].toarray()[0])
+        assert r["cell_id"] == rna.obs_names[r["row"]]
+
+
+def test_ranks_read_disjoint_whole_shards(corpora):
+    ms = [load_manifest(corpora["tenx_pbmc10k_s200"])]
+    seen = []
+    for rank in range(2):
+        ids = _ids(build_train_stream(ms, seed=0, rank=rank, world_size=2), 80)  # one pass = 2 shards x 40
+        assert len(set(ids)) == 80
+        seen.append(set(ids))
+    assert not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == ms[0]["splits"]["train"]["n_cells"]
+
+
+def test_stream_is_deterministic_and_skip_resumes_exactly(corpora):
+    ms = [load_manifest(corpora["tenx_pbmc10k_s200"]), load_manifest(corpora["eccite_ctcl"])]
+    full = _ids(build_train_stream(ms, [2, 1], seed=3), 300)
+    assert full == _ids(build_train_stream(ms, [2, 1], seed=3), 300)
+    assert _ids(build_train_stream(ms, [2, 1], seed=3, skip_examples=123), 177) == full[123:]
+    assert full != _ids(build_train_stream(ms, [2, 1], seed=4), 300)
+    corpus_of = [split_example_id(i)[0] for i in full]
+    assert 0.5 < np.mean(np.asarray(corpus_of) == 0) < 0.8  # weights 2:1
+
+
+def test_collator_mixes_corpora_and_masks_padding(corpora, tokenizer):
+    ms = [load_manifest(corpora["tenx_pbmc10k_s200"]), load_manifest(corpora["eccite_ctcl"])]
+    collate = CorpusCollator(tokenizer, ms, max_genes=128, max_proteins=64)
+    examples = list(itertools.islice(iter(build_train_stream(ms, seed=0)), 8))
+    batch = collate(examples)
+    assert batch["input_ids"].shape == (8, 128) and batch["labels"].shape == (8, 64)
+    assert batch["attention_mask"].all()  # both corpora have > 128 mapped genes
+    for i, e in enumerate(examples):
+        n_proteins = int(batch["protein_attention_mask"][i].sum())
+        assert n_proteins == ms[e["corpus"]]["n_proteins_mapped"] == (14, 43)[e["corpus"]]
+        assert np.isnan(batch["labels"][i, n_proteins:].numpy()).all()
+        assert np.nanmax(batch["labels"][i].numpy()) == pytest.approx(1.0)  # per-cell max-min (tokenizer)
+    again = collate(examples)
+    assert (again["input_ids"] == batch["input_ids"]).all()  # random gene subsets are seeded per batch
+    assert json.dumps(batch["example_ids"].tolist()) == json.dumps([e["example_id"] for e in examples])
+
+
+def test_eval_cells_are_the_held_out_split(corpora):
+    m = load_manifest(corpora["eccite"])
+    held_out = EvalCells(m, 0)
+    assert len(held_out) == 100
+    train_rows = set()
+    for s in m["splits"]["train"]["shards"]:
+        train_rows |= set(pq.read_table(corpora["eccite"] / s["file"], columns=["row"]).column("row").to_pylist())
+    assert not {split_example_id(e["example_id"])[1] for e in held_out.examples} & train_rows
+
+
+def test_evaluate_module_loads_offline():
+    from training.trainer import make_compute_metrics
+
+    compute, backend = make_compute_metrics(True)
+    assert backend == "evaluate"
+
+    class P:
+        predictions = np.random.default_rng(0).random((10, 4))
+        label_ids = predictions + 0.01
+    P.label_ids[:, 3] = np.nan
+    out = compute(P)
+    assert out["proteins_evaluated"] == 3 and out["pearson_per_protein_mean"] == pytest.approx(1.0)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_mudata_source(tmp_path, tokenizer, data_dir):
+    mudata = pytest.importorskip("mudata")
+    import anndata as ad
+
+    from training.corpus import build_corpus, find_source
+
+    rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    mudata.MuData({"rna": rna, "prot": adt}).write(tmp_path / "ctcl.h5mu")
+    m = build_corpus(find_source(tmp_path / "ctcl.h5mu"), tmp_path / "corpus", tokenizer)
+    assert m["name"] == "ctcl" and m["n_cells"] == 173 and len(m["proteins"]) == 52

@@ -1,0 +1,356 @@
+"""Paired RNA + protein files -> a sharded Parquet corpus with a ``manifest.json``.
+
+A corpus folder holds::
+
+    manifest.json                      name, cells, splits, shard files (+ rows, bytes), gene and protein
+                                       names, source files (size, mtime), vocabulary summary, build settings
+    train-00000-of-00004.parquet ...   held-in cells (the training stream)
+    eval-00000-of-00001.parquet  ...   held-out cells (evaluation)
+
+One row per cell: ``cell_id`` (the source obs name), ``row`` (its row in the source files), ``split``,
+``rna_indices`` / ``rna_values`` (the raw RNA row, sparse over ``manifest["genes"]``) and
+``protein_values`` (one value per ``manifest["proteins"]``, NaN = missing). Nothing is scaled,
+truncated or tokenized here: the tokenizer does all of that at training time (see ``training.data``),
+so one corpus serves any model length, truncation mode or vocabulary.
+
+The hold-out split is drawn here, once (``eval_fraction`` of the cells, ``split_seed``), so
+evaluation is always on cells no training step saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+__all__ = [
+    "CorpusError",
+    "CorpusSource",
+    "build_corpus",
+    "find_source",
+    "load_manifest",
+    "prepare_corpus",
+]
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+PROTEIN_SUFFIXES = ("_adt", "_rppa", "_prot", "_protein")
+
+SCHEMA = pa.schema(
+    [
+        ("cell_id", pa.string()),
+        ("row", pa.int64()),
+        ("split", pa.string()),
+        ("rna_indices", pa.list_(pa.int32())),
+        ("rna_values", pa.list_(pa.float32())),
+        ("protein_values", pa.list_(pa.float32())),
+    ]
+)
+
+
+class CorpusError(ValueError):
+    """A corpus cannot be built or used (unpaired cells, no mappable protein, empty shard, ...)."""
+
+
+@dataclass
+class CorpusSource:
+    """Where a corpus comes from: an RNA + protein AnnData pair, or one MuData file."""
+
+    name: str
+    rna_path: Path
+    protein_path: Path | None = None  # None for MuData (modalities rna / prot inside rna_path)
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for p in (self.rna_path, self.protein_path) if p is not None]
+
+
+def find_source(spec: str | os.PathLike[str], name: str | None = None) -> CorpusSource:
+    """Resolve ``spec`` into source files.
+
+    Accepts ``DIR/<name>`` (finds ``<name>_rna.h5ad`` + ``<name>_adt|_rppa|_prot.h5ad``), the RNA file
+    itself (``..._rna.h5ad``), ``RNA.h5ad:PROTEIN.h5ad`` or a MuData ``.h5mu`` file.
+    """
+    text = str(spec)
+    if text.endswith(".h5mu"):
+        path = Path(text)
+        if not path.is_file():
+            raise CorpusError(f"MuData file {path} does not exist")
+        return CorpusSource(name or path.stem, path, None)
+    if ":" in text and not os.path.exists(text):
+        rna, prot = text.split(":", 1)
+        rna_path, prot_path = Path(rna), Path(prot)
+        for p in (rna_path, prot_path):
+            if not p.is_file():
+                raise CorpusError(f"{p} does not exist")
+        stem = rna_path.name.removesuffix(".h5ad").removesuffix("_rna")
+        return CorpusSource(name or stem, rna_path, prot_path)
+    base = text.removesuffix(".h5ad").removesuffix("_rna")
+    rna_path = Path(base + "_rna.h5ad")
+    if not rna_path.is_file():
+        raise CorpusError(
+            f"no RNA file for {spec!r}: expected {rna_path} (pairs are <name>_rna.h5ad + <name>_adt.h5ad, "
+            "or give RNA.h5ad:PROTEIN.h5ad, a .h5mu file or a built corpus folder with manifest.json)"
+        )
+    for suffix in PROTEIN_SUFFIXES:
+        candidate = Path(base + suffix + ".h5ad")
+        if candidate.is_file():
+            return CorpusSource(name or Path(base).name, rna_path, candidate)
+    expected = [base + s + ".h5ad" for s in PROTEIN_SUFFIXES]
+    raise CorpusError(f"no protein file next to {rna_path}: expected one of {expected}")
+
+
+def _read_pair(source: CorpusSource):
+    import anndata as ad
+
+    if source.protein_path is None:
+        try:
+            import mudata
+        except ImportError as err:  # pragma: no cover - mudata is optional
+            raise CorpusError("reading .h5mu files needs the optional package mudata (pip install mudata)") from err
+        mdata = mudata.read_h5mu(source.rna_path)
+        missing = [m for m in ("rna", "prot") if m not in mdata.mod]
+        if missing:
+            raise CorpusError(f"{source.rna_path} has modalities {list(mdata.mod)}; needs 'rna' and 'prot'")
+        return mdata.mod["rna"], mdata.mod["prot"]
+    return ad.read_h5ad(source.rna_path), ad.read_h5ad(source.protein_path)
+
+
+def _check_paired(rna, prot, source: CorpusSource) -> None:
+    rna_names = np.asarray(rna.obs_names).astype(str)
+    prot_names = np.asarray(prot.obs_names).astype(str)
+    where = f"{source.name} ({', '.join(map(str, source.files))})"
+    if rna.n_obs == 0:
+        raise CorpusError(f"corpus {where} has no cells")
+    if rna_names.shape == prot_names.shape and (rna_names == prot_names).all():
+        if len(set(rna_names)) != len(rna_names):
+            raise CorpusError(f"corpus {where}: obs_names are not unique; make them unique (obs_names_make_unique)")
+        return
+    common = len(set(rna_names) & set(prot_names))
+    if common == len(rna_names) == len(prot_names):
+        raise CorpusError(
+            f"corpus {where}: RNA and protein files hold the same {common} cells in a different order; "
+            "write them in one order (e.g. adt = adt[rna.obs_names]) before building the corpus"
+        )
+    raise CorpusError(
+        f"corpus {where}: unpaired cells — RNA has {len(rna_names)} cells, protein {len(prot_names)}, "
+        f"{common} shared obs_names. Keep only shared cells, in one order, in both files."
+    )
+
+
+def _dense_rows(x) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime": int(stat.st_mtime)}
+
+
+def _vocab_summary(tokenizer) -> dict[str, Any]:
+    return {"vocab_size": int(tokenizer.vocab_size), "n_added_genes": len(tokenizer.added_genes),
+            "species": tokenizer.species}
+
+
+def build_corpus(
+    source: CorpusSource | str,
+    out_dir: str | os.PathLike[str],
+    tokenizer,
+    num_shards: int = 4,
+    eval_fraction: float = 0.2,
+    split_seed: int = 0,
+    max_cells: int | None = None,
+    eval_shards: int = 1,
+) -> dict[str, Any]:
+    """Write the corpus of ``source`` to ``out_dir`` (atomically: a temporary folder renamed at the end).
+
+    ``tokenizer`` only checks that genes and proteins map (nothing is tokenized here); its vocabulary
+    summary goes into the manifest. Raises :class:`CorpusError` on unpaired cells, no mappable
+    protein or gene, or a split too small to fill ``num_shards`` non-empty shards.
+    """
+    if isinstance(source, str):
+        source = find_source(source)
+    if num_shards < 1 or eval_shards < 1:
+        raise CorpusError("num_shards and eval_shards must be >= 1")
+    if not 0.0 <= eval_fraction < 1.0:
+        raise CorpusError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    rna, prot = _read_pair(source)
+    _check_paired(rna, prot, source)
+    genes = [str(g) for g in rna.var_names]
+    proteins = [str(p) for p in prot.var_names]
+    gene_report = tokenizer.resolve(genes, kind="gene")
+    if gene_report.n_mapped == 0:
+        raise CorpusError(f"corpus {source.name}: none of its {len(genes)} genes is in the vocabulary "
+                          f"(first: {genes[:5]})")
+    is_control = prot.var["is_control"].astype(bool).tolist() if "is_control" in prot.var.columns else None
+    protein_report = tokenizer.resolve(proteins, kind="protein", is_control=is_control)
+    if protein_report.n_mapped == 0:
+        raise CorpusError(
+            f"corpus {source.name}: no mappable protein among its {len(proteins)} (unmapped: "
+            f"{protein_report.unmapped[:8]}, controls: {protein_report.controls[:8]}); nothing to train on. "
+            "Rename the panel or add overrides to the tokenizer."
+        )
+
+    n_cells = rna.n_obs if max_cells is None else min(rna.n_obs, int(max_cells))
+    rng = np.random.default_rng(split_seed)
+    order = rng.permutation(rna.n_obs)[:n_cells]  # a random subset when max_cells is given
+    n_eval = int(round(n_cells * eval_fraction))
+    eval_rows = np.sort(order[:n_eval])
+    train_rows = np.sort(order[n_eval:])
+    if len(train_rows) < num_shards:
+        raise CorpusError(
+            f"corpus {source.name}: {len(train_rows)} training cells cannot fill {num_shards} shards (a shard "
+            "would be empty); use fewer shards or more cells"
+        )
+    if n_eval and n_eval < eval_shards:
+        eval_shards = n_eval
+
+    protein_x = prot.X
+    values_all = _dense_rows(protein_x).astype(np.float32)
+    finite = values_all[~np.isnan(values_all)]
+    is_counts = bool(finite.size and (finite >= 0).all() and np.allclose(finite, np.round(finite)))
+    rna_x = rna.X
+    if not sp.issparse(rna_x):
+        rna_x = sp.csr_matrix(np.asarray(rna_x))
+    rna_x = sp.csr_matrix(rna_x)
+    obs = np.asarray(rna.obs_names).astype(str)
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        splits: dict[str, Any] = {}
+        for split, rows, k in (("train", train_rows, num_shards), ("eval", eval_rows, eval_shards)):
+            shards = []
+            if len(rows):
+                for i, chunk in enumerate(np.array_split(rows, k)):
+                    fname = f"{split}-{i:05d}-of-{k:05d}.parquet"
+                    block = rna_x[chunk]
+                    block.sum_duplicates()
+                    table = pa.table(
+                        {
+                            "cell_id": obs[chunk].tolist(),
+                            "row": chunk.astype(np.int64),
+                            "split": [split] * len(chunk),
+                            "rna_indices": [block.indices[block.indptr[j]:block.indptr[j + 1]].astype(np.int32)
+                                            for j in range(len(chunk))],
+                            "rna_values": [block.data[block.indptr[j]:block.indptr[j + 1]].astype(np.float32)
+                                           for j in range(len(chunk))],
+                            "protein_values": list(values_all[chunk]),
+                        },
+                        schema=SCHEMA,
+                    )
+                    pq.write_table(table, tmp / fname)
+                    shards.append({"file": fname, "rows": len(chunk), "bytes": (tmp / fname).stat().st_size})
+            splits[split] = {"n_cells": int(len(rows)), "shards": shards}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": source.name,
+            "n_cells": int(n_cells),
+            "n_cells_source": int(rna.n_obs),
+            "splits": splits,
+            "split_seed": int(split_seed),
+            "eval_fraction": float(eval_fraction),
+            "genes": genes,
+            "proteins": proteins,
+            "protein_is_control": is_control,
+            "n_genes_mapped": int(gene_report.n_mapped),
+            "n_proteins_mapped": int(protein_report.n_mapped),
+            "proteins_mapped": protein_report.mapped,
+            "protein_values_kind": "counts" if is_counts else "continuous",
+            "source_files": [_file_info(p) for p in source.files],
+            "vocabulary": _vocab_summary(tokenizer),
+        }
+        manifest["fingerprint"] = _fingerprint(manifest)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _fingerprint(manifest: dict[str, Any]) -> str:
+    keys = ("name", "n_cells", "split_seed", "eval_fraction", "source_files", "splits")
+    blob = json.dumps({k: manifest[k] for k in keys}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_manifest(corpus_dir: str | os.PathLike[str], check_files: bool = True) -> dict[str, Any]:
+    """Read and check a corpus manifest: every shard exists, is non-empty and has the recorded rows."""
+    corpus_dir = Path(corpus_dir)
+    path = corpus_dir / MANIFEST
+    if not path.is_file():
+        raise CorpusError(f"{corpus_dir} is not a corpus (no {MANIFEST}); build it with training.corpus.build_corpus")
+    manifest = json.loads(path.read_text())
+    manifest["dir"] = str(corpus_dir.resolve())
+    if manifest.get("n_cells", 0) == 0 or not manifest["splits"]["train"]["shards"]:
+        raise CorpusError(f"corpus {manifest.get('name')} at {corpus_dir} is empty (no training cells)")
+    if check_files:
+        for split in ("train", "eval"):
+            for shard in manifest["splits"][split]["shards"]:
+                f = corpus_dir / shard["file"]
+                if not f.is_file():
+                    raise CorpusError(f"corpus {manifest['name']}: shard {f} is missing")
+                rows = pq.ParquetFile(f).metadata.num_rows
+                if rows == 0:
+                    raise CorpusError(f"corpus {manifest['name']}: shard {f} is empty (0 rows); rebuild the corpus")
+                if rows != shard["rows"]:
+                    raise CorpusError(
+                        f"corpus {manifest['name']}: shard {f} has {rows} rows, the manifest says {shard['rows']}"
+                    )
+    return manifest
+
+
+def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, eval_fraction: float,
+                   split_seed: int, max_cells: int | None) -> bool:
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False
+    n_source = manifest.get("n_cells_source", 0)
+    want_cells = n_source if max_cells is None else min(max_cells, n_source)
+    return (
+        manifest.get("format_version") == FORMAT_VERSION
+        and manifest.get("source_files") == [_file_info(p) for p in source.files]
+        and len(manifest["splits"]["train"]["shards"]) == num_shards
+        and manifest.get("eval_fraction") == float(eval_fraction)
+        and manifest.get("split_seed") == int(split_seed)
+        and manifest.get("n_cells") == want_cells
+    )
+
+
+def prepare_corpus(
+    spec: str,
+    cache_dir: str | os.PathLike[str],
+    tokenizer,
+    num_shards: int = 4,
+    eval_fraction: float = 0.2,
+    split_seed: int = 0,
+    max_cells: int | None = None,
+) -> Path:
+    """A built corpus folder for ``spec``: itself when it holds a manifest, else built (or reused) in ``cache_dir``.
+
+    Call on one process only (the main one) and let the others wait; returns the folder.
+    """
+    path = Path(spec)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return path
+    source = find_source(spec)
+    out = Path(cache_dir) / source.name
+    if not _is_up_to_date(out / MANIFEST, source, num_shards, eval_fraction, split_seed, max_cells):
+        build_corpus(source, out, tokenizer, num_shards=num_shards, eval_fraction=eval_fraction,
+                     split_seed=split_seed, max_cells=max_cells)
+    return out

@@ -1,0 +1,293 @@
+"""Streaming corpora into the Trainer: per-rank shard streams, weighted mixing, and a tokenizing collator.
+
+Training stream (one per process)::
+
+    corpus shards --from_generator--> datasets.IterableDataset   (one per corpus, n_shards = its train shards)
+      --split_dataset_by_node(rank, world_size)-->               (whole shards per rank: n_shards % world == 0)
+      --interleave_datasets(probabilities=weights, seed)-->      (several corpora mixed)
+      --skip(examples already trained, on resume)-->
+      DataLoader(batch_size) + CorpusCollator (the tokenizer: scaling, random gene subsets, padding)
+
+The stream is infinite: each corpus repeats in *passes*; pass ``p`` visits its shards (and the rows of
+each row group) in an order drawn from ``(seed, corpus, p)``, so a given seed always gives the same
+sequence and a resumed run can skip exactly the examples it already trained on (raw rows are
+skipped before tokenization, which is cheap). Within a pass every held-in cell of a rank's shards is
+seen exactly once. ``max_steps`` ends training (the Trainer requires it with iterable data).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+import torch
+
+from .corpus import CorpusError
+
+__all__ = ["CorpusCollator", "EvalCells", "build_train_stream", "example_id", "split_example_id"]
+
+ID_SHIFT = 40  # example id = corpus index << 40 | source row
+
+
+def example_id(corpus_index: int, row: int) -> int:
+    return (int(corpus_index) << ID_SHIFT) | int(row)
+
+
+def split_example_id(value: int) -> tuple[int, int]:
+    return int(value) >> ID_SHIFT, int(value) & ((1 << ID_SHIFT) - 1)
+
+
+def _features():
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "example_id": Value("int64"),
+            "corpus": Value("int32"),
+            "pass": Value("int32"),
+            "rna_indices": List(Value("int32")),
+            "rna_values": List(Value("float32")),
+            "protein_values": List(Value("float32")),
+        }
+    )
+
+
+def _rows_of_shard(path: str, rng: np.random.Generator | None):
+    """Rows of one Parquet shard, row group by row group (row groups and rows in ``rng`` order)."""
+    pf = pq.ParquetFile(path)
+    groups = rng.permutation(pf.num_row_groups) if rng is not None else range(pf.num_row_groups)
+    for g in groups:
+        table = pf.read_row_group(int(g), columns=["row", "rna_indices", "rna_values", "protein_values"])
+        rows = table.column("row").to_numpy()
+        indices = table.column("rna_indices").to_pylist()
+        values = table.column("rna_values").to_pylist()
+        proteins = table.column("protein_values").to_pylist()
+        order = rng.permutation(len(rows)) if rng is not None else range(len(rows))
+        for i in order:
+            yield int(rows[i]), indices[i], values[i], proteins[i]
+
+
+def _corpus_generator(groups: list[list[str]], corpus_index: int, seed: int, shuffle: bool, infinite: bool):
+    """Examples of one corpus (this rank's group of shard files), pass after pass.
+
+    ``datasets`` calls a generator once per data source and would never leave an infinite first
+    source, so each process's whole set of shards is one source (``groups`` then holds one group).
+    """
+    files = [f for group in groups for f in group]
+    passes = itertools.count() if infinite else range(1)
+    for p in passes:
+        rng = np.random.default_rng([seed, corpus_index, p]) if shuffle else None
+        order = rng.permutation(len(files)) if rng is not None else range(len(files))
+        for f in order:
+            for row, indices, values, proteins in _rows_of_shard(files[f], rng):
+                yield {
+                    "example_id": example_id(corpus_index, row),
+                    "corpus": corpus_index,
+                    "pass": p,
+                    "rna_indices": indices,
+                    "rna_values": values,
+                    "protein_values": proteins,
+                }
+
+
+def check_divisible(manifests: Sequence[dict[str, Any]], world_size: int) -> None:
+    """Every corpus must give each process whole shards: its train shard count divisible by world_size."""
+    bad = [
+        f"{m['name']} ({len(m['splits']['train']['shards'])} shards)"
+        for m in manifests
+        if len(m["splits"]["train"]["shards"]) % world_size
+    ]
+    if bad:
+        raise CorpusError(
+            f"train shard counts must be divisible by the number of processes ({world_size}) so that every rank "
+            f"reads its own whole shards; not so for: {', '.join(bad)}. Rebuild with --num_shards a multiple of "
+            f"{world_size} (e.g. {world_size * 4})."
+        )
+
+
+def build_train_stream(
+    manifests: Sequence[dict[str, Any]],
+    weights: Sequence[float] | None = None,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    skip_examples: int = 0,
+    shuffle: bool = True,
+    infinite: bool = True,
+):
+    """This process's training stream: a ``datasets.IterableDataset`` of raw (untokenized) examples."""
+    from datasets import IterableDataset, interleave_datasets
+    from datasets.distributed import split_dataset_by_node
+
+    if not manifests:
+        raise CorpusError("no training corpus given")
+    check_divisible(manifests, world_size)
+    streams = []
+    for i, m in enumerate(manifests):
+        files = [f"{m['dir']}/{s['file']}" for s in m["splits"]["train"]["shards"]]
+        # one data source per process: rank r gets shards r, r + world_size, ... (whole shards, disjoint)
+        groups = [files[r::world_size] for r in range(world_size)]
+        ds = IterableDataset.from_generator(
+            _corpus_generator,
+            features=_features(),
+            gen_kwargs={"groups": groups, "corpus_index": i, "seed": seed, "shuffle": shuffle, "infinite": infinite},
+        )
+        if world_size > 1:
+            ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
+        streams.append(ds)
+    if len(streams) == 1:
+        stream = streams[0]
+    else:
+        weights = list(weights) if weights else [1.0] * len(streams)
+        if len(weights) != len(streams) or min(weights) < 0 or sum(weights) <= 0:
+            raise CorpusError(f"corpus weights {weights} must be {len(streams)} non-negative numbers, not all zero")
+        probabilities = [w / sum(weights) for w in weights]
+        stream = interleave_datasets(
+            streams, probabilities=probabilities, seed=seed, stopping_strategy="all_exhausted"
+        )
+    if skip_examples:
+        stream = stream.skip(int(skip_examples))
+    return stream
+
+
+class EvalCells(torch.utils.data.Dataset):
+    """Held-out cells of one corpus, in memory (map-style, so the Trainer splits them across processes)."""
+
+    def __init__(self, manifest: dict[str, Any], corpus_index: int, max_cells: int | None = None) -> None:
+        self.name = manifest["name"]
+        self.examples: list[dict[str, Any]] = []
+        for shard in manifest["splits"]["eval"]["shards"]:
+            for row, indices, values, proteins in _rows_of_shard(f"{manifest['dir']}/{shard['file']}", None):
+                self.examples.append(
+                    {"example_id": example_id(corpus_index, row), "corpus": corpus_index, "pass": 0,
+                     "rna_indices": indices, "rna_values": values, "protein_values": proteins}
+                )
+                if max_cells is not None and len(self.examples) >= max_cells:
+                    return
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.examples[i]
+
+
+class CorpusCollator:
+    """Raw examples -> model inputs, with the tokenizer (the only place values are scaled).
+
+    Cells of a batch are grouped by corpus; each group becomes a small CSR matrix over its corpus's gene
+    list and goes through ``tokenizer(rna=..., gene_names=corpus genes, proteins=..., protein_values=...)``
+    padded to the model's lengths. Protein controls (``var['is_control']``) are left out. With
+    ``truncation="random"`` the gene subset of each group is drawn from a seed made of
+    ``(seed, corpus, pass, example ids)``, so a batch is encoded the same way however often it is
+    built (resume, replays). ``labels`` are NaN at padded protein positions (the model's loss and the
+    metrics ignore NaN). ``example_ids`` (int64) is kept for bookkeeping; the trainer drops it before
+    the forward pass.
+
+    ``protein_transform``: ``"log1p"`` applies ``log1p`` to protein values before the tokenizer's
+    per-cell scaling, ``"none"`` leaves them; ``"auto"`` uses ``log1p`` for count corpora
+    (``manifest["protein_values_kind"] == "counts"``) and nothing for continuous ones (e.g. RPPA).
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        manifests: Sequence[dict[str, Any]],
+        max_genes: int,
+        max_proteins: int,
+        truncation: str = "random",
+        seed: int = 0,
+        protein_transform: str = "auto",
+        protein_truncation: bool = False,
+    ) -> None:
+        if protein_transform not in ("auto", "log1p", "none"):
+            raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
+        self.tokenizer = tokenizer
+        self.max_genes = int(max_genes)
+        self.max_proteins = int(max_proteins)
+        self.truncation = truncation
+        self.seed = int(seed)
+        self.protein_truncation = protein_truncation
+        self.corpora = []
+        for m in manifests:
+            controls = m.get("protein_is_control") or [False] * len(m["proteins"])
+            keep = np.flatnonzero(~np.asarray(controls, dtype=bool))
+            transform = protein_transform
+            if transform == "auto":
+                transform = "log1p" if m.get("protein_values_kind") == "counts" else "none"
+            self.corpora.append(
+                {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
+                 "transform": transform, "name": m["name"]}
+            )
+        self.check()
+
+    def check(self) -> None:
+        """Fail before training when a corpus cannot be encoded for this model (e.g. too many proteins)."""
+        for c in self.corpora:
+            report = self.tokenizer.resolve(c["proteins"], kind="protein")
+            if report.n_mapped == 0:
+                raise CorpusError(f"corpus {c['name']}: no protein maps to a token with this tokenizer")
+            if report.n_mapped > self.max_proteins and not self.protein_truncation:
+                raise CorpusError(
+                    f"corpus {c['name']}: {report.n_mapped} mapped proteins exceed the model's max_proteins="
+                    f"{self.max_proteins}; use a larger max_proteins or --protein_truncation"
+                )
+            if self.tokenizer.resolve(c["genes"], kind="gene").n_mapped == 0:
+                raise CorpusError(f"corpus {c['name']}: no gene maps to a token with this tokenizer")
+
+    def _encode_group(self, corpus: int, examples: list[dict[str, Any]]):
+        c = self.corpora[corpus]
+        lengths = [len(e["rna_indices"]) for e in examples]
+        indptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        indices = np.concatenate([np.asarray(e["rna_indices"], dtype=np.int32) for e in examples])
+        data = np.concatenate([np.asarray(e["rna_values"], dtype=np.float32) for e in examples])
+        rna = sp.csr_matrix((data, indices, indptr), shape=(len(examples), len(c["genes"])))
+        proteins = np.asarray([e["protein_values"] for e in examples], dtype=np.float64)[:, c["keep"]]
+        if c["transform"] == "log1p":
+            with np.errstate(invalid="ignore"):
+                proteins = np.log1p(proteins)
+        seed_words = [self.seed, corpus] + [int(e["pass"]) for e in examples[:1]]
+        seed_words += [int(e["example_id"]) & 0xFFFFFFFF for e in examples]
+        seed = int(np.random.SeedSequence(seed_words).generate_state(1)[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant cells are handled (1e-8) and would warn every batch
+            return self.tokenizer(
+                rna=rna,
+                gene_names=c["genes"],
+                proteins=c["proteins"],
+                protein_values=proteins,
+                max_length=self.max_genes,
+                protein_max_length=self.max_proteins,
+                padding="max_length",
+                truncation=self.truncation,
+                protein_truncation=self.protein_truncation,
+                seed=seed,
+                return_tensors="np",
+            )
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        n = len(examples)
+        out = {
+            "input_ids": np.zeros((n, self.max_genes), np.int64),
+            "input_values": np.zeros((n, self.max_genes), np.float32),
+            "attention_mask": np.zeros((n, self.max_genes), bool),
+            "protein_ids": np.zeros((n, self.max_proteins), np.int64),
+            "protein_attention_mask": np.zeros((n, self.max_proteins), bool),
+            "labels": np.full((n, self.max_proteins), np.nan, np.float32),
+        }
+        groups: dict[int, list[int]] = {}
+        for i, e in enumerate(examples):
+            groups.setdefault(int(e["corpus"]), []).append(i)
+        for corpus, positions in groups.items():
+            enc = self._encode_group(corpus, [examples[i] for i in positions])
+            for key in out:
+                out[key][positions] = enc[key]
+        out["labels"][~out["protein_attention_mask"]] = np.nan
+        batch = {k: torch.from_numpy(v) for k, v in out.items()}
+        batch["example_ids"] = torch.tensor([int(e["example_id"]) for e in examples], dtype=torch.int64)
+        return batch

@@ -1,0 +1,90 @@
+"""README.md model card of a finished stage, rendered from ``model_cards/sctranslator_stage.md``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "sctranslator_stage.md"
+STAGE_DESCRIPTIONS = {
+    "bulk": "stage 1: pre-training on bulk RNA + RPPA proteomes",
+    "sc": "stage 2: pre-training on single-cell RNA + surface proteins, stopped at a cosine-similarity threshold",
+    "finetune": "stage 3: fine-tuning on paired cells of the target panel",
+}
+CARD_METRICS = ("mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_protein_median",
+                "pearson_per_cell_mean")
+
+
+def _eval_rows(metrics: dict[str, float], manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    names = [m["name"] for m in manifests]
+    for key, value in sorted(metrics.items()):
+        for metric in CARD_METRICS:
+            if key.endswith("_" + metric):
+                prefix = key[: -len(metric) - 1]
+                set_name = prefix.removeprefix("eval_") if prefix != "eval" else names[0]
+                if isinstance(value, float) and math.isfinite(value):
+                    rows.append({"set": set_name, "metric": metric, "value": f"{value:.4f}"})
+    return rows
+
+
+def write_model_card(output_dir, model, manifests, data_args, model_args, training_args, metrics, summary) -> ModelCard:
+    """Render the card to ``output_dir/README.md`` and return it."""
+    output_dir = Path(output_dir)
+    rows = _eval_rows(metrics, manifests)
+    eval_results = [
+        EvalResult(task_type="protein-abundance-prediction", dataset_type=r["set"], dataset_name=r["set"],
+                   metric_type=r["metric"], metric_value=float(r["value"]))
+        for r in rows
+    ]
+    base = model_args.model_name_or_path
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="tabular-regression",
+        license="apache-2.0",
+        tags=["single-cell", "proteomics", "CITE-seq", "scTranslator", "performer", f"stage-{data_args.stage}"],
+        base_model=base if base and not Path(base).exists() else None,
+        datasets=[m["name"] for m in manifests],
+        model_name=data_args.model_card_name or output_dir.name,
+        eval_results=eval_results or None,
+    )
+    weights = data_args.corpus_weights or [1.0] * len(manifests)
+    corpora = [
+        {"name": m["name"], "n_train": m["splits"]["train"]["n_cells"], "n_eval": m["splits"]["eval"]["n_cells"],
+         "n_genes": len(m["genes"]), "n_genes_mapped": m["n_genes_mapped"], "n_proteins": len(m["proteins"]),
+         "n_proteins_mapped": m["n_proteins_mapped"], "weight": w}
+        for m, w in zip(manifests, weights, strict=True)
+    ]
+    optimizer = ("Adam (amsgrad)" if data_args.optimizer == "adam_amsgrad" else str(training_args.optim))
+    schedule = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    training_summary = (
+        f"{summary['global_step']} steps of {training_args.per_device_train_batch_size} cells per process × "
+        f"{summary['world_size']} process(es) × {training_args.gradient_accumulation_steps} accumulation; "
+        f"{optimizer}, learning rate {training_args.learning_rate} ({schedule}), seed "
+        f"{training_args.seed}; masked MSE on per-cell max-min scaled protein values; genes beyond "
+        f"{model.config.max_genes} per cell sampled with truncation='{data_args.truncation}'"
+        + (f"; stopped when held-out cosine similarity reached {data_args.cosine_threshold} (step "
+           f"{summary['stopped_on_cosine_at']})" if summary.get("stopped_on_cosine_at") else "")
+        + f". Final training loss {summary['train_loss']:.4f}."
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=card_data.model_name,
+        stage=data_args.stage,
+        stage_description=STAGE_DESCRIPTIONS[data_args.stage],
+        base_model=base,
+        n_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
+        config=model.config,
+        corpora=corpora,
+        eval_fraction_pct=round(100 * manifests[0].get("eval_fraction", 0.2)),
+        split_seed=manifests[0].get("split_seed", 0),
+        training_summary=training_summary,
+        eval_results=rows,
+        repo_or_path=training_args.hub_model_id or str(output_dir),
+    )
+    card.save(output_dir / "README.md")
+    return card

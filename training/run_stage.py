@@ -1,0 +1,352 @@
+"""Train one scTranslator stage: ``bulk`` (stage 1), ``sc`` (stage 2) or ``finetune`` (stage 3).
+
+    python training/run_stage.py training/configs/sc.yaml                      # a YAML file
+    python training/run_stage.py --config training/configs/sc.yaml --max_steps 50   # YAML + overrides
+    torchrun --nproc_per_node 2 training/run_stage.py training/configs/sc.yaml # 2 CPU processes (gloo)
+    accelerate launch --config_file training/configs/accelerate_multi_gpu.yaml training/run_stage.py \\
+        training/configs/sc.yaml                                               # GPUs
+
+Arguments: :class:`ModelArguments`, :class:`DataArguments` and :class:`StageTrainingArguments`
+(``transformers.TrainingArguments`` with the paper's defaults: lr 2e-4, batch 8, constant schedule,
+Adam with amsgrad). Relaunching the same command continues from the newest complete checkpoint in
+``output_dir`` (see ``training/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+import yaml
+from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+
+import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+from training.corpus import CorpusError, load_manifest, prepare_corpus
+from training.data import CorpusCollator, EvalCells, build_train_stream, check_divisible
+from training.model_card import write_model_card
+from training.trainer import (
+    CheckpointCompleteCallback,
+    CosineSimilarityStopCallback,
+    SCTranslatorTrainer,
+    find_resume_checkpoint,
+    make_compute_metrics,
+    read_global_step,
+)
+
+logger = logging.getLogger("training.run_stage")
+
+STAGES = ("bulk", "sc", "finetune")
+KILL_ENV = "SCTRANSLATOR_KILL_AFTER_STEP"  # tests: os._exit right after the checkpoint of this step
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "HF folder (or Hub id) to start from; omit to start from scratch"}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "saved tokenizer folder; default: the model folder, else --vocab_dir"}
+    )
+    vocab_dir: str | None = field(
+        default=None, metadata={"help": "folder of the original id tables (TSV) for a fresh tokenizer"}
+    )
+    hidden_size: int = field(default=128, metadata={"help": "scratch only"})
+    num_attention_heads: int = field(default=8, metadata={"help": "scratch only"})
+    attention_head_dim: int = field(default=64, metadata={"help": "scratch only"})
+    num_encoder_layers: int = field(default=2, metadata={"help": "scratch only"})
+    num_decoder_layers: int = field(default=2, metadata={"help": "scratch only"})
+    max_genes: int = field(default=20000, metadata={"help": "scratch only: genes per cell"})
+    max_proteins: int = field(default=1000, metadata={"help": "scratch only: proteins per pass"})
+    nb_random_features: int | None = field(default=None, metadata={"help": "scratch only; default d·ln d"})
+    translator_dropout: float = field(default=0.1, metadata={"help": "scratch only"})
+    feature_redraw_interval: int | None = field(
+        default=1000, metadata={"help": "scratch only: redraw FAVOR+ features every N training forwards"}
+    )
+    fix_projections: bool = field(
+        default=False, metadata={"help": "never redraw the FAVOR+ random features (saved in the config)"}
+    )
+
+
+@dataclass
+class DataArguments:
+    stage: str = field(default="sc", metadata={"help": "bulk (stage 1), sc (stage 2) or finetune (stage 3)",
+                                                "choices": list(STAGES)})
+    corpora: list[str] = field(
+        default_factory=list,
+        metadata={"help": "corpus folders (manifest.json) or sources: DIR/<name> for <name>_rna.h5ad + "
+                          "<name>_adt|_rppa.h5ad, RNA.h5ad:PROTEIN.h5ad, or a .h5mu file"},
+    )
+    corpus_weights: list[float] | None = field(default=None, metadata={"help": "mixing weight per corpus"})
+    corpus_cache_dir: str | None = field(
+        default=None, metadata={"help": "where sources are built into corpora; default OUTPUT_DIR/corpora"}
+    )
+    num_shards: int = field(default=4, metadata={"help": "train shards per built corpus (multiple of #processes)"})
+    eval_fraction: float = field(default=0.2, metadata={"help": "held-out fraction per built corpus"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the hold-out split"})
+    max_cells_per_corpus: int | None = field(default=None, metadata={"help": "random subset when building"})
+    max_eval_samples: int | None = field(default=2000, metadata={"help": "held-out cells evaluated per corpus"})
+    truncation: str = field(default="random", metadata={"help": "gene subset beyond max_genes: random | first",
+                                                         "choices": ["random", "first"]})
+    protein_transform: str = field(default="auto", metadata={"help": "auto | log1p | none (before scaling)",
+                                                              "choices": ["auto", "log1p", "none"]})
+    protein_truncation: bool = field(default=False, metadata={"help": "keep the first max_proteins proteins"})
+    stop_on_cosine: bool | None = field(
+        default=None, metadata={"help": "stop when eval cosine similarity >= threshold (default: on for sc)"}
+    )
+    cosine_threshold: float = field(default=0.85, metadata={"help": "threshold of --stop_on_cosine"})
+    optimizer: str = field(
+        default="adam_amsgrad",
+        metadata={"help": "adam_amsgrad (the paper's Adam with amsgrad) or trainer (use --optim)",
+                  "choices": ["adam_amsgrad", "trainer"]},
+    )
+    use_evaluate: bool = field(default=True, metadata={"help": "metrics through the local evaluate module"})
+    log_example_ids: bool = field(
+        default=False, metadata={"help": "append 'step rank ids' per training batch to OUTPUT_DIR/example_ids.tsv"}
+    )
+    model_card_name: str | None = field(default=None, metadata={"help": "title of the model card"})
+
+
+@dataclass
+class StageTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with the paper's defaults (lr 2e-4, batch 8, constant lr, safetensors)."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "where checkpoints and the final model go"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "the paper's 2e-4"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "the paper's 8"})
+    per_device_eval_batch_size: int = field(default=8, metadata={"help": "eval batch per process"})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "the paper uses a constant rate"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "must stay False (raw corpus rows)"})
+    max_steps: int = field(default=1000, metadata={"help": "required with streamed data"})
+    logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
+    save_steps: float = field(default=200, metadata={"help": "checkpoint every N steps"})
+
+
+def parse_args(argv: list[str] | None = None):
+    """Dataclasses from a YAML file (first argument or ``--config``) plus command-line overrides."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config = None
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        config = argv.pop(0)
+    if "--config" in argv:
+        i = argv.index("--config")
+        config = argv[i + 1]
+        del argv[i : i + 2]
+    prefix: list[str] = []
+    if config:
+        with open(config) as f:
+            values = yaml.safe_load(f) or {}
+        if not isinstance(values, dict):
+            raise SystemExit(f"{config}: expected a mapping of argument names to values")
+        for key, value in values.items():
+            if value is None:
+                continue
+            prefix.append(f"--{key}")
+            if isinstance(value, list):
+                prefix.extend(str(v) for v in value)
+            elif isinstance(value, dict):
+                prefix.append(json.dumps(value))
+            else:
+                prefix.append(str(value))
+    parser = HfArgumentParser((ModelArguments, DataArguments, StageTrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=prefix + argv)
+    return model_args, data_args, training_args
+
+
+class _KillAfterStep(TrainerCallback):
+    """Test hook: ends the process abruptly (no cleanup) right after the checkpoint of step ``k``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            logger.warning("%s=%d: killing the process after step %d", KILL_ENV, self.step, state.global_step)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(17)
+
+
+def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
+    if model_args.model_name_or_path:
+        model = SCTranslatorForProteinPrediction.from_pretrained(model_args.model_name_or_path)
+    else:
+        config = SCTranslatorConfig(
+            hidden_size=model_args.hidden_size,
+            num_attention_heads=model_args.num_attention_heads,
+            attention_head_dim=model_args.attention_head_dim,
+            num_encoder_layers=model_args.num_encoder_layers,
+            num_decoder_layers=model_args.num_decoder_layers,
+            max_genes=model_args.max_genes,
+            max_proteins=model_args.max_proteins,
+            nb_random_features=model_args.nb_random_features,
+            translator_dropout=model_args.translator_dropout,
+            feature_redraw_interval=model_args.feature_redraw_interval,
+        )
+        model = SCTranslatorForProteinPrediction(config)
+    if model_args.fix_projections:
+        model.fix_projection_matrices_()
+    return model
+
+
+def build_tokenizer(model_args: ModelArguments) -> SCTranslatorTokenizer:
+    source = model_args.tokenizer_name_or_path
+    if source is None and model_args.model_name_or_path:
+        folder = Path(model_args.model_name_or_path)
+        if (folder / "preprocessor_config.json").is_file() or not folder.exists():
+            source = model_args.model_name_or_path
+    if source is not None:
+        return SCTranslatorTokenizer.from_pretrained(source)
+    if model_args.vocab_dir is None:
+        raise SystemExit("no tokenizer: give --model_name_or_path with a tokenizer, --tokenizer_name_or_path "
+                         "or --vocab_dir (the original id tables)")
+    return SCTranslatorTokenizer.from_original_tables(model_args.vocab_dir)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    model_args, data_args, args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
+                        if args.process_index == 0 else logging.WARNING)
+    if args.output_dir is None:
+        raise SystemExit("--output_dir is required")
+    if data_args.stage not in STAGES:
+        raise SystemExit(f"--stage must be one of {STAGES}")
+    if not data_args.corpora:
+        raise SystemExit("--corpora is empty: give at least one corpus or source")
+    if args.max_steps is None or args.max_steps <= 0:
+        raise SystemExit("--max_steps must be positive: the training data is an endless stream")
+    if data_args.corpus_weights and len(data_args.corpus_weights) != len(data_args.corpora):
+        raise SystemExit(f"--corpus_weights has {len(data_args.corpus_weights)} values for "
+                         f"{len(data_args.corpora)} corpora")
+    if data_args.stage == "finetune" and not model_args.model_name_or_path:
+        logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
+    output_dir = Path(args.output_dir)
+    world_size, rank = args.world_size, args.process_index
+    if world_size > 1 and torch.distributed.is_initialized():
+        logger.info("distributed: world size %d, backend %s", world_size, torch.distributed.get_backend())
+
+    # -- tokenizer and corpora (built once, by the main process; the others wait) ----------------------
+    tokenizer = build_tokenizer(model_args)
+    cache_dir = Path(data_args.corpus_cache_dir or output_dir / "corpora")
+    with args.main_process_first(desc="corpus preparation"):
+        folders = [
+            prepare_corpus(spec, cache_dir, tokenizer, num_shards=data_args.num_shards,
+                           eval_fraction=data_args.eval_fraction, split_seed=data_args.split_seed,
+                           max_cells=data_args.max_cells_per_corpus)
+            for spec in data_args.corpora
+        ]
+    manifests = [load_manifest(f) for f in folders]
+    names = [m["name"] for m in manifests]
+    if len(set(names)) != len(names):
+        raise CorpusError(f"corpus names must be distinct, got {names}")
+    check_divisible(manifests, world_size)
+
+    # -- model -----------------------------------------------------------------------------------------
+    set_seed(args.seed)
+    model = build_model(model_args)
+    collator = CorpusCollator(
+        tokenizer, manifests, model.config.max_genes, model.config.max_proteins,
+        truncation=data_args.truncation, seed=args.seed, protein_transform=data_args.protein_transform,
+        protein_truncation=data_args.protein_truncation,
+    )
+
+    # -- resume ----------------------------------------------------------------------------------------
+    resume = None
+    if args.resume_from_checkpoint not in (None, "", "false", "False"):
+        resume = None if args.resume_from_checkpoint in ("true", "True") else args.resume_from_checkpoint
+    if resume is None:
+        with args.main_process_first(desc="checkpoint discovery"):
+            resume = find_resume_checkpoint(output_dir)
+    skip = 0
+    if resume is not None:
+        step = read_global_step(resume)
+        if not args.ignore_data_skip:
+            skip = step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+        logger.info("resuming from %s (step %d): skipping %d examples per process", resume, step, skip)
+    # the stream itself skips (cheap, before tokenization); the Trainer must not skip again
+    args.ignore_data_skip = True
+
+    train_stream = build_train_stream(manifests, data_args.corpus_weights, seed=args.seed, rank=rank,
+                                      world_size=world_size, skip_examples=skip)
+    eval_sets = {m["name"]: EvalCells(m, i, data_args.max_eval_samples) for i, m in enumerate(manifests)}
+    eval_sets = {k: v for k, v in eval_sets.items() if len(v)}
+    eval_dataset = None
+    if eval_sets and args.eval_strategy != "no":
+        eval_dataset = next(iter(eval_sets.values())) if len(eval_sets) == 1 else eval_sets
+
+    compute_metrics, metrics_backend = make_compute_metrics(data_args.use_evaluate)
+    logger.info("metrics computed with %s", metrics_backend)
+    callbacks: list[TrainerCallback] = [CheckpointCompleteCallback()]
+    stop_on_cosine = data_args.stop_on_cosine if data_args.stop_on_cosine is not None else data_args.stage == "sc"
+    cosine_cb = None
+    if stop_on_cosine:
+        if eval_dataset is None:
+            logger.warning("--stop_on_cosine needs evaluation (--eval_strategy steps): it will never trigger")
+        cosine_cb = CosineSimilarityStopCallback(data_args.cosine_threshold)
+        callbacks.append(cosine_cb)
+    if os.environ.get(KILL_ENV):
+        callbacks.append(_KillAfterStep(int(os.environ[KILL_ENV])))
+
+    optimizer_cls_and_kwargs = None
+    if data_args.optimizer == "adam_amsgrad":
+        optimizer_cls_and_kwargs = (torch.optim.Adam, {
+            "lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
+            "amsgrad": True,
+        })
+    example_log = str(output_dir / "example_ids.tsv") if data_args.log_example_ids else None
+    if example_log:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    trainer = SCTranslatorTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_stream,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+        optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+        example_log=example_log,
+    )
+    result = trainer.train(resume_from_checkpoint=resume)
+
+    # -- final evaluation, model folder, card ----------------------------------------------------------
+    final_metrics: dict[str, float] = {}
+    if eval_sets:
+        for name, dataset in eval_sets.items():
+            prefix = "eval" if len(eval_sets) == 1 else f"eval_{name}"
+            final_metrics.update(trainer.evaluate(dataset, metric_key_prefix=prefix))
+    trainer.save_model(str(output_dir))
+    summary = {
+        "stage": data_args.stage,
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "loss_history": [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e],
+        "eval": final_metrics,
+        "stopped_on_cosine_at": cosine_cb.stopped_at if cosine_cb else None,
+        "resumed_from": resume,
+        "world_size": world_size,
+        "metrics_backend": metrics_backend,
+        "corpora": [{"name": m["name"], "dir": m["dir"], "fingerprint": m.get("fingerprint")} for m in manifests],
+    }
+    if trainer.is_world_process_zero():
+        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        card = write_model_card(output_dir, model, manifests, data_args, model_args, args, final_metrics, summary)
+        if args.push_to_hub:
+            trainer.push_to_hub(commit_message=f"sctranslator stage {data_args.stage}")
+            card.push_to_hub(args.hub_model_id or output_dir.name, token=args.hub_token)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

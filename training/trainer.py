@@ -1,0 +1,213 @@
+"""Trainer pieces: the streaming-aware Trainer, metrics, callbacks and checkpoint discovery."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .metrics import protein_prediction_metrics
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckpointCompleteCallback",
+    "CosineSimilarityStopCallback",
+    "SCTranslatorTrainer",
+    "find_resume_checkpoint",
+    "make_compute_metrics",
+]
+
+COMPLETE_MARKER = "checkpoint_complete.json"
+METRICS_DIR = Path(__file__).resolve().parent / "protein_metrics"
+
+
+class SCTranslatorTrainer(Trainer):
+    """``Trainer`` for per-rank streams: own DataLoader, lean prediction step, example-id log.
+
+    * ``get_train_dataloader``: the train dataset is already this process's stream (its own shards,
+      see ``training.data``), so it is wrapped in a plain DataLoader, not re-sharded by Accelerate
+      (which would either dispatch every batch from rank 0 or shard a second time). The DataLoader has
+      its own seeded generator so creating its iterator does not consume the global torch RNG (that
+      would shift dropout / random-feature draws after a resume).
+    * ``compute_loss`` drops the collator's ``example_ids`` and, with ``example_log``, appends
+      ``step rank ids`` lines (the cells each optimisation step trained on) to that file.
+    * ``prediction_step`` returns only ``(loss, predictions, labels)``, not the hidden states.
+    """
+
+    def __init__(self, *args, example_log: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.example_log = example_log
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            raise ValueError("training requires a train_dataset")
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self._train_batch_size,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            generator=generator,
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        ids = inputs.pop("example_ids", None)
+        if ids is not None and self.example_log and model.training:
+            with open(self.example_log, "a") as f:
+                f.write(f"{self.state.global_step + 1}\t{self.args.process_index}\t"
+                        f"{','.join(map(str, ids.tolist()))}\n")
+        return super().compute_loss(model, inputs, return_outputs=return_outputs)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        inputs.pop("example_ids", None)
+        labels = inputs.get("labels")
+        with torch.no_grad():
+            outputs = model(**inputs)
+        loss = outputs.loss.detach() if outputs.loss is not None else None
+        if prediction_loss_only:
+            return loss, None, None
+        return loss, outputs.predictions.detach(), None if labels is None else labels.detach()
+
+
+def make_compute_metrics(use_evaluate: bool = True) -> tuple[Callable, str]:
+    """``compute_metrics`` for the Trainer, through the local ``evaluate`` module when it loads offline.
+
+    Labels are NaN wherever a protein is padded or missing (the collator sets them), so no mask is
+    needed. Returns the function and which backend it uses (``"evaluate"`` or ``"training.metrics"``).
+    """
+    metric = None
+    if use_evaluate:
+        try:
+            import evaluate
+
+            metric = evaluate.load(str(METRICS_DIR), keep_in_memory=True)
+        except Exception as err:  # evaluate missing or refusing to load: same maths, called directly
+            logger.warning("evaluate could not load %s (%s); using training.metrics directly", METRICS_DIR, err)
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        predictions = np.asarray(eval_pred.predictions, dtype=np.float64)
+        labels = np.asarray(eval_pred.label_ids, dtype=np.float64)
+        if metric is not None:
+            return metric.compute(predictions=predictions, references=labels)
+        return protein_prediction_metrics(predictions, labels)
+
+    return compute_metrics, "evaluate" if metric is not None else "training.metrics"
+
+
+class CosineSimilarityStopCallback(TrainerCallback):
+    """Stops training once every evaluated set reaches ``eval[_<name>]_cosine_similarity >= threshold``.
+
+    The original stops its single-cell stage when cosine similarity ("ccc") exceeds 0.85.
+    """
+
+    def __init__(self, threshold: float = 0.85) -> None:
+        self.threshold = float(threshold)
+        self.latest: dict[str, float] = {}
+        self.stopped_at: int | None = None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        for key, value in (metrics or {}).items():
+            if key.endswith("cosine_similarity"):
+                self.latest[key] = float(value)
+        if self.latest and all(v >= self.threshold for v in self.latest.values()):
+            logger.warning("cosine similarity %s >= %.3f at step %d: stopping", self.latest, self.threshold,
+                           state.global_step)
+            self.stopped_at = state.global_step
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+class CheckpointCompleteCallback(TrainerCallback):
+    """Marks a checkpoint folder complete after the Trainer has written all of it.
+
+    transformers 5.24 writes ``checkpoint-N`` in place (no temporary folder + rename), so a kill
+    while saving leaves a partial folder. ``on_save`` runs after every file is written; the marker
+    it adds (written atomically: temporary file + ``os.replace``) is what ``find_resume_checkpoint``
+    trusts.
+    """
+
+    def on_save(self, args, state, control, **kwargs):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # every rank has written its RNG state
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                tmp = folder / (COMPLETE_MARKER + ".tmp")
+                tmp.write_text(json.dumps({"global_step": state.global_step, "world_size": args.world_size}))
+                os.replace(tmp, folder / COMPLETE_MARKER)
+        return control
+
+
+_CKPT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a usable checkpoint, or None when it is."""
+    if not (folder / COMPLETE_MARKER).is_file():
+        return f"no {COMPLETE_MARKER} (interrupted while saving?)"
+    state = folder / "trainer_state.json"
+    try:
+        json.loads(state.read_text())
+    except (OSError, ValueError) as err:
+        return f"unreadable trainer_state.json ({err})"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return "no model.safetensors"
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as f:
+            f.keys()
+    except Exception as err:  # truncated or garbled file
+        return f"unreadable model.safetensors ({err})"
+    if not (folder / "optimizer.pt").is_file():
+        return "no optimizer.pt"
+    return None
+
+
+def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
+    """The newest usable ``checkpoint-N`` under ``output_dir`` (None when there is none).
+
+    A newer checkpoint that is incomplete or corrupt is skipped with a warning naming it and why, and
+    renamed to ``<name>.corrupt`` (so the Trainer's rotation and ``get_last_checkpoint`` ignore it).
+    """
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = sorted(
+        ((int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CKPT.match(p.name))), reverse=True
+    )
+    for _, folder in found:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        logger.warning("checkpoint %s is not usable: %s; falling back to the previous one", folder, problem)
+        target = folder.with_name(folder.name + ".corrupt")
+        if target.exists():
+            shutil.rmtree(target)
+        folder.rename(target)
+    return None
+
+
+def read_global_step(checkpoint: str | os.PathLike[str]) -> int:
+    return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+
+
+def loss_history(state_log: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """``(step, loss)`` pairs from ``trainer.state.log_history``."""
+    return [(int(e["step"]), float(e["loss"])) for e in state_log if "loss" in e]
