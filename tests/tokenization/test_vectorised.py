@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _tokenizer_reference import reference_encode
+
+from ._tokenizer_reference import reference_encode
 
 
 @pytest.fixture(scope="module")

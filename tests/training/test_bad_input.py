@@ -8,11 +8,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
-from _training_helpers import QUIET, TINY_MODEL
 
 from training.corpus import SCHEMA, CorpusError, build_corpus, find_source, load_manifest
 from training.data import build_train_stream, check_divisible
 from training.run_stage import main
+
+from ._training_helpers import QUIET, TINY_MODEL
 
 GENES = ["CD4", "CD8A", "PTPRC", "CD19", "MS4A1", "CD14", "LYZ", "NKG7"]
 

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 import sys
 
-from _training_helpers import QUIET, RUN_STAGE, TINY_MODEL, subprocess_env
-
 from training.corpus import load_manifest
 from training.data import split_example_id
+
+from ._training_helpers import QUIET, RUN_STAGE, TINY_MODEL, subprocess_env
 
 
 def test_torchrun_two_processes_see_disjoint_examples(tmp_path, corpora, vocab_dir):

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from _training_helpers import QUIET, RUN_STAGE, TINY_MODEL, subprocess_env
 from safetensors.torch import load_file
 
 from training.run_stage import KILL_ENV, main
 from training.trainer import COMPLETE_MARKER, find_resume_checkpoint
+
+from ._training_helpers import QUIET, RUN_STAGE, TINY_MODEL, subprocess_env
 
 
 def _steps(log):

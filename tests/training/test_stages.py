@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import torch
-from _training_helpers import QUIET, TINY_MODEL
 
 from training.run_stage import main
+
+from ._training_helpers import QUIET, TINY_MODEL
 
 
 def _run(argv):
