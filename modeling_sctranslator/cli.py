@@ -1,4 +1,4 @@
-"""The ``sctranslator`` command line: convert-original, vocab, predict, evaluate."""
+"""The ``sctranslator`` command line: convert-original, vocab, predict, evaluate, attention, knockout."""
 
 from __future__ import annotations
 
@@ -142,6 +142,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from tokenization.cli import add_vocab_commands
 
+    from .interpretation import add_interpretation_commands
+
     parser = argparse.ArgumentParser(
         prog="sctranslator", description="scTranslator: translate single-cell transcriptomes into proteomes"
     )
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_command(subparsers)
     add_vocab_commands(subparsers)
     add_inference_commands(subparsers)
+    add_interpretation_commands(subparsers)
     return parser
 
 

@@ -20,7 +20,17 @@ import torch
 
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
-__all__ = ["ProteinTargets", "predict_proteins", "read_rna", "resolve_device", "resolve_targets"]
+__all__ = [
+    "ProteinTargets",
+    "cell_rows",
+    "count_cells",
+    "predict_encoded",
+    "predict_proteins",
+    "progress_bar",
+    "read_rna",
+    "resolve_device",
+    "resolve_targets",
+]
 
 SCALE_DESCRIPTION = "per-cell max-min scaled protein abundance in [1e-8, 1] (scTranslator's training scale)"
 
@@ -113,11 +123,11 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     return targets
 
 
-def _n_cells(rna: Any) -> int:
+def count_cells(rna: Any) -> int:
     return int(rna.shape[0])
 
 
-def _rows(obj: Any, start: int, stop: int) -> Any:
+def cell_rows(obj: Any, start: int, stop: int) -> Any:
     """Cells ``start:stop`` of an AnnData (also a view of a backed file) or a matrix."""
     if getattr(obj, "isbacked", False) and getattr(obj, "is_view", False):
         # anndata cannot take a view of a view of a backed file: index the file's object directly
@@ -158,19 +168,19 @@ def predict_proteins(
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device=device, dtype=dtype) if (device != model.device or dtype is not None) else model
     model.eval()
-    n_cells = _n_cells(rna)
+    n_cells = count_cells(rna)
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")
     n_targets = len(targets.token_ids)
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     rna_summary = None
-    bar = _progress_bar(progress, n_cells)
+    bar = progress_bar(progress, n_cells)
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
-        protein_spec = _rows(targets.values, start, stop) if targets.values is not None else targets.token_ids
+        protein_spec = cell_rows(targets.values, start, stop) if targets.values is not None else targets.token_ids
         encoded, report = tokenizer(
-            rna=_rows(rna, start, stop),
+            rna=cell_rows(rna, start, stop),
             gene_names=gene_names,
             proteins=protein_spec,
             max_length=config.max_genes,
@@ -183,7 +193,7 @@ def predict_proteins(
         rna_summary = rna_summary or report.rna.summary()
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
-        predictions[start:stop] = _predict_chunk(model, encoded, config.max_proteins, batch_size, device)
+        predictions[start:stop] = predict_encoded(model, encoded, config.max_proteins, batch_size, device)
         if measured is not None and "labels" in encoded:
             measured[start:stop] = encoded["labels"].numpy()
         bar(stop - start)
@@ -212,7 +222,7 @@ def predict_proteins(
     return (result, targets) if return_targets else result
 
 
-def _predict_chunk(model, encoded, max_proteins: int, batch_size: int, device: torch.device) -> np.ndarray:
+def predict_encoded(model, encoded, max_proteins: int, batch_size: int, device: torch.device) -> np.ndarray:
     """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes."""
     n_cells, n_proteins = encoded["protein_ids"].shape
     out = np.empty((n_cells, n_proteins), dtype=np.float32)
@@ -233,7 +243,7 @@ def _predict_chunk(model, encoded, max_proteins: int, batch_size: int, device: t
     return out
 
 
-def _progress_bar(progress: bool | Callable[[int], None], total: int) -> Callable[[int], None]:
+def progress_bar(progress: bool | Callable[[int], None], total: int) -> Callable[[int], None]:
     if callable(progress):
         return progress
     if not progress:

@@ -254,11 +254,11 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
         if protein_ids is None:
             raise ValueError("protein_ids is required: the token ids of the proteins to predict")
-        input_ids, input_values, attention_mask = _prepare_side(
+        input_ids, input_values, attention_mask = prepare_side(
             input_ids, input_values, attention_mask, self.config.max_genes, self.config.vocab_size, "genes"
         )
         n_proteins = protein_ids.shape[-1]
-        protein_ids, _, protein_attention_mask = _prepare_side(
+        protein_ids, _, protein_attention_mask = prepare_side(
             protein_ids, None, protein_attention_mask, self.config.max_proteins, self.config.vocab_size, "proteins"
         )
         if input_ids.shape[0] != protein_ids.shape[0]:
@@ -310,7 +310,7 @@ def masked_mse_loss(predictions: torch.Tensor, labels: torch.Tensor, mask: torch
     return F.mse_loss(predictions[valid], labels[valid])
 
 
-def _prepare_side(
+def prepare_side(
     ids: torch.Tensor,
     values: torch.Tensor | None,
     mask: torch.Tensor | None,

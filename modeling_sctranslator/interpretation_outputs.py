@@ -1,0 +1,276 @@
+"""Files from interpretation results: tables (CSV / Parquet), AnnData, heatmaps, ranked gene lists; CLI.
+
+``sctranslator attention`` and ``sctranslator knockout`` (wired by :func:`add_interpretation_commands`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["add_interpretation_commands", "write_attention", "write_knockout"]
+
+TABLE_FORMATS = ("csv", "parquet", "both")
+_MAX_TICK_LABELS = 60
+
+
+def _table_formats(table_format: str) -> list[str]:
+    if table_format not in TABLE_FORMATS:
+        raise ValueError(f"table format must be one of {TABLE_FORMATS}, got {table_format!r}")
+    formats = ["csv", "parquet"] if table_format == "both" else [table_format]
+    if "parquet" in formats:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as error:
+            raise ValueError("Parquet output needs pyarrow (pip install pyarrow); use --table-format csv") from error
+    return formats
+
+
+def _write_table(frame, path_stem: Path, formats: Sequence[str], index: bool = True) -> list[Path]:
+    written = []
+    for fmt in formats:
+        path = path_stem.with_suffix(f".{fmt}")
+        if fmt == "csv":
+            frame.to_csv(path, index=index)
+        else:
+            out = frame.copy()
+            out.columns = [str(c) for c in out.columns]
+            out.to_parquet(path, index=index)
+        written.append(path)
+    return written
+
+
+def safe_filename(name: str) -> str:
+    """A protein/gene name as a file name (keeps letters, digits, ``-_.``; other characters → ``_``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "unnamed"
+    return cleaned[:100]
+
+
+def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path, title: str,
+            diverging: bool = False, xlabel: str = "", ylabel: str = "") -> Path:
+    """A PNG heatmap (matplotlib, Agg backend); tick labels only when there are few rows/columns."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    n_rows, n_cols = matrix.shape
+    fig_w = min(max(4.0, 0.25 * n_cols + 2.5), 20.0)
+    fig_h = min(max(3.0, 0.25 * n_rows + 1.5), 20.0)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    if diverging:
+        finite = matrix[np.isfinite(matrix)]
+        limit = float(np.abs(finite).max()) if finite.size else 1.0
+        limit = limit or 1.0
+        image = ax.imshow(matrix, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    else:
+        image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    if n_cols <= _MAX_TICK_LABELS:
+        ax.set_xticks(range(n_cols), labels=list(cols), rotation=90, fontsize=7)
+    if n_rows <= _MAX_TICK_LABELS:
+        ax.set_yticks(range(n_rows), labels=list(rows), fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- attention
+def write_attention(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True,
+                    anndata: bool = True, rank_by: str = "mean", top_n: int = 100) -> list[Path]:
+    """Write an :class:`~.interpretation.AttentionResult` into ``out_dir`` (created); returns the files.
+
+    * ``{encoder,decoder,encoder_to_decoder}_{sum,mean,normalized}.csv|.parquet``: the maps;
+    * ``attention.h5ad``: see :meth:`AttentionResult.to_anndata`;
+    * ``{map}_normalized.png``: heatmaps of the normalised maps;
+    * ``ranked_genes.csv``: protein, rank, gene, score (encoder→decoder column, ``rank_by`` statistic);
+    * ``ranked_genes/<protein>.rnk``: GSEA prerank (gene TAB score, every gene, descending) and
+      ``ranked_genes/<protein>.txt``: the ``top_n`` genes, one per line (g:Profiler / Enrichr lists).
+    """
+    import pandas as pd
+
+    from .interpretation import MAP_NAMES
+
+    formats = _table_formats(table_format)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name in MAP_NAMES:
+        for stat in ("sum", "mean", "normalized"):
+            written += _write_table(result.frame(name, stat), out / f"{name}_{stat}", formats)
+    if anndata:
+        path = out / "attention.h5ad"
+        result.to_anndata().write_h5ad(path)
+        written.append(path)
+    if plots:
+        axes = {"encoder": ("key gene", "query gene"), "decoder": ("key protein", "query protein"),
+                "encoder_to_decoder": ("protein", "gene")}
+        for name in MAP_NAMES:
+            rows, cols = result.labels(name)
+            written.append(heatmap(
+                result.get(name, "normalized"), rows, cols, out / f"{name}_normalized.png",
+                f"{name.replace('_', ' ')} attention ({result.recipe} recipe, {result.n_cells} cells, normalised)",
+                xlabel=axes[name][0], ylabel=axes[name][1],
+            ))
+    ranked_dir = out / "ranked_genes"
+    ranked_dir.mkdir(exist_ok=True)
+    long_rows = []
+    used: dict[str, int] = {}
+    for protein in result.proteins:
+        series = result.ranked_genes(protein, by=rank_by)
+        stem = safe_filename(protein)
+        if stem in used:
+            used[stem] += 1
+            stem = f"{stem}_{used[stem]}"
+        else:
+            used[stem] = 0
+        rnk = ranked_dir / f"{stem}.rnk"
+        rnk.write_text("".join(f"{gene}\t{score:.8g}\n" for gene, score in series.items()))
+        top = ranked_dir / f"{stem}.txt"
+        top.write_text("".join(f"{gene}\n" for gene in series.index[:top_n]))
+        written += [rnk, top]
+        long_rows += [(protein, rank + 1, gene, float(score)) for rank, (gene, score) in enumerate(series.items())]
+    ranked = pd.DataFrame(long_rows, columns=["protein", "rank", "gene", f"score_{rank_by}"])
+    written += _write_table(ranked, out / "ranked_genes", formats, index=False)
+    return written
+
+
+# --------------------------------------------------------------------------- knockout
+def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True) -> list[Path]:
+    """Write a :class:`~.interpretation_knockout.KnockoutResult` into ``out_dir``; returns the files.
+
+    * ``knockout_effects.csv``: long table (gene, protein, group, n_cells, means, mean_diff,
+      sd_unperturbed, standardized_effect, mean_abs_diff, frac_changed);
+    * ``knockout_standardized_effect.csv`` / ``knockout_mean_diff.csv``: genes × proteins, all cells;
+    * ``knockout_standardized_effect.png``: heatmap genes × proteins (diverging colours), all cells,
+      and ``knockout_standardized_effect_<group>.png`` per group with ``groupby``.
+    """
+    formats = _table_formats(table_format)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = _write_table(result.effects, out / "knockout_effects", formats, index=False)
+    for value in ("standardized_effect", "mean_diff"):
+        written += _write_table(result.matrix(value), out / f"knockout_{value}", formats)
+    if plots:
+        for group in result.groups:
+            suffix = "" if group == "all" else f"_{safe_filename(group)}"
+            label = "all cells" if group == "all" else f"{result.groupby} = {group}"
+            written.append(heatmap(
+                result.matrix("standardized_effect", group).to_numpy(), result.genes, result.proteins,
+                out / f"knockout_standardized_effect{suffix}.png",
+                f"knockout effect (mean diff / sd of unperturbed), {label}", diverging=True,
+                xlabel="protein", ylabel="knocked-out gene",
+            ))
+    return written
+
+
+# --------------------------------------------------------------------------- CLI
+def _names_argument(value: str | None, what: str) -> Any:
+    """Names from ``A,B,C``, a text file (one per line) or, for proteins, an ``.h5ad`` (its var_names)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix == ".h5ad":
+        from .cli import _read_h5ad
+
+        return _read_h5ad(path)
+    if path.is_file():
+        from .cli import _read_protein_names
+
+        return _read_protein_names(path)
+    if path.suffix in (".txt", ".tsv", ".csv", ".list"):
+        raise FileNotFoundError(f"{what} list {path} does not exist")
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"no {what} names in {value!r}")
+    return names
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    from .cli import _add_model_options
+
+    _add_model_options(parser)
+    parser.add_argument("--proteins", required=True,
+                        help="proteins: A,B,C, a text file (one per line) or a protein .h5ad (its var_names)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--table-format", choices=TABLE_FORMATS, default="csv",
+                        help="tables as CSV, Parquet (needs pyarrow) or both")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG heatmaps")
+
+
+def _run_attention(args: argparse.Namespace) -> int:
+    from .cli import load_model_and_tokenizer
+    from .interpretation import _parse_top, attention_analysis
+
+    proteins = _names_argument(args.proteins, "protein")
+    genes: Any = None
+    if args.genes is not None:
+        genes = args.genes if _parse_top(args.genes) is not None else _names_argument(args.genes, "gene")
+    _table_formats(args.table_format)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    started = time.perf_counter()
+    result = attention_analysis(
+        model, tokenizer, args.rna, proteins, genes=genes, recipe=args.recipe, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, device=model.device, progress=True,
+    )
+    files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
+                            top_n=args.top_n)
+    print(f"attention maps ({args.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
+          f"over {result.n_cells} cells in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
+    return 0
+
+
+def _run_knockout(args: argparse.Namespace) -> int:
+    from .cli import load_model_and_tokenizer
+    from .interpretation_knockout import knockout_analysis
+
+    proteins = _names_argument(args.proteins, "protein")
+    genes = _names_argument(args.genes, "gene")
+    _table_formats(args.table_format)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    started = time.perf_counter()
+    result = knockout_analysis(
+        model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
+        batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
+    )
+    files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots)
+    print(f"knocked out {len(result.genes)} genes for {len(result.proteins)} proteins over {result.n_cells} cells "
+          f"in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
+    return 0
+
+
+def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``attention`` and ``knockout`` to the ``sctranslator`` command line."""
+    attention = subparsers.add_parser(
+        "attention", help="encoder, decoder and encoder->decoder attention maps aggregated over cells"
+    )
+    _add_common(attention)
+    attention.add_argument("--genes", default=None,
+                           help="top-K (genes receiving most encoder attention), A,B,C or a text file; "
+                                "default: every gene the model sees (small models only)")
+    attention.add_argument("--recipe", choices=("corrected", "original"), default="corrected",
+                           help="corrected: what each layer attended over; original: the original "
+                                "attention_matrix.py recipe (map from the post-attention residual stream)")
+    attention.add_argument("--rank-by", choices=("mean", "normalized"), default="mean",
+                           help="statistic ranking genes per protein in ranked_genes/")
+    attention.add_argument("--top-n", type=int, default=100, help="genes in each ranked_genes/<protein>.txt")
+    attention.set_defaults(func=_run_attention, batch_size=2)
+
+    knockout = subparsers.add_parser("knockout", help="in-silico knockout: effect of removing genes on proteins")
+    _add_common(knockout)
+    knockout.add_argument("--genes", required=True, help="genes to knock out: A,B,C or a text file")
+    knockout.add_argument("--groupby", default=None, help="obs column: effects per cell group too")
+    knockout.add_argument("--tolerance", type=float, default=1e-3,
+                          help="a cell's prediction counts as changed above this absolute difference")
+    knockout.set_defaults(func=_run_knockout)
