@@ -32,6 +32,7 @@ class SCTranslatorConfig(PreTrainedConfig):
             calls of a stack; ``None`` fixes them.
         kernel_epsilon: the constant the FAVOR+ softmax kernel adds to every feature.
         layer_norm_eps: epsilon of the pre-norm LayerNorms.
+        sctranslator_format: version of the saved-folder format; readers refuse newer formats.
     """
 
     model_type = "sctranslator"
@@ -52,6 +53,7 @@ class SCTranslatorConfig(PreTrainedConfig):
     kernel_epsilon: float = 1e-4
     layer_norm_eps: float = 1e-5
     pad_token_id: int | None = 0
+    sctranslator_format: int = 1
 
     def __post_init__(self, **kwargs):
         if self.nb_random_features is None:
