@@ -108,10 +108,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
     result = predict_proteins(
         model, tokenizer, args.rna, proteins, batch_size=args.batch_size, chunk_size=args.chunk_size,
-        device=model.device, progress=True,
+        device=model.device, progress=True, protein_transform=args.protein_transform,
     )
     metrics = protein_prediction_metrics(result.X, result.layers["measured"])
-    metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars), model=str(args.model))
+    metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars), model=str(args.model),
+                   protein_transform=args.protein_transform)
     line = json.dumps(metrics)
     if args.json:
         from tokenization.atomic_io import atomic_output_file
@@ -136,6 +137,11 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_model_options(evaluate)
     evaluate.add_argument("--protein", type=Path, required=True, help="measured proteins, same cells in order")
     evaluate.add_argument("--json", type=Path, help="also write the metrics JSON here")
+    evaluate.add_argument(
+        "--protein-transform", choices=["log1p", "none"], default="log1p",
+        help="applied to measured protein values before per-cell scaling; training uses log1p for count "
+        "panels (default) and none for continuous ones such as RPPA",
+    )
     evaluate.set_defaults(func=_run_evaluate)
 
 

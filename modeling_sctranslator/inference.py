@@ -123,6 +123,20 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     return targets
 
 
+def transformed_proteins(proteins: Any, transform: str) -> Any:
+    """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``) or as it is."""
+    if transform == "none":
+        return proteins
+    if transform != "log1p":
+        raise ValueError(f"protein_transform must be 'none' or 'log1p', not {transform!r}")
+    values = proteins.X
+    if (values.min() if hasattr(values, "min") else np.min(values)) < 0:
+        raise ValueError("log1p needs non-negative protein values; these look already transformed: use 'none'")
+    out = proteins.copy() if not proteins.isbacked else proteins.to_memory()
+    out.X = values.log1p() if hasattr(values, "log1p") else np.log1p(values)
+    return out
+
+
 def count_cells(rna: Any) -> int:
     return int(rna.shape[0])
 
@@ -149,13 +163,15 @@ def predict_proteins(
     dtype: torch.dtype | None = None,
     progress: bool | Callable[[int], None] = False,
     return_targets: bool = False,
+    protein_transform: str = "none",
 ) -> Any:
     """Predict ``proteins`` for every cell of ``rna``; returns an AnnData (cells × proteins).
 
     ``X`` holds predictions on the model's scale (see ``uns['sctranslator']['scale']``); ``obs`` is
     the RNA's; ``var`` has the token id and mapping route of each protein; ``uns['sctranslator']``
     lists the proteins that were not predicted and why. With a protein AnnData, ``layers['measured']``
-    holds its values scaled the same way (NaN where missing) for evaluation.
+    holds its values scaled the same way (NaN where missing) for evaluation; ``protein_transform=
+    "log1p"`` applies ``log1p`` to them first, as training does for count panels (its default).
     """
     import anndata
     import pandas as pd
@@ -164,6 +180,8 @@ def predict_proteins(
         raise ValueError("batch_size and chunk_size must be positive")
     rna, gene_names = read_rna(rna, gene_names)
     targets = resolve_targets(tokenizer, proteins)
+    if targets.values is not None:
+        targets.values = transformed_proteins(targets.values, protein_transform)
     config = model.config
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device=device, dtype=dtype) if (device != model.device or dtype is not None) else model

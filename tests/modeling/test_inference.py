@@ -203,3 +203,22 @@ def test_saved_folder_with_tokenizer_runs_without_our_package(model_dir, cells, 
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
+
+
+def test_measured_values_use_the_training_transform(model_dir, cells):
+    from tokenization.tokenization_sctranslator import scale_rows
+
+    rna, adt, _ = cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    result = predict_proteins(model, tokenizer, rna, adt, protein_transform="log1p")
+    columns = [list(adt.var_names).index(name) for name in result.var_names]
+    counts = np.asarray(adt.X.toarray() if hasattr(adt.X, "toarray") else adt.X, dtype=np.float64)
+    mapped = [i for i, s in enumerate(tokenizer.resolve(list(adt.var_names), kind="protein").status) if s == "mapped"]
+    expected, _ = scale_rows(np.log1p(counts[:, mapped]))  # scaled over every mapped protein of the cell
+    order = [mapped.index(c) for c in columns]
+    np.testing.assert_allclose(result.layers["measured"], expected[:, order], atol=1e-6)
+    with pytest.raises(ValueError, match="already transformed"):
+        negative = adt.copy()
+        negative.X = -np.ones(adt.shape, dtype=np.float32)
+        predict_proteins(model, tokenizer, rna, negative, protein_transform="log1p")
