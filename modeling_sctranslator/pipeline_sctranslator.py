@@ -21,7 +21,9 @@ class ProteinPredictionPipeline(Pipeline):
 
     Any number of proteins may be asked for: they are split into passes of the decoder's length.
     Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward, default 8),
-    ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``.
+    ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``, and
+    ``protein_transform`` ("log1p" for measured protein counts given as a protein AnnData, to put
+    them on the training scale in ``layers["measured"]``).
     The tokenizer is the folder's feature extractor (``preprocessor_config.json``).
     """
 
@@ -43,6 +45,7 @@ class ProteinPredictionPipeline(Pipeline):
         inplace: bool = False,
         obsm_key: str = "sctranslator_proteins",
         progress: bool = False,
+        protein_transform: str = "none",
         **kwargs: Any,
     ) -> Any:
         if kwargs:
@@ -62,6 +65,7 @@ class ProteinPredictionPipeline(Pipeline):
             chunk_size=chunk_size,
             device=self.device,
             progress=progress,
+            protein_transform=protein_transform,
         )
         if not inplace:
             return result

@@ -36,10 +36,26 @@ def _load(manifest, split):
     return x, np.asarray(proteins, np.float64)
 
 
-def _lognorm(x):
+def log_normalise(x) -> np.ndarray:
+    """log1p of counts per 10,000 (dense float64): the RNA representation of the baselines."""
+    x = sp.csr_matrix(x, dtype=np.float64)
     totals = np.asarray(x.sum(axis=1)).ravel()
     totals[totals == 0] = 1
-    return sp.diags(1e4 / totals) @ x
+    return (sp.diags(1e4 / totals) @ x).log1p().toarray()
+
+
+def ridge_on_pcs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_pcs: int = 50,
+                 alpha: float = 1.0) -> np.ndarray:
+    """Ridge regression (unpenalised intercept) on the top ``n_pcs`` principal components of ``train_x``."""
+    mean = train_x.mean(axis=0)
+    _, _, vt = np.linalg.svd(train_x - mean, full_matrices=False)
+    pcs = vt[:n_pcs].T
+    z_train = np.hstack([(train_x - mean) @ pcs, np.ones((len(train_x), 1))])
+    z_test = np.hstack([(test_x - mean) @ pcs, np.ones((len(test_x), 1))])
+    reg = alpha * np.eye(z_train.shape[1])
+    reg[-1, -1] = 0
+    coef = np.linalg.solve(z_train.T @ z_train + reg, z_train.T @ train_y)
+    return z_test @ coef
 
 
 def ridge_baseline(corpus_dir, n_pcs: int = 50, alpha: float = 1.0, mapped_only: bool = True) -> dict:
@@ -48,17 +64,7 @@ def ridge_baseline(corpus_dir, n_pcs: int = 50, alpha: float = 1.0, mapped_only:
     x_eval, y_eval = _load(m, "eval")
     keep = [m["proteins"].index(p) for p in m["proteins_mapped"]] if mapped_only else list(range(len(m["proteins"])))
     y_train, y_eval = np.log1p(y_train[:, keep]), np.log1p(y_eval[:, keep])
-    a_train = _lognorm(x_train).log1p().toarray()
-    a_eval = _lognorm(x_eval).log1p().toarray()
-    mean = a_train.mean(axis=0)
-    _, _, vt = np.linalg.svd(a_train - mean, full_matrices=False)
-    pcs = vt[:n_pcs].T
-    z_train, z_eval = (a_train - mean) @ pcs, (a_eval - mean) @ pcs
-    z_train1 = np.hstack([z_train, np.ones((len(z_train), 1))])
-    reg = alpha * np.eye(z_train1.shape[1])
-    reg[-1, -1] = 0
-    coef = np.linalg.solve(z_train1.T @ z_train1 + reg, z_train1.T @ y_train)
-    pred = np.hstack([z_eval, np.ones((len(z_eval), 1))]) @ coef
+    pred = ridge_on_pcs(log_normalise(x_train), y_train, log_normalise(x_eval), n_pcs, alpha)
     return {
         "corpus": m["name"], "n_train": len(y_train), "n_eval": len(y_eval), "proteins": len(keep),
         "log1p_counts": protein_prediction_metrics(pred, y_eval),

@@ -1,0 +1,27 @@
+"""`make demo` runs end to end: a few training steps, reload through the pipeline, report and plot."""
+
+from __future__ import annotations
+
+import json
+
+from modeling_sctranslator.demo import main
+
+from .conftest import shared_path
+
+
+def test_demo_writes_report_plot_and_predictions(tmp_path, capsys):
+    shared = shared_path()
+    out = tmp_path / "demo"
+    assert main(["--steps", "5", "--out", str(out), "--shared", str(shared)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"sctranslator", "ridge"}
+    assert 0 < metrics["ridge"]["pearson_per_protein_mean"] < 1
+    report = (out / "report.md").read_text()
+    assert "| pearson_per_protein_mean |" in report and "100 held-out cells" in report
+    assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_demo_without_shared_data_says_what_is_missing(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "demo"), "--shared", str(tmp_path / "nowhere")]) == 2
+    assert "SCTRANSLATOR_SHARED" in capsys.readouterr().err
