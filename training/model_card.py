@@ -6,9 +6,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "sctranslator_stage.md"
+from model_cards import card_data as make_card_data
+from model_cards import render_card
+
+TEMPLATE = "sctranslator_stage.md"
 STAGE_DESCRIPTIONS = {
     "bulk": "stage 1: pre-training on bulk RNA + RPPA proteomes",
     "sc": "stage 2: pre-training on single-cell RNA + surface proteins, stopped at a cosine-similarity threshold",
@@ -41,11 +44,8 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         for r in rows
     ]
     base = model_args.model_name_or_path
-    card_data = ModelCardData(
-        library_name="transformers",
-        pipeline_tag="tabular-regression",
-        license="apache-2.0",
-        tags=["single-cell", "proteomics", "CITE-seq", "scTranslator", "performer", f"stage-{data_args.stage}"],
+    card_data = make_card_data(
+        tags=[f"stage-{data_args.stage}"],
         base_model=base if base and not Path(base).exists() else None,
         datasets=[m["name"] for m in manifests],
         model_name=data_args.model_card_name or output_dir.name,
@@ -70,9 +70,9 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
            f"{summary['stopped_on_cosine_at']})" if summary.get("stopped_on_cosine_at") else "")
         + f". Final training loss {summary['train_loss']:.4f}."
     )
-    card = ModelCard.from_template(
+    card = render_card(
+        TEMPLATE,
         card_data,
-        template_path=str(TEMPLATE),
         model_name=card_data.model_name,
         stage=data_args.stage,
         stage_description=STAGE_DESCRIPTIONS[data_args.stage],
