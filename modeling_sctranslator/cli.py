@@ -1,4 +1,4 @@
-"""The ``sctranslator`` command line: convert-original, vocab, predict, evaluate, attention, knockout."""
+"""The ``sctranslator`` command line: convert-original, vocab, predict, evaluate, attention, knockout, push."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .convert_original_checkpoint import add_convert_command
+from .hub import add_push_command
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -22,19 +23,12 @@ def load_model_and_tokenizer(model_id: str, device: str | None = None, dtype: st
 
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
+    from .hub import resolve_model_folder
     from .inference import resolve_device
 
-    try:
-        model = AutoModel.from_pretrained(model_id)
-    except OSError as error:
-        raise OSError(f"cannot load a model from {model_id!r}: {error}") from error
-    try:
-        tokenizer = SCTranslatorTokenizer.from_pretrained(model_id)
-    except OSError as error:
-        raise OSError(
-            f"{model_id!r} has no gene tokenizer (preprocessor_config.json + gene_vocab.json); "
-            "write one with `sctranslator vocab ...` and save it into the model folder"
-        ) from error
+    folder = resolve_model_folder(model_id)  # names any missing or damaged file
+    model = AutoModel.from_pretrained(folder)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
     target = resolve_device(device)
     torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else None
     if torch_dtype in (torch.bfloat16, torch.float16) and target.type == "cpu":
@@ -158,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_vocab_commands(subparsers)
     add_inference_commands(subparsers)
     add_interpretation_commands(subparsers)
+    add_push_command(subparsers)
     return parser
 
 

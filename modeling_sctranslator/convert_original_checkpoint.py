@@ -11,6 +11,8 @@ anything runs. A plain ``state_dict()`` file works the same way.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import re
 import zipfile
 from collections import OrderedDict
@@ -288,7 +290,37 @@ def convert_original_checkpoint(
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        converted_card(model, Path(checkpoint), tokenizer, Path(out_dir).name).save(staging / "README.md")
     return Path(out_dir)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def converted_card(model: SCTranslatorForProteinPrediction, checkpoint: Path, tokenizer: Any, name: str):
+    """The model card of a converted original checkpoint: which file, its hash, the configuration."""
+    from model_cards import card_data, render_card
+
+    vocabulary = (
+        f"original scTranslator id tables ({tokenizer.vocab_size} slots)" if tokenizer is not None
+        else "not included: add one with `sctranslator vocab from-original`"
+    )
+    return render_card(
+        "converted_original.md",
+        card_data(tags=["converted-checkpoint"], model_name=name),
+        model_name=name,
+        checkpoint_name=checkpoint.name,
+        checkpoint_sha256=_sha256(checkpoint),
+        n_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
+        config=model.config,
+        vocabulary=vocabulary,
+        repo_or_path=name,
+    )
 
 
 def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
@@ -301,6 +333,9 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output model folder")
     parser.add_argument("--id-tables", type=Path, help="folder with the original id tables (writes the tokenizer)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload the converted folder to the Hub")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
+    parser.add_argument("--token-env", default="HF_TOKEN", help="environment variable with the Hub token")
     parser.set_defaults(func=_run_convert)
 
 
@@ -312,4 +347,10 @@ def _run_convert(args: argparse.Namespace) -> int:
         f"{config.num_decoder_layers} layers, {config.max_genes} genes -> {config.max_proteins} proteins"
         f"{', with tokenizer' if args.id_tables else ''})"
     )
+    if args.push_to_hub:
+        from .hub import push_model_folder
+
+        token = os.environ.get(args.token_env) or None
+        files = push_model_folder(out, args.push_to_hub, private=args.private, token=token)
+        print(f"pushed {len(files)} files to {args.push_to_hub}")
     return 0

@@ -1,0 +1,156 @@
+"""Publishing model folders to the Hugging Face Hub, and checking that a folder is complete.
+
+A publishable folder holds the model (``config.json`` with ``auto_map`` + ``model.safetensors`` +
+the model code), the gene tokenizer (``preprocessor_config.json`` + ``gene_vocab.json`` + its
+code) and a model card (``README.md`` with YAML metadata). Tokens are read from an environment
+variable and handed to ``huggingface_hub`` only; they are never printed, logged or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "REQUIRED_FILES",
+    "FolderProblem",
+    "add_push_command",
+    "check_model_folder",
+    "push_model_folder",
+    "resolve_model_folder",
+]
+
+REQUIRED_FILES = {
+    "config.json": "the model configuration",
+    "model.safetensors": "the weights",
+    "configuration_sctranslator.py": "the model code (for trust_remote_code)",
+    "modeling_sctranslator.py": "the model code (for trust_remote_code)",
+    "favor_attention.py": "the model code (for trust_remote_code)",
+    "preprocessor_config.json": "the gene tokenizer's settings",
+    "gene_vocab.json": "the gene vocabulary",
+    "tokenization_sctranslator.py": "the tokenizer code (for trust_remote_code)",
+}
+SUPPORTED_FORMAT = 1  # bump when saved folders change incompatibly
+
+
+class FolderProblem(ValueError):
+    """A model folder or repository lacks a file, or a file is damaged or from an incompatible version."""
+
+
+def _check_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FolderProblem(f"{path.name} in {path.parent} is not valid JSON ({error}); re-save the model") from None
+
+
+def _check_safetensors(path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+    except Exception as error:  # safetensors raises its own error types for damaged files
+        raise FolderProblem(f"{path.name} in {path.parent} is damaged or truncated ({error})") from None
+    if not keys:
+        raise FolderProblem(f"{path.name} in {path.parent} holds no tensors")
+
+
+def check_model_folder(folder: str | os.PathLike[str], require_card: bool = False) -> dict[str, Any]:
+    """Check that ``folder`` is a complete sctranslator model; returns its config dict.
+
+    Raises :class:`FolderProblem` naming the first missing or damaged file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FolderProblem(f"{folder} is not a folder")
+    required = dict(REQUIRED_FILES)
+    if require_card:
+        required["README.md"] = "the model card"
+    missing = [f"{name} ({what})" for name, what in required.items() if not (folder / name).is_file()]
+    if missing:
+        raise FolderProblem(f"{folder} lacks {', '.join(missing)}")
+    config = _check_json(folder / "config.json")
+    if config.get("model_type") != "sctranslator":
+        raise FolderProblem(f"{folder}/config.json describes a {config.get('model_type')!r} model, not sctranslator")
+    if int(config.get("sctranslator_format", 1)) > SUPPORTED_FORMAT:
+        raise FolderProblem(
+            f"{folder} was written by a newer sctranslator (format {config['sctranslator_format']}, this version "
+            f"reads {SUPPORTED_FORMAT}); upgrade sctranslator"
+        )
+    _check_json(folder / "preprocessor_config.json")
+    _check_json(folder / "gene_vocab.json")
+    _check_safetensors(folder / "model.safetensors")
+    return config
+
+
+def push_model_folder(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+    api: Any = None,
+) -> list[str]:
+    """Upload a complete model folder to ``repo_id``; returns the uploaded file names."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    check_model_folder(folder, require_card=True)
+    api = api or HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        commit_message=commit_message or "Upload sctranslator model",
+        token=token,
+        allow_patterns=files,
+    )
+    return files
+
+
+def resolve_model_folder(model_id: str | os.PathLike[str]) -> Path:
+    """A local folder as it is, or a Hub repo id downloaded (or taken from the cache, offline) and checked."""
+    path = Path(model_id)
+    if path.is_dir():
+        check_model_folder(path)
+        return path
+    if path.suffix or str(model_id).count("/") > 1 or str(model_id).startswith((".", "/")):
+        raise FileNotFoundError(f"model folder {model_id} does not exist")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id=str(model_id)))
+    except LocalEntryNotFoundError as error:
+        raise OSError(
+            f"{model_id} is neither a local folder nor in the Hub cache, and the Hub cannot be reached "
+            f"(offline mode or no network): {error}"
+        ) from None
+    except (RepositoryNotFoundError, HfHubHTTPError) as error:
+        raise OSError(f"cannot download {model_id} from the Hub: {error}") from None
+    check_model_folder(folder)
+    return folder
+
+
+def add_push_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("push", help="upload a model folder (model, tokenizer, code, card) to the Hub")
+    parser.add_argument("--model", type=Path, required=True, help="the model folder")
+    parser.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument(
+        "--token-env", default="HF_TOKEN",
+        help="environment variable holding the Hub token (default HF_TOKEN; never printed)",
+    )
+    parser.set_defaults(func=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    token = os.environ.get(args.token_env) or None  # unset: huggingface_hub uses the stored login
+    files = push_model_folder(args.model, args.repo_id, private=args.private, token=token)
+    print(f"pushed {len(files)} files from {args.model} to {args.repo_id}: {', '.join(files)}")
+    return 0

@@ -1,0 +1,182 @@
+"""Publishing to and loading from the Hub, against a stand-in for the Hub API (offline).
+
+The stand-in ``HfApi`` writes uploads into a local Hugging Face cache laid out as the real client
+lays out downloads, so loading the repo id afterwards goes through transformers' and
+huggingface_hub's real offline resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import AutoModel, pipeline
+
+from modeling_sctranslator.cli import main as cli_main
+
+SECRET = "hf_TESTSECRETdoNotLeak123"
+REPO = "testorg/sctranslator-small"
+
+
+class FakeHubApi:
+    """Records calls and stores uploads as cached snapshots of ``repo_id``."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.calls = []
+
+    def create_repo(self, repo_id, private=False, exist_ok=False, token=None, **kwargs):
+        self.calls.append(("create_repo", repo_id, private, token))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, repo_id, folder_path, commit_message=None, token=None, allow_patterns=None, **kwargs):
+        self.calls.append(("upload_folder", repo_id, sorted(allow_patterns), token))
+        commit = hashlib.sha1(repo_id.encode() + str(len(self.calls)).encode()).hexdigest()
+        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for name in allow_patterns:
+            shutil.copy2(f"{folder_path}/{name}", snapshot / name)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        return f"https://huggingface.co/{repo_id}/commit/{commit}"
+
+    def snapshot(self, repo_id):
+        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
+        return repo / "snapshots" / (repo / "refs" / "main").read_text()
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    fake = FakeHubApi(cache)
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: fake)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_TOKEN_FOR_TESTS", SECRET)
+    return fake
+
+
+@pytest.fixture()
+def pushed(hub, fixtures_dir, vocab_dir, tmp_path, capsys):
+    out = tmp_path / "converted"
+    code = cli_main([
+        "convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(out),
+        "--id-tables", str(vocab_dir), "--push-to-hub", REPO, "--token-env", "HF_TOKEN_FOR_TESTS",
+    ])
+    assert code == 0
+    printed = capsys.readouterr()
+    return hub, out, printed
+
+
+def test_push_uploads_model_tokenizer_code_and_a_valid_card(pushed):
+    hub, out, _ = pushed
+    (_, repo, private, token), (_, repo2, files, token2) = hub.calls
+    assert repo == repo2 == REPO and not private
+    assert token == token2 == SECRET  # handed to the client, nowhere else
+    assert set(files) >= {
+        "config.json", "model.safetensors", "configuration_sctranslator.py", "modeling_sctranslator.py",
+        "favor_attention.py", "preprocessor_config.json", "gene_vocab.json", "tokenization_sctranslator.py",
+        "gene_ids.py", "vocab.py", "README.md",
+    }
+    card = ModelCard.load(hub.snapshot(REPO) / "README.md")
+    assert card.data.library_name == "transformers"
+    assert card.data.pipeline_tag == "tabular-regression"
+    assert {"single-cell", "proteomics", "CITE-seq", "converted-checkpoint"} <= set(card.data.tags)
+    assert "original_small_model.pt" in card.text and "sha256" in card.text
+
+
+def test_token_never_reaches_output_files_or_logs(pushed):
+    hub, out, printed = pushed
+    assert SECRET not in printed.out and SECRET not in printed.err
+    for path in [*out.iterdir(), *hub.snapshot(REPO).iterdir()]:
+        assert SECRET.encode() not in path.read_bytes(), path.name
+
+
+def test_repo_id_loads_through_auto_model_pipeline_and_cli(pushed, fixtures_dir, data_dir, tmp_path):
+    io = np.load(fixtures_dir / "original_small_io.npz")
+    model = AutoModel.from_pretrained(REPO).eval()
+    with torch.no_grad():
+        predictions = model(
+            input_ids=torch.from_numpy(io["rna_ids"]), input_values=torch.from_numpy(io["rna_values"]),
+            attention_mask=torch.from_numpy(io["rna_mask"]), protein_ids=torch.from_numpy(io["protein_ids"]),
+            protein_attention_mask=torch.from_numpy(io["protein_mask"]),
+        ).predictions
+    assert np.abs(predictions.numpy() - io["prediction"]).max() <= 1e-5
+
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy()
+    from_pipeline = pipeline("protein-prediction", model=REPO, device="cpu")(rna, proteins=["CD4", "CD19"])
+    rna.write_h5ad(tmp_path / "rna.h5ad")
+    (tmp_path / "proteins.txt").write_text("CD4\nCD19\n")
+    assert cli_main(["predict", "--model", REPO, "--rna", str(tmp_path / "rna.h5ad"), "--proteins",
+                     str(tmp_path / "proteins.txt"), "--out", str(tmp_path / "p.h5ad"), "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(ad.read_h5ad(tmp_path / "p.h5ad").X, from_pipeline.X)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda snap: (snap / "gene_vocab.json").unlink(), "gene_vocab.json"),
+    (lambda snap: (snap / "model.safetensors").write_bytes((snap / "model.safetensors").read_bytes()[:1000]),
+     "model.safetensors .*damaged"),
+    (lambda snap: (snap / "config.json").write_text("{not json"), "config.json .*not valid JSON"),
+])
+def test_missing_or_corrupt_repo_files_are_named(pushed, tmp_path, capsys, damage, message):
+    hub, _, _ = pushed
+    damage(hub.snapshot(REPO))
+    (tmp_path / "proteins.txt").write_text("CD4\n")
+    code = cli_main(["predict", "--model", REPO, "--rna", str(tmp_path / "missing.h5ad"), "--proteins",
+                     str(tmp_path / "proteins.txt"), "--out", str(tmp_path / "p.h5ad")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+
+
+def test_folder_from_a_newer_release_is_refused(pushed, tmp_path, capsys):
+    import json
+
+    hub, _, _ = pushed
+    config_path = hub.snapshot(REPO) / "config.json"
+    config = json.loads(config_path.read_text())
+    config["sctranslator_format"] = 99
+    config_path.write_text(json.dumps(config))
+    (tmp_path / "p.txt").write_text("CD4\n")
+    code = cli_main(["predict", "--model", REPO, "--rna", "x.h5ad", "--proteins", str(tmp_path / "p.txt"),
+                     "--out", str(tmp_path / "p.h5ad")])
+    assert code == 2 and "newer sctranslator" in capsys.readouterr().err
+
+
+def test_push_refuses_an_incomplete_folder(hub, tmp_path, capsys):
+    folder = tmp_path / "incomplete"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert cli_main(["push", "--model", str(folder), "--repo-id", REPO]) == 2
+    assert "model.safetensors" in capsys.readouterr().err
+    assert hub.calls == []
+
+
+def test_finetuned_variant_records_its_base_model_and_metrics(pushed, data_dir, tmp_path, capsys):
+    from training.run_stage import main as run_stage
+
+    hub, _, _ = pushed
+    out = tmp_path / "finetuned"
+    run_stage([
+        "--stage", "finetune", "--model_name_or_path", REPO, "--corpora", str(data_dir / "eccite"),
+        "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "4",
+        "--eval_strategy", "no", "--save_steps", "2", "--report_to", "none", "--use_cpu", "true",
+        "--disable_tqdm", "true", "--max_cells_per_corpus", "60", "--num_shards", "2", "--protein_truncation", "true",
+    ])
+    assert cli_main(["push", "--model", str(out), "--repo-id", "testorg/sctranslator-eccite",
+                     "--token-env", "HF_TOKEN_FOR_TESTS"]) == 0
+    card = ModelCard.load(hub.snapshot("testorg/sctranslator-eccite") / "README.md")
+    assert card.data.base_model == REPO
+    metrics = {m["type"] for result in card.data.to_dict()["model-index"][0]["results"] for m in result["metrics"]}
+    assert {"mse", "cosine_similarity", "pearson_per_protein_mean"} <= metrics
+    assert SECRET not in capsys.readouterr().out
