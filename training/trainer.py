@@ -33,6 +33,21 @@ COMPLETE_MARKER = "checkpoint_complete.json"
 METRICS_DIR = Path(__file__).resolve().parent / "protein_metrics"
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training stops at a NaN/inf loss instead of writing a corrupt model; names the batch."""
+
+    def __init__(self, step: int, rank: int, example_ids) -> None:
+        from .data import split_example_id
+
+        cells = [] if example_ids is None else [split_example_id(int(i)) for i in example_ids.tolist()]
+        shown = ", ".join(f"corpus {c} row {r}" for c, r in cells[:8]) or "unknown cells"
+        super().__init__(
+            f"the training loss became NaN/inf at step {step} (process {rank}) on the batch of {shown}"
+            f"{' ...' if len(cells) > 8 else ''}. Check those cells for extreme values, lower the learning "
+            "rate, or resume from the last checkpoint (it was written before this step)."
+        )
+
+
 class SCTranslatorTrainer(Trainer):
     """``Trainer`` for per-rank streams: own DataLoader, lean prediction step, example-id log.
 
@@ -69,7 +84,11 @@ class SCTranslatorTrainer(Trainer):
             with open(self.example_log, "a") as f:
                 f.write(f"{self.state.global_step + 1}\t{self.args.process_index}\t"
                         f"{','.join(map(str, ids.tolist()))}\n")
-        return super().compute_loss(model, inputs, return_outputs=return_outputs)
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs)
+        loss = result[0] if return_outputs else result
+        if model.training and not bool(torch.isfinite(loss.detach())):
+            raise NonFiniteLossError(self.state.global_step + 1, self.args.process_index, ids)
+        return result
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
