@@ -11,6 +11,14 @@
    AnnData out) vs a per-cell loop (read one row, densify, scale, pad, naive model, batch 1).
 3. memory (``--memory``): peak RSS of streaming 200 and 2,000 cells of a 20,000-cell backed file
    (full sequence lengths, small hidden size so it runs in minutes), each in a fresh process.
+4. variant (``--variant``, instead of 1-3): real cells (``--variant-data``, default the shared
+   ECCITE-seq RNA) end to end through ``predict_proteins`` with the original tables' tokenizer, the
+   compatible full configuration (20,000 genes, 1,000 protein slots, MLP translator) vs the
+   cross-attention variant (expressed genes only) at the same hidden size (128, 8 heads x 64, 2+2
+   layers), predicting the same proteins (the ADT panel beside the RNA file, 49 names)::
+
+       python benchmarks/inference.py --variant [--compat-cells 8] [--variant-cells 128] \
+           [--variant-masking masked exact] [--json benchmarks/results/inference_variant.json]
 """
 
 from __future__ import annotations
@@ -32,7 +40,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from naive_reference import naive_copy_of  # noqa: E402
 from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
 
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
@@ -198,6 +205,71 @@ def memory_rows(workdir: Path) -> list[dict]:
     return rows + [{"growth_mb_200_to_2000": growth}]
 
 
+def variant_rows(args) -> dict:
+    """Compatible full model vs the cross-attention variant on real cells, end to end (section 4)."""
+    import warnings
+
+    import anndata
+
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    tokenizer = SCTranslatorTokenizer.from_original_tables(args.variant_vocab)
+    rna_path = args.variant_data
+    adt_path = Path(str(rna_path).replace("_rna.h5ad", "_adt.h5ad"))
+    proteins = [str(p) for p in anndata.read_h5ad(adt_path, backed="r").var_names]
+    rna = anndata.read_h5ad(rna_path, backed="r")
+    nnz = np.diff(rna[: args.variant_cells].to_memory().X.tocsr().indptr)
+    sizes = dict(hidden_size=128, num_attention_heads=8, attention_head_dim=64, num_encoder_layers=2,
+                 num_decoder_layers=2)
+    models = {"compatible (mlp, all 20,000 genes, original masking)": (SCTranslatorConfig(**sizes), args.compat_cells)}
+    for masking in args.variant_masking:
+        models[f"variant (cross_attention, expressed genes, {masking} attention)"] = (
+            SCTranslatorConfig(**sizes, translator_type="cross_attention", attention_masking=masking),
+            args.variant_cells,
+        )
+    built = {}
+    for name, (config, _) in models.items():
+        torch.manual_seed(0)
+        built[name] = SCTranslatorForProteinPrediction(config).eval()
+    # alternate the models over --rounds rounds of distinct cells, so load from other processes hits all alike
+    seconds = dict.fromkeys(models, 0.0)
+    outputs: dict[str, list] = {name: [] for name in models}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unmapped proteins / duplicate genes
+        for model in built.values():  # warm-up
+            predict_proteins(model, tokenizer, rna[:2], proteins, batch_size=args.variant_batch_size)
+        for r in range(args.rounds):
+            for name, (_, n_cells) in models.items():
+                per_round = n_cells // args.rounds
+                cells = rna[r * per_round: (r + 1) * per_round]
+                start = time.perf_counter()
+                result = predict_proteins(built[name], tokenizer, cells, proteins, batch_size=args.variant_batch_size)
+                seconds[name] += time.perf_counter() - start
+                outputs[name].append(result.X)
+    rows = []
+    for name, (_, n_cells) in models.items():
+        n_done = n_cells // args.rounds * args.rounds
+        predictions = np.concatenate(outputs[name])
+        rows.append({"model": name, "cells": n_done, "proteins": int(predictions.shape[1]),
+                     "s_per_cell": seconds[name] / n_done,
+                     "parameters": sum(p.numel() for p in built[name].parameters()),
+                     "finite": bool(np.isfinite(predictions).all())})
+        print(f"{name}: {rows[-1]['s_per_cell']:.4f} s/cell over {n_done} cells, {predictions.shape[1]} proteins, "
+              f"{rows[-1]['parameters']:,} parameters", flush=True)
+    base = rows[0]["s_per_cell"]
+    for row in rows[1:]:
+        row["speedup_vs_compatible"] = base / row["s_per_cell"]
+        print(f"speed-up of {row['model']}: x{row['speedup_vs_compatible']:.1f}", flush=True)
+    return {
+        "benchmark": "inference end to end (predict_proteins), compatible vs cross-attention variant, fp32, CPU",
+        "data": str(rna_path),
+        "expressed_genes_per_cell": {"median": float(np.median(nnz)), "min": int(nnz.min()), "max": int(nnz.max())},
+        "batch_size": args.variant_batch_size,
+        "rounds": args.rounds,
+        "rows": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -206,12 +278,35 @@ def main() -> None:
     parser.add_argument("--end-to-end-cells", type=int, default=8, help="0 skips the end-to-end comparison")
     parser.add_argument("--memory", action="store_true", help="also measure streaming memory (a few minutes)")
     parser.add_argument("--memory-probe", nargs=2, metavar=("H5AD", "CELLS"), help=argparse.SUPPRESS)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/inference.json"))
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default benchmarks/results/inference.json (inference_variant.json with --variant)")
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--variant", action="store_true", help="compatible vs cross-attention variant (only)")
+    parser.add_argument("--variant-data", type=Path, default=shared / "data" / "eccite_rna.h5ad")
+    parser.add_argument("--variant-vocab", type=Path, default=shared / "vocab")
+    parser.add_argument("--compat-cells", type=int, default=8)
+    parser.add_argument("--variant-cells", type=int, default=128)
+    parser.add_argument("--variant-batch-size", type=int, default=1, help="cells per forward, both models")
+    parser.add_argument("--variant-masking", nargs="+", default=["masked", "exact"], choices=["masked", "exact"])
+    parser.add_argument("--rounds", type=int, default=4, help="--variant: models alternate over this many rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_probe:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
         return
+    if args.variant:
+        result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+                  **variant_rows(args)}
+        path = args.json or Path("benchmarks/results/inference_variant.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
+        return
+    args.json = args.json or Path("benchmarks/results/inference.json")
+    # imported only here: importing performer-pytorch (and what it pulls in) makes every model on this
+    # machine ~3x slower, so --variant never imports it
+    from naive_reference import naive_copy_of
+
     torch.manual_seed(0)
     config = SCTranslatorConfig()
     ours = SCTranslatorForProteinPrediction(config).eval()

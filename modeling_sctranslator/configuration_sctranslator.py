@@ -32,7 +32,34 @@ class SCTranslatorConfig(PreTrainedConfig):
             calls of a stack; ``None`` fixes them.
         kernel_epsilon: the constant the FAVOR+ softmax kernel adds to every feature.
         layer_norm_eps: epsilon of the pre-norm LayerNorms.
-        sctranslator_format: version of the saved-folder format; readers refuse newer formats.
+        sctranslator_format: version of the saved-folder format; readers refuse newer formats (1: the
+            compatible model; 2: folders that need the cross-attention variant).
+
+    Variant (order-invariant, expressed genes only; the defaults above are the compatible model):
+
+    Args:
+        translator_type: ``"mlp"`` (the original MLP over gene *positions*; every cell is padded to
+            exactly ``max_genes`` genes and ``max_proteins`` proteins) or ``"cross_attention"``
+            (protein-id embeddings attend over the encoder outputs with exact, masked softmax
+            attention; any number of genes and proteins per cell, batches padded to the longest cell;
+            predictions do not depend on gene order or padding). ``max_genes`` is then only the
+            tokenizer's cap on genes per cell and ``max_proteins`` the proteins per pass in
+            ``predict_proteins``. Switching this one field selects the whole variant: the two fields
+            below follow it unless given.
+        encoder_inputs: ``"all_genes"`` (every mapped gene, zeros included, as the original) or
+            ``"expressed"`` (only the cell's non-zero genes, plus ``expressed_zero_genes`` sampled
+            zero genes). Default: ``"all_genes"`` for ``mlp``, ``"expressed"`` for
+            ``cross_attention``. Read by ``predict_proteins`` and the training collator, which hand it
+            to the tokenizer (the model config is the one place it is decided).
+        expressed_zero_genes: with ``encoder_inputs="expressed"``, zero-expression genes added per
+            cell (chosen by a hash of their token ids, so independent of gene order; per cell at
+            random in training).
+        attention_masking: ``"original"`` (FAVOR+ with the original's quirk: the mask only zeroes
+            padded values), ``"masked"`` (FAVOR+ with padded keys left out of the normaliser and the
+            key maximum) or ``"exact"`` (exact softmax attention with a key padding mask; quadratic
+            in length; no random features). Applies to encoder and decoder. Default: ``"original"``
+            for ``mlp``, ``"masked"`` for ``cross_attention`` (fewer FLOPs than exact beyond ~500
+            genes per cell; measured ~1.3x faster on typical cells, see ``benchmarks/inference.py``).
     """
 
     model_type = "sctranslator"
@@ -54,8 +81,29 @@ class SCTranslatorConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-5
     pad_token_id: int | None = 0
     sctranslator_format: int = 1
+    translator_type: str = "mlp"
+    encoder_inputs: str | None = None
+    expressed_zero_genes: int = 0
+    attention_masking: str | None = None
 
     def __post_init__(self, **kwargs):
+        _check_choice("translator_type", self.translator_type, TRANSLATOR_TYPES)
+        variant = self.translator_type == "cross_attention"
+        if self.encoder_inputs is None:
+            self.encoder_inputs = "expressed" if variant else "all_genes"
+        if self.attention_masking is None:
+            self.attention_masking = "masked" if variant else "original"
+        _check_choice("encoder_inputs", self.encoder_inputs, ENCODER_INPUTS)
+        _check_choice("attention_masking", self.attention_masking, ATTENTION_MASKING)
+        if self.encoder_inputs == "expressed" and not variant:
+            raise ValueError(
+                'encoder_inputs="expressed" needs translator_type="cross_attention": the MLP translator '
+                "reads fixed gene positions"
+            )
+        if not isinstance(self.expressed_zero_genes, int) or self.expressed_zero_genes < 0:
+            raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {self.expressed_zero_genes!r}")
+        if variant:  # folders of the variant must not load as the MLP model in readers that predate it
+            self.sctranslator_format = max(self.sctranslator_format, 2)
         if self.nb_random_features is None:
             self.nb_random_features = int(self.attention_head_dim * math.log(self.attention_head_dim))
         self._check_sizes()
@@ -82,6 +130,11 @@ class SCTranslatorConfig(PreTrainedConfig):
             raise ValueError("feature_redraw_interval must be >= 0, or None to fix the random features")
 
     @property
+    def pads_to_fixed_length(self) -> bool:
+        """True when every cell is padded to exactly ``max_genes`` / ``max_proteins`` (the MLP translator)."""
+        return self.translator_type == "mlp"
+
+    @property
     def translator_widths(self) -> list[int]:
         """Widths of the translator's layers, input first: ``[max_genes, ..., max_proteins]``.
 
@@ -105,6 +158,16 @@ class SCTranslatorConfig(PreTrainedConfig):
             else:
                 rates.append(p)
         return rates[: depth - 1]
+
+
+TRANSLATOR_TYPES = ("mlp", "cross_attention")
+ENCODER_INPUTS = ("all_genes", "expressed")
+ATTENTION_MASKING = ("original", "masked", "exact")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
 
 
 def _check_positive(**values: int) -> None:

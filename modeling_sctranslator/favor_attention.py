@@ -82,6 +82,74 @@ def favor_attention(
     return out[..., :width] / out[..., width:]
 
 
+def masked_softmax_kernel_features(
+    data: torch.Tensor, projection_matrix: torch.Tensor, is_query: bool, eps: float, mask: torch.Tensor
+) -> torch.Tensor:
+    """:func:`softmax_kernel_features` for the variant's ``"masked"`` attention.
+
+    ``mask`` (batch, length), True = real. For keys the maximum is taken over real positions only,
+    so it does not depend on padding; padded keys are then left out by :func:`masked_favor_attention`
+    (their features are computed but never summed). Queries are per row already.
+    """
+    scale = data.shape[-1] ** -0.25
+    projected = torch.matmul(data, (scale * projection_matrix).t().to(data.dtype))
+    if is_query:
+        maximum = projected.detach().amax(dim=-1, keepdim=True)
+    else:  # max over features first (small), then over the real positions
+        per_position = projected.detach().amax(dim=-1).masked_fill(~mask[:, None, :], float("-inf"))
+        maximum = torch.nan_to_num(per_position.amax(dim=-1), neginf=0.0)[..., None, None]  # no real key: 0
+    half_sq_norm = torch.linalg.vector_norm(data, dim=-1, keepdim=True).square() * (scale**2 / 2)
+    shift = half_sq_norm + maximum
+    if torch.is_grad_enabled() and (projected.requires_grad or shift.requires_grad):
+        return (projected - shift).exp() + eps
+    return projected.sub_(shift).exp_().add_(eps)  # in place without autograd, as the original's
+
+
+def masked_favor_attention(
+    q_features: torch.Tensor, k_features: torch.Tensor, values: torch.Tensor, key_mask: torch.Tensor
+) -> torch.Tensor:
+    """:func:`favor_attention` over real keys only: ``Σ_{n real} k'_n v_nᵀ / Σ_{n real} k'_n``.
+
+    Padded keys are dropped by zeroing their rows of ``[v, 1]`` (cheaper than zeroing their
+    features); a query whose cell has no real key gets 0, not 0/0.
+    """
+    *batch, length, width = values.shape
+    keep = key_mask[:, None, :, None].to(values.dtype)
+    augmented = torch.cat([values * keep, keep.expand(*batch, length, 1)], dim=-1)
+    out = torch.matmul(q_features, torch.matmul(k_features.transpose(-1, -2), augmented))
+    denominator = out[..., width:]
+    return out[..., :width] / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+
+
+def exact_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Softmax attention ``softmax(q·kᵀ/√d)·v`` over real keys only; (batch, heads, queries, dim).
+
+    ``key_mask`` (batch, keys), True = real. A query whose cell has no real key gets 0 (its row is
+    computed over all keys, then zeroed, so no NaN reaches autograd).
+    """
+    empty = None
+    attn_mask = None
+    if key_mask is not None and not bool(key_mask.all()):  # no padding: the unmasked (fastest) kernel
+        empty = ~key_mask.any(dim=-1)
+        key_mask = key_mask | empty[:, None]
+        attn_mask = key_mask[:, None, None, :]
+    if output_attentions:
+        scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        out = torch.matmul(weights, v)
+    else:
+        weights = None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    if empty is not None and bool(empty.any()):
+        out = out.masked_fill(empty[:, None, None, None], 0.0)
+        weights = None if weights is None else weights.masked_fill(empty[:, None, None, None], 0.0)
+    return out, weights
+
+
 def favor_attention_weights(q_features: torch.Tensor, k_features: torch.Tensor) -> torch.Tensor:
     """The attention matrix the layer applies: ``A_ij = q'_i·k'_j / Σ_n q'_i·k'_n``.
 
@@ -106,9 +174,13 @@ class FavorSelfAttention(nn.Module):
         head_dim: int,
         nb_features: int,
         kernel_epsilon: float = 1e-4,
+        masking: str = "original",
     ) -> None:
         super().__init__()
+        if masking not in ("original", "masked", "exact"):
+            raise ValueError(f"masking must be original, masked or exact, not {masking!r}")
         inner = num_heads * head_dim
+        self.masking = masking
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.kernel_epsilon = kernel_epsilon
@@ -141,6 +213,8 @@ class FavorSelfAttention(nn.Module):
         q = self._split_heads(self.to_q(hidden_states))
         k = self._split_heads(self.to_k(hidden_states))
         v = self._split_heads(self.to_v(hidden_states))
+        if self.masking != "original":
+            return self._forward_masked(q, k, v, attention_mask, output_attentions)
         if attention_mask is not None:
             # the original's (only) use of the mask: zero the values of padded positions
             v = v.masked_fill(~attention_mask[:, None, :, None], 0.0)
@@ -151,6 +225,65 @@ class FavorSelfAttention(nn.Module):
         batch, _, length, _ = out.shape
         out = out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
         return self.to_out(out), weights
+
+    def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        batch, _, length, _ = out.shape
+        return out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+
+    def _forward_masked(self, q, k, v, attention_mask, output_attentions):
+        """The variant's attention: padded keys take no part (``"masked"`` FAVOR+ or ``"exact"`` softmax)."""
+        if self.masking == "exact":
+            out, weights = exact_attention(q, k, v, attention_mask, output_attentions)
+            return self.to_out(self._merge_heads(out)), weights
+        if attention_mask is None:
+            attention_mask = torch.ones(q.shape[0], q.shape[2], dtype=torch.bool, device=q.device)
+        matrix, eps = self.projection_matrix, self.kernel_epsilon
+        q_features = masked_softmax_kernel_features(q, matrix, True, eps, attention_mask)
+        k_features = masked_softmax_kernel_features(k, matrix, False, eps, attention_mask)
+        out = masked_favor_attention(q_features, k_features, v, attention_mask)
+        weights = None
+        if output_attentions:
+            scores = torch.matmul(q_features, k_features.transpose(-1, -2)) * attention_mask[:, None, None, :]
+            total = scores.sum(dim=-1, keepdim=True)
+            weights = scores / torch.where(total > 0, total, torch.ones_like(total))
+        return self.to_out(self._merge_heads(out)), weights
+
+
+class CrossAttention(nn.Module):
+    """Multi-head exact softmax cross-attention (queries from one sequence, keys/values from another).
+
+    Used by the variant's translator: protein queries over the encoder's gene outputs. Exact, since
+    its cost is proteins × genes (small next to the encoder's self-attention).
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int) -> None:
+        super().__init__()
+        inner = num_heads * head_dim
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.to_q = nn.Linear(hidden_size, inner)
+        self.to_k = nn.Linear(hidden_size, inner)
+        self.to_v = nn.Linear(hidden_size, inner)
+        self.to_out = nn.Linear(inner, hidden_size)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        context: torch.Tensor,
+        context_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``queries`` (B, Q, hidden), ``context`` (B, K, hidden), ``context_mask`` (B, K) True = real."""
+        q = self._split_heads(self.to_q(queries))
+        k = self._split_heads(self.to_k(context))
+        v = self._split_heads(self.to_v(context))
+        out, weights = exact_attention(q, k, v, context_mask, output_attentions)
+        batch, _, length, _ = out.shape
+        return self.to_out(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)), weights
 
 
 class FeedForward(nn.Module):

@@ -33,7 +33,7 @@ REQUIRED_FILES = {
     "gene_vocab.json": "the gene vocabulary",
     "tokenization_sctranslator.py": "the tokenizer code (for trust_remote_code)",
 }
-SUPPORTED_FORMAT = 1  # bump when saved folders change incompatibly
+SUPPORTED_FORMAT = 2  # 2: the cross-attention variant; bump when saved folders change incompatibly
 
 
 class FolderProblem(ValueError):

@@ -190,6 +190,11 @@ def predict_proteins(
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")
     n_targets = len(targets.token_ids)
+    # the model config decides the gene encoding; the compatible model pads every cell to max_genes
+    fixed = getattr(config, "pads_to_fixed_length", True)
+    encoding = {}
+    if getattr(config, "encoder_inputs", "all_genes") != "all_genes":
+        encoding = {"encoder_inputs": config.encoder_inputs, "expressed_zero_genes": config.expressed_zero_genes}
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     rna_summary = None
@@ -203,15 +208,18 @@ def predict_proteins(
             proteins=protein_spec,
             max_length=config.max_genes,
             protein_max_length=max(n_targets, 1),
-            padding="max_length",
+            padding="max_length" if fixed else "longest",
             truncation="first",
             return_tensors="pt",
             return_report=True,
+            **encoding,
         )
         rna_summary = rna_summary or report.rna.summary()
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
-        predictions[start:stop] = predict_encoded(model, encoded, config.max_proteins, batch_size, device)
+        predictions[start:stop] = predict_encoded(
+            model, encoded, config.max_proteins, batch_size, device, by_length=not fixed
+        )
         if measured is not None and "labels" in encoded:
             measured[start:stop] = encoded["labels"].numpy()
         bar(stop - start)
@@ -240,16 +248,35 @@ def predict_proteins(
     return (result, targets) if return_targets else result
 
 
-def predict_encoded(model, encoded, max_proteins: int, batch_size: int, device: torch.device) -> np.ndarray:
-    """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes."""
+def predict_encoded(
+    model, encoded, max_proteins: int, batch_size: int, device: torch.device, by_length: bool = False
+) -> np.ndarray:
+    """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes.
+
+    ``by_length`` (models whose predictions do not depend on padding: the cross-attention variant):
+    cells are batched in order of length and each batch is cut to its longest cell, so little
+    padding is computed; results are scattered back to the input order.
+    """
     n_cells, n_proteins = encoded["protein_ids"].shape
     out = np.empty((n_cells, n_proteins), dtype=np.float32)
+    order = None
+    if by_length:
+        lengths = encoded["attention_mask"].sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
     with torch.inference_mode():
         for first in range(0, n_cells, batch_size):
             cells = slice(first, first + batch_size)
-            rna_side = {
-                key: encoded[key][cells].to(device) for key in ("input_ids", "input_values", "attention_mask")
-            }
+            if order is not None:
+                cells = order[cells]
+                width = max(int(lengths[cells].max()), 1)  # valid genes are left-aligned
+                rna_side = {
+                    key: encoded[key][cells, :width].to(device)
+                    for key in ("input_ids", "input_values", "attention_mask")
+                }
+            else:
+                rna_side = {
+                    key: encoded[key][cells].to(device) for key in ("input_ids", "input_values", "attention_mask")
+                }
             for begin in range(0, n_proteins, max_proteins):
                 proteins = slice(begin, begin + max_proteins)
                 result = model(
@@ -257,7 +284,8 @@ def predict_encoded(model, encoded, max_proteins: int, batch_size: int, device: 
                     protein_ids=encoded["protein_ids"][cells, proteins].to(device),
                     protein_attention_mask=encoded["protein_attention_mask"][cells, proteins].to(device),
                 )
-                out[cells, proteins] = result.predictions.float().cpu().numpy()
+                out_rows = cells.numpy() if order is not None else cells
+                out[out_rows, proteins] = result.predictions.float().cpu().numpy()
     return out
 
 

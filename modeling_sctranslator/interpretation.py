@@ -141,6 +141,16 @@ def _forward_states(model, input_ids, input_values, attention_mask, protein_ids,
 
 
 @torch.inference_mode()
+def require_mlp_translator(model, what: str) -> None:
+    """Interpretation follows the original recipes, which go through the MLP translator over positions."""
+    translator_type = getattr(model.config, "translator_type", "mlp")
+    if translator_type != "mlp":
+        raise ValueError(
+            f"{what} follow the original scTranslator recipes and need translator_type='mlp'; this model uses "
+            f"{translator_type!r} (the cross-attention variant), which they do not support yet"
+        )
+
+
 def attention_maps(
     model,
     input_ids: torch.Tensor,
@@ -169,6 +179,7 @@ def attention_maps(
         protein positions are included (slice them off with the protein mask).
     """
     _check_recipe(recipe)
+    require_mlp_translator(model, "attention maps")
     model.eval()
     output, mask, pmask = _forward_states(
         model, input_ids, input_values, attention_mask, protein_ids, protein_attention_mask

@@ -191,8 +191,9 @@ def knockout_analysis(
     import pandas as pd
 
     from .inference import cell_rows, count_cells, predict_encoded, read_rna, resolve_device, resolve_targets
-    from .interpretation import _progress
+    from .interpretation import _progress, require_mlp_translator
 
+    require_mlp_translator(model, "knockout effects")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     if tolerance < 0:

@@ -13,6 +13,17 @@ Data flow for one pass (shapes for the released configuration)::
 Every cell is padded to exactly ``max_genes`` genes and ``max_proteins`` proteins (the translator's
 widths), with the original's masking: see :mod:`.favor_attention`. Shorter inputs are padded
 here with id 0 / value 0 / mask False, which is what the original tokenizer produced.
+
+The variant (``config.translator_type="cross_attention"``) replaces the MLP by cross-attention::
+
+    input_values (B, L), input_ids (B, L)        L = any length (e.g. the cell's expressed genes)
+      → embeddings, encoder (padding masked out)                 (B, L, d)
+      → translator: protein-id embeddings attend over the encoder outputs (exact softmax, masked),
+        then a feed-forward                                      (B, P, d)      P = any
+      → + Embedding(protein id) → decoder (padding masked out) → Linear(d, 1)   (B, P)
+
+Nothing there depends on gene positions, so predictions do not change when a cell's genes are
+permuted or padding is added; inputs are not padded to ``max_genes`` / ``max_proteins``.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_sctranslator import SCTranslatorConfig
-from .favor_attention import FavorSelfAttention, FeedForward, gaussian_orthogonal_random_matrix
+from .favor_attention import CrossAttention, FavorSelfAttention, FeedForward, gaussian_orthogonal_random_matrix
 
 
 @dataclass
@@ -80,6 +91,7 @@ class PerformerBlock(nn.Module):
             config.attention_head_dim,
             config.nb_random_features,
             config.kernel_epsilon,
+            config.attention_masking,
         )
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = FeedForward(config.hidden_size, config.ff_mult)
@@ -168,6 +180,38 @@ class MLPTranslator(nn.Module):
         return hidden_states
 
 
+class CrossAttentionTranslator(nn.Module):
+    """The variant's translator: (B, L, d) gene states → (B, P, d), one output per protein asked for.
+
+    ``t = CrossAttention(LN(protein embedding), LN(encoder output))``, dropout, then
+    ``t = t + FeedForward(LN(t))``. Queries are the decoder's protein-id embeddings; keys and values
+    the encoder outputs, padded genes excluded. Order of genes and amount of padding do not matter.
+    """
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__()
+        self.query_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.context_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = CrossAttention(config.hidden_size, config.num_attention_heads, config.attention_head_dim)
+        self.dropout = nn.Dropout(config.translator_dropout)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config.hidden_size, config.ff_mult)
+
+    def forward(
+        self,
+        protein_embeddings: torch.Tensor,
+        encoder_states: torch.Tensor,
+        gene_mask: torch.Tensor | None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        translated, weights = self.attention(
+            self.query_norm(protein_embeddings), self.context_norm(encoder_states), gene_mask, output_attentions
+        )
+        translated = self.dropout(translated)
+        translated = translated + self.ffn(self.ffn_norm(translated))
+        return translated, weights
+
+
 class SCTranslatorPreTrainedModel(PreTrainedModel):
     config_class = SCTranslatorConfig
     base_model_prefix = "sctranslator"
@@ -212,7 +256,10 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
     def __init__(self, config: SCTranslatorConfig) -> None:
         super().__init__(config)
         self.encoder = PerformerStack(config, config.num_encoder_layers)
-        self.translator = MLPTranslator(config)
+        if config.translator_type == "cross_attention":
+            self.translator = CrossAttentionTranslator(config)
+        else:
+            self.translator = MLPTranslator(config)
         self.decoder = PerformerStack(config, config.num_decoder_layers)
         self.post_init()
 
@@ -254,12 +301,15 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
         if protein_ids is None:
             raise ValueError("protein_ids is required: the token ids of the proteins to predict")
+        fixed = self.config.pads_to_fixed_length  # the MLP needs exactly max_genes / max_proteins
         input_ids, input_values, attention_mask = prepare_side(
-            input_ids, input_values, attention_mask, self.config.max_genes, self.config.vocab_size, "genes"
+            input_ids, input_values, attention_mask, self.config.max_genes if fixed else None,
+            self.config.vocab_size, "genes",
         )
         n_proteins = protein_ids.shape[-1]
         protein_ids, _, protein_attention_mask = prepare_side(
-            protein_ids, None, protein_attention_mask, self.config.max_proteins, self.config.vocab_size, "proteins"
+            protein_ids, None, protein_attention_mask, self.config.max_proteins if fixed else None,
+            self.config.vocab_size, "proteins",
         )
         if input_ids.shape[0] != protein_ids.shape[0]:
             raise ValueError(
@@ -270,9 +320,13 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         embedded = embedded + self.encoder.gene_embedding(input_ids)
         encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states)
 
-        translated = self.translator(encoded.last_hidden_state)
+        protein_embeddings = self.decoder.gene_embedding(protein_ids)
+        if fixed:
+            translated = self.translator(encoded.last_hidden_state)
+        else:
+            translated, _ = self.translator(protein_embeddings, encoded.last_hidden_state, attention_mask)
         decoded = self.decoder(
-            translated + self.decoder.gene_embedding(protein_ids),
+            translated + protein_embeddings,
             protein_attention_mask,
             output_attentions,
             output_hidden_states,
@@ -314,11 +368,14 @@ def prepare_side(
     ids: torch.Tensor,
     values: torch.Tensor | None,
     mask: torch.Tensor | None,
-    length: int,
+    length: int | None,
     vocab_size: int,
     what: str,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Check one side's tensors and pad them to the model's fixed length, as the original tokenizer."""
+    """Check one side's tensors and pad them to the model's fixed length, as the original tokenizer.
+
+    ``length=None`` (the cross-attention variant): any length, no padding added.
+    """
     ids = torch.as_tensor(ids)
     if ids.dim() == 1:
         ids = ids.unsqueeze(0)
@@ -329,7 +386,7 @@ def prepare_side(
     if ids.is_floating_point():
         raise TypeError(f"{what} ids must be integer token ids, got {ids.dtype}")
     batch, given = ids.shape
-    if given > length:
+    if length is not None and given > length:
         raise ValueError(
             f"{given} {what} per cell exceed the model's fixed length {length}: truncate in the "
             "tokenizer (max_length / truncation) or split the proteins into several passes"
@@ -349,7 +406,7 @@ def prepare_side(
             raise ValueError(f"{what} values have shape {tuple(values.shape)}, ids {tuple(ids.shape)}")
         if not bool(torch.isfinite(values).all()):
             raise ValueError(f"{what} values contain NaN or infinity; the tokenizer should have rejected them")
-    if given < length:
+    if length is not None and given < length:
         pad = length - given
         ids = F.pad(ids, (0, pad), value=0)
         mask = F.pad(mask, (0, pad), value=False)

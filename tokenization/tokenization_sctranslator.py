@@ -34,6 +34,7 @@ VOCAB_FILE_NAME = "gene_vocab.json"
 SCALE_FLOOR = 1e-8
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 _CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
+ENCODER_INPUTS = ("all_genes", "expressed")
 
 
 class ConstantCellWarning(UserWarning):
@@ -186,6 +187,17 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         species: ``"auto"``, ``"human"`` or ``"mouse"`` (case and ortholog rules, see ``gene_ids``).
         overrides: name -> ``"SYMBOL"`` / ``"entrez:<id>"`` / ``"token:<id>"`` / ``"control"`` / None,
             applied to genes and proteins before any rule; saved with the tokenizer.
+        encoder_inputs: ``"all_genes"`` (every mapped gene, zeros included: the original encoding) or
+            ``"expressed"`` (the variant's encoding: only each cell's non-zero genes, so lengths vary
+            per cell; use ``padding="longest"``). Values are scaled over all mapped genes either way,
+            so an expressed gene gets the same value in both encodings. ``predict_proteins`` and the
+            training collator pass the model config's ``encoder_inputs``; the saved value here is the
+            default for direct calls.
+        expressed_zero_genes: with ``"expressed"``, also this many zero genes per cell (value = the
+            scaled zero, ``1e-8``). With ``truncation="first"`` they are the zero genes ranked first
+            by a hash of (token id, ``seed``), so the choice does not depend on gene order; with
+            ``"random"`` they are drawn per cell. More expressed genes than ``max_length``: ``"first"``
+            keeps the highest values (ties: lower token id), ``"random"`` a random subset.
 
     Call with an expression matrix (see :meth:`__call__`). Rules worth knowing:
 
@@ -213,6 +225,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         species: str = "auto",
         overrides: Mapping[str, Any] | None = None,
         vocab_file: str = VOCAB_FILE_NAME,
+        encoder_inputs: str = "all_genes",
+        expressed_zero_genes: int = 0,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("vocab_size", None)  # informational in the saved config
@@ -232,6 +246,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         self.species = _check_choice("species", species, ("auto", "human", "mouse"))
         self.overrides = dict(overrides or {})
         self.vocab_file = vocab_file
+        self.encoder_inputs = _check_choice("encoder_inputs", encoder_inputs, ENCODER_INPUTS)
+        self.expressed_zero_genes = _check_zero_genes(expressed_zero_genes)
         self._cache: dict[Any, MappingReport] = {}
 
     # ------------------------------------------------------------------ construction
@@ -357,6 +373,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         species: str | None = None,
         overrides: Mapping[str, Any] | None = None,
         chunk_size: int | None = None,
+        encoder_inputs: str | None = None,
+        expressed_zero_genes: int | None = None,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -371,7 +389,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             protein_values: cells x proteins values for ``proteins`` given as a list (gives ``labels``).
             protein_truncation: keep only the first ``protein_max_length`` mapped proteins (scaled over
                 all of them first, as the original) instead of raising.
-            seed: seeds ``truncation="random"``.
+            seed: seeds ``truncation="random"`` (and the zero genes of ``encoder_inputs="expressed"``).
+            encoder_inputs / expressed_zero_genes: override the tokenizer's settings for this call.
             return_report: also return an :class:`EncodingReport`.
 
         Returns:
@@ -383,6 +402,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         protein_max_length = int(protein_max_length or self.protein_max_length)
         padding = _check_choice("padding", padding or self.padding, ("max_length", "longest"))
         truncation = _check_choice("truncation", truncation or self.truncation, ("first", "random"))
+        encoder_inputs = _check_choice("encoder_inputs", encoder_inputs or self.encoder_inputs, ENCODER_INPUTS)
+        if expressed_zero_genes is None:
+            expressed_zero_genes = self.expressed_zero_genes
+        zero_genes = _check_zero_genes(expressed_zero_genes)
         if rna is None:
             raise ValueError("pass the expression matrix as rna=... (AnnData, sparse or dense cells x genes)")
         matrix = _Matrix(rna, "RNA")
@@ -412,10 +435,16 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 stacklevel=2,
             )
         n_kept = int(columns.size)
-        width = max_length if padding == "max_length" else min(n_kept, max_length)
-        ids, values, mask, n_const = self._encode_rna(
-            matrix, columns, rna_report.kept_token_ids, width, max_length, truncation, seed, chunk_size
-        )
+        if encoder_inputs == "expressed":
+            ids, values, mask, n_const = self._encode_rna_expressed(
+                matrix, columns, rna_report.kept_token_ids, max_length, padding, truncation, seed, zero_genes,
+                chunk_size,
+            )
+        else:
+            width = max_length if padding == "max_length" else min(n_kept, max_length)
+            ids, values, mask, n_const = self._encode_rna(
+                matrix, columns, rna_report.kept_token_ids, width, max_length, truncation, seed, chunk_size
+            )
         if n_const:
             warnings.warn(
                 f"{n_const} of {n_cells} cells have constant RNA over the {n_kept} mapped genes (e.g. all "
@@ -531,6 +560,85 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 if random_mode:
                     perms = np.stack([rng.permutation(n_kept)[:max_length] for _ in range(b - a)])
                 n_const += work(a, b, perms)
+        return ids_out, values_out, mask_out, n_const
+
+    def _encode_rna_expressed(
+        self, matrix, columns, tokens, max_length, padding, truncation, seed, zero_genes, chunk_size
+    ):
+        """The variant's encoding: per cell its non-zero genes (+ ``zero_genes`` zero genes), left-aligned.
+
+        Scaled exactly as :meth:`_encode_rna` (max-min over all mapped genes, implicit zeros
+        included); width = the longest cell (at least 1) or ``max_length`` with ``padding="max_length"``.
+        """
+        import scipy.sparse as sp
+
+        n_cells = matrix.shape[0]
+        n_kept = int(columns.size)
+        tokens = np.asarray(tokens, dtype=np.int64)
+        rng = np.random.default_rng(seed) if truncation == "random" else None
+        zero_order = None
+        if zero_genes and rng is None:  # a fixed ranking of genes by a hash of their token id
+            zero_order = np.argsort(_mix64(tokens.astype(np.uint64) ^ _mix64(np.uint64(seed or 0))), kind="stable")
+        step = chunk_size or max(1, min(4096, _CHUNK_ELEMENTS // max(n_kept, 1)))
+        obs_names = matrix.obs_names
+        cells: list[tuple[np.ndarray, np.ndarray]] = []
+        n_const = 0
+        for start in range(0, n_cells, step):
+            block = matrix.rows(start, min(start + step, n_cells))
+            if sp.issparse(block):
+                sub = block[:, columns].tocsr()
+                _check_rna(sub.data, start, obs_names, lambda bad, m=sub: int(np.searchsorted(
+                    m.indptr, np.argmax(bad), side="right") - 1))
+            else:
+                dense = np.asarray(block)[:, columns]
+                _check_rna(dense, start, obs_names, _first_bad_dense_row)
+                sub = sp.csr_matrix(dense)
+            for r in range(sub.shape[0]):
+                lo_, hi_ = sub.indptr[r], sub.indptr[r + 1]
+                ranks = sub.indices[lo_:hi_].astype(np.int64)
+                raw = sub.data[lo_:hi_].astype(np.float64)
+                implicit = ranks.size < n_kept
+                lo = min(raw.min(), 0.0) if implicit and raw.size else (raw.min() if raw.size else 0.0)
+                hi = max(raw.max(), 0.0) if implicit and raw.size else (raw.max() if raw.size else 0.0)
+                span = hi - lo
+                expressed = raw != 0
+                ranks, raw = ranks[expressed], raw[expressed]
+                if span == 0:
+                    n_const += 1
+                    scaled = np.full(raw.shape, SCALE_FLOOR)
+                    zero_value = SCALE_FLOOR
+                else:
+                    scaled = (raw - lo) / span * (1 - SCALE_FLOOR) + SCALE_FLOOR
+                    zero_value = (0.0 - lo) / span * (1 - SCALE_FLOOR) + SCALE_FLOOR
+                order = np.argsort(ranks, kind="stable")
+                ranks, scaled = ranks[order], scaled[order]
+                if ranks.size > max_length:
+                    if rng is None:  # the highest values, ties by token id: independent of gene order
+                        keep = np.lexsort((tokens[ranks], -scaled))[:max_length]
+                    else:
+                        keep = rng.choice(ranks.size, max_length, replace=False)
+                    keep.sort()
+                    ranks, scaled = ranks[keep], scaled[keep]
+                n_zero = min(zero_genes, max_length - ranks.size, n_kept - ranks.size)
+                if n_zero > 0:
+                    is_expressed = np.zeros(n_kept, dtype=bool)
+                    is_expressed[ranks] = True
+                    if rng is None:
+                        zeros = zero_order[~is_expressed[zero_order]][:n_zero]
+                    else:
+                        zeros = rng.choice(np.flatnonzero(~is_expressed), n_zero, replace=False)
+                    ranks = np.concatenate([ranks, zeros])
+                    scaled = np.concatenate([scaled, np.full(n_zero, zero_value)])
+                cells.append((tokens[ranks], scaled.astype(np.float32)))
+        longest = max((c[0].size for c in cells), default=0)
+        width = max_length if padding == "max_length" else max(1, longest)
+        ids_out = np.zeros((n_cells, width), dtype=np.int64)
+        values_out = np.zeros((n_cells, width), dtype=np.float32)
+        mask_out = np.zeros((n_cells, width), dtype=bool)
+        for i, (cell_ids, cell_values) in enumerate(cells):
+            ids_out[i, : cell_ids.size] = cell_ids
+            values_out[i, : cell_ids.size] = cell_values
+            mask_out[i, : cell_ids.size] = True
         return ids_out, values_out, mask_out, n_const
 
     def _encode_proteins(
@@ -676,6 +784,21 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
 
 
 # --------------------------------------------------------------------------- helpers
+def _mix64(x: np.ndarray | np.uint64) -> np.ndarray:
+    """splitmix64 finaliser: a fixed, well-mixed hash of unsigned 64-bit integers (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _check_zero_genes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")

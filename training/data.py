@@ -29,7 +29,15 @@ import torch
 
 from .corpus import CorpusError
 
-__all__ = ["CorpusCollator", "EvalCells", "build_train_stream", "example_id", "split_example_id"]
+__all__ = [
+    "CorpusCollator",
+    "EvalCells",
+    "LengthBucketedStream",
+    "bucketed_skip",
+    "build_train_stream",
+    "example_id",
+    "split_example_id",
+]
 
 ID_SHIFT = 40  # example id = corpus index << 40 | source row
 
@@ -155,6 +163,63 @@ def build_train_stream(
     return stream
 
 
+class LengthBucketedStream(torch.utils.data.IterableDataset):
+    """Length bucketing for a raw example stream: consecutive batches hold cells of similar length.
+
+    The stream is cut into windows of ``window`` examples (a multiple of ``batch_size``, counted from
+    example ``first_index`` of the full stream); each window is sorted by the cells' number of
+    non-zero genes, cut into batches of ``batch_size``, and its batches are shuffled with a seed made
+    of ``(seed, window number)``. With ``pad_to_longest`` batches (the cross-attention variant) this
+    avoids computing padding. Batches stay whole, so a DataLoader with the same ``batch_size`` sees
+    exactly these batches.
+
+    Resuming: build the inner stream skipping ``first_index`` examples (a multiple of ``window``)
+    and pass the remaining ``skip`` here; see :func:`bucketed_skip`. The batches after the resume
+    point are then those of an uninterrupted run.
+    """
+
+    def __init__(self, stream, window: int, batch_size: int, seed: int = 0, first_index: int = 0, skip: int = 0):
+        super().__init__()
+        if batch_size < 1 or window < batch_size or window % batch_size:
+            raise ValueError(f"window ({window}) must be a positive multiple of batch_size ({batch_size})")
+        if first_index % window:
+            raise ValueError("first_index must be a multiple of window")
+        self.stream, self.window, self.batch_size = stream, int(window), int(batch_size)
+        self.seed, self.first_index, self.skip = int(seed), int(first_index), int(skip)
+
+    def _reordered(self, examples: list[dict[str, Any]], number: int) -> list[dict[str, Any]]:
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i]["rna_indices"]))
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng = np.random.default_rng([self.seed, number])
+        return [examples[i] for b in rng.permutation(len(batches)) for i in batches[b]]
+
+    def __iter__(self):
+        number = self.first_index // self.window
+        to_drop = self.skip
+        window: list[dict[str, Any]] = []
+        for example in itertools.chain(self.stream, [None]):
+            if example is not None:
+                window.append(example)
+                if len(window) < self.window:
+                    continue
+            if not window:
+                break
+            for out in self._reordered(window, number):
+                if to_drop:
+                    to_drop -= 1
+                    continue
+                yield out
+            window, number = [], number + 1
+            if example is None:
+                break
+
+
+def bucketed_skip(skip_examples: int, window: int) -> tuple[int, int]:
+    """Split a resume skip into (examples the inner stream skips, examples LengthBucketedStream drops)."""
+    aligned = skip_examples // window * window
+    return aligned, skip_examples - aligned
+
+
 class EvalCells(torch.utils.data.Dataset):
     """Held-out cells of one corpus, in memory (map-style, so the Trainer splits them across processes)."""
 
@@ -192,6 +257,13 @@ class CorpusCollator:
     ``protein_transform``: ``"log1p"`` applies ``log1p`` to protein values before the tokenizer's
     per-cell scaling, ``"none"`` leaves them; ``"auto"`` uses ``log1p`` for count corpora
     (``manifest["protein_values_kind"] == "counts"``) and nothing for continuous ones (e.g. RPPA).
+
+    ``encoder_inputs`` / ``expressed_zero_genes``: the model config's gene encoding, handed to the
+    tokenizer (``"expressed"``: only each cell's non-zero genes). ``pad_to_longest`` (models that
+    are not fixed-width, i.e. the cross-attention variant): a batch is padded to its longest cell
+    and its largest protein panel instead of ``max_genes`` / ``max_proteins``; ``max_genes`` then
+    only caps the genes kept per cell. Combine with :func:`bucket_by_length` to batch cells of
+    similar length.
     """
 
     def __init__(
@@ -204,6 +276,9 @@ class CorpusCollator:
         seed: int = 0,
         protein_transform: str = "auto",
         protein_truncation: bool = False,
+        encoder_inputs: str = "all_genes",
+        expressed_zero_genes: int = 0,
+        pad_to_longest: bool = False,
     ) -> None:
         if protein_transform not in ("auto", "log1p", "none"):
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
@@ -213,6 +288,9 @@ class CorpusCollator:
         self.truncation = truncation
         self.seed = int(seed)
         self.protein_truncation = protein_truncation
+        self.encoder_inputs = encoder_inputs
+        self.expressed_zero_genes = int(expressed_zero_genes)
+        self.pad_to_longest = bool(pad_to_longest)
         self.corpora = []
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
@@ -254,6 +332,9 @@ class CorpusCollator:
         seed_words = [self.seed, corpus] + [int(e["pass"]) for e in examples[:1]]
         seed_words += [int(e["example_id"]) & 0xFFFFFFFF for e in examples]
         seed = int(np.random.SeedSequence(seed_words).generate_state(1)[0])
+        encoding = {}
+        if self.encoder_inputs != "all_genes":  # only then: tokenizers saved before the variant lack the keys
+            encoding = {"encoder_inputs": self.encoder_inputs, "expressed_zero_genes": self.expressed_zero_genes}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant cells are handled (1e-8) and would warn every batch
             return self.tokenizer(
@@ -263,30 +344,37 @@ class CorpusCollator:
                 protein_values=proteins,
                 max_length=self.max_genes,
                 protein_max_length=self.max_proteins,
-                padding="max_length",
+                padding="longest" if self.pad_to_longest else "max_length",
                 truncation=self.truncation,
                 protein_truncation=self.protein_truncation,
                 seed=seed,
                 return_tensors="np",
+                **encoding,
             )
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         n = len(examples)
-        out = {
-            "input_ids": np.zeros((n, self.max_genes), np.int64),
-            "input_values": np.zeros((n, self.max_genes), np.float32),
-            "attention_mask": np.zeros((n, self.max_genes), bool),
-            "protein_ids": np.zeros((n, self.max_proteins), np.int64),
-            "protein_attention_mask": np.zeros((n, self.max_proteins), bool),
-            "labels": np.full((n, self.max_proteins), np.nan, np.float32),
-        }
         groups: dict[int, list[int]] = {}
         for i, e in enumerate(examples):
             groups.setdefault(int(e["corpus"]), []).append(i)
+        encoded = {corpus: self._encode_group(corpus, [examples[i] for i in positions])
+                   for corpus, positions in groups.items()}
+        genes, proteins = self.max_genes, self.max_proteins
+        if self.pad_to_longest:
+            genes = max(enc["input_ids"].shape[1] for enc in encoded.values())
+            proteins = max(enc["protein_ids"].shape[1] for enc in encoded.values())
+        out = {
+            "input_ids": np.zeros((n, genes), np.int64),
+            "input_values": np.zeros((n, genes), np.float32),
+            "attention_mask": np.zeros((n, genes), bool),
+            "protein_ids": np.zeros((n, proteins), np.int64),
+            "protein_attention_mask": np.zeros((n, proteins), bool),
+            "labels": np.full((n, proteins), np.nan, np.float32),
+        }
         for corpus, positions in groups.items():
-            enc = self._encode_group(corpus, [examples[i] for i in positions])
+            enc = encoded[corpus]
             for key in out:
-                out[key][positions] = enc[key]
+                out[key][positions, : enc[key].shape[1]] = enc[key]
         out["labels"][~out["protein_attention_mask"]] = np.nan
         batch = {k: torch.from_numpy(v) for k, v in out.items()}
         batch["example_ids"] = torch.tensor([int(e["example_id"]) for e in examples], dtype=torch.int64)

@@ -33,7 +33,14 @@ import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
-from training.data import CorpusCollator, EvalCells, build_train_stream, check_divisible
+from training.data import (
+    CorpusCollator,
+    EvalCells,
+    LengthBucketedStream,
+    bucketed_skip,
+    build_train_stream,
+    check_divisible,
+)
 from training.model_card import write_model_card
 from training.trainer import (
     CheckpointCompleteCallback,
@@ -76,6 +83,19 @@ class ModelArguments:
     fix_projections: bool = field(
         default=False, metadata={"help": "never redraw the FAVOR+ random features (saved in the config)"}
     )
+    translator_type: str = field(
+        default="mlp", metadata={"help": "scratch only: mlp (original) | cross_attention (order-invariant variant)",
+                                 "choices": ["mlp", "cross_attention"]},
+    )
+    encoder_inputs: str | None = field(
+        default=None, metadata={"help": "scratch only: all_genes | expressed; default follows translator_type"}
+    )
+    expressed_zero_genes: int = field(
+        default=0, metadata={"help": "scratch only: zero genes sampled per cell with encoder_inputs=expressed"}
+    )
+    attention_masking: str | None = field(
+        default=None, metadata={"help": "scratch only: original | masked | exact; default follows translator_type"}
+    )
 
 
 @dataclass
@@ -101,6 +121,11 @@ class DataArguments:
     protein_transform: str = field(default="auto", metadata={"help": "auto | log1p | none (before scaling)",
                                                               "choices": ["auto", "log1p", "none"]})
     protein_truncation: bool = field(default=False, metadata={"help": "keep the first max_proteins proteins"})
+    length_bucket_batches: int | None = field(
+        default=None,
+        metadata={"help": "sort windows of N batches by cell length (0 = off); default 16 for models padded to "
+                          "the longest cell (cross_attention), 0 otherwise"},
+    )
     stop_on_cosine: bool | None = field(
         default=None, metadata={"help": "stop when eval cosine similarity >= threshold (default: on for sc)"}
     )
@@ -192,6 +217,10 @@ def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
             nb_random_features=model_args.nb_random_features,
             translator_dropout=model_args.translator_dropout,
             feature_redraw_interval=model_args.feature_redraw_interval,
+            translator_type=model_args.translator_type,
+            encoder_inputs=model_args.encoder_inputs,
+            expressed_zero_genes=model_args.expressed_zero_genes,
+            attention_masking=model_args.attention_masking,
         )
         model = SCTranslatorForProteinPrediction(config)
     if model_args.fix_projections:
@@ -254,11 +283,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # -- model -----------------------------------------------------------------------------------------
     set_seed(args.seed)
     model = build_model(model_args)
+    # the model config decides the gene encoding; the saved tokenizer records it for direct calls
+    variable_length = not getattr(model.config, "pads_to_fixed_length", True)
+    encoder_inputs = getattr(model.config, "encoder_inputs", "all_genes")
+    zero_genes = getattr(model.config, "expressed_zero_genes", 0)
+    if encoder_inputs != "all_genes":
+        tokenizer.encoder_inputs, tokenizer.expressed_zero_genes = encoder_inputs, zero_genes
+    if variable_length:
+        tokenizer.padding = "longest"
     collator = CorpusCollator(
         tokenizer, manifests, model.config.max_genes, model.config.max_proteins,
         truncation=data_args.truncation, seed=args.seed, protein_transform=data_args.protein_transform,
-        protein_truncation=data_args.protein_truncation,
+        protein_truncation=data_args.protein_truncation, encoder_inputs=encoder_inputs,
+        expressed_zero_genes=zero_genes, pad_to_longest=variable_length,
     )
+    bucket_batches = data_args.length_bucket_batches
+    if bucket_batches is None:
+        bucket_batches = 16 if variable_length else 0
 
     # -- resume ----------------------------------------------------------------------------------------
     resume = None
@@ -276,8 +317,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # the stream itself skips (cheap, before tokenization); the Trainer must not skip again
     args.ignore_data_skip = True
 
-    train_stream = build_train_stream(manifests, data_args.corpus_weights, seed=args.seed, rank=rank,
-                                      world_size=world_size, skip_examples=skip)
+    if bucket_batches > 0:
+        # windows of whole batches sorted by length; resuming skips to the window start, then within it
+        batch = args.per_device_train_batch_size
+        window = bucket_batches * batch
+        aligned, rest = bucketed_skip(skip, window)
+        train_stream = LengthBucketedStream(
+            build_train_stream(manifests, data_args.corpus_weights, seed=args.seed, rank=rank,
+                               world_size=world_size, skip_examples=aligned),
+            window, batch, seed=args.seed, first_index=aligned, skip=rest,
+        )
+    else:
+        train_stream = build_train_stream(manifests, data_args.corpus_weights, seed=args.seed, rank=rank,
+                                          world_size=world_size, skip_examples=skip)
     eval_sets = {m["name"]: EvalCells(m, i, data_args.max_eval_samples) for i, m in enumerate(manifests)}
     eval_sets = {k: v for k, v in eval_sets.items() if len(v)}
     eval_dataset = None
