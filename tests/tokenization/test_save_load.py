@@ -10,22 +10,11 @@ import scipy.sparse as sp
 
 
 def _register():
-    from transformers import AutoConfig, AutoFeatureExtractor, PreTrainedConfig
+    """The model package registers the tokenizer with AutoFeatureExtractor when imported."""
+    from transformers import AutoFeatureExtractor
 
-    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    import modeling_sctranslator  # noqa: F401
 
-    try:
-        from modeling_sctranslator.configuration_sctranslator import SCTranslatorConfig
-    except Exception:  # the model package is not there yet: a stand-in config with the same model_type
-
-        class SCTranslatorConfig(PreTrainedConfig):
-            model_type = "sctranslator"
-
-    try:
-        AutoConfig.register("sctranslator", SCTranslatorConfig)
-    except ValueError:
-        pass
-    AutoFeatureExtractor.register(SCTranslatorConfig, SCTranslatorTokenizer, exist_ok=True)
     return AutoFeatureExtractor
 
 
@@ -71,11 +60,12 @@ def test_remote_code_copy(vocab_dir, tmp_path):
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
     tok = SCTranslatorTokenizer.from_original_tables(vocab_dir)
+    previous = SCTranslatorTokenizer._auto_class  # importing modeling_sctranslator registers it for good
     SCTranslatorTokenizer.register_for_auto_class("AutoFeatureExtractor")
     try:
         tok.save_pretrained(tmp_path / "remote")
     finally:
-        SCTranslatorTokenizer._auto_class = None
+        SCTranslatorTokenizer._auto_class = previous
     files = {p.name for p in (tmp_path / "remote").iterdir()}
     assert {"tokenization_sctranslator.py", "gene_ids.py", "vocab.py"} <= files
     for name in ("tokenization_sctranslator.py", "gene_ids.py", "vocab.py"):
