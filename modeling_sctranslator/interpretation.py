@@ -140,7 +140,6 @@ def _forward_states(model, input_ids, input_values, attention_mask, protein_ids,
     return output, mask, pmask
 
 
-@torch.inference_mode()
 def require_mlp_translator(model, what: str) -> None:
     """Interpretation follows the original recipes, which go through the MLP translator over positions."""
     translator_type = getattr(model.config, "translator_type", "mlp")
@@ -151,6 +150,7 @@ def require_mlp_translator(model, what: str) -> None:
         )
 
 
+@torch.inference_mode()
 def attention_maps(
     model,
     input_ids: torch.Tensor,
