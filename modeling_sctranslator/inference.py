@@ -23,6 +23,7 @@ from .modeling_sctranslator import SCTranslatorForProteinPrediction
 __all__ = [
     "ProteinTargets",
     "cell_rows",
+    "check_vocab_compatible",
     "count_cells",
     "predict_encoded",
     "predict_proteins",
@@ -123,6 +124,15 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     return targets
 
 
+def check_vocab_compatible(config: Any, tokenizer: Any) -> None:
+    """Refuse a tokenizer whose token ids the model's embeddings cannot hold."""
+    if int(tokenizer.vocab_size) > int(config.vocab_size):
+        raise ValueError(
+            f"the tokenizer has {tokenizer.vocab_size} token ids but the model's embeddings hold {config.vocab_size}: "
+            "they do not belong together. Use the tokenizer saved with the model (same folder)."
+        )
+
+
 def transformed_proteins(proteins: Any, transform: str) -> Any:
     """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``) or as it is."""
     if transform == "none":
@@ -179,6 +189,7 @@ def predict_proteins(
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     rna, gene_names = read_rna(rna, gene_names)
+    check_vocab_compatible(model.config, tokenizer)
     targets = resolve_targets(tokenizer, proteins)
     if targets.values is not None:
         targets.values = transformed_proteins(targets.values, protein_transform)

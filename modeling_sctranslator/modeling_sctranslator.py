@@ -220,6 +220,29 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False  # the loss is a plain masked mean; Trainer must not pass num_items_in_batch
     _no_split_modules = ["PerformerBlock"]
 
+    @classmethod
+    def from_pretrained(cls, *args, allow_incomplete_weights: bool = False, **kwargs):
+        """``PreTrainedModel.from_pretrained``, refusing checkpoints whose weights do not match the model.
+
+        transformers only warns about missing, unexpected or mis-shaped weights and initialises the
+        missing ones at random, which would give plausible-looking but meaningless predictions. Pass
+        ``allow_incomplete_weights=True`` to accept that (e.g. to start a new head from a checkpoint).
+        """
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        problems = {key: sorted(map(str, info.get(key) or [])) for key in ("missing_keys", "unexpected_keys",
+                                                                           "mismatched_keys")}
+        problems = {key: names for key, names in problems.items() if names}
+        if problems and not allow_incomplete_weights:
+            details = "; ".join(f"{key.replace('_', ' ')}: {names[:5]}{' ...' if len(names) > 5 else ''}"
+                                for key, names in problems.items())
+            raise ValueError(
+                f"the checkpoint {args[0] if args else kwargs.get('pretrained_model_name_or_path')} does not match "
+                f"the model ({details}). It was saved from another configuration or is damaged; pass "
+                "allow_incomplete_weights=True to load it anyway with the missing weights initialised at random."
+            )
+        return (model, info) if wants_info else model
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """PyTorch's default initialisation, as the original was trained from; fresh random features.

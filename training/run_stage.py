@@ -31,6 +31,7 @@ from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, s
 
 import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from modeling_sctranslator.inference import check_vocab_compatible
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
 from training.data import (
@@ -283,6 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # -- model -----------------------------------------------------------------------------------------
     set_seed(args.seed)
     model = build_model(model_args)
+    check_vocab_compatible(model.config, tokenizer)
     # the model config decides the gene encoding; the saved tokenizer records it for direct calls
     variable_length = not getattr(model.config, "pads_to_fixed_length", True)
     encoder_inputs = getattr(model.config, "encoder_inputs", "all_genes")
