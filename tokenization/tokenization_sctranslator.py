@@ -23,6 +23,7 @@ from .vocab import GeneVocab
 
 __all__ = [
     "ConstantCellWarning",
+    "InputQualityWarning",
     "EncodingReport",
     "SCTranslatorTokenizer",
     "VOCAB_FILE_NAME",
@@ -434,6 +435,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 UserWarning,
                 stacklevel=2,
             )
+        _warn_about_input_quality(rna_report, matrix)
         n_kept = int(columns.size)
         if encoder_inputs == "expressed":
             ids, values, mask, n_const = self._encode_rna_expressed(
@@ -836,6 +838,49 @@ def _first_bad_dense_row(bad: np.ndarray) -> int:
 
 def _cell_label(obs_names: Sequence[str] | None, index: int) -> str:
     return repr(obs_names[index]) if obs_names is not None else f"#{index}"
+
+
+class InputQualityWarning(UserWarning):
+    """The input looks unlike what the model was trained on (few genes mapped, mixed species, log values)."""
+
+
+_HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
+_MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
+
+
+def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
+    """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
+    non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
+    if len(non_control) >= 20 and report.mapped_fraction < 0.10:
+        ensembl = sum(n.upper().startswith("ENSG") for n in report.unmapped)
+        hint = (
+            " Most unmapped names are human Ensembl ids, which the original id tables do not cover: pass "
+            "symbols (e.g. gene_names=adata.var['gene_symbols'])." if ensembl > len(report.unmapped) / 2 else ""
+        )
+        warnings.warn(
+            f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
+            f"from so few genes are unreliable.{hint} See the report (return_report=True) for what did not map.",
+            InputQualityWarning, stacklevel=3,
+        )
+    routes = report.route_counts
+    human = sum(routes.get(r, 0) for r in _HUMAN_ROUTES)
+    mouse = sum(routes.get(r, 0) for r in _MOUSE_ROUTES)
+    if min(human, mouse) >= max(10, 0.05 * (human + mouse)):
+        warnings.warn(
+            f"the genes look like a mix of species ({human} mapped as human, {mouse} as mouse symbols or ids); "
+            "pass species='human' or species='mouse' if that is not intended",
+            InputQualityWarning, stacklevel=3,
+        )
+    sample = matrix.rows(0, min(matrix.shape[0], 64))
+    values = np.asarray(sample.data if hasattr(sample, "tocsr") else sample).ravel()
+    values = values[np.isfinite(values)]
+    if values.size and values.max() <= 30 and np.any(values != np.round(values)):
+        warnings.warn(
+            "the expression values are not integer counts and stay below 30: they look log-normalised. Models "
+            "trained with this package's recipes see raw counts (scaled per cell); pass raw counts (e.g. "
+            "adata.layers['counts'] or adata.raw) for predictions on the training scale.",
+            InputQualityWarning, stacklevel=3,
+        )
 
 
 def _check_rna(values: np.ndarray, start: int, obs_names, first_row) -> None:
