@@ -31,8 +31,20 @@ def cosine_similarity(predictions: np.ndarray, targets: np.ndarray, mask: np.nda
     return float(p @ t / denominator)
 
 
+def _flat(centered: np.ndarray, values: np.ndarray, valid: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Columns without real variation: spread below 1e-9 of their magnitude (float noise counts as none)."""
+    spread = np.sqrt((centered**2).sum(axis=0) / np.maximum(n, 1))
+    magnitude = np.abs(np.where(valid, values, 0.0)).sum(axis=0) / np.maximum(n, 1)
+    return spread <= 1e-9 * np.maximum(magnitude, 1e-12)
+
+
 def _pearson_columns(predictions: np.ndarray, targets: np.ndarray, valid: np.ndarray, min_points: int = 3):
-    """Pearson r of each column over its valid rows; NaN where undefined (too few points, constant)."""
+    """Pearson r of each column over its valid rows.
+
+    NaN where the *target* does not vary (or has fewer than ``min_points`` values): there is nothing
+    to predict, so the column is left out of summaries. A constant *prediction* of a varying target
+    scores 0 (it carries no information), so a collapsed model is not flattered by dropped columns.
+    """
     p = np.where(valid, predictions, 0.0)
     t = np.where(valid, targets, 0.0)
     n = valid.sum(axis=0)
@@ -42,7 +54,8 @@ def _pearson_columns(predictions: np.ndarray, targets: np.ndarray, valid: np.nda
         covariance = (p_centered * t_centered).sum(axis=0)
         scale = np.sqrt((p_centered**2).sum(axis=0) * (t_centered**2).sum(axis=0))
         r = covariance / scale
-    r[(n < min_points) | ~(scale > 0)] = np.nan
+    r[_flat(p_centered, p, valid, n)] = 0.0
+    r[(n < min_points) | _flat(t_centered, t, valid, n)] = np.nan
     return r
 
 

@@ -54,3 +54,15 @@ def test_constant_protein_gives_nan_r_and_is_left_out_of_the_mean():
 def test_no_valid_target_is_an_error():
     with pytest.raises(ValueError, match="no valid"):
         protein_prediction_metrics(np.zeros((2, 2)), np.full((2, 2), np.nan))
+
+
+def test_float_noise_is_no_variation_and_constant_predictions_score_zero():
+    rng = np.random.default_rng(1)
+    targets = rng.random((30, 3))
+    targets[:, 1] = 1e-8 + rng.normal(0, 1e-24, 30)  # a never-detected protein after per-cell scaling
+    predictions = targets + rng.normal(0, 0.1, targets.shape)
+    predictions[:, 2] = 0.5  # a collapsed prediction of a varying protein
+    r = pearson_per_protein(predictions, targets)
+    assert np.isnan(r[1])
+    assert r[2] == 0.0
+    assert 0.5 < r[0] <= 1.0
