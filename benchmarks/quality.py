@@ -1,0 +1,367 @@
+"""Prediction quality on the shared paired sets: scTranslator (trained here) vs simple baselines.
+
+    python benchmarks/quality.py [--budget small|full] [--sets eccite reapseq_pbmc ...] [--pretrain]
+                                 [--json benchmarks/results/quality.json] [--md benchmarks/results/quality.md]
+                                 [--reuse_models]   # re-score models already in --workdir (same arguments)
+
+Per set (protocol in ``benchmarks/_paired_data.py`` and ``benchmarks/README.md``): QC, controls
+excluded, 80/20 split with seed 0 (the corpus builder's own split, checked), the most variable genes
+chosen on the training cells. Methods: own mRNA, ridge and k-NN on 50 PCs (selected genes), ridge on
+50 PCs of all detected genes (reference), totalVI when scvi-tools is importable, and scTranslator
+trained from scratch with stage 3 (``training.run_stage.main``) on the training cells. Metrics
+(``training.metrics``) on two target scales: ``log1p`` (log1p protein counts) and ``scaled``
+(per-cell max-min scaled log1p, the model's training scale; baselines scaled per cell with
+``scale_rows``). Writes a JSON summary, a Markdown table and one scatter-grid PNG per set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from benchmarks import _baselines as bl
+from benchmarks._paired_data import DEFAULT_SETS, SETS, PairedSet, load_set, lognorm, select_genes, write_prepared
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
+from training.metrics import pearson_per_protein, protein_prediction_metrics
+
+VOCAB_DIR = "/work/shared/vocab"
+SCALES = {
+    "log1p": "log1p protein counts (data README protocol); scTranslator's outputs stay on its per-cell scale, "
+             "so only its Pearson (per protein, per cell) is meaningful here, not its MSE/cosine",
+    "scaled": "per-cell max-min scaled log1p counts over the evaluated proteins (the model's training scale, "
+              "tokenization.scale_rows); baseline predictions scaled per cell the same way",
+}
+BUDGETS = {
+    # measured: small runs all four default sets in ~10-15 min on 2 shared CPU cores (see README)
+    "small": {"max_cells": {"reapseq_pbmc": 2000}, "n_genes": 1024, "steps": 400, "batch_size": 16,
+              "learning_rate": 1e-3, "hidden_size": 32, "num_attention_heads": 2, "attention_head_dim": 16,
+              "num_encoder_layers": 1, "num_decoder_layers": 1, "nb_random_features": 32},
+    # not timed on the 2-core machine: expect several hours there; meant for a GPU or a bigger CPU
+    "full": {"max_cells": {}, "n_genes": 2048, "steps": 3000, "batch_size": 16, "learning_rate": 5e-4,
+             "hidden_size": 64, "num_attention_heads": 4, "attention_head_dim": 16,
+             "num_encoder_layers": 2, "num_decoder_layers": 2, "nb_random_features": 64},
+}
+METRIC_COLUMNS = ("pearson_per_protein_mean", "pearson_per_protein_median", "pearson_per_cell_mean", "mse",
+                  "cosine_similarity")
+logger = logging.getLogger("benchmarks.quality")
+
+
+# ---------------------------------------------------------------------------------------------------- sctranslator
+def _stage_argv(stage: str, corpora: list[str], out: Path, cfg: dict, max_proteins: int, extra: list[str]):
+    argv = ["--stage", stage, "--corpora", *corpora, "--output_dir", str(out),
+            "--max_steps", str(cfg["steps"]), "--per_device_train_batch_size", str(cfg["batch_size"]),
+            "--learning_rate", str(cfg["learning_rate"]), "--truncation", "first", "--split_seed", "0",
+            "--eval_fraction", "0.2", "--num_shards", "1", "--stop_on_cosine", "false", "--eval_strategy", "no",
+            "--save_strategy", "no", "--logging_steps", "50", "--report_to", "none", "--use_cpu", "true",
+            "--disable_tqdm", "true", "--seed", "0"]
+    return argv + extra
+
+
+def _scratch_args(cfg: dict, n_genes: int, max_proteins: int) -> list[str]:
+    return ["--vocab_dir", VOCAB_DIR, "--hidden_size", str(cfg["hidden_size"]),
+            "--num_attention_heads", str(cfg["num_attention_heads"]),
+            "--attention_head_dim", str(cfg["attention_head_dim"]),
+            "--num_encoder_layers", str(cfg["num_encoder_layers"]),
+            "--num_decoder_layers", str(cfg["num_decoder_layers"]), "--max_genes", str(n_genes),
+            "--max_proteins", str(max_proteins), "--nb_random_features", str(cfg["nb_random_features"])]
+
+
+def _run_stage(argv: list[str], reuse: bool = False) -> dict:
+    from training.run_stage import main as run_stage
+
+    out = Path(argv[argv.index("--output_dir") + 1])
+    saved = out / "benchmark_argv.json"
+    if reuse and saved.is_file() and json.loads(saved.read_text()) == argv and (out / "model.safetensors").is_file():
+        logger.info("reusing the model trained earlier with the same arguments: %s", out)
+        return json.loads((out / "training_summary.json").read_text())
+    if out.exists():  # a fresh run every time (run_stage would resume from checkpoints)
+        import shutil
+
+        shutil.rmtree(out)
+    try:
+        summary = run_stage(argv)
+    except Exception as err:
+        # the model and training_summary.json are written before the model card: a failure in the card
+        # (not part of what is benchmarked) must not throw away the trained model
+        if not ((out / "model.safetensors").is_file() and (out / "training_summary.json").is_file()):
+            raise
+        logger.warning("run_stage failed after saving the model (%s: %s); using the saved model",
+                       type(err).__name__, err)
+        summary = json.loads((out / "training_summary.json").read_text())
+    saved.write_text(json.dumps(argv))
+    return summary
+
+
+def _check_split(summary: dict, data: PairedSet) -> None:
+    import pyarrow.parquet as pq
+
+    from training.corpus import load_manifest
+
+    m = load_manifest(summary["corpora"][0]["dir"])
+    rows = sorted(r for s in m["splits"]["eval"]["shards"]
+                  for r in pq.read_table(f"{m['dir']}/{s['file']}", columns=["row"])["row"].to_pylist())
+    if rows != data.eval.tolist():
+        raise RuntimeError(f"{data.name}: the corpus builder's held-out cells differ from the benchmark's split")
+
+
+def predict_sctranslator(model_dir: Path, rna_path: str, data: PairedSet) -> np.ndarray:
+    import anndata as ad
+
+    from modeling_sctranslator import SCTranslatorForProteinPrediction
+    from modeling_sctranslator.inference import predict_proteins
+
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    rna = ad.read_h5ad(rna_path)[data.eval].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = predict_proteins(model, tokenizer, rna, data.proteins, batch_size=64, device="cpu")
+    names = list(result.var_names)
+    if names != data.proteins:
+        raise RuntimeError(f"{data.name}: predicted proteins {names[:5]}... differ from the evaluated panel")
+    return np.asarray(result.X, np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+def evaluate(pred: np.ndarray, y: np.ndarray, model_scale: bool) -> dict:
+    """Metrics on both scales. Proteins whose measured log1p values are constant over the held-out cells
+    (e.g. never detected) are masked on both scales: per-cell scaling turns such a column into 1e-8 plus
+    float rounding noise (std ~1e-24), whose Pearson r would be noise. Likewise a baseline column that is
+    constant on the log1p scale (own mRNA of a gene never detected) stays undefined (NaN) after scaling."""
+    mask = np.broadcast_to(np.nanstd(y, axis=0) > 0, y.shape)
+    y_scaled = scale_rows(y)[0]
+    if model_scale:
+        pred_scaled = pred
+    else:
+        pred_scaled = scale_rows(pred)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no gene)
+            pred_scaled[:, ~(np.nanstd(pred, axis=0) > 0)] = np.nan
+    return {
+        "log1p": protein_prediction_metrics(pred, y, mask),
+        "scaled": protein_prediction_metrics(pred_scaled, y_scaled, mask),
+    }
+
+
+def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
+    y = data.targets
+    y_train = y[data.train]
+    log_all = lognorm(data.counts)
+    preds, info = {}, {}
+    t = time.perf_counter()
+    pred, genes = bl.own_mrna(log_all[data.eval], data.gene_tokens, data.protein_tokens)
+    preds["own_mrna"] = pred
+    info["own_mrna"] = {"seconds": time.perf_counter() - t, "proteins_with_gene": int((genes >= 0).sum()),
+                        "gene_of_protein": {p: (data.genes[g] if g >= 0 else None)
+                                            for p, g in zip(data.proteins, genes, strict=True)}}
+    t = time.perf_counter()
+    x_sel = log_all[:, data.selected]
+    mean, axes = bl.pca_fit(x_sel[data.train], args.pcs)
+    z_train, z_eval = bl.pca_transform(x_sel[data.train], mean, axes), bl.pca_transform(x_sel[data.eval], mean, axes)
+    preds["ridge_pca"] = bl.ridge(z_train, y_train, z_eval, args.alpha)
+    info["ridge_pca"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1], "alpha": args.alpha,
+                         "genes": len(data.selected)}
+    t = time.perf_counter()
+    preds["knn_pca"] = bl.knn(z_train, y_train, z_eval, args.k)
+    info["knn_pca"] = {"seconds": time.perf_counter() - t, "k": args.k, "pcs": axes.shape[1]}
+    t = time.perf_counter()
+    detected = np.flatnonzero(np.diff(log_all[data.train].tocsc().indptr) >= 3)
+    x_all = log_all[:, detected]
+    mean, axes = bl.pca_fit(x_all[data.train], args.pcs)
+    preds["ridge_pca_allgenes"] = bl.ridge(bl.pca_transform(x_all[data.train], mean, axes), y_train,
+                                           bl.pca_transform(x_all[data.eval], mean, axes), args.alpha)
+    info["ridge_pca_allgenes"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1], "alpha": args.alpha,
+                                  "genes": int(len(detected)), "genes_rule": "detected in >= 3 training cells"}
+    ok, why = bl.totalvi_available()
+    if ok:
+        t = time.perf_counter()
+        try:
+            preds["totalvi"] = bl.totalvi(data.counts[data.train], data.protein_counts[data.train],
+                                          data.counts[data.eval], data.protein_counts[data.eval])
+            info["totalvi"] = {"seconds": time.perf_counter() - t}
+        except Exception as err:  # optional extra: report, do not fail the benchmark
+            info["totalvi"] = {"skipped": f"{type(err).__name__}: {err}"}
+    else:
+        info["totalvi"] = {"skipped": why}
+    return preds, info
+
+
+def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[str, Path] | None) -> dict:
+    t0 = time.perf_counter()
+    data = load_set(name, tokenizer, cfg["max_cells"].get(name))
+    select_genes(data, cfg["n_genes"])
+    base = write_prepared(data, work / "data", args.rna_values)
+    logger.info("%s: %d cells (%d train / %d eval), %d proteins, %d genes; %s", name, len(data.obs_names),
+                len(data.train), len(data.eval), len(data.proteins), len(data.selected), " | ".join(data.notes))
+    y_eval = data.targets[data.eval]
+    preds, info = run_baselines(data, args)
+
+    variants = [("sctranslator", None)]
+    if pretrained:
+        variants.append(("sctranslator_pretrained", pretrained[name]))
+    for method, start in variants:
+        t = time.perf_counter()
+        out = work / "models" / (name if start is None else f"{name}_from_stage2")
+        if start is None:
+            max_proteins = args.max_proteins_common or len(data.proteins)
+            extra = _scratch_args(cfg, len(data.selected), max_proteins)
+        else:
+            max_proteins = args.max_proteins_common
+            extra = ["--model_name_or_path", str(start)]
+        summary = _run_stage(_stage_argv("finetune", [str(base)], out, cfg, max_proteins, extra), args.reuse_models)
+        _check_split(summary, data)
+        train_seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        preds[method] = predict_sctranslator(out, f"{base}_rna.h5ad", data)
+        info[method] = {"train_seconds": train_seconds, "predict_seconds": time.perf_counter() - t,
+                        "steps": summary["global_step"], "final_train_loss": summary["train_loss"],
+                        "run_stage_eval": summary["eval"], "model_dir": str(out),
+                        "start": str(start) if start else "scratch"}
+
+    results = {m: evaluate(p, y_eval, model_scale=m.startswith("sctranslator")) for m, p in preds.items()}
+    plot_path = Path(args.plots) / f"quality_{name}.png"
+    scatter_grid(plot_path, name, data, y_eval, preds, "sctranslator")
+    return {
+        "n_cells": len(data.obs_names), "n_train": len(data.train), "n_eval": len(data.eval),
+        "proteins": data.proteins, "n_genes_model": len(data.selected),
+        "genes_model_first10": [data.genes[g] for g in data.selected[:10]], "notes": data.notes,
+        "methods": info, "metrics": results, "plot": str(plot_path), "seconds": time.perf_counter() - t0,
+    }
+
+
+def pretrain_stage2(target: str, cfg: dict, args, tokenizer, work: Path) -> Path:
+    """Stage 2 (sc) from scratch on every *other* shared single-cell set (leave-one-dataset-out).
+
+    Each set keeps its own split and its own selected genes (chosen on its training cells); only their
+    training shards are streamed. The target set's cells are never seen. Caveat: the MLP translator
+    reads genes by *position*, and position k holds a different gene in each set, so what transfers
+    is limited (the gene-id embeddings, the attention and decoder weights)."""
+    others = [s for s in SETS if s != target]
+    bases = []
+    for name in others:
+        data = load_set(name, tokenizer, cfg["max_cells"].get(name))
+        select_genes(data, cfg["n_genes"])
+        bases.append(str(write_prepared(data, work / "data", args.rna_values)))
+    out = work / "models" / f"stage2_without_{target}"
+    extra = _scratch_args(cfg, cfg["n_genes"], args.max_proteins_common)
+    _run_stage(_stage_argv("sc", bases, out, cfg, args.max_proteins_common, extra), args.reuse_models)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+def scatter_grid(path: Path, name: str, data: PairedSet, y_eval: np.ndarray, preds: dict, method: str,
+                 n: int = 6) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(n, y_eval.shape[1])
+    chosen = np.argsort(-np.nanvar(y_eval, axis=0))[:n]  # most variable measured proteins (method-independent)
+    rows = [(method, "scTranslator (per-cell scaled output)"), ("ridge_pca", "ridge on 50 PCs (log1p)")]
+    fig, axes = plt.subplots(len(rows), n, figsize=(2.6 * n, 2.6 * len(rows)), squeeze=False)
+    for r, (key, label) in enumerate(rows):
+        r_all = pearson_per_protein(preds[key], y_eval)
+        for c, j in enumerate(chosen):
+            ax = axes[r, c]
+            ax.scatter(y_eval[:, j], preds[key][:, j], s=4, alpha=0.5)
+            ax.set_title(f"{data.proteins[j]}  r={r_all[j]:.2f}", fontsize=8)
+            ax.tick_params(labelsize=6)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+            if r == len(rows) - 1:
+                ax.set_xlabel("measured log1p count", fontsize=7)
+    fig.suptitle(f"{name}: held-out cells, predicted vs measured", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Budget `{report['budget']}`; split 80/20 seed 0; {report['gene_protocol']}", ""]
+    for scale, what in SCALES.items():
+        lines += [f"**Target scale `{scale}`** — {what}.", "",
+                  "| set | train/eval cells | proteins | method | Pearson/protein mean | median | Pearson/cell | "
+                  "MSE | cosine |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, res in report["sets"].items():
+            for method, m in res["metrics"].items():
+                v = m[scale]
+                lines.append(f"| {name} | {res['n_train']}/{res['n_eval']} | {v['proteins_evaluated']} | {method} | "
+                             + " | ".join(f"{v[k]:.3f}" for k in METRIC_COLUMNS) + " |")
+        lines.append("")
+    skipped = {n: r["methods"]["totalvi"]["skipped"] for n, r in report["sets"].items()
+               if "skipped" in r["methods"].get("totalvi", {})}
+    if skipped:
+        lines.append(f"totalVI: {next(iter(skipped.values()))}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
+    p.add_argument("--sets", nargs="+", choices=SETS, default=list(DEFAULT_SETS))
+    p.add_argument("--pretrain", action="store_true",
+                   help="also pre-train stage 2 (sc) on the other shared sets, then fine-tune (leave-one-out)")
+    p.add_argument("--json", default="benchmarks/results/quality.json")
+    p.add_argument("--md", default="benchmarks/results/quality.md")
+    p.add_argument("--plots", default="benchmarks/results")
+    p.add_argument("--workdir", default="outputs/benchmarks/quality", help="prepared files, corpora, models")
+    p.add_argument("--rna_values", choices=["lognorm", "counts"], default="lognorm",
+                   help="RNA values the model's tokenizer scales per cell: log1p(CP10k) or raw counts")
+    p.add_argument("--n_genes", type=int, help="override the budget's number of selected genes")
+    p.add_argument("--steps", type=int, help="override the budget's training steps")
+    p.add_argument("--learning_rate", type=float, help="override the budget's learning rate")
+    p.add_argument("--reuse_models", action="store_true",
+                   help="reuse a model in --workdir trained earlier with exactly the same run_stage arguments")
+    p.add_argument("--pcs", type=int, default=50)
+    p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty")
+    p.add_argument("--k", type=int, default=15, help="neighbours of the k-NN baseline")
+    args = p.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
+    cfg = dict(BUDGETS[args.budget])
+    for key in ("n_genes", "steps", "learning_rate"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    torch.manual_seed(0)
+    tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
+    work = Path(args.workdir)
+    args.max_proteins_common = 0
+    if args.pretrain:
+        args.max_proteins_common = max(len(load_set(s, tokenizer, 1).proteins) for s in SETS)
+    report = {
+        "budget": args.budget, "config": cfg, "rna_values": args.rna_values, "scales": SCALES,
+        "gene_protocol": f"model input and PCA baselines: the {cfg['n_genes']} most variable vocabulary genes of "
+                         "log1p(CP10k) over the training cells (RNA only), by decreasing variance; model RNA values: "
+                         f"{args.rna_values}",
+        "machine": {"cpus": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__},
+        "sets": {},
+    }
+    t0 = time.perf_counter()
+    for name in args.sets:
+        pre = {name: pretrain_stage2(name, cfg, args, tokenizer, work)} if args.pretrain else None
+        report["sets"][name] = run_set(name, cfg, args, tokenizer, work, pre)
+        report["seconds_total"] = time.perf_counter() - t0
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float))  # after every set
+        Path(args.md).write_text(markdown(report))
+    print(markdown(report))
+    print(f"total {report['seconds_total']:.0f} s; JSON {args.json}; table {args.md}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
