@@ -168,8 +168,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SCTRANSLATOR_DEBUG"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        _close_progress_bars()
         print(f"sctranslator {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _close_progress_bars() -> None:
+    """End any progress bar left open by the failure, so the error starts on its own line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -57,8 +57,11 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
             raise FileNotFoundError(f"RNA file {path} does not exist")
         try:
             rna = anndata.read_h5ad(path, backed="r")
+            has_x = "X" in rna.file._file  # backed files read X lazily: find a missing one now
         except Exception as error:  # h5py/anndata raise many types for damaged files
             raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
+        if not has_x:
+            raise ValueError(f"{path} has no X matrix (the expression values); write them into X and save again")
     elif isinstance(rna, tuple) and len(rna) == 2:
         rna, gene_names = rna
     if hasattr(rna, "mod"):  # MuData

@@ -229,6 +229,7 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
         ``allow_incomplete_weights=True`` to accept that (e.g. to start a new head from a checkpoint).
         """
         wants_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, with the other problems
         model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         problems = {key: sorted(map(str, info.get(key) or [])) for key in ("missing_keys", "unexpected_keys",
                                                                            "mismatched_keys")}

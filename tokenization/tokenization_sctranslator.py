@@ -874,11 +874,12 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
     sample = matrix.rows(0, min(matrix.shape[0], 64))
     values = np.asarray(sample.data if hasattr(sample, "tocsr") else sample).ravel()
     values = values[np.isfinite(values)]
-    if values.size and values.max() <= 30 and np.any(values != np.round(values)):
+    if values.size and np.any(values != np.round(values)):
+        looks = "log-normalised" if values.max() <= 30 else "normalised (e.g. counts per 10,000)"
         warnings.warn(
-            "the expression values are not integer counts and stay below 30: they look log-normalised. Models "
-            "trained with this package's recipes see raw counts (scaled per cell); pass raw counts (e.g. "
-            "adata.layers['counts'] or adata.raw) for predictions on the training scale.",
+            f"the expression values are not integer counts: they look {looks}. Models trained with this "
+            "package's recipes see raw counts (scaled per cell); pass raw counts (e.g. adata.layers['counts'] "
+            "or adata.raw) for predictions on the training scale.",
             InputQualityWarning, stacklevel=3,
         )
 
