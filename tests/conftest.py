@@ -44,3 +44,26 @@ def data_dir() -> Path:
 def shared():
     """``shared("fixtures", "x.npz")`` -> a path under ../shared (skips or fails as :func:`shared_path`)."""
     return shared_path
+
+
+TINY_MODEL = dict(
+    hidden_size=16, num_attention_heads=2, attention_head_dim=8, num_encoder_layers=1, num_decoder_layers=1,
+    max_genes=64, max_proteins=6, nb_random_features=12,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, vocab_dir) -> Path:
+    """A small random model (real vocabulary) saved with its tokenizer: a folder as users get one."""
+    import torch
+
+    from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    SCTranslatorForProteinPrediction(SCTranslatorConfig(**TINY_MODEL)).save_pretrained(folder)
+    SCTranslatorTokenizer.from_original_tables(
+        vocab_dir, max_length=TINY_MODEL["max_genes"], protein_max_length=TINY_MODEL["max_proteins"]
+    ).save_pretrained(folder)
+    return folder

@@ -7,29 +7,17 @@ import json
 import anndata as ad
 import numpy as np
 import pytest
-import torch
 from transformers import pipeline
 
-from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from modeling_sctranslator import SCTranslatorForProteinPrediction
 from modeling_sctranslator.cli import main as cli_main
 from modeling_sctranslator.inference import predict_proteins
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-SMALL = dict(
-    hidden_size=16, num_attention_heads=2, attention_head_dim=8, num_encoder_layers=1, num_decoder_layers=1,
-    max_genes=64, max_proteins=6, nb_random_features=12,
-)
-
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, vocab_dir):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    SCTranslatorForProteinPrediction(SCTranslatorConfig(**SMALL)).save_pretrained(folder)
-    SCTranslatorTokenizer.from_original_tables(
-        vocab_dir, max_length=SMALL["max_genes"], protein_max_length=SMALL["max_proteins"]
-    ).save_pretrained(folder)
-    return folder
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
