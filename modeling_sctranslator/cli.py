@@ -74,6 +74,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.proteins is None and args.protein is None:
         raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
     proteins = _read_protein_names(args.proteins) if args.proteins else _read_h5ad(args.protein)
+    state = _distributed_state()
+    if state is not None:
+        return _run_predict_distributed(args, proteins, state)
     with atomic_output_file(args.out, overwrite=args.overwrite) as staging:
         model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
         started = time.perf_counter()
@@ -90,6 +93,59 @@ def _run_predict(args: argparse.Namespace) -> int:
         f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s) -> {args.out}"
         + (f"; {skipped} not predicted (unmapped/controls, listed in uns['sctranslator'])" if skipped else "")
     )
+    return 0
+
+
+def _distributed_state():
+    """Accelerate's process state when launched on several processes (torchrun / accelerate launch)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    if torch.cuda.is_available():
+        return PartialState()
+    return PartialState(cpu=True, backend="gloo")  # on CPU, accelerate needs to be told (else: 1 process)
+
+
+def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
+    """Each process predicts a contiguous share of the cells on its own device; the main one writes the file."""
+    import shutil
+
+    import anndata
+    import numpy as np
+
+    from tokenization.atomic_io import atomic_output_file, check_output_target
+
+    from .inference import predict_proteins, read_rna
+
+    rna, _ = read_rna(args.rna)
+    if state.is_main_process:
+        check_output_target(args.out.absolute(), args.overwrite)  # fail before any work
+    parts = args.out.absolute().parent / f".{args.out.name}.parts"
+    with state.split_between_processes(list(range(rna.n_obs))) as mine:
+        rows = np.asarray(mine, dtype=np.int64)
+    device = str(state.device) if args.device == "auto" else args.device
+    model, tokenizer = load_model_and_tokenizer(args.model, device, args.dtype)
+    share = proteins[rows] if hasattr(proteins, "obs_names") else proteins
+    result = predict_proteins(
+        model, tokenizer, rna[rows], share, batch_size=args.batch_size, chunk_size=args.chunk_size,
+        device=model.device, progress=state.is_main_process,
+    )
+    if state.is_main_process:
+        parts.mkdir(exist_ok=True)
+    state.wait_for_everyone()
+    np.save(parts / f"{state.process_index}.npy", result.X)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        predictions = np.concatenate([np.load(parts / f"{i}.npy") for i in range(state.num_processes)])
+        merged = anndata.AnnData(X=predictions, obs=rna.obs.copy(), var=result.var.copy(), uns=result.uns)
+        with atomic_output_file(args.out, overwrite=args.overwrite) as staging:
+            merged.write_h5ad(staging)
+        shutil.rmtree(parts, ignore_errors=True)
+        print(f"predicted {merged.n_vars} proteins for {merged.n_obs} cells on {state.num_processes} processes "
+              f"-> {args.out}")
+    state.wait_for_everyone()
     return 0
 
 

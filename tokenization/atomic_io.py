@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_output_file"]
+__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_output_file", "check_output_target"]
 
 
 class OutputExistsError(FileExistsError):
     """The output path exists and overwriting was not requested."""
 
 
-def _check_target(target: Path, overwrite: bool) -> None:
+def check_output_target(target: Path, overwrite: bool) -> None:
     if target.exists() and not overwrite:
         is_empty_dir = target.is_dir() and not any(target.iterdir())
         if not is_empty_dir:
@@ -34,7 +34,7 @@ def _check_target(target: Path, overwrite: bool) -> None:
 def atomic_output_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds."""
     target = Path(target).absolute()
-    _check_target(target, overwrite)
+    check_output_target(target, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
@@ -54,7 +54,7 @@ def atomic_output_dir(target: str | os.PathLike[str], overwrite: bool = False) -
 def atomic_output_file(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; it replaces ``target`` only on success."""
     target = Path(target).absolute()
-    _check_target(target, overwrite)
+    check_output_target(target, overwrite)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(handle)
     staging = Path(name)

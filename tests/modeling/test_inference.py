@@ -210,3 +210,30 @@ def test_measured_values_use_the_training_transform(model_dir, cells):
         negative = adt.copy()
         negative.X = -np.ones(adt.shape, dtype=np.float32)
         predict_proteins(model, tokenizer, rna, negative, protein_transform="log1p")
+
+
+def test_two_processes_split_the_cells_and_give_the_same_file(model_dir, cells, tmp_path):
+    """`torchrun --nproc_per_node 2 -m modeling_sctranslator.cli predict ...` (what accelerate launch runs)."""
+    import os
+    import subprocess
+    import sys
+
+    _, _, folder = cells
+    names = tmp_path / "proteins.txt"
+    names.write_text("CD4\nCD19\nCD14\n")
+    single, double = tmp_path / "one.h5ad", tmp_path / "two.h5ad"
+    args = ["predict", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"), "--proteins", str(names),
+            "--device", "cpu"]
+    assert cli_main([*args, "--out", str(single)]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "modeling_sctranslator.cli",
+         *args, "--out", str(double)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 2 processes" in result.stdout
+    one, two = ad.read_h5ad(single), ad.read_h5ad(double)
+    assert list(two.obs_names) == list(one.obs_names) and list(two.var_names) == list(one.var_names)
+    np.testing.assert_allclose(two.X, one.X, atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no parts left behind
