@@ -160,6 +160,18 @@ def favor_attention_weights(q_features: torch.Tensor, k_features: torch.Tensor) 
     return scores / scores.sum(dim=-1, keepdim=True)
 
 
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(batch, length, heads · head_dim) → (batch, heads, length, head_dim), a view."""
+    batch, length, width = x.shape
+    return x.view(batch, length, num_heads, width // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, length, head_dim) → (batch, length, heads · head_dim)."""
+    batch, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
+
+
 class FavorSelfAttention(nn.Module):
     """Multi-head FAVOR+ self-attention with biased q/k/v/out projections.
 
@@ -195,10 +207,6 @@ class FavorSelfAttention(nn.Module):
         fresh = gaussian_orthogonal_random_matrix(*self.projection_matrix.shape, generator=generator)
         self.projection_matrix.copy_(fresh)
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -210,9 +218,7 @@ class FavorSelfAttention(nn.Module):
         Returns the output (batch, length, hidden) and, if asked, the attention weights
         (batch, heads, length, length).
         """
-        q = self._split_heads(self.to_q(hidden_states))
-        k = self._split_heads(self.to_k(hidden_states))
-        v = self._split_heads(self.to_v(hidden_states))
+        q, k, v = (split_heads(layer(hidden_states), self.num_heads) for layer in (self.to_q, self.to_k, self.to_v))
         if self.masking != "original":
             return self._forward_masked(q, k, v, attention_mask, output_attentions)
         if attention_mask is not None:
@@ -222,19 +228,13 @@ class FavorSelfAttention(nn.Module):
         k_features = softmax_kernel_features(k, self.projection_matrix, False, self.kernel_epsilon)
         out = favor_attention(q_features, k_features, v)
         weights = favor_attention_weights(q_features, k_features) if output_attentions else None
-        batch, _, length, _ = out.shape
-        out = out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
-        return self.to_out(out), weights
-
-    def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:
-        batch, _, length, _ = out.shape
-        return out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+        return self.to_out(merge_heads(out)), weights
 
     def _forward_masked(self, q, k, v, attention_mask, output_attentions):
         """The variant's attention: padded keys take no part (``"masked"`` FAVOR+ or ``"exact"`` softmax)."""
         if self.masking == "exact":
             out, weights = exact_attention(q, k, v, attention_mask, output_attentions)
-            return self.to_out(self._merge_heads(out)), weights
+            return self.to_out(merge_heads(out)), weights
         if attention_mask is None:
             attention_mask = torch.ones(q.shape[0], q.shape[2], dtype=torch.bool, device=q.device)
         matrix, eps = self.projection_matrix, self.kernel_epsilon
@@ -246,7 +246,7 @@ class FavorSelfAttention(nn.Module):
             scores = torch.matmul(q_features, k_features.transpose(-1, -2)) * attention_mask[:, None, None, :]
             total = scores.sum(dim=-1, keepdim=True)
             weights = scores / torch.where(total > 0, total, torch.ones_like(total))
-        return self.to_out(self._merge_heads(out)), weights
+        return self.to_out(merge_heads(out)), weights
 
 
 class CrossAttention(nn.Module):
@@ -266,10 +266,6 @@ class CrossAttention(nn.Module):
         self.to_v = nn.Linear(hidden_size, inner)
         self.to_out = nn.Linear(inner, hidden_size)
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-
     def forward(
         self,
         queries: torch.Tensor,
@@ -278,12 +274,11 @@ class CrossAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``queries`` (B, Q, hidden), ``context`` (B, K, hidden), ``context_mask`` (B, K) True = real."""
-        q = self._split_heads(self.to_q(queries))
-        k = self._split_heads(self.to_k(context))
-        v = self._split_heads(self.to_v(context))
+        q = split_heads(self.to_q(queries), self.num_heads)
+        k = split_heads(self.to_k(context), self.num_heads)
+        v = split_heads(self.to_v(context), self.num_heads)
         out, weights = exact_attention(q, k, v, context_mask, output_attentions)
-        batch, _, length, _ = out.shape
-        return self.to_out(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)), weights
+        return self.to_out(merge_heads(out)), weights
 
 
 class FeedForward(nn.Module):

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .favor_attention import softmax_kernel_features
+from .favor_attention import softmax_kernel_features, split_heads
 
 __all__ = [
     "AttentionResult",
@@ -85,8 +85,8 @@ def _layer_features(block, hidden: torch.Tensor, mask: torch.Tensor, recipe: str
         attended, _ = block.attention(normed, mask, False)
         normed = block.attention_norm(hidden + attended)
     attention = block.attention
-    q = attention._split_heads(attention.to_q(normed))
-    k = attention._split_heads(attention.to_k(normed))
+    q = split_heads(attention.to_q(normed), attention.num_heads)
+    k = split_heads(attention.to_k(normed), attention.num_heads)
     qf = softmax_kernel_features(q, attention.projection_matrix, True, attention.kernel_epsilon)
     kf = softmax_kernel_features(k, attention.projection_matrix, False, attention.kernel_epsilon)
     return qf, kf
