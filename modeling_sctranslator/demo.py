@@ -176,7 +176,7 @@ Held-out metrics on the training scale (log1p counts, max-min scaled per cell):
 
 ![predicted vs measured](scatter.png)
 
-This is a 5-minute demonstration on 400 training cells, not a benchmark; see `benchmarks/`.
+This is a few-minute demonstration on 400 training cells, not a benchmark; see `benchmarks/`.
 Run time: {elapsed:.0f} s.
 """
     (args.out / "report.md").write_text(report)
