@@ -60,7 +60,10 @@ def _read_h5ad(path: Path):
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model folder or hub id")
     parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
-    parser.add_argument("--batch-size", type=int, default=8, help="cells per forward pass")
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="cells per forward pass (default: 1 for the full-size model on CPU, where it is fastest; up to 8)",
+    )
     parser.add_argument("--chunk-size", type=int, default=256, help="cells read and tokenized at once")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="compute precision (default float32)")

@@ -24,6 +24,7 @@ __all__ = [
     "ProteinTargets",
     "cell_rows",
     "check_vocab_compatible",
+    "default_batch_size",
     "count_cells",
     "predict_encoded",
     "predict_proteins",
@@ -127,6 +128,20 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     return targets
 
 
+def default_batch_size(config: Any, device: torch.device) -> int:
+    """Cells per forward pass when the caller does not say.
+
+    On a CPU the compatible model is memory-bound: its per-cell FAVOR+ features are heads x max_genes x
+    features floats (170 MB for the released model), and one cell at a time was fastest per cell there
+    (1.55 s at batch 1 vs 2.01 s at 4 and 2.50 s at 16, benchmarks/inference.py). Batch so that a
+    batch's features stay near 200 MB, between 1 and 8 cells; on accelerators, 8.
+    """
+    if torch.device(device).type != "cpu":
+        return 8
+    per_cell = config.num_attention_heads * config.max_genes * config.nb_random_features * 4
+    return int(min(8, max(1, (200 << 20) // max(per_cell, 1))))
+
+
 def check_vocab_compatible(config: Any, tokenizer: Any) -> None:
     """Refuse a tokenizer whose token ids the model's embeddings cannot hold."""
     if int(tokenizer.vocab_size) > int(config.vocab_size):
@@ -170,7 +185,7 @@ def predict_proteins(
     rna: Any,
     proteins: Any,
     gene_names: Sequence[str] | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
@@ -189,7 +204,7 @@ def predict_proteins(
     import anndata
     import pandas as pd
 
-    if batch_size < 1 or chunk_size < 1:
+    if (batch_size is not None and batch_size < 1) or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     rna, gene_names = read_rna(rna, gene_names)
     check_vocab_compatible(model.config, tokenizer)
@@ -200,6 +215,7 @@ def predict_proteins(
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device=device, dtype=dtype) if (device != model.device or dtype is not None) else model
     model.eval()
+    batch_size = batch_size or default_batch_size(config, device)
     n_cells = count_cells(rna)
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")

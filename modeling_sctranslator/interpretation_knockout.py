@@ -171,7 +171,7 @@ def knockout_analysis(
     groupby: str | None = None,
     tolerance: float = 1e-3,
     gene_names: Sequence[str] | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     progress: bool | Callable[[int], None] = False,
@@ -190,11 +190,19 @@ def knockout_analysis(
     """
     import pandas as pd
 
-    from .inference import cell_rows, count_cells, predict_encoded, read_rna, resolve_device, resolve_targets
+    from .inference import (
+        cell_rows,
+        count_cells,
+        default_batch_size,
+        predict_encoded,
+        read_rna,
+        resolve_device,
+        resolve_targets,
+    )
     from .interpretation import _progress, require_mlp_translator
 
     require_mlp_translator(model, "knockout effects")
-    if batch_size < 1 or chunk_size < 1:
+    if (batch_size is not None and batch_size < 1) or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     if tolerance < 0:
         raise ValueError("tolerance must be >= 0")
@@ -209,6 +217,7 @@ def knockout_analysis(
     config = model.config
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device).eval()
+    batch_size = batch_size or default_batch_size(model.config, device)
 
     # groups
     if groupby is not None:

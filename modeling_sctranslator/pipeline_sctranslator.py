@@ -20,7 +20,8 @@ class ProteinPredictionPipeline(Pipeline):
         predictor(adata, proteins=protein_adata, inplace=True)                # -> adata.obsm["sctranslator_proteins"]
 
     Any number of proteins may be asked for: they are split into passes of the decoder's length.
-    Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward, default 8),
+    Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward; default:
+    ``inference.default_batch_size``),
     ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``, and
     ``protein_transform`` ("log1p" for measured protein counts given as a protein AnnData, to put
     them on the training scale in ``layers["measured"]``).
@@ -40,7 +41,7 @@ class ProteinPredictionPipeline(Pipeline):
         rna: Any,
         proteins: Any = None,
         gene_names: Any = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         chunk_size: int = 256,
         inplace: bool = False,
         obsm_key: str = "sctranslator_proteins",

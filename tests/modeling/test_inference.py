@@ -237,3 +237,16 @@ def test_two_processes_split_the_cells_and_give_the_same_file(model_dir, cells, 
     assert list(two.obs_names) == list(one.obs_names) and list(two.var_names) == list(one.var_names)
     np.testing.assert_allclose(two.X, one.X, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no parts left behind
+
+
+def test_default_batch_size_is_one_cell_for_the_full_model_on_cpu():
+    import torch
+
+    from modeling_sctranslator import SCTranslatorConfig
+    from modeling_sctranslator.inference import default_batch_size
+
+    assert default_batch_size(SCTranslatorConfig(), torch.device("cpu")) == 1  # memory-bound: fastest per cell
+    tiny = SCTranslatorConfig(max_genes=64, max_proteins=6, hidden_size=16, num_attention_heads=2,
+                              attention_head_dim=8, nb_random_features=12)
+    assert default_batch_size(tiny, torch.device("cpu")) == 8
+    assert default_batch_size(SCTranslatorConfig(), torch.device("cuda")) == 8
