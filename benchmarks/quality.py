@@ -211,12 +211,17 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
     variants = [("sctranslator", None)]
     if pretrained:
         variants.append(("sctranslator_pretrained", pretrained[name]))
+    if args.variant:
+        variants.append(("sctranslator_variant", None))
     for method, start in variants:
         t = time.perf_counter()
-        out = work / "models" / (name if start is None else f"{name}_from_stage2")
+        suffix = "_variant" if method == "sctranslator_variant" else ""
+        out = work / "models" / (f"{name}{suffix}" if start is None else f"{name}_from_stage2")
         if start is None:
             max_proteins = args.max_proteins_common or len(data.proteins)
             extra = _scratch_args(cfg, len(data.selected), max_proteins)
+            if suffix:  # same genes, steps and sizes; only the translator (and with it the encoding) differs
+                extra += ["--translator_type", "cross_attention"]
         else:
             max_proteins = args.max_proteins_common
             extra = ["--model_name_or_path", str(start)]
@@ -326,6 +331,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--learning_rate", type=float, help="override the budget's learning rate")
     p.add_argument("--reuse_models", action="store_true",
                    help="reuse a model in --workdir trained earlier with exactly the same run_stage arguments")
+    p.add_argument("--variant", action="store_true",
+                   help="also train the order-invariant cross-attention variant the same way (sctranslator_variant)")
     p.add_argument("--pcs", type=int, default=50)
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty")
     p.add_argument("--k", type=int, default=15, help="neighbours of the k-NN baseline")
