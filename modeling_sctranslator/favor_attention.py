@@ -160,6 +160,20 @@ def favor_attention_weights(q_features: torch.Tensor, k_features: torch.Tensor) 
     return scores / scores.sum(dim=-1, keepdim=True)
 
 
+def add_head_projections(module: nn.Module, hidden_size: int, num_heads: int, head_dim: int) -> None:
+    """Give ``module`` biased ``to_q``/``to_k``/``to_v`` (hidden → heads · head_dim) and ``to_out`` back.
+
+    Attribute names match the original checkpoints' (``...fn.to_q``), so conversion maps them one to one.
+    """
+    inner = num_heads * head_dim
+    module.num_heads = num_heads
+    module.head_dim = head_dim
+    module.to_q = nn.Linear(hidden_size, inner)
+    module.to_k = nn.Linear(hidden_size, inner)
+    module.to_v = nn.Linear(hidden_size, inner)
+    module.to_out = nn.Linear(inner, hidden_size)
+
+
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(batch, length, heads · head_dim) → (batch, heads, length, head_dim), a view."""
     batch, length, width = x.shape
@@ -191,15 +205,9 @@ class FavorSelfAttention(nn.Module):
         super().__init__()
         if masking not in ("original", "masked", "exact"):
             raise ValueError(f"masking must be original, masked or exact, not {masking!r}")
-        inner = num_heads * head_dim
         self.masking = masking
-        self.num_heads = num_heads
-        self.head_dim = head_dim
         self.kernel_epsilon = kernel_epsilon
-        self.to_q = nn.Linear(hidden_size, inner)
-        self.to_k = nn.Linear(hidden_size, inner)
-        self.to_v = nn.Linear(hidden_size, inner)
-        self.to_out = nn.Linear(inner, hidden_size)
+        add_head_projections(self, hidden_size, num_heads, head_dim)
         self.register_buffer("projection_matrix", torch.empty(nb_features, head_dim), persistent=True)
 
     @torch.no_grad()
@@ -258,13 +266,7 @@ class CrossAttention(nn.Module):
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int) -> None:
         super().__init__()
-        inner = num_heads * head_dim
-        self.num_heads = num_heads
-        self.head_dim = head_dim
-        self.to_q = nn.Linear(hidden_size, inner)
-        self.to_k = nn.Linear(hidden_size, inner)
-        self.to_v = nn.Linear(hidden_size, inner)
-        self.to_out = nn.Linear(inner, hidden_size)
+        add_head_projections(self, hidden_size, num_heads, head_dim)
 
     def forward(
         self,
