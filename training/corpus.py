@@ -5,7 +5,9 @@ A corpus folder holds::
     manifest.json                      name, cells, splits, shard files (+ rows, bytes), gene and protein
                                        names, source files (size, mtime), vocabulary summary, build settings
     train-00000-of-00004.parquet ...   held-in cells (the training stream)
-    eval-00000-of-00001.parquet  ...   held-out cells (evaluation)
+    validation-00000-of-00001.parquet  cells held out of training for model selection (only with
+                                       ``validation_fraction`` > 0)
+    eval-00000-of-00001.parquet  ...   held-out cells (evaluation: the test split)
 
 One row per cell: ``cell_id`` (the source obs name), ``row`` (its row in the source files), ``split``,
 ``rna_indices`` / ``rna_values`` (the raw RNA row, sparse over ``manifest["genes"]``) and
@@ -14,7 +16,10 @@ truncated or tokenized here: the tokenizer does all of that at training time (se
 so one corpus serves any model length, truncation mode or vocabulary.
 
 The hold-out split is drawn here, once (``eval_fraction`` of the cells, ``split_seed``), so
-evaluation is always on cells no training step saw.
+evaluation is always on cells no training step saw. ``validation_fraction`` (of all cells) is then
+taken from the remaining cells: a validation split for early stopping / best-checkpoint selection
+that never touches the test cells. The eval split does not depend on ``validation_fraction``: the
+same seed gives the same test cells with or without validation.
 """
 
 from __future__ import annotations
@@ -171,6 +176,7 @@ def build_corpus(
     split_seed: int = 0,
     max_cells: int | None = None,
     eval_shards: int = 1,
+    validation_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Write the corpus of ``source`` to ``out_dir`` (atomically: a temporary folder renamed at the end).
 
@@ -184,6 +190,9 @@ def build_corpus(
         raise CorpusError("num_shards and eval_shards must be >= 1")
     if not 0.0 <= eval_fraction < 1.0:
         raise CorpusError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    if not 0.0 <= validation_fraction < 1.0 - eval_fraction:
+        raise CorpusError(f"validation_fraction must be in [0, 1 - eval_fraction), got {validation_fraction} "
+                          f"(eval_fraction {eval_fraction}): no cell would be left for training")
     rna, prot = _read_pair(source)
     _check_paired(rna, prot, source)
     genes = [str(g) for g in rna.var_names]
@@ -205,8 +214,10 @@ def build_corpus(
     rng = np.random.default_rng(split_seed)
     order = rng.permutation(rna.n_obs)[:n_cells]  # a random subset when max_cells is given
     n_eval = int(round(n_cells * eval_fraction))
-    eval_rows = np.sort(order[:n_eval])
-    train_rows = np.sort(order[n_eval:])
+    n_validation = int(round(n_cells * validation_fraction))
+    eval_rows = np.sort(order[:n_eval])  # first: the test cells do not depend on validation_fraction
+    validation_rows = np.sort(order[n_eval:n_eval + n_validation])
+    train_rows = np.sort(order[n_eval + n_validation:])
     if len(train_rows) < num_shards:
         raise CorpusError(
             f"corpus {source.name}: {len(train_rows)} training cells cannot fill {num_shards} shards (a shard "
@@ -230,7 +241,9 @@ def build_corpus(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         splits: dict[str, Any] = {}
-        for split, rows, k in (("train", train_rows, num_shards), ("eval", eval_rows, eval_shards)):
+        layout = (("train", train_rows, num_shards), ("validation", validation_rows, min(1, len(validation_rows))),
+                  ("eval", eval_rows, eval_shards))
+        for split, rows, k in layout:
             shards = []
             if len(rows):
                 for i, chunk in enumerate(np.array_split(rows, k)):
@@ -261,6 +274,7 @@ def build_corpus(
             "splits": splits,
             "split_seed": int(split_seed),
             "eval_fraction": float(eval_fraction),
+            "validation_fraction": float(validation_fraction),
             "genes": genes,
             "proteins": proteins,
             "protein_is_control": is_control,
@@ -299,7 +313,7 @@ def load_manifest(corpus_dir: str | os.PathLike[str], check_files: bool = True) 
     if manifest.get("n_cells", 0) == 0 or not manifest["splits"]["train"]["shards"]:
         raise CorpusError(f"corpus {manifest.get('name')} at {corpus_dir} is empty (no training cells)")
     if check_files:
-        for split in ("train", "eval"):
+        for split in manifest["splits"]:
             for shard in manifest["splits"][split]["shards"]:
                 f = corpus_dir / shard["file"]
                 if not f.is_file():
@@ -315,7 +329,7 @@ def load_manifest(corpus_dir: str | os.PathLike[str], check_files: bool = True) 
 
 
 def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, eval_fraction: float,
-                   split_seed: int, max_cells: int | None) -> bool:
+                   split_seed: int, max_cells: int | None, validation_fraction: float = 0.0) -> bool:
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
@@ -327,6 +341,7 @@ def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, e
         and manifest.get("source_files") == [_file_info(p) for p in source.files]
         and len(manifest["splits"]["train"]["shards"]) == num_shards
         and manifest.get("eval_fraction") == float(eval_fraction)
+        and manifest.get("validation_fraction", 0.0) == float(validation_fraction)
         and manifest.get("split_seed") == int(split_seed)
         and manifest.get("n_cells") == want_cells
     )
@@ -340,6 +355,7 @@ def prepare_corpus(
     eval_fraction: float = 0.2,
     split_seed: int = 0,
     max_cells: int | None = None,
+    validation_fraction: float = 0.0,
 ) -> Path:
     """A built corpus folder for ``spec``: itself when it holds a manifest, else built (or reused) in ``cache_dir``.
 
@@ -350,7 +366,8 @@ def prepare_corpus(
         return path
     source = find_source(spec)
     out = Path(cache_dir) / source.name
-    if not _is_up_to_date(out / MANIFEST, source, num_shards, eval_fraction, split_seed, max_cells):
+    if not _is_up_to_date(out / MANIFEST, source, num_shards, eval_fraction, split_seed, max_cells,
+                          validation_fraction):
         build_corpus(source, out, tokenizer, num_shards=num_shards, eval_fraction=eval_fraction,
-                     split_seed=split_seed, max_cells=max_cells)
+                     split_seed=split_seed, max_cells=max_cells, validation_fraction=validation_fraction)
     return out

@@ -221,12 +221,16 @@ def bucketed_skip(skip_examples: int, window: int) -> tuple[int, int]:
 
 
 class EvalCells(torch.utils.data.Dataset):
-    """Held-out cells of one corpus, in memory (map-style, so the Trainer splits them across processes)."""
+    """Held-out cells of one corpus, in memory (map-style, so the Trainer splits them across processes).
 
-    def __init__(self, manifest: dict[str, Any], corpus_index: int, max_cells: int | None = None) -> None:
+    ``split``: ``"eval"`` (the test cells) or ``"validation"`` (cells kept for model selection; empty
+    when the corpus was built without ``validation_fraction``)."""
+
+    def __init__(self, manifest: dict[str, Any], corpus_index: int, max_cells: int | None = None,
+                 split: str = "eval") -> None:
         self.name = manifest["name"]
         self.examples: list[dict[str, Any]] = []
-        for shard in manifest["splits"]["eval"]["shards"]:
+        for shard in manifest["splits"].get(split, {"shards": []})["shards"]:
             for row, indices, values, proteins in _rows_of_shard(f"{manifest['dir']}/{shard['file']}", None):
                 self.examples.append(
                     {"example_id": example_id(corpus_index, row), "corpus": corpus_index, "pass": 0,

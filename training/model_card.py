@@ -54,6 +54,7 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
     weights = data_args.corpus_weights or [1.0] * len(manifests)
     corpora = [
         {"name": m["name"], "n_train": m["splits"]["train"]["n_cells"], "n_eval": m["splits"]["eval"]["n_cells"],
+         "n_validation": m["splits"].get("validation", {}).get("n_cells", 0),
          "n_genes": len(m["genes"]), "n_genes_mapped": m["n_genes_mapped"], "n_proteins": len(m["proteins"]),
          "n_proteins_mapped": m["n_proteins_mapped"], "weight": w}
         for m, w in zip(manifests, weights, strict=True)
@@ -68,6 +69,8 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         f"{model.config.max_genes} per cell sampled with truncation='{data_args.truncation}'"
         + (f"; stopped when held-out cosine similarity reached {data_args.cosine_threshold} (step "
            f"{summary['stopped_on_cosine_at']})" if summary.get("stopped_on_cosine_at") else "")
+        + (f"; weights of step {summary['best_step']}, the best {summary['best_metric_name']} "
+           f"({summary['best_metric']:.4g}) on the validation cells" if summary.get("best_step") else "")
         + f". Final training loss {summary['train_loss']:.4f}."
     )
     card = render_card(

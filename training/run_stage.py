@@ -115,6 +115,11 @@ class DataArguments:
     num_shards: int = field(default=4, metadata={"help": "train shards per built corpus (multiple of #processes)"})
     eval_fraction: float = field(default=0.2, metadata={"help": "held-out fraction per built corpus"})
     split_seed: int = field(default=0, metadata={"help": "seed of the hold-out split"})
+    validation_fraction: float = field(
+        default=0.0,
+        metadata={"help": "fraction of each built corpus kept out of training as validation cells; evaluation "
+                          "during training (and --load_best_model_at_end) then uses them, never the test cells"},
+    )
     max_cells_per_corpus: int | None = field(default=None, metadata={"help": "random subset when building"})
     max_eval_samples: int | None = field(default=2000, metadata={"help": "held-out cells evaluated per corpus"})
     truncation: str = field(default="random", metadata={"help": "gene subset beyond max_genes: random | first",
@@ -243,6 +248,21 @@ def build_tokenizer(model_args: ModelArguments) -> SCTranslatorTokenizer:
     return SCTranslatorTokenizer.from_original_tables(model_args.vocab_dir)
 
 
+def held_out_sets(manifests: list[dict[str, Any]], split: str, max_cells: int | None) -> dict[str, EvalCells]:
+    """The non-empty ``split`` cells ("eval" = test, "validation") of each corpus, by corpus name."""
+    sets = {m["name"]: EvalCells(m, i, max_cells, split=split) for i, m in enumerate(manifests)}
+    return {name: cells for name, cells in sets.items() if len(cells)}
+
+
+def best_checkpoint_summary(state, args) -> dict[str, Any]:
+    """Which step's weights were kept by ``--load_best_model_at_end`` (empty when not used)."""
+    if not (args.load_best_model_at_end and state.best_global_step):
+        return {}
+    name = args.metric_for_best_model or "loss"
+    return {"best_step": state.best_global_step, "best_metric": state.best_metric,
+            "best_metric_name": name if name.startswith("eval_") else f"eval_{name}"}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     model_args, data_args, args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
@@ -272,7 +292,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         folders = [
             prepare_corpus(spec, cache_dir, tokenizer, num_shards=data_args.num_shards,
                            eval_fraction=data_args.eval_fraction, split_seed=data_args.split_seed,
-                           max_cells=data_args.max_cells_per_corpus)
+                           max_cells=data_args.max_cells_per_corpus,
+                           validation_fraction=data_args.validation_fraction)
             for spec in data_args.corpora
         ]
     manifests = [load_manifest(f) for f in folders]
@@ -332,11 +353,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         train_stream = build_train_stream(manifests, data_args.corpus_weights, seed=args.seed, rank=rank,
                                           world_size=world_size, skip_examples=skip)
-    eval_sets = {m["name"]: EvalCells(m, i, data_args.max_eval_samples) for i, m in enumerate(manifests)}
-    eval_sets = {k: v for k, v in eval_sets.items() if len(v)}
+    eval_sets = held_out_sets(manifests, "eval", data_args.max_eval_samples)
+    # evaluation during training (early stopping, best checkpoint) uses validation cells when there are any
+    during_training = held_out_sets(manifests, "validation", data_args.max_eval_samples) or eval_sets
+    if args.load_best_model_at_end and during_training is eval_sets:
+        logger.warning("--load_best_model_at_end selects on the test cells: give --validation_fraction to "
+                       "select on validation cells instead")
     eval_dataset = None
-    if eval_sets and args.eval_strategy != "no":
-        eval_dataset = next(iter(eval_sets.values())) if len(eval_sets) == 1 else eval_sets
+    if during_training and args.eval_strategy != "no":
+        eval_dataset = next(iter(during_training.values())) if len(during_training) == 1 else during_training
 
     compute_metrics, metrics_backend = make_compute_metrics(data_args.use_evaluate)
     logger.info("metrics computed with %s", metrics_backend)
@@ -388,6 +413,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loss_history": [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e],
         "eval": final_metrics,
         "stopped_on_cosine_at": cosine_cb.stopped_at if cosine_cb else None,
+        **best_checkpoint_summary(trainer.state, args),
         "resumed_from": resume,
         "world_size": world_size,
         "metrics_backend": metrics_backend,

@@ -1,0 +1,53 @@
+"""Validation cells for model selection: drawn apart from the test cells, used by --load_best_model_at_end."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from safetensors.torch import load_file
+
+from training.corpus import CorpusError, build_corpus, find_source, load_manifest
+from training.run_stage import main
+
+from ._training_helpers import QUIET, TINY_MODEL
+
+
+def _rows(manifest, split):
+    return {r for s in manifest["splits"][split]["shards"]
+            for r in pq.read_table(f"{manifest['dir']}/{s['file']}", columns=["row"])["row"].to_pylist()}
+
+
+def test_validation_cells_are_apart_and_test_cells_unchanged(tmp_path, corpora, data_dir, tokenizer):
+    build_corpus(find_source(data_dir / "eccite"), tmp_path / "v", tokenizer, num_shards=4, validation_fraction=0.1)
+    with_val, without = load_manifest(tmp_path / "v"), load_manifest(corpora["eccite"])
+    train, val, test = (_rows(with_val, s) for s in ("train", "validation", "eval"))
+    assert len(val) == 50 and len(test) == 100 and len(train) == 350
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert test == _rows(without, "eval")  # the same seed gives the same test cells with or without validation
+    assert with_val["validation_fraction"] == 0.1
+
+
+def test_validation_fraction_leaving_no_training_cell_is_refused(tmp_path, data_dir, tokenizer):
+    with pytest.raises(CorpusError, match="validation_fraction"):
+        build_corpus(find_source(data_dir / "eccite"), tmp_path / "v", tokenizer, validation_fraction=0.8)
+
+
+def test_best_checkpoint_is_selected_on_validation_cells(tmp_path, data_dir, vocab_dir):
+    out = tmp_path / "ft"
+    summary = main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
+                    "--output_dir", str(out), "--max_steps", "12", "--per_device_train_batch_size", "4",
+                    "--learning_rate", "1e-3", "--validation_fraction", "0.1", "--max_cells_per_corpus", "200",
+                    "--eval_strategy", "steps", "--eval_steps", "4", "--save_steps", "4",
+                    "--load_best_model_at_end", "true", "--logging_steps", "4", *TINY_MODEL, *QUIET])
+    history = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())["log_history"]
+    val_losses = {e["step"]: e["eval_loss"] for e in history if "eval_loss" in e}
+    assert sorted(val_losses) == [4, 8, 12]
+    assert all(e["eval_cells_evaluated"] == 20 for e in history if "eval_loss" in e)  # validation cells only
+    best = min(val_losses, key=val_losses.get)
+    assert summary["best_step"] == best and summary["best_metric"] == pytest.approx(val_losses[best])
+    assert summary["eval"]["eval_cells_evaluated"] == 40  # final metrics on the test cells
+    saved, kept = load_file(out / "model.safetensors"), load_file(out / f"checkpoint-{best}" / "model.safetensors")
+    assert saved.keys() == kept.keys() and all((saved[k] == kept[k]).all() for k in saved)
+    assert f"weights of step {best}" in (out / "README.md").read_text()
