@@ -73,6 +73,8 @@ def _stage_argv(stage: str, corpora: list[str], out: Path, cfg: dict, max_protei
                  "--eval_steps", every, "--save_strategy", "steps", "--save_steps", every, "--save_total_limit", "2",
                  "--load_best_model_at_end", "true", "--metric_for_best_model", "pearson_per_protein_mean",
                  "--greater_is_better", "true"]  # later flags win over the fixed-schedule ones above
+        if cfg.get("early_stopping_patience"):
+            argv += ["--early_stopping_patience", str(cfg["early_stopping_patience"])]
     return argv + extra
 
 
@@ -240,6 +242,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         info[method] = {"train_seconds": train_seconds, "predict_seconds": time.perf_counter() - t,
                         "steps": summary["global_step"], "final_train_loss": summary["train_loss"],
                         "best_step": summary.get("best_step"), "best_validation": summary.get("best_metric"),
+                        "stopped_early_at": summary.get("stopped_early_at"),
                         "run_stage_eval": summary["eval"], "model_dir": str(out),
                         "start": str(start) if start else "scratch"}
 
@@ -305,9 +308,11 @@ def scatter_grid(path: Path, name: str, data: PairedSet, y_eval: np.ndarray, pre
 
 def markdown(report: dict) -> str:
     cfg = report["config"]
-    schedule = (f"models: best of {cfg['steps']} steps by mean per-protein Pearson on validation cells "
+    patience = (f", stopped after {cfg['early_stopping_patience']} evaluations without improvement"
+                if cfg.get("early_stopping_patience") else "")
+    schedule = (f"models: best of at most {cfg['steps']} steps by mean per-protein Pearson on validation cells "
                 f"({cfg['validation_fraction']:.0%} of all cells, taken from the training 80%; evaluated every "
-                f"{cfg['eval_steps']} steps; the step kept is in brackets)" if cfg.get("validation_fraction")
+                f"{cfg['eval_steps']} steps{patience}; the step kept is in brackets)" if cfg.get("validation_fraction")
                 else f"models: {cfg['steps']} steps")
     lines = [f"Budget `{report['budget']}`; split 80/20 seed 0; {schedule}; {report['gene_protocol']}", ""]
     for scale, what in SCALES.items():
@@ -349,6 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "model is then evaluated on them every --eval_steps and the best step's weights are "
                         "kept (mean per-protein Pearson); the test cells stay the same")
     p.add_argument("--eval_steps", type=int, default=100, help="validation interval with --validation_fraction")
+    p.add_argument("--early_stopping_patience", type=int,
+                   help="with --validation_fraction: stop a model after N evaluations without improvement")
     p.add_argument("--reuse_models", action="store_true",
                    help="reuse a model in --workdir trained earlier with exactly the same run_stage arguments")
     p.add_argument("--variant", action="store_true",
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     cfg = dict(BUDGETS[args.budget])
-    for key in ("n_genes", "steps", "learning_rate", "validation_fraction", "eval_steps"):
+    for key in ("n_genes", "steps", "learning_rate", "validation_fraction", "eval_steps", "early_stopping_patience"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     torch.manual_seed(0)

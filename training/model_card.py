@@ -69,6 +69,8 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         f"{model.config.max_genes} per cell sampled with truncation='{data_args.truncation}'"
         + (f"; stopped when held-out cosine similarity reached {data_args.cosine_threshold} (step "
            f"{summary['stopped_on_cosine_at']})" if summary.get("stopped_on_cosine_at") else "")
+        + (f"; stopped early at step {summary['stopped_early_at']} (no validation improvement in "
+           f"{data_args.early_stopping_patience} evaluations)" if summary.get("stopped_early_at") else "")
         + (f"; weights of step {summary['best_step']}, the best {summary['best_metric_name']} "
            f"({summary['best_metric']:.4g}) on the validation cells" if summary.get("best_step") else "")
         + f". Final training loss {summary['train_loss']:.4f}."

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import torch
 import yaml
-from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
 
 import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
@@ -136,6 +136,11 @@ class DataArguments:
         default=None, metadata={"help": "stop when eval cosine similarity >= threshold (default: on for sc)"}
     )
     cosine_threshold: float = field(default=0.85, metadata={"help": "threshold of --stop_on_cosine"})
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "stop after N evaluations without improvement of --metric_for_best_model (needs "
+                          "--eval_strategy steps and --load_best_model_at_end; best with --validation_fraction)"},
+    )
     optimizer: str = field(
         default="adam_amsgrad",
         metadata={"help": "adam_amsgrad (the paper's Adam with amsgrad) or trainer (use --optim)",
@@ -373,6 +378,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             logger.warning("--stop_on_cosine needs evaluation (--eval_strategy steps): it will never trigger")
         cosine_cb = CosineSimilarityStopCallback(data_args.cosine_threshold)
         callbacks.append(cosine_cb)
+    if data_args.early_stopping_patience:
+        if args.eval_strategy == "no" or not args.load_best_model_at_end:
+            raise SystemExit("--early_stopping_patience needs evaluation during training and the best weights "
+                             "kept: add --eval_strategy steps --load_best_model_at_end true (and "
+                             "--validation_fraction to select on validation cells)")
+        callbacks.append(EarlyStoppingCallback(data_args.early_stopping_patience))
     if os.environ.get(KILL_ENV):
         callbacks.append(_KillAfterStep(int(os.environ[KILL_ENV])))
 
@@ -413,6 +424,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loss_history": [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e],
         "eval": final_metrics,
         "stopped_on_cosine_at": cosine_cb.stopped_at if cosine_cb else None,
+        "stopped_early_at": (trainer.state.global_step if data_args.early_stopping_patience
+                             and trainer.state.global_step < args.max_steps
+                             and not (cosine_cb and cosine_cb.stopped_at) else None),
         **best_checkpoint_summary(trainer.state, args),
         "resumed_from": resume,
         "world_size": world_size,

@@ -51,3 +51,24 @@ def test_best_checkpoint_is_selected_on_validation_cells(tmp_path, data_dir, voc
     saved, kept = load_file(out / "model.safetensors"), load_file(out / f"checkpoint-{best}" / "model.safetensors")
     assert saved.keys() == kept.keys() and all((saved[k] == kept[k]).all() for k in saved)
     assert f"weights of step {best}" in (out / "README.md").read_text()
+
+
+def test_early_stopping_stops_after_patience(tmp_path, data_dir, vocab_dir):
+    out = tmp_path / "es"
+    # metric_for_best_model=loss with greater_is_better: "improving" means a higher loss, so it stops soon
+    summary = main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
+                    "--output_dir", str(out), "--max_steps", "40", "--per_device_train_batch_size", "4",
+                    "--learning_rate", "1e-3", "--validation_fraction", "0.1", "--max_cells_per_corpus", "200",
+                    "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2",
+                    "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better",
+                    "true", "--early_stopping_patience", "2", "--logging_steps", "2", *TINY_MODEL, *QUIET])
+    assert summary["stopped_early_at"] is not None and summary["global_step"] < 40
+    assert summary["global_step"] - summary["best_step"] == 2 * 2  # two evaluations without improvement
+    assert "stopped early at step" in (out / "README.md").read_text()
+
+
+def test_early_stopping_without_evaluation_is_refused(tmp_path, data_dir, vocab_dir):
+    with pytest.raises(SystemExit, match="--early_stopping_patience needs evaluation"):
+        main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
+              "--output_dir", str(tmp_path / "x"), "--max_steps", "4", "--early_stopping_patience", "2",
+              *TINY_MODEL, *QUIET])
