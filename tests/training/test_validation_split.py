@@ -34,13 +34,18 @@ def test_validation_fraction_leaving_no_training_cell_is_refused(tmp_path, data_
         build_corpus(find_source(data_dir / "eccite"), tmp_path / "v", tokenizer, validation_fraction=0.8)
 
 
+def _select_on_validation(out, data_dir, vocab_dir, max_steps: int, every: int, *extra: str) -> dict:
+    """Fine-tune a tiny model on 200 eccite cells (140 train / 20 validation / 40 test), keeping the best step."""
+    return main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
+                 "--output_dir", str(out), "--max_steps", str(max_steps), "--per_device_train_batch_size", "4",
+                 "--learning_rate", "1e-3", "--validation_fraction", "0.1", "--max_cells_per_corpus", "200",
+                 "--eval_strategy", "steps", "--eval_steps", str(every), "--save_steps", str(every),
+                 "--load_best_model_at_end", "true", "--logging_steps", str(every), *extra, *TINY_MODEL, *QUIET])
+
+
 def test_best_checkpoint_is_selected_on_validation_cells(tmp_path, data_dir, vocab_dir):
     out = tmp_path / "ft"
-    summary = main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
-                    "--output_dir", str(out), "--max_steps", "12", "--per_device_train_batch_size", "4",
-                    "--learning_rate", "1e-3", "--validation_fraction", "0.1", "--max_cells_per_corpus", "200",
-                    "--eval_strategy", "steps", "--eval_steps", "4", "--save_steps", "4",
-                    "--load_best_model_at_end", "true", "--logging_steps", "4", *TINY_MODEL, *QUIET])
+    summary = _select_on_validation(out, data_dir, vocab_dir, 12, 4)
     history = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())["log_history"]
     val_losses = {e["step"]: e["eval_loss"] for e in history if "eval_loss" in e}
     assert sorted(val_losses) == [4, 8, 12]
@@ -56,12 +61,8 @@ def test_best_checkpoint_is_selected_on_validation_cells(tmp_path, data_dir, voc
 def test_early_stopping_stops_after_patience(tmp_path, data_dir, vocab_dir):
     out = tmp_path / "es"
     # metric_for_best_model=loss with greater_is_better: "improving" means a higher loss, so it stops soon
-    summary = main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
-                    "--output_dir", str(out), "--max_steps", "40", "--per_device_train_batch_size", "4",
-                    "--learning_rate", "1e-3", "--validation_fraction", "0.1", "--max_cells_per_corpus", "200",
-                    "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2",
-                    "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better",
-                    "true", "--early_stopping_patience", "2", "--logging_steps", "2", *TINY_MODEL, *QUIET])
+    summary = _select_on_validation(out, data_dir, vocab_dir, 40, 2, "--metric_for_best_model", "loss",
+                                    "--greater_is_better", "true", "--early_stopping_patience", "2")
     assert summary["stopped_early_at"] is not None and summary["global_step"] < 40
     assert summary["global_step"] - summary["best_step"] == 2 * 2  # two evaluations without improvement
     assert "stopped early at step" in (out / "README.md").read_text()
