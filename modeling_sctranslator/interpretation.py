@@ -1,20 +1,20 @@
-"""Interpretation: attention maps (encoder, decoder, encoder→decoder) and in-silico gene knockout.
+"""Interpretation: attention maps (encoder, decoder, gene→protein) and in-silico gene knockout.
 
 Attention recipes
 =================
 scTranslator's paper reads three maps out of a trained model, per cell, then sums them over cells:
 
-* **encoder** (gene × gene): per layer, the head average of the FAVOR+ attention
-  ``A_ij = q'_i·k'_j / Σ_n q'_i·k'_n`` (rows sum to one over every key, padded ones included, as
-  the layer applies it), then the average over layers;
+* **encoder** (gene × gene): per layer, the head average of the attention the layer applied, then the
+  average over layers. FAVOR+: ``A_ij = q'_i·k'_j / Σ_n q'_i·k'_n`` (the FAVOR+ approximation, not the
+  exact softmax it stands for); with the original masking the sum runs over every key, padded ones
+  included, as the layer applies it; with ``attention_masking="masked"`` (and ``"exact"`` softmax)
+  over the cell's real genes only, so padded keys get 0 and every row sums to 1 over the cell's genes;
 * **decoder** (protein × protein): the same over the decoder's layers and positions;
-* **encoder→decoder** (gene × protein): ``translator(enc) @ dec``: the translator (an MLP along the
-  *position* axis, biases, ReLU, dropout in eval mode) applied to each gene's row of the encoder map,
-  then multiplied by the decoder map.
+* **encoder→decoder** (gene × protein): compatible model: ``translator(enc) @ dec``, the translator (an
+  MLP along the *position* axis, biases, ReLU, dropout in eval mode) applied to each gene's row of the
+  encoder map, then multiplied by the decoder map.
 
-Two recipes differ only in *which* hidden state a layer's map is computed from:
-
-``recipe="corrected"`` (default)
+``recipe="corrected"`` (default for the compatible model)
     The map of what the layer really attended over: queries and keys from ``LN(x)``, the block's
     input after its attention norm. Equal to the model's ``output_attentions``.
 ``recipe="original"``
@@ -23,36 +23,60 @@ Two recipes differ only in *which* hidden state a layer's map is computed from:
     update, ``x_new = x + attn(LN(x))``, and the map is taken from ``LN(x_new)`` with the same layer's
     norm and q/k weights. It is not the map the layer applied (it differs by 0.006–0.04 on the small
     fixture model). This recipe reproduces ``original_small_attention.npz`` to ~1e-7.
+``recipe="cross_attention"`` (the only one, and the default, for the variant)
+    Encoder and decoder maps as ``corrected``; the gene → protein map is the variant translator's own
+    cross-attention, protein query → gene key, exact softmax over the cell's expressed genes, averaged
+    over heads: for each protein and cell the weights over the cell's genes sum to 1.
 
-The ``m^-1/2`` factor of the random features and the padding mask do not enter the maps (padding
-only zeroes values, and the maps use V = identity), exactly as the original.
+The ``m^-1/2`` factor of the random features and the padding mask do not enter the maps (the
+original's padding only zeroes values, and the maps use V = identity), exactly as the original.
 
 Cost. FAVOR+ makes single rows of a map cheap: ``A[S, :] = q'_S k'ᵀ / (q'_S · Σ_n k'_n)`` needs
 ``|S| × L`` work per head, never ``L × L``. With a gene subset ``S`` (``genes=[...]`` or ``top-K``)
-only those rows are built, in blocks of rows (memory ``batch × block × L``); the encoder→decoder map
-needs each selected gene's full row (the translator mixes all positions), so it costs
-``|S| × max_genes × translator width`` per cell. The attention *received* by every gene
+only those rows are built, in blocks of rows (memory ``batch × block × L``); the compatible model's
+encoder→decoder map needs each selected gene's full row (the translator mixes all positions), so it
+costs ``|S| × max_genes × translator width`` per cell. The attention *received* by every gene
 (column sums, used to pick ``top-K``) is linear: ``Σ_i A_ij = k'_j · Σ_i q'_i / (q'_i · Σ_n k'_n)``.
 
-Aggregation. ``sum`` (the paper) and ``mean`` over cells; ``normalized`` is the original's min-max
-normalisation of the summed map: every column to [0, 1], then every row (min-max is invariant to
-scaling, so it is the same for ``mean``). Cells are aggregated by position, which is a gene because
-the tokenizer's ``truncation="first"`` puts the same genes at the same positions in every cell.
+Aggregation. Maps are summed over cells *by gene* (token id), not by position. The compatible
+model sees every gene the tokenizer keeps (``truncation="first"``: the first ``max_genes`` mapped
+genes, zeros included) in every cell. The variant sees only a cell's expressed genes (plus
+``expressed_zero_genes``): a cell adds to the entries of the genes in its encoding and to nothing
+else, and ``mean`` divides each entry by the number of cells that had the gene (gene × protein) or
+both genes (gene × gene) in their encoding, so it reads "attention when the gene is expressed"
+(``NaN`` for a gene no cell expressed); ``sum`` counts an absent gene as 0 attention (it could not
+be attended to), and the per-gene counts come with the result (``gene_cell_counts``). For the
+compatible model every count is the number of cells. ``normalized`` is the original's min-max
+normalisation of the summed map: every column to [0, 1], then every row.
 
-Knockout: see :mod:`.interpretation_knockout`. Output writers and plots:
-:mod:`.interpretation_outputs`.
+Knockout: see :mod:`.interpretation_knockout`. Per-layer maps and sums by gene:
+:mod:`.interpretation_maps`. Output writers and plots: :mod:`.interpretation_outputs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from .favor_attention import softmax_kernel_features, split_heads
+from .interpretation_maps import (
+    RECIPES,
+    VARIANT_RECIPE,
+    GeneIndex,
+    GeneMapSums,
+    cross_attention_weights,
+    forward_states,
+    gene_to_protein,
+    map_rows,
+    received,
+    received_by_gene,
+    row_block_size,
+    stack_attention,
+)
 
 __all__ = [
     "AttentionResult",
@@ -60,96 +84,58 @@ __all__ = [
     "attention_analysis",
     "attention_maps",
     "attention_received",
+    "encoding_options",
     "minmax_normalize",
+    "resolve_recipe",
 ]
 
-RECIPES = ("corrected", "original")
 MAP_NAMES = ("encoder", "decoder", "encoder_to_decoder")
-_ROW_BLOCK_ELEMENTS = 1 << 24  # batch × rows × length elements per block of map rows (64 MiB float32)
 
 
-# --------------------------------------------------------------------------- per-layer features
+# --------------------------------------------------------------------------- recipes
 def _check_recipe(recipe: str) -> str:
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     return recipe
 
 
-def _layer_features(block, hidden: torch.Tensor, mask: torch.Tensor, recipe: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random features (q', k') of one Performer block, (batch, heads, length, features) each.
+def resolve_recipe(model, recipe: str | None) -> str:
+    """The recipe to use for ``model``: ``recipe``, or its default (None); refuses a recipe it cannot use.
 
-    ``hidden`` is the block's input (the residual stream before the block).
+    The compatible model (MLP translator): ``"corrected"`` (default) or ``"original"``; the cross-attention
+    variant: ``"cross_attention"`` only.
     """
-    normed = block.attention_norm(hidden)
-    if recipe == "original":
-        attended, _ = block.attention(normed, mask, False)
-        normed = block.attention_norm(hidden + attended)
-    attention = block.attention
-    q = split_heads(attention.to_q(normed), attention.num_heads)
-    k = split_heads(attention.to_k(normed), attention.num_heads)
-    qf = softmax_kernel_features(q, attention.projection_matrix, True, attention.kernel_epsilon)
-    kf = softmax_kernel_features(k, attention.projection_matrix, False, attention.kernel_epsilon)
-    return qf, kf
-
-
-def _stack_features(stack, hidden_states: Sequence[torch.Tensor], mask: torch.Tensor, recipe: str):
-    return [_layer_features(block, hidden_states[i], mask, recipe) for i, block in enumerate(stack.layers)]
-
-
-def _map_rows(features: list[tuple[torch.Tensor, torch.Tensor]], rows: torch.Tensor | None) -> torch.Tensor:
-    """Rows ``rows`` (all when None) of the head- and layer-averaged map: (batch, rows, length)."""
-    out = None
-    for qf, kf in features:
-        q_rows = qf if rows is None else qf[:, :, rows]
-        key_sum = kf.sum(dim=-2)  # (B, H, m)
-        scores = torch.matmul(q_rows, kf.transpose(-1, -2))  # (B, H, r, L)
-        norm = torch.matmul(q_rows, key_sum.unsqueeze(-1))  # (B, H, r, 1)
-        layer_map = (scores / norm).mean(dim=1)
-        out = layer_map if out is None else out + layer_map
-    return out / len(features)
-
-
-def _received(features: list[tuple[torch.Tensor, torch.Tensor]], query_mask: torch.Tensor | None) -> torch.Tensor:
-    """Column sums ``Σ_i A_ij`` over (real) query rows, head- and layer-averaged: (batch, length)."""
-    out = None
-    for qf, kf in features:
-        norm = torch.matmul(qf, kf.sum(dim=-2).unsqueeze(-1))  # (B, H, L, 1)
-        weights = qf / norm
-        if query_mask is not None:
-            weights = weights * query_mask[:, None, :, None].to(weights.dtype)
-        col = torch.matmul(kf, weights.sum(dim=-2).unsqueeze(-1)).squeeze(-1).mean(dim=1)  # (B, L)
-        out = col if out is None else out + col
-    return out / len(features)
-
-
-def _forward_states(model, input_ids, input_values, attention_mask, protein_ids, protein_attention_mask):
-    """One forward pass with hidden states, padded to the model's fixed lengths (masks padded too)."""
-    from .modeling_sctranslator import prepare_side
-
-    config = model.config
-    ids, values, mask = prepare_side(
-        input_ids, input_values, attention_mask, config.max_genes, config.vocab_size, "genes"
-    )
-    pids, _, pmask = prepare_side(
-        protein_ids, None, protein_attention_mask, config.max_proteins, config.vocab_size, "proteins"
-    )
-    output = model(
-        input_ids=ids, input_values=values, attention_mask=mask, protein_ids=pids,
-        protein_attention_mask=pmask, output_hidden_states=True,
-    )
-    return output, mask, pmask
-
-
-def require_mlp_translator(model, what: str) -> None:
-    """Interpretation follows the original recipes, which go through the MLP translator over positions."""
-    translator_type = getattr(model.config, "translator_type", "mlp")
-    if translator_type != "mlp":
+    variant = not model.config.pads_to_fixed_length
+    if recipe is None:
+        return VARIANT_RECIPE if variant else "corrected"
+    _check_recipe(recipe)
+    if variant and recipe != VARIANT_RECIPE:
         raise ValueError(
-            f"{what} follow the original scTranslator recipes and need translator_type='mlp'; this model uses "
-            f"{translator_type!r} (the cross-attention variant), which they do not support yet"
+            f"recipe {recipe!r} reads maps through the original MLP translator; this model is the cross-attention "
+            f"variant, whose gene -> protein map is its translator's cross-attention: use recipe={VARIANT_RECIPE!r} "
+            "(or leave the recipe out)"
         )
+    if not variant and recipe == VARIANT_RECIPE:
+        raise ValueError(
+            f"recipe {VARIANT_RECIPE!r} needs the cross-attention variant (translator_type='cross_attention'); "
+            "this model uses the MLP translator: use 'corrected' or 'original'"
+        )
+    return recipe
 
 
+def encoding_options(config) -> dict[str, Any]:
+    """Tokenizer settings that give the encoding ``config``'s model reads (as ``predict_proteins`` uses).
+
+    The compatible model: every mapped gene, padded to ``max_genes``; the variant: each cell's expressed
+    genes (plus ``expressed_zero_genes``), padded to the longest cell.
+    """
+    if config.pads_to_fixed_length:
+        return {"padding": "max_length", "encoder_inputs": "all_genes"}
+    return {"padding": "longest", "encoder_inputs": config.encoder_inputs,
+            "expressed_zero_genes": config.expressed_zero_genes}
+
+
+# --------------------------------------------------------------------------- one batch
 @torch.inference_mode()
 def attention_maps(
     model,
@@ -159,51 +145,54 @@ def attention_maps(
     protein_ids: torch.Tensor | None = None,
     protein_attention_mask: torch.Tensor | None = None,
     gene_positions: Sequence[int] | torch.Tensor | None = None,
-    recipe: str = "corrected",
+    recipe: str | None = None,
     row_block: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-cell attention maps of a batch of tokenized cells (see the module docstring for the recipes).
+    """Per-cell attention maps of a batch of tokenized cells, by input position (module docstring: recipes).
 
     Args:
-        input_ids ... protein_attention_mask: the model's inputs (as from the tokenizer); padded here to
-            ``max_genes`` / ``max_proteins`` as the model pads them.
-        gene_positions: encoder positions ``S`` whose rows (and columns) are wanted; None = all
-            ``max_genes`` positions (an L × L map per cell: only for small models).
-        recipe: ``"corrected"`` (what each layer attended over) or ``"original"`` (the original's
-            recipe, see the module docstring).
-        row_block: map rows computed at once (bounds memory at batch × row_block × max_genes).
+        input_ids ... protein_attention_mask: the model's inputs (as from the tokenizer); the compatible
+            model's are padded here to ``max_genes`` / ``max_proteins`` as the model pads them.
+        gene_positions: encoder positions ``S`` whose rows (and columns) are wanted; None = every position
+            (an L × L map per cell: only for small models).
+        recipe: None = the model's default; ``"corrected"`` / ``"original"`` (compatible model) or
+            ``"cross_attention"`` (the variant).
+        row_block: map rows computed at once (bounds memory at batch × row_block × length).
 
     Returns:
-        ``encoder`` (B, |S|, |S|), ``decoder`` (B, max_proteins, max_proteins) and
-        ``encoder_to_decoder`` (B, |S|, max_proteins), float32 on the model's device; padded
-        protein positions are included (slice them off with the protein mask).
+        ``encoder`` (B, |S|, |S|), ``decoder`` (B, P, P) and ``encoder_to_decoder`` (B, |S|, P), float32
+        on the model's device. P = ``max_proteins`` for the compatible model (padded protein positions
+        included: slice them off with the protein mask), the given proteins for the variant. For the
+        variant ``encoder_to_decoder`` is the cross-attention (each protein's column sums to 1 over the
+        cell's genes) and rows and columns of padded genes are 0.
     """
-    _check_recipe(recipe)
-    require_mlp_translator(model, "attention maps")
+    recipe = resolve_recipe(model, recipe)
     model.eval()
-    output, mask, pmask = _forward_states(
-        model, input_ids, input_values, attention_mask, protein_ids, protein_attention_mask
-    )
-    enc_features = _stack_features(model.encoder, output.encoder_hidden_states, mask, recipe)
-    dec_features = _stack_features(model.decoder, output.decoder_hidden_states, pmask, recipe)
-    dec = _map_rows(dec_features, None).float()
+    states = forward_states(model, input_ids, input_values, attention_mask, protein_ids, protein_attention_mask)
+    output, mask = states.output, states.mask
+    encoder = stack_attention(model.encoder, output.encoder_hidden_states, mask, recipe)
+    decoder = map_rows(stack_attention(model.decoder, output.decoder_hidden_states, states.protein_mask, recipe),
+                       None).float()
+    variant = not model.config.pads_to_fixed_length
+    cross = cross_attention_weights(model, states) if variant else None
     batch, length = mask.shape
     positions = (
         torch.arange(length, device=mask.device)
         if gene_positions is None
         else torch.as_tensor(gene_positions, dtype=torch.long, device=mask.device)
     )
-    block = row_block or max(1, _ROW_BLOCK_ELEMENTS // max(1, batch * length))
+    real = mask.float() if variant else torch.ones_like(mask, dtype=torch.float32)  # the variant: padding → 0
+    block = row_block_size(batch, length, row_block)
     enc_parts, cross_parts = [], []
     for start in range(0, positions.numel(), block):
         rows = positions[start : start + block]
-        rows_map = _map_rows(enc_features, rows)  # (B, r, L)
-        enc_parts.append(rows_map[:, :, positions].float())
-        translated = model.translator(rows_map.transpose(1, 2).to(model.translator.layers[0].weight.dtype))
-        cross_parts.append(torch.matmul(translated.transpose(1, 2).float(), dec))
+        rows_map = map_rows(encoder, rows).float() * real[:, rows, None]  # (B, r, L)
+        enc_parts.append(rows_map[:, :, positions] * real[:, None, positions])
+        per_cell_rows = rows.expand(batch, -1)
+        cross_parts.append(gene_to_protein(model, rows_map, per_cell_rows, decoder, cross))
     return {
         "encoder": torch.cat(enc_parts, dim=1),
-        "decoder": dec,
+        "decoder": decoder,
         "encoder_to_decoder": torch.cat(cross_parts, dim=1),
     }
 
@@ -214,25 +203,27 @@ def attention_received(
     input_ids: torch.Tensor,
     input_values: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
-    recipe: str = "corrected",
+    recipe: str | None = None,
 ) -> torch.Tensor:
-    """Encoder attention received by every position, ``Σ_i A_ij`` over real query genes: (B, max_genes).
+    """Encoder attention received by every position, ``Σ_i A_ij`` over real query genes: (B, length).
 
-    Linear in length (no map is built); runs the encoder only.
+    ``length`` = ``max_genes`` for the compatible model, the given length for the variant. Linear in
+    length for FAVOR+ (no map is built); runs the encoder only.
     """
     from .modeling_sctranslator import prepare_side
 
-    _check_recipe(recipe)
+    recipe = resolve_recipe(model, recipe)
     model.eval()
     config = model.config
     ids, values, mask = prepare_side(
-        input_ids, input_values, attention_mask, config.max_genes, config.vocab_size, "genes"
+        input_ids, input_values, attention_mask, config.max_genes if config.pads_to_fixed_length else None,
+        config.vocab_size, "genes",
     )
     encoder = model.encoder
     dtype = encoder.value_embedding.weight.dtype
     embedded = encoder.value_embedding(values.to(dtype).unsqueeze(-1)) + encoder.gene_embedding(ids)
     states = encoder(embedded, mask, False, True).hidden_states
-    return _received(_stack_features(encoder, states, mask, recipe), mask).float()
+    return received(stack_attention(encoder, states, mask, recipe), mask).float()
 
 
 def minmax_normalize(matrix: np.ndarray) -> np.ndarray:
@@ -257,7 +248,9 @@ class AttentionResult:
     ``sums[name]`` for ``name`` in ``encoder`` (genes × genes), ``decoder`` (proteins × proteins),
     ``encoder_to_decoder`` (genes × proteins); rows/columns follow ``genes`` / ``proteins``.
     ``received`` is the encoder attention each listed gene received, summed over cells (the
-    ``top-K`` criterion).
+    ``top-K`` criterion). ``gene_cell_counts`` (genes,): cells that had each gene in their encoding
+    (every cell for the compatible model); ``pair_cell_counts`` (genes × genes): cells that had both,
+    None when every listed gene was in every cell. ``recipe`` names how the maps were read.
     """
 
     genes: list[str]
@@ -270,9 +263,22 @@ class AttentionResult:
     received: np.ndarray | None = None
     gene_selection: str = ""
     unmapped_proteins: list[str] = field(default_factory=list)
+    gene_cell_counts: np.ndarray | None = None
+    pair_cell_counts: np.ndarray | None = None
+
+    def cell_counts(self, name: str) -> np.ndarray | float:
+        """Cells each entry of map ``name`` was summed over (broadcasts against the map)."""
+        if name == "encoder" and self.pair_cell_counts is not None:
+            return self.pair_cell_counts
+        if name == "encoder_to_decoder" and self.gene_cell_counts is not None:
+            return np.asarray(self.gene_cell_counts, dtype=np.float64)[:, None]
+        return float(self.n_cells)
 
     def mean(self, name: str) -> np.ndarray:
-        return self.sums[name] / max(self.n_cells, 1)
+        """The sum divided by the cells it was summed over; NaN where no cell had the gene(s)."""
+        counts = self.cell_counts(name)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(counts > 0, self.sums[name] / np.maximum(counts, 1), np.nan)
 
     def normalized(self, name: str) -> np.ndarray:
         return minmax_normalize(self.sums[name])
@@ -303,21 +309,25 @@ class AttentionResult:
         return pd.DataFrame(self.get(name, stat), index=pd.Index(rows, name="row"), columns=cols)
 
     def ranked_genes(self, protein: str, by: str = "mean"):
-        """Genes ranked for one protein by its encoder→decoder column (descending): a pandas Series."""
+        """Genes ranked for one protein by its encoder→decoder column (descending): a pandas Series.
+
+        Genes without a score (``mean`` of a gene no cell expressed) are left out.
+        """
         import pandas as pd
 
         if protein not in self.proteins:
             raise ValueError(f"{protein!r} is not among the mapped proteins {self.proteins[:10]}")
         column = self.get("encoder_to_decoder", by)[:, self.proteins.index(protein)]
         series = pd.Series(column, index=pd.Index(self.genes, name="gene"), name=protein)
-        return series.sort_values(ascending=False, kind="stable")
+        return series.dropna().sort_values(ascending=False, kind="stable")
 
     def to_anndata(self):
         """AnnData with genes as obs and proteins as var.
 
         ``X`` = encoder→decoder sum; ``layers['mean' | 'normalized']``; ``obsm['encoder_<stat>']``
         (genes × genes, columns in obs order); ``varm['decoder_<stat>']`` (proteins × proteins, columns
-        in var order); ``obs['attention_received']``; ``uns['sctranslator_attention']`` describes it.
+        in var order); ``obs['attention_received']``, ``obs['n_cells_present']`` (cells with the gene in
+        their encoding); ``uns['sctranslator_attention']`` describes it.
         """
         import anndata
         import pandas as pd
@@ -327,6 +337,8 @@ class AttentionResult:
             obs["token_id"] = np.asarray(self.gene_token_ids, dtype=np.int64)
         if self.received is not None:
             obs["attention_received"] = np.asarray(self.received, dtype=np.float64)
+        if self.gene_cell_counts is not None:
+            obs["n_cells_present"] = np.asarray(self.gene_cell_counts, dtype=np.int64)
         var = pd.DataFrame(index=pd.Index(self.proteins, dtype=str))
         if self.protein_token_ids:
             var["token_id"] = np.asarray(self.protein_token_ids, dtype=np.int64)
@@ -343,6 +355,8 @@ class AttentionResult:
             "X": "encoder->decoder attention (genes x proteins), summed over cells",
             "obsm": "encoder_<stat>: genes x genes (query x key), columns in obs order",
             "varm": "decoder_<stat>: proteins x proteins (query x key), columns in var order",
+            "mean": "sum / cells that had the gene (gene x protein) or both genes (gene x gene) in their encoding; "
+                    "NaN where none had",
             "normalized": "column min-max to [0, 1], then row min-max, of the summed map (original's)",
             "unmapped_proteins": list(self.unmapped_proteins),
         }
@@ -366,7 +380,7 @@ def _parse_top(genes: Any) -> int | None:
 def locate_genes(
     tokenizer, requested: Sequence[str], window_names: Sequence[str], window_tokens: np.ndarray
 ) -> list[int]:
-    """Positions in the encoder window of the ``requested`` genes (by name, else by vocabulary token).
+    """Indices among the window's genes (:meth:`_Cells.window`) of the ``requested`` genes (by name, else by token).
 
     Raises ValueError listing every gene that is not in the vocabulary or not among the window's genes.
     """
@@ -394,7 +408,8 @@ def locate_genes(
         problems.append(f"not in the scTranslator vocabulary: {not_in_vocab}")
     if not_in_data:
         problems.append(
-            f"not among the data's genes the model sees (mapped genes within the first max_genes): {not_in_data}"
+            f"not among the data's genes the model sees (mapped genes; for the compatible model, within the first "
+            f"max_genes): {not_in_data}"
         )
     if problems:
         raise ValueError(f"{len(not_in_vocab) + len(not_in_data)} of {len(requested)} genes cannot be used; "
@@ -403,20 +418,106 @@ def locate_genes(
     return [p for p in positions if not (p in seen or seen.add(p))]
 
 
-def _encode_chunk(tokenizer, rna, gene_names, start, stop, protein_ids, config):
-    from .inference import cell_rows
+MODEL_INPUTS = ("input_ids", "input_values", "attention_mask", "protein_ids", "protein_attention_mask")
 
-    return tokenizer(
-        rna=cell_rows(rna, start, stop),
-        gene_names=gene_names,
-        proteins=protein_ids,
-        max_length=config.max_genes,
-        protein_max_length=config.max_proteins,
-        padding="max_length",
-        truncation="first",
-        return_tensors="pt",
-        return_report=True,
-    )
+
+class _Cells:
+    """The cells of an analysis, tokenized chunk by chunk as the model reads them, and batches of them."""
+
+    def __init__(self, tokenizer, rna, gene_names, protein_ids, config, chunk_size: int, batch_size: int,
+                 device: torch.device) -> None:
+        from .inference import count_cells
+
+        self.tokenizer, self.rna, self.gene_names, self.protein_ids = tokenizer, rna, gene_names, protein_ids
+        self.config, self.chunk_size, self.batch_size, self.device = config, chunk_size, batch_size, device
+        self.n_cells = count_cells(rna)
+        if self.n_cells == 0:
+            raise ValueError("the RNA data has no cells")
+        self.first, self.report = self._encode(0, min(chunk_size, self.n_cells))
+
+    def _encode(self, start: int, stop: int):
+        from .inference import cell_rows
+
+        return self.tokenizer(
+            rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
+            max_length=self.config.max_genes, protein_max_length=self.config.max_proteins, truncation="first",
+            return_tensors="pt", return_report=True, **encoding_options(self.config),
+        )
+
+    def window(self) -> tuple[list[str], np.ndarray]:
+        """Names and token ids of the data's genes the model can see, in data order.
+
+        The compatible model: the first ``max_genes`` mapped genes (in every cell); the variant: every
+        mapped gene (each cell encodes those it expresses).
+        """
+        columns = self.report.rna.columns
+        if self.config.pads_to_fixed_length:
+            columns = columns[: self.config.max_genes]
+        return [self.report.rna.names[c] for c in columns], self.report.rna.token_ids[columns]
+
+    def chunks(self) -> Iterator[tuple[int, int, Any]]:
+        """``(start, stop, encoding)`` per chunk of cells."""
+        for start in range(0, self.n_cells, self.chunk_size):
+            stop = min(start + self.chunk_size, self.n_cells)
+            yield start, stop, self.first if start == 0 else self._encode(start, stop)[0]
+
+    def batches(self, encoded) -> Iterator[dict[str, torch.Tensor]]:
+        """The model's inputs in batches on the device; the variant's cells in order of length, each batch
+        cut to its longest cell (its results do not depend on batching or padding)."""
+        by_length = not self.config.pads_to_fixed_length
+        lengths = encoded["attention_mask"].sum(dim=1)
+        order = torch.argsort(lengths, stable=True) if by_length else torch.arange(lengths.numel())
+        for first in range(0, order.numel(), self.batch_size):
+            cells = order[first : first + self.batch_size]
+            batch = {key: encoded[key][cells] for key in MODEL_INPUTS}
+            if by_length:
+                width = max(int(lengths[cells].max()), 1)  # real genes are left-aligned
+                for key in ("input_ids", "input_values", "attention_mask"):
+                    batch[key] = batch[key][:, :width]
+            yield {key: value.to(self.device) for key, value in batch.items()}
+
+
+def _genes_in_cells(cells: _Cells, index: GeneIndex) -> np.ndarray:
+    """Cells that have each gene of ``index`` in their encoding, over all cells (tokenization only)."""
+    counts = torch.zeros(index.size, dtype=torch.float64)
+    for _, _, encoded in cells.chunks():
+        counts += index.presence(index.of(encoded["input_ids"], encoded["attention_mask"].bool())).sum(0).double()
+    return counts.numpy()
+
+
+def _rank_by_received(model, cells: _Cells, tokens: np.ndarray, recipe: str, progress) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+    """Encoder attention received by each window gene summed over cells, and the cells that had it."""
+    index = GeneIndex(tokens, model.config.vocab_size, cells.device)
+    total = torch.zeros(index.size, dtype=torch.float64, device=cells.device)
+    present = torch.zeros_like(total)
+    bar = _progress(progress, "ranking genes", cells.n_cells)
+    for start, stop, encoded in cells.chunks():
+        for batch in cells.batches(encoded):
+            got, seen = received_by_gene(model, batch, index, recipe)
+            total += got
+            present += seen
+        bar(stop - start)
+    return total.cpu().numpy(), present.cpu().numpy()
+
+
+def _select_genes(model, tokenizer, cells: _Cells, genes, recipe: str, progress):
+    """Window indices of the genes to map, a description, and (top-K) the attention they received."""
+    names, tokens = cells.window()
+    top = _parse_top(genes)
+    if top is not None:
+        if top < 1:
+            raise ValueError("top-K needs K >= 1")
+        total, present = _rank_by_received(model, cells, tokens, recipe, progress)
+        candidates = np.flatnonzero(present > 0)
+        order = candidates[np.argsort(-total[candidates], kind="stable")][:top]
+        return order.tolist(), f"top-{top} by encoder attention received (summed over cells)", total
+    if genes is None:
+        present = _genes_in_cells(cells, GeneIndex(tokens, model.config.vocab_size, torch.device("cpu")))
+        return np.flatnonzero(present > 0).tolist(), "all genes the model sees (in at least one cell)", None
+    if isinstance(genes, str):
+        genes = genes.split(",")
+    return locate_genes(tokenizer, list(genes), names, tokens), "listed genes", None
 
 
 def attention_analysis(
@@ -425,30 +526,32 @@ def attention_analysis(
     rna: Any,
     proteins: Any,
     genes: int | str | Sequence[str] | None = None,
-    recipe: str = "corrected",
+    recipe: str | None = None,
     gene_names: Sequence[str] | None = None,
     batch_size: int = 2,
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     progress: bool | Callable[[int], None] = False,
 ) -> AttentionResult:
-    """Encoder, decoder and encoder→decoder attention maps aggregated over the cells of ``rna``.
+    """Encoder, decoder and gene→protein attention maps aggregated over the cells of ``rna``, by gene.
 
     Args:
         rna: AnnData, ``.h5ad`` path (read backed, in chunks), MuData or ``(matrix, gene_names)``.
         proteins: protein names (or a protein AnnData: its var_names); at most ``max_proteins``
             mapped ones (one decoder pass: the decoder map couples the proteins of one pass).
-        genes: None = every gene the model sees (|S| × L rows per cell: fine for small models);
-            ``"top-K"`` / K = the K genes receiving the most encoder attention summed over cells
+        genes: None = every gene the model sees (in at least one cell; |S|² entries: small gene sets
+            only); ``"top-K"`` / K = the K genes receiving the most encoder attention summed over cells
             (an extra, encoder-only pass over the cells); a list of names = those genes.
-        recipe: ``"corrected"`` or ``"original"`` (module docstring).
+        recipe: None = the model's default (``"corrected"``; ``"cross_attention"`` for the variant), or
+            ``"original"`` (module docstring).
         batch_size: cells per forward pass; chunk_size: cells read and tokenized at once.
     Returns:
-        :class:`AttentionResult`.
+        :class:`AttentionResult` (``recipe`` records the recipe used). For the variant a cell adds only
+        to the genes in its encoding and ``mean`` is over those cells (module docstring).
     """
-    from .inference import count_cells, read_rna, resolve_device, resolve_targets
+    from .inference import read_rna, resolve_device, resolve_targets
 
-    _check_recipe(recipe)
+    recipe = resolve_recipe(model, recipe)
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     rna, gene_names = read_rna(rna, gene_names)
@@ -462,84 +565,42 @@ def attention_analysis(
         )
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device).eval()
-    n_cells = count_cells(rna)
-    if n_cells == 0:
-        raise ValueError("the RNA data has no cells")
+    cells = _Cells(tokenizer, rna, gene_names, targets.token_ids, config, chunk_size, batch_size, device)
+    names, tokens = cells.window()
+    positions, selection, total_received = _select_genes(model, tokenizer, cells, genes, recipe, progress)
 
-    encoded, report = _encode_chunk(tokenizer, rna, gene_names, 0, min(chunk_size, n_cells), targets.token_ids, config)
-    keep_n = int(encoded["attention_mask"][0].sum())
-    columns = report.rna.columns[:keep_n]
-    window_names = [report.rna.names[c] for c in columns]
-    window_tokens = report.rna.token_ids[columns]
-
-    def chunks():
-        for start in range(0, n_cells, chunk_size):
-            stop = min(start + chunk_size, n_cells)
-            if start == 0:
-                yield start, stop, encoded
-            else:
-                yield start, stop, _encode_chunk(tokenizer, rna, gene_names, start, stop, targets.token_ids, config)[0]
-
-    def batches(enc):
-        for first in range(0, enc["input_ids"].shape[0], batch_size):
-            sl = slice(first, first + batch_size)
-            yield {key: value[sl].to(device) for key, value in enc.items() if key != "labels"}
-
-    top = _parse_top(genes)
-    received = None
-    if top is not None or genes is None:
-        if top is not None and top < 1:
-            raise ValueError("top-K needs K >= 1")
-        if top is not None:
-            received = np.zeros(config.max_genes)
-            bar = _progress(progress, "ranking genes", n_cells)
-            for start, stop, enc in chunks():
-                for b in batches(enc):
-                    received += attention_received(
-                        model, b["input_ids"], b["input_values"], b["attention_mask"], recipe
-                    ).sum(0).double().cpu().numpy()
-                bar(stop - start)
-            order = np.argsort(-received[:keep_n], kind="stable")[: min(top, keep_n)]
-            positions = sorted(order.tolist(), key=lambda p: -received[p])
-            selection = f"top-{top} by encoder attention received (summed over cells)"
-        else:
-            positions = list(range(keep_n))
-            selection = "all genes the model sees"
-    else:
-        if isinstance(genes, str):
-            genes = [g for g in genes.split(",")]
-        positions = locate_genes(tokenizer, list(genes), window_names, window_tokens)
-        selection = "listed genes"
-
-    sums = {
-        "encoder": np.zeros((len(positions), len(positions))),
-        "decoder": np.zeros((n_proteins, n_proteins)),
-        "encoder_to_decoder": np.zeros((len(positions), n_proteins)),
-    }
-    received_pass = np.zeros(len(positions))
-    bar = _progress(progress, "attention maps", n_cells)
-    pos_tensor = torch.as_tensor(positions, dtype=torch.long)
-    for start, stop, enc in chunks():
-        for b in batches(enc):
-            maps = attention_maps(model, **b, gene_positions=pos_tensor.to(device), recipe=recipe)
-            sums["encoder"] += maps["encoder"].sum(0).double().cpu().numpy()
-            sums["decoder"] += maps["decoder"][:, :n_proteins, :n_proteins].sum(0).double().cpu().numpy()
-            sums["encoder_to_decoder"] += maps["encoder_to_decoder"][:, :, :n_proteins].sum(0).double().cpu().numpy()
+    sums = GeneMapSums(tokens[positions], n_proteins, config.vocab_size, device)
+    bar = _progress(progress, "attention maps", cells.n_cells)
+    for start, stop, encoded in cells.chunks():
+        for batch in cells.batches(encoded):
+            sums.add(model, batch, recipe)
         bar(stop - start)
-    if received is not None:
-        received_pass = received[positions]
+    gene_counts = sums.gene_counts.cpu().numpy()
+    _warn_absent([names[p] for p in positions], gene_counts)
     return AttentionResult(
-        genes=[window_names[p] for p in positions],
+        genes=[names[p] for p in positions],
         proteins=list(targets.names),
-        n_cells=n_cells,
+        n_cells=cells.n_cells,
         recipe=recipe,
-        sums=sums,
-        gene_token_ids=[int(window_tokens[p]) for p in positions],
+        sums=sums.numpy(),
+        gene_token_ids=[int(tokens[p]) for p in positions],
         protein_token_ids=list(targets.token_ids),
-        received=received_pass if received is not None else None,
+        received=None if total_received is None else total_received[positions],
         gene_selection=selection,
         unmapped_proteins=list(targets.unmapped),
+        gene_cell_counts=gene_counts,
+        pair_cell_counts=sums.pairs.numpy(),
     )
+
+
+def _warn_absent(genes: Sequence[str], counts: np.ndarray) -> None:
+    absent = [gene for gene, count in zip(genes, counts, strict=True) if count == 0]
+    if absent:
+        warnings.warn(
+            f"{len(absent)} of the listed genes are in no cell's encoding (not expressed in any cell), so they "
+            f"have no attention: {absent[:10]}; their means are NaN and they are left out of the ranked lists",
+            UserWarning, stacklevel=3,
+        )
 
 
 def _progress(progress, desc: str, total: int) -> Callable[[int], None]:

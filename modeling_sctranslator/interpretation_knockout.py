@@ -1,24 +1,36 @@
 """In-silico gene knockout: predictions with one gene removed vs unperturbed, per protein.
 
-Recipe (the original's): the gene's *column is dropped before tokenization*. With the tokenizer's
-``truncation="first"`` every later gene moves one position to the left (and, when the data has more
-mapped genes than ``max_genes``, the first gene beyond the window enters it), and the per-cell max-min
-scaling is recomputed without the gene (it changes when the gene was a cell's maximum or minimum).
-So a knockout is not "set the value to zero": positions and scaling change, as in the original.
+A knockout of gene g is the encoding of the data *with g's column dropped before tokenization*, the
+original's recipe, for both encodings:
 
-Batched: every chunk of cells is tokenized once; the perturbed encoding of each gene is built from
-it by dropping the gene's column, using the tokenizer's own :func:`scale_rows` with the per-cell
-minimum and maximum of the remaining genes (two sentinel columns), so it equals tokenizing the data
-without that column exactly (tested). Effects are accumulated as running sums, so memory is bounded
-by the chunk size whatever the number of cells.
+* the compatible model (every mapped gene, zeros included): with the tokenizer's ``truncation="first"``
+  every later gene moves one position to the left (and, when the data has more mapped genes than
+  ``max_genes``, the first gene beyond the window enters it), and the per-cell max-min scaling is
+  recomputed without the gene (it changes when the gene was a cell's maximum or minimum). So a
+  knockout is not "set the value to zero": positions and scaling change, as in the original. Built
+  from the chunk's tokenization by dropping the gene's column, with the tokenizer's own
+  :func:`scale_rows` and the per-cell minimum and maximum of the remaining genes (two sentinel columns).
+* the cross-attention variant (each cell's expressed genes): g leaves the encoding of the cells that
+  express it and the scaling is recomputed without it; the variant is order-invariant, so nothing
+  shifts. Built by the tokenizer's own expressed-gene encoding of the chunk without g's column (so
+  ``expressed_zero_genes`` and the ``max_genes`` cap follow the tokenizer's rules too). A cell whose
+  encoding does not change (it does not express g, and g was not its only zero) keeps its
+  unperturbed prediction (difference 0) and still counts in the means: effects are over all cells of
+  a group; ``frac_perturbed`` is the fraction of cells whose encoding the knockout changed, so the
+  mean effect in those cells is ``mean_diff / frac_perturbed``.
+
+Either way the perturbed encoding equals tokenizing the data without that column exactly (tested);
+only the cells whose encoding changed are run through the model again. Effects are accumulated as
+running sums, so memory is bounded by the chunk size whatever the number of cells.
 
 Per (gene, protein[, group]): ``mean_diff`` = mean over cells of knockout − unperturbed prediction;
 ``standardized_effect`` = ``mean_diff`` / sd over cells of the unperturbed prediction (ddof 1);
-``frac_changed`` = fraction of cells with ``|diff| > tolerance``; ``mean_abs_diff``.
+``frac_changed`` = fraction of cells with ``|diff| > tolerance``; ``mean_abs_diff``; ``frac_perturbed``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +41,16 @@ import torch
 __all__ = ["KnockoutResult", "knockout_analysis", "knockout_encoding"]
 
 ALL_CELLS = "all"
+GENE_INPUTS = ("input_ids", "input_values", "attention_mask")
 
 
-def _dense_mapped(rna: Any, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
-    """Raw values of the mapped ``columns`` for cells ``start:stop`` as float64 (cells × columns)."""
+def _mapped_block(rna: Any, start: int, stop: int, columns: np.ndarray, sparse: bool = False):
+    """Raw values of the mapped ``columns`` for cells ``start:stop`` (cells × columns).
+
+    Dense float64, or with ``sparse`` a scipy CSR matrix (the values' own dtype).
+    """
+    import scipy.sparse as sp
+
     from .inference import cell_rows
 
     block = cell_rows(rna, start, stop)
@@ -40,13 +58,15 @@ def _dense_mapped(rna: Any, start: int, stop: int, columns: np.ndarray) -> np.nd
     if hasattr(x, "to_memory"):
         x = x.to_memory()
     x = x[:, columns]
+    if sparse:
+        return sp.csr_matrix(x)
     if hasattr(x, "toarray"):
         x = x.toarray()
     return np.asarray(x, dtype=np.float64)
 
 
 class _ChunkKnockout:
-    """Builds perturbed encodings of one tokenized chunk, one knocked-out gene at a time."""
+    """The compatible model's encodings of one chunk, one knocked-out gene at a time (all mapped genes)."""
 
     def __init__(self, raw: np.ndarray, tokens: np.ndarray, max_genes: int) -> None:
         from tokenization.tokenization_sctranslator import scale_rows
@@ -56,8 +76,6 @@ class _ChunkKnockout:
         self.tokens = np.asarray(tokens, dtype=np.int64)
         self.max_genes = max_genes
         n_kept = raw.shape[1]
-        if n_kept < 2:
-            raise ValueError("knockout needs at least two mapped genes")
         part = np.partition(raw, [0, 1, n_kept - 2, n_kept - 1], axis=1)
         self.min1, self.min2 = part[:, 0], part[:, 1]
         self.max2, self.max1 = part[:, n_kept - 2], part[:, n_kept - 1]
@@ -82,19 +100,100 @@ class _ChunkKnockout:
         return {"input_ids": ids, "input_values": values, "attention_mask": mask}
 
 
-def knockout_encoding(tokenizer, rna: Any, gene: str, max_length: int, gene_names: Sequence[str] | None = None):
-    """The encoding of ``rna`` with ``gene``'s column dropped, built the batched way (for checks).
+class _ExpressedChunkKnockout:
+    """The variant's encodings of one chunk, one knocked-out gene at a time: the tokenizer's own
+    expressed-gene encoding of the chunk's mapped columns (given by token id) without the gene's column."""
 
-    Equal to ``tokenizer(rna without the column, max_length=max_length, padding="max_length")``.
+    def __init__(self, tokenizer, raw, tokens: np.ndarray, max_genes: int, zero_genes: int) -> None:
+        self.tokenizer = tokenizer
+        self.raw = raw  # CSR, cells × mapped genes, data order
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        self.max_genes, self.zero_genes = max_genes, zero_genes
+
+    def encode(self, rank: int) -> dict[str, np.ndarray]:
+        """input_ids / input_values / attention_mask with mapped gene number ``rank`` removed (padded to
+        the longest cell)."""
+        from tokenization.tokenization_sctranslator import ConstantCellWarning, InputQualityWarning
+
+        keep = np.delete(np.arange(self.raw.shape[1]), rank)
+        with warnings.catch_warnings():  # said once already, for the unperturbed encoding
+            warnings.simplefilter("ignore", ConstantCellWarning)
+            warnings.simplefilter("ignore", InputQualityWarning)
+            encoded = self.tokenizer(
+                rna=self.raw[:, keep], gene_ids=self.tokens[keep], max_length=self.max_genes, padding="longest",
+                truncation="first", encoder_inputs="expressed", expressed_zero_genes=self.zero_genes,
+                return_tensors=None,
+            )
+        return {key: np.asarray(encoded[key]) for key in GENE_INPUTS}
+
+
+def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_genes: int, options: dict):
+    """The knockout builder of one chunk for the encoding ``options`` (:func:`.interpretation.encoding_options`)."""
+    columns = rna_report.columns
+    if columns.size < 2:
+        raise ValueError("knockout needs at least two mapped genes")
+    tokens = rna_report.token_ids[columns]
+    if options.get("encoder_inputs", "all_genes") == "expressed":
+        raw = _mapped_block(rna, start, stop, columns, sparse=True)
+        return _ExpressedChunkKnockout(tokenizer, raw, tokens, max_genes, options.get("expressed_zero_genes", 0))
+    return _ChunkKnockout(_mapped_block(rna, start, stop, columns), tokens, max_genes)
+
+
+def knockout_encoding(
+    tokenizer,
+    rna: Any,
+    gene: str,
+    max_length: int,
+    gene_names: Sequence[str] | None = None,
+    encoder_inputs: str = "all_genes",
+    expressed_zero_genes: int = 0,
+) -> dict[str, torch.Tensor]:
+    """The encoding of ``rna`` with ``gene``'s column dropped, built as :func:`knockout_analysis` builds it.
+
+    ``encoder_inputs="all_genes"``: equal to ``tokenizer(rna without the column, max_length=max_length,
+    padding="max_length")``; ``"expressed"`` (the variant): equal to ``tokenizer(rna without the column,
+    max_length=max_length, padding="longest", encoder_inputs="expressed", expressed_zero_genes=...)``.
+    Returns input_ids / input_values / attention_mask, (cells, width) tensors.
     """
     from .inference import read_rna
 
     rna, gene_names = read_rna(rna, gene_names)
+    options = {"encoder_inputs": encoder_inputs, "expressed_zero_genes": expressed_zero_genes}
     _, report = tokenizer(rna=rna[:1], gene_names=gene_names, max_length=max_length, return_report=True)
     ranks = _locate_knockouts(tokenizer, [gene], report.rna)
-    columns = report.rna.columns
-    builder = _ChunkKnockout(_dense_mapped(rna, 0, rna.shape[0], columns), report.rna.token_ids[columns], max_length)
+    builder = _chunk_knockout(tokenizer, rna, 0, rna.shape[0], report.rna, max_length, options)
     return {k: torch.from_numpy(v) for k, v in builder.encode(ranks[0]).items()}
+
+
+def _changed_cells(base: dict[str, Any], perturbed: dict[str, np.ndarray]) -> np.ndarray:
+    """(cells,) bool: the perturbed gene inputs differ from the unperturbed ones (widths may differ)."""
+    changed = np.zeros(perturbed["input_ids"].shape[0], dtype=bool)
+    for key in GENE_INPUTS:
+        a, b = np.asarray(base[key]), perturbed[key]
+        width = max(a.shape[1], b.shape[1])
+        a = np.pad(a, ((0, 0), (0, width - a.shape[1])))
+        b = np.pad(b, ((0, 0), (0, width - b.shape[1])))
+        changed |= (a != b).any(axis=1)
+    return changed
+
+
+def _knockout_predictions(model, encoded, perturbed: dict[str, np.ndarray], base: np.ndarray, batch_size: int,
+                          device, by_length: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions for the perturbed encoding (cells × proteins) and which cells it changed.
+
+    Cells whose encoding did not change keep ``base``; the others run through the model again.
+    """
+    from .inference import predict_encoded
+
+    changed = _changed_cells(encoded, perturbed)
+    predictions = base.copy()
+    rows = np.flatnonzero(changed)
+    if rows.size:
+        index = torch.from_numpy(rows)
+        inputs = {key: torch.from_numpy(perturbed[key][rows]) for key in GENE_INPUTS}
+        inputs.update({key: encoded[key][index] for key in ("protein_ids", "protein_attention_mask")})
+        predictions[rows] = predict_encoded(model, inputs, model.config.max_proteins, batch_size, device, by_length)
+    return predictions, changed
 
 
 def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report) -> list[int]:
@@ -162,6 +261,76 @@ class KnockoutResult:
         return wide.loc[self.genes, self.proteins]
 
 
+def _groups(rna: Any, groupby: str | None, n_cells: int) -> tuple[list[str], np.ndarray]:
+    """Group names (``"all"`` first) and each cell's group number (0 = only "all")."""
+    if groupby is None:
+        return [ALL_CELLS], np.zeros(n_cells, dtype=np.int64)
+    obs = getattr(rna, "obs", None)
+    if obs is None or groupby not in obs.columns:
+        available = [] if obs is None else list(obs.columns)
+        raise ValueError(f"--groupby {groupby!r} is not an obs column; available: {available}")
+    labels = obs[groupby].astype(str).to_numpy()
+    if ALL_CELLS in set(labels.tolist()):
+        raise ValueError(f"a group of {groupby!r} is named {ALL_CELLS!r}, which names every cell here")
+    groups = [ALL_CELLS] + sorted(set(labels.tolist()))
+    return groups, np.searchsorted(np.asarray(groups[1:]), labels) + 1
+
+
+class _EffectSums:
+    """Running sums per (group, protein) and per (gene, group, protein); memory independent of the cells."""
+
+    def __init__(self, n_genes: int, n_groups: int, n_proteins: int, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self.count = np.zeros(n_groups)
+        self.base_sum = np.zeros((n_groups, n_proteins))
+        self.base_sq = np.zeros((n_groups, n_proteins))
+        shape = (n_genes, n_groups, n_proteins)
+        self.ko_sum, self.diff_sum, self.abs_sum, self.changed = (np.zeros(shape) for _ in range(4))
+        self.perturbed = np.zeros((n_genes, n_groups))
+
+    def add_base(self, onehot: np.ndarray, base: np.ndarray) -> None:
+        """``onehot`` (cells, groups); ``base`` (cells, proteins) unperturbed predictions."""
+        self.count += onehot.sum(0)
+        self.base_sum += onehot.T @ base
+        self.base_sq += onehot.T @ base**2
+
+    def add_knockout(self, g: int, onehot: np.ndarray, base: np.ndarray, knockout: np.ndarray,
+                     perturbed: np.ndarray) -> None:
+        """Gene number ``g``'s predictions (cells, proteins) and which cells' encodings it changed (cells,)."""
+        diff = knockout - base
+        self.ko_sum[g] += onehot.T @ knockout
+        self.diff_sum[g] += onehot.T @ diff
+        self.abs_sum[g] += onehot.T @ np.abs(diff)
+        self.changed[g] += onehot.T @ (np.abs(diff) > self.tolerance)
+        self.perturbed[g] += onehot.T @ perturbed.astype(np.float64)
+
+    def table(self, genes: Sequence[str], groups: Sequence[str], proteins: Sequence[str]):
+        """The long effects table, one row per (gene, protein, group)."""
+        import pandas as pd
+
+        n = self.count[:, None]
+        cells = np.maximum(n, 1)
+        base_mean = self.base_sum / cells
+        base_var = (self.base_sq - n * base_mean**2) / np.maximum(n - 1, 1)
+        base_sd = np.where(n > 1, np.sqrt(np.clip(base_var, 0.0, None)), np.nan)
+        rows = []
+        for g, gene in enumerate(genes):
+            mean_diff = self.diff_sum[g] / cells
+            with np.errstate(divide="ignore", invalid="ignore"):
+                standardized = np.where(base_sd > 0, mean_diff / base_sd, np.nan)
+            for k, group in enumerate(groups):
+                for p, protein in enumerate(proteins):
+                    rows.append((
+                        gene, protein, group, int(self.count[k]), base_mean[k, p], self.ko_sum[g, k, p] / cells[k, 0],
+                        mean_diff[k, p], base_sd[k, p], standardized[k, p], self.abs_sum[g, k, p] / cells[k, 0],
+                        self.changed[g, k, p] / cells[k, 0], self.perturbed[g, k] / cells[k, 0],
+                    ))
+        return pd.DataFrame(rows, columns=[
+            "gene", "protein", "group", "n_cells", "mean_unperturbed", "mean_knockout", "mean_diff",
+            "sd_unperturbed", "standardized_effect", "mean_abs_diff", "frac_changed", "frac_perturbed",
+        ])
+
+
 def knockout_analysis(
     model,
     tokenizer,
@@ -178,6 +347,8 @@ def knockout_analysis(
 ) -> KnockoutResult:
     """Predict ``proteins`` with each of ``genes`` removed and compare with the unperturbed prediction.
 
+    Works for both translators; the encoding follows the model's config (module docstring).
+
     Args:
         rna: AnnData, ``.h5ad`` path (read backed, in chunks), MuData or ``(matrix, gene_names)``.
         proteins: protein names or a protein AnnData (its var_names).
@@ -188,8 +359,6 @@ def knockout_analysis(
     Returns:
         :class:`KnockoutResult`.
     """
-    import pandas as pd
-
     from .inference import (
         cell_rows,
         count_cells,
@@ -199,9 +368,8 @@ def knockout_analysis(
         resolve_device,
         resolve_targets,
     )
-    from .interpretation import _progress, require_mlp_translator
+    from .interpretation import _progress, encoding_options
 
-    require_mlp_translator(model, "knockout effects")
     if (batch_size is not None and batch_size < 1) or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     if tolerance < 0:
@@ -217,31 +385,12 @@ def knockout_analysis(
     config = model.config
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device).eval()
-    batch_size = batch_size or default_batch_size(model.config, device)
-
-    # groups
-    if groupby is not None:
-        obs = getattr(rna, "obs", None)
-        if obs is None or groupby not in obs.columns:
-            available = [] if obs is None else list(obs.columns)
-            raise ValueError(f"--groupby {groupby!r} is not an obs column; available: {available}")
-        labels = obs[groupby].astype(str).to_numpy()
-        groups = [ALL_CELLS] + sorted(set(labels.tolist()))
-        if ALL_CELLS in set(labels.tolist()):
-            raise ValueError(f"a group of {groupby!r} is named {ALL_CELLS!r}, which names every cell here")
-        group_index = np.searchsorted(np.asarray(groups[1:]), labels) + 1
-    else:
-        groups = [ALL_CELLS]
-        group_index = np.zeros(n_cells, dtype=np.int64)
-
-    n_genes, n_prot, n_groups = len(genes), len(targets.token_ids), len(groups)
-    count = np.zeros(n_groups)
-    base_sum = np.zeros((n_groups, n_prot))
-    base_sq = np.zeros((n_groups, n_prot))
-    ko_sum = np.zeros((n_genes, n_groups, n_prot))
-    diff_sum = np.zeros((n_genes, n_groups, n_prot))
-    abs_sum = np.zeros((n_genes, n_groups, n_prot))
-    changed = np.zeros((n_genes, n_groups, n_prot))
+    batch_size = batch_size or default_batch_size(config, device)
+    options = encoding_options(config)
+    by_length = not config.pads_to_fixed_length
+    groups, group_index = _groups(rna, groupby, n_cells)
+    n_prot = len(targets.token_ids)
+    sums = _EffectSums(len(genes), len(groups), n_prot, tolerance)
 
     bar = _progress(progress, "knockout", n_cells)
     ranks = None
@@ -249,56 +398,25 @@ def knockout_analysis(
         stop = min(start + chunk_size, n_cells)
         encoded, report = tokenizer(
             rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=targets.token_ids,
-            max_length=config.max_genes, protein_max_length=max(n_prot, 1), padding="max_length",
-            truncation="first", return_tensors="pt", return_report=True,
+            max_length=config.max_genes, protein_max_length=max(n_prot, 1), truncation="first",
+            return_tensors="pt", return_report=True, **options,
         )
         if ranks is None:
             ranks = _locate_knockouts(tokenizer, genes, report.rna)  # errors before any model work
-        columns = report.rna.columns
-        builder = _ChunkKnockout(_dense_mapped(rna, start, stop, columns), report.rna.token_ids[columns],
-                                 config.max_genes)
-        onehot = np.zeros((stop - start, n_groups))
+        builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options)
+        onehot = np.zeros((stop - start, len(groups)))
         onehot[:, 0] = 1.0
-        if n_groups > 1:
-            onehot[np.arange(stop - start), group_index[start:stop]] = 1.0
-        base = predict_encoded(model, encoded, config.max_proteins, batch_size, device).astype(np.float64)
-        count += onehot.sum(0)
-        base_sum += onehot.T @ base
-        base_sq += onehot.T @ base**2
-        proteins_side = {k: encoded[k] for k in ("protein_ids", "protein_attention_mask")}
+        onehot[np.arange(stop - start), group_index[start:stop]] = 1.0
+        base = predict_encoded(model, encoded, config.max_proteins, batch_size, device, by_length).astype(np.float64)
+        sums.add_base(onehot, base)
         for g, rank in enumerate(ranks):
-            perturbed = {k: torch.from_numpy(v) for k, v in builder.encode(rank).items()}
-            ko = predict_encoded(model, {**perturbed, **proteins_side}, config.max_proteins, batch_size, device)
-            diff = ko.astype(np.float64) - base
-            ko_sum[g] += onehot.T @ (base + diff)
-            diff_sum[g] += onehot.T @ diff
-            abs_sum[g] += onehot.T @ np.abs(diff)
-            changed[g] += onehot.T @ (np.abs(diff) > tolerance)
+            knockout, perturbed = _knockout_predictions(
+                model, encoded, builder.encode(rank), base, batch_size, device, by_length
+            )
+            sums.add_knockout(g, onehot, base, knockout, perturbed)
         bar(stop - start)
 
-    n = count[:, None]
-    base_mean = base_sum / np.maximum(n, 1)
-    base_var = (base_sq - n * base_mean**2) / np.maximum(n - 1, 1)
-    base_sd = np.sqrt(np.clip(base_var, 0.0, None))
-    base_sd = np.where(n > 1, base_sd, np.nan)
-    rows = []
-    gene_labels = [g for g in genes]
-    for g, gene in enumerate(gene_labels):
-        mean_diff = diff_sum[g] / np.maximum(n, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            standardized = np.where(base_sd > 0, mean_diff / base_sd, np.nan)
-        for k, group in enumerate(groups):
-            for p, protein in enumerate(targets.names):
-                rows.append((
-                    gene, protein, group, int(count[k]), base_mean[k, p], ko_sum[g, k, p] / max(count[k], 1),
-                    mean_diff[k, p], base_sd[k, p], standardized[k, p], abs_sum[g, k, p] / max(count[k], 1),
-                    changed[g, k, p] / max(count[k], 1),
-                ))
-    effects = pd.DataFrame(rows, columns=[
-        "gene", "protein", "group", "n_cells", "mean_unperturbed", "mean_knockout", "mean_diff",
-        "sd_unperturbed", "standardized_effect", "mean_abs_diff", "frac_changed",
-    ])
     return KnockoutResult(
-        effects=effects, genes=gene_labels, proteins=list(targets.names), groups=groups, n_cells=n_cells,
-        tolerance=tolerance, groupby=groupby, unmapped_proteins=list(targets.unmapped),
+        effects=sums.table(genes, groups, targets.names), genes=list(genes), proteins=list(targets.names),
+        groups=groups, n_cells=n_cells, tolerance=tolerance, groupby=groupby, unmapped_proteins=list(targets.unmapped),
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .interpretation_maps import RECIPES
+
 __all__ = ["add_interpretation_commands", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
@@ -226,7 +228,7 @@ def _run_attention(args: argparse.Namespace) -> int:
     )
     files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
                             top_n=args.top_n)
-    print(f"attention maps ({args.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
+    print(f"attention maps ({result.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
           f"over {result.n_cells} cells in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
     return 0
 
@@ -253,15 +255,17 @@ def _run_knockout(args: argparse.Namespace) -> int:
 def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``attention`` and ``knockout`` to the ``sctranslator`` command line."""
     attention = subparsers.add_parser(
-        "attention", help="encoder, decoder and encoder->decoder attention maps aggregated over cells"
+        "attention", help="encoder, decoder and gene->protein attention maps aggregated over cells (by gene)"
     )
     _add_common(attention)
     attention.add_argument("--genes", default=None,
                            help="top-K (genes receiving most encoder attention), A,B,C or a text file; "
                                 "default: every gene the model sees (small models only)")
-    attention.add_argument("--recipe", choices=("corrected", "original"), default="corrected",
-                           help="corrected: what each layer attended over; original: the original "
-                                "attention_matrix.py recipe (map from the post-attention residual stream)")
+    attention.add_argument("--recipe", choices=RECIPES, default=None,
+                           help="default: the model's own (corrected, or cross_attention for the variant). "
+                                "corrected: what each layer attended over; original: the original "
+                                "attention_matrix.py recipe (map from the post-attention residual stream); "
+                                "cross_attention: the variant's translator attention, protein -> gene")
     attention.add_argument("--rank-by", choices=("mean", "normalized"), default="mean",
                            help="statistic ranking genes per protein in ranked_genes/")
     attention.add_argument("--top-n", type=int, default=100, help="genes in each ranked_genes/<protein>.txt")

@@ -72,18 +72,6 @@ def test_one_field_selects_the_variant_and_the_default_stays_the_original():
     assert (original.sctranslator_format, config.sctranslator_format) == (1, 2)  # old readers refuse the variant
 
 
-def test_interpretation_refuses_the_variant_clearly():
-    from modeling_sctranslator.interpretation import attention_maps
-    from modeling_sctranslator.interpretation_knockout import knockout_analysis
-
-    model = SCTranslatorForProteinPrediction(SCTranslatorConfig(**TINY, translator_type="cross_attention"))
-    ids = torch.ones(1, 5, dtype=torch.long)
-    with pytest.raises(ValueError, match="attention maps .* translator_type='mlp'"):
-        attention_maps(model, ids, torch.rand(1, 5), protein_ids=ids[:, :2])
-    with pytest.raises(ValueError, match="knockout effects .* cross-attention variant"):
-        knockout_analysis(model, None, None, ["CD4"], ["CD4"])
-
-
 # --------------------------------------------------------------------------- invariances (acceptance 1)
 @pytest.mark.parametrize("masking", ["masked", "exact"])
 def test_permuting_genes_and_adding_padding_leave_predictions_unchanged(masking):
