@@ -22,6 +22,7 @@ from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
 __all__ = [
     "ProteinTargets",
+    "encoding_options",
     "cell_rows",
     "check_vocab_compatible",
     "default_batch_size",
@@ -179,6 +180,18 @@ def cell_rows(obj: Any, start: int, stop: int) -> Any:
     return obj[start:stop]
 
 
+def encoding_options(config) -> dict[str, Any]:
+    """Tokenizer settings that give the encoding ``config``'s model reads (prediction, attention, knockout).
+
+    The compatible model: every mapped gene, padded to ``max_genes``; the variant: each cell's expressed
+    genes (plus ``expressed_zero_genes``), padded to the longest cell.
+    """
+    if config.pads_to_fixed_length:
+        return {"padding": "max_length", "encoder_inputs": "all_genes"}
+    return {"padding": "longest", "encoder_inputs": config.encoder_inputs,
+            "expressed_zero_genes": config.expressed_zero_genes}
+
+
 def predict_proteins(
     model: SCTranslatorForProteinPrediction,
     tokenizer: Any,
@@ -220,11 +233,7 @@ def predict_proteins(
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")
     n_targets = len(targets.token_ids)
-    # the model config decides the gene encoding; the compatible model pads every cell to max_genes
-    fixed = getattr(config, "pads_to_fixed_length", True)
-    encoding = {}
-    if getattr(config, "encoder_inputs", "all_genes") != "all_genes":
-        encoding = {"encoder_inputs": config.encoder_inputs, "expressed_zero_genes": config.expressed_zero_genes}
+    encoding = encoding_options(config)  # the model config decides the gene encoding
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     rna_summary = None
@@ -238,7 +247,6 @@ def predict_proteins(
             proteins=protein_spec,
             max_length=config.max_genes,
             protein_max_length=max(n_targets, 1),
-            padding="max_length" if fixed else "longest",
             truncation="first",
             return_tensors="pt",
             return_report=True,
@@ -248,7 +256,7 @@ def predict_proteins(
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
         predictions[start:stop] = predict_encoded(
-            model, encoded, config.max_proteins, batch_size, device, by_length=not fixed
+            model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
         )
         if measured is not None and "labels" in encoded:
             measured[start:stop] = encoded["labels"].numpy()

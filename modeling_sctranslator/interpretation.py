@@ -84,7 +84,6 @@ __all__ = [
     "attention_analysis",
     "attention_maps",
     "attention_received",
-    "encoding_options",
     "minmax_normalize",
     "resolve_recipe",
 ]
@@ -121,18 +120,6 @@ def resolve_recipe(model, recipe: str | None) -> str:
             "this model uses the MLP translator: use 'corrected' or 'original'"
         )
     return recipe
-
-
-def encoding_options(config) -> dict[str, Any]:
-    """Tokenizer settings that give the encoding ``config``'s model reads (as ``predict_proteins`` uses).
-
-    The compatible model: every mapped gene, padded to ``max_genes``; the variant: each cell's expressed
-    genes (plus ``expressed_zero_genes``), padded to the longest cell.
-    """
-    if config.pads_to_fixed_length:
-        return {"padding": "max_length", "encoder_inputs": "all_genes"}
-    return {"padding": "longest", "encoder_inputs": config.encoder_inputs,
-            "expressed_zero_genes": config.expressed_zero_genes}
 
 
 # --------------------------------------------------------------------------- one batch
@@ -436,7 +423,7 @@ class _Cells:
         self.first, self.report = self._encode(0, min(chunk_size, self.n_cells))
 
     def _encode(self, start: int, stop: int):
-        from .inference import cell_rows
+        from .inference import cell_rows, encoding_options
 
         return self.tokenizer(
             rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,

@@ -128,7 +128,7 @@ class _ExpressedChunkKnockout:
 
 
 def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_genes: int, options: dict):
-    """The knockout builder of one chunk for the encoding ``options`` (:func:`.interpretation.encoding_options`)."""
+    """The knockout builder of one chunk for the encoding ``options`` (:func:`.inference.encoding_options`)."""
     columns = rna_report.columns
     if columns.size < 2:
         raise ValueError("knockout needs at least two mapped genes")
@@ -363,12 +363,13 @@ def knockout_analysis(
         cell_rows,
         count_cells,
         default_batch_size,
+        encoding_options,
         predict_encoded,
         read_rna,
         resolve_device,
         resolve_targets,
     )
-    from .interpretation import _progress, encoding_options
+    from .interpretation import _progress
 
     if (batch_size is not None and batch_size < 1) or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")

@@ -29,6 +29,7 @@ __all__ = [
     "VOCAB_FILE_NAME",
     "protein_passes",
     "scale_rows",
+    "scale_between",
 ]
 
 VOCAB_FILE_NAME = "gene_vocab.json"
@@ -80,13 +81,20 @@ def scale_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
         lo = np.nanmin(v, axis=1, keepdims=True) if v.shape[1] else np.zeros((v.shape[0], 1))
         hi = np.nanmax(v, axis=1, keepdims=True) if v.shape[1] else np.zeros((v.shape[0], 1))
-    span = hi - lo
-    constant = span[:, 0] == 0
-    safe = np.where(span == 0, 1.0, span)
-    out = (v - lo) / safe * (1 - SCALE_FLOOR) + SCALE_FLOOR
-    if constant.any():
-        out[constant] = np.where(np.isnan(v[constant]), np.nan, SCALE_FLOOR)
-    return out, constant
+    return scale_between(v, lo, hi), (hi - lo)[:, 0] == 0
+
+
+def scale_between(values: np.ndarray | float, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """The max-min formula with given bounds (broadcast): ``1e-8 + (v - lo) / (hi - lo) * (1 - 1e-8)``.
+
+    The one place the formula lives (:func:`scale_rows` and the expressed-gene encoding, whose bounds
+    include genes it does not store, both call it). Where ``hi == lo`` every non-NaN value gets ``1e-8``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    span = np.asarray(hi, dtype=np.float64) - lo
+    constant = span == 0
+    out = (v - lo) / np.where(constant, 1.0, span) * (1 - SCALE_FLOOR) + SCALE_FLOOR
+    return np.where(constant & ~np.isnan(v), SCALE_FLOOR, out)
 
 
 def protein_passes(proteins: Any, max_len: int = 1000) -> Iterator[Any]:
@@ -602,16 +610,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 implicit = ranks.size < n_kept
                 lo = min(raw.min(), 0.0) if implicit and raw.size else (raw.min() if raw.size else 0.0)
                 hi = max(raw.max(), 0.0) if implicit and raw.size else (raw.max() if raw.size else 0.0)
-                span = hi - lo
+                n_const += int(hi == lo)
                 expressed = raw != 0
                 ranks, raw = ranks[expressed], raw[expressed]
-                if span == 0:
-                    n_const += 1
-                    scaled = np.full(raw.shape, SCALE_FLOOR)
-                    zero_value = SCALE_FLOOR
-                else:
-                    scaled = (raw - lo) / span * (1 - SCALE_FLOOR) + SCALE_FLOOR
-                    zero_value = (0.0 - lo) / span * (1 - SCALE_FLOOR) + SCALE_FLOOR
+                scaled, zero_value = scale_between(raw, lo, hi), float(scale_between(0.0, lo, hi))
                 order = np.argsort(ranks, kind="stable")
                 ranks, scaled = ranks[order], scaled[order]
                 if ranks.size > max_length:
