@@ -59,6 +59,9 @@ class SCTranslatorOutput(ModelOutput):
             input (embeddings) and the output of every block.
         encoder_attentions / decoder_attentions: with ``output_attentions``, one
             (batch, heads, length, length) tensor per block: the FAVOR+ attention each block applied.
+        cross_attentions: with ``output_attentions`` and the cross-attention variant, one
+            (batch, heads, proteins, genes) tensor: each protein query's softmax weights over the cell's
+            genes (padding 0). None for the MLP translator, which has no attention.
     """
 
     loss: torch.Tensor | None = None
@@ -70,6 +73,7 @@ class SCTranslatorOutput(ModelOutput):
     decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
     encoder_attentions: tuple[torch.Tensor, ...] | None = None
     decoder_attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -345,10 +349,14 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states)
 
         protein_embeddings = self.decoder.gene_embedding(protein_ids)
+        cross_attentions = None
         if fixed:
             translated = self.translator(encoded.last_hidden_state)
         else:
-            translated, _ = self.translator(protein_embeddings, encoded.last_hidden_state, attention_mask)
+            translated, weights = self.translator(
+                protein_embeddings, encoded.last_hidden_state, attention_mask, output_attentions
+            )
+            cross_attentions = (weights,) if output_attentions else None
         decoded = self.decoder(
             translated + protein_embeddings,
             protein_attention_mask,
@@ -371,6 +379,7 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             decoder_hidden_states=decoded.hidden_states,
             encoder_attentions=encoded.attentions,
             decoder_attentions=decoded.attentions,
+            cross_attentions=cross_attentions,
         )
         return output if return_dict else output.to_tuple()
 

@@ -130,6 +130,27 @@ def test_masked_attention_weights_ignore_padding():
     torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
 
 
+def test_cross_attentions_are_each_proteins_weights_over_the_cells_genes():
+    model = variant()
+    inputs = batch(genes=10, proteins=4, cells=2)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 6:] = False
+    with torch.no_grad():
+        (weights,) = model(**inputs, attention_mask=mask, output_attentions=True).cross_attentions
+        plain = model(**inputs, attention_mask=mask)
+    assert weights.shape == (2, TINY["num_attention_heads"], 4, 10)
+    assert torch.all(weights[1, ..., 6:] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, TINY["num_attention_heads"], 4))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        (permuted,) = model(**{k: (v[:, order] if k.startswith("input") else v) for k, v in inputs.items()},
+                            attention_mask=mask[:, order], output_attentions=True).cross_attentions
+    torch.testing.assert_close(permuted, weights[..., order])  # weights follow the genes, not positions
+    assert plain.cross_attentions is None
+    assert SCTranslatorForProteinPrediction(SCTranslatorConfig(**TINY, vocab_size=500))(
+        **batch(genes=64, proteins=6, cells=1), output_attentions=True).cross_attentions is None
+
+
 # --------------------------------------------------------------------------- tokenizer
 def synthetic_cells(n_cells=12, n_genes=300, seed=0):
     """Counts over names that map one-to-one (no duplicate tokens), so permuting columns permutes tokens."""
