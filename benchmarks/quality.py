@@ -286,6 +286,13 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
                         "run_stage_eval": summary["eval"], "model_dir": str(out),
                         "start": str(start) if start else "scratch"}
 
+    for method, key in (("sctranslator_zero_shot", "compatible"), ("sctranslator_variant_zero_shot", "variant")):
+        if pretrained and key in pretrained:  # the stage-2 model on this (unseen) set, without fine-tuning
+            t = time.perf_counter()
+            preds[method] = predict_sctranslator(pretrained[key], f"{base}_rna.h5ad", data)
+            info[method] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(pretrained[key]),
+                            "start": "stage 2 on the other sets; no fine-tuning on this set"}
+
     results = {m: evaluate(p, y_eval, model_scale=m.startswith("sctranslator")) for m, p in preds.items()}
     plot_path = Path(args.plots) / f"quality_{name}.png"
     scatter_grid(plot_path, name, data, y_eval, preds, "sctranslator")
