@@ -59,23 +59,28 @@ logger = logging.getLogger("benchmarks.quality")
 
 
 # ---------------------------------------------------------------------------------------------------- sctranslator
-def _stage_argv(stage: str, corpora: list[str], out: Path, cfg: dict, max_proteins: int, extra: list[str]):
+def _stage_argv(stage: str, corpora: list[str], out: Path, cfg: dict, extra: list[str]) -> list[str]:
     argv = ["--stage", stage, "--corpora", *corpora, "--output_dir", str(out),
             "--max_steps", str(cfg["steps"]), "--per_device_train_batch_size", str(cfg["batch_size"]),
             "--learning_rate", str(cfg["learning_rate"]), "--truncation", "first", "--split_seed", "0",
-            "--eval_fraction", "0.2", "--num_shards", "1", "--stop_on_cosine", "false", "--eval_strategy", "no",
-            "--save_strategy", "no", "--logging_steps", "50", "--report_to", "none", "--use_cpu", "true",
-            "--disable_tqdm", "true", "--seed", "0"]
-    if cfg.get("validation_fraction"):
-        # selection on validation cells (never the test cells): evaluate every eval_steps, keep the best
-        every = str(cfg["eval_steps"])
-        argv += ["--validation_fraction", str(cfg["validation_fraction"]), "--eval_strategy", "steps",
-                 "--eval_steps", every, "--save_strategy", "steps", "--save_steps", every, "--save_total_limit", "2",
-                 "--load_best_model_at_end", "true", "--metric_for_best_model", "pearson_per_protein_mean",
-                 "--greater_is_better", "true"]  # later flags win over the fixed-schedule ones above
-        if cfg.get("early_stopping_patience"):
-            argv += ["--early_stopping_patience", str(cfg["early_stopping_patience"])]
-    return argv + extra
+            "--eval_fraction", "0.2", "--num_shards", "1", "--stop_on_cosine", "false", "--logging_steps", "50",
+            "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "0"]
+    return argv + _schedule_args(cfg) + extra
+
+
+def _schedule_args(cfg: dict) -> list[str]:
+    """A fixed number of steps, or selection on validation cells (never the test cells): evaluate every
+    ``eval_steps``, keep the best step, optionally stop after ``early_stopping_patience`` evaluations."""
+    if not cfg.get("validation_fraction"):
+        return ["--eval_strategy", "no", "--save_strategy", "no"]
+    every = str(cfg["eval_steps"])
+    args = ["--validation_fraction", str(cfg["validation_fraction"]), "--eval_strategy", "steps",
+            "--eval_steps", every, "--save_strategy", "steps", "--save_steps", every, "--save_total_limit", "2",
+            "--load_best_model_at_end", "true", "--metric_for_best_model", "pearson_per_protein_mean",
+            "--greater_is_better", "true"]
+    if cfg.get("early_stopping_patience"):
+        args += ["--early_stopping_patience", str(cfg["early_stopping_patience"])]
+    return args
 
 
 def _scratch_args(cfg: dict, n_genes: int, max_proteins: int) -> list[str]:
@@ -267,14 +272,12 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         suffix = "_variant" if method.startswith("sctranslator_variant") else ""
         out = work / "models" / (f"{name}{suffix}" if start is None else f"{name}{suffix}_from_stage2")
         if start is None:
-            max_proteins = args.max_proteins_common or len(data.proteins)
-            extra = _scratch_args(cfg, len(data.selected), max_proteins)
+            extra = _scratch_args(cfg, len(data.selected), args.max_proteins_common or len(data.proteins))
             if suffix:  # same genes, steps and sizes; only the translator (and with it the encoding) differs
                 extra += ["--translator_type", "cross_attention"]
         else:
-            max_proteins = args.max_proteins_common
-            extra = ["--model_name_or_path", str(start)]
-        summary = _run_stage(_stage_argv("finetune", [str(base)], out, cfg, max_proteins, extra), args.reuse_models)
+            extra = ["--model_name_or_path", str(start)]  # the stage-2 model's sizes
+        summary = _run_stage(_stage_argv("finetune", [str(base)], out, cfg, extra), args.reuse_models)
         _check_split(summary, data)
         train_seconds = summary["benchmark_train_seconds"]  # of the run that trained it (also when reused)
         t = time.perf_counter()
@@ -325,7 +328,7 @@ def pretrain_stage2(target: str, cfg: dict, args, tokenizer, work: Path, variant
     if variant:
         extra += ["--translator_type", "cross_attention"]
     fixed = {**cfg, "validation_fraction": 0.0, "steps": cfg.get("pretrain_steps") or cfg["steps"]}
-    _run_stage(_stage_argv("sc", bases, out, fixed, args.max_proteins_common, extra), args.reuse_models)
+    _run_stage(_stage_argv("sc", bases, out, fixed, extra), args.reuse_models)
     return out
 
 
