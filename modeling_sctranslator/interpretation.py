@@ -207,9 +207,7 @@ def attention_received(
         config.vocab_size, "genes",
     )
     encoder = model.encoder
-    dtype = encoder.value_embedding.weight.dtype
-    embedded = encoder.value_embedding(values.to(dtype).unsqueeze(-1)) + encoder.gene_embedding(ids)
-    states = encoder(embedded, mask, False, True).hidden_states
+    states = encoder(encoder.embed(ids, values), mask, False, True).hidden_states
     return received(stack_attention(encoder, states, mask, recipe), mask).float()
 
 

@@ -371,9 +371,7 @@ def received_by_gene(model, batch: dict[str, torch.Tensor], index: GeneIndex, re
         config.vocab_size, "genes",
     )
     encoder = model.encoder
-    dtype = encoder.value_embedding.weight.dtype
-    embedded = encoder.value_embedding(values.to(dtype).unsqueeze(-1)) + encoder.gene_embedding(ids)
-    states = encoder(embedded, mask, False, True).hidden_states
+    states = encoder(encoder.embed(ids, values), mask, False, True).hidden_states
     per_position = received(stack_attention(encoder, states, mask, recipe), mask).double()  # (B, L)
     genes = index.of(ids, mask)
     target = torch.where(genes >= 0, genes, index.size).reshape(-1)

@@ -127,6 +127,14 @@ class PerformerStack(nn.Module):
         # forward calls since the random features were last redrawn (the original's counter)
         self.register_buffer("calls_since_last_redraw", torch.zeros((), dtype=torch.long), persistent=True)
 
+    def embed(self, input_ids: torch.Tensor, input_values: torch.Tensor) -> torch.Tensor:
+        """Token embeddings of genes with their values: (B, L) ids and values → (B, L, hidden_size).
+
+        ``value_embedding(x) + gene_embedding(id)``, as the original; the one place this is computed.
+        """
+        values = input_values.to(self.value_embedding.weight.dtype).unsqueeze(-1)
+        return self.value_embedding(values) + self.gene_embedding(input_ids)
+
     def redraw_projections_if_due(self) -> None:
         """The original's schedule: in training, every ``feature_redraw_interval + 1``-th call."""
         interval = self.config.feature_redraw_interval
@@ -343,9 +351,7 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             raise ValueError(
                 f"genes are given for {input_ids.shape[0]} cells but proteins for {protein_ids.shape[0]}"
             )
-        dtype = self.encoder.value_embedding.weight.dtype
-        embedded = self.encoder.value_embedding(input_values.to(dtype).unsqueeze(-1))
-        embedded = embedded + self.encoder.gene_embedding(input_ids)
+        embedded = self.encoder.embed(input_ids, input_values)
         encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states)
 
         protein_embeddings = self.decoder.gene_embedding(protein_ids)
