@@ -64,7 +64,7 @@ def _stage_argv(stage: str, corpora: list[str], out: Path, cfg: dict, extra: lis
             "--max_steps", str(cfg["steps"]), "--per_device_train_batch_size", str(cfg["batch_size"]),
             "--learning_rate", str(cfg["learning_rate"]), "--truncation", "first", "--split_seed", "0",
             "--eval_fraction", "0.2", "--num_shards", "1", "--stop_on_cosine", "false", "--logging_steps", "50",
-            "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "0"]
+            "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", str(cfg.get("seed", 0))]
     return argv + _schedule_args(cfg) + extra
 
 
@@ -370,6 +370,8 @@ def markdown(report: dict) -> str:
                 f"({cfg['validation_fraction']:.0%} of all cells, taken from the training 80%; evaluated every "
                 f"{cfg['eval_steps']} steps{patience}; the step kept is in brackets)" if cfg.get("validation_fraction")
                 else f"models: {cfg['steps']} steps")
+    if cfg.get("seed"):
+        schedule += f"; training seed {cfg['seed']}"
     lines = [f"Budget `{report['budget']}`; split 80/20 seed 0; {schedule}; {report['gene_protocol']}", ""]
     for scale, what in SCALES.items():
         lines += [f"**Target scale `{scale}`** — {what}.", "",
@@ -429,6 +431,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--variant", action="store_true",
                    help="also train the order-invariant cross-attention variant the same way (sctranslator_variant)")
     p.add_argument("--pretrain_steps", type=int, help="fixed steps of the --pretrain stage 2 (default: --steps)")
+    p.add_argument("--seed", type=int, help="training seed of the scTranslator models (default 0); the split, the "
+                   "genes and the baselines do not change with it: rerun with other seeds to see training variance")
     p.add_argument("--pcs", type=int, default=50)
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty")
     p.add_argument("--k", type=int, default=15, help="neighbours of the k-NN baseline")
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     cfg = dict(BUDGETS[args.budget])
     for key in ("n_genes", "steps", "learning_rate", "validation_fraction", "eval_steps", "early_stopping_patience",
-                "pretrain_steps"):
+                "pretrain_steps", "seed"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     torch.manual_seed(0)
