@@ -83,13 +83,15 @@ def _schedule_args(cfg: dict) -> list[str]:
     return args
 
 
-def _scratch_args(cfg: dict, n_genes: int, max_proteins: int) -> list[str]:
-    return ["--vocab_dir", VOCAB_DIR, "--hidden_size", str(cfg["hidden_size"]),
-            "--num_attention_heads", str(cfg["num_attention_heads"]),
-            "--attention_head_dim", str(cfg["attention_head_dim"]),
-            "--num_encoder_layers", str(cfg["num_encoder_layers"]),
-            "--num_decoder_layers", str(cfg["num_decoder_layers"]), "--max_genes", str(n_genes),
-            "--max_proteins", str(max_proteins), "--nb_random_features", str(cfg["nb_random_features"])]
+def _scratch_args(cfg: dict, n_genes: int, max_proteins: int, variant: bool = False) -> list[str]:
+    """A new model's sizes; the variant differs only in its translator (and with it the gene encoding)."""
+    sizes = ["--vocab_dir", VOCAB_DIR, "--hidden_size", str(cfg["hidden_size"]),
+             "--num_attention_heads", str(cfg["num_attention_heads"]),
+             "--attention_head_dim", str(cfg["attention_head_dim"]),
+             "--num_encoder_layers", str(cfg["num_encoder_layers"]),
+             "--num_decoder_layers", str(cfg["num_decoder_layers"]), "--max_genes", str(n_genes),
+             "--max_proteins", str(max_proteins), "--nb_random_features", str(cfg["nb_random_features"])]
+    return sizes + (["--translator_type", "cross_attention"] if variant else [])
 
 
 def _run_stage(argv: list[str], reuse: bool = False) -> dict:
@@ -268,13 +270,11 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         if pretrained:
             variants.append(("sctranslator_variant_pretrained", pretrained["variant"]))
     for method, start in variants:
-        t = time.perf_counter()
         suffix = "_variant" if method.startswith("sctranslator_variant") else ""
         out = work / "models" / (f"{name}{suffix}" if start is None else f"{name}{suffix}_from_stage2")
         if start is None:
-            extra = _scratch_args(cfg, len(data.selected), args.max_proteins_common or len(data.proteins))
-            if suffix:  # same genes, steps and sizes; only the translator (and with it the encoding) differs
-                extra += ["--translator_type", "cross_attention"]
+            extra = _scratch_args(cfg, len(data.selected), args.max_proteins_common or len(data.proteins),
+                                  variant=bool(suffix))  # same genes, steps and sizes
         else:
             extra = ["--model_name_or_path", str(start)]  # the stage-2 model's sizes
         summary = _run_stage(_stage_argv("finetune", [str(base)], out, cfg, extra), args.reuse_models)
@@ -324,9 +324,7 @@ def pretrain_stage2(target: str, cfg: dict, args, tokenizer, work: Path, variant
         select_genes(data, cfg["n_genes"])
         bases.append(str(write_prepared(data, work / "data", args.rna_values)))
     out = work / "models" / f"stage2_without_{target}{'_variant' if variant else ''}"
-    extra = _scratch_args(cfg, cfg["n_genes"], args.max_proteins_common)
-    if variant:
-        extra += ["--translator_type", "cross_attention"]
+    extra = _scratch_args(cfg, cfg["n_genes"], args.max_proteins_common, variant)
     fixed = {**cfg, "validation_fraction": 0.0, "steps": cfg.get("pretrain_steps") or cfg["steps"]}
     _run_stage(_stage_argv("sc", bases, out, fixed, extra), args.reuse_models)
     return out
