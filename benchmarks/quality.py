@@ -157,12 +157,18 @@ def predict_sctranslator(model_dir: Path, rna_path: str, data: PairedSet) -> np.
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
+def measured_proteins(y: np.ndarray) -> np.ndarray:
+    """(proteins,) True where the measured log1p values vary over the held-out cells. Decided on the log1p
+    scale for both scales: per-cell scaling turns a constant column into 1e-8 plus rounding noise."""
+    return np.nanstd(y, axis=0) > 0
+
+
 def evaluate(pred: np.ndarray, y: np.ndarray, model_scale: bool) -> dict:
     """Metrics on both scales. Proteins whose measured log1p values are constant over the held-out cells
     (e.g. never detected) are masked on both scales: per-cell scaling turns such a column into 1e-8 plus
     float rounding noise (std ~1e-24), whose Pearson r would be noise. Likewise a baseline column that is
     constant on the log1p scale (own mRNA of a gene never detected) stays undefined (NaN) after scaling."""
-    mask = np.broadcast_to(np.nanstd(y, axis=0) > 0, y.shape)
+    mask = np.broadcast_to(measured_proteins(y), y.shape)
     y_scaled = scale_rows(y)[0]
     if model_scale:
         pred_scaled = pred
@@ -177,13 +183,13 @@ def evaluate(pred: np.ndarray, y: np.ndarray, model_scale: bool) -> dict:
     }
 
 
-def paired_bootstrap(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, n: int = 1000, seed: int = 0) -> dict:
+def paired_bootstrap(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, keep: np.ndarray, n: int = 1000,
+                     seed: int = 0) -> dict:
     """Mean per-protein Pearson of ``a`` minus that of ``b`` on the held-out cells, with a 95 % interval
     from resampling the cells (the same resample for both, so cell-to-cell noise cancels).
 
-    Proteins constant over the held-out cells are left out, as in :func:`evaluate`; a resample where a
-    protein is constant gives it NaN, which the mean skips."""
-    keep = np.nanstd(y, axis=0) > 0
+    Only the ``keep`` proteins count (:func:`measured_proteins`, as in :func:`evaluate`); a resample where
+    a protein is constant gives it NaN, which the mean skips."""
     a, b, y = pred_a[:, keep], pred_b[:, keep], y[:, keep]
 
     def gap(rows: np.ndarray) -> float:
@@ -204,7 +210,8 @@ def compare_variant(preds: dict, y_eval: np.ndarray) -> dict | None:
     targets = {"log1p": y_eval, "scaled": scale_rows(y_eval)[0]}
     pairs = {"scratch": ("sctranslator_variant", "sctranslator"),
              "pretrained": ("sctranslator_variant_pretrained", "sctranslator_pretrained")}
-    out = {how: {scale: paired_bootstrap(preds[a], preds[b], y) for scale, y in targets.items()}
+    keep = measured_proteins(y_eval)
+    out = {how: {scale: paired_bootstrap(preds[a], preds[b], y, keep) for scale, y in targets.items()}
            for how, (a, b) in pairs.items() if a in preds and b in preds}
     return out or None
 
