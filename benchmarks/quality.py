@@ -84,9 +84,12 @@ def _schedule_args(cfg: dict) -> list[str]:
 
 
 def _scratch_args(cfg: dict, n_genes: int, max_proteins: int, variant: bool = False) -> list[str]:
-    """A new model's sizes; the variant differs only in its translator (and with it the gene encoding)."""
-    sizes = ["--vocab_dir", VOCAB_DIR, "--hidden_size", str(cfg["hidden_size"]),
-             "--num_attention_heads", str(cfg["num_attention_heads"]),
+    """A new model's sizes; the variant differs only in its translator (and with it the gene encoding),
+    and in its hidden size when ``variant_hidden_size`` is set (heads = hidden / ``attention_head_dim``)."""
+    hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    if variant and cfg.get("variant_hidden_size"):
+        hidden, heads = cfg["variant_hidden_size"], cfg["variant_hidden_size"] // cfg["attention_head_dim"]
+    sizes = ["--vocab_dir", VOCAB_DIR, "--hidden_size", str(hidden), "--num_attention_heads", str(heads),
              "--attention_head_dim", str(cfg["attention_head_dim"]),
              "--num_encoder_layers", str(cfg["num_encoder_layers"]),
              "--num_decoder_layers", str(cfg["num_decoder_layers"]), "--max_genes", str(n_genes),
@@ -136,6 +139,20 @@ def _check_split(summary: dict, data: PairedSet) -> None:
                   for r in pq.read_table(f"{m['dir']}/{s['file']}", columns=["row"])["row"].to_pylist())
     if rows != data.eval.tolist():
         raise RuntimeError(f"{data.name}: the corpus builder's held-out cells differ from the benchmark's split")
+
+
+def weight_counts(model_dir: Path) -> dict:
+    """Weights of a saved model: all, and without the gene/protein embedding tables (85,500 rows of which a
+    set uses ~1,000, so they say little about capacity)."""
+    from safetensors import safe_open
+
+    counts = {"all": 0, "without_embedding_tables": 0}
+    with safe_open(str(Path(model_dir) / "model.safetensors"), "pt") as f:
+        for key in f.keys():
+            n = int(np.prod(f.get_slice(key).get_shape()))
+            counts["all"] += n
+            counts["without_embedding_tables"] += 0 if key.endswith("gene_embedding.weight") else n
+    return counts
 
 
 def predict_sctranslator(model_dir: Path, rna_path: str, data: PairedSet) -> np.ndarray:
@@ -293,7 +310,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
                         "steps": summary["global_step"], "final_train_loss": summary["train_loss"],
                         "best_step": summary.get("best_step"), "best_validation": summary.get("best_metric"),
                         "stopped_early_at": summary.get("stopped_early_at"),
-                        "run_stage_eval": summary["eval"], "model_dir": str(out),
+                        "run_stage_eval": summary["eval"], "model_dir": str(out), "weights": weight_counts(out),
                         "start": str(start) if start else "scratch"}
 
     for method, key in (("sctranslator_zero_shot", "compatible"), ("sctranslator_variant_zero_shot", "variant")):
@@ -367,6 +384,11 @@ def scatter_grid(path: Path, name: str, data: PairedSet, y_eval: np.ndarray, pre
     plt.close(fig)
 
 
+def _weights_k(result: dict, method: str) -> str:
+    weights = result["methods"].get(method, {}).get("weights")
+    return f"{weights['without_embedding_tables'] / 1000:.0f} k" if weights else "?"
+
+
 def markdown(report: dict) -> str:
     cfg = report["config"]
     patience = (f", stopped after {cfg['early_stopping_patience']} evaluations without improvement"
@@ -377,6 +399,8 @@ def markdown(report: dict) -> str:
                 else f"models: {cfg['steps']} steps")
     if cfg.get("seed"):
         schedule += f"; training seed {cfg['seed']}"
+    if cfg.get("variant_hidden_size"):
+        schedule += f"; variant hidden size {cfg['variant_hidden_size']} (compatible {cfg['hidden_size']})"
     lines = [f"Budget `{report['budget']}`; split 80/20 seed 0; {schedule}; {report['gene_protocol']}", ""]
     for scale, what in SCALES.items():
         lines += [f"**Target scale `{scale}`** — {what}.", "",
@@ -401,7 +425,9 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {label} | " + " | ".join(
                     f"{gap[k]['difference']:+.3f} [{gap[k]['ci95'][0]:+.3f}, {gap[k]['ci95'][1]:+.3f}]"
                     for k in SCALES) + " |")
-        lines.append("")
+        lines += ["", "Weights without the embedding tables (compatible / variant, from scratch): " + "; ".join(
+            f"{name} {_weights_k(report['sets'][name], 'sctranslator')} / "
+            f"{_weights_k(report['sets'][name], 'sctranslator_variant')}" for name in gaps) + ".", ""]
     skipped = {n: r["methods"]["totalvi"]["skipped"] for n, r in report["sets"].items()
                if "skipped" in r["methods"].get("totalvi", {})}
     if skipped:
@@ -436,6 +462,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--variant", action="store_true",
                    help="also train the order-invariant cross-attention variant the same way (sctranslator_variant)")
     p.add_argument("--pretrain_steps", type=int, help="fixed steps of the --pretrain stage 2 (default: --steps)")
+    p.add_argument("--variant_hidden_size", type=int,
+                   help="hidden size of the variant (default: the budget's, as the compatible "
+                        "model's); a multiple of the attention head dimension. The compatible model's translator "
+                        "has ~10x the variant's weights at the same size: this compares at matched parameter counts")
     p.add_argument("--seed", type=int, help="training seed of the scTranslator models (default 0); the split, the "
                    "genes and the baselines do not change with it: rerun with other seeds to see training variance")
     p.add_argument("--pcs", type=int, default=50)
@@ -445,9 +475,12 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     cfg = dict(BUDGETS[args.budget])
     for key in ("n_genes", "steps", "learning_rate", "validation_fraction", "eval_steps", "early_stopping_patience",
-                "pretrain_steps", "seed"):
+                "pretrain_steps", "seed", "variant_hidden_size"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
+    if cfg.get("variant_hidden_size") and cfg["variant_hidden_size"] % cfg["attention_head_dim"]:
+        p.error(f"--variant_hidden_size must be a multiple of the attention head dimension "
+                f"({cfg['attention_head_dim']}), got {cfg['variant_hidden_size']}")
     torch.manual_seed(0)
     tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
     work = Path(args.workdir)
