@@ -478,8 +478,9 @@ def main(argv: list[str] | None = None) -> dict:
                 "pretrain_steps", "seed", "variant_hidden_size"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    if cfg.get("variant_hidden_size") and cfg["variant_hidden_size"] % cfg["attention_head_dim"]:
-        p.error(f"--variant_hidden_size must be a multiple of the attention head dimension "
+    size = cfg.get("variant_hidden_size")
+    if size is not None and (size <= 0 or size % cfg["attention_head_dim"]):
+        p.error(f"--variant_hidden_size must be a positive multiple of the attention head dimension "
                 f"({cfg['attention_head_dim']}), got {cfg['variant_hidden_size']}")
     torch.manual_seed(0)
     tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
