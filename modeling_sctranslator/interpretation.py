@@ -69,10 +69,10 @@ from .interpretation_maps import (
     GeneIndex,
     GeneMapSums,
     cross_attention_weights,
+    encoder_received,
     forward_states,
     gene_to_protein,
     map_rows,
-    received,
     received_by_gene,
     row_block_size,
     stack_attention,
@@ -197,18 +197,9 @@ def attention_received(
     ``length`` = ``max_genes`` for the compatible model, the given length for the variant. Linear in
     length for FAVOR+ (no map is built); runs the encoder only.
     """
-    from .modeling_sctranslator import prepare_side
-
     recipe = resolve_recipe(model, recipe)
     model.eval()
-    config = model.config
-    ids, values, mask = prepare_side(
-        input_ids, input_values, attention_mask, config.max_genes if config.pads_to_fixed_length else None,
-        config.vocab_size, "genes",
-    )
-    encoder = model.encoder
-    states = encoder(encoder.embed(ids, values), mask, False, True).hidden_states
-    return received(stack_attention(encoder, states, mask, recipe), mask).float()
+    return encoder_received(model, input_ids, input_values, attention_mask, recipe)[2].float()
 
 
 def minmax_normalize(matrix: np.ndarray) -> np.ndarray:

@@ -355,6 +355,26 @@ class GeneMapSums:
         }
 
 
+def encoder_received(
+    model, input_ids: torch.Tensor, input_values: torch.Tensor, attention_mask: torch.Tensor | None, recipe: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Encoder attention received by every position, ``Σ_i A_ij`` over real query genes, running the encoder only.
+
+    Returns the ids and mask as the model saw them (padded to ``max_genes`` if it pads) and the attention
+    received, all (batch, length). Linear in length for FAVOR+ (no map is built).
+    """
+    from .modeling_sctranslator import prepare_side
+
+    config = model.config
+    ids, values, mask = prepare_side(
+        input_ids, input_values, attention_mask, config.max_genes if config.pads_to_fixed_length else None,
+        config.vocab_size, "genes",
+    )
+    encoder = model.encoder
+    states = encoder(encoder.embed(ids, values), mask, False, True).hidden_states
+    return ids, mask, received(stack_attention(encoder, states, mask, recipe), mask)
+
+
 @torch.inference_mode()
 def received_by_gene(model, batch: dict[str, torch.Tensor], index: GeneIndex, recipe: str) -> tuple[torch.Tensor,
                                                                                                        torch.Tensor]:
@@ -362,17 +382,10 @@ def received_by_gene(model, batch: dict[str, torch.Tensor], index: GeneIndex, re
 
     Runs the encoder only. Returns two (genes,) float64 tensors: attention received, cells present.
     """
-    from .modeling_sctranslator import prepare_side
-
-    config = model.config
-    fixed = config.pads_to_fixed_length
-    ids, values, mask = prepare_side(
-        batch["input_ids"], batch["input_values"], batch.get("attention_mask"), config.max_genes if fixed else None,
-        config.vocab_size, "genes",
+    ids, mask, per_position = encoder_received(
+        model, batch["input_ids"], batch["input_values"], batch.get("attention_mask"), recipe
     )
-    encoder = model.encoder
-    states = encoder(encoder.embed(ids, values), mask, False, True).hidden_states
-    per_position = received(stack_attention(encoder, states, mask, recipe), mask).double()  # (B, L)
+    per_position = per_position.double()  # (B, L)
     genes = index.of(ids, mask)
     target = torch.where(genes >= 0, genes, index.size).reshape(-1)
     totals = torch.zeros(index.size + 1, dtype=torch.float64, device=ids.device)
