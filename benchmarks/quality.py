@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> dict:
     size = cfg.get("variant_hidden_size")
     if size is not None and (size <= 0 or size % cfg["attention_head_dim"]):
         p.error(f"--variant_hidden_size must be a positive multiple of the attention head dimension "
-                f"({cfg['attention_head_dim']}), got {cfg['variant_hidden_size']}")
+                f"({cfg['attention_head_dim']}), got {size}")
     torch.manual_seed(0)
     tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
     work = Path(args.workdir)
