@@ -37,6 +37,11 @@ SCALE_FLOOR = 1e-8
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 _CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 ENCODER_INPUTS = ("all_genes", "expressed")
+# What the tokenizer does to RNA values before per-cell scaling. "none": the values as given (the
+# original, and every model trained on them); "log1p_cp10k": raw counts -> log1p(counts per 10,000,
+# library size over every column of the input), so a model trained on log-normalised values takes the
+# raw counts users have.
+RNA_TRANSFORMS = ("none", "log1p_cp10k")
 
 
 class ConstantCellWarning(UserWarning):
@@ -125,10 +130,11 @@ def _is_anndata(obj: Any) -> bool:
 class _Matrix:
     """Row-chunk access to a dense array, a scipy sparse matrix or (backed) AnnData ``X``."""
 
-    def __init__(self, data: Any, what: str) -> None:
+    def __init__(self, data: Any, what: str, transform: str = "none") -> None:
         import scipy.sparse as sp
 
         self.what = what
+        self.transform = _check_choice("rna_transform", transform, RNA_TRANSFORMS)
         self.obs_names = None
         self.var_names = None
         self.var = None
@@ -167,6 +173,14 @@ class _Matrix:
         self.shape = (int(x.shape[0]), int(x.shape[1]))
 
     def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` (CSR or dense), after the transform."""
+        block = self.raw_rows(start, stop)
+        if self.transform == "log1p_cp10k":
+            block = _log1p_cp10k(block, start, self.obs_names)
+        return block
+
+    def raw_rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as stored (CSR with canonical indices, or dense)."""
         import scipy.sparse as sp
 
         block = self.x[start:stop]
@@ -236,6 +250,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         vocab_file: str = VOCAB_FILE_NAME,
         encoder_inputs: str = "all_genes",
         expressed_zero_genes: int = 0,
+        rna_transform: str = "none",
         **kwargs: Any,
     ) -> None:
         kwargs.pop("vocab_size", None)  # informational in the saved config
@@ -257,6 +272,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         self.vocab_file = vocab_file
         self.encoder_inputs = _check_choice("encoder_inputs", encoder_inputs, ENCODER_INPUTS)
         self.expressed_zero_genes = _check_zero_genes(expressed_zero_genes)
+        self.rna_transform = _check_choice("rna_transform", rna_transform, RNA_TRANSFORMS)
         self._cache: dict[Any, MappingReport] = {}
 
     # ------------------------------------------------------------------ construction
@@ -384,6 +400,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         chunk_size: int | None = None,
         encoder_inputs: str | None = None,
         expressed_zero_genes: int | None = None,
+        rna_transform: str | None = None,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -399,7 +416,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             protein_truncation: keep only the first ``protein_max_length`` mapped proteins (scaled over
                 all of them first, as the original) instead of raising.
             seed: seeds ``truncation="random"`` (and the zero genes of ``encoder_inputs="expressed"``).
-            encoder_inputs / expressed_zero_genes: override the tokenizer's settings for this call.
+            encoder_inputs / expressed_zero_genes / rna_transform: override the tokenizer's settings
+                for this call.
             return_report: also return an :class:`EncodingReport`.
 
         Returns:
@@ -417,7 +435,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         zero_genes = _check_zero_genes(expressed_zero_genes)
         if rna is None:
             raise ValueError("pass the expression matrix as rna=... (AnnData, sparse or dense cells x genes)")
-        matrix = _Matrix(rna, "RNA")
+        transform = getattr(self, "rna_transform", "none") if rna_transform is None else rna_transform
+        matrix = _Matrix(rna, "RNA", transform)
         n_cells, n_vars = matrix.shape
         if n_cells == 0 or n_vars == 0:
             raise ValueError(f"the RNA matrix is empty ({n_cells} cells x {n_vars} genes); nothing to encode")
@@ -873,10 +892,18 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
             "pass species='human' or species='mouse' if that is not intended",
             InputQualityWarning, stacklevel=3,
         )
-    sample = matrix.rows(0, min(matrix.shape[0], 64))
+    sample = matrix.raw_rows(0, min(matrix.shape[0], 64))
     values = np.asarray(sample.data if hasattr(sample, "tocsr") else sample).ravel()
     values = values[np.isfinite(values)]
-    if values.size and np.any(values != np.round(values)):
+    if values.size and np.any(values != np.round(values)) and matrix.transform == "log1p_cp10k":
+        warnings.warn(
+            "the expression values are not integer counts, but this tokenizer log-normalises raw counts "
+            "(rna_transform='log1p_cp10k') as the model was trained: pass raw counts (e.g. "
+            "adata.layers['counts'] or adata.raw), or rna_transform='none' if the values are already "
+            "log1p(CP10k)",
+            InputQualityWarning, stacklevel=3,
+        )
+    elif values.size and np.any(values != np.round(values)):
         looks = "log-normalised" if values.max() <= 30 else "normalised (e.g. counts per 10,000)"
         warnings.warn(
             f"the expression values are not integer counts: they look {looks}. Models trained with this "
@@ -884,6 +911,27 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
             "or adata.raw) for predictions on the training scale.",
             InputQualityWarning, stacklevel=3,
         )
+
+
+def _log1p_cp10k(block, start: int, obs_names):
+    """log1p(counts per 10,000) of a row block; library sizes over every column of the input."""
+    import scipy.sparse as sp
+
+    if sp.issparse(block):
+        data = block.data
+        _check_rna(data, start, obs_names, lambda bad: int(np.searchsorted(
+            block.indptr, np.argmax(bad), side="right") - 1))
+        totals = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    else:
+        _check_rna(block, start, obs_names, _first_bad_dense_row)
+        totals = block.sum(axis=1, dtype=np.float64)
+    factors = 1e4 / np.where(totals > 0, totals, 1.0)
+    if sp.issparse(block):
+        out = block.astype(np.float64, copy=True)
+        out.data *= np.repeat(factors, np.diff(out.indptr))
+        np.log1p(out.data, out=out.data)
+        return out
+    return np.log1p(block.astype(np.float64) * factors[:, None])
 
 
 def _check_rna(values: np.ndarray, start: int, obs_names, first_row) -> None:
