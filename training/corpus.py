@@ -234,6 +234,8 @@ def build_corpus(
     if not sp.issparse(rna_x):
         rna_x = sp.csr_matrix(np.asarray(rna_x))
     rna_x = sp.csr_matrix(rna_x)
+    rna_sample = rna_x.data[: 1_000_000]
+    rna_is_counts = bool(rna_sample.size == 0 or np.array_equal(rna_sample, np.round(rna_sample)))
     obs = np.asarray(rna.obs_names).astype(str)
 
     out_dir = Path(out_dir)
@@ -282,6 +284,8 @@ def build_corpus(
             "n_proteins_mapped": int(protein_report.n_mapped),
             "proteins_mapped": protein_report.mapped,
             "protein_values_kind": "counts" if is_counts else "continuous",
+            # raw counts get the tokenizer's rna_transform; already transformed values (log, arrays) do not
+            "rna_values_kind": "counts" if rna_is_counts else "continuous",
             "source_files": [_file_info(p) for p in source.files],
             "vocabulary": _vocab_summary(tokenizer),
         }

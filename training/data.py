@@ -262,6 +262,16 @@ class CorpusCollator:
     per-cell scaling, ``"none"`` leaves them; ``"auto"`` uses ``log1p`` for count corpora
     (``manifest["protein_values_kind"] == "counts"``) and nothing for continuous ones (e.g. RPPA).
 
+    ``protein_sampling``: a corpus with more mapped proteins than ``max_proteins`` (mass-spec panels of
+    8,000-11,000) gives each example its own random ``max_proteins`` of the proteins measured in that
+    example (not NaN), drawn from the batch seed; labels are scaled over the sampled proteins. Without
+    it such a corpus is an error (or cut to its first proteins with ``protein_truncation``). NaN values
+    stay NaN in ``labels`` and are left out of the loss.
+
+    RNA values: corpora of raw counts (``manifest["rna_values_kind"] == "counts"``) get the tokenizer's
+    ``rna_transform`` (e.g. log1p CP10k); corpora of already transformed values (bulk log values,
+    arrays) are scaled as they are.
+
     ``encoder_inputs`` / ``expressed_zero_genes``: the model config's gene encoding, handed to the
     tokenizer (``"expressed"``: only each cell's non-zero genes). ``pad_to_longest`` (models that
     are not fixed-width, i.e. the cross-attention variant): a batch is padded to its longest cell
@@ -283,6 +293,7 @@ class CorpusCollator:
         encoder_inputs: str = "all_genes",
         expressed_zero_genes: int = 0,
         pad_to_longest: bool = False,
+        protein_sampling: bool = False,
     ) -> None:
         if protein_transform not in ("auto", "log1p", "none"):
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
@@ -295,6 +306,7 @@ class CorpusCollator:
         self.encoder_inputs = encoder_inputs
         self.expressed_zero_genes = int(expressed_zero_genes)
         self.pad_to_longest = bool(pad_to_longest)
+        self.protein_sampling = bool(protein_sampling)
         self.corpora = []
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
@@ -304,7 +316,8 @@ class CorpusCollator:
                 transform = "log1p" if m.get("protein_values_kind") == "counts" else "none"
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
-                 "transform": transform, "name": m["name"]}
+                 "transform": transform, "name": m["name"],
+                 "rna_transform": None if m.get("rna_values_kind", "counts") == "counts" else "none"}
             )
         self.check()
 
@@ -314,11 +327,15 @@ class CorpusCollator:
             report = self.tokenizer.resolve(c["proteins"], kind="protein")
             if report.n_mapped == 0:
                 raise CorpusError(f"corpus {c['name']}: no protein maps to a token with this tokenizer")
-            if report.n_mapped > self.max_proteins and not self.protein_truncation:
+            c["sampled"] = report.n_mapped > self.max_proteins and self.protein_sampling
+            if report.n_mapped > self.max_proteins and not (self.protein_truncation or self.protein_sampling):
                 raise CorpusError(
                     f"corpus {c['name']}: {report.n_mapped} mapped proteins exceed the model's max_proteins="
-                    f"{self.max_proteins}; use a larger max_proteins or --protein_truncation"
+                    f"{self.max_proteins}; use --protein_sampling (a random max_proteins per example), a "
+                    "larger max_proteins or --protein_truncation"
                 )
+            if c["sampled"]:  # the mapped, non-duplicate columns, to sample from per example
+                c["mapped_columns"] = np.asarray(report.columns, dtype=np.int64)
             if self.tokenizer.resolve(c["genes"], kind="gene").n_mapped == 0:
                 raise CorpusError(f"corpus {c['name']}: no gene maps to a token with this tokenizer")
 
@@ -339,12 +356,41 @@ class CorpusCollator:
         encoding = {}
         if self.encoder_inputs != "all_genes":  # only then: tokenizers saved before the variant lack the keys
             encoding = {"encoder_inputs": self.encoder_inputs, "expressed_zero_genes": self.expressed_zero_genes}
+        if c["rna_transform"] is not None:
+            encoding["rna_transform"] = c["rna_transform"]
+        if c.get("sampled"):
+            return self._encode_sampled(c, rna, proteins, seed, encoding)
+        return self._tokenize(c, rna, c["proteins"], proteins, seed, encoding)
+
+    def _encode_sampled(self, c: dict[str, Any], rna, proteins: np.ndarray, seed: int, encoding: dict):
+        """Each example with its own random ``max_proteins`` of its measured proteins (large panels)."""
+        rng = np.random.default_rng(seed)
+        parts = []
+        for i in range(rna.shape[0]):
+            measured = c["mapped_columns"][~np.isnan(proteins[i, c["mapped_columns"]])]
+            if measured.size == 0:  # nothing measured: keep the panel's first proteins, all NaN (no loss)
+                measured = c["mapped_columns"]
+            chosen = np.sort(rng.choice(measured, min(self.max_proteins, measured.size), replace=False))
+            parts.append(self._tokenize(c, rna[i], [c["proteins"][j] for j in chosen], proteins[i:i + 1, chosen],
+                                        seed + i, encoding))
+        out = {}
+        for key in parts[0]:
+            width = max(p[key].shape[1] for p in parts)
+            fill = np.nan if key == "labels" else 0
+            block = np.full((len(parts), width), fill, dtype=parts[0][key].dtype)
+            for i, p in enumerate(parts):
+                block[i, : p[key].shape[1]] = p[key][0]
+            out[key] = block
+        return out
+
+    def _tokenize(self, c: dict[str, Any], rna, protein_names: list[str], proteins: np.ndarray, seed: int,
+                  encoding: dict):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant cells are handled (1e-8) and would warn every batch
             return self.tokenizer(
                 rna=rna,
                 gene_names=c["genes"],
-                proteins=c["proteins"],
+                proteins=protein_names,
                 protein_values=proteins,
                 max_length=self.max_genes,
                 protein_max_length=self.max_proteins,

@@ -31,6 +31,7 @@ from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallbac
 
 import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_model_name
 from modeling_sctranslator.inference import check_vocab_compatible
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
@@ -61,7 +62,8 @@ KILL_ENV = "SCTRANSLATOR_KILL_AFTER_STEP"  # tests: os._exit right after the che
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "HF folder (or Hub id) to start from; omit to start from scratch"}
+        default=None, metadata={"help": "HF folder (or Hub id) to start from, or sctranslator-base (the pre-trained "
+                                        "model shipped with the package); omit to start from scratch"}
     )
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "saved tokenizer folder; default: the model folder, else --vocab_dir"}
@@ -97,6 +99,12 @@ class ModelArguments:
     attention_masking: str | None = field(
         default=None, metadata={"help": "scratch only: original | masked | exact; default follows translator_type"}
     )
+    rna_transform: str | None = field(
+        default=None,
+        metadata={"help": "RNA values before per-cell scaling, saved with the tokenizer: none (as given, the "
+                          "original) | log1p_cp10k (raw counts -> log1p CP10k); default: the tokenizer's own",
+                  "choices": ["none", "log1p_cp10k"]},
+    )
 
 
 @dataclass
@@ -127,6 +135,11 @@ class DataArguments:
     protein_transform: str = field(default="auto", metadata={"help": "auto | log1p | none (before scaling)",
                                                               "choices": ["auto", "log1p", "none"]})
     protein_truncation: bool = field(default=False, metadata={"help": "keep the first max_proteins proteins"})
+    protein_sampling: bool = field(
+        default=False,
+        metadata={"help": "panels larger than max_proteins (mass spec): a random max_proteins of each example's "
+                          "measured proteins per example"},
+    )
     length_bucket_batches: int | None = field(
         default=None,
         metadata={"help": "sort windows of N batches by cell length (0 = off); default 16 for models padded to "
@@ -136,6 +149,7 @@ class DataArguments:
         default=None, metadata={"help": "stop when eval cosine similarity >= threshold (default: on for sc)"}
     )
     cosine_threshold: float = field(default=0.85, metadata={"help": "threshold of --stop_on_cosine"})
+    cosine_min_steps: int = field(default=0, metadata={"help": "--stop_on_cosine applies from this step on"})
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "stop after N evaluations without improvement of --metric_for_best_model (needs "
@@ -270,6 +284,8 @@ def best_checkpoint_summary(state, args) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     model_args, data_args, args = parse_args(argv)
+    if model_args.model_name_or_path == DEFAULT_MODEL_NAME:
+        model_args.model_name_or_path = resolve_model_name(model_args.model_name_or_path)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
                         if args.process_index == 0 else logging.WARNING)
     if args.output_dir is None:
@@ -292,6 +308,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # -- tokenizer and corpora (built once, by the main process; the others wait) ----------------------
     tokenizer = build_tokenizer(model_args)
+    if model_args.rna_transform is not None:
+        tokenizer.rna_transform = model_args.rna_transform
     cache_dir = Path(data_args.corpus_cache_dir or output_dir / "corpora")
     with args.main_process_first(desc="corpus preparation"):
         folders = [
@@ -324,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         truncation=data_args.truncation, seed=args.seed, protein_transform=data_args.protein_transform,
         protein_truncation=data_args.protein_truncation, encoder_inputs=encoder_inputs,
         expressed_zero_genes=zero_genes, pad_to_longest=variable_length,
+        protein_sampling=data_args.protein_sampling,
     )
     bucket_batches = data_args.length_bucket_batches
     if bucket_batches is None:
@@ -376,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if stop_on_cosine:
         if eval_dataset is None:
             logger.warning("--stop_on_cosine needs evaluation (--eval_strategy steps): it will never trigger")
-        cosine_cb = CosineSimilarityStopCallback(data_args.cosine_threshold)
+        cosine_cb = CosineSimilarityStopCallback(data_args.cosine_threshold, data_args.cosine_min_steps)
         callbacks.append(cosine_cb)
     if data_args.early_stopping_patience:
         if args.eval_strategy == "no" or not args.load_best_model_at_end:

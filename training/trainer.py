@@ -130,11 +130,14 @@ def make_compute_metrics(use_evaluate: bool = True) -> tuple[Callable, str]:
 class CosineSimilarityStopCallback(TrainerCallback):
     """Stops training once every evaluated set reaches ``eval[_<name>]_cosine_similarity >= threshold``.
 
-    The original stops its single-cell stage when cosine similarity ("ccc") exceeds 0.85.
+    The original stops its single-cell stage when cosine similarity ("ccc") exceeds 0.85. Cosine
+    similarity of per-cell scaled, non-negative profiles starts high (~0.8 after a few steps on most
+    sets), so ``min_steps`` can keep the rule from ending training before it has learnt much.
     """
 
-    def __init__(self, threshold: float = 0.85) -> None:
+    def __init__(self, threshold: float = 0.85, min_steps: int = 0) -> None:
         self.threshold = float(threshold)
+        self.min_steps = int(min_steps)
         self.latest: dict[str, float] = {}
         self.stopped_at: int | None = None
 
@@ -142,6 +145,8 @@ class CosineSimilarityStopCallback(TrainerCallback):
         for key, value in (metrics or {}).items():
             if key.endswith("cosine_similarity"):
                 self.latest[key] = float(value)
+        if state.global_step < self.min_steps:  # the rule only applies from min_steps on
+            return control
         if self.latest and all(v >= self.threshold for v in self.latest.values()):
             logger.warning("cosine similarity %s >= %.3f at step %d: stopping", self.latest, self.threshold,
                            state.global_step)
