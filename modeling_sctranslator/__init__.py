@@ -13,6 +13,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from .configuration_sctranslator import SCTranslatorConfig
+from .default_model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
 from .modeling_sctranslator import (
     SCTranslatorForProteinPrediction,
     SCTranslatorOutput,
@@ -26,11 +27,15 @@ AutoFeatureExtractor.register(SCTranslatorConfig, SCTranslatorTokenizer, exist_o
 SCTranslatorConfig.register_for_auto_class()
 SCTranslatorForProteinPrediction.register_for_auto_class("AutoModel")
 SCTranslatorTokenizer.register_for_auto_class("AutoFeatureExtractor")
+# pipeline("protein-prediction") without a model: the pre-trained folder shipped in the package
 PIPELINE_REGISTRY.register_pipeline(
-    "protein-prediction", pipeline_class=ProteinPredictionPipeline, pt_model=AutoModel, type="multimodal"
+    "protein-prediction", pipeline_class=ProteinPredictionPipeline, pt_model=AutoModel, type="multimodal",
+    default={"model": (str(DEFAULT_MODEL_DIR), None)},
 )
 
 __all__ = [
+    "DEFAULT_MODEL_DIR",
+    "DEFAULT_MODEL_NAME",
     "ProteinPredictionPipeline",
     "SCTranslatorConfig",
     "SCTranslatorForProteinPrediction",

@@ -16,17 +16,19 @@ from .hub import add_push_command
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
-def load_model_and_tokenizer(model_id: str, device: str | None = None, dtype: str | None = None):
-    """A model folder or hub id → (model in eval mode, tokenizer); clear errors for missing pieces."""
+def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dtype: str | None = None):
+    """A model folder or hub id (None: the shipped default model) → (model in eval mode, tokenizer);
+    clear errors for missing pieces."""
     import torch
     from transformers import AutoModel
 
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
+    from .default_model import resolve_model_name
     from .hub import resolve_model_folder
     from .inference import resolve_device
 
-    folder = resolve_model_folder(model_id)  # names any missing or damaged file
+    folder = resolve_model_folder(resolve_model_name(model_id))  # names any missing or damaged file
     model = AutoModel.from_pretrained(folder)
     tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
     target = resolve_device(device)
@@ -58,7 +60,8 @@ def _read_h5ad(path: Path):
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model folder or hub id")
+    parser.add_argument("--model", default=None,
+                        help="model folder or hub id (default: the pre-trained sctranslator-base in the package)")
     parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
     parser.add_argument(
         "--batch-size", type=int, default=None,
@@ -164,8 +167,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         device=model.device, progress=True, protein_transform=args.protein_transform,
     )
     metrics = protein_prediction_metrics(result.X, result.layers["measured"])
-    metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars), model=str(args.model),
-                   protein_transform=args.protein_transform)
+    metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars),
+                   model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform)
     line = json.dumps(metrics)
     if args.json:
         from tokenization.atomic_io import atomic_output_file
