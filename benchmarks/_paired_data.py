@@ -20,6 +20,7 @@ Protocol (the same for every set and every method):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-DATA_DIR = Path("/work/shared/data")
+# ../shared beside the repository (SCTRANSLATOR_SHARED overrides it, as for the tests)
+SHARED_DIR = Path(os.environ.get("SCTRANSLATOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+DATA_DIR = SHARED_DIR / "data"
+VOCAB_DIR = SHARED_DIR / "vocab"
 SETS = ("eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200", "eccite_ctcl")
 DEFAULT_SETS = ("eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200")
 QC_SETS = {"reapseq_pbmc": {"min_genes": 200, "max_mito_fraction": 0.05}}
@@ -136,21 +140,25 @@ def select_genes(data: PairedSet, n_genes: int) -> np.ndarray:
     return data.selected
 
 
-def write_prepared(data: PairedSet, out_dir: Path, rna_values: str) -> Path:
+def write_prepared(data: PairedSet, out_dir: Path, rna_values: str, all_genes: bool = False) -> Path:
     """``<out_dir>/<name>_rna.h5ad`` (selected genes, in selection order) + ``_adt.h5ad`` (kept proteins).
 
     ``rna_values``: ``counts`` (raw counts, the corpus's usual content) or ``lognorm`` (log1p CP10k with
     library sizes over all genes). The tokenizer scales either per cell (max-min) at training time.
+    ``all_genes``: every gene of the set in the source's order, as ``<name>_allgenes_*`` (for models that
+    read genes by identity and choose their own, e.g. the pre-trained default model).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     x = data.counts if rna_values == "counts" else lognorm(data.counts)
-    x = sp.csr_matrix(x[:, data.selected], dtype=np.float32)
+    columns = np.arange(len(data.genes)) if all_genes else data.selected
+    x = sp.csr_matrix(x[:, columns], dtype=np.float32)
     obs = pd.DataFrame(index=pd.Index(data.obs_names, dtype=str))
-    rna = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index([data.genes[g] for g in data.selected],
+    rna = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index([data.genes[g] for g in columns],
                                                                    dtype=str)))
+    rna.var_names_make_unique()
     prot = ad.AnnData(X=sp.csr_matrix(data.protein_counts.astype(np.float32)), obs=obs.copy(),
                       var=pd.DataFrame({"is_control": False}, index=pd.Index(data.proteins, dtype=str)))
-    base = out_dir / data.name
+    base = out_dir / (f"{data.name}_allgenes" if all_genes else data.name)
     rna.write_h5ad(f"{base}_rna.h5ad")
     prot.write_h5ad(f"{base}_adt.h5ad")
     return base

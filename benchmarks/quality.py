@@ -32,11 +32,19 @@ import numpy as np
 import torch
 
 from benchmarks import _baselines as bl
-from benchmarks._paired_data import DEFAULT_SETS, SETS, PairedSet, load_set, lognorm, select_genes, write_prepared
+from benchmarks._paired_data import (
+    DEFAULT_SETS,
+    SETS,
+    VOCAB_DIR,
+    PairedSet,
+    load_set,
+    lognorm,
+    select_genes,
+    write_prepared,
+)
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training.metrics import pearson_per_protein, protein_prediction_metrics
 
-VOCAB_DIR = "/work/shared/vocab"
 SCALES = {
     "log1p": "log1p protein counts (data README protocol); scTranslator's outputs stay on its per-cell scale, "
              "so only its Pearson (per protein, per cell) is meaningful here, not its MSE/cosine",
@@ -89,7 +97,7 @@ def _scratch_args(cfg: dict, n_genes: int, max_proteins: int, variant: bool = Fa
     hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     if variant and cfg.get("variant_hidden_size"):
         hidden, heads = cfg["variant_hidden_size"], cfg["variant_hidden_size"] // cfg["attention_head_dim"]
-    sizes = ["--vocab_dir", VOCAB_DIR, "--hidden_size", str(hidden), "--num_attention_heads", str(heads),
+    sizes = ["--vocab_dir", str(VOCAB_DIR), "--hidden_size", str(hidden), "--num_attention_heads", str(heads),
              "--attention_head_dim", str(cfg["attention_head_dim"]),
              "--num_encoder_layers", str(cfg["num_encoder_layers"]),
              "--num_decoder_layers", str(cfg["num_decoder_layers"]), "--max_genes", str(n_genes),
@@ -127,6 +135,17 @@ def _run_stage(argv: list[str], reuse: bool = False) -> dict:
     (out / "benchmark_train_seconds.json").write_text(json.dumps(summary["benchmark_train_seconds"]))
     saved.write_text(json.dumps(argv))
     return summary
+
+
+def held_out_cells(name: str, tokenizer) -> set[str]:
+    """obs names of ``name``'s test cells under every budget (the cell cap changes the split, e.g.
+    reapseq_pbmc's 2,000-cell draw): cells that no pre-training corpus may contain."""
+    caps = {budget["max_cells"].get(name) for budget in BUDGETS.values()}
+    held_out: set[str] = set()
+    for cap in sorted(caps, key=lambda c: -1 if c is None else c):
+        data = load_set(name, tokenizer, cap)
+        held_out.update(data.obs_names[i] for i in data.eval)
+    return held_out
 
 
 def _check_split(summary: dict, data: PairedSet) -> None:
@@ -252,6 +271,13 @@ def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
     info["ridge_pca"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1], "alpha": args.alpha,
                          "genes": len(data.selected)}
     t = time.perf_counter()
+    # the same ridge fitted on the model's own target (per-cell scaled log1p): its predictions are on the
+    # scaled scale already, like scTranslator's (issue: peers fitted on the model's target)
+    preds["ridge_pca_scaled_target"] = bl.ridge(z_train, scale_rows(y_train)[0], z_eval, args.alpha)
+    info["ridge_pca_scaled_target"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1],
+                                       "alpha": args.alpha, "genes": len(data.selected),
+                                       "target": "per-cell max-min scaled log1p counts"}
+    t = time.perf_counter()
     preds["knn_pca"] = bl.knn(z_train, y_train, z_eval, args.k)
     info["knn_pca"] = {"seconds": time.perf_counter() - t, "k": args.k, "pcs": axes.shape[1]}
     t = time.perf_counter()
@@ -266,9 +292,12 @@ def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
     if ok:
         t = time.perf_counter()
         try:
-            preds["totalvi"] = bl.totalvi(data.counts[data.train], data.protein_counts[data.train],
-                                          data.counts[data.eval], data.protein_counts[data.eval])
-            info["totalvi"] = {"seconds": time.perf_counter() - t}
+            counts = data.counts[:, data.selected]  # the genes every other method gets
+            preds["totalvi"] = bl.totalvi(counts[data.train], data.protein_counts[data.train],
+                                          counts[data.eval], data.protein_counts[data.eval],
+                                          max_epochs=args.totalvi_epochs)
+            info["totalvi"] = {"seconds": time.perf_counter() - t, "genes": len(data.selected),
+                               "max_epochs": args.totalvi_epochs}
         except Exception as err:  # optional extra: report, do not fail the benchmark
             info["totalvi"] = {"skipped": f"{type(err).__name__}: {err}"}
     else:
@@ -286,7 +315,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
     y_eval = data.targets[data.eval]
     preds, info = run_baselines(data, args)
 
-    variants = [("sctranslator", None)]
+    variants = [] if args.no_scratch else [("sctranslator", None)]
     if pretrained:
         variants.append(("sctranslator_pretrained", pretrained["compatible"]))
     if args.variant:
@@ -320,16 +349,94 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
             info[method] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(pretrained[key]),
                             "start": "stage 2 on the other sets; no fine-tuning on this set"}
 
-    results = {m: evaluate(p, y_eval, model_scale=m.startswith("sctranslator")) for m, p in preds.items()}
+    if args.base_model:
+        base_all = write_prepared(data, work / "data", "counts", all_genes=True)
+        preds_base, info_base = run_base_model(name, data, base_all, cfg, args, work)
+        preds.update(preds_base)
+        info.update(info_base)
+
+    on_model_scale = ("sctranslator", "ridge_pca_scaled_target")
+    results = {m: evaluate(p, y_eval, model_scale=m.startswith(on_model_scale)) for m, p in preds.items()}
     plot_path = Path(args.plots) / f"quality_{name}.png"
-    scatter_grid(plot_path, name, data, y_eval, preds, "sctranslator")
+    shown = next(m for m in (BASE_METHODS["finetuned"], "sctranslator", *preds) if m in preds)
+    scatter_grid(plot_path, name, data, y_eval, preds, shown)
     return {
         "n_cells": len(data.obs_names), "n_train": len(data.train), "n_eval": len(data.eval),
         "proteins": data.proteins, "n_genes_model": len(data.selected),
         "genes_model_first10": [data.genes[g] for g in data.selected[:10]], "notes": data.notes,
         "methods": info, "metrics": results, "plot": str(plot_path), "seconds": time.perf_counter() - t0,
         "variant_minus_compatible": compare_variant(preds, y_eval),
+        "base_minus_best_peer": compare_with_peers(preds, results, y_eval),
     }
+
+
+PEERS = ("own_mrna", "ridge_pca", "ridge_pca_scaled_target", "knn_pca", "ridge_pca_allgenes", "totalvi")
+BASE_METHODS = {"zero_shot": "sctranslator_base_zero_shot", "finetuned": "sctranslator_base_finetuned",
+                "lodo_zero_shot": "sctranslator_base_lodo_zero_shot"}
+
+
+def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args, work: Path) -> tuple[dict, dict]:
+    """The pre-trained model on the set's held-out cells: (a) as it is, (b) fine-tuned on the set's training
+    cells (stage 3, best step on validation cells), (c) with ``--lodo``: pre-trained without this set.
+
+    It reads raw counts of all the set's genes (its tokenizer log-normalises them and keeps the expressed
+    ones), not the selected genes the scratch models get."""
+    from modeling_sctranslator.default_model import resolve_model_name
+
+    model = Path(resolve_model_name(args.base_model))
+    rna_path = f"{base_all}_rna.h5ad"
+    preds, info = {}, {}
+    t = time.perf_counter()
+    preds[BASE_METHODS["zero_shot"]] = predict_sctranslator(model, rna_path, data)
+    info[BASE_METHODS["zero_shot"]] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(model),
+                                       "start": "the pre-trained model as shipped; no training on this set"}
+    finetune = {**cfg, "steps": args.finetune_steps, "learning_rate": args.finetune_lr,
+                "validation_fraction": 0.1, "eval_steps": 100, "early_stopping_patience": 5}  # finetune.yaml's recipe
+    out = work / "models" / f"{name}_base_finetuned"
+    summary = _run_stage(_stage_argv("finetune", [str(base_all)], out, finetune, ["--model_name_or_path", str(model)]),
+                         args.reuse_models)
+    _check_split(summary, data)
+    t = time.perf_counter()
+    preds[BASE_METHODS["finetuned"]] = predict_sctranslator(out, rna_path, data)
+    info[BASE_METHODS["finetuned"]] = {
+        "train_seconds": summary["benchmark_train_seconds"], "predict_seconds": time.perf_counter() - t,
+        "steps": summary["global_step"], "best_step": summary.get("best_step"),
+        "best_validation": summary.get("best_metric"), "stopped_early_at": summary.get("stopped_early_at"),
+        "model_dir": str(out), "start": str(model), "learning_rate": args.finetune_lr}
+    if args.lodo:
+        from training.pretrain import main as pretrain
+
+        lodo_dir = work / "lodo" / f"without_{name}"
+        t = time.perf_counter()
+        lodo = pretrain(["--out", str(lodo_dir), "--exclude", name, "--bulk_steps", str(args.lodo_bulk_steps),
+                         "--sc_steps", str(args.lodo_sc_steps), "--cosine_min_steps", str(args.lodo_sc_steps)])
+        seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        preds[BASE_METHODS["lodo_zero_shot"]] = predict_sctranslator(lodo_dir / "stage2_sc", rna_path, data)
+        info[BASE_METHODS["lodo_zero_shot"]] = {
+            "predict_seconds": time.perf_counter() - t, "pretrain_seconds": seconds,
+            "model_dir": str(lodo_dir / "stage2_sc"), "stage2_steps": lodo["stage2"]["global_step"],
+            "start": f"pre-trained as the shipped model but without {name} (and with --bulk_steps "
+                     f"{args.lodo_bulk_steps} --sc_steps {args.lodo_sc_steps}); no training on this set"}
+    return preds, info
+
+
+def compare_with_peers(preds: dict, results: dict, y_eval: np.ndarray) -> dict | None:
+    """Each pre-trained-model result minus the best peer of its scale (by mean per-protein Pearson), with
+    a paired bootstrap over held-out cells; the peers' predictions are scaled per cell as in :func:`evaluate`."""
+    base = [m for m in BASE_METHODS.values() if m in preds]
+    if not base:
+        return None
+    keep = measured_proteins(y_eval)
+    out: dict = {}
+    for scale, y in (("log1p", y_eval), ("scaled", scale_rows(y_eval)[0])):
+        peers = [p for p in PEERS if p in results]
+        best = max(peers, key=lambda p: results[p][scale]["pearson_per_protein_mean"])
+        peer_pred = preds[best]
+        if scale == "scaled" and best != "ridge_pca_scaled_target":
+            peer_pred = scale_rows(peer_pred)[0]
+        out[scale] = {"best_peer": best, **{m: paired_bootstrap(preds[m], peer_pred, y, keep) for m in base}}
+    return out
 
 
 def pretrain_stage2(target: str, cfg: dict, args, tokenizer, work: Path, variant: bool = False) -> Path:
@@ -428,6 +535,28 @@ def markdown(report: dict) -> str:
         lines += ["", "Weights without the embedding tables (compatible / variant, from scratch): " + "; ".join(
             f"{name} {_weights_k(report['sets'][name], 'sctranslator')} / "
             f"{_weights_k(report['sets'][name], 'sctranslator_variant')}" for name in gaps) + ".", ""]
+    base = {n: r["base_minus_best_peer"] for n, r in report["sets"].items() if r.get("base_minus_best_peer")}
+    if base:
+        lines += ["**Pre-trained model vs the best peer** of each set and scale (mean per-protein Pearson; "
+                  "(a) zero-shot as shipped, (b) fine-tuned on the set's training cells, (c) pre-trained without "
+                  "the set, zero-shot; in brackets: minus the best peer, 95 % interval over held-out cells).", "",
+                  "| set | scale | best peer | (a) zero-shot | (b) fine-tuned | (c) leave-one-out zero-shot |",
+                  "|---|---|---|---|---|---|"]
+        for name, by_scale in base.items():
+            metrics = report["sets"][name]["metrics"]
+            for scale, gap in by_scale.items():
+                peer = gap["best_peer"]
+                cells = []
+                for method in BASE_METHODS.values():
+                    if method not in gap:
+                        cells.append("–")
+                        continue
+                    d = gap[method]
+                    cells.append(f"{metrics[method][scale]['pearson_per_protein_mean']:.3f} "
+                                 f"({d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}])")
+                lines.append(f"| {name} | {scale} | {peer} {metrics[peer][scale]['pearson_per_protein_mean']:.3f} | "
+                             + " | ".join(cells) + " |")
+        lines.append("")
     skipped = {n: r["methods"]["totalvi"]["skipped"] for n, r in report["sets"].items()
                if "skipped" in r["methods"].get("totalvi", {})}
     if skipped:
@@ -468,6 +597,20 @@ def main(argv: list[str] | None = None) -> dict:
                         "has ~10x the variant's weights at the same size: this compares at matched parameter counts")
     p.add_argument("--seed", type=int, help="training seed of the scTranslator models (default 0); the split, the "
                    "genes and the baselines do not change with it: rerun with other seeds to see training variance")
+    p.add_argument("--base_model", nargs="?", const="sctranslator-base",
+                   help="also score a pre-trained model (default when the flag is given alone: the shipped "
+                        "sctranslator-base): (a) zero-shot on the held-out cells, (b) fine-tuned on the training cells")
+    p.add_argument("--finetune_steps", type=int, default=800,
+                   help="at most this many fine-tuning steps for (b) (training/configs/finetune.yaml's recipe)")
+    p.add_argument("--finetune_lr", type=float, default=5e-4, help="learning rate of the (b) fine-tuning")
+    p.add_argument("--lodo", action="store_true",
+                   help="with --base_model: (c) pre-train again without each set (training/pretrain.py --exclude) "
+                        "and predict it zero-shot")
+    p.add_argument("--lodo_bulk_steps", type=int, default=1000, help="stage-1 steps of each --lodo pre-training")
+    p.add_argument("--lodo_sc_steps", type=int, default=6000, help="stage-2 steps of each --lodo pre-training")
+    p.add_argument("--no_scratch", action="store_true",
+                   help="skip the scTranslator model trained from scratch on each set (saves its training time)")
+    p.add_argument("--totalvi_epochs", type=int, default=100, help="totalVI training epochs (with scvi-tools)")
     p.add_argument("--pcs", type=int, default=50)
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty")
     p.add_argument("--k", type=int, default=15, help="neighbours of the k-NN baseline")

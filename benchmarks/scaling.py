@@ -36,6 +36,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
+from benchmarks._paired_data import VOCAB_DIR
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 
 BASE = {"genes": 2048, "proteins": 64, "batch": 8}
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--vocab_size", type=int, default=85500)
     p.add_argument("--cells_genes", type=int, default=1024, help="genes per cell in the cells sweep")
     p.add_argument("--cell_rounds", type=int, default=2, help="alternating rounds of the (slow) cells sweep")
-    p.add_argument("--vocab_dir", default="/work/shared/vocab")
+    p.add_argument("--vocab_dir", default=str(VOCAB_DIR))
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice). On a shared, busy "
                    "machine use 1: with 2 threads every op waits for a descheduled thread (~15 ms per op)")
     p.add_argument("--sweeps", nargs="+", default=["genes", "proteins", "batch", "cells"],
