@@ -1,0 +1,166 @@
+"""The pre-training corpus: no benchmark test cell in it, bulk values on one scale, large panels sampled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+
+from tokenization.tokenization_sctranslator import scale_rows
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, data_dir, vocab_dir):
+    from training.pretrain import prepare
+
+    out = tmp_path_factory.mktemp("pretrain") / "data"
+    return out, prepare(data_dir, vocab_dir, out, exclude=set())
+
+
+def _split_of_qc_cells(name, data_dir, cap):
+    """The benchmark's test cells, re-derived here from its protocol (QC, optional cap, 80/20 seed 0)."""
+    import anndata as ad
+
+    from training.pretrain import qc_keep
+
+    rna = ad.read_h5ad(data_dir / f"{name}_rna.h5ad")
+    rows = np.flatnonzero(qc_keep(name, rna))
+    if cap is not None and len(rows) > cap:
+        rows = np.sort(np.random.default_rng(0).choice(rows, cap, replace=False))
+    order = np.random.default_rng(0).permutation(len(rows))
+    test = rows[order[: int(round(len(rows) * 0.2))]]
+    return set(map(str, rna.obs_names[test])), set(map(str, rna.obs_names[rows]))
+
+
+@pytest.mark.parametrize("name", ["eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200"])
+def test_no_benchmark_test_cell_reaches_the_corpus(prepared, tokenizer, data_dir, tmp_path, name):
+    import anndata as ad
+
+    from benchmarks.quality import BUDGETS
+    from training.corpus import build_corpus, find_source
+
+    out, cells = prepared
+    corpus = build_corpus(find_source(out / "sc" / name), tmp_path / name, tokenizer, num_shards=2,
+                          eval_fraction=0.1)
+    corpus_cells = set()
+    for split in corpus["splits"].values():
+        for shard in split["shards"]:
+            corpus_cells.update(pq.read_table(tmp_path / name / shard["file"], columns=["cell_id"])["cell_id"]
+                                .to_pylist())
+    test_cells, qc_cells = set(), set()
+    for cap in {budget["max_cells"].get(name) for budget in BUDGETS.values()}:
+        test, kept = _split_of_qc_cells(name, data_dir, cap)
+        test_cells |= test
+        qc_cells |= kept
+    assert test_cells and not corpus_cells & test_cells
+    # and nothing else was dropped: every training cell that passed QC is there
+    all_qc = set(map(str, ad.read_h5ad(out / "sc" / f"{name}_rna.h5ad").obs_names))
+    assert corpus_cells == all_qc == qc_cells - test_cells
+    assert cells["sets"][name]["benchmark_test_cells_left_out"] == len(test_cells)
+
+
+def test_other_sets_are_used_whole(prepared):
+    _, cells = prepared
+    for name in ("pbmc10k_protein_v3", "pbmc5p_totalseqc_mme", "cite_cd8_gse100866", "pbmc1k_protein_v3",
+                 "eccite_ctcl", "cptac_ucec", "tcga_rppa_mrna"):
+        assert cells["sets"][name]["cells_used"] == cells["sets"][name]["cells_source"]
+
+
+def test_bulk_rna_on_one_non_negative_scale_keeps_the_per_sample_scaling():
+    from training.pretrain import bulk_rna_on_log_scale
+
+    logged = np.array([[-2.0, 0.5, np.nan, 3.0], [1.0, 2.0, 4.0, 5.0]])
+    out = bulk_rna_on_log_scale(logged, logged=True)
+    assert np.isfinite(out).all() and out.min() >= 0
+    assert out[0, 2] == out[0, 0] == 0  # NaN = the sample's minimum = not expressed
+    finite = np.isfinite(logged[0])
+    np.testing.assert_allclose(scale_rows(out[:1, finite])[0], scale_rows(logged[:1, finite])[0], atol=1e-6)
+    np.testing.assert_array_equal(out[1], logged[1])  # already non-negative: unchanged
+    counts = np.array([[0.0, 9.0, 99.0]])
+    np.testing.assert_allclose(bulk_rna_on_log_scale(counts, logged=False), np.log1p(counts))
+
+
+def test_large_protein_panels_are_sampled_per_example_from_measured_proteins(tokenizer, tmp_path):
+    import anndata as ad
+    import pandas as pd
+
+    from training.corpus import build_corpus, find_source, load_manifest
+    from training.data import CorpusCollator
+
+    rng = np.random.default_rng(0)
+    genes = ["CD4", "CD8A", "CD19", "MS4A1", "CD3E", "GAPDH", "ACTB", "PTPRC", "CD14", "LYZ"]
+    proteins = ["CD4", "CD8A", "CD19", "MS4A1", "CD3E", "PTPRC", "CD14", "LYZ", "NKG7", "GNLY", "IL7R", "CCR7"]
+    values = rng.normal(size=(20, len(proteins))).astype(np.float32)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    obs = pd.DataFrame(index=[f"s{i}" for i in range(20)])
+    rna = ad.AnnData(X=sp.csr_matrix(rng.random((20, len(genes))).astype(np.float32) * 5), obs=obs,
+                     var=pd.DataFrame(index=genes))
+    prot = ad.AnnData(X=values, obs=obs.copy(), var=pd.DataFrame(index=proteins))
+    rna.write_h5ad(tmp_path / "big_rna.h5ad")
+    prot.write_h5ad(tmp_path / "big_rppa.h5ad")
+    build_corpus(find_source(tmp_path / "big"), tmp_path / "corpus", tokenizer, num_shards=1, eval_fraction=0.0)
+    manifest = load_manifest(tmp_path / "corpus")
+    assert manifest["rna_values_kind"] == "continuous"
+    examples = [{"example_id": i, "corpus": 0, "pass": 0, "rna_indices": list(range(len(genes))),
+                 "rna_values": rna.X[i].toarray().ravel().tolist(), "protein_values": values[i].tolist()}
+                for i in range(8)]
+    with pytest.raises(Exception, match="protein_sampling"):
+        CorpusCollator(tokenizer, [manifest], max_genes=16, max_proteins=5)
+    collator = CorpusCollator(tokenizer, [manifest], max_genes=16, max_proteins=5, protein_sampling=True,
+                              encoder_inputs="expressed", pad_to_longest=True)
+    batch = collator(examples)
+    again = collator(examples)
+    np.testing.assert_array_equal(batch["protein_ids"].numpy(), again["protein_ids"].numpy())
+    token_of = dict(zip(tokenizer.resolve(proteins, kind="protein").token_ids, proteins, strict=True))
+    chosen_sets = set()
+    for i in range(8):
+        mask = batch["protein_attention_mask"][i].numpy()
+        ids = batch["protein_ids"][i].numpy()[mask]
+        labels = batch["labels"][i].numpy()[mask]
+        measured = {p for p, v in zip(proteins, values[i], strict=True) if not np.isnan(v)}
+        assert len(ids) == min(5, len(measured)) and len(set(ids)) == len(ids)
+        assert {token_of[t] for t in ids} <= measured  # only measured proteins: no NaN label
+        assert np.isfinite(labels).all()
+        chosen_sets.add(tuple(ids))
+    assert len(chosen_sets) > 1  # each example draws its own subset
+
+
+def test_raw_count_corpora_get_the_tokenizers_rna_transform(tokenizer, corpora):
+    from training.corpus import load_manifest
+    from training.data import CorpusCollator
+
+    manifest = load_manifest(corpora["tenx_pbmc10k_s200"])
+    assert manifest["rna_values_kind"] == "counts"
+    assert load_manifest(corpora["tcga_brca_bulk"])["rna_values_kind"] == "continuous"
+    rows = pq.read_table(next(corpora["tenx_pbmc10k_s200"].glob("train-*.parquet"))).to_pylist()[:4]
+    examples = [{"example_id": i, "corpus": 0, "pass": 0, **{k: r[k] for k in
+                 ("rna_indices", "rna_values", "protein_values")}} for i, r in enumerate(rows)]
+    transformed = tokenizer.__class__.from_dict({**tokenizer.to_dict(), "vocab": tokenizer.vocab,
+                                                 "rna_transform": "log1p_cp10k"})
+    plain = CorpusCollator(tokenizer, [manifest], 4096, 20, truncation="first")
+    logged = CorpusCollator(transformed, [manifest], 4096, 20, truncation="first")(examples)
+    # the same cells log-normalised by hand (library size over all genes), then scaled as they are
+    by_hand = []
+    for e in examples:
+        values = np.asarray(e["rna_values"], np.float64)
+        by_hand.append({**e, "rna_values": np.log1p(values * 1e4 / values.sum()).tolist()})
+    expected = plain(by_hand)
+    assert not np.allclose(plain(examples)["input_values"].numpy(), logged["input_values"].numpy())
+    np.testing.assert_allclose(logged["input_values"].numpy(), expected["input_values"].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(logged["input_ids"].numpy(), expected["input_ids"].numpy())
+
+
+def test_cosine_rule_waits_for_min_steps():
+    from transformers import TrainerControl, TrainerState
+
+    from training.trainer import CosineSimilarityStopCallback
+
+    rule = CosineSimilarityStopCallback(0.85, min_steps=3000)
+    state, control = TrainerState(), TrainerControl()
+    metrics = {"eval_a_cosine_similarity": 0.9, "eval_b_cosine_similarity": 0.86}
+    state.global_step = 500
+    assert not rule.on_evaluate(None, state, control, metrics=metrics).should_training_stop
+    state.global_step = 3000
+    assert rule.on_evaluate(None, state, control, metrics=metrics).should_training_stop
+    assert rule.stopped_at == 3000
