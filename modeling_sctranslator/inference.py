@@ -233,10 +233,21 @@ def predict_proteins(
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")
     n_targets = len(targets.token_ids)
+    untrained = untrained_ids(model.decoder.gene_embedding.weight, targets.token_ids)
+    untrained_names = [targets.names[i] for i in np.flatnonzero(untrained)]
+    if untrained_names:
+        warnings.warn(
+            f"{len(untrained_names)} of {n_targets} proteins were never trained by this model (no panel it learnt "
+            f"from measured them: {', '.join(untrained_names[:8])}{' ...' if len(untrained_names) > 8 else ''}); "
+            "their predictions carry no protein-specific information. Fine-tune on cells whose panel measures "
+            "them (listed in uns['sctranslator']['untrained_proteins'])",
+            UserWarning, stacklevel=2,
+        )
     encoding = encoding_options(config)  # the model config decides the gene encoding
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     rna_summary = None
+    untrained_genes = 0
     bar = progress_bar(progress, n_cells)
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
@@ -252,7 +263,10 @@ def predict_proteins(
             return_report=True,
             **encoding,
         )
-        rna_summary = rna_summary or report.rna.summary()
+        if rna_summary is None:
+            rna_summary = report.rna.summary()
+            gene_ids = np.asarray(report.rna.kept_token_ids, dtype=np.int64)
+            untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
         predictions[start:stop] = predict_encoded(
@@ -282,8 +296,23 @@ def predict_proteins(
         "duplicate_proteins": [f"{a} = {b} (token {t})" for a, b, t in targets.duplicates],
         "rna_mapping": rna_summary or "",
         "max_genes": int(config.max_genes),
+        "untrained_proteins": untrained_names,
+        # mapped genes whose embedding the model never trained (rows zeroed in shipped pre-trained models)
+        "genes_never_trained": untrained_genes,
     }
     return (result, targets) if return_targets else result
+
+
+def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """(len(token_ids),) True where the id's embedding row is all zero: an id the model never trained on
+    (pre-trained models shipped by ``training/pretrain.py`` zero those rows; a random row cannot be told
+    from a trained one, so other models report none)."""
+    ids = torch.as_tensor(np.asarray(token_ids, dtype=np.int64))
+    if ids.numel() == 0:
+        return np.zeros(0, dtype=bool)
+    with torch.no_grad():
+        rows = embedding.detach()[ids.to(embedding.device)]
+        return (rows == 0).all(dim=-1).cpu().numpy()
 
 
 def predict_encoded(
