@@ -16,6 +16,17 @@ class OutputExistsError(FileExistsError):
     """The output path exists and overwriting was not requested."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, is_dir: bool) -> None:
+    """What a plain open()/mkdir() would have given (mkstemp/mkdtemp make 0600/0700 whatever the umask)."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 def check_output_target(target: Path, overwrite: bool) -> None:
     if target.exists() and not overwrite:
         is_empty_dir = target.is_dir() and not any(target.iterdir())
@@ -41,6 +52,7 @@ def atomic_output_dir(target: str | os.PathLike[str], overwrite: bool = False) -
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _usual_mode(staging, is_dir=True)
     if target.exists():
         backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         os.replace(target, backup / target.name)
@@ -63,4 +75,5 @@ def atomic_output_file(target: str | os.PathLike[str], overwrite: bool = False) 
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+    _usual_mode(staging, is_dir=False)
     os.replace(staging, target)

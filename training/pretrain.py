@@ -31,9 +31,7 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from tokenization.atomic_io import atomic_output_dir, atomic_output_file
 
 logger = logging.getLogger("training.pretrain")
 
@@ -71,19 +71,12 @@ def _dense(x) -> np.ndarray:
 
 
 def _write_pair(out_dir: Path, name: str, rna: ad.AnnData, prot: ad.AnnData, protein_suffix: str) -> Path:
-    """``OUT/<name>_rna.h5ad`` + ``_adt|_rppa.h5ad``, written atomically (temporary names, then rename)."""
+    """``OUT/<name>_rna.h5ad`` + ``_adt|_rppa.h5ad``, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / name
     for adata, suffix in ((rna, "_rna"), (prot, protein_suffix)):
-        final = Path(f"{base}{suffix}.h5ad")
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}-", suffix=".h5ad", dir=out_dir)
-        os.close(fd)
-        try:
-            adata.write_h5ad(tmp)
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output_file(f"{base}{suffix}.h5ad", overwrite=True) as staging:
+            adata.write_h5ad(staging)
     return base
 
 
@@ -296,8 +289,7 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
             keep[torch.as_tensor(tokens[kind], dtype=torch.long)] = True
             stack.gene_embedding.weight[~keep] = 0.0
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_output_dir(target, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         weights = load_file(tmp / "model.safetensors")
@@ -311,17 +303,6 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
         (tmp / "trained_tokens.json").write_text(json.dumps(tokens))
         (tmp / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _render_card(tmp, target.name, model, tokens, cells, summary, card_data, render_card)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would keep other users out of a shared install
-        for f in tmp.iterdir():
-            os.chmod(f, 0o666 & ~umask)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_data, render_card) -> None:
