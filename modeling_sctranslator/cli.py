@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .convert_original_checkpoint import add_convert_command
 from .hub import add_push_command
@@ -38,13 +39,33 @@ def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dt
     return model.to(device=target, dtype=torch_dtype).eval(), tokenizer
 
 
-def _read_protein_names(path: Path) -> list[str]:
+def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
+    """Names from a text file: one per line or comma-separated, ``#`` comments; a UTF-8 BOM is ignored."""
     if not path.is_file():
-        raise FileNotFoundError(f"protein list {path} does not exist")
-    names = [line.strip() for line in path.read_text().splitlines()]
-    names = [n for n in names if n and not n.startswith("#")]
+        raise FileNotFoundError(f"{what} list {path} does not exist")
+    names = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        if not line.strip().startswith("#"):
+            names += [n.strip() for n in line.split(",") if n.strip()]
     if not names:
-        raise ValueError(f"{path} lists no protein names (one per line expected)")
+        raise ValueError(f"{path} lists no {what} names (one per line or comma-separated expected)")
+    return names
+
+
+def names_argument(value: str | None, what: str) -> Any:
+    """Names from ``A,B,C``, a text file (one per line) or, for proteins, an ``.h5ad`` (its var_names)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix == ".h5ad":
+        return _read_h5ad(path)
+    if path.is_file():
+        return _read_protein_names(path, what)
+    if path.suffix in (".txt", ".tsv", ".csv", ".list"):
+        raise FileNotFoundError(f"{what} list {path} does not exist")
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"no {what} names in {value!r}")
     return names
 
 
@@ -79,7 +100,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     if args.proteins is None and args.protein is None:
         raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
-    proteins = _read_protein_names(args.proteins) if args.proteins else _read_h5ad(args.protein)
+    proteins = names_argument(args.proteins, "protein") if args.proteins else _read_h5ad(args.protein)
     state = _distributed_state()
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
@@ -183,7 +204,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad file")
     _add_model_options(predict)
     which = predict.add_mutually_exclusive_group()
-    which.add_argument("--proteins", type=Path, help="text file: one protein name per line")
+    which.add_argument("--proteins", help="proteins: A,B,C or a text file (one per line, or comma-separated)")
     which.add_argument("--protein", type=Path, help="protein .h5ad whose var_names are the targets")
     predict.add_argument("--out", type=Path, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")

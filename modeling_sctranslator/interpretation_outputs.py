@@ -178,27 +178,6 @@ def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots
 
 
 # --------------------------------------------------------------------------- CLI
-def _names_argument(value: str | None, what: str) -> Any:
-    """Names from ``A,B,C``, a text file (one per line) or, for proteins, an ``.h5ad`` (its var_names)."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.suffix == ".h5ad":
-        from .cli import _read_h5ad
-
-        return _read_h5ad(path)
-    if path.is_file():
-        from .cli import _read_protein_names
-
-        return _read_protein_names(path)
-    if path.suffix in (".txt", ".tsv", ".csv", ".list"):
-        raise FileNotFoundError(f"{what} list {path} does not exist")
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names:
-        raise ValueError(f"no {what} names in {value!r}")
-    return names
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
     from .cli import _add_model_options
 
@@ -212,13 +191,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_attention(args: argparse.Namespace) -> int:
-    from .cli import load_model_and_tokenizer
+    from .cli import load_model_and_tokenizer, names_argument
     from .interpretation import _parse_top, attention_analysis
 
-    proteins = _names_argument(args.proteins, "protein")
+    proteins = names_argument(args.proteins, "protein")
     genes: Any = None
     if args.genes is not None:
-        genes = args.genes if _parse_top(args.genes) is not None else _names_argument(args.genes, "gene")
+        genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
     _table_formats(args.table_format)
     model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
     started = time.perf_counter()
@@ -234,11 +213,11 @@ def _run_attention(args: argparse.Namespace) -> int:
 
 
 def _run_knockout(args: argparse.Namespace) -> int:
-    from .cli import load_model_and_tokenizer
+    from .cli import load_model_and_tokenizer, names_argument
     from .interpretation_knockout import knockout_analysis
 
-    proteins = _names_argument(args.proteins, "protein")
-    genes = _names_argument(args.genes, "gene")
+    proteins = names_argument(args.proteins, "protein")
+    genes = names_argument(args.genes, "gene")
     _table_formats(args.table_format)
     model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
     started = time.perf_counter()

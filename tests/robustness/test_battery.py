@@ -328,3 +328,20 @@ def test_config_that_disagrees_with_its_weights_is_refused(tiny_model_dir, tmp_p
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="mismatched keys: .*gene_embedding"):
         AutoModel.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("\ufeffCD4\nCD19\n", ["CD4", "CD19"]),                  # a UTF-8 BOM is not part of the first name
+    ("CD4,CD19,CD8A\n", ["CD4", "CD19", "CD8A"]),           # comma-separated on one line
+    ("# panel\nCD4\n\n CD19 , CD8A\n", ["CD4", "CD19", "CD8A"]),
+])
+def test_protein_lists_are_read_as_written(tiny_model_dir, base_rna, tmp_path, written, expected):
+    path = tmp_path / "rna.h5ad"
+    base_rna[:4].copy().write_h5ad(path)
+    names = tmp_path / "proteins.txt"
+    names.write_bytes(written.encode("utf-8"))
+    for proteins in (str(names), ",".join(expected)):  # a file or the names themselves
+        out = tmp_path / "pred.h5ad"
+        assert cli_main(["predict", "--model", str(tiny_model_dir), "--rna", str(path), "--proteins", proteins,
+                         "--out", str(out), "--overwrite", "--device", "cpu"]) == 0
+        assert list(ad.read_h5ad(out).var_names) == expected
