@@ -1,4 +1,4 @@
-"""`make demo` runs end to end: a few training steps, reload through the pipeline, report and plot."""
+"""`make demo` runs end to end: the shipped model zero-shot, a few fine-tuning steps, report and plot."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ def test_demo_writes_report_plot_and_predictions(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["--steps", "5", "--out", str(out), "--shared", str(shared)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"sctranslator", "ridge"}
+    assert set(metrics) == {"sctranslator_base_zero_shot", "sctranslator_base_finetuned", "ridge",
+                            "ridge_scaled_target"}
     assert 0 < metrics["ridge"]["pearson_per_protein_mean"] < 1
+    # the shipped model never saw these cells and still predicts them (zero-shot well above chance)
+    assert metrics["sctranslator_base_zero_shot"]["pearson_per_protein_mean"] > 0.2
     report = (out / "report.md").read_text()
     assert "| pearson_per_protein_mean |" in report and "100 held-out cells" in report
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"

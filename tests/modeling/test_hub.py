@@ -180,3 +180,18 @@ def test_finetuned_variant_records_its_base_model_and_metrics(pushed, data_dir, 
     metrics = {m["type"] for result in card.data.to_dict()["model-index"][0]["results"] for m in result["metrics"]}
     assert {"mse", "cosine_similarity", "pearson_per_protein_mean"} <= metrics
     assert SECRET not in capsys.readouterr().out
+
+
+def test_the_shipped_default_model_is_pushed_as_it_is(hub, capsys):
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+
+    repo = "testorg/sctranslator-base"
+    assert cli_main(["push", "--model", str(DEFAULT_MODEL_DIR), "--repo-id", repo,
+                     "--token-env", "HF_TOKEN_FOR_TESTS"]) == 0
+    (_, _, files, _) = hub.calls[-1]
+    assert {"model.safetensors", "config.json", "gene_vocab.json", "preprocessor_config.json", "README.md",
+            "trained_tokens.json", "pretrain_summary.json"} <= set(files)
+    assert ModelCard.load(hub.snapshot(repo) / "README.md").data.model_name == "sctranslator-base"
+    # the pushed repo id then loads like the folder
+    model = AutoModel.from_pretrained(repo)
+    assert model.config.translator_type == "cross_attention"

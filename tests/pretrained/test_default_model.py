@@ -1,0 +1,147 @@
+"""The pre-trained default model shipped in the package: loads offline, predicts unseen cells, fine-tunes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, resolve_model_name
+
+from ..conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def eccite_test_cells():
+    """ECCITE-seq held-out cells of the benchmark split (80/20, seed 0): never seen in pre-training."""
+    import anndata as ad
+
+    data = shared_path("data")
+    rna = ad.read_h5ad(data / "eccite_rna.h5ad")
+    adt = ad.read_h5ad(data / "eccite_adt.h5ad")
+    order = np.random.default_rng(0).permutation(rna.n_obs)
+    test = np.sort(order[: int(round(rna.n_obs * 0.2))])
+    return rna[test].copy(), adt[test].copy()
+
+
+def test_the_shipped_folder_is_a_small_complete_hf_folder():
+    from modeling_sctranslator.hub import check_model_folder
+
+    config = check_model_folder(DEFAULT_MODEL_DIR, require_card=True)
+    assert config["translator_type"] == "cross_attention"
+    total = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert total <= 30 * 2**20, f"the shipped model is {total / 2**20:.1f} MiB"
+    card = (DEFAULT_MODEL_DIR / "README.md").read_text()
+    for section in ("## Training data", "## Evaluation", "## Limitations"):
+        assert section in card
+    summary = json.loads((DEFAULT_MODEL_DIR / "pretrain_summary.json").read_text())
+    assert summary["corpus"]["eccite"]["benchmark_test_cells_left_out"] == 100
+
+
+def test_automodel_loads_it_offline_in_float32_with_untrained_ids_zeroed():
+    import torch
+    from transformers import AutoModel
+
+    import modeling_sctranslator  # noqa: F401
+
+    model = AutoModel.from_pretrained(DEFAULT_MODEL_DIR)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    tokens = json.loads((DEFAULT_MODEL_DIR / "trained_tokens.json").read_text())
+    table = model.encoder.gene_embedding.weight
+    trained = torch.zeros(table.shape[0], dtype=torch.bool)
+    trained[tokens["genes"]] = True
+    assert (table[~trained] == 0).all() and (table[trained].abs().sum(dim=1) > 0).all()
+
+
+def test_the_default_name_resolves_to_the_folder(tmp_path, monkeypatch):
+    assert resolve_model_name(None) == str(DEFAULT_MODEL_DIR)
+    assert resolve_model_name(DEFAULT_MODEL_NAME) == str(DEFAULT_MODEL_DIR)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / DEFAULT_MODEL_NAME).mkdir()  # a local folder of that name wins, as for any model id
+    assert resolve_model_name(DEFAULT_MODEL_NAME) == DEFAULT_MODEL_NAME
+
+
+def test_pipeline_without_a_model_predicts_unseen_cells(eccite_test_cells):
+    from transformers import pipeline
+
+    import modeling_sctranslator  # noqa: F401
+    from training.metrics import protein_prediction_metrics
+
+    rna, adt = eccite_test_cells
+    result = pipeline("protein-prediction", device="cpu")(rna, proteins=adt, protein_transform="log1p")
+    assert result.n_obs == 100 and result.n_vars >= 40
+    metrics = protein_prediction_metrics(result.X, result.layers["measured"])
+    # zero-shot on cells (and a lab) it never saw: far above chance (the shipped model's own number is in
+    # its card and the README)
+    assert metrics["pearson_per_protein_mean"] > 0.3
+
+
+def test_cli_predict_without_model(eccite_test_cells, tmp_path, capsys):
+    import anndata as ad
+
+    from modeling_sctranslator.cli import main
+
+    rna, _ = eccite_test_cells
+    rna[:10].copy().write_h5ad(tmp_path / "cells.h5ad")
+    (tmp_path / "proteins.txt").write_text("CD4\nCD19\nCD14\n")
+    assert main(["predict", "--rna", str(tmp_path / "cells.h5ad"), "--proteins", str(tmp_path / "proteins.txt"),
+                 "--out", str(tmp_path / "pred.h5ad")]) == 0
+    pred = ad.read_h5ad(tmp_path / "pred.h5ad")
+    assert list(pred.var_names) == ["CD4", "CD19", "CD14"] and pred.n_obs == 10
+    assert np.isfinite(pred.X).all()
+
+
+def test_a_copy_loads_with_trust_remote_code_alone(tmp_path):
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    folder = tmp_path / "copy"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    tokenizer = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+    assert model.config.translator_type == "cross_attention"
+    assert tokenizer.rna_transform == "log1p_cp10k"
+
+
+@pytest.mark.slow
+def test_finetune_config_starts_from_the_shipped_model(tmp_path, data_dir):
+    from training.run_stage import main as run_stage
+
+    out = tmp_path / "tuned"
+    config_file = Path(__file__).resolve().parents[2] / "training" / "configs" / "finetune.yaml"
+    summary = run_stage([str(config_file), "--corpora", str(data_dir / "eccite_ctcl"),
+                         "--output_dir", str(out), "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2",
+                         "--use_cpu", "true", "--disable_tqdm", "true"])
+    assert summary["global_step"] == 4
+    config = json.loads((out / "config.json").read_text())
+    shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert config["hidden_size"] == shipped["hidden_size"] and config["translator_type"] == "cross_attention"
+    assert json.loads((out / "preprocessor_config.json").read_text())["rna_transform"] == "log1p_cp10k"
+
+
+def test_proteins_and_genes_the_model_never_trained_are_reported(eccite_test_cells, tokenizer_of_default):
+    from transformers import AutoModel
+
+    from modeling_sctranslator.inference import predict_proteins
+
+    tokens = set(json.loads((DEFAULT_MODEL_DIR / "trained_tokens.json").read_text())["proteins"])
+    candidates = ["OR2A4", "OR1A1", "TAS2R38", "OR5A1", "OR8B12"]
+    report = tokenizer_of_default.resolve(candidates, kind="protein")
+    never = [n for n, t in zip(candidates, report.token_ids, strict=True) if t and int(t) not in tokens]
+    assert never, "every candidate protein was trained; pick others"
+    rna, _ = eccite_test_cells
+    model = AutoModel.from_pretrained(DEFAULT_MODEL_DIR)
+    with pytest.warns(UserWarning, match="never trained by this model"):
+        result = predict_proteins(model, tokenizer_of_default, rna[:5], ["CD4", never[0]])
+    info = result.uns["sctranslator"]
+    assert info["untrained_proteins"] == [never[0]]
+    assert 0 <= info["genes_never_trained"] < rna.n_vars
+
+
+@pytest.fixture(scope="module")
+def tokenizer_of_default():
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    return SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
