@@ -3,7 +3,7 @@
 * own mRNA — log1p(CP10k) of the gene with the protein's token id (NaN where no gene of the data maps);
 * ridge — ridge regression (alpha on the coefficients, free intercept) on the first PCs of log1p(CP10k);
 * k-NN — mean target of the k nearest training cells (Euclidean) in the same PC space;
-* totalVI — only when ``scvi-tools`` is importable (it is an optional extra; never installed here).
+* totalVI — only when ``scvi-tools`` is importable (the optional extra ``pip install -e '.[totalvi]'``).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def totalvi_available() -> tuple[bool, str]:
     return True, ""
 
 
-def totalvi(counts_train, prot_train, counts_eval, prot_eval, max_epochs: int = 100, seed: int = 0):
+def totalvi(counts_train, prot_train, counts_eval, prot_eval, max_epochs: int | None = None, seed: int = 0):
     """totalVI trained on the training cells (RNA + protein) and asked for the held-out cells' protein
     from their RNA only (held-out protein counts are zeroed and flagged missing via a batch of their own).
 

@@ -36,7 +36,7 @@ def fine_tune(source: Path, model_dir: Path, steps: int) -> dict:
 
     return run_stage([
         "--stage", "finetune", "--model_name_or_path", "sctranslator-base", "--corpora", str(source),
-        "--output_dir", str(model_dir), "--learning_rate", "5e-4", "--per_device_train_batch_size", "16",
+        "--output_dir", str(model_dir), "--learning_rate", "1e-4", "--per_device_train_batch_size", "16",
         "--max_steps", str(steps), "--eval_strategy", "no", "--logging_steps", "50", "--save_steps", str(steps),
         "--save_total_limit", "1", "--report_to", "none", "--use_cpu", "true", "--stop_on_cosine", "false",
         "--split_seed", "0", "--eval_fraction", "0.2", "--num_shards", "1", "--seed", "0", "--truncation", "first",
@@ -158,7 +158,7 @@ Data: ECCITE-seq PBMC (Mimitou et al. 2019), {rna.n_obs} cells, all {rna.n_vars}
 
 Models: `sctranslator-base`, the pre-trained model shipped with the package, as it is (zero-shot), and
 fine-tuned from it for {summary.get('global_step', args.steps)} steps on the training cells (batch 16,
-Adam/amsgrad, lr 5e-4), saved to `{model_dir}` and reloaded with `pipeline("protein-prediction")`.
+Adam/amsgrad, lr 1e-4), saved to `{model_dir}` and reloaded with `pipeline("protein-prediction")`.
 Ridge: 50 PCs of log-normalised RNA, fitted on the training cells, on log1p counts then scaled per
 cell, or fitted on the scaled target.
 

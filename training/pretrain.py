@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tokenization.atomic_io import atomic_output_dir, atomic_output_file
+from tokenization.atomic_io import atomic_output_dir, atomic_output_file, usual_mode
 
 logger = logging.getLogger("training.pretrain")
 
@@ -303,6 +303,8 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
         (tmp / "trained_tokens.json").write_text(json.dumps(tokens))
         (tmp / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _render_card(tmp, target.name, model, tokens, cells, summary, card_data, render_card)
+        for f in tmp.iterdir():  # safetensors writes 0600
+            usual_mode(f, is_dir=False)
 
 
 def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_data, render_card) -> None:

@@ -95,7 +95,9 @@ def test_shipped_configs_parse():
 
     from training.run_stage import parse_args
 
-    for stage in ("bulk", "sc", "finetune"):
+    # bulk and sc: the paper's lr; finetune: sctranslator-base's measured recipe (lr 1e-4, best validation step)
+    for stage, lr in (("bulk", 2e-4), ("sc", 2e-4), ("finetune", 1e-4)):
         cfg = Path(__file__).resolve().parents[2] / "training" / "configs" / f"{stage}.yaml"
-        _, data_args, args = parse_args([str(cfg), "--use_cpu", "true"])
-        assert data_args.stage == stage and args.learning_rate == 2e-4 and args.max_steps > 0
+        model_args, data_args, args = parse_args([str(cfg), "--use_cpu", "true"])
+        assert data_args.stage == stage and args.learning_rate == lr and args.max_steps > 0
+    assert model_args.model_name_or_path == "sctranslator-base" and args.load_best_model_at_end
