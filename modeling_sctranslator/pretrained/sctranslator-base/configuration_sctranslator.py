@@ -1,0 +1,179 @@
+"""Configuration of the scTranslator encoder–translator–decoder."""
+
+import math
+
+from transformers import PreTrainedConfig
+
+
+class SCTranslatorConfig(PreTrainedConfig):
+    r"""Configuration for :class:`SCTranslatorForProteinPrediction`.
+
+    Every default is the released scTranslator configuration (117,411,371 parameters), so
+    ``SCTranslatorConfig()`` describes the published checkpoints.
+
+    Args:
+        vocab_size: rows of the gene/protein id embeddings (75,500 known ids + 10,000 reserved).
+        hidden_size: model width ``d``.
+        num_attention_heads: heads per attention layer.
+        attention_head_dim: width of one head; the inner attention width is
+            ``num_attention_heads * attention_head_dim`` and does not depend on ``hidden_size``.
+        num_encoder_layers / num_decoder_layers: Performer blocks in the encoder / decoder.
+        max_genes: encoder length (genes per cell). The MLP translator's input width, so every
+            cell is padded or truncated to exactly this length.
+        max_proteins: decoder length (proteins per pass); the translator's output width.
+        translator_depth: linear layers of the MLP translator; widths shrink geometrically from
+            ``max_genes`` to ``max_proteins``.
+        translator_dropout: dropout after the translator's first layer (deeper layers scale it
+            as the original did).
+        ff_mult: feed-forward expansion factor.
+        nb_random_features: FAVOR+ random features per head; ``None`` means
+            ``int(attention_head_dim * ln(attention_head_dim))`` (266 for 64).
+        feature_redraw_interval: in training, random features are redrawn every this many forward
+            calls of a stack; ``None`` fixes them.
+        kernel_epsilon: the constant the FAVOR+ softmax kernel adds to every feature.
+        layer_norm_eps: epsilon of the pre-norm LayerNorms.
+        sctranslator_format: version of the saved-folder format; readers refuse newer formats (1: the
+            compatible model; 2: folders that need the cross-attention variant).
+
+    Variant (order-invariant, expressed genes only; the defaults above are the compatible model):
+
+    Args:
+        translator_type: ``"mlp"`` (the original MLP over gene *positions*; every cell is padded to
+            exactly ``max_genes`` genes and ``max_proteins`` proteins) or ``"cross_attention"``
+            (protein-id embeddings attend over the encoder outputs with exact, masked softmax
+            attention; any number of genes and proteins per cell, batches padded to the longest cell;
+            predictions do not depend on gene order or padding). ``max_genes`` is then only the
+            tokenizer's cap on genes per cell and ``max_proteins`` the proteins per pass in
+            ``predict_proteins``. Switching this one field selects the whole variant: the two fields
+            below follow it unless given.
+        encoder_inputs: ``"all_genes"`` (every mapped gene, zeros included, as the original) or
+            ``"expressed"`` (only the cell's non-zero genes, plus ``expressed_zero_genes`` sampled
+            zero genes). Default: ``"all_genes"`` for ``mlp``, ``"expressed"`` for
+            ``cross_attention``. Read by ``predict_proteins`` and the training collator, which hand it
+            to the tokenizer (the model config is the one place it is decided).
+        expressed_zero_genes: with ``encoder_inputs="expressed"``, zero-expression genes added per
+            cell (chosen by a hash of their token ids, so independent of gene order; per cell at
+            random in training).
+        attention_masking: ``"original"`` (FAVOR+ with the original's quirk: the mask only zeroes
+            padded values), ``"masked"`` (FAVOR+ with padded keys left out of the normaliser and the
+            key maximum) or ``"exact"`` (exact softmax attention with a key padding mask; quadratic
+            in length; no random features). Applies to encoder and decoder. Default: ``"original"``
+            for ``mlp``, ``"masked"`` for ``cross_attention`` (fewer FLOPs than exact beyond ~500
+            genes per cell; measured ~1.3x faster on typical cells, see ``benchmarks/inference.py``).
+    """
+
+    model_type = "sctranslator"
+
+    vocab_size: int = 85500
+    hidden_size: int = 128
+    num_attention_heads: int = 8
+    attention_head_dim: int = 64
+    num_encoder_layers: int = 2
+    num_decoder_layers: int = 2
+    max_genes: int = 20000
+    max_proteins: int = 1000
+    translator_depth: int = 2
+    translator_dropout: float | int = 0.1
+    ff_mult: int = 4
+    nb_random_features: int | None = None
+    feature_redraw_interval: int | None = 1000
+    kernel_epsilon: float = 1e-4
+    layer_norm_eps: float = 1e-5
+    pad_token_id: int | None = 0
+    sctranslator_format: int = 1
+    translator_type: str = "mlp"
+    encoder_inputs: str | None = None
+    expressed_zero_genes: int = 0
+    attention_masking: str | None = None
+
+    def __post_init__(self, **kwargs):
+        _check_choice("translator_type", self.translator_type, TRANSLATOR_TYPES)
+        variant = self.translator_type == "cross_attention"
+        if self.encoder_inputs is None:
+            self.encoder_inputs = "expressed" if variant else "all_genes"
+        if self.attention_masking is None:
+            self.attention_masking = "masked" if variant else "original"
+        _check_choice("encoder_inputs", self.encoder_inputs, ENCODER_INPUTS)
+        _check_choice("attention_masking", self.attention_masking, ATTENTION_MASKING)
+        if self.encoder_inputs == "expressed" and not variant:
+            raise ValueError(
+                'encoder_inputs="expressed" needs translator_type="cross_attention": the MLP translator '
+                "reads fixed gene positions"
+            )
+        if not isinstance(self.expressed_zero_genes, int) or self.expressed_zero_genes < 0:
+            raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {self.expressed_zero_genes!r}")
+        if variant:  # folders of the variant must not load as the MLP model in readers that predate it
+            self.sctranslator_format = max(self.sctranslator_format, 2)
+        if self.nb_random_features is None:
+            self.nb_random_features = int(self.attention_head_dim * math.log(self.attention_head_dim))
+        self._check_sizes()
+        super().__post_init__(**kwargs)
+
+    def _check_sizes(self) -> None:
+        """Reject sizes the model cannot be built with, naming the field."""
+        _check_positive(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_attention_heads=self.num_attention_heads,
+            attention_head_dim=self.attention_head_dim,
+            num_encoder_layers=self.num_encoder_layers,
+            num_decoder_layers=self.num_decoder_layers,
+            max_genes=self.max_genes,
+            max_proteins=self.max_proteins,
+            translator_depth=self.translator_depth,
+            ff_mult=self.ff_mult,
+            nb_random_features=self.nb_random_features,
+        )
+        if not 0.0 <= self.translator_dropout < 1.0:
+            raise ValueError(f"translator_dropout must be in [0, 1), got {self.translator_dropout}")
+        if self.feature_redraw_interval is not None and self.feature_redraw_interval < 0:
+            raise ValueError("feature_redraw_interval must be >= 0, or None to fix the random features")
+
+    @property
+    def pads_to_fixed_length(self) -> bool:
+        """True when every cell is padded to exactly ``max_genes`` / ``max_proteins`` (the MLP translator)."""
+        return self.translator_type == "mlp"
+
+    @property
+    def translator_widths(self) -> list[int]:
+        """Widths of the translator's layers, input first: ``[max_genes, ..., max_proteins]``.
+
+        The original shrinks by ``(max_genes / max_proteins) ** (1 / depth)`` per layer, rounding
+        up (20,000 → 4,473 → 1,000 for the released model).
+        """
+        factor = pow(self.max_genes / self.max_proteins, 1 / self.translator_depth)
+        hidden = [math.ceil(self.max_genes / factor**i) for i in range(1, self.translator_depth)]
+        return [self.max_genes, *hidden, self.max_proteins]
+
+    @property
+    def translator_dropouts(self) -> list[float]:
+        """Dropout after each translator layer but the last, as the original schedules it."""
+        depth, p = self.translator_depth, self.translator_dropout
+        rates = [p]
+        for i in range(1, depth - 1):
+            if i < math.ceil(depth / 2) and 1.1 ** (i + 1) * p < 1:
+                rates.append(1.1 ** (i + 1) * p)
+            elif i >= math.ceil(depth / 2) and 1.1 ** (depth - 1 - i) * p < 1:
+                rates.append(1.1 ** (depth - 1 - i) * p)
+            else:
+                rates.append(p)
+        return rates[: depth - 1]
+
+
+TRANSLATOR_TYPES = ("mlp", "cross_attention")
+ENCODER_INPUTS = ("all_genes", "expressed")
+ATTENTION_MASKING = ("original", "masked", "exact")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+__all__ = ["SCTranslatorConfig"]

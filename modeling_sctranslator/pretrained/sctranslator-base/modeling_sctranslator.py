@@ -1,0 +1,456 @@
+"""scTranslator: a Performer encoder, an MLP translator along the sequence axis, a Performer decoder.
+
+Data flow for one pass (shapes for the released configuration)::
+
+    input_values (B, 20000), input_ids (B, 20000)
+      → Linear(1, d)(value) + Embedding(gene id)          (B, 20000, d)
+      → encoder: Performer blocks (pre-norm, FAVOR+)       (B, 20000, d)   encoder_last_hidden_state
+      → translator: MLP over positions 20000 → 4473 → 1000 (B, 1000, d)    translator_output
+      → + Embedding(protein id)
+      → decoder: Performer blocks                          (B, 1000, d)    decoder_last_hidden_state
+      → Linear(d, 1)                                       (B, 1000)       predictions
+
+Every cell is padded to exactly ``max_genes`` genes and ``max_proteins`` proteins (the translator's
+widths), with the original's masking: see :mod:`.favor_attention`. Shorter inputs are padded
+here with id 0 / value 0 / mask False, which is what the original tokenizer produced.
+
+The variant (``config.translator_type="cross_attention"``) replaces the MLP by cross-attention::
+
+    input_values (B, L), input_ids (B, L)        L = any length (e.g. the cell's expressed genes)
+      → embeddings, encoder (padding masked out)                 (B, L, d)
+      → translator: protein-id embeddings attend over the encoder outputs (exact softmax, masked),
+        then a feed-forward                                      (B, P, d)      P = any
+      → + Embedding(protein id) → decoder (padding masked out) → Linear(d, 1)   (B, P)
+
+Nothing there depends on gene positions, so predictions do not change when a cell's genes are
+permuted or padding is added; inputs are not padded to ``max_genes`` / ``max_proteins``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_sctranslator import SCTranslatorConfig
+from .favor_attention import CrossAttention, FavorSelfAttention, FeedForward, gaussian_orthogonal_random_matrix
+
+
+@dataclass
+class SCTranslatorOutput(ModelOutput):
+    """Output of :class:`SCTranslatorForProteinPrediction`.
+
+    Args:
+        loss: masked MSE over valid protein positions (only when ``labels`` are given).
+        predictions: (batch, proteins) predicted scaled protein values, one per protein id given.
+            Positions whose ``protein_attention_mask`` is False are predicted too (the original
+            does not zero them); ignore them.
+        encoder_last_hidden_state: (batch, max_genes, hidden) encoder output (no final norm).
+        translator_output: (batch, max_proteins, hidden) translator output, before the protein
+            id embedding is added.
+        decoder_last_hidden_state: (batch, max_proteins, hidden) decoder output before the head.
+        encoder_hidden_states / decoder_hidden_states: with ``output_hidden_states``, the stack's
+            input (embeddings) and the output of every block.
+        encoder_attentions / decoder_attentions: with ``output_attentions``, one
+            (batch, heads, length, length) tensor per block: the FAVOR+ attention each block applied.
+        cross_attentions: with ``output_attentions`` and the cross-attention variant, one
+            (batch, heads, proteins, genes) tensor: each protein query's softmax weights over the cell's
+            genes (padding 0). None for the MLP translator, which has no attention.
+    """
+
+    loss: torch.Tensor | None = None
+    predictions: torch.Tensor | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+    translator_output: torch.Tensor | None = None
+    decoder_last_hidden_state: torch.Tensor | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_attentions: tuple[torch.Tensor, ...] | None = None
+    decoder_attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class StackOutput:
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
+    attentions: tuple[torch.Tensor, ...] | None
+
+
+class PerformerBlock(nn.Module):
+    """``x + Attention(LN(x))`` then ``x + FeedForward(LN(x))``."""
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = FavorSelfAttention(
+            config.hidden_size,
+            config.num_attention_heads,
+            config.attention_head_dim,
+            config.nb_random_features,
+            config.kernel_epsilon,
+            config.attention_masking,
+        )
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config.hidden_size, config.ff_mult)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, output_attentions: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.attention_norm(hidden_states), attention_mask, output_attentions)
+        hidden_states = hidden_states + attended
+        hidden_states = hidden_states + self.ffn(self.ffn_norm(hidden_states))
+        return hidden_states, weights
+
+
+class PerformerStack(nn.Module):
+    """One side of the model (the original's ``scPerformerLM``): embeddings, blocks, a head.
+
+    Encoder and decoder are built alike, as in the original; the encoder uses the value embedding
+    and not the head, the decoder the head and not the value embedding. The unused layers are kept
+    so original checkpoints convert without loss and parameter counts match the original's.
+    """
+
+    def __init__(self, config: SCTranslatorConfig, num_layers: int) -> None:
+        super().__init__()
+        self.config = config
+        self.value_embedding = nn.Linear(1, config.hidden_size)
+        self.gene_embedding = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.layers = nn.ModuleList([PerformerBlock(config) for _ in range(num_layers)])
+        self.output_head = nn.Linear(config.hidden_size, 1)
+        # forward calls since the random features were last redrawn (the original's counter)
+        self.register_buffer("calls_since_last_redraw", torch.zeros((), dtype=torch.long), persistent=True)
+
+    def embed(self, input_ids: torch.Tensor, input_values: torch.Tensor) -> torch.Tensor:
+        """Token embeddings of genes with their values: (B, L) ids and values → (B, L, hidden_size).
+
+        ``value_embedding(x) + gene_embedding(id)``, as the original; the one place this is computed.
+        """
+        values = input_values.to(self.value_embedding.weight.dtype).unsqueeze(-1)
+        return self.value_embedding(values) + self.gene_embedding(input_ids)
+
+    def redraw_projections_if_due(self) -> None:
+        """The original's schedule: in training, every ``feature_redraw_interval + 1``-th call."""
+        interval = self.config.feature_redraw_interval
+        if not self.training or interval is None:
+            return
+        if self.calls_since_last_redraw >= interval:
+            for layer in self.layers:
+                layer.attention.redraw_projection_matrix()
+            self.calls_since_last_redraw.zero_()
+        else:
+            self.calls_since_last_redraw += 1
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> StackOutput:
+        self.redraw_projections_if_due()
+        all_hidden = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layers:
+            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(weights)
+        return StackOutput(
+            hidden_states,
+            tuple(all_hidden) if all_hidden is not None else None,
+            tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+class MLPTranslator(nn.Module):
+    """An MLP along the *sequence* axis: (B, max_genes, d) → (B, max_proteins, d).
+
+    Layer ``i`` mixes positions: ``out[b, j, c] = Σ_n W_i[j, n] · x[b, n, c] + bias_i[j]``, with
+    dropout then ReLU between layers, as the original (which transposes, applies
+    ``nn.Linear`` and transposes back; multiplying from the left is the same and skips the copies).
+    """
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__()
+        widths = config.translator_widths
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:], strict=True))
+        self.dropouts = nn.ModuleList(nn.Dropout(p) for p in config.translator_dropouts)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            hidden_states = torch.matmul(layer.weight, hidden_states) + layer.bias[:, None]
+            if i < len(self.dropouts):
+                hidden_states = F.relu(self.dropouts[i](hidden_states))
+        return hidden_states
+
+
+class CrossAttentionTranslator(nn.Module):
+    """The variant's translator: (B, L, d) gene states → (B, P, d), one output per protein asked for.
+
+    ``t = CrossAttention(LN(protein embedding), LN(encoder output))``, dropout, then
+    ``t = t + FeedForward(LN(t))``. Queries are the decoder's protein-id embeddings; keys and values
+    the encoder outputs, padded genes excluded. Order of genes and amount of padding do not matter.
+    """
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__()
+        self.query_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.context_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = CrossAttention(config.hidden_size, config.num_attention_heads, config.attention_head_dim)
+        self.dropout = nn.Dropout(config.translator_dropout)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config.hidden_size, config.ff_mult)
+
+    def forward(
+        self,
+        protein_embeddings: torch.Tensor,
+        encoder_states: torch.Tensor,
+        gene_mask: torch.Tensor | None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        translated, weights = self.attention(
+            self.query_norm(protein_embeddings), self.context_norm(encoder_states), gene_mask, output_attentions
+        )
+        translated = self.dropout(translated)
+        translated = translated + self.ffn(self.ffn_norm(translated))
+        return translated, weights
+
+
+class SCTranslatorPreTrainedModel(PreTrainedModel):
+    config_class = SCTranslatorConfig
+    base_model_prefix = "sctranslator"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    accepts_loss_kwargs = False  # the loss is a plain masked mean; Trainer must not pass num_items_in_batch
+    _no_split_modules = ["PerformerBlock"]
+
+    @classmethod
+    def from_pretrained(cls, *args, allow_incomplete_weights: bool = False, **kwargs):
+        """``PreTrainedModel.from_pretrained``, refusing checkpoints whose weights do not match the model.
+
+        transformers only warns about missing, unexpected or mis-shaped weights and initialises the
+        missing ones at random, which would give plausible-looking but meaningless predictions. Pass
+        ``allow_incomplete_weights=True`` to accept that (e.g. to start a new head from a checkpoint).
+        """
+        wants_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, with the other problems
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        problems = {key: sorted(map(str, info.get(key) or [])) for key in ("missing_keys", "unexpected_keys",
+                                                                           "mismatched_keys")}
+        problems = {key: names for key, names in problems.items() if names}
+        if problems and not allow_incomplete_weights:
+            details = "; ".join(f"{key.replace('_', ' ')}: {names[:5]}{' ...' if len(names) > 5 else ''}"
+                                for key, names in problems.items())
+            raise ValueError(
+                f"the checkpoint {args[0] if args else kwargs.get('pretrained_model_name_or_path')} does not match "
+                f"the model ({details}). It was saved from another configuration or is damaged; pass "
+                "allow_incomplete_weights=True to load it anyway with the missing weights initialised at random."
+            )
+        return (model, info) if wants_info else model
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default initialisation, as the original was trained from; fresh random features.
+
+        Uses ``transformers.initialization`` so tensors loaded from a checkpoint are left alone.
+        """
+        if isinstance(module, nn.Linear):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            bound = 1 / math.sqrt(module.weight.shape[1])
+            init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=1.0)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, FavorSelfAttention):
+            matrix = module.projection_matrix
+            if matrix.device.type != "meta":
+                init.copy_(matrix, gaussian_orthogonal_random_matrix(*matrix.shape, device=matrix.device))
+        elif isinstance(module, PerformerStack):
+            init.zeros_(module.calls_since_last_redraw)
+
+
+class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
+    """Predicts a cell's (scaled) protein abundances from its (scaled) RNA expression.
+
+    Inputs come from :class:`tokenization.SCTranslatorTokenizer`. Cells shorter than
+    ``config.max_genes`` genes or ``config.max_proteins`` proteins are padded here exactly as the
+    original tokenizer pads them; longer ones are refused (truncate or split in the tokenizer).
+    """
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__(config)
+        self.encoder = PerformerStack(config, config.num_encoder_layers)
+        if config.translator_type == "cross_attention":
+            self.translator = CrossAttentionTranslator(config)
+        else:
+            self.translator = MLPTranslator(config)
+        self.decoder = PerformerStack(config, config.num_decoder_layers)
+        self.post_init()
+
+    def fix_projection_matrices_(self) -> None:
+        """Stop redrawing random features in training (kept in the saved config)."""
+        self.config.feature_redraw_interval = None
+
+    def redraw_projection_matrices_(self, generator: torch.Generator | None = None) -> None:
+        """Draw fresh random features for every attention layer now (e.g. from a seeded generator)."""
+        for stack in (self.encoder, self.decoder):
+            for layer in stack.layers:
+                layer.attention.redraw_projection_matrix(generator)
+            stack.calls_since_last_redraw.zero_()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        protein_ids: torch.Tensor | None = None,
+        protein_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> SCTranslatorOutput | tuple:
+        r"""
+        Args:
+            input_ids: (batch, genes) gene token ids, 0 = padding; genes ≤ ``config.max_genes``.
+            input_values: (batch, genes) scaled expression (the tokenizer's max-min to [1e-8, 1]).
+            attention_mask: (batch, genes) True for real genes; default all True.
+            protein_ids: (batch, proteins) protein token ids; proteins ≤ ``config.max_proteins``.
+            protein_attention_mask: (batch, proteins) True for real proteins; default all True.
+            labels: (batch, proteins) scaled protein targets; NaN marks a missing value.
+        A single cell may be given as 1-D tensors. ``predictions`` is always (batch, proteins).
+        """
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        if protein_ids is None:
+            raise ValueError("protein_ids is required: the token ids of the proteins to predict")
+        fixed = self.config.pads_to_fixed_length  # the MLP needs exactly max_genes / max_proteins
+        input_ids, input_values, attention_mask = prepare_side(
+            input_ids, input_values, attention_mask, self.config.max_genes if fixed else None,
+            self.config.vocab_size, "genes",
+        )
+        n_proteins = protein_ids.shape[-1]
+        protein_ids, _, protein_attention_mask = prepare_side(
+            protein_ids, None, protein_attention_mask, self.config.max_proteins if fixed else None,
+            self.config.vocab_size, "proteins",
+        )
+        if input_ids.shape[0] != protein_ids.shape[0]:
+            raise ValueError(
+                f"genes are given for {input_ids.shape[0]} cells but proteins for {protein_ids.shape[0]}"
+            )
+        embedded = self.encoder.embed(input_ids, input_values)
+        encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states)
+
+        protein_embeddings = self.decoder.gene_embedding(protein_ids)
+        cross_attentions = None
+        if fixed:
+            translated = self.translator(encoded.last_hidden_state)
+        else:
+            translated, weights = self.translator(
+                protein_embeddings, encoded.last_hidden_state, attention_mask, output_attentions
+            )
+            cross_attentions = (weights,) if output_attentions else None
+        decoded = self.decoder(
+            translated + protein_embeddings,
+            protein_attention_mask,
+            output_attentions,
+            output_hidden_states,
+        )
+        predictions = self.decoder.output_head(decoded.last_hidden_state).squeeze(-1)[:, :n_proteins]
+
+        loss = None
+        if labels is not None:
+            loss = masked_mse_loss(predictions, labels, protein_attention_mask[:, :n_proteins])
+
+        output = SCTranslatorOutput(
+            loss=loss,
+            predictions=predictions,
+            encoder_last_hidden_state=encoded.last_hidden_state,
+            translator_output=translated,
+            decoder_last_hidden_state=decoded.last_hidden_state,
+            encoder_hidden_states=encoded.hidden_states,
+            decoder_hidden_states=decoded.hidden_states,
+            encoder_attentions=encoded.attentions,
+            decoder_attentions=decoded.attentions,
+            cross_attentions=cross_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def masked_mse_loss(predictions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE over positions where ``mask`` is True and the label is not NaN.
+
+    The original zeroed NaN positions on both sides and kept them in the mean's denominator; here
+    they are left out entirely. With no valid position the loss is 0 (and still differentiable).
+    """
+    labels = labels.to(predictions.dtype).reshape(predictions.shape)
+    valid = mask.reshape(predictions.shape) & ~torch.isnan(labels)
+    if not bool(valid.any()):
+        return predictions.sum() * 0.0
+    return F.mse_loss(predictions[valid], labels[valid])
+
+
+def prepare_side(
+    ids: torch.Tensor,
+    values: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    length: int | None,
+    vocab_size: int,
+    what: str,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Check one side's tensors and pad them to the model's fixed length, as the original tokenizer.
+
+    ``length=None`` (the cross-attention variant): any length, no padding added.
+    """
+    ids = torch.as_tensor(ids)
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+        values = None if values is None else torch.as_tensor(values).unsqueeze(0)
+        mask = None if mask is None else torch.as_tensor(mask).unsqueeze(0)
+    if ids.dim() != 2:
+        raise ValueError(f"{what} ids must be (batch, length), got shape {tuple(ids.shape)}")
+    if ids.is_floating_point():
+        raise TypeError(f"{what} ids must be integer token ids, got {ids.dtype}")
+    batch, given = ids.shape
+    if length is not None and given > length:
+        raise ValueError(
+            f"{given} {what} per cell exceed the model's fixed length {length}: truncate in the "
+            "tokenizer (max_length / truncation) or split the proteins into several passes"
+        )
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise ValueError(
+            f"{what} ids must lie in [0, {vocab_size}); got values from {int(ids.min())} to {int(ids.max())}. "
+            "Was the tokenizer built for this model's vocabulary?"
+        )
+    mask = torch.ones_like(ids, dtype=torch.bool) if mask is None else torch.as_tensor(mask, device=ids.device)
+    if mask.shape != ids.shape:
+        raise ValueError(f"{what} attention mask has shape {tuple(mask.shape)}, ids {tuple(ids.shape)}")
+    mask = mask.bool()
+    if values is not None:
+        values = torch.as_tensor(values, device=ids.device)
+        if values.shape != ids.shape:
+            raise ValueError(f"{what} values have shape {tuple(values.shape)}, ids {tuple(ids.shape)}")
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError(f"{what} values contain NaN or infinity; the tokenizer should have rejected them")
+    if length is not None and given < length:
+        pad = length - given
+        ids = F.pad(ids, (0, pad), value=0)
+        mask = F.pad(mask, (0, pad), value=False)
+        values = None if values is None else F.pad(values, (0, pad), value=0.0)
+    return ids, values, mask
+
+
+__all__ = ["SCTranslatorForProteinPrediction", "SCTranslatorOutput", "SCTranslatorPreTrainedModel"]
