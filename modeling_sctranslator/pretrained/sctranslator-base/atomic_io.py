@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_output_file", "check_output_target"]
+__all__ = ["OutputExistsError", "atomic_output_dir", "atomic_output_file", "check_output_target", "usual_mode"]
 
 
 class OutputExistsError(FileExistsError):
@@ -22,7 +22,7 @@ def _umask() -> int:
     return mask
 
 
-def _usual_mode(path: Path, is_dir: bool) -> None:
+def usual_mode(path: Path, is_dir: bool) -> None:
     """What a plain open()/mkdir() would have given (mkstemp/mkdtemp make 0600/0700 whatever the umask)."""
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
@@ -52,7 +52,7 @@ def atomic_output_dir(target: str | os.PathLike[str], overwrite: bool = False) -
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _usual_mode(staging, is_dir=True)
+    usual_mode(staging, is_dir=True)
     if target.exists():
         backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         os.replace(target, backup / target.name)
@@ -75,5 +75,5 @@ def atomic_output_file(target: str | os.PathLike[str], overwrite: bool = False) 
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
-    _usual_mode(staging, is_dir=False)
+    usual_mode(staging, is_dir=False)
     os.replace(staging, target)
