@@ -73,6 +73,19 @@ def split_rows(n_cells: int, seed: int = 0, eval_fraction: float = 0.2) -> tuple
     return np.sort(order[n_eval:]), np.sort(order[:n_eval])
 
 
+def qc_keep(name: str, counts: sp.spmatrix, gene_names) -> np.ndarray:
+    """(cells,) True for cells that pass ``name``'s QC (``QC_SETS``; every cell for sets without one).
+    The benchmark and the pre-training corpus (``training/pretrain.py``) both apply it."""
+    if name not in QC_SETS:
+        return np.ones(counts.shape[0], bool)
+    qc = QC_SETS[name]
+    counts = sp.csr_matrix(counts)
+    mito = np.asarray([str(g).upper().startswith("MT-") for g in gene_names])
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    mito_frac = np.asarray(counts[:, mito].sum(axis=1)).ravel() / np.maximum(totals, 1)
+    return (np.diff(counts.indptr) >= qc["min_genes"]) & (mito_frac < qc["max_mito_fraction"])
+
+
 def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path = DATA_DIR) -> PairedSet:
     rna = ad.read_h5ad(data_dir / f"{name}_rna.h5ad")
     prot = ad.read_h5ad(data_dir / f"{name}_adt.h5ad")
@@ -80,16 +93,12 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
         raise ValueError(f"{name}: RNA and ADT cells differ")
     counts = sp.csr_matrix(rna.X, dtype=np.float32)
     notes = []
-    keep = np.ones(rna.n_obs, bool)
+    keep = qc_keep(name, counts, rna.var_names)
     if name in QC_SETS:
         qc = QC_SETS[name]
-        n_genes = np.diff(counts.indptr)
-        mito = np.asarray([g.upper().startswith("MT-") for g in rna.var_names])
-        totals = np.asarray(counts.sum(axis=1)).ravel()
-        mito_frac = np.asarray(counts[:, mito].sum(axis=1)).ravel() / np.maximum(totals, 1)
-        keep = (n_genes >= qc["min_genes"]) & (mito_frac < qc["max_mito_fraction"])
+        n_mito = sum(str(g).upper().startswith("MT-") for g in rna.var_names)
         notes.append(f"QC >= {qc['min_genes']} genes, < {qc['max_mito_fraction']:.0%} MT- counts "
-                     f"({mito.sum()} MT- genes): {keep.sum()} of {rna.n_obs} cells kept")
+                     f"({n_mito} MT- genes): {keep.sum()} of {rna.n_obs} cells kept")
     rows = np.flatnonzero(keep)
     if max_cells is not None and len(rows) > max_cells:
         rows = np.sort(np.random.default_rng(0).choice(rows, max_cells, replace=False))
