@@ -45,6 +45,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tokenization.atomic_io import atomic_output_dir, atomic_output_file, usual_mode
+from training.corpus import _dense_rows
 
 logger = logging.getLogger("training.pretrain")
 
@@ -55,8 +56,6 @@ BENCHMARK_SETS = ("eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200")
 SC_SETS = ("pbmc10k_protein_v3", "pbmc5p_totalseqc_mme", "cite_cd8_gse100866", "pbmc1k_protein_v3", "eccite",
            "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200", "eccite_ctcl")
 BULK_SETS = ("tcga_brca_bulk", "tcga_rppa_rnaseq", "tcga_rppa_mrna", "cptac_ucec", "cptac_coad")
-# reapseq_pbmc ships unfiltered: the benchmark's QC (>= 200 genes, < 5 % MT- counts)
-QC = {"reapseq_pbmc": {"min_genes": 200, "max_mito_fraction": 0.05}}
 
 MODEL = {  # the shipped model: small enough for a ~2 h CPU run and a < 30 MB checkpoint
     "translator_type": "cross_attention", "hidden_size": 64, "num_attention_heads": 4, "attention_head_dim": 16,
@@ -66,38 +65,34 @@ MODEL = {  # the shipped model: small enough for a ~2 h CPU run and a < 30 MB ch
 
 
 # ---------------------------------------------------------------------------------------------------- prepare
-def _dense(x) -> np.ndarray:
-    return x.toarray() if sp.issparse(x) else np.asarray(x)
-
-
-def _write_pair(out_dir: Path, name: str, rna: ad.AnnData, prot: ad.AnnData, protein_suffix: str) -> Path:
-    """``OUT/<name>_rna.h5ad`` + ``_adt|_rppa.h5ad``, each written atomically."""
+def _write_pair(out_dir: Path, name: str, rna: ad.AnnData, prot: ad.AnnData, protein_suffix: str) -> list[str]:
+    """``OUT/<name>_rna.h5ad`` + ``_adt|_rppa.h5ad``, each written atomically; returns the two paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = out_dir / name
+    files = []
     for adata, suffix in ((rna, "_rna"), (prot, protein_suffix)):
-        with atomic_output_file(f"{base}{suffix}.h5ad", overwrite=True) as staging:
+        path = out_dir / f"{name}{suffix}.h5ad"
+        with atomic_output_file(path, overwrite=True) as staging:
             adata.write_h5ad(staging)
-    return base
+        files.append(str(path))
+    return files
 
 
-def qc_keep(name: str, rna: ad.AnnData) -> np.ndarray:
-    """Cells that pass the set's QC (all cells for sets without one)."""
-    if name not in QC:
-        return np.ones(rna.n_obs, bool)
-    rule = QC[name]
-    counts = sp.csr_matrix(rna.X)
-    mito = np.asarray([str(g).upper().startswith("MT-") for g in rna.var_names])
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    mito_fraction = np.asarray(counts[:, mito].sum(axis=1)).ravel() / np.maximum(totals, 1)
-    return (np.diff(counts.indptr) >= rule["min_genes"]) & (mito_fraction < rule["max_mito_fraction"])
+def _protein_var(prot: ad.AnnData) -> pd.DataFrame:
+    """The protein names, with the isotype/blank flags (``is_control``) where the source has them."""
+    var = pd.DataFrame(index=prot.var_names.astype(str))
+    if "is_control" in prot.var:
+        var["is_control"] = prot.var["is_control"].astype(bool).to_numpy()
+    return var
 
 
 def prepare_single_cell(name: str, data_dir: Path, out_dir: Path, held_out: set[str]) -> dict[str, Any]:
+    from benchmarks._paired_data import qc_keep
+
     rna = ad.read_h5ad(data_dir / f"{name}_rna.h5ad")
     prot = ad.read_h5ad(data_dir / f"{name}_adt.h5ad")
     if list(rna.obs_names) != list(prot.obs_names):
         raise ValueError(f"{name}: RNA and protein files hold different cells")
-    keep = qc_keep(name, rna)
+    keep = qc_keep(name, rna.X, rna.var_names)  # the benchmark's QC (reapseq_pbmc ships unfiltered)
     n_qc = int((~keep).sum())
     is_test = np.asarray([str(o) in held_out for o in rna.obs_names])
     keep &= ~is_test
@@ -105,29 +100,24 @@ def prepare_single_cell(name: str, data_dir: Path, out_dir: Path, held_out: set[
     rna_out = ad.AnnData(X=sp.csr_matrix(rna.X[rows], dtype=np.float32),
                          obs=pd.DataFrame(index=rna.obs_names[rows].astype(str)),
                          var=pd.DataFrame(index=rna.var_names.astype(str)))
-    prot_var = pd.DataFrame(index=prot.var_names.astype(str))
-    if "is_control" in prot.var:
-        prot_var["is_control"] = prot.var["is_control"].astype(bool).to_numpy()
-    prot_out = ad.AnnData(X=_dense(prot.X[rows]).astype(np.float32), obs=rna_out.obs.copy(), var=prot_var)
-    _write_pair(out_dir, name, rna_out, prot_out, "_adt")
-    return {"kind": "single_cell", "cells_source": int(rna.n_obs), "cells_used": int(len(rows)),
+    prot_var = _protein_var(prot)
+    prot_out = ad.AnnData(X=_dense_rows(prot.X[rows]).astype(np.float32), obs=rna_out.obs.copy(), var=prot_var)
+    files = _write_pair(out_dir, name, rna_out, prot_out, "_adt")
+    return {"kind": "single_cell", "files": files, "cells_source": int(rna.n_obs), "cells_used": int(len(rows)),
             "cells_failing_qc": n_qc, "benchmark_test_cells_left_out": int(is_test.sum()),
             "genes": int(rna.n_vars), "proteins": int(prot.n_vars)}
 
 
 def bulk_rna_on_log_scale(values: np.ndarray, logged: bool) -> np.ndarray:
-    """Bulk RNA on one non-negative log scale: unlogged values → log1p; logged values with NaN or
-    negatives → NaN set to the sample's minimum, then the minimum subtracted (max-min scaling per sample,
-    which the tokenizer applies, is unchanged by the shift; the minimum becomes 0 = not expressed)."""
+    """Bulk RNA on one non-negative log scale: unlogged values → log1p; logged values → NaN set to the
+    sample's minimum, and a negative minimum subtracted (max-min scaling per sample, which the tokenizer
+    applies, is unchanged by the shift; the minimum becomes 0 = not expressed)."""
     x = np.asarray(values, dtype=np.float64)
     if not logged:
         return np.log1p(np.clip(np.nan_to_num(x, nan=0.0), 0, None)).astype(np.float32)
     lowest = np.nanmin(np.where(np.isfinite(x), x, np.nan), axis=1, keepdims=True)
     lowest = np.nan_to_num(lowest, nan=0.0)
-    x = np.where(np.isfinite(x), x, lowest)
-    if (x < 0).any() or not logged:
-        x = x - np.minimum(lowest, 0)
-    return x.astype(np.float32)
+    return (np.where(np.isfinite(x), x, lowest) - np.minimum(lowest, 0)).astype(np.float32)
 
 
 def prepare_bulk(name: str, data_dir: Path, out_dir: Path) -> dict[str, Any]:
@@ -140,18 +130,16 @@ def prepare_bulk(name: str, data_dir: Path, out_dir: Path) -> dict[str, Any]:
     genes = [str(g) for g in rna.var_names]
     if all("|" in g for g in genes[:50]):  # TCGA 'SYMBOL|ENTREZ': the Entrez id is unambiguous
         genes = [g.rsplit("|", 1)[1] for g in genes]
-    x = bulk_rna_on_log_scale(_dense(rna.X), logged)
+    x = bulk_rna_on_log_scale(_dense_rows(rna.X), logged)
     rna_out = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=rna.obs_names.astype(str)),
                          var=pd.DataFrame(index=pd.Index(genes, dtype=str)))
     rna_out.var_names_make_unique()
-    prot_var = pd.DataFrame(index=prot.var_names.astype(str))
-    if "is_control" in prot.var:
-        prot_var["is_control"] = prot.var["is_control"].astype(bool).to_numpy()
-    y = _dense(prot.X).astype(np.float32)
+    prot_var = _protein_var(prot)
+    y = _dense_rows(prot.X).astype(np.float32)
     prot_out = ad.AnnData(X=y, obs=rna_out.obs.copy(), var=prot_var)
-    _write_pair(out_dir, name, rna_out, prot_out, "_rppa")
-    return {"kind": "bulk", "cells_source": int(rna.n_obs), "cells_used": int(rna.n_obs), "genes": len(genes),
-            "proteins": int(prot.n_vars), "protein_values_missing": float(np.isnan(y).mean()),
+    files = _write_pair(out_dir, name, rna_out, prot_out, "_rppa")
+    return {"kind": "bulk", "files": files, "cells_source": int(rna.n_obs), "cells_used": int(rna.n_obs),
+            "genes": len(genes), "proteins": int(prot.n_vars), "protein_values_missing": float(np.isnan(y).mean()),
             "rna_values": ("log scale as distributed" if logged else "log1p of the distributed values")}
 
 
@@ -173,21 +161,17 @@ def prepare(data_dir: Path, vocab_dir: Path, out: Path, exclude: set[str]) -> di
             continue
         held_out = held_out_cells(name, tokenizer) if name in BENCHMARK_SETS else set()
         info = prepare_single_cell(name, data_dir, out / "sc", held_out)
-        info["files"] = [str(out / "sc" / f"{name}_rna.h5ad"), str(out / "sc" / f"{name}_adt.h5ad")]
         sets[name] = info
         logger.info("%s: %d of %d cells (%d benchmark test cells left out)", name, info["cells_used"],
                     info["cells_source"], info.get("benchmark_test_cells_left_out", 0))
     for name in BULK_SETS:
         if name in exclude:
             continue
-        info = prepare_bulk(name, data_dir, out / "bulk")
-        info["files"] = [str(out / "bulk" / f"{name}_rna.h5ad"), str(out / "bulk" / f"{name}_rppa.h5ad")]
-        sets[name] = info
+        sets[name] = prepare_bulk(name, data_dir, out / "bulk")
     saved = {"exclude": sorted(exclude), "sets": sets,
              "benchmark_sets_train_cells_only": [s for s in BENCHMARK_SETS if s in sets]}
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(saved, indent=1))
-    os.replace(tmp, record)
+    with atomic_output_file(record, overwrite=True) as staging:
+        staging.write_text(json.dumps(saved, indent=1))
     return saved
 
 
@@ -258,7 +242,7 @@ def trained_tokens(out: Path, sets: dict[str, Any], tokenizer) -> dict[str, list
         genes.update(int(ids[c]) for c in report.columns if expressed[c])
         is_control = prot.var["is_control"].astype(bool).tolist() if "is_control" in prot.var else None
         preport = tokenizer.resolve([str(p) for p in prot.var_names], kind="protein", is_control=is_control)
-        measured = ~np.isnan(_dense(prot.X)).all(axis=0)
+        measured = ~np.isnan(_dense_rows(prot.X)).all(axis=0)
         pids = np.asarray(preport.token_ids)
         proteins.update(int(pids[c]) for c in preport.columns if measured[c])
     return {"genes": sorted(genes), "proteins": sorted(proteins)}
