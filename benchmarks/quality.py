@@ -140,9 +140,8 @@ def _run_stage(argv: list[str], reuse: bool = False) -> dict:
 def held_out_cells(name: str, tokenizer) -> set[str]:
     """obs names of ``name``'s test cells under every budget (the cell cap changes the split, e.g.
     reapseq_pbmc's 2,000-cell draw): cells that no pre-training corpus may contain."""
-    caps = {budget["max_cells"].get(name) for budget in BUDGETS.values()}
     held_out: set[str] = set()
-    for cap in sorted(caps, key=lambda c: -1 if c is None else c):
+    for cap in {budget["max_cells"].get(name) for budget in BUDGETS.values()}:
         data = load_set(name, tokenizer, cap)
         held_out.update(data.obs_names[i] for i in data.eval)
     return held_out
@@ -197,6 +196,12 @@ def measured_proteins(y: np.ndarray) -> np.ndarray:
     """(proteins,) True where the measured log1p values vary over the held-out cells. Decided on the log1p
     scale for both scales: per-cell scaling turns a constant column into 1e-8 plus rounding noise."""
     return np.nanstd(y, axis=0) > 0
+
+
+def on_model_scale(method: str) -> bool:
+    """Whether ``method`` predicts on the per-cell scaled scale already (scTranslator models and the ridge
+    fitted on that target); the other baselines predict log1p counts and are scaled per cell to compare."""
+    return method.startswith(("sctranslator", "ridge_pca_scaled_target"))
 
 
 def evaluate(pred: np.ndarray, y: np.ndarray, model_scale: bool) -> dict:
@@ -355,8 +360,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         preds.update(preds_base)
         info.update(info_base)
 
-    on_model_scale = ("sctranslator", "ridge_pca_scaled_target")
-    results = {m: evaluate(p, y_eval, model_scale=m.startswith(on_model_scale)) for m, p in preds.items()}
+    results = {m: evaluate(p, y_eval, model_scale=on_model_scale(m)) for m, p in preds.items()}
     plot_path = Path(args.plots) / f"quality_{name}.png"
     shown = next(m for m in (BASE_METHODS["finetuned"], "sctranslator", *preds) if m in preds)
     scatter_grid(plot_path, name, data, y_eval, preds, shown)
@@ -433,7 +437,7 @@ def compare_with_peers(preds: dict, results: dict, y_eval: np.ndarray) -> dict |
         peers = [p for p in PEERS if p in results]
         best = max(peers, key=lambda p: results[p][scale]["pearson_per_protein_mean"])
         peer_pred = preds[best]
-        if scale == "scaled" and best != "ridge_pca_scaled_target":
+        if scale == "scaled" and not on_model_scale(best):
             peer_pred = scale_rows(peer_pred)[0]
         out[scale] = {"best_peer": best, **{m: paired_bootstrap(preds[m], peer_pred, y, keep) for m in base}}
     return out
