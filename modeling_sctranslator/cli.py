@@ -39,6 +39,11 @@ def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dt
     return model.to(device=target, dtype=torch_dtype).eval(), tokenizer
 
 
+def _split_names(text: str) -> list[str]:
+    """``"A, B,C"`` → ``["A", "B", "C"]`` (empty entries dropped)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
     """Names from a text file: one per line or comma-separated, ``#`` comments; a UTF-8 BOM is ignored."""
     if not path.is_file():
@@ -46,7 +51,7 @@ def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
     names = []
     for line in path.read_text(encoding="utf-8-sig").splitlines():
         if not line.strip().startswith("#"):
-            names += [n.strip() for n in line.split(",") if n.strip()]
+            names += _split_names(line)
     if not names:
         raise ValueError(f"{path} lists no {what} names (one per line or comma-separated expected)")
     return names
@@ -63,7 +68,7 @@ def names_argument(value: str | None, what: str) -> Any:
         return _read_protein_names(path, what)
     if path.suffix in (".txt", ".tsv", ".csv", ".list"):
         raise FileNotFoundError(f"{what} list {path} does not exist")
-    names = [n.strip() for n in value.split(",") if n.strip()]
+    names = _split_names(value)
     if not names:
         raise ValueError(f"no {what} names in {value!r}")
     return names

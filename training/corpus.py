@@ -153,6 +153,11 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
     )
 
 
+def _integer_counts(values: np.ndarray) -> bool:
+    """Non-negative whole numbers (raw counts), judged on the finite values given (at least one)."""
+    return bool((values >= 0).all() and np.allclose(values, np.round(values)))
+
+
 def _dense_rows(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -229,13 +234,13 @@ def build_corpus(
     protein_x = prot.X
     values_all = _dense_rows(protein_x).astype(np.float32)
     finite = values_all[~np.isnan(values_all)]
-    is_counts = bool(finite.size and (finite >= 0).all() and np.allclose(finite, np.round(finite)))
+    is_counts = bool(finite.size) and _integer_counts(finite)
     rna_x = rna.X
     if not sp.issparse(rna_x):
         rna_x = sp.csr_matrix(np.asarray(rna_x))
     rna_x = sp.csr_matrix(rna_x)
-    rna_sample = rna_x.data[: 1_000_000]
-    rna_is_counts = bool(rna_sample.size == 0 or np.array_equal(rna_sample, np.round(rna_sample)))
+    rna_sample = rna_x.data[: 1_000_000]  # the non-zeros of the first cells: enough to tell counts apart
+    rna_is_counts = rna_sample.size == 0 or _integer_counts(rna_sample)
     obs = np.asarray(rna.obs_names).astype(str)
 
     out_dir = Path(out_dir)
