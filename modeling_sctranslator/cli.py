@@ -220,9 +220,9 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--protein", type=Path, required=True, help="measured proteins, same cells in order")
     evaluate.add_argument("--json", type=Path, help="also write the metrics JSON here")
     evaluate.add_argument(
-        "--protein-transform", choices=["log1p", "none"], default="log1p",
-        help="applied to measured protein values before per-cell scaling; training uses log1p for count "
-        "panels (default) and none for continuous ones such as RPPA",
+        "--protein-transform", choices=["auto", "log1p", "none"], default="auto",
+        help="applied to measured protein values before per-cell scaling, as training does: auto (default) "
+        "takes log1p of counts and leaves log values and signed ones (RPPA, mass-spec ratios) as they are",
     )
     evaluate.set_defaults(func=_run_evaluate)
 

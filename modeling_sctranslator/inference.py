@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokenization.value_kinds import value_kind
+
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "resolve_targets",
 ]
 
+PROTEIN_TRANSFORMS = ("auto", "log1p", "none")
 SCALE_DESCRIPTION = "per-cell max-min scaled protein abundance in [1e-8, 1] (scTranslator's training scale)"
 
 
@@ -153,13 +156,17 @@ def check_vocab_compatible(config: Any, tokenizer: Any) -> None:
 
 
 def transformed_proteins(proteins: Any, transform: str) -> Any:
-    """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``) or as it is."""
+    """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``), as it is (``"none"``),
+    or what the kind of its values calls for (``"auto"``: log1p for counts and linear values, as training
+    does for count panels; unchanged for log values and signed ones such as RPPA or TMT ratios)."""
+    if transform not in PROTEIN_TRANSFORMS:
+        raise ValueError(f"protein_transform must be one of {PROTEIN_TRANSFORMS}, not {transform!r}")
+    values = proteins.X
+    if transform == "auto":
+        transform = "log1p" if value_kind(values) in ("counts", "linear") else "none"
     if transform == "none":
         return proteins
-    if transform != "log1p":
-        raise ValueError(f"protein_transform must be 'none' or 'log1p', not {transform!r}")
-    values = proteins.X
-    if (values.min() if hasattr(values, "min") else np.min(values)) < 0:
+    if (values.min() if hasattr(values, "min") else np.nanmin(values)) < 0:
         raise ValueError("log1p needs non-negative protein values; these look already transformed: use 'none'")
     out = proteins.copy() if not proteins.isbacked else proteins.to_memory()
     out.X = values.log1p() if hasattr(values, "log1p") else np.log1p(values)
@@ -204,15 +211,16 @@ def predict_proteins(
     dtype: torch.dtype | None = None,
     progress: bool | Callable[[int], None] = False,
     return_targets: bool = False,
-    protein_transform: str = "none",
+    protein_transform: str = "auto",
 ) -> Any:
     """Predict ``proteins`` for every cell of ``rna``; returns an AnnData (cells × proteins).
 
     ``X`` holds predictions on the model's scale (see ``uns['sctranslator']['scale']``); ``obs`` is
     the RNA's; ``var`` has the token id and mapping route of each protein; ``uns['sctranslator']``
     lists the proteins that were not predicted and why. With a protein AnnData, ``layers['measured']``
-    holds its values scaled the same way (NaN where missing) for evaluation; ``protein_transform=
-    "log1p"`` applies ``log1p`` to them first, as training does for count panels (its default).
+    holds its values scaled the same way (NaN where missing) for evaluation; ``protein_transform``
+    says what is applied to them first (see :func:`transformed_proteins`; ``"auto"``: ``log1p`` for
+    counts, as training does for count panels, nothing for RPPA or mass-spec ratios).
     """
     import anndata
     import pandas as pd

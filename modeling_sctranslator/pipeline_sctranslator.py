@@ -23,8 +23,9 @@ class ProteinPredictionPipeline(Pipeline):
     Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward; default:
     ``inference.default_batch_size``),
     ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``, and
-    ``protein_transform`` ("log1p" for measured protein counts given as a protein AnnData, to put
-    them on the training scale in ``layers["measured"]``).
+    ``protein_transform`` (what puts measured proteins given as a protein AnnData on the training scale
+    in ``layers["measured"]``: "auto", the default, takes log1p of counts and leaves RPPA or mass-spec
+    values as they are; "log1p" or "none" force it).
     The tokenizer is the folder's feature extractor (``preprocessor_config.json``).
     """
 
@@ -46,7 +47,7 @@ class ProteinPredictionPipeline(Pipeline):
         inplace: bool = False,
         obsm_key: str = "sctranslator_proteins",
         progress: bool = False,
-        protein_transform: str = "none",
+        protein_transform: str = "auto",
         **kwargs: Any,
     ) -> Any:
         if kwargs:

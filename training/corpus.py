@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from tokenization.value_kinds import value_kind
+
 __all__ = [
     "CorpusError",
     "CorpusSource",
@@ -153,11 +155,6 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
     )
 
 
-def _integer_counts(values: np.ndarray) -> bool:
-    """Non-negative whole numbers (raw counts), judged on the finite values given (at least one)."""
-    return bool((values >= 0).all() and np.allclose(values, np.round(values)))
-
-
 def _dense_rows(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -234,13 +231,13 @@ def build_corpus(
     protein_x = prot.X
     values_all = _dense_rows(protein_x).astype(np.float32)
     finite = values_all[~np.isnan(values_all)]
-    is_counts = bool(finite.size) and _integer_counts(finite)
+    protein_kind = value_kind(finite)
     rna_x = rna.X
     if not sp.issparse(rna_x):
         rna_x = sp.csr_matrix(np.asarray(rna_x))
     rna_x = sp.csr_matrix(rna_x)
     rna_sample = rna_x.data[: 1_000_000]  # the non-zeros of the first cells: enough to tell counts apart
-    rna_is_counts = rna_sample.size == 0 or _integer_counts(rna_sample)
+    rna_kind = value_kind(rna_sample)
     obs = np.asarray(rna.obs_names).astype(str)
 
     out_dir = Path(out_dir)
@@ -288,9 +285,9 @@ def build_corpus(
             "n_genes_mapped": int(gene_report.n_mapped),
             "n_proteins_mapped": int(protein_report.n_mapped),
             "proteins_mapped": protein_report.mapped,
-            "protein_values_kind": "counts" if is_counts else "continuous",
-            # raw counts get the tokenizer's rna_transform; already transformed values (log, arrays) do not
-            "rna_values_kind": "counts" if rna_is_counts else "continuous",
+            # tokenization.value_kinds: counts, log, linear or signed (before 2026-12: counts or continuous)
+            "protein_values_kind": protein_kind,
+            "rna_values_kind": rna_kind,
             "source_files": [_file_info(p) for p in source.files],
             "vocabulary": _vocab_summary(tokenizer),
         }

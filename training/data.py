@@ -259,8 +259,9 @@ class CorpusCollator:
     the forward pass.
 
     ``protein_transform``: ``"log1p"`` applies ``log1p`` to protein values before the tokenizer's
-    per-cell scaling, ``"none"`` leaves them; ``"auto"`` uses ``log1p`` for count corpora
-    (``manifest["protein_values_kind"] == "counts"``) and nothing for continuous ones (e.g. RPPA).
+    per-cell scaling, ``"none"`` leaves them; ``"auto"`` uses ``log1p`` for corpora of counts or linear
+    values (``manifest["protein_values_kind"]``, see ``tokenization.value_kinds``) and nothing for log or
+    signed ones (e.g. RPPA, mass-spec ratios), as ``sctranslator evaluate`` does.
 
     ``protein_sampling``: a corpus with more mapped proteins than ``max_proteins`` (mass-spec panels of
     8,000-11,000) gives each example its own random ``max_proteins`` of the proteins measured in that
@@ -268,9 +269,9 @@ class CorpusCollator:
     it such a corpus is an error (or cut to its first proteins with ``protein_truncation``). NaN values
     stay NaN in ``labels`` and are left out of the loss.
 
-    RNA values: corpora of raw counts (``manifest["rna_values_kind"] == "counts"``) get the tokenizer's
-    ``rna_transform`` (e.g. log1p CP10k); corpora of already transformed values (bulk log values,
-    arrays) are scaled as they are.
+    RNA values: the tokenizer decides from the kind of values, as at inference: with
+    ``rna_transform="log1p_cp10k"`` raw counts get log1p(CP10k), log values (bulk log2, arrays) are
+    scaled as they are.
 
     ``encoder_inputs`` / ``expressed_zero_genes``: the model config's gene encoding, handed to the
     tokenizer (``"expressed"``: only each cell's non-zero genes). ``pad_to_longest`` (models that
@@ -313,11 +314,10 @@ class CorpusCollator:
             keep = np.flatnonzero(~np.asarray(controls, dtype=bool))
             transform = protein_transform
             if transform == "auto":
-                transform = "log1p" if m.get("protein_values_kind") == "counts" else "none"
+                transform = "log1p" if m.get("protein_values_kind") in ("counts", "linear") else "none"
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
-                 "transform": transform, "name": m["name"],
-                 "rna_transform": None if m.get("rna_values_kind", "counts") == "counts" else "none"}
+                 "transform": transform, "name": m["name"]}
             )
         self.check()
 
@@ -356,8 +356,6 @@ class CorpusCollator:
         encoding = {}
         if self.encoder_inputs != "all_genes":  # only then: tokenizers saved before the variant lack the keys
             encoding = {"encoder_inputs": self.encoder_inputs, "expressed_zero_genes": self.expressed_zero_genes}
-        if c["rna_transform"] is not None:
-            encoding["rna_transform"] = c["rna_transform"]
         if c.get("sampled"):
             return self._encode_sampled(c, rna, proteins, seed, encoding)
         return self._tokenize(c, rna, c["proteins"], proteins, seed, encoding)

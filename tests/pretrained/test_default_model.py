@@ -145,3 +145,23 @@ def tokenizer_of_default():
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
     return SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
+
+
+def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
+    """RPPA values (signed) are scored as they are and log RNA is read as log values, as stage 1 trained:
+    no count-data warning, every mapped protein scored."""
+    import warnings
+
+    from modeling_sctranslator.cli import main
+
+    data = shared_path("data")
+    out = tmp_path / "bulk.json"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["evaluate", "--rna", str(data / "tcga_brca_bulk_rna.h5ad"),
+                     "--protein", str(data / "tcga_brca_bulk_rppa.h5ad"), "--json", str(out)]) == 0
+    quality = [str(w.message) for w in caught if w.category.__name__ == "InputQualityWarning"]
+    assert not quality, quality
+    metrics = json.loads(out.read_text())
+    assert metrics["protein_transform"] == "auto" and metrics["cells_evaluated"] == 150
+    assert metrics["proteins_evaluated"] == metrics["proteins"] > 100

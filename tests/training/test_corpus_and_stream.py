@@ -80,7 +80,8 @@ def test_collator_mixes_corpora_and_masks_padding(corpora, tokenizer):
     assert batch["attention_mask"].all()  # both corpora have > 128 mapped genes
     for i, e in enumerate(examples):
         n_proteins = int(batch["protein_attention_mask"][i].sum())
-        assert n_proteins == ms[e["corpus"]]["n_proteins_mapped"] == (14, 43)[e["corpus"]]
+        # eccite: 49 proteins less 2 isotype controls and 3 duplicates (CD77 maps to A4GALT)
+        assert n_proteins == ms[e["corpus"]]["n_proteins_mapped"] == (14, 44)[e["corpus"]]
         assert np.isnan(batch["labels"][i, n_proteins:].numpy()).all()
         assert np.nanmax(batch["labels"][i].numpy()) == pytest.approx(1.0)  # per-cell max-min (tokenizer)
     again = collate(examples)

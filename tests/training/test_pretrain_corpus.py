@@ -101,7 +101,7 @@ def test_large_protein_panels_are_sampled_per_example_from_measured_proteins(tok
     prot.write_h5ad(tmp_path / "big_rppa.h5ad")
     build_corpus(find_source(tmp_path / "big"), tmp_path / "corpus", tokenizer, num_shards=1, eval_fraction=0.0)
     manifest = load_manifest(tmp_path / "corpus")
-    assert manifest["rna_values_kind"] == "continuous"
+    assert manifest["rna_values_kind"] == "log"
     examples = [{"example_id": i, "corpus": 0, "pass": 0, "rna_indices": list(range(len(genes))),
                  "rna_values": rna.X[i].toarray().ravel().tolist(), "protein_values": values[i].tolist()}
                 for i in range(8)]
@@ -132,7 +132,7 @@ def test_raw_count_corpora_get_the_tokenizers_rna_transform(tokenizer, corpora):
 
     manifest = load_manifest(corpora["tenx_pbmc10k_s200"])
     assert manifest["rna_values_kind"] == "counts"
-    assert load_manifest(corpora["tcga_brca_bulk"])["rna_values_kind"] == "continuous"
+    assert load_manifest(corpora["tcga_brca_bulk"])["rna_values_kind"] == "log"
     rows = pq.read_table(next(corpora["tenx_pbmc10k_s200"].glob("train-*.parquet"))).to_pylist()[:4]
     examples = [{"example_id": i, "corpus": 0, "pass": 0, **{k: r[k] for k in
                  ("rna_indices", "rna_values", "protein_values")}} for i, r in enumerate(rows)]

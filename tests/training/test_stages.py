@@ -59,7 +59,7 @@ def test_bulk_then_sc_then_finetune(tmp_path, corpora, vocab_dir):
     summary = _run(["--stage", "finetune", "--model_name_or_path", str(sc), "--corpora", str(corpora["eccite"]),
                     "--output_dir", str(ft), "--max_steps", "24", *common])
     assert summary["eval"]["eval_cells_evaluated"] == 100  # the 20% held out
-    _check_folder(ft, 43)
+    _check_folder(ft, 44)
 
 
 def test_sc_stops_at_cosine_threshold(tmp_path, corpora, vocab_dir):

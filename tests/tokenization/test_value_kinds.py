@@ -1,0 +1,84 @@
+"""Counts, log values, linear normalised values and signed values are told apart, and a tokenizer that
+log-normalises counts reads each kind the way its training corpora were read."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tokenization.value_kinds import to_log_scale, value_kind
+
+GENES = ["CD4", "TP53", "PTPRC", "CD8A", "ACTB", "GAPDH", "CD19", "MS4A1"]
+
+
+def _counts(n: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return rng.poisson(4.0, size=(n, len(GENES))).astype(np.float32) + (np.arange(len(GENES)) % 3 == 0)
+
+
+def _cp10k(counts: np.ndarray) -> np.ndarray:
+    return counts / counts.sum(axis=1, keepdims=True) * 1e4
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (np.array([[0, 3, 12], [1, 0, 250]]), "counts"),
+        (np.log1p(np.array([[0.0, 3.0, 12.0]])), "log"),
+        (np.array([[0.0, 1500.5, 20.25]]), "linear"),
+        (np.array([[-0.31, 0.2, np.nan]]), "signed"),  # RPPA, TMT log ratios (NaN: not measured)
+        (np.array([[2.0, np.nan, 5.0]]), "counts"),  # NaN is ignored
+        (sp.csr_matrix(np.array([[0, 2.5, 0], [0, 0, 7.75]])), "log"),  # sparse: the stored values
+    ],
+)
+def test_value_kind(values, kind):
+    assert value_kind(values) == kind
+
+
+def test_to_log_scale_by_kind():
+    counts = np.array([[0.0, 3.0], [9.0, np.nan]])
+    assert np.allclose(to_log_scale(counts), np.log1p(counts), equal_nan=True)
+    rppa = np.array([[-0.5, 0.25]])
+    assert to_log_scale(rppa) is not None and np.array_equal(to_log_scale(rppa), rppa)
+    with pytest.raises(ValueError, match="value kind"):
+        to_log_scale(counts, "tpm")
+
+
+@pytest.fixture
+def log_tokenizer(original_tokenizer):
+    import copy
+
+    tok = copy.deepcopy(original_tokenizer)
+    tok.rna_transform = "log1p_cp10k"
+    return tok
+
+
+def _encode(tok, x):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, report = tok(x, gene_names=GENES, return_tensors="np", return_report=True, max_length=len(GENES))
+    quality = [str(w.message) for w in caught if w.category.__name__ == "InputQualityWarning"]
+    return out["input_values"], report, quality
+
+
+def test_counts_log_values_and_cp10k_of_the_same_cells_encode_alike(log_tokenizer):
+    counts = _counts()
+    from_counts, report, warned = _encode(log_tokenizer, counts)
+    assert report.rna_values == "raw counts -> log1p(CP10k)" and not warned
+    from_log, report, warned = _encode(log_tokenizer, np.log1p(_cp10k(counts)))
+    assert report.rna_values == "log values, read as they are" and not warned  # as bulk corpora are trained
+    np.testing.assert_allclose(from_log, from_counts, atol=1e-6)
+    from_cp10k, report, warned = _encode(log_tokenizer, sp.csr_matrix(_cp10k(counts)))
+    assert report.rna_values == "linear normalised values -> log1p"
+    assert len(warned) == 1 and "normalised but not logged" in warned[0]
+    np.testing.assert_allclose(from_cp10k, from_counts, atol=1e-6)
+
+
+def test_a_model_that_reads_values_as_given_still_warns_about_log_values(original_tokenizer):
+    assert original_tokenizer.rna_transform == "none"
+    _, report, warned = _encode(original_tokenizer, np.log1p(_counts()))
+    assert report.rna_values == "as given"
+    assert len(warned) == 1 and "look log-normalised" in warned[0] and "raw counts" in warned[0]
