@@ -7,27 +7,38 @@ Protocol (the same for every set and every method):
    ``numpy.random.default_rng(0)`` (sorted, so the source order is kept).
 2. Proteins: the tokenizer's panel rules decide; isotype/blank controls (``var['is_control']``), proteins
    that do not map to a token and second barcodes of one protein (duplicates) are dropped. Targets are
-   ``log1p`` of the raw ADT counts of the kept proteins.
+   the kept proteins on the log scale (``tokenization.value_kinds.to_log_scale``): ``log1p`` of ADT
+   counts; RPPA and mass-spec values (signed or log) as they are.
 3. Split: 80/20 with ``default_rng(0).permutation(n_cells)`` — exactly what ``training.corpus.build_corpus``
    draws for ``--split_seed 0 --eval_fraction 0.2`` on the prepared file, and the benchmark checks the
    built corpus's ``eval`` rows against it. Every method trains on the train rows only and is scored on
    the eval rows.
-4. Genes: log1p(CP10k) of the RNA (library size over all genes); the ``n_genes`` genes that map to the
-   vocabulary with the largest variance over the *training* cells only (RNA only, no protein
-   information), in decreasing order of variance. The model sees them in that order (``--truncation
-   first`` keeps them all); the PCA baselines use the same genes.
+4. Genes: the RNA on the log scale (``training.baselines.rna_on_log_scale``: log1p(CP10k) of counts,
+   library size over all genes; bulk log values as they are); the ``n_genes`` highly variable genes
+   that map to the vocabulary, by Seurat's dispersion rule as scanpy implements it
+   (``training.baselines.seurat_hvg``; identical to ``scanpy.pp.highly_variable_genes(flavor="seurat")``
+   1.11.5 on eccite) over the *training* cells only (RNA only, no protein information), best first.
+   The model sees them in that order (``--truncation first`` keeps them all); the PCA baselines use the
+   same genes.
+
+Any paired set can be used (``load_set(..., rna_path=, protein_path=)``, ``quality.py --data``): the two
+files need the same cells (``obs_names``; the protein file is reordered to the RNA's order if needed).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from tokenization.value_kinds import to_log_scale, value_kind
+from training.baselines import rna_on_log_scale, seurat_hvg
 
 # ../shared beside the repository (SCTRANSLATOR_SHARED overrides it, as for the tests)
 SHARED_DIR = Path(os.environ.get("SCTRANSLATOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -41,29 +52,35 @@ QC_SETS = {"reapseq_pbmc": {"min_genes": 200, "max_mito_fraction": 0.05}}
 @dataclass
 class PairedSet:
     name: str
-    counts: sp.csr_matrix  # cells x all genes, raw RNA counts (after QC / subsampling)
+    rna_values: sp.csr_matrix  # cells x all genes as the file holds them (after QC / subsampling)
     genes: list[str]  # all gene names
     gene_tokens: np.ndarray  # token id per gene (-1 = unmapped)
-    protein_counts: np.ndarray  # cells x kept proteins, raw
+    protein_values: np.ndarray  # cells x kept proteins as the file holds them (NaN: not measured)
     proteins: list[str]  # kept protein names (mapped, no controls, no duplicates)
     protein_tokens: np.ndarray
     obs_names: list[str]
     train: np.ndarray  # row indices into the cells above
     eval: np.ndarray
-    selected: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # gene indices, by variance
+    selected: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # gene indices, best first
     notes: list[str] = field(default_factory=list)
+    rna_kind: str = "counts"  # tokenization.value_kinds
+    protein_kind: str = "counts"
 
     @property
     def targets(self) -> np.ndarray:
-        return np.log1p(self.protein_counts.astype(np.float64))
+        """The proteins on the log scale every method is scored on."""
+        return to_log_scale(self.protein_values, self.protein_kind)
 
+    @cached_property
+    def rna_log(self) -> sp.csr_matrix:
+        """The RNA on the log scale the baselines and the gene selection read."""
+        return rna_on_log_scale(self.rna_values, self.rna_kind)
 
-def lognorm(counts: sp.spmatrix) -> sp.csr_matrix:
-    """log1p(CP10k) with library sizes over every gene of ``counts``."""
-    counts = sp.csr_matrix(counts, dtype=np.float64)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    totals[totals == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1e4 / totals) @ counts).log1p()
+    @property
+    def counts_only(self) -> str:
+        """Why a count model (totalVI) cannot run on this set, or '' when both sides are counts."""
+        kinds = {"RNA": self.rna_kind, "protein": self.protein_kind}
+        return "; ".join(f"{side} values are {kind}, not counts" for side, kind in kinds.items() if kind != "counts")
 
 
 def split_rows(n_cells: int, seed: int = 0, eval_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -86,14 +103,41 @@ def qc_keep(name: str, counts: sp.spmatrix, gene_names) -> np.ndarray:
     return (np.diff(counts.indptr) >= qc["min_genes"]) & (mito_frac < qc["max_mito_fraction"])
 
 
-def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path = DATA_DIR) -> PairedSet:
-    rna = ad.read_h5ad(data_dir / f"{name}_rna.h5ad")
-    prot = ad.read_h5ad(data_dir / f"{name}_adt.h5ad")
-    if list(rna.obs_names) != list(prot.obs_names):
-        raise ValueError(f"{name}: RNA and ADT cells differ")
-    counts = sp.csr_matrix(rna.X, dtype=np.float32)
-    notes = []
-    keep = qc_keep(name, counts, rna.var_names)
+def pair_paths(name: str, data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
+    """``<name>_rna.h5ad`` and its protein file (``_adt.h5ad``, or ``_rppa.h5ad`` for bulk) in ``data_dir``."""
+    rna = data_dir / f"{name}_rna.h5ad"
+    for suffix in ("adt", "rppa"):
+        if (data_dir / f"{name}_{suffix}.h5ad").exists():
+            return rna, data_dir / f"{name}_{suffix}.h5ad"
+    return rna, data_dir / f"{name}_adt.h5ad"
+
+
+def _same_cells(name: str, rna: ad.AnnData, prot: ad.AnnData) -> ad.AnnData:
+    """``prot`` in the RNA's cell order; a clear error when the two files do not hold the same cells."""
+    if list(rna.obs_names) == list(prot.obs_names):
+        return prot
+    rna_cells, prot_cells = set(map(str, rna.obs_names)), set(map(str, prot.obs_names))
+    if rna_cells == prot_cells and rna.obs_names.is_unique and prot.obs_names.is_unique:
+        return prot[rna.obs_names]
+    raise ValueError(
+        f"{name}: the RNA file has {rna.n_obs} cells and the protein file {prot.n_obs}, "
+        f"{len(rna_cells & prot_cells)} shared obs_names: the two files must hold the same cells "
+        "(subset both to the shared cells first)")
+
+
+def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path = DATA_DIR,
+             rna_path: Path | None = None, protein_path: Path | None = None) -> PairedSet:
+    """A paired set: ``name``'s files in ``data_dir``, or the files given."""
+    default_rna, default_protein = pair_paths(name, data_dir)
+    rna = ad.read_h5ad(rna_path or default_rna)
+    prot = _same_cells(name, rna, ad.read_h5ad(protein_path or default_protein))
+    values = sp.csr_matrix(rna.X, dtype=np.float32)
+    rna_kind = value_kind(values[: min(values.shape[0], 2000)])
+    if rna_kind == "signed":
+        raise ValueError(f"{name}: the RNA values are negative in places (centred or scaled?); pass raw counts "
+                         "or log-scale values")
+    notes = [f"RNA values: {rna_kind}"]
+    keep = qc_keep(name, values, rna.var_names)
     if name in QC_SETS:
         qc = QC_SETS[name]
         n_mito = sum(str(g).upper().startswith("MT-") for g in rna.var_names)
@@ -109,7 +153,10 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     dropped = {"controls": report.controls, "unmapped": report.unmapped,
                "duplicates": [f"{a}={b}" for a, b, _ in report.duplicates]}
     notes.append("proteins dropped: " + "; ".join(f"{k} {v}" for k, v in dropped.items() if v))
-    pcounts = prot.X.toarray() if sp.issparse(prot.X) else np.asarray(prot.X)
+    pvalues = (prot.X.toarray() if sp.issparse(prot.X) else np.asarray(prot.X))[rows][:, columns]
+    pvalues = pvalues.astype(np.float64)
+    protein_kind = value_kind(pvalues)
+    notes.append(f"protein values: {protein_kind}")
     genes = [str(g) for g in rna.var_names]
     gene_report = tokenizer.resolve(genes, kind="gene")
     gene_tokens = np.full(len(genes), -1, np.int64)
@@ -118,31 +165,24 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
         gene_tokens[i] = int(tid)
     train, eval_ = split_rows(len(rows))
     return PairedSet(
-        name=name, counts=counts[rows], genes=genes, gene_tokens=gene_tokens,
-        protein_counts=pcounts[rows][:, columns].astype(np.float64),
+        name=name, rna_values=values[rows], genes=genes, gene_tokens=gene_tokens, protein_values=pvalues,
         proteins=[str(prot.var_names[i]) for i in columns],
         protein_tokens=np.asarray([int(report.token_ids[i]) for i in columns], np.int64),
         obs_names=[str(o) for o in rna.obs_names[rows]], train=train, eval=eval_, notes=notes,
+        rna_kind=rna_kind, protein_kind=protein_kind,
     )
 
 
 def select_genes(data: PairedSet, n_genes: int) -> np.ndarray:
-    """Most variable mapped genes of log1p(CP10k) over the training cells, by decreasing variance."""
-    x = lognorm(data.counts[data.train])
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    var = np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2
-    var[data.gene_tokens < 0] = -np.inf
-    # one token per gene: keep the most variable gene of a token shared by several names
-    order = np.argsort(-var, kind="stable")
+    """The ``n_genes`` highly variable vocabulary genes over the training cells (Seurat's rule), best first;
+    of several names of one token, the better ranked one."""
+    ranked = seurat_hvg(data.rna_log[data.train], len(data.genes), candidates=data.gene_tokens >= 0)
     seen, chosen = set(), []
-    for g in order:
-        if not np.isfinite(var[g]):
-            break
+    for g in ranked:
         t = int(data.gene_tokens[g])
-        if t in seen:
-            continue
-        seen.add(t)
-        chosen.append(g)
+        if t not in seen:
+            seen.add(t)
+            chosen.append(g)
         if len(chosen) == n_genes:
             break
     data.selected = np.asarray(chosen, np.int64)
@@ -152,20 +192,21 @@ def select_genes(data: PairedSet, n_genes: int) -> np.ndarray:
 def write_prepared(data: PairedSet, out_dir: Path, rna_values: str, all_genes: bool = False) -> Path:
     """``<out_dir>/<name>_rna.h5ad`` (selected genes, in selection order) + ``_adt.h5ad`` (kept proteins).
 
-    ``rna_values``: ``counts`` (raw counts, the corpus's usual content) or ``lognorm`` (log1p CP10k with
-    library sizes over all genes). The tokenizer scales either per cell (max-min) at training time.
+    ``rna_values``: ``counts`` (the values as the source holds them: raw counts for single-cell sets, the
+    corpus's usual content) or ``lognorm`` (:attr:`PairedSet.rna_log`). The tokenizer scales either per
+    cell (max-min) at training time.
     ``all_genes``: every gene of the set in the source's order, as ``<name>_allgenes_*`` (for models that
     read genes by identity and choose their own, e.g. the pre-trained default model).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    x = data.counts if rna_values == "counts" else lognorm(data.counts)
+    x = data.rna_values if rna_values == "counts" else data.rna_log
     columns = np.arange(len(data.genes)) if all_genes else data.selected
     x = sp.csr_matrix(x[:, columns], dtype=np.float32)
     obs = pd.DataFrame(index=pd.Index(data.obs_names, dtype=str))
     rna = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pd.Index([data.genes[g] for g in columns],
                                                                    dtype=str)))
     rna.var_names_make_unique()
-    prot = ad.AnnData(X=sp.csr_matrix(data.protein_counts.astype(np.float32)), obs=obs.copy(),
+    prot = ad.AnnData(X=data.protein_values.astype(np.float32), obs=obs.copy(),
                       var=pd.DataFrame({"is_control": False}, index=pd.Index(data.proteins, dtype=str)))
     base = out_dir / (f"{data.name}_allgenes" if all_genes else data.name)
     rna.write_h5ad(f"{base}_rna.h5ad")

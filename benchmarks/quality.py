@@ -1,17 +1,23 @@
 """Prediction quality on the shared paired sets: scTranslator (trained here) vs simple baselines.
 
     python benchmarks/quality.py [--budget small|full] [--sets eccite reapseq_pbmc ...] [--pretrain]
+                                 [--data RNA.h5ad:PROTEIN.h5ad | --data FOLDER ...]   # your own pairs
                                  [--json benchmarks/results/quality.json] [--md benchmarks/results/quality.md]
                                  [--reuse_models]   # re-score models already in --workdir (same arguments)
 
 Per set (protocol in ``benchmarks/_paired_data.py`` and ``benchmarks/README.md``): QC, controls
-excluded, 80/20 split with seed 0 (the corpus builder's own split, checked), the most variable genes
-chosen on the training cells. Methods: own mRNA, ridge and k-NN on 50 PCs (selected genes), ridge on
-50 PCs of all detected genes (reference), totalVI when scvi-tools is importable, and scTranslator
-trained from scratch with stage 3 (``training.run_stage.main``) on the training cells. Metrics
-(``training.metrics``) on two target scales: ``log1p`` (log1p protein counts) and ``scaled``
-(per-cell max-min scaled log1p, the model's training scale; baselines scaled per cell with
-``scale_rows``). Writes a JSON summary, a Markdown table and one scatter-grid PNG per set.
+excluded, 80/20 split with seed 0 (the corpus builder's own split, checked), highly variable genes
+(Seurat's rule) chosen on the training cells. Methods (``training.baselines``, scikit-learn): own
+mRNA, ridge and k-NN on 50 PCs (selected genes), ridge on 50 PCs of all detected genes (reference),
+totalVI when scvi-tools is importable and both sides are counts, and scTranslator trained from scratch
+with stage 3 (``training.run_stage.main``) on the training cells. Metrics (``training.metrics``) on two
+target scales: ``log1p`` (proteins on the log scale: log1p of counts, RPPA/mass-spec values as they
+are) and ``scaled`` (per-cell max-min scaled, the model's training scale; baselines scaled per cell
+with ``scale_rows``). Writes a JSON summary, a Markdown table and one scatter-grid PNG per set.
+
+``--data`` runs the same protocol on any paired set: ``RNA.h5ad:PROTEIN.h5ad`` (same cells), or a
+folder of ``<name>_rna.h5ad`` + ``<name>_adt.h5ad`` / ``<name>_rppa.h5ad`` pairs. Combine with
+``--sets`` (none by default then) and e.g. ``--base_model --no_scratch``.
 """
 
 from __future__ import annotations
@@ -31,19 +37,20 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
-from benchmarks import _baselines as bl
 from benchmarks._paired_data import (
     DEFAULT_SETS,
     SETS,
     VOCAB_DIR,
     PairedSet,
     load_set,
-    lognorm,
+    pair_paths,
     select_genes,
     write_prepared,
 )
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
+from training import baselines as bl
 from training.metrics import pearson_per_protein, protein_prediction_metrics
+from training.pretrain import SC_SETS
 
 SCALES = {
     "log1p": "log1p protein counts (data README protocol); scTranslator's outputs stay on its per-cell scale, "
@@ -260,7 +267,7 @@ def compare_variant(preds: dict, y_eval: np.ndarray) -> dict | None:
 def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
     y = data.targets
     y_train = y[data.train]
-    log_all = lognorm(data.counts)
+    log_all = data.rna_log
     preds, info = {}, {}
     t = time.perf_counter()
     pred, genes = bl.own_mrna(log_all[data.eval], data.gene_tokens, data.protein_tokens)
@@ -270,36 +277,38 @@ def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
                                             for p, g in zip(data.proteins, genes, strict=True)}}
     t = time.perf_counter()
     x_sel = log_all[:, data.selected]
-    mean, axes = bl.pca_fit(x_sel[data.train], args.pcs)
-    z_train, z_eval = bl.pca_transform(x_sel[data.train], mean, axes), bl.pca_transform(x_sel[data.eval], mean, axes)
+    z_train, z_eval = bl.principal_components(x_sel[data.train], x_sel[data.eval], args.pcs)
     preds["ridge_pca"] = bl.ridge(z_train, y_train, z_eval, args.alpha)
-    info["ridge_pca"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1], "alpha": args.alpha,
+    info["ridge_pca"] = {"seconds": time.perf_counter() - t, "pcs": z_train.shape[1], "alpha": args.alpha,
                          "genes": len(data.selected)}
     t = time.perf_counter()
     # the same ridge fitted on the model's own target (per-cell scaled log1p): its predictions are on the
     # scaled scale already, like scTranslator's (issue: peers fitted on the model's target)
     preds["ridge_pca_scaled_target"] = bl.ridge(z_train, scale_rows(y_train)[0], z_eval, args.alpha)
-    info["ridge_pca_scaled_target"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1],
+    info["ridge_pca_scaled_target"] = {"seconds": time.perf_counter() - t, "pcs": z_train.shape[1],
                                        "alpha": args.alpha, "genes": len(data.selected),
-                                       "target": "per-cell max-min scaled log1p counts"}
+                                       "target": "per-cell max-min scaled log-scale proteins"}
     t = time.perf_counter()
     preds["knn_pca"] = bl.knn(z_train, y_train, z_eval, args.k)
-    info["knn_pca"] = {"seconds": time.perf_counter() - t, "k": args.k, "pcs": axes.shape[1]}
+    info["knn_pca"] = {"seconds": time.perf_counter() - t, "k": args.k, "pcs": z_train.shape[1]}
     t = time.perf_counter()
     detected = np.flatnonzero(np.diff(log_all[data.train].tocsc().indptr) >= 3)
     x_all = log_all[:, detected]
-    mean, axes = bl.pca_fit(x_all[data.train], args.pcs)
-    preds["ridge_pca_allgenes"] = bl.ridge(bl.pca_transform(x_all[data.train], mean, axes), y_train,
-                                           bl.pca_transform(x_all[data.eval], mean, axes), args.alpha)
-    info["ridge_pca_allgenes"] = {"seconds": time.perf_counter() - t, "pcs": axes.shape[1], "alpha": args.alpha,
+    preds["ridge_pca_allgenes"] = bl.pca_ridge(x_all[data.train], y_train, x_all[data.eval], args.pcs, args.alpha)
+    info["ridge_pca_allgenes"] = {"seconds": time.perf_counter() - t, "pcs": min(args.pcs, len(data.train) - 1),
+                                  "alpha": args.alpha,
                                   "genes": int(len(detected)), "genes_rule": "detected in >= 3 training cells"}
     ok, why = bl.totalvi_available()
+    if args.no_totalvi:
+        ok, why = False, "--no_totalvi"
+    if ok and data.counts_only:
+        ok, why = False, f"totalVI models counts: {data.counts_only}"
     if ok:
         t = time.perf_counter()
         try:
-            counts = data.counts[:, data.selected]  # the genes every other method gets
-            preds["totalvi"] = bl.totalvi(counts[data.train], data.protein_counts[data.train],
-                                          counts[data.eval], data.protein_counts[data.eval],
+            counts = data.rna_values[:, data.selected]  # the genes every other method gets
+            preds["totalvi"] = bl.totalvi(counts[data.train], data.protein_values[data.train],
+                                          counts[data.eval], data.protein_values[data.eval],
                                           max_epochs=args.totalvi_epochs)
             info["totalvi"] = {"seconds": time.perf_counter() - t, "genes": len(data.selected),
                                "max_epochs": args.totalvi_epochs}
@@ -310,9 +319,12 @@ def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
     return preds, info
 
 
-def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[str, Path] | None) -> dict:
+def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[str, Path] | None,
+            paths: tuple[Path, Path] | None = None) -> dict:
+    """One set through every method; ``paths``: (RNA, protein) files of a set given with ``--data``."""
     t0 = time.perf_counter()
-    data = load_set(name, tokenizer, cfg["max_cells"].get(name))
+    rna_path, protein_path = paths or (None, None)
+    data = load_set(name, tokenizer, cfg["max_cells"].get(name), rna_path=rna_path, protein_path=protein_path)
     select_genes(data, cfg["n_genes"])
     base = write_prepared(data, work / "data", args.rna_values)
     logger.info("%s: %d cells (%d train / %d eval), %d proteins, %d genes; %s", name, len(data.obs_names),
@@ -407,7 +419,10 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args, 
         "steps": summary["global_step"], "best_step": summary.get("best_step"),
         "best_validation": summary.get("best_metric"), "stopped_early_at": summary.get("stopped_early_at"),
         "model_dir": str(out), "start": str(model), "learning_rate": args.finetune_lr}
-    if args.lodo:
+    if args.lodo and name not in SC_SETS:
+        info[BASE_METHODS["lodo_zero_shot"]] = {"skipped": f"{name} is not in the pre-training corpus: (a) is "
+                                                           "already zero-shot on a set the model never saw"}
+    elif args.lodo:
         from training.pretrain import main as pretrain
 
         lodo_dir = work / "lodo" / f"without_{name}"
@@ -568,10 +583,40 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def user_pairs(items: list[str]) -> dict[str, tuple[Path, Path]]:
+    """``--data`` values -> {set name: (RNA file, protein file)}; the name is the RNA file's stem less ``_rna``."""
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for item in items:
+        folder = Path(item)
+        if folder.is_dir():
+            found = [pair_paths(r.name[: -len("_rna.h5ad")], folder) for r in sorted(folder.glob("*_rna.h5ad"))]
+            found = [(r, q) for r, q in found if q.exists()]
+            if not found:
+                raise ValueError(f"--data {item}: no <name>_rna.h5ad with a <name>_adt.h5ad or _rppa.h5ad beside it")
+        else:
+            parts = item.split(":")
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"--data {item!r}: give RNA.h5ad:PROTEIN.h5ad or a folder of pairs")
+            found = [(Path(parts[0]), Path(parts[1]))]
+        for rna, protein in found:
+            for path in (rna, protein):
+                if not path.is_file():
+                    raise ValueError(f"--data: {path} does not exist")
+            name = rna.name.removesuffix(".h5ad").removesuffix("_rna")
+            if name in pairs:
+                raise ValueError(f"--data: two pairs are named {name!r}; rename one RNA file")
+            pairs[name] = (rna, protein)
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
-    p.add_argument("--sets", nargs="+", choices=SETS, default=list(DEFAULT_SETS))
+    p.add_argument("--sets", nargs="*", choices=SETS,
+                   help=f"built-in sets (default: {' '.join(DEFAULT_SETS)}; none when --data is given)")
+    p.add_argument("--data", action="append", default=[], metavar="RNA.h5ad:PROTEIN.h5ad | FOLDER",
+                   help="a paired set of your own (same cells in both files), or a folder of <name>_rna.h5ad + "
+                        "<name>_adt.h5ad (or _rppa.h5ad) pairs; repeatable")
     p.add_argument("--pretrain", action="store_true",
                    help="also pre-train stage 2 (sc) on the other shared sets, then fine-tune (leave-one-out)")
     p.add_argument("--json", default="benchmarks/results/quality.json")
@@ -616,12 +661,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lodo_sc_steps", type=int, default=6000, help="stage-2 steps of each --lodo pre-training")
     p.add_argument("--no_scratch", action="store_true",
                    help="skip the scTranslator model trained from scratch on each set (saves its training time)")
+    p.add_argument("--no_totalvi", action="store_true", help="leave totalVI out (it takes minutes per set)")
     p.add_argument("--totalvi_epochs", type=int,
                    help="totalVI training epochs (default: scvi-tools' own rule, up to 400 for small data sets)")
     p.add_argument("--pcs", type=int, default=50)
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty")
     p.add_argument("--k", type=int, default=15, help="neighbours of the k-NN baseline")
     args = p.parse_args(argv)
+    try:
+        sources = user_pairs(args.data)
+    except ValueError as err:
+        p.error(str(err))
+    sets = args.sets if args.sets is not None else ([] if sources else list(DEFAULT_SETS))
+    clash = sorted(set(sets) & set(sources))
+    if clash:
+        p.error(f"--data names {clash} clash with built-in sets; rename the files")
+    sources = {**{name: None for name in sets}, **sources}
+    if not sources:
+        p.error("nothing to run: give --sets and/or --data")
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     cfg = dict(BUDGETS[args.budget])
     for key in ("n_genes", "steps", "learning_rate", "validation_fraction", "eval_steps", "early_stopping_patience",
@@ -648,13 +705,13 @@ def main(argv: list[str] | None = None) -> dict:
         "sets": {},
     }
     t0 = time.perf_counter()
-    for name in args.sets:
+    for name, paths in sources.items():
         pre = None
         if args.pretrain:
             pre = {"compatible": pretrain_stage2(name, cfg, args, tokenizer, work)}
             if args.variant:
                 pre["variant"] = pretrain_stage2(name, cfg, args, tokenizer, work, variant=True)
-        report["sets"][name] = run_set(name, cfg, args, tokenizer, work, pre)
+        report["sets"][name] = run_set(name, cfg, args, tokenizer, work, pre, paths)
         report["seconds_total"] = time.perf_counter() - t0
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1, default=float))  # after every set

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     import modeling_sctranslator  # noqa: F401  (registers the pipeline and its default model)
     from tokenization.tokenization_sctranslator import scale_rows
     from training.metrics import protein_prediction_metrics
-    from training.ridge_baseline import log_normalise, ridge_on_pcs
+    from training.baselines import log_normalise, pca_ridge
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     started = time.perf_counter()
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     columns = [list(adt.var_names).index(n) for n in names]
     counts = np.log1p(np.asarray(adt.X.toarray() if hasattr(adt.X, "toarray") else adt.X, dtype=np.float64))
     x = log_normalise(rna.X)
-    ridge_scaled, _ = scale_rows(ridge_on_pcs(x[train_rows], counts[train_rows][:, columns], x[test]))
-    ridge_on_target = ridge_on_pcs(x[train_rows], scale_rows(counts[train_rows][:, columns])[0], x[test])
+    ridge_scaled, _ = scale_rows(pca_ridge(x[train_rows], counts[train_rows][:, columns], x[test]))
+    ridge_on_target = pca_ridge(x[train_rows], scale_rows(counts[train_rows][:, columns])[0], x[test])
 
     print("[4/4] writing the report", flush=True)
     metrics = {

@@ -1,10 +1,13 @@
-"""Ridge baseline on a built corpus's own hold-out split: 50 PCs of log-normalised RNA -> log1p proteins.
+"""Ridge baseline on a built corpus's own hold-out split: 50 PCs of log-scale RNA -> log-scale proteins.
 
     python -m training.ridge_baseline outputs/exp_eccite/corpora/eccite [--alpha 1.0] [--pcs 50]
 
-Prints the held-out metrics (training.metrics) against two targets: log1p protein counts (the data
-README's baseline) and the per-cell max-min scaled log1p values the model is trained and evaluated on
-(predictions scaled the same way per cell), so the model's eval numbers can be read next to it.
+Both sides are brought to the log scale by the kind of their values (``tokenization.value_kinds``):
+counts -> log1p (RNA: log1p CP10k), bulk log values and RPPA / mass-spec values as they are, so a bulk
+corpus is scored on its own scale. Prints the held-out metrics (training.metrics) against two targets:
+the log-scale proteins (the data README's baseline) and their per-cell max-min scaled values the model
+is trained and evaluated on (predictions scaled the same way per cell), so the model's eval numbers can
+be read next to it, and lists any protein that could not be scored, with the reason.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.tokenization_sctranslator import scale_rows
+from tokenization.value_kinds import to_log_scale, value_kind
+from training.baselines import pca_ridge, rna_on_log_scale
 from training.corpus import load_manifest
-from training.metrics import protein_prediction_metrics
+from training.metrics import pearson_per_protein, protein_prediction_metrics
 
 
 def _load(manifest, split):
@@ -36,26 +41,19 @@ def _load(manifest, split):
     return x, np.asarray(proteins, np.float64)
 
 
-def log_normalise(x) -> np.ndarray:
-    """log1p of counts per 10,000 (dense float64): the RNA representation of the baselines."""
-    x = sp.csr_matrix(x, dtype=np.float64)
-    totals = np.asarray(x.sum(axis=1)).ravel()
-    totals[totals == 0] = 1
-    return (sp.diags(1e4 / totals) @ x).log1p().toarray()
-
-
-def ridge_on_pcs(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, n_pcs: int = 50,
-                 alpha: float = 1.0) -> np.ndarray:
-    """Ridge regression (unpenalised intercept) on the top ``n_pcs`` principal components of ``train_x``."""
-    mean = train_x.mean(axis=0)
-    _, _, vt = np.linalg.svd(train_x - mean, full_matrices=False)
-    pcs = vt[:n_pcs].T
-    z_train = np.hstack([(train_x - mean) @ pcs, np.ones((len(train_x), 1))])
-    z_test = np.hstack([(test_x - mean) @ pcs, np.ones((len(test_x), 1))])
-    reg = alpha * np.eye(z_train.shape[1])
-    reg[-1, -1] = 0
-    coef = np.linalg.solve(z_train.T @ z_train + reg, z_train.T @ train_y)
-    return z_test @ coef
+def _not_scored(names: list[str], y_train: np.ndarray, y_eval: np.ndarray, pred: np.ndarray) -> dict[str, str]:
+    """Proteins without a per-protein Pearson (training.metrics needs 3 measured, varying held-out values
+    and a fitted prediction), with the reason."""
+    reasons = {}
+    scored = np.isfinite(pearson_per_protein(pred, y_eval))
+    for j in np.flatnonzero(~scored):
+        if np.isfinite(y_train[:, j]).sum() < 2:
+            reasons[names[j]] = "measured on fewer than 2 training cells: nothing to fit"
+        elif np.isfinite(y_eval[:, j]).sum() < 3:
+            reasons[names[j]] = f"measured on {int(np.isfinite(y_eval[:, j]).sum())} held-out cells (needs 3)"
+        else:
+            reasons[names[j]] = "the same value on every held-out cell that measured it"
+    return reasons
 
 
 def ridge_baseline(corpus_dir, n_pcs: int = 50, alpha: float = 1.0, mapped_only: bool = True) -> dict:
@@ -63,12 +61,16 @@ def ridge_baseline(corpus_dir, n_pcs: int = 50, alpha: float = 1.0, mapped_only:
     x_train, y_train = _load(m, "train")
     x_eval, y_eval = _load(m, "eval")
     keep = [m["proteins"].index(p) for p in m["proteins_mapped"]] if mapped_only else list(range(len(m["proteins"])))
-    y_train, y_eval = np.log1p(y_train[:, keep]), np.log1p(y_eval[:, keep])
-    pred = ridge_on_pcs(log_normalise(x_train), y_train, log_normalise(x_eval), n_pcs, alpha)
+    names = [m["proteins"][i] for i in keep]
+    protein_kind, rna_kind = value_kind(y_train[:, keep]), value_kind(x_train)
+    y_train, y_eval = to_log_scale(y_train[:, keep], protein_kind), to_log_scale(y_eval[:, keep], protein_kind)
+    pred = pca_ridge(rna_on_log_scale(x_train, rna_kind), y_train, rna_on_log_scale(x_eval, rna_kind), n_pcs, alpha)
     return {
         "corpus": m["name"], "n_train": len(y_train), "n_eval": len(y_eval), "proteins": len(keep),
-        "log1p_counts": protein_prediction_metrics(pred, y_eval),
+        "rna_values": rna_kind, "protein_values": protein_kind,
+        "log_scale": protein_prediction_metrics(pred, y_eval),
         "scaled_per_cell": protein_prediction_metrics(scale_rows(pred)[0], scale_rows(y_eval)[0]),
+        "proteins_not_scored": _not_scored(names, y_train, y_eval, pred),
     }
 
 
