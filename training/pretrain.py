@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -44,15 +43,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from benchmarks._paired_data import DATA_DIR, VOCAB_DIR, qc_keep
+from benchmarks._paired_data import DEFAULT_SETS as BENCHMARK_SETS  # only their training cells may be used
 from tokenization.atomic_io import atomic_output_dir, atomic_output_file, usual_mode
 from training.corpus import _dense_rows
 
 logger = logging.getLogger("training.pretrain")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SCTRANSLATOR_SHARED", REPO_ROOT.parent / "shared"))
-# the sets of benchmarks/quality.py: only their training cells may be used
-BENCHMARK_SETS = ("eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200")
 SC_SETS = ("pbmc10k_protein_v3", "pbmc5p_totalseqc_mme", "cite_cd8_gse100866", "pbmc1k_protein_v3", "eccite",
            "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200", "eccite_ctcl")
 BULK_SETS = ("tcga_brca_bulk", "tcga_rppa_rnaseq", "tcga_rppa_mrna", "cptac_ucec", "cptac_coad")
@@ -86,8 +83,6 @@ def _protein_var(prot: ad.AnnData) -> pd.DataFrame:
 
 
 def prepare_single_cell(name: str, data_dir: Path, out_dir: Path, held_out: set[str]) -> dict[str, Any]:
-    from benchmarks._paired_data import qc_keep
-
     rna = ad.read_h5ad(data_dir / f"{name}_rna.h5ad")
     prot = ad.read_h5ad(data_dir / f"{name}_adt.h5ad")
     if list(rna.obs_names) != list(prot.obs_names):
@@ -365,8 +360,8 @@ def compare_with_shipped(summary: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="outputs/pretrain", help="working folder: data, corpora, both stages")
-    p.add_argument("--data_dir", type=Path, default=SHARED / "data")
-    p.add_argument("--vocab_dir", type=Path, default=SHARED / "vocab")
+    p.add_argument("--data_dir", type=Path, default=DATA_DIR)
+    p.add_argument("--vocab_dir", type=Path, default=VOCAB_DIR)
     p.add_argument("--exclude", nargs="*", default=[], choices=SC_SETS + BULK_SETS,
                    help="sets left out entirely (leave-one-dataset-out runs)")
     p.add_argument("--bulk_steps", type=int, default=1000, help="stage-1 steps (0: no stage 1)")
