@@ -109,7 +109,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     state = _distributed_state()
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
-    with atomic_output_file(args.out, overwrite=args.overwrite) as staging:
+    with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
         model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
         started = time.perf_counter()
         result = predict_proteins(
@@ -126,6 +126,12 @@ def _run_predict(args: argparse.Namespace) -> int:
         + (f"; {skipped} not predicted (unmapped/controls, listed in uns['sctranslator'])" if skipped else "")
     )
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files a command reads: an output may never replace one of them."""
+    named = (getattr(args, name, None) for name in ("rna", "protein", "proteins"))  # --proteins: A,B,C or a file
+    return [Path(p) for p in named if p is not None and Path(p).is_file()]
 
 
 def _distributed_state():
@@ -153,7 +159,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
 
     rna, _ = read_rna(args.rna)
     if state.is_main_process:
-        check_output_target(args.out.absolute(), args.overwrite)  # fail before any work
+        check_output_target(args.out.absolute(), args.overwrite, _inputs(args))  # fail before any work
     parts = args.out.absolute().parent / f".{args.out.name}.parts"
     with state.split_between_processes(list(range(rna.n_obs))) as mine:
         rows = np.asarray(mine, dtype=np.int64)
@@ -172,7 +178,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     if state.is_main_process:
         predictions = np.concatenate([np.load(parts / f"{i}.npy") for i in range(state.num_processes)])
         merged = anndata.AnnData(X=predictions, obs=rna.obs.copy(), var=result.var.copy(), uns=result.uns)
-        with atomic_output_file(args.out, overwrite=args.overwrite) as staging:
+        with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
             merged.write_h5ad(staging)
         shutil.rmtree(parts, ignore_errors=True)
         print(f"predicted {merged.n_vars} proteins for {merged.n_obs} cells on {state.num_processes} processes "
@@ -199,7 +205,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         from tokenization.atomic_io import atomic_output_file
 
-        with atomic_output_file(args.json, overwrite=True) as staging:
+        with atomic_output_file(args.json, overwrite=True, inputs=_inputs(args)) as staging:
             staging.write_text(line + "\n")
     print(line)
     return 0
@@ -250,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Set ``SCTRANSLATOR_DEBUG=1`` to see the traceback instead.
     """
     args = build_parser().parse_args(argv)
+    _stop_cleanly_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, KeyError) as error:
@@ -259,6 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _close_progress_bars()
         print(f"sctranslator {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """``kill`` (SIGTERM) unwinds like Ctrl-C, so unfinished outputs are removed rather than left as
+    hidden ``.partial`` files (a SIGKILL leaves them; the next write to the same path sweeps them)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _close_progress_bars() -> None:

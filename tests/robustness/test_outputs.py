@@ -1,0 +1,123 @@
+"""Outputs never destroy what a user wrote: not the input, not another run's result, no litter after a kill."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anndata as ad
+import pytest
+
+from tokenization.atomic_io import OutputExistsError, atomic_output_dir, atomic_output_file
+
+
+@pytest.fixture(scope="module")
+def cells(data_dir, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("in") / "cells.h5ad"
+    ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy().write_h5ad(path)
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _predict(model: Path, rna: Path, out: Path, *extra: str) -> list[str]:
+    return ["predict", "--model", str(model), "--rna", str(rna), "--proteins", "CD4,CD19", "--out", str(out), *extra]
+
+
+def test_predict_refuses_to_write_over_its_input(tiny_model_dir, cells, capsys):
+    from modeling_sctranslator.cli import main
+
+    before = _digest(cells)
+    assert main(_predict(tiny_model_dir, cells, cells, "--overwrite")) == 2
+    err = capsys.readouterr().err
+    assert "is the input file" in err and "Traceback" not in err
+    assert _digest(cells) == before
+    link = cells.parent / "same_cells.h5ad"  # the same file under another name
+    link.symlink_to(cells)
+    assert main(_predict(tiny_model_dir, cells, link, "--overwrite")) == 2
+    assert _digest(cells) == before
+
+
+def test_a_folder_as_out_is_refused_before_any_work(tiny_model_dir, cells, tmp_path, capsys):
+    from modeling_sctranslator.cli import main
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    started = time.perf_counter()
+    assert main(_predict(tiny_model_dir, cells, folder, "--overwrite")) == 2
+    assert "is a folder; give a file path" in capsys.readouterr().err
+    assert (folder / "keep.txt").read_text() == "mine" and time.perf_counter() - started < 5
+
+
+def test_a_result_written_meanwhile_by_another_run_is_kept(tmp_path):
+    target = tmp_path / "pred.h5ad"
+    with pytest.raises(OutputExistsError, match="written by another run") as raised:
+        with atomic_output_file(target) as staging:
+            staging.write_text("this run")
+            target.write_text("the other run")  # appears after the existence check, before the publish
+    assert target.read_text() == "the other run"
+    kept = Path(str(raised.value).rsplit(" ", 1)[-1])
+    assert kept.read_text() == "this run"
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_folder_written_meanwhile_by_another_run_is_kept(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(OutputExistsError, match="written by another run"):
+        with atomic_output_dir(target) as staging:
+            (staging / "config.json").write_text("this run")
+            target.mkdir()
+            (target / "config.json").write_text("the other run")
+    assert (target / "config.json").read_text() == "the other run"
+
+
+def test_two_runs_to_one_path_never_both_claim_it(tmp_path):
+    target = tmp_path / "pred.h5ad"
+    with atomic_output_file(target) as first:
+        first.write_text("first")
+    with pytest.raises(OutputExistsError, match="already exists"):
+        with atomic_output_file(target) as second:
+            second.write_text("second")
+    assert target.read_text() == "first"
+
+
+def test_sigterm_leaves_no_partial_file(tmp_path):
+    script = tmp_path / "writer.py"
+    target = tmp_path / "out.txt"
+    script.write_text(
+        "import sys, time\n"
+        "from modeling_sctranslator.cli import _stop_cleanly_on_sigterm\n"
+        "from tokenization.atomic_io import atomic_output_file\n"
+        "_stop_cleanly_on_sigterm()\n"
+        f"with atomic_output_file({str(target)!r}) as staging:\n"
+        "    staging.write_text('half')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "writing"
+    assert list(tmp_path.glob(".out.txt.*.partial"))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not list(tmp_path.glob(".out.txt.*")) and not target.exists()
+
+
+def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
+    target = tmp_path / "out.txt"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.txt.{int(dead.stdout)}.abc123.partial"  # a writer killed with SIGKILL
+    stale.write_text("half")
+    alive = tmp_path / f".out.txt.{os.getpid()}.def456.partial"  # this process: another write in progress
+    alive.write_text("in progress")
+    with atomic_output_file(target) as staging:
+        staging.write_text("done")
+    assert target.read_text() == "done" and not stale.exists() and alive.exists()
