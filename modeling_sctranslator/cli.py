@@ -29,10 +29,10 @@ def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dt
     from .hub import resolve_model_folder
     from .inference import resolve_device
 
+    target = resolve_device(device)  # a wrong --device fails before minutes of loading
     folder = resolve_model_folder(resolve_model_name(model_id))  # names any missing or damaged file
     model = AutoModel.from_pretrained(folder)
     tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
-    target = resolve_device(device)
     torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else None
     if torch_dtype in (torch.bfloat16, torch.float16) and target.type == "cpu":
         print("note: reduced precision on CPU is slower than float32 and less accurate", file=sys.stderr)
@@ -77,8 +77,9 @@ def names_argument(value: str | None, what: str) -> Any:
 def _read_h5ad(path: Path):
     import anndata
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+    from .inference import require_file
+
+    require_file(path, "file")
     try:
         return anndata.read_h5ad(path)
     except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
@@ -119,11 +120,12 @@ def _run_predict(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         result.write_h5ad(staging)
     info = result.uns["sctranslator"]
-    skipped = len(info["unmapped_proteins"]) + len(info["control_proteins"])
+    skipped = sum(len(info[key]) for key in ("unmapped_proteins", "control_proteins", "duplicate_proteins"))
     print(
         f"predicted {result.n_vars} proteins for {result.n_obs} cells in {elapsed:.1f} s "
         f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s) -> {args.out}"
-        + (f"; {skipped} not predicted (unmapped/controls, listed in uns['sctranslator'])" if skipped else "")
+        + (f"; {skipped} not predicted (unmapped, controls, duplicates: listed in uns['sctranslator'])"
+           if skipped else "")
     )
     return 0
 
@@ -258,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_cleanly_on_sigterm()
     try:
+        _check_input_files(args)
         return int(args.func(args) or 0)
     except (ValueError, OSError, KeyError) as error:
         if os.environ.get("SCTRANSLATOR_DEBUG"):
@@ -266,6 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _close_progress_bars()
         print(f"sctranslator {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _check_input_files(args: argparse.Namespace) -> None:
+    """Missing input files or folders given as files fail before any model is loaded."""
+    from .inference import require_file
+
+    for name, what in (("rna", "RNA file"), ("protein", "protein file")):
+        if isinstance(getattr(args, name, None), Path):
+            require_file(getattr(args, name), what)
 
 
 def _stop_cleanly_on_sigterm() -> None:

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import modeling_sctranslator  # noqa: F401  (registers the pipeline and its default model)
     from tokenization.tokenization_sctranslator import scale_rows
-    from training.metrics import protein_prediction_metrics
     from training.baselines import log_normalise, pca_ridge
+    from training.metrics import protein_prediction_metrics
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     started = time.perf_counter()

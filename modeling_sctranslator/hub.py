@@ -119,6 +119,11 @@ def resolve_model_folder(model_id: str | os.PathLike[str]) -> Path:
     if path.is_dir():
         check_model_folder(path)
         return path
+    if path.is_file() and path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+        raise ValueError(f"{model_id} is a checkpoint file, not a model folder: convert an original scTranslator "
+                         f"checkpoint first (sctranslator convert-original {model_id} --out FOLDER)")
+    if path.is_file():
+        raise ValueError(f"{model_id} is a file; --model takes a model folder (config.json, model.safetensors, ...)")
     if path.suffix or str(model_id).count("/") > 1 or str(model_id).startswith((".", "/")):
         raise FileNotFoundError(f"model folder {model_id} does not exist")
     from huggingface_hub import snapshot_download

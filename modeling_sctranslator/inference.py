@@ -38,17 +38,32 @@ __all__ = [
 ]
 
 PROTEIN_TRANSFORMS = ("auto", "log1p", "none")
-SCALE_DESCRIPTION = "per-cell max-min scaled protein abundance in [1e-8, 1] (scTranslator's training scale)"
+SCALE_DESCRIPTION = (
+    "scTranslator's training scale: per-cell max-min scaled protein abundance (measured values lie in [1e-8, 1]; "
+    "predictions are not clipped and can fall slightly outside)"
+)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto``/None → CUDA when available, else CPU; an unavailable CUDA request is an error."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a device this build of PyTorch knows; use cpu, cuda, "
+                         "cuda:N, mps or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
     return device
+
+
+def require_file(path: Path, what: str) -> None:
+    """A clear error when ``path`` is missing or is a folder (users pass folders by mistake)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; give the .h5ad file inside it")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
 
 
 def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Sequence[str] | None]:
@@ -58,8 +73,7 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
 
     if isinstance(rna, (str, os.PathLike)):
         path = Path(rna)
-        if not path.is_file():
-            raise FileNotFoundError(f"RNA file {path} does not exist")
+        require_file(path, "RNA file")
         try:
             rna = anndata.read_h5ad(path, backed="r")
             has_x = "X" in rna.file._file  # backed files read X lazily: find a missing one now
@@ -122,13 +136,20 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
             f"none of the {len(names)} proteins maps to the vocabulary (e.g. {names[:5]}); check the names, "
             "pass overrides={'name': 'GENE_SYMBOL'}, or add new ones with tokenizer.add_genes([...]) and fine-tune"
         )
-    if targets.unmapped:
-        warnings.warn(
-            f"{len(targets.unmapped)} of {len(names)} proteins are not in the vocabulary and are not predicted: "
-            f"{targets.unmapped[:10]} (listed in the output's uns['sctranslator']['unmapped_proteins'])",
-            UserWarning,
-            stacklevel=3,
-        )
+    left_out = {
+        "are not in the vocabulary": (targets.unmapped, "unmapped_proteins"),
+        "are isotype/blank controls": (targets.controls, "control_proteins"),
+        "name the same protein as another column (one column per protein)": (
+            [f"{a} (= {b})" for a, b, _ in targets.duplicates], "duplicate_proteins"),
+    }
+    for why, (which, key) in left_out.items():
+        if which:
+            warnings.warn(
+                f"{len(which)} of {len(names)} proteins {why} and are not predicted: {which[:10]} (listed in the "
+                f"output's uns['sctranslator']['{key}'])",
+                UserWarning,
+                stacklevel=3,
+            )
     return targets
 
 

@@ -121,3 +121,41 @@ def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
     with atomic_output_file(target) as staging:
         staging.write_text("done")
     assert target.read_text() == "done" and not stale.exists() and alive.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a, tmp: a + ["--device", "tpu"], "is not a device this build of PyTorch knows"),
+        (lambda a, tmp: [tmp if x == "RNA" else x for x in a], "is a folder; give the .h5ad file inside it"),
+        (lambda a, tmp: a + ["--model", f"{tmp}/model.pt"], "convert-original"),
+    ],
+    ids=["unknown_device", "folder_as_rna", "checkpoint_file_as_model"],
+)
+def test_cli_mistakes_get_one_line_with_the_fix(tiny_model_dir, cells, tmp_path, capsys, change, message):
+    from modeling_sctranslator.cli import main
+
+    (tmp_path / "model.pt").write_bytes(b"not a folder")
+    argv = ["predict", "--rna", "RNA", "--proteins", "CD4", "--out", str(tmp_path / "o.h5ad")]
+    argv = [str(cells) if x == "RNA" else x for x in change(argv, str(tmp_path))]
+    if "--model" not in argv:
+        argv += ["--model", str(tiny_model_dir)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_controls_and_duplicates_are_warned_and_counted(tiny_model_dir, cells, tmp_path, capsys):
+    from modeling_sctranslator.cli import main
+
+    out = tmp_path / "o.h5ad"
+    with pytest.warns(UserWarning) as caught:
+        assert main(["predict", "--model", str(tiny_model_dir), "--rna", str(cells), "--proteins",
+                     "CD4,CD4,IgG1,NOT_A_PROTEIN", "--out", str(out)]) == 0
+    warned = " ".join(str(w.message) for w in caught)
+    for what in ("not in the vocabulary", "isotype/blank controls", "same protein as another column"):
+        assert what in warned
+    assert "3 not predicted" in capsys.readouterr().out
+    info = ad.read_h5ad(out).uns["sctranslator"]
+    assert len(info["duplicate_proteins"]) == len(info["control_proteins"]) == len(info["unmapped_proteins"]) == 1
+    assert "not clipped" in info["scale"]
