@@ -697,9 +697,9 @@ def main(argv: list[str] | None = None) -> dict:
         args.max_proteins_common = max(len(load_set(s, tokenizer, 1).proteins) for s in SETS)
     report = {
         "budget": args.budget, "config": cfg, "rna_values": args.rna_values, "scales": SCALES,
-        "gene_protocol": f"model input and PCA baselines: the {cfg['n_genes']} most variable vocabulary genes of "
-                         "log1p(CP10k) over the training cells (RNA only), by decreasing variance; model RNA values: "
-                         f"{args.rna_values}",
+        "gene_protocol": f"model input and PCA baselines: the {cfg['n_genes']} highly variable vocabulary genes "
+                         "(Seurat's dispersion rule, as scanpy's flavor='seurat') of log-scale RNA over the training "
+                         f"cells (RNA only), best first; model RNA values: {args.rna_values}",
         "machine": {"cpus": torch.get_num_threads(), "python": platform.python_version(),
                     "torch": torch.__version__},
         "sets": {},

@@ -155,6 +155,25 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
     )
 
 
+def _check_values(corpus: str, rna: sp.csr_matrix, proteins: np.ndarray, obs_names) -> None:
+    """Refuse negative/NaN/inf RNA and infinite protein values (NaN protein = not measured) when the corpus
+    is built, not at the final evaluation after hours of training."""
+    bad_rna = ~np.isfinite(rna.data) | (rna.data < 0)
+    if bad_rna.any():
+        row = int(np.searchsorted(rna.indptr, int(np.argmax(bad_rna)), side="right") - 1)
+        raise CorpusError(
+            f"corpus {corpus}: {int(bad_rna.sum())} RNA values are negative, NaN or infinite (first in cell "
+            f"{obs_names[row]!r}); fill or drop those cells: RNA must be finite, non-negative counts or log values"
+        )
+    bad_protein = np.isinf(proteins)
+    if bad_protein.any():
+        row = int(np.argmax(bad_protein.any(axis=1)))
+        raise CorpusError(
+            f"corpus {corpus}: {int(bad_protein.sum())} protein values are infinite (first in cell "
+            f"{obs_names[row]!r}); use NaN for proteins that were not measured"
+        )
+
+
 def _dense_rows(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -236,6 +255,7 @@ def build_corpus(
     if not sp.issparse(rna_x):
         rna_x = sp.csr_matrix(np.asarray(rna_x))
     rna_x = sp.csr_matrix(rna_x)
+    _check_values(source.name, rna_x, values_all, list(rna.obs_names))
     rna_sample = rna_x.data[: 1_000_000]  # the non-zeros of the first cells: enough to tell counts apart
     rna_kind = value_kind(rna_sample)
     obs = np.asarray(rna.obs_names).astype(str)

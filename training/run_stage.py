@@ -282,6 +282,30 @@ def best_checkpoint_summary(state, args) -> dict[str, Any]:
             "best_metric_name": name if name.startswith("eval_") else f"eval_{name}"}
 
 
+def check_start_model(name: str | None) -> None:
+    """A stage that starts from a folder that is not there (e.g. stage sc before stage bulk has written
+    its output) says so, instead of a Hub lookup error about an invalid repository id."""
+    if not name:
+        return
+    path = Path(name)
+    looks_local = path.is_absolute() or name.startswith(".") or name.count("/") != 1 or path.parent.exists()
+    if looks_local and not path.exists():
+        raise SystemExit(f"--model_name_or_path {name} does not exist: run the stage that writes it first (stage "
+                         "bulk -> sc -> finetune), or give a model folder or Hub id")
+    if path.is_dir() and not (path / "config.json").exists():
+        raise SystemExit(f"--model_name_or_path {name} has no config.json: is the stage that writes it still "
+                         "running, or did it fail? Point to a finished model folder")
+
+
+def cli() -> None:
+    """``python training/run_stage.py``: data and argument errors end in one line (exit 2), no traceback."""
+    try:
+        main()
+    except CorpusError as error:
+        print(f"run_stage: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     model_args, data_args, args = parse_args(argv)
     if model_args.model_name_or_path == DEFAULT_MODEL_NAME:
@@ -301,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          f"{len(data_args.corpora)} corpora")
     if data_args.stage == "finetune" and not model_args.model_name_or_path:
         logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
+    check_start_model(model_args.model_name_or_path)
     output_dir = Path(args.output_dir)
     world_size, rank = args.world_size, args.process_index
     if world_size > 1 and torch.distributed.is_initialized():
@@ -462,4 +487,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    cli()

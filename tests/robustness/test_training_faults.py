@@ -32,3 +32,43 @@ def test_nan_loss_stops_with_a_message_naming_the_batch(tmp_path, data_dir, voca
             *TINY_MODEL, *QUIET,
         ])
     assert not (out / "model.safetensors").exists()  # no final model from a diverged run
+
+
+def _stage_argv(tmp_path, corpus, vocab_dir, *extra):
+    return ["--stage", "sc", "--corpora", str(corpus), "--vocab_dir", str(vocab_dir), "--output_dir",
+            str(tmp_path / "run"), "--max_steps", "2", "--per_device_train_batch_size", "4", *TINY_MODEL, *QUIET,
+            *extra]
+
+
+def test_a_stage_whose_start_model_is_not_written_yet_says_so(tmp_path, data_dir, vocab_dir):
+    missing = tmp_path / "stage1_bulk"  # stage sc started before stage bulk wrote its folder
+    with pytest.raises(SystemExit, match="does not exist: run the stage that writes it first"):
+        run_stage(_stage_argv(tmp_path, data_dir / "tenx_pbmc10k_s200", vocab_dir,
+                              "--model_name_or_path", str(missing)))
+    missing.mkdir()  # the predecessor is still running: a folder without config.json
+    with pytest.raises(SystemExit, match="has no config.json"):
+        run_stage(_stage_argv(tmp_path, data_dir / "tenx_pbmc10k_s200", vocab_dir,
+                              "--model_name_or_path", str(missing)))
+
+
+def test_nan_in_the_rna_fails_when_the_corpus_is_built_in_one_line(tmp_path, data_dir, vocab_dir, monkeypatch,
+                                                                    capsys):
+    import sys
+
+    import anndata as ad
+    import numpy as np
+
+    from training.run_stage import cli
+
+    rna = ad.read_h5ad(data_dir / "tenx_pbmc10k_s200_rna.h5ad")
+    rna.X = rna.X.toarray()
+    rna.X[7, 3] = np.nan
+    rna.write_h5ad(tmp_path / "bad_rna.h5ad")
+    ad.read_h5ad(data_dir / "tenx_pbmc10k_s200_adt.h5ad").write_h5ad(tmp_path / "bad_adt.h5ad")
+    monkeypatch.setattr(sys, "argv", ["run_stage.py", *_stage_argv(tmp_path, tmp_path / "bad", vocab_dir)])
+    with pytest.raises(SystemExit) as stopped:
+        cli()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"first in cell {rna.obs_names[7]!r}" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
