@@ -92,3 +92,31 @@ def test_checkpoint_without_tensors_or_model_is_refused(tmp_path):
 def test_missing_checkpoint_file(tmp_path, capsys):
     assert cli_main(["convert-original", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# Globals through which a pickle runs code or reaches anything else: none may be resolvable by either
+# allow-list (plain data pickles; original checkpoints).
+DANGEROUS_GLOBALS = [
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.getattr", "builtins.setattr",
+    "builtins.__import__", "builtins.open", "builtins.globals", "builtins.vars", "builtins.apply",
+    "os.system", "os.popen", "os.execv", "posix.system", "subprocess.Popen", "subprocess.run",
+    "importlib.import_module", "pickle.loads", "torch.load", "numpy.load", "runpy.run_path",
+    "functools.reduce", "operator.attrgetter", "operator.methodcaller", "types.FunctionType",
+    "types.CodeType", "ctypes.CDLL", "shutil.rmtree", "webbrowser.open", "code.interact",
+]
+
+
+@pytest.mark.parametrize("qualified", DANGEROUS_GLOBALS)
+def test_dangerous_globals_are_refused_by_every_allow_list(qualified):
+    from modeling_sctranslator.convert_original_checkpoint import _checkpoint_globals
+
+    module, name = qualified.rsplit(".", 1)
+    payload = f"c{module}\n{name}\n(S'1'\ntR.".encode()  # GLOBAL + call: what a hand-made pickle carries
+    with pytest.raises(UnsafePickleError, match="not on the allow-list"):
+        load_restricted_pickle(payload)
+    with pytest.raises(UnsafePickleError, match="not on the allow-list"):
+        load_restricted_pickle(payload, allowed_globals=_checkpoint_globals())
+    builtin_module = f"__builtin__\n{name}" if module == "builtins" else None  # protocol-2 spelling
+    if builtin_module:
+        with pytest.raises(UnsafePickleError):
+            load_restricted_pickle(f"c{builtin_module}\n(S'1'\ntR.".encode())

@@ -159,3 +159,19 @@ def test_controls_and_duplicates_are_warned_and_counted(tiny_model_dir, cells, t
     info = ad.read_h5ad(out).uns["sctranslator"]
     assert len(info["duplicate_proteins"]) == len(info["control_proteins"]) == len(info["unmapped_proteins"]) == 1
     assert "not clipped" in info["scale"]
+
+
+def test_a_folder_is_built_aside_and_a_failed_build_keeps_the_old_one(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "config.json").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(target, overwrite=True) as staging:
+            assert staging.parent == target.parent and staging != target
+            (staging / "config.json").write_text("new")
+            assert (target / "config.json").read_text() == "old"  # nothing written in place
+            raise RuntimeError("the conversion failed half-way")
+    assert (target / "config.json").read_text() == "old" and not list(tmp_path.glob(".model.*"))
+    with atomic_output_dir(target, overwrite=True) as staging:
+        (staging / "config.json").write_text("new")
+    assert (target / "config.json").read_text() == "new"

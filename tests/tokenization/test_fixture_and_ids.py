@@ -47,7 +47,9 @@ def test_reproduces_original_fixture(original_tokenizer, io):
     rna_mask = np.concatenate([a["attention_mask"], b["attention_mask"]])
     np.testing.assert_array_equal(rna_ids, io["rna_ids"])
     np.testing.assert_array_equal(rna_mask, io["rna_mask"])
-    np.testing.assert_allclose(rna_values, io["rna_values"], rtol=0, atol=1e-7)
+    # within 1 float32 ulp of the original (which computes in float32): an absolute tolerance would hide
+    # the 1e-8 floor, which moves every cell minimum from 1e-8 to 0
+    np.testing.assert_array_max_ulp(rna_values, io["rna_values"], maxulp=1)
     # proteins: cells 0 and 2 from the 20-protein matrix, cell 1 from the 12-protein one
     p_ids = np.stack([a["protein_ids"][0], b["protein_ids"][0], a["protein_ids"][1]])
     p_mask = np.stack(
@@ -56,7 +58,7 @@ def test_reproduces_original_fixture(original_tokenizer, io):
     p_vals = np.stack([a["labels"][0], b["labels"][0], a["labels"][1]])
     np.testing.assert_array_equal(p_ids, io["protein_ids"])
     np.testing.assert_array_equal(p_mask, io["protein_mask"])
-    np.testing.assert_allclose(p_vals, io["protein_values"], rtol=0, atol=1e-7)
+    np.testing.assert_array_max_ulp(p_vals, io["protein_values"], maxulp=1)
     assert a["input_ids"].dtype == np.int64 and a["input_values"].dtype == np.float32
     assert a["attention_mask"].dtype == bool and a["labels"].dtype == np.float32
 
@@ -121,3 +123,14 @@ def test_overrides_and_added_genes(vocab_dir, tmp_path):
     assert tok.add_genes("MyNewProtein") == {"MyNewProtein": 75523}
     assert tok.convert_genes_to_ids("MyNewProtein") == 75523
     assert tok.resolve(["MyNewProtein"]).routes == ["added"]
+
+
+def test_scaling_keeps_the_floor_that_tells_a_true_zero_from_padding():
+    from tokenization.tokenization_sctranslator import SCALE_FLOOR, scale_rows
+
+    scaled, constant = scale_rows(np.array([[0.0, 5.0, 10.0], [3.0, 3.0, np.nan]]))
+    np.testing.assert_array_equal(scaled[0], [1e-8, 0.5 * (1 - 1e-8) + 1e-8, 1.0])
+    assert scaled[0, 0] > 0 and SCALE_FLOOR == 1e-8  # padding is 0: the smallest real value is not
+    np.testing.assert_array_equal(scaled[1, :2], [1e-8, 1e-8])
+    assert np.isnan(scaled[1, 2])
+    assert constant.tolist() == [False, True]

@@ -81,3 +81,23 @@ def test_quality_runs_on_a_pair_outside_the_built_in_list(tmp_path, data_dir):
     assert json.loads((out / "q.json").read_text())["sets"]["ctcl_pilot"]["n_cells"] == 173
     with pytest.raises(SystemExit):
         main(["--data", str(source / "ctcl_pilot_rna.h5ad")])  # not a pair: a clear argparse error
+
+
+def test_benchmark_choices_never_look_at_held_out_cells(data_dir, tokenizer):
+    """Genes, PCs and fits come from the training cells only: changing every held-out cell's RNA leaves
+    the selected genes and the training-cell PC scores unchanged."""
+    import dataclasses
+
+    from benchmarks._paired_data import load_set, select_genes
+
+    data = load_set("eccite", tokenizer)
+    genes = select_genes(data, 300).copy()
+    rng = np.random.default_rng(0)
+    shuffled = data.rna_values.toarray()
+    shuffled[data.eval] = rng.permutation(shuffled[data.eval].T).T * rng.integers(1, 5, size=(len(data.eval), 1))
+    other = dataclasses.replace(data, rna_values=sp.csr_matrix(shuffled))
+    np.testing.assert_array_equal(select_genes(other, 300), genes)
+    x, y = data.rna_log[:, genes], other.rna_log[:, genes]
+    z_train, _ = bl.principal_components(x[data.train], x[data.eval], 20)
+    z_train_other, _ = bl.principal_components(y[other.train], y[other.eval], 20)
+    np.testing.assert_allclose(np.abs(z_train), np.abs(z_train_other), atol=1e-9)
