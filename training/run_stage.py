@@ -47,6 +47,7 @@ from training.model_card import write_model_card
 from training.trainer import (
     CheckpointCompleteCallback,
     CosineSimilarityStopCallback,
+    RunLengthCallback,
     SCTranslatorTrainer,
     find_resume_checkpoint,
     make_compute_metrics,
@@ -414,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     compute_metrics, metrics_backend = make_compute_metrics(data_args.use_evaluate)
     logger.info("metrics computed with %s", metrics_backend)
-    callbacks: list[TrainerCallback] = [CheckpointCompleteCallback()]
+    callbacks: list[TrainerCallback] = [CheckpointCompleteCallback(), RunLengthCallback()]
     stop_on_cosine = data_args.stop_on_cosine if data_args.stop_on_cosine is not None else data_args.stage == "sc"
     cosine_cb = None
     if stop_on_cosine:

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CheckpointCompleteCallback",
+    "RunLengthCallback",
     "CosineSimilarityStopCallback",
     "SCTranslatorTrainer",
     "find_resume_checkpoint",
@@ -153,6 +155,33 @@ class CosineSimilarityStopCallback(TrainerCallback):
             self.stopped_at = state.global_step
             control.should_training_stop = True
             control.should_save = True
+        return control
+
+
+class RunLengthCallback(TrainerCallback):
+    """After the first ``measure_steps`` steps, says how long ``max_steps`` will take at the measured
+    pace, and warns when that is more than ``warn_hours`` (e.g. the released model's sizes on a CPU)."""
+
+    def __init__(self, measure_steps: int = 3, warn_hours: float = 12.0) -> None:
+        self.measure_steps = int(measure_steps)
+        self.warn_hours = float(warn_hours)
+        self.started: tuple[int, float] | None = None
+        self.projected_hours: float | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self.started is None:  # the first step includes start-up costs: measure from its end
+            self.started = (state.global_step, now)
+            return control
+        done = state.global_step - self.started[0]
+        if done == self.measure_steps and self.projected_hours is None:
+            per_step = (now - self.started[1]) / done
+            self.projected_hours = per_step * (state.max_steps - state.global_step) / 3600
+            log = logger.warning if self.projected_hours > self.warn_hours else logger.info
+            log("%.2f s per step on this machine: the remaining %d of %d steps take about %.1f h%s", per_step,
+                state.max_steps - state.global_step, state.max_steps, self.projected_hours,
+                " -- far longer than a run is meant to take here; use smaller sizes (e.g. make pretrain's "
+                "recipe on a CPU) or a GPU" if self.projected_hours > self.warn_hours else "")
         return control
 
 

@@ -72,3 +72,23 @@ def test_nan_in_the_rna_fails_when_the_corpus_is_built_in_one_line(tmp_path, dat
     err = capsys.readouterr().err
     assert f"first in cell {rna.obs_names[7]!r}" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_run_that_would_take_days_says_so_after_three_steps(monkeypatch, caplog):
+    """The released sizes on a 2-core CPU (~4 min per step) are named after the first steps, not days later."""
+    import logging
+    from types import SimpleNamespace
+
+    import training.trainer as trainer_module
+    from training.trainer import RunLengthCallback
+
+    clock = iter(range(0, 10_000, 240))  # 240 s per step
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    callback = RunLengthCallback()
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        for step in range(1, 6):
+            callback.on_step_end(None, SimpleNamespace(global_step=step, max_steps=3000), None)
+    assert callback.projected_hours == pytest.approx(240 * 2996 / 3600)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "240.00 s per step" in warned[0].getMessage()
+    assert "far longer than a run is meant to take" in warned[0].getMessage()
