@@ -67,8 +67,9 @@ def require_file(path: Path, what: str) -> None:
 
 
 def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Sequence[str] | None]:
-    """Accept an AnnData, a path to ``.h5ad`` (opened backed), a MuData (``rna`` modality) or
-    ``(matrix, gene_names)``; return the cells × genes object and explicit gene names if any."""
+    """Accept an AnnData, a path to ``.h5ad`` (opened backed), a MuData (``rna`` modality), a pandas
+    DataFrame (cells x genes, gene names as columns) or ``(matrix, gene_names)``; return the cells × genes
+    object and explicit gene names if any."""
     import anndata
 
     if isinstance(rna, (str, os.PathLike)):
@@ -83,7 +84,12 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
             raise ValueError(f"{path} has no X matrix (the expression values); write them into X and save again")
     elif isinstance(rna, tuple) and len(rna) == 2:
         rna, gene_names = rna
-    if hasattr(rna, "mod"):  # MuData
+    elif type(rna).__name__ == "DataFrame":  # cells as rows, genes as columns
+        import pandas as pd
+
+        rna = anndata.AnnData(X=rna.to_numpy(dtype=np.float32), obs=pd.DataFrame(index=rna.index.astype(str)),
+                              var=pd.DataFrame(index=rna.columns.astype(str)))
+    if type(rna).__name__ == "MuData":
         if "rna" not in rna.mod:
             raise ValueError(f"the MuData has modalities {list(rna.mod)}; expected one named 'rna'")
         rna = rna.mod["rna"]

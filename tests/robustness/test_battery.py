@@ -345,3 +345,12 @@ def test_protein_lists_are_read_as_written(tiny_model_dir, base_rna, tmp_path, w
         assert cli_main(["predict", "--model", str(tiny_model_dir), "--rna", str(path), "--proteins", proteins,
                          "--out", str(out), "--overwrite", "--device", "cpu"]) == 0
         assert list(ad.read_h5ad(out).var_names) == expected
+
+
+def test_a_pandas_dataframe_is_taken_as_cells_by_genes(predictor, base_rna):
+    import pandas as pd
+
+    frame = pd.DataFrame(_dense(base_rna), index=base_rna.obs_names, columns=base_rna.var_names)
+    out = predictor(frame, proteins=["CD4", "CD19"])
+    assert out.shape == (base_rna.n_obs, 2) and list(out.obs_names) == list(base_rna.obs_names)
+    np.testing.assert_allclose(out.X, predictor(base_rna, proteins=["CD4", "CD19"]).X, atol=1e-6)
