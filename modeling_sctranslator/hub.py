@@ -97,20 +97,38 @@ def push_model_folder(
 ) -> list[str]:
     """Upload a complete model folder to ``repo_id``; returns the uploaded file names."""
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     folder = Path(folder)
     check_model_folder(folder, require_card=True)
     api = api or HfApi()
-    api.create_repo(repo_id, private=private, exist_ok=True, token=token)
     files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        commit_message=commit_message or "Upload sctranslator model",
-        token=token,
-        allow_patterns=files,
-    )
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+        api.upload_folder(  # one commit: all files or none
+            repo_id=repo_id,
+            folder_path=str(folder),
+            commit_message=commit_message or "Upload sctranslator model",
+            token=token,
+            allow_patterns=files,
+        )
+    except HfHubHTTPError as error:
+        raise OSError(f"the Hub refused the push to {repo_id} ({error}); check the token's write access "
+                      "and the repository name; nothing was uploaded") from error
+    except Exception as error:
+        if not _is_network_error(error):
+            raise
+        raise OSError(f"cannot reach the Hugging Face Hub to push {repo_id} ({type(error).__name__}: {error}); "
+                      "check the network, a proxy or HF_ENDPOINT; nothing was uploaded") from error
     return files
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """Connection, DNS, TLS or timeout failures of the HTTP stack the Hub client uses."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    return any(cls.__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "requests", "urllib3")
+               for cls in type(error).__mro__)
 
 
 def resolve_model_folder(model_id: str | os.PathLike[str]) -> Path:
