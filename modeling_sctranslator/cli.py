@@ -86,10 +86,56 @@ def _read_h5ad(path: Path):
         raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
 
 
+def _rna_argument(args: argparse.Namespace):
+    """``--rna`` as a path (read backed, in chunks), or with ``--layer`` / ``--gene-column`` an AnnData
+    whose X is that layer, and the gene names from that column."""
+    if args.layer is None and args.gene_column is None:
+        return args.rna, None
+    adata = _read_h5ad(args.rna)
+    if args.layer == "raw":
+        if adata.raw is None:
+            raise ValueError(f"{args.rna} has no .raw; its layers are {sorted(adata.layers)}")
+        main_var = adata.var
+        adata = adata.raw.to_adata()
+        if args.gene_column in main_var.columns and args.gene_column not in adata.var.columns:
+            adata.var[args.gene_column] = main_var[args.gene_column].reindex(adata.var_names)  # .raw keeps no columns
+    elif args.layer is not None:
+        if args.layer not in adata.layers:
+            raise ValueError(f"{args.rna} has no layer {args.layer!r}; its layers are {sorted(adata.layers)}"
+                             + (" (and .raw: --layer raw)" if adata.raw is not None else ""))
+        adata.X = adata.layers[args.layer]
+    gene_names = None
+    if args.gene_column is not None:
+        if args.gene_column not in adata.var.columns:
+            raise ValueError(f"{args.rna} has no var column {args.gene_column!r}; its var columns are "
+                             f"{list(adata.var.columns)}")
+        gene_names = [str(g) for g in adata.var[args.gene_column]]
+    return adata, gene_names
+
+
+# The library's messages name Python arguments; on the command line the matching options are these.
+_CLI_EQUIVALENTS = (
+    ("gene_names=", "--gene-column COLUMN"),
+    ("adata.raw", "--layer raw, or --layer counts"),
+    ("layers[", "--layer NAME"),
+    ("overrides=", "the gene symbol itself in --proteins"),
+)
+
+
+def _with_cli_equivalents(message: str) -> str:
+    hints = [option for python, option in _CLI_EQUIVALENTS if python in message]
+    return message + (f" [on the command line: {'; '.join(dict.fromkeys(hints))}]" if hints else "")
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model folder or hub id (default: the pre-trained sctranslator-base in the package)")
     parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
+    parser.add_argument("--layer", default=None,
+                        help="read the expression from this layer of --rna instead of X (e.g. counts), or 'raw' "
+                             "for adata.raw; the file is then read into memory")
+    parser.add_argument("--gene-column", default=None,
+                        help="the var column of --rna that holds gene names (e.g. gene_symbols; default var_names)")
     parser.add_argument(
         "--batch-size", type=int, default=None,
         help="cells per forward pass (default: 1 for the full-size model on CPU, where it is fastest; up to 8)",
@@ -113,9 +159,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
         model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
         started = time.perf_counter()
+        rna, gene_names = _rna_argument(args)
         result = predict_proteins(
-            model, tokenizer, args.rna, proteins, batch_size=args.batch_size, chunk_size=args.chunk_size,
-            device=model.device, progress=True,
+            model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
+            chunk_size=args.chunk_size, device=model.device, progress=True,
         )
         elapsed = time.perf_counter() - started
         result.write_h5ad(staging)
@@ -196,9 +243,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     proteins = _read_h5ad(args.protein)
     model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    rna, gene_names = _rna_argument(args)
     result = predict_proteins(
-        model, tokenizer, args.rna, proteins, batch_size=args.batch_size, chunk_size=args.chunk_size,
-        device=model.device, progress=True, protein_transform=args.protein_transform,
+        model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
     )
     metrics = protein_prediction_metrics(result.X, result.layers["measured"])
     metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars),
@@ -267,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         _close_progress_bars()
-        print(f"sctranslator {args.command}: error: {message}", file=sys.stderr)
+        print(f"sctranslator {args.command}: error: {_with_cli_equivalents(str(message))}", file=sys.stderr)
         return 2
 
 
@@ -278,6 +326,16 @@ def _check_input_files(args: argparse.Namespace) -> None:
     for name, what in (("rna", "RNA file"), ("protein", "protein file")):
         if isinstance(getattr(args, name, None), Path):
             require_file(getattr(args, name), what)
+
+
+def _show_warnings_as_cli_lines(command: str) -> None:
+    """Warnings as one line each, with the command-line options where the text names Python arguments."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"sctranslator {command}: warning: {_with_cli_equivalents(str(message))}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 def _stop_cleanly_on_sigterm() -> None:
@@ -298,5 +356,13 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def console_main() -> None:
+    """The ``sctranslator`` command: :func:`main`, with warnings shown as one line each."""
+    argv = sys.argv[1:]
+    command = next((a for a in argv if not a.startswith("-")), "")
+    _show_warnings_as_cli_lines(command)
+    sys.exit(main(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -1,0 +1,76 @@
+"""What the library's messages ask Python users to pass, the command line can pass too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def layered(data_dir, tmp_path_factory):
+    """Cells whose X is log-normalised, counts in a layer and in .raw, and Ensembl ids as var_names with
+    the symbols in a column: a common shape of a processed AnnData."""
+    counts = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy()
+    symbols = list(counts.var_names)
+    counts.var = pd.DataFrame({"gene_symbols": symbols}, index=[f"ENSG{i:011d}" for i in range(len(symbols))])
+    adata = counts.copy()
+    adata.layers["counts"] = counts.X.copy()
+    adata.raw = counts[:, :].copy()
+    del adata.raw.var["gene_symbols"]  # .raw usually keeps only the names
+    x = counts.X.toarray()
+    adata.X = np.log1p(x / x.sum(axis=1, keepdims=True) * 1e4)
+    path = tmp_path_factory.mktemp("layered") / "cells.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def _predict(model, rna, out, *extra):
+    from modeling_sctranslator.cli import main
+
+    return main(["predict", "--model", str(model), "--rna", str(rna), "--proteins", "CD4,CD19", "--out", str(out),
+                 *extra])
+
+
+def test_layer_and_gene_column_give_the_predictions_of_the_plain_file(tiny_model_dir, layered, data_dir, tmp_path):
+    plain = tmp_path / "plain.h5ad"
+    ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy().write_h5ad(plain)
+    assert _predict(tiny_model_dir, plain, tmp_path / "a.h5ad") == 0
+    for layer in ("counts", "raw"):
+        args = ("--gene-column", "gene_symbols", "--layer", layer)
+        assert _predict(tiny_model_dir, layered, tmp_path / f"{layer}.h5ad", *args) == 0
+        np.testing.assert_allclose(ad.read_h5ad(tmp_path / f"{layer}.h5ad").X, ad.read_h5ad(tmp_path / "a.h5ad").X,
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--layer", "spliced"), "has no layer 'spliced'; its layers are ['counts'] (and .raw: --layer raw)"),
+        (("--gene-column", "symbol"), "has no var column 'symbol'; its var columns are ['gene_symbols']"),
+        ((), "[on the command line: --gene-column COLUMN]"),  # Ensembl ids only: the hint names the option
+    ],
+    ids=["unknown_layer", "unknown_column", "python_hint_translated"],
+)
+def test_cli_errors_name_cli_options(tiny_model_dir, layered, tmp_path, capsys, extra, message):
+    assert _predict(tiny_model_dir, layered, tmp_path / "o.h5ad", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_command_prints_warnings_as_one_line_with_the_option(tiny_model_dir, layered, tmp_path):
+    """X holds log-normalised values: the warning names --layer, not adata.layers[...] alone."""
+    done = subprocess.run(
+        [sys.executable, "-m", "modeling_sctranslator.cli", "predict", "--model", str(tiny_model_dir), "--rna",
+         str(layered), "--gene-column", "gene_symbols", "--proteins", "CD4", "--out", str(tmp_path / "o.h5ad")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "warning:" in line]
+    assert any("look log-normalised" in line and "[on the command line: --layer raw, or --layer counts" in line
+               for line in lines), done.stderr
+    assert "UserWarning" not in done.stderr and "InputQualityWarning" not in done.stderr
