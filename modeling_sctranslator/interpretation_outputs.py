@@ -54,9 +54,17 @@ def safe_filename(name: str) -> str:
     return cleaned[:100]
 
 
+def _tick_positions(n: int) -> list[int]:
+    """Every position when there are few, else at most ``_MAX_TICK_LABELS`` evenly spaced ones."""
+    if n <= _MAX_TICK_LABELS:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, _MAX_TICK_LABELS).round()})
+
+
 def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path, title: str,
             diverging: bool = False, xlabel: str = "", ylabel: str = "") -> Path:
-    """A PNG heatmap (matplotlib, Agg backend); tick labels only when there are few rows/columns."""
+    """A PNG heatmap (matplotlib, Agg backend), rows and columns labelled by name (evenly spaced names
+    when there are too many to show them all)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -75,10 +83,10 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: 
     else:
         image = ax.imshow(matrix, aspect="auto", cmap="viridis", interpolation="nearest")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    if n_cols <= _MAX_TICK_LABELS:
-        ax.set_xticks(range(n_cols), labels=list(cols), rotation=90, fontsize=7)
-    if n_rows <= _MAX_TICK_LABELS:
-        ax.set_yticks(range(n_rows), labels=list(rows), fontsize=7)
+    # names, never matplotlib's default index ticks: all of them when few, else evenly spaced ones
+    x_at, y_at = _tick_positions(n_cols), _tick_positions(n_rows)
+    ax.set_xticks(x_at, labels=[str(cols[i]) for i in x_at], rotation=90, fontsize=7)
+    ax.set_yticks(y_at, labels=[str(rows[i]) for i in y_at], fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -354,3 +354,24 @@ def test_a_pandas_dataframe_is_taken_as_cells_by_genes(predictor, base_rna):
     out = predictor(frame, proteins=["CD4", "CD19"])
     assert out.shape == (base_rna.n_obs, 2) and list(out.obs_names) == list(base_rna.obs_names)
     np.testing.assert_allclose(out.X, predictor(base_rna, proteins=["CD4", "CD19"]).X, atol=1e-6)
+
+
+def test_heatmaps_label_rows_and_columns_with_names_not_indices(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from modeling_sctranslator.interpretation_outputs import heatmap
+
+    shown: dict[str, list[str]] = {}
+    for axis in ("x", "y"):
+        original = getattr(Axes, f"set_{axis}ticks")
+
+        def record(self, ticks, labels=None, _axis=axis, _original=original, **kwargs):
+            shown[_axis] = list(labels)
+            return _original(self, ticks, labels=labels, **kwargs)
+
+        monkeypatch.setattr(Axes, f"set_{axis}ticks", record)
+    genes = [f"GENE{i}" for i in range(300)]  # more rows than can all be labelled
+    heatmap(np.random.default_rng(0).random((300, 3)), genes, ["CD4", "CD19", "CD14"], tmp_path / "h.png", "t")
+    assert shown["x"] == ["CD4", "CD19", "CD14"]
+    assert 2 <= len(shown["y"]) <= 60 and set(shown["y"]) <= set(genes) and shown["y"][0] == "GENE0"
+    assert (tmp_path / "h.png").stat().st_size > 0
