@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +28,27 @@ def usual_mode(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
-def check_output_target(target: Path, overwrite: bool) -> None:
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_output_target(
+    target: Path, overwrite: bool, inputs: Sequence[str | os.PathLike[str]] = (), is_dir: bool = False
+) -> None:
+    """Fail before any work when ``target`` cannot take the output: it exists (without ``overwrite``),
+    it is one of the ``inputs`` (even with ``overwrite``), a file is to go where a folder is, or its
+    folder is missing or read-only."""
+    for source in inputs:
+        if source is not None and _same_path(Path(target), Path(source)):
+            raise ValueError(
+                f"the output {target} is the input file {source}: writing it would destroy the input; choose "
+                "another output path"
+            )
+    if target.is_dir() and not is_dir:
+        raise IsADirectoryError(f"the output {target} is a folder; give a file path (e.g. {target / 'out.h5ad'})")
     if target.exists() and not overwrite:
         is_empty_dir = target.is_dir() and not any(target.iterdir())
         if not is_empty_dir:
@@ -41,33 +62,97 @@ def check_output_target(target: Path, overwrite: bool) -> None:
         raise PermissionError(f"cannot write into {parent}: it is read-only for this user")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_partials(target: Path) -> None:
+    """Remove staging files/folders of ``target`` left by a process that was killed (SIGKILL, power loss):
+    their names carry the writer's process id."""
+    for leftover in target.parent.glob(f".{target.name}.*.partial"):
+        pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
+
+def _publish_new(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target`` only if nothing is there now (another run may have written it since
+    the check): never replace what appeared meanwhile."""
+    try:
+        if staging.is_dir():
+            os.rename(staging, target)  # refuses a non-empty folder
+        else:
+            try:
+                os.link(staging, target)  # atomic, and refuses an existing file
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: check, then move
+                if target.exists():
+                    raise FileExistsError(target) from None
+                os.replace(staging, target)
+                return
+            staging.unlink()
+        return
+    except OSError as err:
+        if not isinstance(err, FileExistsError) and err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    kept = target.with_name(f"{target.name}.{os.getpid()}")
+    os.replace(staging, kept)
+    raise OutputExistsError(
+        f"{target} was written by another run while this one worked; it is kept, and this run's result "
+        f"is at {kept}"
+    )
+
+
 @contextmanager
-def atomic_output_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+def atomic_output_dir(
+    target: str | os.PathLike[str], overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = ()
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds."""
     target = Path(target).absolute()
-    check_output_target(target, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    check_output_target(target, overwrite, inputs, is_dir=True)
+    _sweep_stale_partials(target)
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".partial", dir=target.parent))
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     usual_mode(staging, is_dir=True)
-    if target.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    if target.exists() and overwrite:
+        backup = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".old", dir=target.parent))
         os.replace(target, backup / target.name)
         os.replace(staging, target)
         shutil.rmtree(backup, ignore_errors=True)
     else:
-        os.replace(staging, target)
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # an empty folder may be filled (check_output_target allowed it)
+        _publish_new(staging, target)
 
 
 @contextmanager
-def atomic_output_file(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary file path beside ``target``; it replaces ``target`` only on success."""
+def atomic_output_file(
+    target: str | os.PathLike[str], overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = ()
+) -> Iterator[Path]:
+    """Yield a temporary file path beside ``target``; it replaces ``target`` only on success, and never
+    replaces one of ``inputs`` or (without ``overwrite``) a file that another run wrote meanwhile."""
     target = Path(target).absolute()
-    check_output_target(target, overwrite)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    check_output_target(target, overwrite, inputs)
+    _sweep_stale_partials(target)
+    handle, name = tempfile.mkstemp(prefix=_staging_prefix(target), suffix=".partial", dir=target.parent)
     os.close(handle)
     staging = Path(name)
     try:
@@ -76,4 +161,7 @@ def atomic_output_file(target: str | os.PathLike[str], overwrite: bool = False) 
         staging.unlink(missing_ok=True)
         raise
     usual_mode(staging, is_dir=False)
-    os.replace(staging, target)
+    if overwrite:
+        os.replace(staging, target)
+    else:
+        _publish_new(staging, target)

@@ -12,12 +12,23 @@ Genes (``kind="gene"``), tried in order:
 6. human symbols ignoring case (``lag3`` -> ``LAG3``; route ``symbol_case``), unless ``species="mouse"``;
 7. names added to the reserved slots (route ``added``).
 
-Proteins (``kind="protein"``) add panel rules before giving up: isotype/blank/technical rows are
-reported as *controls* (never mapped), barcode and ``_TotalSeqB`` suffixes are stripped, both parts of
-``"PD-1 (CD279)"`` are tried (a ``CD<number>`` part first), a curated table of antibody names that
-the symbol table gets wrong or lacks (RPPA ``PDK1`` is PDPK1, ``ACC1`` is ACACA, ``PD-1`` is PDCD1)
-is consulted, hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or
-cleaved forms map to the total protein's gene under routes ``phospho`` / ``modified_epitope``.
+Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are reported as
+*controls* (never mapped). Antibody names go through the curated antigen -> gene table of
+:mod:`antibody_targets` *before* the symbol/alias lookup (route ``antibody_table``): ``CD25`` is
+IL2RA although the NCBI alias table also lists it for ISG20, ``CD16`` is FCGR3A, RPPA ``PDK1`` is
+PDPK1. Then the gene rules above; then parts of a label: barcode and ``_TotalSeqB`` suffixes are
+stripped, both parts of ``"PD-1 (CD279)"`` are tried (a ``CD<number>`` part first; route ``panel``),
+hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map
+to the total protein's gene (routes ``phospho`` / ``modified_epitope``).
+
+A panel of at least :data:`GENE_NAMED_PANEL_MIN` proteins is mass-spectrometry-sized (antibody panels
+have at most a few hundred antibodies) and named by gene symbol: there the gene rules come first, so
+the gene ``TTF1`` stays TTF1 while the RPPA antibody ``TTF1`` means NKX2-1.
+
+When two columns reach one token, the one whose whole name resolved (``CD45``, also ``CD45_TCTCGACT``:
+a barcode suffix is not part of the name) is kept over one found from a part of its label
+(``B220 (CD45R)``) or an epitope (``4E-BP1_pS65``); among equals the first column is kept.
+The others are reported as duplicates.
 """
 
 from __future__ import annotations
@@ -30,148 +41,18 @@ from typing import Any
 
 import numpy as np
 
+from .antibody_targets import ANTIBODY_TARGETS, antibody_key
 from .vocab import GeneVocab
 
 __all__ = [
+    "GENE_NAMED_PANEL_MIN",
     "MappingReport",
-    "PANEL_ALIASES",
     "is_control_name",
     "resolve_names",
 ]
 
 # --------------------------------------------------------------------------- panel knowledge
-# Antibody target names (lower case, hyphens/underscores/spaces removed) -> human gene symbol.
-# Only names the symbol table lacks or maps to another gene than antibody panels mean.
-PANEL_ALIASES: dict[str, str] = {
-    # CITE-seq / ECCITE / REAP panels
-    "pd1": "PDCD1",
-    "pdl1": "CD274",
-    "pdl2": "PDCD1LG2",
-    "b7h1": "CD274",
-    "mhcii": "HLA-DR",
-    "igm": "IGHM",
-    "igd": "IGHD",
-    "integrinb7": "ITGB7",
-    "lox1": "OLR1",
-    "tcrva7.2": "TRAV1-2",
-    "tcrvd2": "TRDV2",
-    "tcrvalpha7.2": "TRAV1-2",
-    "tcrvdelta2": "TRDV2",
-    "cd158": "KIR2DL1",
-    "fceria": "FCER1A",
-    "hlaabc": "HLA-A",
-    "hlaa,b,c": "HLA-A",
-    "il7ralpha": "IL7R",
-    "ckit": "KIT",
-    "pecam": "PECAM1",
-    "ox40": "TNFRSF4",
-    "cd8": "CD8A",
-    "cd8a": "CD8A",
-    "cd3": "CD3D",
-    # RPPA (TCGA / MD Anderson antibody names)
-    "1433epsilon": "YWHAE",
-    "4ebp1": "EIF4EBP1",
-    "53bp1": "TP53BP1",
-    "araf": "ARAF",
-    "braf": "BRAF",
-    "craf": "RAF1",
-    "acc1": "ACACA",
-    "acc": "ACACA",
-    "ampkalpha": "PRKAA1",
-    "ampk": "PRKAA1",
-    "akt": "AKT1",
-    "annexini": "ANXA1",
-    "annexin1": "ANXA1",
-    "bak": "BAK1",
-    "bax": "BAX",
-    "bcl2": "BCL2",
-    "bclxl": "BCL2L1",
-    "beclin": "BECN1",
-    "bid": "BID",
-    "bim": "BCL2L11",
-    "caspase7": "CASP7",
-    "caveolin1": "CAV1",
-    "chk1": "CHEK1",
-    "chk2": "CHEK2",
-    "claudin7": "CLDN7",
-    "collagenvi": "COL6A1",
-    "cyclinb1": "CCNB1",
-    "cyclind1": "CCND1",
-    "cycline1": "CCNE1",
-    "dj1": "PARK7",
-    "dvl3": "DVL3",
-    "ecadherin": "CDH1",
-    "ncadherin": "CDH2",
-    "pcadherin": "CDH3",
-    "eralpha": "ESR1",
-    "erk2": "MAPK1",
-    "foxo3a": "FOXO3",
-    "fibronectin": "FN1",
-    "gsk3alphabeta": "GSK3B",
-    "gsk3": "GSK3B",
-    "her2": "ERBB2",
-    "her3": "ERBB3",
-    "hsp70": "HSPA1A",
-    "jnk2": "MAPK9",
-    "jnk": "MAPK8",
-    "kras": "KRAS",
-    "ku80": "XRCC5",
-    "lbk1": "STK11",
-    "lkb1": "STK11",
-    "lck": "LCK",
-    "mapk": "MAPK3",
-    "mek1": "MAP2K1",
-    "mig6": "ERRFI1",
-    "mre11": "MRE11",
-    "nfkbp65": "RELA",
-    "notch1": "NOTCH1",
-    "pai1": "SERPINE1",
-    "pdk1": "PDPK1",
-    "pi3kp110alpha": "PIK3CA",
-    "pkcalpha": "PRKCA",
-    "pkcdelta": "PRKCD",
-    "pr": "PGR",
-    "pras40": "AKT1S1",
-    "paxillin": "PXN",
-    "pea15": "PEA15",
-    "rad50": "RAD50",
-    "rb": "RB1",
-    "s6": "RPS6",
-    "scd1": "SCD",
-    "stat3": "STAT3",
-    "stat5alpha": "STAT5A",
-    "shc": "SHC1",
-    "smad1": "SMAD1",
-    "smad3": "SMAD3",
-    "smad4": "SMAD4",
-    "src": "SRC",
-    "stathmin": "STMN1",
-    "syk": "SYK",
-    "transglutaminase": "TGM2",
-    "tuberin": "TSC2",
-    "vegfr2": "KDR",
-    "yap": "YAP1",
-    "yb1": "YBX1",
-    "alphacatenin": "CTNNA1",
-    "betacatenin": "CTNNB1",
-    "cmet": "MET",
-    "cmyc": "MYC",
-    "eef2": "EEF2",
-    "eef2k": "EEF2K",
-    "eif4e": "EIF4E",
-    "mtor": "MTOR",
-    "p27": "CDKN1B",
-    "p38mapk": "MAPK14",
-    "p38": "MAPK14",
-    "p53": "TP53",
-    "p70s6k": "RPS6KB1",
-    "p90rsk": "RPS6KA1",
-    "pkcpan": "PRKCB",
-    "pten": "PTEN",
-    "egfr": "EGFR",
-    "atm": "ATM",
-    "ar": "AR",
-}
+GENE_NAMED_PANEL_MIN = 1000  # proteins in a panel from which its names are read as gene symbols
 
 _TECHNICAL_CONTROLS = {
     "blank",
@@ -195,14 +76,10 @@ _ISOTYPE_RE = re.compile(
 )
 _BARCODE_SUFFIX_RE = re.compile(r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE))$")
 _PAREN_RE = re.compile(r"^\s*(.*?)\s*\(\s*(.+?)\s*\)\s*$")
-_PHOSPHO_RE = re.compile(r"^(.+?)[_ ](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
+_PHOSPHO_RE = re.compile(r"^(.+?)[_ -](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
 _MODIFIED_RE = re.compile(r"^(.+?)[_ ](?:cleaved\w*|acetyl\w*|ac[K]\d+|me\d?[KR]\d+)$", re.IGNORECASE)
 _CD_RE = re.compile(r"^CD\d+[A-Za-z]?\d*$", re.IGNORECASE)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d{6,})(?:\.\d+)?$", re.IGNORECASE)
-
-
-def _panel_key(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name).lower()
 
 
 def is_control_name(name: str) -> str | None:
@@ -408,16 +285,17 @@ class _Resolver:
             return token, "added"
         return None
 
-    def _panel_candidates(self, name: str) -> list[tuple[str, str]]:
-        """Strings to try for an antibody name, each with the route it would be reported under."""
-        out: list[tuple[str, str]] = []
+    def _panel_candidates(self, name: str) -> list[tuple[str, str, bool]]:
+        """Strings to try for an antibody name: (text, route it is reported under, whether it is the
+        whole name less a barcode suffix, rather than a part of a compound label or an epitope)."""
+        out: list[tuple[str, str, bool]] = []
         seen: set[str] = set()
 
         def push(text: str, route: str) -> None:
             text = text.strip()
             if text and text not in seen:
                 seen.add(text)
-                out.append((text, route))
+                out.append((text, route, text == core))
 
         s = name.strip()
         m = _BARCODE_SUFFIX_RE.match(s)
@@ -441,32 +319,43 @@ class _Resolver:
                 push(mo.group(1), "modified_epitope")
         return out
 
-    def protein(self, name: str) -> tuple[int, str, str] | None:
-        """(token id, route, matched text) for an antibody/protein name, or None."""
-        direct_panel = self._panel_alias(name)
-        if direct_panel is not None:
-            return direct_panel[0], "panel_alias", direct_panel[1]
+    def protein(self, name: str, gene_named: bool = False) -> tuple[int, str, str, bool] | None:
+        """(token id, route, matched text, whole name resolved) for a protein name, or None.
+
+        ``gene_named``: the panel names proteins by gene symbol (mass spectrometry), so the gene
+        rules are tried before the antibody table.
+        """
+        if gene_named:
+            hit = self.gene(name)
+            if hit is not None:
+                return hit[0], hit[1], name, True
+        target = self._antibody_target(name)
+        if target is not None:
+            return target[0], "antibody_table", target[1], True
         hit = self.gene(name)
         if hit is not None:
-            return hit[0], hit[1], name
-        for text, route in self._panel_candidates(name):
-            alias = self._panel_alias(text)
-            if alias is not None:
-                return alias[0], (route if route != "panel" else "panel_alias"), alias[1]
+            return hit[0], hit[1], name, True
+        for text, route, whole in self._panel_candidates(name):
+            target = self._antibody_target(text)
+            if target is not None:
+                return target[0], route, target[1], whole
             hit = self.gene(text)
             if hit is None:
                 squeezed = re.sub(r"[\s_\-]+", "", text)
                 hit = self.gene(squeezed) if squeezed != text else None
             if hit is not None:
-                return hit[0], route, text
+                return hit[0], route, text, whole
         return None
 
-    def _panel_alias(self, text: str) -> tuple[int, str] | None:
-        symbol = PANEL_ALIASES.get(_panel_key(text))
-        if symbol is None:
+    def _antibody_target(self, text: str) -> tuple[int, str] | None:
+        """(token, gene symbol) from the curated antibody table; an isoform keeps its own record."""
+        target = ANTIBODY_TARGETS.get(antibody_key(text))
+        if target is None:
             return None
-        token = self._symbol(symbol)
-        return (token, symbol) if token is not None else None
+        token = self._symbol(target.name) if target.rule == "isoform" else None
+        if token is None:
+            token = self._symbol(target.gene)
+        return (token, target.gene) if token is not None else None
 
 
 def _override_target(vocab: GeneVocab, name: str, target: Any) -> tuple[int | None, str]:
@@ -512,59 +401,64 @@ def resolve_names(
     overrides: Mapping[str, Any] | None = None,
     is_control: Sequence[bool] | None = None,
 ) -> MappingReport:
-    """Map every name to a token id; later columns that hit an already used token are duplicates."""
+    """Map every name to a token id; a column that hits a token another column keeps is a duplicate.
+
+    The column kept for a token is the first whose whole name resolved, else the first one (see the
+    module docstring).
+    """
     if kind not in ("gene", "protein"):
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
     resolver = _Resolver(vocab, species)
     overrides = dict(overrides or {})
     names = [str(n) for n in names]
+    flagged = [bool(is_control[i]) if is_control is not None else False for i in range(len(names))]
+    gene_named = kind == "protein" and len(names) - sum(flagged) >= GENE_NAMED_PANEL_MIN
+    memo: dict[str, tuple[int | None, str, str, bool]] = {}
+    results: list[tuple[int | None, str, str, bool]] = []
+    for name, control in zip(names, flagged, strict=True):
+        if name in overrides:
+            token, route = _override_target(vocab, name, overrides[name])
+            result = (token, route, str(overrides[name]) if route != "control" else "", True)
+        elif control:
+            result = (None, "control", "is_control", True)
+        elif name in memo:
+            result = memo[name]
+        else:
+            reason = is_control_name(name) if kind == "protein" else None
+            if reason is not None:
+                result = (None, "control", reason, True)
+            elif kind == "protein":
+                hit = resolver.protein(name, gene_named)
+                result = hit if hit else (None, "unmapped", "", True)
+            else:
+                gene_hit = resolver.gene(name)
+                result = (gene_hit[0], gene_hit[1], name, True) if gene_hit else (None, "unmapped", "", True)
+            memo[name] = result
+        results.append(result)
+
+    kept: dict[int, int] = {}  # token -> column that keeps it: whole-name hits first, then in order
+    for whole_name_first in (True, False):
+        for i, (token, _, _, whole) in enumerate(results):
+            if token is not None and whole == whole_name_first:
+                kept.setdefault(token, i)
     tokens = np.zeros(len(names), dtype=np.int64)
     routes: list[str] = []
     status: list[str] = []
     matched: list[str] = []
-    used: set[int] = set()
-    memo: dict[str, tuple[int | None, str, str]] = {}
-    for i, name in enumerate(names):
-        if name in overrides:
-            token, route = _override_target(vocab, name, overrides[name])
-            result = (token, route, str(overrides[name]))
-            if route == "control":
-                result = (None, "control", "")
-        elif is_control is not None and bool(is_control[i]):
-            result = (None, "control", "is_control")
-        elif name in memo:
-            result = memo[name]
-        else:
-            if kind == "protein":
-                reason = is_control_name(name)
-                if reason is not None:
-                    result = (None, "control", reason)
-                else:
-                    hit = resolver.protein(name)
-                    result = (hit[0], hit[1], hit[2]) if hit else (None, "unmapped", "")
-            else:
-                hit = resolver.gene(name)
-                result = (hit[0], hit[1], name) if hit else (None, "unmapped", "")
-            memo[name] = result
-        token, route, match = result
+    for i, (token, route, match, _) in enumerate(results):
         if route == "control":
             status.append("control")
             routes.append("control")
             matched.append(match)
-            continue
-        if token is None:
+        elif token is None:
             status.append("unmapped")
             routes.append("unmapped")
             matched.append("")
-            continue
-        tokens[i] = token
-        routes.append(route)
-        matched.append(match)
-        if token in used:
-            status.append("duplicate")
         else:
-            used.add(token)
-            status.append("mapped")
+            tokens[i] = token
+            routes.append(route)
+            matched.append(match)
+            status.append("mapped" if kept[token] == i else "duplicate")
     return MappingReport(kind, names, tokens, routes, status, matched)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from .gene_ids import MappingReport, report_from_token_ids, resolve_names
+from .value_kinds import value_kind
 from .vocab import GeneVocab
 
 __all__ = [
@@ -40,8 +41,15 @@ ENCODER_INPUTS = ("all_genes", "expressed")
 # What the tokenizer does to RNA values before per-cell scaling. "none": the values as given (the
 # original, and every model trained on them); "log1p_cp10k": raw counts -> log1p(counts per 10,000,
 # library size over every column of the input), so a model trained on log-normalised values takes the
-# raw counts users have.
+# raw counts users have. Such a model also takes what its training corpora held besides counts (see
+# value_kinds): log values (bulk log2(x+1), log1p(CP10k)) are read as they are, linear normalised values
+# (CP10k, TPM) get log1p; the report says which (EncodingReport.rna_values).
 RNA_TRANSFORMS = ("none", "log1p_cp10k")
+_APPLIED_TRANSFORMS = {
+    ("log1p_cp10k", "counts"): ("log1p_cp10k", "raw counts -> log1p(CP10k)"),
+    ("log1p_cp10k", "log"): ("none", "log values, read as they are"),
+    ("log1p_cp10k", "linear"): ("log1p", "linear normalised values -> log1p"),
+}
 
 
 class ConstantCellWarning(UserWarning):
@@ -57,9 +65,10 @@ class EncodingReport:
     n_cells: int
     constant_rna_cells: int = 0
     constant_protein_cells: int = 0
+    rna_values: str = "as given"  # what was done to the RNA values before per-cell scaling
 
     def summary(self) -> str:
-        lines = [f"{self.n_cells} cells", self.rna.summary()]
+        lines = [f"{self.n_cells} cells ({self.rna_values})", self.rna.summary()]
         if self.protein is not None:
             lines.append(self.protein.summary())
         if self.constant_rna_cells:
@@ -172,11 +181,21 @@ class _Matrix:
         self.x = x
         self.shape = (int(x.shape[0]), int(x.shape[1]))
 
+    def adapt_transform(self) -> str:
+        """Choose the transform this input needs from the kind of its values (first 64 rows), as the
+        training corpora were read; returns what was done, in words."""
+        self.kind = value_kind(self.raw_rows(0, min(self.shape[0], 64)))
+        self.applied, done = _APPLIED_TRANSFORMS.get((self.transform, self.kind), (self.transform, ""))
+        return done or ("as given" if self.applied == "none" else "raw counts -> log1p(CP10k)")
+
     def rows(self, start: int, stop: int):
         """Rows ``start:stop`` (CSR or dense), after the transform."""
         block = self.raw_rows(start, stop)
-        if self.transform == "log1p_cp10k":
+        applied = getattr(self, "applied", self.transform)
+        if applied == "log1p_cp10k":
             block = _log1p_cp10k(block, start, self.obs_names)
+        elif applied == "log1p":
+            block = _log1p(block, start, self.obs_names)
         return block
 
     def raw_rows(self, start: int, stop: int):
@@ -440,6 +459,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         n_cells, n_vars = matrix.shape
         if n_cells == 0 or n_vars == 0:
             raise ValueError(f"the RNA matrix is empty ({n_cells} cells x {n_vars} genes); nothing to encode")
+        rna_values = matrix.adapt_transform()
 
         rna_report = self._rna_report(matrix, gene_names, gene_ids, species, overrides)
         columns = rna_report.columns
@@ -503,7 +523,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             data.update(pdata)
         features = BatchFeature(data=data, tensor_type=return_tensors)
         if return_report:
-            report = EncodingReport(rna_report, protein_report, n_cells, n_const, n_const_p)
+            report = EncodingReport(rna_report, protein_report, n_cells, n_const, n_const_p, rna_values)
             return features, report
         return features
 
@@ -892,38 +912,47 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
             "pass species='human' or species='mouse' if that is not intended",
             InputQualityWarning, stacklevel=3,
         )
-    sample = matrix.raw_rows(0, min(matrix.shape[0], 64))
-    values = np.asarray(sample.data if hasattr(sample, "tocsr") else sample).ravel()
-    values = values[np.isfinite(values)]
-    if values.size and np.any(values != np.round(values)) and matrix.transform == "log1p_cp10k":
+    if matrix.transform == "none" and matrix.kind in ("log", "linear"):
+        looks = "log-normalised" if matrix.kind == "log" else "normalised (e.g. counts per 10,000)"
         warnings.warn(
-            "the expression values are not integer counts, but this tokenizer log-normalises raw counts "
-            "(rna_transform='log1p_cp10k') as the model was trained: pass raw counts (e.g. "
-            "adata.layers['counts'] or adata.raw), or rna_transform='none' if the values are already "
-            "log1p(CP10k)",
+            f"the expression values are not integer counts: they look {looks}. This model reads the values "
+            "as given (rna_transform='none') and was trained on raw counts (scaled per cell); pass raw counts "
+            "(e.g. adata.layers['counts'] or adata.raw) for predictions on the training scale.",
             InputQualityWarning, stacklevel=3,
         )
-    elif values.size and np.any(values != np.round(values)):
-        looks = "log-normalised" if values.max() <= 30 else "normalised (e.g. counts per 10,000)"
+    elif matrix.kind == "linear" and matrix.applied == "log1p":
         warnings.warn(
-            f"the expression values are not integer counts: they look {looks}. Models trained with this "
-            "package's recipes see raw counts (scaled per cell); pass raw counts (e.g. adata.layers['counts'] "
-            "or adata.raw) for predictions on the training scale.",
+            "the expression values are normalised but not logged (e.g. counts per 10,000 or TPM): they are "
+            "read as log1p of the values; raw counts (adata.layers['counts'] or adata.raw) match the "
+            "training data best",
             InputQualityWarning, stacklevel=3,
         )
+
+
+def _check_block(block, start: int, obs_names) -> None:
+    import scipy.sparse as sp
+
+    if sp.issparse(block):
+        _check_rna(block.data, start, obs_names,
+                   lambda bad: int(np.searchsorted(block.indptr, np.argmax(bad), side="right") - 1))
+    else:
+        _check_rna(block, start, obs_names, _first_bad_dense_row)
+
+
+def _log1p(block, start: int, obs_names):
+    """log1p of a row block of linear normalised values (CP10k, TPM)."""
+    _check_block(block, start, obs_names)
+    return block.astype(np.float64).log1p() if hasattr(block, "log1p") else np.log1p(block.astype(np.float64))
 
 
 def _log1p_cp10k(block, start: int, obs_names):
     """log1p(counts per 10,000) of a row block; library sizes over every column of the input."""
     import scipy.sparse as sp
 
+    _check_block(block, start, obs_names)
     if sp.issparse(block):
-        data = block.data
-        _check_rna(data, start, obs_names, lambda bad: int(np.searchsorted(
-            block.indptr, np.argmax(bad), side="right") - 1))
         totals = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
     else:
-        _check_rna(block, start, obs_names, _first_bad_dense_row)
         totals = block.sum(axis=1, dtype=np.float64)
     factors = 1e4 / np.where(totals > 0, totals, 1.0)
     if sp.issparse(block):
