@@ -178,8 +178,10 @@ class RunLengthCallback(TrainerCallback):
             per_step = (now - self.started[1]) / done
             self.projected_hours = per_step * (state.max_steps - state.global_step) / 3600
             log = logger.warning if self.projected_hours > self.warn_hours else logger.info
-            log("%.2f s per step on this machine: the remaining %d of %d steps take about %.1f h%s", per_step,
-                state.max_steps - state.global_step, state.max_steps, self.projected_hours,
+            hours = self.projected_hours
+            log("%.2f s per step on this machine: the remaining %d of %d steps take about %s%s", per_step,
+                state.max_steps - state.global_step, state.max_steps,
+                f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min",
                 " -- far longer than a run is meant to take here; use smaller sizes (e.g. make pretrain's "
                 "recipe on a CPU) or a GPU" if self.projected_hours > self.warn_hours else "")
         return control
