@@ -128,18 +128,18 @@ def test_repo_id_loads_through_auto_model_pipeline_and_cli(pushed, fixtures_dir,
      "model.safetensors .*damaged"),
     (lambda snap: (snap / "config.json").write_text("{not json"), "config.json .*not valid JSON"),
 ])
-def test_missing_or_corrupt_repo_files_are_named(pushed, tmp_path, capsys, damage, message):
+def test_missing_or_corrupt_repo_files_are_named(pushed, tmp_path, capsys, damage, message, data_dir):
     hub, _, _ = pushed
     damage(hub.snapshot(REPO))
     (tmp_path / "proteins.txt").write_text("CD4\n")
-    code = cli_main(["predict", "--model", REPO, "--rna", str(tmp_path / "missing.h5ad"), "--proteins",
+    code = cli_main(["predict", "--model", REPO, "--rna", str(data_dir / "eccite_ctcl_rna.h5ad"), "--proteins",
                      str(tmp_path / "proteins.txt"), "--out", str(tmp_path / "p.h5ad")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert __import__("re").search(message, err), err
 
 
-def test_folder_from_a_newer_release_is_refused(pushed, tmp_path, capsys):
+def test_folder_from_a_newer_release_is_refused(pushed, tmp_path, capsys, data_dir):
     import json
 
     hub, _, _ = pushed
@@ -148,7 +148,8 @@ def test_folder_from_a_newer_release_is_refused(pushed, tmp_path, capsys):
     config["sctranslator_format"] = 99
     config_path.write_text(json.dumps(config))
     (tmp_path / "p.txt").write_text("CD4\n")
-    code = cli_main(["predict", "--model", REPO, "--rna", "x.h5ad", "--proteins", str(tmp_path / "p.txt"),
+    code = cli_main(["predict", "--model", REPO, "--rna", str(data_dir / "eccite_ctcl_rna.h5ad"), "--proteins",
+                     str(tmp_path / "p.txt"),
                      "--out", str(tmp_path / "p.h5ad")])
     assert code == 2 and "newer sctranslator" in capsys.readouterr().err
 
