@@ -298,6 +298,20 @@ def check_start_model(name: str | None) -> None:
                          "running, or did it fail? Point to a finished model folder")
 
 
+def check_launch(world_size: int) -> None:
+    """Refuse a multi-process launch whose processes did not join one job: ``accelerate launch --multi_gpu``
+    on a machine without GPUs starts N processes that each train alone (transformers: "process group is
+    initialized, but parallel_mode != DISTRIBUTED"), racing to build the same corpora and writing one folder."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and world_size != launched:
+        raise SystemExit(
+            f"launched as {launched} processes, but they did not join one training job (world size {world_size}): "
+            "each would train alone into the same folder. On CPUs launch with `torchrun --nproc_per_node N` or "
+            "`accelerate launch --multi_cpu --num_processes N` (add --use_cpu true); with GPUs check that every "
+            "process sees CUDA"
+        )
+
+
 def cli() -> None:
     """``python training/run_stage.py``: data and argument errors end in one line (exit 2), no traceback."""
     try:
@@ -327,6 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if data_args.stage == "finetune" and not model_args.model_name_or_path:
         logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
     check_start_model(model_args.model_name_or_path)
+    check_launch(args.world_size)
     output_dir = Path(args.output_dir)
     world_size, rank = args.world_size, args.process_index
     if world_size > 1 and torch.distributed.is_initialized():

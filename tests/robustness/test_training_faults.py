@@ -92,3 +92,26 @@ def test_a_run_that_would_take_days_says_so_after_three_steps(monkeypatch, caplo
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "240.00 s per step" in warned[0].getMessage()
     assert "far longer than a run is meant to take" in warned[0].getMessage()
+
+
+def test_processes_that_did_not_join_one_job_are_refused_before_any_work(tmp_path, data_dir, vocab_dir):
+    """``accelerate launch --multi_gpu`` on a machine without GPUs starts 2 processes that each train alone
+    (and race to build the same corpora); refused with the launch that works on CPUs."""
+    import subprocess
+    import sys
+
+    from ..training._training_helpers import subprocess_env
+
+    out = tmp_path / "run"
+    argv = _stage_argv(tmp_path, data_dir / "tenx_pbmc10k_s200", vocab_dir)
+    i = argv.index("--use_cpu")
+    del argv[i:i + 2]  # as a user types it: with --use_cpu true the two processes do form one job
+    done = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "training/run_stage.py", *argv],
+        capture_output=True, text=True, timeout=600, env=subprocess_env(),
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
+    assert done.returncode != 0
+    assert "did not join one training job" in done.stderr + done.stdout
+    assert not out.exists()
