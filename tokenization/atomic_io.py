@@ -131,16 +131,19 @@ def atomic_output_dir(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    usual_mode(staging, is_dir=True)
-    if target.exists() and overwrite:
-        backup = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".old", dir=target.parent))
-        os.replace(target, backup / target.name)
-        os.replace(staging, target)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()  # an empty folder may be filled (check_output_target allowed it)
-        _publish_new(staging, target)
+    try:
+        usual_mode(staging, is_dir=True)
+        if target.exists() and overwrite:
+            backup = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".old", dir=target.parent))
+            os.replace(target, backup / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # an empty folder may be filled (check_output_target allowed it)
+            _publish_new(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once published; removed if the move failed
 
 
 @contextmanager
@@ -160,8 +163,11 @@ def atomic_output_file(
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
-    usual_mode(staging, is_dir=False)
-    if overwrite:
-        os.replace(staging, target)
-    else:
-        _publish_new(staging, target)
+    try:
+        usual_mode(staging, is_dir=False)
+        if overwrite:
+            os.replace(staging, target)
+        else:
+            _publish_new(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)  # published, kept beside the target, or the move failed: no litter

@@ -175,3 +175,19 @@ def test_a_folder_is_built_aside_and_a_failed_build_keeps_the_old_one(tmp_path):
     with atomic_output_dir(target, overwrite=True) as staging:
         (staging / "config.json").write_text("new")
     assert (target / "config.json").read_text() == "new"
+
+
+def test_a_failed_final_rename_leaves_no_partial_file(tmp_path, monkeypatch):
+    import tokenization.atomic_io as atomic_io
+
+    target = tmp_path / "pred.h5ad"
+    target.write_text("old")
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic_io.os, "replace", refuse)
+    with pytest.raises(OSError, match="No space left"):
+        with atomic_output_file(target, overwrite=True) as staging:
+            staging.write_text("new")
+    assert target.read_text() == "old" and not list(tmp_path.glob(".pred.h5ad.*"))
