@@ -208,10 +208,15 @@ def test_fixed_projections_never_redraw():
 
 
 def test_seeded_redraw_is_reproducible():
-    a, b = small_model(), small_model(hidden_size=16)
+    a, b, c = small_model(), small_model(hidden_size=16), small_model()
+    before = a.encoder.layers[0].attention.projection_matrix.clone()
     a.redraw_projection_matrices_(torch.Generator().manual_seed(3))
     b.redraw_projection_matrices_(torch.Generator().manual_seed(3))
-    assert torch.equal(a.encoder.layers[0].attention.projection_matrix, b.encoder.layers[0].attention.projection_matrix)
+    c.redraw_projection_matrices_(torch.Generator().manual_seed(4))
+    after = a.encoder.layers[0].attention.projection_matrix
+    assert not torch.equal(after, before)  # a redraw that does nothing would pass the equality below
+    assert torch.equal(after, b.encoder.layers[0].attention.projection_matrix)
+    assert not torch.equal(after, c.encoder.layers[0].attention.projection_matrix)
 
 
 def test_output_attentions_rows_sum_to_one():
