@@ -375,3 +375,24 @@ def test_heatmaps_label_rows_and_columns_with_names_not_indices(tmp_path, monkey
     assert shown["x"] == ["CD4", "CD19", "CD14"]
     assert 2 <= len(shown["y"]) <= 60 and set(shown["y"]) <= set(genes) and shown["y"][0] == "GENE0"
     assert (tmp_path / "h.png").stat().st_size > 0
+
+
+def test_a_backed_file_is_read_in_chunks_never_whole(predictor, data_dir, tmp_path, monkeypatch):
+    """Streaming: every cell of a backed file is read once, in slices of at most ``chunk_size`` rows
+    (a whole-file read would hold 20,000 cells x 20,000 genes in memory)."""
+    from anndata._core.sparse_dataset import BaseCompressedSparseDataset
+
+    path = tmp_path / "cells.h5ad"
+    ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:40].copy().write_h5ad(path)
+    rows_read: list[int] = []
+    original = BaseCompressedSparseDataset.__getitem__
+
+    def counting(self, index):
+        out = original(self, index)
+        rows_read.append(out.shape[0] if hasattr(out, "shape") and len(out.shape) == 2 else 1)
+        return out
+
+    monkeypatch.setattr(BaseCompressedSparseDataset, "__getitem__", counting)
+    result = predictor(str(path), proteins=["CD4"], chunk_size=16)
+    assert result.n_obs == 40
+    assert rows_read and max(rows_read) <= 16 and sum(rows_read) == 40, rows_read
