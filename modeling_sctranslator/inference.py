@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenization.value_kinds import value_kind
+from tokenization.value_kinds import protein_transform_for, value_kind
 
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
@@ -37,7 +37,6 @@ __all__ = [
     "resolve_targets",
 ]
 
-PROTEIN_TRANSFORMS = ("auto", "log1p", "none")
 SCALE_DESCRIPTION = (
     "scTranslator's training scale: per-cell max-min scaled protein abundance (measured values lie in [1e-8, 1]; "
     "predictions are not clipped and can fall slightly outside)"
@@ -186,11 +185,8 @@ def transformed_proteins(proteins: Any, transform: str) -> Any:
     """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``), as it is (``"none"``),
     or what the kind of its values calls for (``"auto"``: log1p for counts and linear values, as training
     does for count panels; unchanged for log values and signed ones such as RPPA or TMT ratios)."""
-    if transform not in PROTEIN_TRANSFORMS:
-        raise ValueError(f"protein_transform must be one of {PROTEIN_TRANSFORMS}, not {transform!r}")
     values = proteins.X
-    if transform == "auto":
-        transform = "log1p" if value_kind(values) in ("counts", "linear") else "none"
+    transform = protein_transform_for(transform, value_kind(values) if transform == "auto" else "")
     if transform == "none":
         return proteins
     if (values.min() if hasattr(values, "min") else np.nanmin(values)) < 0:

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LOG_SCALE_MAX", "VALUE_KINDS", "to_log_scale", "value_kind"]
+__all__ = [
+    "LOG1P_KINDS", "LOG_SCALE_MAX", "PROTEIN_TRANSFORMS", "VALUE_KINDS", "protein_transform_for", "to_log_scale",
+    "value_kind",
+]
 
 LOG_SCALE_MAX = 30.0
 VALUE_KINDS = ("counts", "log", "linear", "signed")
+LOG1P_KINDS = ("counts", "linear")  # the kinds that log1p brings to the log scale
+PROTEIN_TRANSFORMS = ("auto", "log1p", "none")
 
 
 def value_kind(values) -> str:
@@ -47,4 +52,14 @@ def to_log_scale(values: np.ndarray, kind: str | None = None) -> np.ndarray:
     kind = kind or value_kind(values)
     if kind not in VALUE_KINDS:
         raise ValueError(f"value kind must be one of {VALUE_KINDS}, not {kind!r}")
-    return np.log1p(values) if kind in ("counts", "linear") else values
+    return np.log1p(values) if kind in LOG1P_KINDS else values
+
+
+def protein_transform_for(transform: str, kind: str) -> str:
+    """``"log1p"`` or ``"none"``: ``transform`` as asked, or with ``"auto"`` what values of ``kind`` need to
+    reach the log scale (the one rule for training corpora and for evaluation)."""
+    if transform not in PROTEIN_TRANSFORMS:
+        raise ValueError(f"protein_transform must be one of {PROTEIN_TRANSFORMS}, not {transform!r}")
+    if transform != "auto":
+        return transform
+    return "log1p" if kind in LOG1P_KINDS else "none"

@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 import torch
 
+from tokenization.value_kinds import PROTEIN_TRANSFORMS, protein_transform_for
+
 from .corpus import CorpusError
 
 __all__ = [
@@ -296,7 +298,7 @@ class CorpusCollator:
         pad_to_longest: bool = False,
         protein_sampling: bool = False,
     ) -> None:
-        if protein_transform not in ("auto", "log1p", "none"):
+        if protein_transform not in PROTEIN_TRANSFORMS:
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
         self.tokenizer = tokenizer
         self.max_genes = int(max_genes)
@@ -312,9 +314,7 @@ class CorpusCollator:
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
             keep = np.flatnonzero(~np.asarray(controls, dtype=bool))
-            transform = protein_transform
-            if transform == "auto":
-                transform = "log1p" if m.get("protein_values_kind") in ("counts", "linear") else "none"
+            transform = protein_transform_for(protein_transform, m.get("protein_values_kind", ""))
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
                  "transform": transform, "name": m["name"]}
