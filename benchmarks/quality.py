@@ -294,8 +294,9 @@ def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
     t = time.perf_counter()
     detected = np.flatnonzero(np.diff(log_all[data.train].tocsc().indptr) >= 3)
     x_all = log_all[:, detected]
-    preds["ridge_pca_allgenes"] = bl.pca_ridge(x_all[data.train], y_train, x_all[data.eval], args.pcs, args.alpha)
-    info["ridge_pca_allgenes"] = {"seconds": time.perf_counter() - t, "pcs": min(args.pcs, len(data.train) - 1),
+    z_train_all, z_eval_all = bl.principal_components(x_all[data.train], x_all[data.eval], args.pcs)
+    preds["ridge_pca_allgenes"] = bl.ridge(z_train_all, y_train, z_eval_all, args.alpha)
+    info["ridge_pca_allgenes"] = {"seconds": time.perf_counter() - t, "pcs": z_train_all.shape[1],
                                   "alpha": args.alpha,
                                   "genes": int(len(detected)), "genes_rule": "detected in >= 3 training cells"}
     ok, why = bl.totalvi_available()
