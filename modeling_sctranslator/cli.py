@@ -157,9 +157,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
     with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
+        rna, gene_names = _rna_argument(args)  # a wrong --layer / --gene-column fails before the model loads
         model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
         started = time.perf_counter()
-        rna, gene_names = _rna_argument(args)
         result = predict_proteins(
             model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
             chunk_size=args.chunk_size, device=model.device, progress=True,
@@ -242,8 +242,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .inference import predict_proteins
 
     proteins = _read_h5ad(args.protein)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
     rna, gene_names = _rna_argument(args)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
     result = predict_proteins(
         model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
         chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,

@@ -176,14 +176,14 @@ class RunLengthCallback(TrainerCallback):
         done = state.global_step - self.started[0]
         if done == self.measure_steps and self.projected_hours is None:
             per_step = (now - self.started[1]) / done
-            self.projected_hours = per_step * (state.max_steps - state.global_step) / 3600
-            log = logger.warning if self.projected_hours > self.warn_hours else logger.info
-            hours = self.projected_hours
-            log("%.2f s per step on this machine: the remaining %d of %d steps take about %s%s", per_step,
+            hours = self.projected_hours = per_step * (state.max_steps - state.global_step) / 3600
+            too_long = hours > self.warn_hours
+            (logger.warning if too_long else logger.info)(
+                "%.2f s per step on this machine: the remaining %d of %d steps take about %s%s", per_step,
                 state.max_steps - state.global_step, state.max_steps,
                 f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min",
                 " -- far longer than a run is meant to take here; use smaller sizes (e.g. make pretrain's "
-                "recipe on a CPU) or a GPU" if self.projected_hours > self.warn_hours else "")
+                "recipe on a CPU) or a GPU" if too_long else "")
         return control
 
 
