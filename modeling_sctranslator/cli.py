@@ -15,6 +15,7 @@ from .convert_original_checkpoint import add_convert_command
 from .hub import add_push_command
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+OUTPUT_SCALES = {"log1p_counts": "log1p counts", "per_cell_scaled": "per-cell scaled values (see uns['sctranslator'])"}
 
 
 def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dtype: str | None = None):
@@ -170,7 +171,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     skipped = sum(len(info[key]) for key in ("unmapped_proteins", "control_proteins", "duplicate_proteins"))
     print(
         f"predicted {result.n_vars} proteins for {result.n_obs} cells in {elapsed:.1f} s "
-        f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s) -> {args.out}"
+        f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s), {OUTPUT_SCALES[info['output_scale']]} -> {args.out}"
         + (f"; {skipped} not predicted (unmapped, controls, duplicates: listed in uns['sctranslator'])"
            if skipped else "")
     )
@@ -222,11 +223,14 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     if state.is_main_process:
         parts.mkdir(exist_ok=True)
     state.wait_for_everyone()
-    np.save(parts / f"{state.process_index}.npy", result.X)
+    np.savez(parts / f"{state.process_index}.npz", X=result.X, **dict(result.layers))  # plain arrays, no pickle
     state.wait_for_everyone()
     if state.is_main_process:
-        predictions = np.concatenate([np.load(parts / f"{i}.npy") for i in range(state.num_processes)])
-        merged = anndata.AnnData(X=predictions, obs=rna.obs.copy(), var=result.var.copy(), uns=result.uns)
+        shares = [np.load(parts / f"{i}.npz") for i in range(state.num_processes)]
+        merged = anndata.AnnData(X=np.concatenate([s["X"] for s in shares]), obs=rna.obs.copy(),
+                                 var=result.var.copy(), uns=result.uns)
+        for key in result.layers:
+            merged.layers[key] = np.concatenate([s[key] for s in shares])
         with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
             merged.write_h5ad(staging)
         shutil.rmtree(parts, ignore_errors=True)
@@ -249,7 +253,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
     )
     metrics = protein_prediction_metrics(result.X, result.layers["measured"])
-    metrics.update(cells=int(result.n_obs), proteins=int(result.n_vars),
+    scale = result.uns["sctranslator"]["output_scale"]
+    if "scaled" in result.layers:  # the scale part: log1p counts above, the per-cell scaled scale here
+        metrics["per_cell_scaled"] = protein_prediction_metrics(result.layers["scaled"],
+                                                                result.layers["measured_scaled"])
+    metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
                    model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform)
     line = json.dumps(metrics)
     if args.json:

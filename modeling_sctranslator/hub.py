@@ -33,7 +33,8 @@ REQUIRED_FILES = {
     "gene_vocab.json": "the gene vocabulary",
     "tokenization_sctranslator.py": "the tokenizer code (for trust_remote_code)",
 }
-SUPPORTED_FORMAT = 2  # 2: the cross-attention variant; bump when saved folders change incompatibly
+# 2: the cross-attention variant, 3: the protein scale part; bump when saved folders change incompatibly
+SUPPORTED_FORMAT = 3
 
 
 class FolderProblem(ValueError):

@@ -41,6 +41,10 @@ SCALE_DESCRIPTION = (
     "scTranslator's training scale: per-cell max-min scaled protein abundance (measured values lie in [1e-8, 1]; "
     "predictions are not clipped and can fall slightly outside)"
 )
+LOG1P_DESCRIPTION = (
+    "log1p protein counts (the scale of the count panels the model learnt from): the per-cell scaled predictions "
+    "(layers['scaled']) brought back with each cell's predicted protein minimum and maximum; expm1 gives counts"
+)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -106,6 +110,7 @@ class ProteinTargets:
     duplicates: list[tuple[str, str, int]] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     values: Any = None  # protein AnnData with measured values, when given
+    columns: list[int] = field(default_factory=list)  # the column of ``values`` behind each name
 
 
 def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
@@ -135,6 +140,7 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
         duplicates=report.duplicates,
         routes=[report.routes[i] for i in kept],
         values=values,
+        columns=[int(i) for i in kept],
     )
     if not targets.names:
         raise ValueError(
@@ -238,12 +244,15 @@ def predict_proteins(
 ) -> Any:
     """Predict ``proteins`` for every cell of ``rna``; returns an AnnData (cells × proteins).
 
-    ``X`` holds predictions on the model's scale (see ``uns['sctranslator']['scale']``); ``obs`` is
-    the RNA's; ``var`` has the token id and mapping route of each protein; ``uns['sctranslator']``
-    lists the proteins that were not predicted and why. With a protein AnnData, ``layers['measured']``
-    holds its values scaled the same way (NaN where missing) for evaluation; ``protein_transform``
-    says what is applied to them first (see :func:`transformed_proteins`; ``"auto"``: ``log1p`` for
-    counts, as training does for count panels, nothing for RPPA or mass-spec ratios).
+    ``X`` holds predictions on the model's output scale (``uns['sctranslator']['output_scale']``, described
+    in ``['scale']``): log1p counts for models with the protein scale part (``config.predict_protein_scale``;
+    then ``layers['scaled']`` holds the per-cell scaled predictions), the per-cell scaled scale otherwise.
+    ``obs`` is the RNA's; ``var`` has the token id and mapping route of each protein;
+    ``uns['sctranslator']`` lists the proteins that were not predicted and why. With a protein AnnData,
+    ``layers['measured']`` holds its values on ``X``'s scale (NaN where missing) for evaluation (and
+    ``layers['measured_scaled']`` the scaled ones, with the scale part); ``protein_transform`` says what is
+    applied to them first (see :func:`transformed_proteins`; ``"auto"``: ``log1p`` for counts, as training
+    does for count panels, nothing for RPPA or mass-spec ratios).
     """
     import anndata
     import pandas as pd
@@ -275,8 +284,11 @@ def predict_proteins(
             UserWarning, stacklevel=2,
         )
     encoding = encoding_options(config)  # the model config decides the gene encoding
+    with_scale = bool(getattr(config, "predict_protein_scale", False))
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
+    log1p_predictions = np.empty((n_cells, n_targets), dtype=np.float32) if with_scale else None
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
+    measured_log = measured.copy() if measured is not None and with_scale else None
     rna_summary = None
     untrained_genes = 0
     bar = progress_bar(progress, n_cells)
@@ -292,6 +304,7 @@ def predict_proteins(
             truncation="first",
             return_tensors="pt",
             return_report=True,
+            return_cell_scale=with_scale,
             **encoding,
         )
         if rna_summary is None:
@@ -300,14 +313,19 @@ def predict_proteins(
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
-        predictions[start:stop] = predict_encoded(
+        scaled, unscaled = predict_encoded(
             model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
         )
+        predictions[start:stop] = scaled
+        if log1p_predictions is not None:
+            log1p_predictions[start:stop] = unscaled
         if measured is not None and "labels" in encoded:
             measured[start:stop] = encoded["labels"].numpy()
+            if measured_log is not None:
+                measured_log[start:stop] = _dense(cell_rows(targets.values, start, stop).X)[:, targets.columns]
         bar(stop - start)
     result = anndata.AnnData(
-        X=predictions,
+        X=log1p_predictions if with_scale else predictions,
         obs=pd.DataFrame(index=pd.Index(np.asarray(rna.obs_names), dtype=str)) if hasattr(rna, "obs_names")
         else pd.DataFrame(index=[str(i) for i in range(n_cells)]),
         var=pd.DataFrame(
@@ -317,11 +335,16 @@ def predict_proteins(
     )
     if hasattr(rna, "obs"):
         result.obs = rna.obs.copy()
+    if with_scale:
+        result.layers["scaled"] = predictions
     if measured is not None:
-        result.layers["measured"] = measured
+        result.layers["measured"] = measured_log if with_scale else measured
+        if with_scale:
+            result.layers["measured_scaled"] = measured
     result.uns["sctranslator"] = {
         "model": str(getattr(config, "_name_or_path", "") or "in-memory model"),
-        "scale": SCALE_DESCRIPTION,
+        "output_scale": "log1p_counts" if with_scale else "per_cell_scaled",
+        "scale": LOG1P_DESCRIPTION if with_scale else SCALE_DESCRIPTION,
         "unmapped_proteins": list(targets.unmapped),
         "control_proteins": list(targets.controls),
         "duplicate_proteins": [f"{a} = {b} (token {t})" for a, b, t in targets.duplicates],
@@ -332,6 +355,10 @@ def predict_proteins(
         "genes_never_trained": untrained_genes,
     }
     return (result, targets) if return_targets else result
+
+
+def _dense(values: Any) -> np.ndarray:
+    return np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float32)
 
 
 def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -348,15 +375,19 @@ def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray
 
 def predict_encoded(
     model, encoded, max_proteins: int, batch_size: int, device: torch.device, by_length: bool = False
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes.
 
-    ``by_length`` (models whose predictions do not depend on padding: the cross-attention variant):
+    Returns the scaled predictions and, when the model has the protein scale part and ``encoded`` holds
+    ``cell_covariates``, the log1p-count ones (else None); each pass brings its proteins back with the scale
+    predicted for them. ``by_length`` (models whose predictions do not depend on padding: the cross-attention variant):
     cells are batched in order of length and each batch is cut to its longest cell, so little
     padding is computed; results are scattered back to the input order.
     """
     n_cells, n_proteins = encoded["protein_ids"].shape
     out = np.empty((n_cells, n_proteins), dtype=np.float32)
+    covariates = encoded.get("cell_covariates") if getattr(model, "scale_head", None) is not None else None
+    out_log1p = np.empty_like(out) if covariates is not None else None
     order = None
     if by_length:
         lengths = encoded["attention_mask"].sum(dim=1)
@@ -381,10 +412,13 @@ def predict_encoded(
                     **rna_side,
                     protein_ids=encoded["protein_ids"][cells, proteins].to(device),
                     protein_attention_mask=encoded["protein_attention_mask"][cells, proteins].to(device),
+                    cell_covariates=None if covariates is None else covariates[cells].to(device),
                 )
                 out_rows = cells.numpy() if order is not None else cells
                 out[out_rows, proteins] = result.predictions.float().cpu().numpy()
-    return out
+                if out_log1p is not None:
+                    out_log1p[out_rows, proteins] = result.log1p_predictions.float().cpu().numpy()
+    return out, out_log1p
 
 
 def progress_bar(progress: bool | Callable[[int], None], total: int) -> Callable[[int], None]:

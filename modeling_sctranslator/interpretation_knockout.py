@@ -192,7 +192,8 @@ def _knockout_predictions(model, encoded, perturbed: dict[str, np.ndarray], base
         index = torch.from_numpy(rows)
         inputs = {key: torch.from_numpy(perturbed[key][rows]) for key in GENE_INPUTS}
         inputs.update({key: encoded[key][index] for key in ("protein_ids", "protein_attention_mask")})
-        predictions[rows] = predict_encoded(model, inputs, model.config.max_proteins, batch_size, device, by_length)
+        scaled, _ = predict_encoded(model, inputs, model.config.max_proteins, batch_size, device, by_length)
+        predictions[rows] = scaled
     return predictions, changed
 
 
@@ -408,7 +409,8 @@ def knockout_analysis(
         onehot = np.zeros((stop - start, len(groups)))
         onehot[:, 0] = 1.0
         onehot[np.arange(stop - start), group_index[start:stop]] = 1.0
-        base = predict_encoded(model, encoded, config.max_proteins, batch_size, device, by_length).astype(np.float64)
+        base = predict_encoded(model, encoded, config.max_proteins, batch_size, device, by_length)[0]
+        base = base.astype(np.float64)
         sums.add_base(onehot, base)
         for g, rank in enumerate(ranks):
             knockout, perturbed = _knockout_predictions(

@@ -24,6 +24,13 @@ The variant (``config.translator_type="cross_attention"``) replaces the MLP by c
 
 Nothing there depends on gene positions, so predictions do not change when a cell's genes are
 permuted or padding is added; inputs are not padded to ``max_genes`` / ``max_proteins``.
+
+The optional protein scale part (``config.predict_protein_scale``) undoes the per-cell protein scaling::
+
+    mean of encoder outputs over genes, mean of decoder outputs over proteins  (B, d), (B, d)   detached
+      + cell_covariates: log library size, log detected genes, RNA min, max    (B, 4)
+      → MLP → protein_scale: the cell's min and max protein value (log1p counts)  (B, 2)
+    log1p_predictions = min + (predictions − 1e-8) / (1 − 1e-8) · (max − min)     (B, 1000)
 """
 
 from __future__ import annotations
@@ -62,6 +69,12 @@ class SCTranslatorOutput(ModelOutput):
         cross_attentions: with ``output_attentions`` and the cross-attention variant, one
             (batch, heads, proteins, genes) tensor: each protein query's softmax weights over the cell's
             genes (padding 0). None for the MLP translator, which has no attention.
+        protein_scale: with the protein scale part and ``cell_covariates``: (batch, 2) each cell's
+            predicted minimum and maximum protein value on the log scale (log1p counts).
+        log1p_predictions: with ``protein_scale``: (batch, proteins) ``predictions`` brought back to
+            that scale (the inverse of the per-cell max-min scaling, with the predicted bounds).
+        scale_loss: with ``protein_scale_labels``: MSE of ``protein_scale`` over the cells that have
+            them (already included in ``loss``, times ``config.scale_loss_weight``).
     """
 
     loss: torch.Tensor | None = None
@@ -74,6 +87,9 @@ class SCTranslatorOutput(ModelOutput):
     encoder_attentions: tuple[torch.Tensor, ...] | None = None
     decoder_attentions: tuple[torch.Tensor, ...] | None = None
     cross_attentions: tuple[torch.Tensor, ...] | None = None
+    protein_scale: torch.Tensor | None = None
+    log1p_predictions: torch.Tensor | None = None
+    scale_loss: torch.Tensor | None = None
 
 
 @dataclass
@@ -224,6 +240,61 @@ class CrossAttentionTranslator(nn.Module):
         return translated, weights
 
 
+SCALE_FLOOR = 1e-8  # the bottom of the per-cell scaled range (tokenization.scale_between's formula)
+CELL_COVARIATES = ("log1p library size", "log1p detected genes", "RNA minimum", "RNA maximum")
+COVARIATE_SCALE = 10.0  # the covariates are log-scale numbers up to ~12: divided, they are O(1) like the normed states
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, d) states averaged over the positions where ``mask`` (B, L) is True; (B, d)."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class ProteinScaleHead(nn.Module):
+    """Predicts each cell's protein bounds (min, max on the log scale) that the per-cell scaling removed.
+
+    Inputs: the encoder's states averaged over the cell's genes (what the cell expresses), the decoder's
+    averaged over the proteins asked for (which panel the bounds are taken over), both detached so this
+    part cannot change the scaled predictions, and the RNA covariates the tokenizer's scaling removed
+    (:data:`CELL_COVARIATES`). ``max = min + softplus(·)`` keeps the bounds ordered.
+    """
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.gene_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.protein_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.hidden = nn.Linear(2 * d + len(CELL_COVARIATES), d)
+        self.output = nn.Linear(d, 2)
+
+    def forward(
+        self,
+        gene_states: torch.Tensor,
+        gene_mask: torch.Tensor,
+        protein_states: torch.Tensor,
+        protein_mask: torch.Tensor,
+        cell_covariates: torch.Tensor,
+    ) -> torch.Tensor:
+        features = torch.cat(
+            [
+                self.gene_norm(masked_mean(gene_states.detach(), gene_mask)),
+                self.protein_norm(masked_mean(protein_states.detach(), protein_mask)),
+                cell_covariates.to(gene_states.dtype) / COVARIATE_SCALE,
+            ],
+            dim=-1,
+        )
+        low, log_span = self.output(F.gelu(self.hidden(features))).unbind(-1)
+        return torch.stack([low, low + F.softplus(log_span)], dim=-1)
+
+
+def unscale(predictions: torch.Tensor, protein_scale: torch.Tensor) -> torch.Tensor:
+    """Scaled predictions (B, P) back on the scale of ``protein_scale``'s (B, 2) bounds: the inverse of
+    ``1e-8 + (v - min) / (max - min) * (1 - 1e-8)``."""
+    low, high = protein_scale[:, :1], protein_scale[:, 1:]
+    return low + (predictions - SCALE_FLOOR) / (1 - SCALE_FLOOR) * (high - low)
+
+
 class SCTranslatorPreTrainedModel(PreTrainedModel):
     config_class = SCTranslatorConfig
     base_model_prefix = "sctranslator"
@@ -297,6 +368,8 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         else:
             self.translator = MLPTranslator(config)
         self.decoder = PerformerStack(config, config.num_decoder_layers)
+        # created last, so the other weights draw the same initial values with or without it
+        self.scale_head = ProteinScaleHead(config) if config.predict_protein_scale else None
         self.post_init()
 
     def fix_projection_matrices_(self) -> None:
@@ -318,6 +391,8 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         protein_ids: torch.Tensor | None = None,
         protein_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        cell_covariates: torch.Tensor | None = None,
+        protein_scale_labels: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
@@ -331,6 +406,12 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             protein_ids: (batch, proteins) protein token ids; proteins ≤ ``config.max_proteins``.
             protein_attention_mask: (batch, proteins) True for real proteins; default all True.
             labels: (batch, proteins) scaled protein targets; NaN marks a missing value.
+            cell_covariates: (batch, 4) what the tokenizer's RNA scaling removed (``return_cell_scale=True``);
+                models with the protein scale part need them for ``protein_scale`` / ``log1p_predictions``
+                (without them those are None and the scaled predictions are unchanged).
+            protein_scale_labels: (batch, 2) each cell's measured protein minimum and maximum on the log
+                scale (the tokenizer's, with protein values and ``return_cell_scale=True``); NaN rows
+                (targets that are not counts) are left out of the scale loss.
         A single cell may be given as 1-D tensors. ``predictions`` is always (batch, proteins).
         """
         if kwargs:
@@ -371,9 +452,26 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         )
         predictions = self.decoder.output_head(decoded.last_hidden_state).squeeze(-1)[:, :n_proteins]
 
+        protein_scale = log1p_predictions = scale_loss = None
+        if self.scale_head is not None and cell_covariates is not None:
+            covariates = torch.as_tensor(cell_covariates, device=predictions.device).reshape(len(predictions), -1)
+            if covariates.shape[1] != len(CELL_COVARIATES):
+                raise ValueError(f"cell_covariates must be (batch, {len(CELL_COVARIATES)}): "
+                                 f"{', '.join(CELL_COVARIATES)}; got {tuple(covariates.shape)}")
+            protein_scale = self.scale_head(encoded.last_hidden_state, attention_mask, decoded.last_hidden_state,
+                                            protein_attention_mask, covariates)
+            log1p_predictions = unscale(predictions, protein_scale)
+            if protein_scale_labels is not None:
+                scale_loss = masked_mse_loss(protein_scale, protein_scale_labels, torch.ones_like(protein_scale,
+                                                                                              dtype=torch.bool))
+        elif protein_scale_labels is not None and self.scale_head is not None:
+            raise ValueError("protein_scale_labels need cell_covariates: encode with return_cell_scale=True")
+
         loss = None
         if labels is not None:
             loss = masked_mse_loss(predictions, labels, protein_attention_mask[:, :n_proteins])
+            if scale_loss is not None:
+                loss = loss + self.config.scale_loss_weight * scale_loss
 
         output = SCTranslatorOutput(
             loss=loss,
@@ -386,6 +484,9 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             encoder_attentions=encoded.attentions,
             decoder_attentions=decoded.attentions,
             cross_attentions=cross_attentions,
+            protein_scale=protein_scale,
+            log1p_predictions=log1p_predictions,
+            scale_loss=scale_loss,
         )
         return output if return_dict else output.to_tuple()
 

@@ -420,6 +420,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         encoder_inputs: str | None = None,
         expressed_zero_genes: int | None = None,
         rna_transform: str | None = None,
+        return_cell_scale: bool = False,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -438,6 +439,11 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             encoder_inputs / expressed_zero_genes / rna_transform: override the tokenizer's settings
                 for this call.
             return_report: also return an :class:`EncodingReport`.
+            return_cell_scale: also return what the per-cell scaling removes, for models with the protein
+                scale part: ``cell_covariates`` (float32, cells x 4: log1p of the library size over every
+                column as given, log1p of the mapped genes detected, the RNA minimum and maximum the values
+                were scaled between) and, with protein values, ``protein_scale_labels`` (float32, cells x
+                2: the minimum and maximum the proteins were scaled between; NaN when none is measured).
 
         Returns:
             ``BatchFeature`` with ``input_ids`` (int64), ``input_values`` (float32), ``attention_mask``
@@ -505,6 +511,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 stacklevel=2,
             )
         data: dict[str, Any] = {"input_ids": ids, "input_values": values, "attention_mask": mask}
+        if return_cell_scale:
+            data["cell_covariates"] = _cell_covariates(matrix, columns, chunk_size)
 
         protein_report = None
         n_const_p = 0
@@ -520,6 +528,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 species,
                 overrides,
             )
+            if not return_cell_scale:
+                pdata.pop("protein_scale_labels", None)
             data.update(pdata)
         features = BatchFeature(data=data, tensor_type=return_tensors)
         if return_report:
@@ -747,6 +757,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 raise ValueError("protein values contain inf; replace them (NaN marks a missing value)")
             scaled, const = scale_rows(sub)
             all_nan = np.isnan(sub).all(axis=1)
+            bounds = np.full((n_cells, 2), np.nan, dtype=np.float32)
+            if (~all_nan).any():
+                bounds[~all_nan] = np.stack([np.nanmin(sub[~all_nan], axis=1), np.nanmax(sub[~all_nan], axis=1)], 1)
+            out["protein_scale_labels"] = bounds
             const &= ~all_nan
             n_const = int(const.sum())
             if n_const:
@@ -927,6 +941,30 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
             "training data best",
             InputQualityWarning, stacklevel=3,
         )
+
+
+def _cell_covariates(matrix: _Matrix, columns: np.ndarray, chunk_size: int | None) -> np.ndarray:
+    """(cells, 4) float32: log1p library size (every column, as given), log1p detected mapped genes, and the
+    minimum and maximum of the mapped genes after the RNA transform: what per-cell scaling leaves out."""
+    import scipy.sparse as sp
+
+    n_cells = matrix.shape[0]
+    out = np.empty((n_cells, 4), dtype=np.float32)
+    step = chunk_size or max(1, min(4096, _CHUNK_ELEMENTS // max(matrix.shape[1], 1)))
+    for start in range(0, n_cells, step):
+        stop = min(start + step, n_cells)
+        raw = matrix.raw_rows(start, stop)
+        mapped = matrix.rows(start, stop)[:, columns]
+        if sp.issparse(mapped):  # scipy's min/max count the implicit zeros
+            mapped = mapped.tocsr()
+            low, high = mapped.min(axis=1).toarray().ravel(), mapped.max(axis=1).toarray().ravel()
+            row_of_value = np.repeat(np.arange(mapped.shape[0]), np.diff(mapped.indptr))
+            detected = np.bincount(row_of_value[mapped.data != 0], minlength=mapped.shape[0])
+        else:
+            low, high, detected = mapped.min(axis=1), mapped.max(axis=1), (mapped != 0).sum(axis=1)
+        library = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
+        out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
+    return out
 
 
 def _check_block(block, start: int, obs_names) -> None:

@@ -281,6 +281,10 @@ class CorpusCollator:
     and its largest protein panel instead of ``max_genes`` / ``max_proteins``; ``max_genes`` then
     only caps the genes kept per cell. Combine with :func:`bucket_by_length` to batch cells of
     similar length.
+
+    ``cell_scale`` (models with the protein scale part): batches also hold ``cell_covariates`` and
+    ``protein_scale_labels`` (see the tokenizer's ``return_cell_scale``); the labels are NaN, so left out of
+    the scale loss, for corpora whose protein values are not counts (the part predicts log1p counts).
     """
 
     def __init__(
@@ -297,6 +301,7 @@ class CorpusCollator:
         expressed_zero_genes: int = 0,
         pad_to_longest: bool = False,
         protein_sampling: bool = False,
+        cell_scale: bool = False,
     ) -> None:
         if protein_transform not in PROTEIN_TRANSFORMS:
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
@@ -310,6 +315,7 @@ class CorpusCollator:
         self.expressed_zero_genes = int(expressed_zero_genes)
         self.pad_to_longest = bool(pad_to_longest)
         self.protein_sampling = bool(protein_sampling)
+        self.cell_scale = bool(cell_scale)
         self.corpora = []
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
@@ -317,7 +323,8 @@ class CorpusCollator:
             transform = protein_transform_for(protein_transform, m.get("protein_values_kind", ""))
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
-                 "transform": transform, "name": m["name"]}
+                 "transform": transform, "name": m["name"],
+                 "log1p_counts": transform == "log1p" and m.get("protein_values_kind") == "counts"}
             )
         self.check()
 
@@ -357,8 +364,12 @@ class CorpusCollator:
         if self.encoder_inputs != "all_genes":  # only then: tokenizers saved before the variant lack the keys
             encoding = {"encoder_inputs": self.encoder_inputs, "expressed_zero_genes": self.expressed_zero_genes}
         if c.get("sampled"):
-            return self._encode_sampled(c, rna, proteins, seed, encoding)
-        return self._tokenize(c, rna, c["proteins"], proteins, seed, encoding)
+            encoded = self._encode_sampled(c, rna, proteins, seed, encoding)
+        else:
+            encoded = self._tokenize(c, rna, c["proteins"], proteins, seed, encoding)
+        if self.cell_scale and not c["log1p_counts"]:
+            encoded["protein_scale_labels"][:] = np.nan  # the scale part learns log1p counts only
+        return encoded
 
     def _encode_sampled(self, c: dict[str, Any], rna, proteins: np.ndarray, seed: int, encoding: dict):
         """Each example with its own random ``max_proteins`` of its measured proteins (large panels)."""
@@ -397,6 +408,7 @@ class CorpusCollator:
                 protein_truncation=self.protein_truncation,
                 seed=seed,
                 return_tensors="np",
+                return_cell_scale=self.cell_scale,
                 **encoding,
             )
 
@@ -419,6 +431,9 @@ class CorpusCollator:
             "protein_attention_mask": np.zeros((n, proteins), bool),
             "labels": np.full((n, proteins), np.nan, np.float32),
         }
+        if self.cell_scale:
+            out["cell_covariates"] = np.zeros((n, 4), np.float32)
+            out["protein_scale_labels"] = np.full((n, 2), np.nan, np.float32)
         for corpus, positions in groups.items():
             enc = encoded[corpus]
             for key in out:

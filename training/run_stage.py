@@ -100,6 +100,11 @@ class ModelArguments:
     attention_masking: str | None = field(
         default=None, metadata={"help": "scratch only: original | masked | exact; default follows translator_type"}
     )
+    predict_protein_scale: bool | None = field(
+        default=None,
+        metadata={"help": "the per-cell protein scale part (outputs in log1p counts): true adds it (a fresh part "
+                          "when the starting model lacks it); default: as the starting model (scratch: none)"},
+    )
     rna_transform: str | None = field(
         default=None,
         metadata={"help": "RNA values before per-cell scaling, saved with the tokenizer: none (as given, the "
@@ -229,8 +234,25 @@ class _KillAfterStep(TrainerCallback):
 
 
 def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
+    want_scale = model_args.predict_protein_scale
     if model_args.model_name_or_path:
-        model = SCTranslatorForProteinPrediction.from_pretrained(model_args.model_name_or_path)
+        path = model_args.model_name_or_path
+        config = SCTranslatorConfig.from_pretrained(path)
+        if want_scale is False and config.predict_protein_scale:
+            raise SystemExit(f"--predict_protein_scale false: {path} has the protein scale part; start from a "
+                             "model without it, or leave the option out")
+        adding = bool(want_scale) and not config.predict_protein_scale
+        config.predict_protein_scale = config.predict_protein_scale or adding
+        if adding:
+            config.sctranslator_format = max(config.sctranslator_format, 3)
+        model, info = SCTranslatorForProteinPrediction.from_pretrained(
+            path, config=config, allow_incomplete_weights=adding, output_loading_info=True)
+        if adding:  # only the new part may be missing: anything else means the checkpoint does not fit
+            others = [k for k in info.get("missing_keys", []) if not str(k).startswith("scale_head.")]
+            others += [str(k) for key in ("unexpected_keys", "mismatched_keys") for k in info.get(key) or []]
+            if others:
+                raise SystemExit(f"{path} does not match its own configuration ({others[:5]}); it is damaged")
+            logger.info("added a freshly initialised protein scale part to %s", path)
     else:
         config = SCTranslatorConfig(
             hidden_size=model_args.hidden_size,
@@ -247,6 +269,7 @@ def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
             encoder_inputs=model_args.encoder_inputs,
             expressed_zero_genes=model_args.expressed_zero_genes,
             attention_masking=model_args.attention_masking,
+            predict_protein_scale=bool(want_scale),
         )
         model = SCTranslatorForProteinPrediction(config)
     if model_args.fix_projections:
@@ -384,6 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         protein_truncation=data_args.protein_truncation, encoder_inputs=encoder_inputs,
         expressed_zero_genes=zero_genes, pad_to_longest=variable_length,
         protein_sampling=data_args.protein_sampling,
+        cell_scale=bool(getattr(model.config, "predict_protein_scale", False)),
     )
     bucket_batches = data_args.length_bucket_batches
     if bucket_batches is None:
@@ -482,6 +506,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
         "loss_history": [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e],
+        # the protein scale part's own loss (part of "loss"); empty for models without it
+        "scale_loss_history": [(e["step"], e["scale_loss"]) for e in trainer.state.log_history if "scale_loss" in e],
         "eval": final_metrics,
         "stopped_on_cosine_at": cosine_cb.stopped_at if cosine_cb else None,
         "stopped_early_at": (trainer.state.global_step if data_args.early_stopping_patience

@@ -61,11 +61,15 @@ class SCTranslatorTrainer(Trainer):
     * ``compute_loss`` drops the collator's ``example_ids`` and, with ``example_log``, appends
       ``step rank ids`` lines (the cells each optimisation step trained on) to that file.
     * ``prediction_step`` returns only ``(loss, predictions, labels)``, not the hidden states.
+    * Models with the protein scale part: its loss is logged on its own (``scale_loss`` in training logs,
+      ``<prefix>_scale_loss`` in evaluations; ``loss`` is the total), and its gradients are clipped apart
+      from the rest (:meth:`_clip_grad_norm`).
     """
 
     def __init__(self, *args, example_log: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.example_log = example_log
+        self._scale_losses: dict[str, list[float]] = {"train": [], "eval": []}
 
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
@@ -86,11 +90,43 @@ class SCTranslatorTrainer(Trainer):
             with open(self.example_log, "a") as f:
                 f.write(f"{self.state.global_step + 1}\t{self.args.process_index}\t"
                         f"{','.join(map(str, ids.tolist()))}\n")
-        result = super().compute_loss(model, inputs, return_outputs=return_outputs)
-        loss = result[0] if return_outputs else result
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
         if model.training and not bool(torch.isfinite(loss.detach())):
             raise NonFiniteLossError(self.state.global_step + 1, self.args.process_index, ids)
-        return result
+        self._record_scale_loss("train" if model.training else "eval", outputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _record_scale_loss(self, kind: str, outputs) -> None:
+        scale_loss = outputs.get("scale_loss") if hasattr(outputs, "get") else None
+        if scale_loss is not None and bool(torch.isfinite(scale_loss.detach())):
+            self._scale_losses[kind].append(float(scale_loss.detach()))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the mean scale loss since the last log of its kind (``logs`` of evaluations are also the
+        metrics ``evaluate`` returns, so they carry it too)."""
+        train, held_out = self._scale_losses["train"], self._scale_losses["eval"]
+        if "loss" in logs and train:
+            logs["scale_loss"] = round(float(np.mean(train)), 6)
+            train.clear()
+        eval_loss = next((k for k in logs if k.startswith("eval") and k.endswith("_loss")), None)
+        if eval_loss is not None and held_out:
+            logs[eval_loss[: -len("loss")] + "scale_loss"] = float(np.mean(held_out))
+            held_out.clear()
+        super().log(logs, start_time)
+
+    def _clip_grad_norm(self, model):
+        """Clip the protein scale part's gradients apart from the rest's; returns the rest's norm.
+
+        One global norm over both would let the scale part's (large, early) gradients shrink every other
+        parameter's step, so the scaled predictions would no longer be those the model learns without it.
+        """
+        named = list(model.named_parameters())
+        if not any(".scale_head." in f".{name}" for name, _ in named) or self.args.max_grad_norm <= 0:
+            return super()._clip_grad_norm(model)
+        head = [p for name, p in named if ".scale_head." in f".{name}"]
+        rest = [p for name, p in named if ".scale_head." not in f".{name}"]
+        self.accelerator.clip_grad_norm_(head, self.args.max_grad_norm)
+        return self.accelerator.clip_grad_norm_(rest, self.args.max_grad_norm)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
@@ -98,6 +134,7 @@ class SCTranslatorTrainer(Trainer):
         labels = inputs.get("labels")
         with torch.no_grad():
             outputs = model(**inputs)
+        self._record_scale_loss("eval", outputs)
         loss = outputs.loss.detach() if outputs.loss is not None else None
         if prediction_loss_only:
             return loss, None, None

@@ -1,0 +1,92 @@
+"""The protein scale part in training: count corpora teach it, other corpora do not, its loss is logged on its
+own, and it leaves the scaled predictions exactly as the model learns them without it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_sctranslator import SCTranslatorForProteinPrediction
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+from training.corpus import load_manifest
+from training.data import CorpusCollator, EvalCells
+from training.run_stage import main
+
+from ._training_helpers import QUIET, TINY_MODEL
+
+
+def test_collator_gives_scale_labels_for_count_corpora_only(corpora, tokenizer):
+    manifests = [load_manifest(corpora["tenx_pbmc10k_s200"]), load_manifest(corpora["tcga_brca_bulk"])]
+    assert [m["protein_values_kind"] for m in manifests][0] == "counts"
+    collator = CorpusCollator(tokenizer, manifests, 128, 160, cell_scale=True)
+    cells = [EvalCells(m, i, max_cells=3)[j] for i, m in enumerate(manifests) for j in range(3)]
+    batch = collator(cells)
+    bounds, covariates = batch["protein_scale_labels"].numpy(), batch["cell_covariates"].numpy()
+    assert covariates.shape == (6, 4) and np.isfinite(covariates).all()
+    counts, bulk = bounds[:3], bounds[3:]
+    assert np.isfinite(counts).all() and (counts[:, 1] > counts[:, 0]).all()
+    assert np.isnan(bulk).all()  # RPPA values are not counts: no target for a part that predicts log1p counts
+    # the bounds are those the labels were scaled between: log1p of the cell's ADT counts over the panel
+    first = cells[0]
+    keep = collator.corpora[0]["keep"]
+    values = np.log1p(np.asarray(first["protein_values"], dtype=np.float64)[keep])
+    np.testing.assert_allclose(counts[0], [values.min(), values.max()], rtol=1e-6)
+    plain = CorpusCollator(tokenizer, manifests, 128, 160)(cells)
+    assert "cell_covariates" not in plain and "protein_scale_labels" not in plain
+    torch.testing.assert_close(plain["labels"], batch["labels"], equal_nan=True)
+
+
+def _finetune(out, start, corpus, *extra):
+    return main(["--stage", "finetune", "--model_name_or_path", str(start), "--corpora", str(corpus),
+                 "--output_dir", str(out), "--max_steps", "16", "--logging_steps", "4", "--save_steps", "100",
+                 "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--eval_strategy", "no",
+                 "--seed", "3", *extra, *QUIET])
+
+
+@pytest.fixture(scope="module")
+def start_model(tmp_path_factory, corpora, vocab_dir):
+    """A tiny model without the scale part, trained a few steps on counts (the start of both fine-tunes)."""
+    out = tmp_path_factory.mktemp("scale") / "start"
+    main(["--stage", "sc", "--corpora", str(corpora["tenx_pbmc10k_s200"]), "--vocab_dir", str(vocab_dir),
+          "--output_dir", str(out), "--max_steps", "4", "--per_device_train_batch_size", "4", "--eval_strategy",
+          "no", "--save_steps", "100", "--stop_on_cosine", "false", *TINY_MODEL, *QUIET])
+    return out
+
+
+def test_adding_the_part_leaves_the_scaled_predictions_exactly_as_without(tmp_path, corpora, start_model):
+    corpus = corpora["eccite"]
+    with_part = _finetune(tmp_path / "with", start_model, corpus, "--predict_protein_scale", "true")
+    without = _finetune(tmp_path / "without", start_model, corpus)
+    model_a = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "with")
+    model_b = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "without")
+    assert model_a.config.predict_protein_scale and model_a.scale_head is not None
+    assert not model_b.config.predict_protein_scale and model_b.scale_head is None
+    assert json.loads((tmp_path / "with" / "config.json").read_text())["sctranslator_format"] == 3
+
+    # the part's loss is logged on its own, and training lowered it
+    logged = [loss for _, loss in with_part["scale_loss_history"]]
+    assert len(logged) >= 3 and logged[-1] < logged[0], logged
+    assert without["scale_loss_history"] == []
+    assert "eval_scale_loss" in with_part["eval"] and "eval_scale_loss" not in without["eval"]
+
+    tokenizer = SCTranslatorTokenizer.from_pretrained(tmp_path / "with")
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(2.0, (6, 5)).astype(float)
+    encoded = tokenizer(rna=counts, gene_names=["CD4", "CD8A", "PTPRC", "MS4A1", "CD14"], proteins=["CD3", "CD4"],
+                        max_length=128, protein_max_length=160, return_cell_scale=True)
+    model_a.eval(), model_b.eval()
+    with torch.no_grad():
+        a, b = model_a(**encoded), model_b(**encoded)
+    assert torch.equal(a.predictions, b.predictions)  # its gradients never reach the rest of the model
+    assert a.log1p_predictions is not None and b.log1p_predictions is None
+    assert torch.isfinite(a.log1p_predictions).all()
+
+
+def test_the_part_cannot_be_dropped_by_an_option(tmp_path, corpora, start_model):
+    tuned = tmp_path / "tuned"
+    _finetune(tuned, start_model, corpora["eccite"], "--predict_protein_scale", "true", "--max_steps", "2")
+    with pytest.raises(SystemExit, match="has the protein scale part"):
+        _finetune(tmp_path / "again", tuned, corpora["eccite"], "--predict_protein_scale", "false")
