@@ -18,7 +18,9 @@ Steps (each skipped when its output is complete, so a relaunch continues):
 2. ``stage 1`` (``training/run_stage.py --stage bulk``) from scratch on every bulk pair, corpora mixed
    by weight; mass-spec panels (8,000-11,000 proteins) are sampled per example (``--protein_sampling``).
 3. ``stage 2`` (``--stage sc``) from stage 1 on every single-cell set, stopping when the held-out cosine
-   similarity of every set reaches 0.85 (the paper's rule) or at ``--sc_steps``.
+   similarity of every set reaches 0.85 (the paper's rule) or at ``--sc_steps``. The protein scale part
+   (``predict_protein_scale``: outputs in log1p counts) is added here and learns from the count panels; its
+   gradients stay in it, so the rest trains exactly as without it.
 4. ``--ship DIR``: the stage-2 model written to ``DIR`` as the package's default model (see :func:`ship`).
 
 ``OUT/pretrain_summary.json`` records the corpus actually used (cells per set), wall times and the
@@ -194,9 +196,9 @@ def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, 
         argv += ["--model_name_or_path", str(start)]
     if stage == "bulk":
         argv += ["--max_steps", str(args.bulk_steps), "--stop_on_cosine", "false"]
-    else:
+    else:  # the protein scale part learns from the count panels; it does not change the rest's training
         argv += ["--max_steps", str(args.sc_steps), "--stop_on_cosine", "true", "--cosine_threshold", "0.85",
-                 "--cosine_min_steps", str(args.cosine_min_steps)]
+                 "--cosine_min_steps", str(args.cosine_min_steps), "--predict_protein_scale", "true"]
     return argv
 
 
@@ -317,6 +319,8 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
            if s2.get("stopped_on_cosine_at") and int(s2["stopped_on_cosine_at"]) < int(args["sc_steps"]) else
            " on: it held at the last evaluation (on these data it holds from about step 500, while held-out "
            "Pearson keeps rising)" if s2.get("stopped_on_cosine_at") else " on: not met")
+        + ("; the protein scale part (outputs in log1p counts) trained alongside in stage 2 on the count "
+           "panels, its gradients kept out of the rest of the model" if model.config.predict_protein_scale else "")
         + f". Batches of {args['batch_size']} examples, sets mixed with weights ∝ √(cells), Adam (amsgrad), "
         f"learning rate {args['learning_rate']} ({args.get('lr_scheduler_type', 'constant')} schedule, "
         f"{args.get('warmup_steps', 0)} warm-up steps, per stage), seed {args['seed']}; masked MSE on per-cell max-min "
@@ -411,7 +415,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seconds": {"prepare": prepare_seconds, "stage1": stage1_seconds, "stage2": stage2_seconds,
                     "total": prepare_seconds + stage1_seconds + stage2_seconds},
         "stage1": stage1 and {k: stage1[k] for k in ("global_step", "train_loss", "eval")},
-        "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at")},
+        "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at",
+                                              "scale_loss_history")},
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     if args.ship:
