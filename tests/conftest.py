@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,50 @@ def tiny_model_dir(tmp_path_factory, vocab_dir) -> Path:
         vocab_dir, max_length=TINY_MODEL["max_genes"], protein_max_length=TINY_MODEL["max_proteins"]
     ).save_pretrained(folder)
     return folder
+
+
+# ---------------------------------------------------------------------------------------------------- Hub stand-in
+SECRET = "hf_TESTSECRETdoNotLeak123"
+
+
+class FakeHubApi:
+    """Records calls and stores uploads as cached snapshots of ``repo_id``."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.calls = []
+
+    def create_repo(self, repo_id, private=False, exist_ok=False, token=None, **kwargs):
+        self.calls.append(("create_repo", repo_id, private, token))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, repo_id, folder_path, commit_message=None, token=None, allow_patterns=None, **kwargs):
+        self.calls.append(("upload_folder", repo_id, sorted(allow_patterns), token))
+        commit = hashlib.sha1(repo_id.encode() + str(len(self.calls)).encode()).hexdigest()
+        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for name in allow_patterns:
+            shutil.copy2(f"{folder_path}/{name}", snapshot / name)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        return f"https://huggingface.co/{repo_id}/commit/{commit}"
+
+    def snapshot(self, repo_id):
+        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
+        return repo / "snapshots" / (repo / "refs" / "main").read_text()
+
+
+@pytest.fixture()
+def hub(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    fake = FakeHubApi(cache)
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: fake)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_TOKEN_FOR_TESTS", SECRET)
+    return fake

@@ -478,6 +478,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 "Ensembl ids (ENSMUSG..., version suffix ok), or token ids via gene_ids=... / "
                 "var['my_Id']. If "
                 "the names are elsewhere (e.g. adata.var['gene_symbols']), pass gene_names=adata.var[...]."
+                + _human_ensembl_hint(rna_report.unmapped)
             )
         if rna_report.n_duplicates:
             warnings.warn(
@@ -903,18 +904,23 @@ _HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
 _MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
 
 
+def _human_ensembl_hint(unmapped: Sequence[str]) -> str:
+    """What to do when most unmapped names are human Ensembl ids (the original id tables have none); else ""."""
+    if sum(str(n).upper().startswith("ENSG") for n in unmapped) <= len(unmapped) / 2:
+        return ""
+    return (" Most unmapped names are human Ensembl ids (ENSG...), which the original id tables do not cover: "
+            "pass the symbols (gene_names=adata.var['gene_symbols']); a model trained from scratch can use a "
+            "vocabulary that has them, built from NCBI's gene_info (sctranslator vocab from-ncbi).")
+
+
 def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
     non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
     if len(non_control) >= 20 and report.mapped_fraction < 0.10:
-        ensembl = sum(n.upper().startswith("ENSG") for n in report.unmapped)
-        hint = (
-            " Most unmapped names are human Ensembl ids, which the original id tables do not cover: pass "
-            "symbols (e.g. gene_names=adata.var['gene_symbols'])." if ensembl > len(report.unmapped) / 2 else ""
-        )
         warnings.warn(
             f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
-            f"from so few genes are unreliable.{hint} See the report (return_report=True) for what did not map.",
+            f"from so few genes are unreliable.{_human_ensembl_hint(report.unmapped)} See the report "
+            "(return_report=True) for what did not map.",
             InputQualityWarning, stacklevel=3,
         )
     routes = report.route_counts

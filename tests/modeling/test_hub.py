@@ -7,9 +7,6 @@ huggingface_hub's real offline resolution.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-
 import anndata as ad
 import numpy as np
 import pytest
@@ -19,51 +16,9 @@ from transformers import AutoModel, pipeline
 
 from modeling_sctranslator.cli import main as cli_main
 
-SECRET = "hf_TESTSECRETdoNotLeak123"
+from ..conftest import SECRET
+
 REPO = "testorg/sctranslator-small"
-
-
-class FakeHubApi:
-    """Records calls and stores uploads as cached snapshots of ``repo_id``."""
-
-    def __init__(self, cache):
-        self.cache = cache
-        self.calls = []
-
-    def create_repo(self, repo_id, private=False, exist_ok=False, token=None, **kwargs):
-        self.calls.append(("create_repo", repo_id, private, token))
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(self, repo_id, folder_path, commit_message=None, token=None, allow_patterns=None, **kwargs):
-        self.calls.append(("upload_folder", repo_id, sorted(allow_patterns), token))
-        commit = hashlib.sha1(repo_id.encode() + str(len(self.calls)).encode()).hexdigest()
-        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
-        snapshot = repo / "snapshots" / commit
-        snapshot.mkdir(parents=True)
-        for name in allow_patterns:
-            shutil.copy2(f"{folder_path}/{name}", snapshot / name)
-        (repo / "refs").mkdir(exist_ok=True)
-        (repo / "refs" / "main").write_text(commit)
-        return f"https://huggingface.co/{repo_id}/commit/{commit}"
-
-    def snapshot(self, repo_id):
-        repo = self.cache / f"models--{repo_id.replace('/', '--')}"
-        return repo / "snapshots" / (repo / "refs" / "main").read_text()
-
-
-@pytest.fixture()
-def hub(tmp_path, monkeypatch):
-    import huggingface_hub
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    fake = FakeHubApi(cache)
-    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: fake)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_TOKEN_FOR_TESTS", SECRET)
-    return fake
 
 
 @pytest.fixture()
@@ -196,28 +151,3 @@ def test_the_shipped_default_model_is_pushed_as_it_is(hub, capsys):
     # the pushed repo id then loads like the folder
     model = AutoModel.from_pretrained(repo)
     assert model.config.translator_type == "cross_attention"
-
-
-@pytest.mark.parametrize("failure", ["no_network", "refused"])
-def test_push_failures_are_one_line_without_the_token(hub, monkeypatch, capsys, failure):
-    """No network (DNS, connection) or a Hub refusal (401/403): one line that names the cause, exit 2."""
-    from types import SimpleNamespace
-
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
-
-    def create_repo(*args, **kwargs):
-        if failure == "no_network":
-            raise ConnectionError("[Errno -2] Name or service not known")
-        response = SimpleNamespace(headers={}, request=None, status_code=401)
-        raise HfHubHTTPError("401 Client Error: Unauthorized for url: https://huggingface.co/api/repos/create",
-                             response=response)
-
-    monkeypatch.setattr(hub, "create_repo", create_repo)
-    assert cli_main(["push", "--model", str(DEFAULT_MODEL_DIR), "--repo-id", "testorg/x",
-                     "--token-env", "HF_TOKEN_FOR_TESTS"]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and SECRET not in err
-    assert ("cannot reach the Hugging Face Hub" if failure == "no_network" else "the Hub refused") in err
-    assert "nothing was uploaded" in err

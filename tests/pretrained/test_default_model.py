@@ -165,15 +165,3 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["protein_transform"] == "auto" and metrics["cells_evaluated"] == 150
     assert metrics["proteins_evaluated"] == metrics["proteins"] > 100
-
-
-def test_the_readme_low_level_snippet_runs_and_gives_cells_by_proteins(eccite_test_cells):
-    """The README's "Lower level" code, run as written: (cells, proteins), no decoder padding columns."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("Lower level:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    rna, _ = eccite_test_cells
-    namespace = {"rna": rna[:4].copy()}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
-    predictions, report = namespace["predictions"], namespace["report"]
-    assert tuple(predictions.shape) == (4, 2) and report.protein.mapped == ["CD4", "CD19"]
-    assert np.isfinite(predictions.numpy()).all()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pytest
 
 from tokenization.atomic_io import OutputExistsError, atomic_output_dir, atomic_output_file
@@ -191,3 +193,32 @@ def test_a_failed_final_rename_leaves_no_partial_file(tmp_path, monkeypatch):
         with atomic_output_file(target, overwrite=True) as staging:
             staging.write_text("new")
     assert target.read_text() == "old" and not list(tmp_path.glob(".pred.h5ad.*"))
+
+
+def test_outputs_follow_the_umask(tiny_model_dir, cells, tmp_path):
+    """A predicted file and a converted-style folder get the permissions a plain write would give (staging
+    files from mkstemp/mkdtemp alone are 0600/0700, which other users of a shared project cannot read)."""
+    from modeling_sctranslator.cli import main
+
+    old = os.umask(0o022)
+    try:
+        assert main(_predict(tiny_model_dir, cells, tmp_path / "pred.h5ad", "--device", "cpu")) == 0
+        with atomic_output_file(tmp_path / "out.txt") as staging:
+            staging.write_text("x")
+        with atomic_output_dir(tmp_path / "folder") as staging:
+            (staging / "a.json").write_text("{}")
+    finally:
+        os.umask(old)
+    for path, mode in (("pred.h5ad", 0o644), ("out.txt", 0o644), ("folder", 0o755), ("folder/a.json", 0o644)):
+        assert stat.S_IMODE((tmp_path / path).stat().st_mode) == mode, path
+
+
+def test_the_readme_low_level_snippet_runs_and_gives_cells_by_proteins(data_dir):
+    """The README's "Lower level" code, run as written: (cells, proteins), no decoder padding columns."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("Lower level:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace = {"rna": ad.read_h5ad(data_dir / "eccite_rna.h5ad")[-4:].copy()}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    predictions, report = namespace["predictions"], namespace["report"]
+    assert tuple(predictions.shape) == (4, 2) and report.protein.mapped == ["CD4", "CD19"]
+    assert np.isfinite(predictions.numpy()).all()
