@@ -317,3 +317,18 @@ def test_run_stage_trains_the_variant_end_to_end(tmp_path, data_dir, vocab_dir):
     assert saved_tokenizer["encoder_inputs"] == "expressed" and saved_tokenizer["padding"] == "longest"
     model = AutoModel.from_pretrained(out)
     assert not model.config.pads_to_fixed_length
+
+
+def test_the_key_maximum_is_taken_over_real_keys_only():
+    """Padded keys holding large garbage must not change the real keys' features: a maximum taken over the
+    padding would push every real feature down to ``eps`` (far beyond the invariance test's tolerance)."""
+    from modeling_sctranslator.favor_attention import gaussian_orthogonal_random_matrix, masked_softmax_kernel_features
+
+    generator = torch.Generator().manual_seed(0)
+    projection = gaussian_orthogonal_random_matrix(12, 8, generator=generator)
+    keys = torch.randn(2, 2, 5, 8, generator=generator)  # (batch, heads, length, head_dim)
+    garbage = torch.full((2, 2, 3, 8), 40.0)
+    mask = torch.tensor([[True] * 5 + [False] * 3] * 2)
+    alone = masked_softmax_kernel_features(keys, projection, False, 1e-4, torch.ones(2, 5, dtype=torch.bool))
+    padded = masked_softmax_kernel_features(torch.cat([keys, garbage], dim=2), projection, False, 1e-4, mask)
+    torch.testing.assert_close(padded[:, :, :5], alone, rtol=1e-6, atol=0)
