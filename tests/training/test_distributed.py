@@ -9,6 +9,7 @@ import sys
 
 from training.corpus import load_manifest
 from training.data import split_example_id
+from training.run_stage import main
 
 from ._training_helpers import QUIET, RUN_STAGE, TINY_MODEL, subprocess_env
 
@@ -19,7 +20,7 @@ def test_torchrun_two_processes_see_disjoint_examples(tmp_path, corpora, vocab_d
     command = [*torchrun, "--nproc_per_node", "2", "--master_port", "29517", str(RUN_STAGE), "--stage", "sc",
                "--corpora", str(corpora["tenx_pbmc10k_s200"]), "--vocab_dir", str(vocab_dir), *TINY_MODEL,
                "--max_steps", "10", "--per_device_train_batch_size", "4", "--save_steps", "5",
-               "--log_example_ids", "true", "--eval_strategy", "steps", "--eval_steps", "10",
+               "--log_example_ids", "true", "--eval_strategy", "steps", "--eval_steps", "10", "--logging_steps", "1",
                "--output_dir", str(out), *QUIET]
     done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -42,3 +43,12 @@ def test_torchrun_two_processes_see_disjoint_examples(tmp_path, corpora, vocab_d
     for rank in (0, 1):
         rows = {split_example_id(i)[1] for i in seen[rank]}
         assert rows <= shard_rows[rank] | shard_rows[rank + 2]
+
+    # the logged loss is the mean over both processes' cells, as one process with their global batch logs it
+    # (a loss divided by the world size once too often logs, and trains on, half of it)
+    single = main([*command[command.index(str(RUN_STAGE)) + 1:], "--per_device_train_batch_size", "8",
+                   "--output_dir", str(tmp_path / "one")])
+    two = [loss for _, loss in summary["loss_history"]]
+    one = [loss for _, loss in single["loss_history"]]
+    assert len(two) == len(one) == 10
+    assert 0.75 < sum(two) / sum(one) < 1.33, (two, one)

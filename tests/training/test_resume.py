@@ -16,19 +16,22 @@ from ._training_helpers import QUIET, RUN_STAGE, TINY_MODEL, subprocess_env
 
 
 def _steps(log):
-    """step -> ids trained at that step (a relaunch overwrites what a killed run logged)."""
+    """step -> the ids of each micro-batch trained at that step (the killed run stops right after a checkpoint,
+    so the relaunch logs only the steps after it)."""
     out = {}
     for line in log.read_text().splitlines():
         step, _rank, ids = line.split("\t")
-        out[int(step)] = ids
+        out.setdefault(int(step), []).append(ids)
     return out
 
 
-def test_kill_and_resume_matches_uninterrupted_run(tmp_path, corpora, vocab_dir):
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path, corpora, vocab_dir, accumulation):
+    """With gradient accumulation a step holds several batches: a resume must skip all of them."""
     args = ["--stage", "sc", "--corpora", str(corpora["tenx_pbmc10k_s200"]), str(corpora["eccite_ctcl"]),
             "--vocab_dir", str(vocab_dir), *TINY_MODEL, "--feature_redraw_interval", "3", "--max_steps", "12",
             "--save_steps", "4", "--logging_steps", "1", "--per_device_train_batch_size", "4",
-            "--log_example_ids", "true", *QUIET]
+            "--gradient_accumulation_steps", str(accumulation), "--log_example_ids", "true", *QUIET]
     reference = main([*args, "--output_dir", str(tmp_path / "a")])
 
     out = tmp_path / "b"
@@ -49,7 +52,9 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, corpora, vocab_dir)
     for step, loss in summary["loss_history"]:  # steps 9..12 after the resume
         assert loss == pytest.approx(ref_losses[step], rel=1e-5, abs=1e-7)
     # every step trained on exactly the cells of the uninterrupted run: none lost, none repeated
-    assert _steps(out / "example_ids.tsv") == _steps(tmp_path / "a" / "example_ids.tsv")
+    trained = _steps(out / "example_ids.tsv")
+    assert trained == _steps(tmp_path / "a" / "example_ids.tsv")
+    assert all(len(batches) == accumulation for batches in trained.values())
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(out / "model.safetensors")
     assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-5
 
