@@ -76,11 +76,34 @@ def test_quality_runs_on_a_pair_outside_the_built_in_list(tmp_path, data_dir):
                    "--plots", str(out), "--workdir", str(out / "work")])
     assert list(report["sets"]) == ["ctcl_pilot"]
     metrics = report["sets"]["ctcl_pilot"]["metrics"]
-    assert {"own_mrna", "ridge_pca", "knn_pca", "ridge_pca_allgenes"} <= set(metrics)
+    peers = {"ridge_pca", "knn_pca", "ridge_pca_allgenes"}
+    assert {"own_mrna", *peers, *(p + "_scaled_target" for p in peers)} <= set(metrics)  # every fit on both targets
     assert "| ctcl_pilot |" in (out / "q.md").read_text()
     assert json.loads((out / "q.json").read_text())["sets"]["ctcl_pilot"]["n_cells"] == 173
     with pytest.raises(SystemExit):
         main(["--data", str(source / "ctcl_pilot_rna.h5ad")])  # not a pair: a clear argparse error
+
+
+def test_quality_compares_models_with_and_without_the_protein_scale_part(tmp_path, data_dir):
+    """--base_model --scale_head: (b) twice, the same way, with and without the scale part; the part's model is
+    scored on its own log1p-count output and the table shows the difference with its interval."""
+    from benchmarks.quality import main
+
+    out = tmp_path / "out"
+    pair = f"{data_dir / 'eccite_ctcl_rna.h5ad'}:{data_dir / 'eccite_ctcl_adt.h5ad'}"
+    report = main(["--data", pair, "--no_scratch", "--no_totalvi", "--n_genes", "200", "--base_model",
+                   "--scale_head", "--finetune_steps", "6", "--json", str(out / "q.json"), "--md", str(out / "q.md"),
+                   "--plots", str(out), "--workdir", str(out / "work")])
+    result = report["sets"]["eccite_ctcl"]
+    with_part, without = "sctranslator_base_finetuned_scale", "sctranslator_base_finetuned"
+    assert {with_part, without} <= set(result["metrics"])
+    gap = result["scale_part_minus_without"][without]
+    assert set(gap) == {"log1p", "scaled"} and all(len(g["ci95"]) == 2 for g in gap.values())
+    # its scaled predictions are those of the model without the part (same training); log1p is its own output
+    assert gap["scaled"]["difference"] == pytest.approx(0.0, abs=1e-6)
+    assert result["metrics"][with_part]["log1p"]["mse"] < result["metrics"][without]["log1p"]["mse"]
+    assert result["methods"][with_part]["scale_loss_history"] is not None  # logged every 50 steps: none in 6
+    assert "With the protein scale part minus without" in (out / "q.md").read_text()
 
 
 def test_benchmark_choices_never_look_at_held_out_cells(data_dir, tokenizer):
