@@ -26,6 +26,7 @@ from tokenization.atomic_io import atomic_output_dir
 from tokenization.safe_pickle import DATA_GLOBALS, InertObject, inert_class, load_restricted_pickle
 
 from .configuration_sctranslator import SCTranslatorConfig
+from .gene_layout import GeneLayout
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
 __all__ = [
@@ -287,6 +288,8 @@ def convert_original_checkpoint(
             id_tables, max_length=model.config.max_genes, protein_max_length=model.config.max_proteins
         )
     with atomic_output_dir(out_dir, overwrite=overwrite) as staging:
+        model.gene_layout = GeneLayout("unknown", source="a converted original checkpoint: the released models were "
+                                                          "trained on many gene layouts")
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)

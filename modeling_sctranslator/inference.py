@@ -20,6 +20,7 @@ import torch
 
 from tokenization.value_kinds import protein_transform_for, value_kind
 
+from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
 __all__ = [
@@ -216,14 +217,18 @@ def cell_rows(obj: Any, start: int, stop: int) -> Any:
     return obj[start:stop]
 
 
-def encoding_options(config) -> dict[str, Any]:
+def encoding_options(config, layout: GeneLayout | None = None) -> dict[str, Any]:
     """Tokenizer settings that give the encoding ``config``'s model reads (prediction, attention, knockout).
 
-    The compatible model: every mapped gene, padded to ``max_genes``; the variant: each cell's expressed
-    genes (plus ``expressed_zero_genes``), padded to the longest cell.
+    The compatible model: every mapped gene, padded to ``max_genes`` -- in the order of its gene layout when
+    it records one (``layout``); the variant: each cell's expressed genes (plus ``expressed_zero_genes``),
+    padded to the longest cell.
     """
     if config.pads_to_fixed_length:
-        return {"padding": "max_length", "encoder_inputs": "all_genes"}
+        options = {"padding": "max_length", "encoder_inputs": "all_genes"}
+        if layout is not None and layout.ordered:
+            options["gene_layout"] = layout.token_ids
+        return options
     return {"padding": "longest", "encoder_inputs": config.encoder_inputs,
             "expressed_zero_genes": config.expressed_zero_genes}
 
@@ -283,7 +288,7 @@ def predict_proteins(
             "them (listed in uns['sctranslator']['untrained_proteins'])",
             UserWarning, stacklevel=2,
         )
-    encoding = encoding_options(config)  # the model config decides the gene encoding
+    encoding = encoding_options(config, getattr(model, "gene_layout", None))  # the model decides the gene encoding
     with_scale = bool(getattr(config, "predict_protein_scale", False))
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     log1p_predictions = np.empty((n_cells, n_targets), dtype=np.float32) if with_scale else None
@@ -308,6 +313,7 @@ def predict_proteins(
             **encoding,
         )
         if rna_summary is None:
+            layout_info = check_layout(model, report, tokenizer)
             rna_summary = report.rna.summary()
             gene_ids = np.asarray(report.rna.kept_token_ids, dtype=np.int64)
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
@@ -349,6 +355,7 @@ def predict_proteins(
         "control_proteins": list(targets.controls),
         "duplicate_proteins": [f"{a} = {b} (token {t})" for a, b, t in targets.duplicates],
         "rna_mapping": rna_summary or "",
+        "gene_layout": layout_info,
         "max_genes": int(config.max_genes),
         "untrained_proteins": untrained_names,
         # mapped genes whose embedding the model never trained (rows zeroed in shipped pre-trained models)
@@ -359,6 +366,81 @@ def predict_proteins(
 
 def _dense(values: Any) -> np.ndarray:
     return np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float32)
+
+
+_NOTIFIED: set[str] = set()
+
+
+def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None) -> tuple[Any, Sequence[str] | None]:
+    """``rna`` as an in-memory AnnData whose columns are the model's ordered gene layout (interpretation and
+    knock-out, which index genes by column, then see exactly the positions the model reads); unchanged for
+    models without an ordered layout. Values are taken after the tokenizer's RNA transform (library sizes over
+    the whole file) and read back as they are; layout genes the file lacks are zero columns. Refuses, warns and
+    reports as :func:`predict_proteins` does."""
+    import anndata
+    import pandas as pd
+
+    from tokenization.tokenization_sctranslator import _align_to_layout, _take_columns
+
+    layout: GeneLayout | None = getattr(model, "gene_layout", None)
+    if layout is None or not layout.ordered or not model.config.pads_to_fixed_length:
+        return rna, gene_names
+    _, report = tokenizer(rna=cell_rows(rna, 0, min(count_cells(rna), 2)), gene_names=gene_names, max_length=1,
+                          gene_layout=layout.token_ids, return_report=True, return_tensors=None)
+    check_layout(model, report, tokenizer)
+    columns, _, _, _ = _align_to_layout(report.rna, layout.token_ids)
+    aligned = _take_columns(transformed_rna(tokenizer, rna), columns)
+    names = [str(n) for n in tokenizer.convert_ids_to_genes(layout.token_ids)]
+    obs = rna.obs.copy() if hasattr(rna, "obs") else pd.DataFrame(index=[str(i) for i in range(aligned.shape[0])])
+    return anndata.AnnData(X=aligned, obs=obs, var=pd.DataFrame(index=pd.Index(names, dtype=str))), names
+
+
+def transformed_rna(tokenizer, rna: Any):
+    """Every cell of ``rna`` (AnnData or matrix) after the tokenizer's RNA transform, as CSR float32."""
+    import scipy.sparse as sp
+
+    from tokenization.tokenization_sctranslator import _Matrix
+
+    matrix = _Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
+    matrix.adapt_transform()
+    block = matrix.rows(0, matrix.shape[0])
+    return sp.csr_matrix(block, dtype=np.float32)
+
+
+def check_layout(model, report, tokenizer) -> dict[str, Any]:
+    """What was done to fit the input to the model's gene layout (for ``uns``); refuses an input that holds less
+    than :data:`MIN_LAYOUT_SHARE` of an ordered layout, warns when layout genes were filled with zeros, and
+    tells once per model that a position-reading model without a recorded layout reads file order."""
+    layout: GeneLayout | None = getattr(model, "gene_layout", None)
+    config = model.config
+    if layout is not None and layout.ordered:
+        n = len(layout.token_ids)
+        share = 1 - report.layout_filled / n
+        if share < MIN_LAYOUT_SHARE:
+            raise ValueError(
+                f"the input holds {share:.0%} of the {n} genes this model reads (it was trained on them, by position; "
+                f"at least {MIN_LAYOUT_SHARE:.0%} are needed): give the genes it was trained on ({layout.source}); "
+                "check that gene names map (gene_names=, the report) and that it is the right model")
+        if report.layout_filled:
+            warnings.warn(
+                f"{report.layout_filled} of the {n} genes this model reads are not in the input and were set to zero "
+                f"({share:.0%} present); predictions lean on the genes that are there", UserWarning, stacklevel=3)
+        return {"kind": "ordered", "genes": n, "filled_with_zeros": int(report.layout_filled),
+                "left_out": int(report.layout_dropped), "source": layout.source}
+    if layout is not None and layout.kind == "set":
+        outside = int((~np.isin(report.rna.kept_token_ids, layout.token_ids)).sum())
+        return {"kind": "set", "genes": len(layout.token_ids), "input_genes_outside": outside, "source": layout.source}
+    why = layout.source if layout is not None else "saved before sctranslator recorded layouts, or converted"
+    if config.pads_to_fixed_length:
+        key = str(getattr(config, "_name_or_path", "") or id(model))
+        if key not in _NOTIFIED:
+            _NOTIFIED.add(key)
+            warnings.warn(UNKNOWN_NOTICE.format(why=why), UserWarning, stacklevel=3)
+    kept = int(report.rna.columns.size)
+    return {"kind": "unknown", "why": why, "genes_read": min(kept, int(config.max_genes)),
+            "genes_cut": max(0, kept - int(config.max_genes)),
+            "rule": "the first max_genes mapped genes in file order" if config.pads_to_fixed_length
+            else "each cell's expressed genes (by identity)"}
 
 
 def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:

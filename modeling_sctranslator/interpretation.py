@@ -525,12 +525,12 @@ def attention_analysis(
         :class:`AttentionResult` (``recipe`` records the recipe used). For the variant a cell adds only
         to the genes in its encoding and ``mean`` is over those cells (module docstring).
     """
-    from .inference import read_rna, resolve_device, resolve_targets
+    from .inference import aligned_to_layout, read_rna, resolve_device, resolve_targets
 
     recipe = resolve_recipe(model, recipe)
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
-    rna, gene_names = read_rna(rna, gene_names)
+    rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     targets = resolve_targets(tokenizer, proteins)
     config = model.config
     n_proteins = len(targets.token_ids)

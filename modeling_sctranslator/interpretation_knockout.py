@@ -228,7 +228,8 @@ def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report) -> list[int]:
     if not_in_vocab or not_in_data:
         parts = []
         if not_in_data:
-            parts.append(f"not in the data (among the genes the tokenizer uses): {not_in_data}")
+            parts.append(f"not among the data's genes the model reads (its gene layout, when it records one): "
+                         f"{not_in_data}")
         if not_in_vocab:
             parts.append(f"not in the scTranslator vocabulary: {not_in_vocab}")
         raise ValueError(
@@ -361,6 +362,7 @@ def knockout_analysis(
         :class:`KnockoutResult`.
     """
     from .inference import (
+        aligned_to_layout,
         cell_rows,
         count_cells,
         default_batch_size,
@@ -379,7 +381,7 @@ def knockout_analysis(
     if isinstance(genes, str):
         genes = genes.split(",")
     genes = [str(g).strip() for g in genes if str(g).strip()]
-    rna, gene_names = read_rna(rna, gene_names)
+    rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     n_cells = count_cells(rna)
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")

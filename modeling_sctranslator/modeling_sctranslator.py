@@ -47,6 +47,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_sctranslator import SCTranslatorConfig
 from .favor_attention import CrossAttention, FavorSelfAttention, FeedForward, gaussian_orthogonal_random_matrix
+from .gene_layout import GeneLayout
 
 
 @dataclass
@@ -314,6 +315,8 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
         wants_info = kwargs.pop("output_loading_info", False)
         kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, with the other problems
         model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        model.gene_layout = GeneLayout.find(source, **kwargs) if source is not None else None
         problems = {key: sorted(map(str, info.get(key) or [])) for key in ("missing_keys", "unexpected_keys",
                                                                            "mismatched_keys")}
         problems = {key: names for key, names in problems.items() if names}
@@ -326,6 +329,14 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
                 "allow_incomplete_weights=True to load it anyway with the missing weights initialised at random."
             )
         return (model, info) if wants_info else model
+
+    gene_layout: GeneLayout | None = None  # the genes it reads (gene_layout.json); None: not recorded
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """``PreTrainedModel.save_pretrained`` plus the model's gene layout (``gene_layout.json``)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.gene_layout is not None:
+            self.gene_layout.save(save_directory)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

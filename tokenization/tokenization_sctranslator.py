@@ -66,6 +66,8 @@ class EncodingReport:
     constant_rna_cells: int = 0
     constant_protein_cells: int = 0
     rna_values: str = "as given"  # what was done to the RNA values before per-cell scaling
+    layout_filled: int = 0  # genes of a model's gene layout absent from the input, encoded as true zeros
+    layout_dropped: int = 0  # mapped genes of the input outside the layout, left out
 
     def summary(self) -> str:
         lines = [f"{self.n_cells} cells ({self.rna_values})", self.rna.summary()]
@@ -421,6 +423,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         expressed_zero_genes: int | None = None,
         rna_transform: str | None = None,
         return_cell_scale: bool = False,
+        gene_layout: Sequence[int] | None = None,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -444,6 +447,11 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 column as given, log1p of the mapped genes detected, the RNA minimum and maximum the values
                 were scaled between) and, with protein values, ``protein_scale_labels`` (float32, cells x
                 2: the minimum and maximum the proteins were scaled between; NaN when none is measured).
+
+            gene_layout: the ordered token ids a position-reading model was trained on: the input's genes are
+                reordered to it, layout genes the input lacks are true zeros, and mapped genes outside it are
+                left out of the encoding and the per-cell scaling (they still count in the library size).
+                The report says how many were filled and left out.
 
         Returns:
             ``BatchFeature`` with ``input_ids`` (int64), ``input_values`` (float32), ``attention_mask``
@@ -490,16 +498,19 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 stacklevel=2,
             )
         _warn_about_input_quality(rna_report, matrix)
+        tokens = rna_report.kept_token_ids
+        filled = dropped = 0
+        if gene_layout is not None:
+            columns, tokens, filled, dropped = _align_to_layout(rna_report, gene_layout)
         n_kept = int(columns.size)
         if encoder_inputs == "expressed":
             ids, values, mask, n_const = self._encode_rna_expressed(
-                matrix, columns, rna_report.kept_token_ids, max_length, padding, truncation, seed, zero_genes,
-                chunk_size,
+                matrix, columns, tokens, max_length, padding, truncation, seed, zero_genes, chunk_size,
             )
         else:
             width = max_length if padding == "max_length" else min(n_kept, max_length)
             ids, values, mask, n_const = self._encode_rna(
-                matrix, columns, rna_report.kept_token_ids, width, max_length, truncation, seed, chunk_size
+                matrix, columns, tokens, width, max_length, truncation, seed, chunk_size
             )
         if n_const:
             warnings.warn(
@@ -534,7 +545,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             data.update(pdata)
         features = BatchFeature(data=data, tensor_type=return_tensors)
         if return_report:
-            report = EncodingReport(rna_report, protein_report, n_cells, n_const, n_const_p, rna_values)
+            report = EncodingReport(rna_report, protein_report, n_cells, n_const, n_const_p, rna_values,
+                                    layout_filled=filled, layout_dropped=dropped)
             return features, report
         return features
 
@@ -576,9 +588,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         mask_out = np.empty((n_cells, width), dtype=bool)
         identity = n_kept == n_vars and bool((columns == np.arange(n_vars)).all())
         rank_of_col = None
-        if not identity:
+        if not identity:  # a column of -1 (a layout gene the input lacks) has no entries: implicit zeros
+            present = columns >= 0
             rank_of_col = np.full(n_vars, -1, dtype=np.int64)
-            rank_of_col[columns] = np.arange(n_kept)
+            rank_of_col[columns[present]] = np.flatnonzero(present)
         random_mode = truncation == "random" and n_kept > max_length
         rng = np.random.default_rng(seed) if random_mode else None
         step = chunk_size or max(1, min(4096, _CHUNK_ELEMENTS // max(n_kept, 1)))
@@ -599,7 +612,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             if sp.issparse(block):
                 const = _scale_sparse_block(block, rank_of_col, n_kept, keep_n, perms, out, start, obs_names)
             else:
-                dense = block if identity else block[:, columns]
+                dense = block if identity else _take_columns(block, columns)
                 _check_rna(dense, start, obs_names, _first_bad_dense_row)
                 scaled, const = scale_rows(dense)
                 out[:, :keep_n] = (
@@ -646,11 +659,11 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         for start in range(0, n_cells, step):
             block = matrix.rows(start, min(start + step, n_cells))
             if sp.issparse(block):
-                sub = block[:, columns].tocsr()
+                sub = _take_columns(block, columns).tocsr()
                 _check_rna(sub.data, start, obs_names, lambda bad, m=sub: int(np.searchsorted(
                     m.indptr, np.argmax(bad), side="right") - 1))
             else:
-                dense = np.asarray(block)[:, columns]
+                dense = _take_columns(np.asarray(block), columns)
                 _check_rna(dense, start, obs_names, _first_bad_dense_row)
                 sub = sp.csr_matrix(dense)
             for r in range(sub.shape[0]):
@@ -949,6 +962,36 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
         )
 
 
+def _align_to_layout(report: MappingReport, layout: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(columns, tokens, filled, dropped) for encoding in ``layout`` order: the input column of each layout
+    token (-1 where the input lacks it: a true zero), the layout's tokens, how many were filled, how many mapped
+    input columns fall outside the layout."""
+    tokens = np.asarray(layout, dtype=np.int64)
+    column_of = {int(t): int(c) for t, c in zip(report.kept_token_ids, report.columns, strict=True)}
+    columns = np.asarray([column_of.get(int(t), -1) for t in tokens], dtype=np.int64)
+    filled = int((columns < 0).sum())
+    dropped = len(column_of) - (tokens.size - filled)
+    if filled == tokens.size:
+        raise ValueError(f"none of the model's {tokens.size} layout genes is in the input; is it the right data?")
+    return columns, tokens, filled, dropped
+
+
+def _take_columns(block, columns: np.ndarray):
+    """``block[:, columns]`` (CSR or dense), where a column of -1 -- a gene the input lacks -- is all zeros."""
+    import scipy.sparse as sp
+
+    present = columns >= 0
+    if present.all():
+        return block[:, columns]
+    if sp.issparse(block):
+        sub = block[:, columns[present]].tocsr()
+        positions = np.flatnonzero(present)
+        return sp.csr_matrix((sub.data, positions[sub.indices], sub.indptr), shape=(block.shape[0], columns.size))
+    out = np.zeros((block.shape[0], columns.size), dtype=np.result_type(block.dtype, np.float32))
+    out[:, present] = block[:, columns[present]]
+    return out
+
+
 def _cell_covariates(matrix: _Matrix, columns: np.ndarray, chunk_size: int | None) -> np.ndarray:
     """(cells, 4) float32: log1p library size (every column, as given), log1p detected mapped genes, and the
     minimum and maximum of the mapped genes after the RNA transform: what per-cell scaling leaves out."""
@@ -960,7 +1003,7 @@ def _cell_covariates(matrix: _Matrix, columns: np.ndarray, chunk_size: int | Non
     for start in range(0, n_cells, step):
         stop = min(start + step, n_cells)
         raw = matrix.raw_rows(start, stop)
-        mapped = matrix.rows(start, stop)[:, columns]
+        mapped = _take_columns(matrix.rows(start, stop), columns)
         if sp.issparse(mapped):  # scipy's min/max count the implicit zeros
             mapped = mapped.tocsr()
             low, high = mapped.min(axis=1).toarray().ravel(), mapped.max(axis=1).toarray().ravel()

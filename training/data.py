@@ -285,6 +285,9 @@ class CorpusCollator:
     ``cell_scale`` (models with the protein scale part): batches also hold ``cell_covariates`` and
     ``protein_scale_labels`` (see the tokenizer's ``return_cell_scale``); the labels are NaN, so left out of
     the scale loss, for corpora whose protein values are not counts (the part predicts log1p counts).
+
+    ``gene_layout`` (fixed-width models that record one): every corpus is encoded in that gene order (genes it
+    lacks as zeros, others left out), so fine-tuning teaches the positions the model already reads.
     """
 
     def __init__(
@@ -302,6 +305,7 @@ class CorpusCollator:
         pad_to_longest: bool = False,
         protein_sampling: bool = False,
         cell_scale: bool = False,
+        gene_layout: Sequence[int] | None = None,
     ) -> None:
         if protein_transform not in PROTEIN_TRANSFORMS:
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
@@ -316,6 +320,7 @@ class CorpusCollator:
         self.pad_to_longest = bool(pad_to_longest)
         self.protein_sampling = bool(protein_sampling)
         self.cell_scale = bool(cell_scale)
+        self.gene_layout = None if gene_layout is None else [int(t) for t in gene_layout]
         self.corpora = []
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
@@ -409,6 +414,7 @@ class CorpusCollator:
                 seed=seed,
                 return_tensors="np",
                 return_cell_scale=self.cell_scale,
+                gene_layout=self.gene_layout,
                 **encoding,
             )
 

@@ -32,6 +32,7 @@ from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallbac
 import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_model_name
+from modeling_sctranslator.gene_layout import GeneLayout
 from modeling_sctranslator.inference import check_vocab_compatible
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
@@ -277,6 +278,35 @@ def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
     return model
 
 
+def gene_layout_for(model, tokenizer, manifests: list[dict[str, Any]], truncation: str) -> GeneLayout:
+    """The genes the trained model will read (saved with it as ``gene_layout.json``).
+
+    Position-reading (MLP) models keep an ordered layout they start with (the corpora are aligned to it);
+    otherwise they get the corpora's gene order when every corpus gives the same one (the first ``max_genes``
+    mapped genes; random subsets of longer lists have none). The variant gets the set of mapped genes of its
+    corpora, with those of the model it starts from.
+    """
+    start = getattr(model, "gene_layout", None)
+    names = ", ".join(m["name"] for m in manifests)
+    mapped = [tokenizer.resolve(list(m["genes"]), kind="gene").kept_token_ids for m in manifests]
+    if not model.config.pads_to_fixed_length:
+        genes = set().union(*(map(int, ids) for ids in mapped))
+        if start is not None and start.kind == "set":
+            genes |= set(start.token_ids)
+        return GeneLayout("set", sorted(genes), f"the genes of {names}" + (" and of the model it started from"
+                                                                          if start is not None else ""))
+    if start is not None and start.ordered:
+        return start
+    max_genes = model.config.max_genes
+    if truncation == "random" and any(len(ids) > max_genes for ids in mapped):
+        return GeneLayout("unknown", source=f"random subsets of more than {max_genes} genes per cell ({names})")
+    orders = {tuple(int(t) for t in ids[:max_genes]) for ids in mapped}
+    if len(orders) > 1:
+        return GeneLayout("unknown", source=f"corpora with different gene lists ({names})")
+    order = next(iter(orders))
+    return GeneLayout("ordered", list(order), f"the {len(order)} genes of {names}, in that order")
+
+
 def build_tokenizer(model_args: ModelArguments) -> SCTranslatorTokenizer:
     source = model_args.tokenizer_name_or_path
     if source is None and model_args.model_name_or_path:
@@ -401,6 +431,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer.encoder_inputs, tokenizer.expressed_zero_genes = encoder_inputs, zero_genes
     if variable_length:
         tokenizer.padding = "longest"
+    model.gene_layout = gene_layout_for(model, tokenizer, manifests, data_args.truncation)
+    logger.info("gene layout: %s (%d genes): %s", model.gene_layout.kind, len(model.gene_layout.token_ids),
+                model.gene_layout.source)
     collator = CorpusCollator(
         tokenizer, manifests, model.config.max_genes, model.config.max_proteins,
         truncation=data_args.truncation, seed=args.seed, protein_transform=data_args.protein_transform,
@@ -408,6 +441,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         expressed_zero_genes=zero_genes, pad_to_longest=variable_length,
         protein_sampling=data_args.protein_sampling,
         cell_scale=bool(getattr(model.config, "predict_protein_scale", False)),
+        gene_layout=model.gene_layout.token_ids if model.gene_layout.ordered else None,
     )
     bucket_batches = data_args.length_bucket_batches
     if bucket_batches is None:

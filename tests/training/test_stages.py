@@ -7,6 +7,7 @@ import json
 import numpy as np
 import torch
 
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.run_stage import main
 
 from ._training_helpers import QUIET, TINY_MODEL
@@ -101,3 +102,36 @@ def test_shipped_configs_parse():
         model_args, data_args, args = parse_args([str(cfg), "--use_cpu", "true"])
         assert data_args.stage == stage and args.learning_rate == lr and args.max_steps > 0
     assert model_args.model_name_or_path == "sctranslator-base" and args.load_best_model_at_end
+
+
+def test_trained_models_record_their_gene_layout_and_fine_tuning_keeps_it(tmp_path, corpora, vocab_dir):
+    """A position-reading model trained on one gene list records it in order; fine-tuning on a set with other
+    genes aligns that set to it (the positions keep their genes); the variant records the set of its genes."""
+    from modeling_sctranslator import SCTranslatorForProteinPrediction
+    from training.corpus import load_manifest
+
+    common = [*TINY_MODEL, "--max_steps", "2", "--save_steps", "100", "--per_device_train_batch_size", "4",
+              "--stop_on_cosine", "false", *QUIET]
+    first = tmp_path / "first"
+    main(["--stage", "sc", "--corpora", str(corpora["eccite_ctcl"]), "--vocab_dir", str(vocab_dir),
+          "--truncation", "first", "--output_dir", str(first), *common])
+    layout = SCTranslatorForProteinPrediction.from_pretrained(first).gene_layout
+    tokenizer = SCTranslatorTokenizer.from_pretrained(first)
+    expected = tokenizer.resolve(load_manifest(corpora["eccite_ctcl"])["genes"], kind="gene").kept_token_ids[:128]
+    assert layout.kind == "ordered" and layout.token_ids == [int(t) for t in expected]
+
+    tuned = tmp_path / "tuned"
+    main(["--stage", "finetune", "--model_name_or_path", str(first), "--corpora", str(corpora["tenx_pbmc10k_s200"]),
+          "--output_dir", str(tuned), *common])
+    assert SCTranslatorForProteinPrediction.from_pretrained(tuned).gene_layout.token_ids == layout.token_ids
+
+    random_subsets = tmp_path / "random"
+    main(["--stage", "sc", "--corpora", str(corpora["eccite_ctcl"]), "--vocab_dir", str(vocab_dir),
+          "--output_dir", str(random_subsets), *common])  # truncation random over more genes than max_genes
+    assert SCTranslatorForProteinPrediction.from_pretrained(random_subsets).gene_layout.kind == "unknown"
+
+    variant = tmp_path / "variant"
+    main(["--stage", "sc", "--corpora", str(corpora["eccite_ctcl"]), "--vocab_dir", str(vocab_dir),
+          "--translator_type", "cross_attention", "--output_dir", str(variant), *common])
+    genes = SCTranslatorForProteinPrediction.from_pretrained(variant).gene_layout
+    assert genes.kind == "set" and set(expected.tolist()) <= set(genes.token_ids)
