@@ -437,6 +437,10 @@ def check_layout(model, report, tokenizer) -> dict[str, Any]:
             _NOTIFIED.add(key)
             warnings.warn(UNKNOWN_NOTICE.format(why=why), UserWarning, stacklevel=3)
     kept = int(report.rna.columns.size)
+    if config.pads_to_fixed_length and kept > config.max_genes:
+        warnings.warn(f"{kept - config.max_genes} of the {kept} mapped genes were not read: this model reads "
+                      f"{config.max_genes} positions, the first mapped genes in the file's column order (counted in "
+                      "uns['sctranslator']['gene_layout'])", UserWarning, stacklevel=3)
     return {"kind": "unknown", "why": why, "genes_read": min(kept, int(config.max_genes)),
             "genes_cut": max(0, kept - int(config.max_genes)),
             "rule": "the first max_genes mapped genes in file order" if config.pads_to_fixed_length

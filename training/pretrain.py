@@ -257,6 +257,7 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
 
     from model_cards import card_data, render_card
     from modeling_sctranslator import SCTranslatorForProteinPrediction
+    from modeling_sctranslator.gene_layout import GeneLayout
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
     source = out / "stage2_sc"
@@ -264,6 +265,7 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
     tokenizer = SCTranslatorTokenizer.from_pretrained(source)
     tokenizer.truncation = "first"  # inference: the highest-valued genes beyond max_genes, deterministic
     tokens = trained_tokens(out, cells["sets"], tokenizer)
+    model.gene_layout = GeneLayout("set", tokens["genes"], "the genes expressed in some pre-training cell")
     with torch.no_grad():
         for stack, kind in ((model.encoder, "genes"), (model.decoder, "proteins")):
             keep = torch.zeros(model.config.vocab_size, dtype=torch.bool)
