@@ -118,9 +118,11 @@ class PerformerBlock(nn.Module):
         self.ffn = FeedForward(config.hidden_size, config.ff_mult)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, output_attentions: bool
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, output_attentions: bool,
+        key_counts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(hidden_states), attention_mask, output_attentions)
+        attended, weights = self.attention(self.attention_norm(hidden_states), attention_mask, output_attentions,
+                                           key_counts)
         hidden_states = hidden_states + attended
         hidden_states = hidden_states + self.ffn(self.ffn_norm(hidden_states))
         return hidden_states, weights
@@ -170,12 +172,13 @@ class PerformerStack(nn.Module):
         attention_mask: torch.Tensor | None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        key_counts: torch.Tensor | None = None,
     ) -> StackOutput:
         self.redraw_projections_if_due()
         all_hidden = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
+            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions, key_counts)
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
             if all_attentions is not None:
@@ -202,8 +205,18 @@ class MLPTranslator(nn.Module):
         self.dropouts = nn.ModuleList(nn.Dropout(p) for p in config.translator_dropouts)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``hidden_states`` (B, max_genes, d), or with shared padding (B, n + 1, d): positions 0..n-1 as they
+        are and position n standing for every padded position n..max_genes-1 (identical states), whose
+        columns of the first layer then enter as one summed column."""
+        shared = hidden_states.shape[1] < self.layers[0].in_features
         for i, layer in enumerate(self.layers):
-            hidden_states = torch.matmul(layer.weight, hidden_states) + layer.bias[:, None]
+            if i == 0 and shared:
+                n = hidden_states.shape[1] - 1
+                pad_columns = layer.weight[:, n:].sum(dim=1, keepdim=True)
+                hidden_states = (torch.matmul(layer.weight[:, :n], hidden_states[:, :n])
+                                 + pad_columns * hidden_states[:, n:] + layer.bias[:, None])
+            else:
+                hidden_states = torch.matmul(layer.weight, hidden_states) + layer.bias[:, None]
             if i < len(self.dropouts):
                 hidden_states = F.relu(self.dropouts[i](hidden_states))
         return hidden_states
@@ -383,6 +396,9 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         self.scale_head = ProteinScaleHead(config) if config.predict_protein_scale else None
         self.post_init()
 
+    # compute padded gene positions once (see shared_padding_length); False: the plain path, for reference
+    use_shared_padding: bool = True
+
     def fix_projection_matrices_(self) -> None:
         """Stop redrawing random features in training (kept in the saved config)."""
         self.config.feature_redraw_interval = None
@@ -443,8 +459,17 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             raise ValueError(
                 f"genes are given for {input_ids.shape[0]} cells but proteins for {protein_ids.shape[0]}"
             )
+        shared = None
+        if fixed and self.use_shared_padding and not (output_attentions or output_hidden_states):
+            shared = shared_padding_length(input_ids, input_values, attention_mask, self.config)
+        key_counts = None
+        if shared is not None:  # one position stands for every padded one (identical states)
+            full_length = input_ids.shape[1]
+            input_ids, input_values, attention_mask = (x[:, :shared] for x in (input_ids, input_values, attention_mask))
+            key_counts = torch.ones(shared, dtype=torch.float32, device=input_ids.device)
+            key_counts[-1] = full_length - shared + 1
         embedded = self.encoder.embed(input_ids, input_values)
-        encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states)
+        encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states, key_counts)
 
         protein_embeddings = self.decoder.gene_embedding(protein_ids)
         cross_attentions = None
@@ -484,10 +509,14 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             if scale_loss is not None:
                 loss = loss + self.config.scale_loss_weight * scale_loss
 
+        encoder_states = encoded.last_hidden_state
+        if shared is not None:  # every padded position's state, as the plain path returns them
+            pad = encoder_states[:, -1:].expand(-1, full_length - shared, -1)
+            encoder_states = torch.cat([encoder_states, pad], dim=1)
         output = SCTranslatorOutput(
             loss=loss,
             predictions=predictions,
-            encoder_last_hidden_state=encoded.last_hidden_state,
+            encoder_last_hidden_state=encoder_states,
             translator_output=translated,
             decoder_last_hidden_state=decoded.last_hidden_state,
             encoder_hidden_states=encoded.hidden_states,
@@ -500,6 +529,31 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             scale_loss=scale_loss,
         )
         return output if return_dict else output.to_tuple()
+
+
+def shared_padding_length(
+    input_ids: torch.Tensor, input_values: torch.Tensor, attention_mask: torch.Tensor, config: SCTranslatorConfig
+) -> int | None:
+    """Positions the compatible model needs when padding is computed once: the longest cell's genes plus one
+    padded position standing for all the others; None when that saves nothing or does not hold exactly.
+
+    It holds with the original masking when every cell is real genes then padding (id 0, value 0): padded
+    positions then carry the same state through every block (no positional embedding; the mask only zeroes
+    their values), so one of them, counted ``max_genes - n`` times in the FAVOR+ normaliser, and the column
+    sum of the translator's padded weights give the plain path's result (the key maximum is over the same
+    states). Gradients are the same computation.
+    """
+    if config.attention_masking != "original":
+        return None
+    length = int(attention_mask.sum(dim=1).max()) if attention_mask.numel() else 0
+    if length + 1 >= input_ids.shape[1]:
+        return None
+    padded = ~attention_mask
+    if bool((padded[:, :-1] & attention_mask[:, 1:]).any()):  # a real gene after padding
+        return None
+    if bool((input_ids[padded] != 0).any()) or bool((input_values[padded] != 0).any()):
+        return None
+    return length + 1
 
 
 def masked_mse_loss(predictions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

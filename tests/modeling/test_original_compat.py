@@ -134,3 +134,20 @@ def test_convert_refuses_to_overwrite_an_existing_folder(fixtures_dir, converted
     assert code == 2
     assert "already exists" in capsys.readouterr().err
     assert sorted(p.name for p in converted_dir.iterdir()) == before
+
+
+def test_shared_padding_reproduces_the_original_on_a_padded_cell(model, io_arrays):
+    """Cell 2 has 54 of 64 genes: padding computed once (the default) and the plain path both give the
+    original's numbers."""
+    from modeling_sctranslator.modeling_sctranslator import shared_padding_length
+
+    ids, values, mask = (torch.from_numpy(io_arrays[k][2:3]) for k in ("rna_ids", "rna_values", "rna_mask"))
+    assert shared_padding_length(ids, values, mask, model.config) == 55
+    try:
+        for shared in (True, False):
+            model.use_shared_padding = shared
+            out = run(model, io_arrays, cells=slice(2, 3))
+            assert max_error(out.predictions[0], io_arrays["prediction_bs1"][2]) <= TOLERANCE
+            assert max_error(out.encoder_last_hidden_state[0], io_arrays["encodings_bs1"][2]) <= TOLERANCE
+    finally:
+        del model.use_shared_padding
