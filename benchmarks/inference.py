@@ -19,6 +19,14 @@
 
        python benchmarks/inference.py --variant [--compat-cells 8] [--variant-cells 128] \
            [--variant-masking masked exact] [--json benchmarks/results/inference_variant.json]
+
+5. padding (``--padding``, instead of 1-3): the released configuration on cells of 1,024, 5,000 and 20,000
+   genes (the rest of the 20,000 positions padding), one cell per forward: the plain path (every padded
+   position computed), padding computed once (the default, exact), and that in bfloat16 (the model cast);
+   plus one training step (forward + backward, 2 cells of 1,024 genes), plain vs shared. Alternated over
+   ``--rounds``; prints seconds, ratios and the largest difference from the plain fp32 predictions::
+
+       python benchmarks/inference.py --padding [--rounds 3] [--json benchmarks/results/inference_padding.json]
 """
 
 from __future__ import annotations
@@ -57,6 +65,71 @@ def synthetic_batch(config: SCTranslatorConfig, batch: int, seed: int = 0) -> di
         protein_ids=torch.randint(1, 75000, (batch, config.max_proteins), generator=generator),
         protein_attention_mask=torch.ones(batch, config.max_proteins, dtype=torch.bool),
     )
+
+
+def padded_batch(config: SCTranslatorConfig, n_genes: int, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Tokenized cells of ``n_genes`` genes each, padded to ``max_genes`` as the tokenizer pads them."""
+    full = synthetic_batch(config, batch, seed)
+    full["input_ids"][:, n_genes:] = 0
+    full["input_values"][:, n_genes:] = 0.0
+    full["attention_mask"][:, n_genes:] = False
+    return full
+
+
+def padding_rows(args) -> dict:
+    """Plain vs shared padding (fp32) vs shared bfloat16, and a training step plain vs shared."""
+    import copy
+
+    torch.manual_seed(0)
+    config = SCTranslatorConfig()
+    plain = SCTranslatorForProteinPrediction(config).eval()
+    plain.use_shared_padding = False
+    shared = copy.deepcopy(plain)
+    shared.use_shared_padding = True
+    bf16 = copy.deepcopy(shared).to(torch.bfloat16)
+    models = {"plain_fp32": plain, "shared_fp32": shared, "shared_bf16": bf16}
+    rows = []
+    for n_genes in args.padding_genes:
+        batch = padded_batch(config, n_genes, 1)
+        outputs = {}
+        for name, model in models.items():  # warm-up, and the predictions compared
+            with torch.inference_mode():
+                outputs[name] = model(**batch).predictions.float()
+        times: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(args.rounds):
+            for name, model in models.items():
+                def run(model=model, batch=batch):
+                    with torch.inference_mode():
+                        model(**batch)
+                times[name] += time_call(run, 1)
+        row = {"genes": n_genes, **{f"{k}_s_per_cell": statistics.median(v) for k, v in times.items()},
+               **{f"{k}_max_abs_difference": float((outputs[k] - outputs["plain_fp32"]).abs().max())
+                  for k in ("shared_fp32", "shared_bf16")}}
+        row["shared_speedup"] = row["plain_fp32_s_per_cell"] / row["shared_fp32_s_per_cell"]
+        row["shared_bf16_speedup"] = row["plain_fp32_s_per_cell"] / row["shared_bf16_s_per_cell"]
+        rows.append(row)
+        print(f"{n_genes:>6} genes: plain {row['plain_fp32_s_per_cell']:.3f} s, shared "
+              f"{row['shared_fp32_s_per_cell']:.3f} s (x{row['shared_speedup']:.1f}, max |diff| "
+              f"{row['shared_fp32_max_abs_difference']:.1e}), shared bf16 "
+              f"{row['shared_bf16_s_per_cell']:.3f} s (x{row['shared_bf16_speedup']:.1f}, max |diff| "
+              f"{row['shared_bf16_max_abs_difference']:.1e})", flush=True)
+    batch = padded_batch(config, 1024, 2, seed=1)
+    batch["labels"] = torch.rand(2, config.max_proteins)
+    step_times: dict[str, list[float]] = {"plain_fp32": [], "shared_fp32": []}
+    for _ in range(args.rounds):
+        for name in step_times:
+            model = models[name].train()
+
+            def step(model=model):
+                model.zero_grad(set_to_none=True)
+                model(**batch).loss.backward()
+            step_times[name] += time_call(step, 1)
+    training = {f"{k}_s_per_step": statistics.median(v) for k, v in step_times.items()}
+    training["speedup"] = training["plain_fp32_s_per_step"] / training["shared_fp32_s_per_step"]
+    print(f"training step (2 cells x 1,024 genes): plain {training['plain_fp32_s_per_step']:.2f} s, shared "
+          f"{training['shared_fp32_s_per_step']:.2f} s (x{training['speedup']:.1f})", flush=True)
+    return {"benchmark": "released configuration (20,000 gene positions), padding computed once vs every time, CPU",
+            "rows": rows, "training_step": training}
 
 
 def time_call(fn, repeats: int) -> list[float]:
@@ -296,11 +369,21 @@ def main() -> None:
     parser.add_argument("--variant-cells", type=int, default=128)
     parser.add_argument("--variant-batch-size", type=int, default=1, help="cells per forward, both models")
     parser.add_argument("--variant-masking", nargs="+", default=["masked", "exact"], choices=["masked", "exact"])
-    parser.add_argument("--rounds", type=int, default=4, help="--variant: models alternate over this many rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="--variant / --padding: alternate over this many rounds")
+    parser.add_argument("--padding", action="store_true", help="padding computed once vs plain, and bf16 (only)")
+    parser.add_argument("--padding-genes", type=int, nargs="+", default=[1024, 5000, 20000])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_probe:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
+        return
+    if args.padding:
+        result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+                  **padding_rows(args)}
+        path = args.json or Path("benchmarks/results/inference_padding.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
         return
     if args.variant:
         result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
