@@ -362,7 +362,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
                                   variant=bool(suffix))  # same genes, steps and sizes
         else:
             extra = ["--model_name_or_path", str(start)]  # the stage-2 model's sizes
-        extra += ["--predict_protein_scale", "true"] if scale_part else []
+        extra += ["--predict_protein_scale", "true" if scale_part else "false"]
         summary = _run_stage(_stage_argv("finetune", [str(base)], out, cfg, extra), args.reuse_models)
         _check_split(summary, data)
         train_seconds = summary["benchmark_train_seconds"]  # of the run that trained it (also when reused)
@@ -441,7 +441,7 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
     for scale_part in (False, True) if args.scale_head else (False,):
         method = BASE_METHODS["finetuned"] + (SCALE_SUFFIX if scale_part else "")
         out = work / "models" / f"{name}_base_finetuned{SCALE_SUFFIX if scale_part else ''}"
-        extra = ["--model_name_or_path", str(model)] + (["--predict_protein_scale", "true"] if scale_part else [])
+        extra = ["--model_name_or_path", str(model), "--predict_protein_scale", "true" if scale_part else "false"]
         summary = _run_stage(_stage_argv("finetune", [str(base_all)], out, finetune, extra), args.reuse_models)
         _check_split(summary, data)
         t = time.perf_counter()

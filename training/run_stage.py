@@ -104,7 +104,8 @@ class ModelArguments:
     predict_protein_scale: bool | None = field(
         default=None,
         metadata={"help": "the per-cell protein scale part (outputs in log1p counts): true adds it (a fresh part "
-                          "when the starting model lacks it); default: as the starting model (scratch: none)"},
+                          "when the starting model lacks it), false leaves it out (the rest trains the same either "
+                          "way); default: as the starting model (scratch: none)"},
     )
     rna_transform: str | None = field(
         default=None,
@@ -239,21 +240,21 @@ def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
     if model_args.model_name_or_path:
         path = model_args.model_name_or_path
         config = SCTranslatorConfig.from_pretrained(path)
-        if want_scale is False and config.predict_protein_scale:
-            raise SystemExit(f"--predict_protein_scale false: {path} has the protein scale part; start from a "
-                             "model without it, or leave the option out")
         adding = bool(want_scale) and not config.predict_protein_scale
-        config.predict_protein_scale = config.predict_protein_scale or adding
-        if adding:
-            config.sctranslator_format = max(config.sctranslator_format, 3)
+        dropping = want_scale is False and config.predict_protein_scale
+        if adding or dropping:
+            config.predict_protein_scale = bool(adding)
+            config.sctranslator_format = 3 if adding else (2 if config.translator_type == "cross_attention" else 1)
         model, info = SCTranslatorForProteinPrediction.from_pretrained(
-            path, config=config, allow_incomplete_weights=adding, output_loading_info=True)
-        if adding:  # only the new part may be missing: anything else means the checkpoint does not fit
-            others = [k for k in info.get("missing_keys", []) if not str(k).startswith("scale_head.")]
-            others += [str(k) for key in ("unexpected_keys", "mismatched_keys") for k in info.get(key) or []]
+            path, config=config, allow_incomplete_weights=adding or dropping, output_loading_info=True)
+        if adding or dropping:  # only the part's weights may differ: anything else means the checkpoint is damaged
+            expected = "missing_keys" if adding else "unexpected_keys"
+            others = [str(k) for key in ("missing_keys", "unexpected_keys", "mismatched_keys")
+                      for k in info.get(key) or [] if not (key == expected and str(k).startswith("scale_head."))]
             if others:
                 raise SystemExit(f"{path} does not match its own configuration ({others[:5]}); it is damaged")
-            logger.info("added a freshly initialised protein scale part to %s", path)
+            logger.info("%s the protein scale part of %s", "added a freshly initialised" if adding else "left out",
+                        path)
     else:
         config = SCTranslatorConfig(
             hidden_size=model_args.hidden_size,

@@ -121,7 +121,7 @@ def test_unknown_knockout_genes_are_listed(model_dir, cells, tmp_path):
             knockout_analysis(model, tokenizer, rna[:5], ["CD4"], ["CD4", "NOTAGENE1", "NOTAGENE2"])
     assert "vocabulary" in str(error.value)
     # in the vocabulary but not a column of the data
-    with pytest.raises(ValueError, match="not in the data.*CD4"):
+    with pytest.raises(ValueError, match="not among the data.s genes the model reads.*CD4"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             knockout_analysis(model, tokenizer, rna[:5, rna.var_names != "CD4"], ["CD4"], ["CD4"])

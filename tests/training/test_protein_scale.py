@@ -85,8 +85,9 @@ def test_adding_the_part_leaves_the_scaled_predictions_exactly_as_without(tmp_pa
     assert torch.isfinite(a.log1p_predictions).all()
 
 
-def test_the_part_cannot_be_dropped_by_an_option(tmp_path, corpora, start_model):
+def test_the_part_can_be_left_out_when_fine_tuning(tmp_path, corpora, start_model):
     tuned = tmp_path / "tuned"
     _finetune(tuned, start_model, corpora["eccite"], "--predict_protein_scale", "true", "--max_steps", "2")
-    with pytest.raises(SystemExit, match="has the protein scale part"):
-        _finetune(tmp_path / "again", tuned, corpora["eccite"], "--predict_protein_scale", "false")
+    _finetune(tmp_path / "again", tuned, corpora["eccite"], "--predict_protein_scale", "false", "--max_steps", "2")
+    model = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "again")
+    assert model.scale_head is None and model.config.sctranslator_format == 1

@@ -33,7 +33,16 @@ class SCTranslatorConfig(PreTrainedConfig):
         kernel_epsilon: the constant the FAVOR+ softmax kernel adds to every feature.
         layer_norm_eps: epsilon of the pre-norm LayerNorms.
         sctranslator_format: version of the saved-folder format; readers refuse newer formats (1: the
-            compatible model; 2: folders that need the cross-attention variant).
+            compatible model; 2: folders that need the cross-attention variant; 3: the protein scale part).
+        predict_protein_scale: add the per-cell protein scale part (absent in the original and in converted
+            checkpoints): a small head that predicts what the per-cell max-min scaling of the proteins
+            removed -- the cell's minimum and maximum protein value on the log scale (log1p counts) -- from
+            what the RNA scaling removed (library size, detected genes, RNA minimum and maximum) and the
+            encoder's and decoder's pooled states. The model then also returns ``log1p_predictions``. Its
+            loss is added to the scaled MSE (times ``scale_loss_weight``) where the targets are counts; its
+            gradients stop at the pooled states, so the scaled predictions are those the model would learn
+            without it.
+        scale_loss_weight: weight of the scale part's loss in the training loss.
 
     Variant (order-invariant, expressed genes only; the defaults above are the compatible model):
 
@@ -85,6 +94,8 @@ class SCTranslatorConfig(PreTrainedConfig):
     encoder_inputs: str | None = None
     expressed_zero_genes: int = 0
     attention_masking: str | None = None
+    predict_protein_scale: bool = False
+    scale_loss_weight: float = 1.0
 
     def __post_init__(self, **kwargs):
         _check_choice("translator_type", self.translator_type, TRANSLATOR_TYPES)
@@ -102,8 +113,13 @@ class SCTranslatorConfig(PreTrainedConfig):
             )
         if not isinstance(self.expressed_zero_genes, int) or self.expressed_zero_genes < 0:
             raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {self.expressed_zero_genes!r}")
-        if variant:  # folders of the variant must not load as the MLP model in readers that predate it
+        # readers that predate a part must refuse folders that need it, not load them as something else
+        if variant:
             self.sctranslator_format = max(self.sctranslator_format, 2)
+        if self.predict_protein_scale:
+            self.sctranslator_format = max(self.sctranslator_format, 3)
+        if not self.scale_loss_weight >= 0:
+            raise ValueError(f"scale_loss_weight must be >= 0, got {self.scale_loss_weight!r}")
         if self.nb_random_features is None:
             self.nb_random_features = int(self.attention_head_dim * math.log(self.attention_head_dim))
         self._check_sizes()

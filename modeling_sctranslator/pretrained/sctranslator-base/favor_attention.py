@@ -66,17 +66,24 @@ def softmax_kernel_features(
 
 
 def favor_attention(
-    q_features: torch.Tensor, k_features: torch.Tensor, values: torch.Tensor
+    q_features: torch.Tensor, k_features: torch.Tensor, values: torch.Tensor,
+    key_counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Non-causal linear attention ``q'·(Σ k'vᵀ) / (q'·Σ k')`` (no epsilon, as the original).
 
     The normaliser rides along as an extra value column of ones, so numerator and denominator
-    come from one matrix product each.
+    come from one matrix product each. ``key_counts`` (length,): how many identical keys each position
+    stands for (shared padding: one position for all padded ones); default one each.
     """
     *batch, length, width = values.shape
     augmented = values.new_empty(*batch, length, width + 1)
-    augmented[..., :width] = values
-    augmented[..., width] = 1.0
+    if key_counts is None:
+        augmented[..., :width] = values
+        augmented[..., width] = 1.0
+    else:
+        counts = key_counts.to(values.dtype)
+        augmented[..., :width] = values * counts[:, None]
+        augmented[..., width] = counts
     context = torch.matmul(k_features.transpose(-1, -2), augmented)
     out = torch.matmul(q_features, context)
     return out[..., :width] / out[..., width:]
@@ -220,11 +227,12 @@ class FavorSelfAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
+        key_counts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``hidden_states`` (batch, length, hidden); ``attention_mask`` (batch, length), True = keep.
 
         Returns the output (batch, length, hidden) and, if asked, the attention weights
-        (batch, heads, length, length).
+        (batch, heads, length, length). ``key_counts``: see :func:`favor_attention` (original masking only).
         """
         q, k, v = (split_heads(layer(hidden_states), self.num_heads) for layer in (self.to_q, self.to_k, self.to_v))
         if self.masking != "original":
@@ -234,7 +242,7 @@ class FavorSelfAttention(nn.Module):
             v = v.masked_fill(~attention_mask[:, None, :, None], 0.0)
         q_features = softmax_kernel_features(q, self.projection_matrix, True, self.kernel_epsilon)
         k_features = softmax_kernel_features(k, self.projection_matrix, False, self.kernel_epsilon)
-        out = favor_attention(q_features, k_features, v)
+        out = favor_attention(q_features, k_features, v, key_counts)
         weights = favor_attention_weights(q_features, k_features) if output_attentions else None
         return self.to_out(merge_heads(out)), weights
 

@@ -24,6 +24,13 @@ The variant (``config.translator_type="cross_attention"``) replaces the MLP by c
 
 Nothing there depends on gene positions, so predictions do not change when a cell's genes are
 permuted or padding is added; inputs are not padded to ``max_genes`` / ``max_proteins``.
+
+The optional protein scale part (``config.predict_protein_scale``) undoes the per-cell protein scaling::
+
+    mean of encoder outputs over genes, mean of decoder outputs over proteins  (B, d), (B, d)   detached
+      + cell_covariates: log library size, log detected genes, RNA min, max    (B, 4)
+      → MLP → protein_scale: the cell's min and max protein value (log1p counts)  (B, 2)
+    log1p_predictions = min + (predictions − 1e-8) / (1 − 1e-8) · (max − min)     (B, 1000)
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_sctranslator import SCTranslatorConfig
 from .favor_attention import CrossAttention, FavorSelfAttention, FeedForward, gaussian_orthogonal_random_matrix
+from .gene_layout import GeneLayout
 
 
 @dataclass
@@ -62,6 +70,12 @@ class SCTranslatorOutput(ModelOutput):
         cross_attentions: with ``output_attentions`` and the cross-attention variant, one
             (batch, heads, proteins, genes) tensor: each protein query's softmax weights over the cell's
             genes (padding 0). None for the MLP translator, which has no attention.
+        protein_scale: with the protein scale part and ``cell_covariates``: (batch, 2) each cell's
+            predicted minimum and maximum protein value on the log scale (log1p counts).
+        log1p_predictions: with ``protein_scale``: (batch, proteins) ``predictions`` brought back to
+            that scale (the inverse of the per-cell max-min scaling, with the predicted bounds).
+        scale_loss: with ``protein_scale_labels``: MSE of ``protein_scale`` over the cells that have
+            them (already included in ``loss``, times ``config.scale_loss_weight``).
     """
 
     loss: torch.Tensor | None = None
@@ -74,6 +88,9 @@ class SCTranslatorOutput(ModelOutput):
     encoder_attentions: tuple[torch.Tensor, ...] | None = None
     decoder_attentions: tuple[torch.Tensor, ...] | None = None
     cross_attentions: tuple[torch.Tensor, ...] | None = None
+    protein_scale: torch.Tensor | None = None
+    log1p_predictions: torch.Tensor | None = None
+    scale_loss: torch.Tensor | None = None
 
 
 @dataclass
@@ -101,9 +118,11 @@ class PerformerBlock(nn.Module):
         self.ffn = FeedForward(config.hidden_size, config.ff_mult)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, output_attentions: bool
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, output_attentions: bool,
+        key_counts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.attention_norm(hidden_states), attention_mask, output_attentions)
+        attended, weights = self.attention(self.attention_norm(hidden_states), attention_mask, output_attentions,
+                                           key_counts)
         hidden_states = hidden_states + attended
         hidden_states = hidden_states + self.ffn(self.ffn_norm(hidden_states))
         return hidden_states, weights
@@ -153,12 +172,13 @@ class PerformerStack(nn.Module):
         attention_mask: torch.Tensor | None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        key_counts: torch.Tensor | None = None,
     ) -> StackOutput:
         self.redraw_projections_if_due()
         all_hidden = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
+            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions, key_counts)
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
             if all_attentions is not None:
@@ -185,8 +205,18 @@ class MLPTranslator(nn.Module):
         self.dropouts = nn.ModuleList(nn.Dropout(p) for p in config.translator_dropouts)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """``hidden_states`` (B, max_genes, d), or with shared padding (B, n + 1, d): positions 0..n-1 as they
+        are and position n standing for every padded position n..max_genes-1 (identical states), whose
+        columns of the first layer then enter as one summed column."""
+        shared = hidden_states.shape[1] < self.layers[0].in_features
         for i, layer in enumerate(self.layers):
-            hidden_states = torch.matmul(layer.weight, hidden_states) + layer.bias[:, None]
+            if i == 0 and shared:
+                n = hidden_states.shape[1] - 1
+                pad_columns = layer.weight[:, n:].sum(dim=1, keepdim=True)
+                hidden_states = (torch.matmul(layer.weight[:, :n], hidden_states[:, :n])
+                                 + pad_columns * hidden_states[:, n:] + layer.bias[:, None])
+            else:
+                hidden_states = torch.matmul(layer.weight, hidden_states) + layer.bias[:, None]
             if i < len(self.dropouts):
                 hidden_states = F.relu(self.dropouts[i](hidden_states))
         return hidden_states
@@ -224,6 +254,61 @@ class CrossAttentionTranslator(nn.Module):
         return translated, weights
 
 
+SCALE_FLOOR = 1e-8  # the bottom of the per-cell scaled range (tokenization.scale_between's formula)
+CELL_COVARIATES = ("log1p library size", "log1p detected genes", "RNA minimum", "RNA maximum")
+COVARIATE_SCALE = 10.0  # the covariates are log-scale numbers up to ~12: divided, they are O(1) like the normed states
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, d) states averaged over the positions where ``mask`` (B, L) is True; (B, d)."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class ProteinScaleHead(nn.Module):
+    """Predicts each cell's protein bounds (min, max on the log scale) that the per-cell scaling removed.
+
+    Inputs: the encoder's states averaged over the cell's genes (what the cell expresses), the decoder's
+    averaged over the proteins asked for (which panel the bounds are taken over), both detached so this
+    part cannot change the scaled predictions, and the RNA covariates the tokenizer's scaling removed
+    (:data:`CELL_COVARIATES`). ``max = min + softplus(·)`` keeps the bounds ordered.
+    """
+
+    def __init__(self, config: SCTranslatorConfig) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.gene_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.protein_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.hidden = nn.Linear(2 * d + len(CELL_COVARIATES), d)
+        self.output = nn.Linear(d, 2)
+
+    def forward(
+        self,
+        gene_states: torch.Tensor,
+        gene_mask: torch.Tensor,
+        protein_states: torch.Tensor,
+        protein_mask: torch.Tensor,
+        cell_covariates: torch.Tensor,
+    ) -> torch.Tensor:
+        features = torch.cat(
+            [
+                self.gene_norm(masked_mean(gene_states.detach(), gene_mask)),
+                self.protein_norm(masked_mean(protein_states.detach(), protein_mask)),
+                cell_covariates.to(gene_states.dtype) / COVARIATE_SCALE,
+            ],
+            dim=-1,
+        )
+        low, log_span = self.output(F.gelu(self.hidden(features))).unbind(-1)
+        return torch.stack([low, low + F.softplus(log_span)], dim=-1)
+
+
+def unscale(predictions: torch.Tensor, protein_scale: torch.Tensor) -> torch.Tensor:
+    """Scaled predictions (B, P) back on the scale of ``protein_scale``'s (B, 2) bounds: the inverse of
+    ``1e-8 + (v - min) / (max - min) * (1 - 1e-8)``."""
+    low, high = protein_scale[:, :1], protein_scale[:, 1:]
+    return low + (predictions - SCALE_FLOOR) / (1 - SCALE_FLOOR) * (high - low)
+
+
 class SCTranslatorPreTrainedModel(PreTrainedModel):
     config_class = SCTranslatorConfig
     base_model_prefix = "sctranslator"
@@ -243,6 +328,8 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
         wants_info = kwargs.pop("output_loading_info", False)
         kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, with the other problems
         model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        model.gene_layout = GeneLayout.find(source, **kwargs) if source is not None else None
         problems = {key: sorted(map(str, info.get(key) or [])) for key in ("missing_keys", "unexpected_keys",
                                                                            "mismatched_keys")}
         problems = {key: names for key, names in problems.items() if names}
@@ -255,6 +342,14 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
                 "allow_incomplete_weights=True to load it anyway with the missing weights initialised at random."
             )
         return (model, info) if wants_info else model
+
+    gene_layout: GeneLayout | None = None  # the genes it reads (gene_layout.json); None: not recorded
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """``PreTrainedModel.save_pretrained`` plus the model's gene layout (``gene_layout.json``)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.gene_layout is not None:
+            self.gene_layout.save(save_directory)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -297,7 +392,12 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         else:
             self.translator = MLPTranslator(config)
         self.decoder = PerformerStack(config, config.num_decoder_layers)
+        # created last, so the other weights draw the same initial values with or without it
+        self.scale_head = ProteinScaleHead(config) if config.predict_protein_scale else None
         self.post_init()
+
+    # compute padded gene positions once (see shared_padding_length); False: the plain path, for reference
+    use_shared_padding: bool = True
 
     def fix_projection_matrices_(self) -> None:
         """Stop redrawing random features in training (kept in the saved config)."""
@@ -318,6 +418,8 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         protein_ids: torch.Tensor | None = None,
         protein_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        cell_covariates: torch.Tensor | None = None,
+        protein_scale_labels: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
@@ -331,6 +433,12 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             protein_ids: (batch, proteins) protein token ids; proteins ≤ ``config.max_proteins``.
             protein_attention_mask: (batch, proteins) True for real proteins; default all True.
             labels: (batch, proteins) scaled protein targets; NaN marks a missing value.
+            cell_covariates: (batch, 4) what the tokenizer's RNA scaling removed (``return_cell_scale=True``);
+                models with the protein scale part need them for ``protein_scale`` / ``log1p_predictions``
+                (without them those are None and the scaled predictions are unchanged).
+            protein_scale_labels: (batch, 2) each cell's measured protein minimum and maximum on the log
+                scale (the tokenizer's, with protein values and ``return_cell_scale=True``); NaN rows
+                (targets that are not counts) are left out of the scale loss.
         A single cell may be given as 1-D tensors. ``predictions`` is always (batch, proteins).
         """
         if kwargs:
@@ -351,8 +459,17 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             raise ValueError(
                 f"genes are given for {input_ids.shape[0]} cells but proteins for {protein_ids.shape[0]}"
             )
+        shared = None
+        if fixed and self.use_shared_padding and not (output_attentions or output_hidden_states):
+            shared = shared_padding_length(input_ids, input_values, attention_mask, self.config)
+        key_counts = None
+        if shared is not None:  # one position stands for every padded one (identical states)
+            full_length = input_ids.shape[1]
+            input_ids, input_values, attention_mask = (x[:, :shared] for x in (input_ids, input_values, attention_mask))
+            key_counts = torch.ones(shared, dtype=torch.float32, device=input_ids.device)
+            key_counts[-1] = full_length - shared + 1
         embedded = self.encoder.embed(input_ids, input_values)
-        encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states)
+        encoded = self.encoder(embedded, attention_mask, output_attentions, output_hidden_states, key_counts)
 
         protein_embeddings = self.decoder.gene_embedding(protein_ids)
         cross_attentions = None
@@ -371,14 +488,35 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         )
         predictions = self.decoder.output_head(decoded.last_hidden_state).squeeze(-1)[:, :n_proteins]
 
+        protein_scale = log1p_predictions = scale_loss = None
+        if self.scale_head is not None and cell_covariates is not None:
+            covariates = torch.as_tensor(cell_covariates, device=predictions.device).reshape(len(predictions), -1)
+            if covariates.shape[1] != len(CELL_COVARIATES):
+                raise ValueError(f"cell_covariates must be (batch, {len(CELL_COVARIATES)}): "
+                                 f"{', '.join(CELL_COVARIATES)}; got {tuple(covariates.shape)}")
+            protein_scale = self.scale_head(encoded.last_hidden_state, attention_mask, decoded.last_hidden_state,
+                                            protein_attention_mask, covariates)
+            log1p_predictions = unscale(predictions, protein_scale)
+            if protein_scale_labels is not None:
+                scale_loss = masked_mse_loss(protein_scale, protein_scale_labels, torch.ones_like(protein_scale,
+                                                                                              dtype=torch.bool))
+        elif protein_scale_labels is not None and self.scale_head is not None:
+            raise ValueError("protein_scale_labels need cell_covariates: encode with return_cell_scale=True")
+
         loss = None
         if labels is not None:
             loss = masked_mse_loss(predictions, labels, protein_attention_mask[:, :n_proteins])
+            if scale_loss is not None:
+                loss = loss + self.config.scale_loss_weight * scale_loss
 
+        encoder_states = encoded.last_hidden_state
+        if shared is not None:  # every padded position's state, as the plain path returns them
+            pad = encoder_states[:, -1:].expand(-1, full_length - shared, -1)
+            encoder_states = torch.cat([encoder_states, pad], dim=1)
         output = SCTranslatorOutput(
             loss=loss,
             predictions=predictions,
-            encoder_last_hidden_state=encoded.last_hidden_state,
+            encoder_last_hidden_state=encoder_states,
             translator_output=translated,
             decoder_last_hidden_state=decoded.last_hidden_state,
             encoder_hidden_states=encoded.hidden_states,
@@ -386,8 +524,36 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             encoder_attentions=encoded.attentions,
             decoder_attentions=decoded.attentions,
             cross_attentions=cross_attentions,
+            protein_scale=protein_scale,
+            log1p_predictions=log1p_predictions,
+            scale_loss=scale_loss,
         )
         return output if return_dict else output.to_tuple()
+
+
+def shared_padding_length(
+    input_ids: torch.Tensor, input_values: torch.Tensor, attention_mask: torch.Tensor, config: SCTranslatorConfig
+) -> int | None:
+    """Positions the compatible model needs when padding is computed once: the longest cell's genes plus one
+    padded position standing for all the others; None when that saves nothing or does not hold exactly.
+
+    It holds with the original masking when every cell is real genes then padding (id 0, value 0): padded
+    positions then carry the same state through every block (no positional embedding; the mask only zeroes
+    their values), so one of them, counted ``max_genes - n`` times in the FAVOR+ normaliser, and the column
+    sum of the translator's padded weights give the plain path's result (the key maximum is over the same
+    states). Gradients are the same computation.
+    """
+    if config.attention_masking != "original":
+        return None
+    length = int(attention_mask.sum(dim=1).max()) if attention_mask.numel() else 0
+    if length + 1 >= input_ids.shape[1]:
+        return None
+    padded = ~attention_mask
+    if bool((padded[:, :-1] & attention_mask[:, 1:]).any()):  # a real gene after padding
+        return None
+    if bool((input_ids[padded] != 0).any()) or bool((input_values[padded] != 0).any()):
+        return None
+    return length + 1
 
 
 def masked_mse_loss(predictions: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,8 @@ class EncodingReport:
     constant_rna_cells: int = 0
     constant_protein_cells: int = 0
     rna_values: str = "as given"  # what was done to the RNA values before per-cell scaling
+    layout_filled: int = 0  # genes of a model's gene layout absent from the input, encoded as true zeros
+    layout_dropped: int = 0  # mapped genes of the input outside the layout, left out
 
     def summary(self) -> str:
         lines = [f"{self.n_cells} cells ({self.rna_values})", self.rna.summary()]
@@ -420,6 +422,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         encoder_inputs: str | None = None,
         expressed_zero_genes: int | None = None,
         rna_transform: str | None = None,
+        return_cell_scale: bool = False,
+        gene_layout: Sequence[int] | None = None,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -438,6 +442,16 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             encoder_inputs / expressed_zero_genes / rna_transform: override the tokenizer's settings
                 for this call.
             return_report: also return an :class:`EncodingReport`.
+            return_cell_scale: also return what the per-cell scaling removes, for models with the protein
+                scale part: ``cell_covariates`` (float32, cells x 4: log1p of the library size over every
+                column as given, log1p of the mapped genes detected, the RNA minimum and maximum the values
+                were scaled between) and, with protein values, ``protein_scale_labels`` (float32, cells x
+                2: the minimum and maximum the proteins were scaled between; NaN when none is measured).
+
+            gene_layout: the ordered token ids a position-reading model was trained on: the input's genes are
+                reordered to it, layout genes the input lacks are true zeros, and mapped genes outside it are
+                left out of the encoding and the per-cell scaling (they still count in the library size).
+                The report says how many were filled and left out.
 
         Returns:
             ``BatchFeature`` with ``input_ids`` (int64), ``input_values`` (float32), ``attention_mask``
@@ -472,6 +486,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 "Ensembl ids (ENSMUSG..., version suffix ok), or token ids via gene_ids=... / "
                 "var['my_Id']. If "
                 "the names are elsewhere (e.g. adata.var['gene_symbols']), pass gene_names=adata.var[...]."
+                + _human_ensembl_hint(rna_report.unmapped)
             )
         if rna_report.n_duplicates:
             warnings.warn(
@@ -483,16 +498,19 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 stacklevel=2,
             )
         _warn_about_input_quality(rna_report, matrix)
+        tokens = rna_report.kept_token_ids
+        filled = dropped = 0
+        if gene_layout is not None:
+            columns, tokens, filled, dropped = _align_to_layout(rna_report, gene_layout)
         n_kept = int(columns.size)
         if encoder_inputs == "expressed":
             ids, values, mask, n_const = self._encode_rna_expressed(
-                matrix, columns, rna_report.kept_token_ids, max_length, padding, truncation, seed, zero_genes,
-                chunk_size,
+                matrix, columns, tokens, max_length, padding, truncation, seed, zero_genes, chunk_size,
             )
         else:
             width = max_length if padding == "max_length" else min(n_kept, max_length)
             ids, values, mask, n_const = self._encode_rna(
-                matrix, columns, rna_report.kept_token_ids, width, max_length, truncation, seed, chunk_size
+                matrix, columns, tokens, width, max_length, truncation, seed, chunk_size
             )
         if n_const:
             warnings.warn(
@@ -505,6 +523,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 stacklevel=2,
             )
         data: dict[str, Any] = {"input_ids": ids, "input_values": values, "attention_mask": mask}
+        if return_cell_scale:
+            data["cell_covariates"] = _cell_covariates(matrix, columns, chunk_size)
 
         protein_report = None
         n_const_p = 0
@@ -520,10 +540,13 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 species,
                 overrides,
             )
+            if not return_cell_scale:
+                pdata.pop("protein_scale_labels", None)
             data.update(pdata)
         features = BatchFeature(data=data, tensor_type=return_tensors)
         if return_report:
-            report = EncodingReport(rna_report, protein_report, n_cells, n_const, n_const_p, rna_values)
+            report = EncodingReport(rna_report, protein_report, n_cells, n_const, n_const_p, rna_values,
+                                    layout_filled=filled, layout_dropped=dropped)
             return features, report
         return features
 
@@ -565,9 +588,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         mask_out = np.empty((n_cells, width), dtype=bool)
         identity = n_kept == n_vars and bool((columns == np.arange(n_vars)).all())
         rank_of_col = None
-        if not identity:
+        if not identity:  # a column of -1 (a layout gene the input lacks) has no entries: implicit zeros
+            present = columns >= 0
             rank_of_col = np.full(n_vars, -1, dtype=np.int64)
-            rank_of_col[columns] = np.arange(n_kept)
+            rank_of_col[columns[present]] = np.flatnonzero(present)
         random_mode = truncation == "random" and n_kept > max_length
         rng = np.random.default_rng(seed) if random_mode else None
         step = chunk_size or max(1, min(4096, _CHUNK_ELEMENTS // max(n_kept, 1)))
@@ -588,7 +612,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             if sp.issparse(block):
                 const = _scale_sparse_block(block, rank_of_col, n_kept, keep_n, perms, out, start, obs_names)
             else:
-                dense = block if identity else block[:, columns]
+                dense = block if identity else _take_columns(block, columns)
                 _check_rna(dense, start, obs_names, _first_bad_dense_row)
                 scaled, const = scale_rows(dense)
                 out[:, :keep_n] = (
@@ -635,11 +659,11 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         for start in range(0, n_cells, step):
             block = matrix.rows(start, min(start + step, n_cells))
             if sp.issparse(block):
-                sub = block[:, columns].tocsr()
+                sub = _take_columns(block, columns).tocsr()
                 _check_rna(sub.data, start, obs_names, lambda bad, m=sub: int(np.searchsorted(
                     m.indptr, np.argmax(bad), side="right") - 1))
             else:
-                dense = np.asarray(block)[:, columns]
+                dense = _take_columns(np.asarray(block), columns)
                 _check_rna(dense, start, obs_names, _first_bad_dense_row)
                 sub = sp.csr_matrix(dense)
             for r in range(sub.shape[0]):
@@ -747,6 +771,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 raise ValueError("protein values contain inf; replace them (NaN marks a missing value)")
             scaled, const = scale_rows(sub)
             all_nan = np.isnan(sub).all(axis=1)
+            bounds = np.full((n_cells, 2), np.nan, dtype=np.float32)
+            if (~all_nan).any():
+                bounds[~all_nan] = np.stack([np.nanmin(sub[~all_nan], axis=1), np.nanmax(sub[~all_nan], axis=1)], 1)
+            out["protein_scale_labels"] = bounds
             const &= ~all_nan
             n_const = int(const.sum())
             if n_const:
@@ -889,18 +917,23 @@ _HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
 _MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
 
 
+def _human_ensembl_hint(unmapped: Sequence[str]) -> str:
+    """What to do when most unmapped names are human Ensembl ids (the original id tables have none); else ""."""
+    if sum(str(n).upper().startswith("ENSG") for n in unmapped) <= len(unmapped) / 2:
+        return ""
+    return (" Most unmapped names are human Ensembl ids (ENSG...), which the original id tables do not cover: "
+            "pass the symbols (gene_names=adata.var['gene_symbols']); a model trained from scratch can use a "
+            "vocabulary that has them, built from NCBI's gene_info (sctranslator vocab from-ncbi).")
+
+
 def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
     non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
     if len(non_control) >= 20 and report.mapped_fraction < 0.10:
-        ensembl = sum(n.upper().startswith("ENSG") for n in report.unmapped)
-        hint = (
-            " Most unmapped names are human Ensembl ids, which the original id tables do not cover: pass "
-            "symbols (e.g. gene_names=adata.var['gene_symbols'])." if ensembl > len(report.unmapped) / 2 else ""
-        )
         warnings.warn(
             f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
-            f"from so few genes are unreliable.{hint} See the report (return_report=True) for what did not map.",
+            f"from so few genes are unreliable.{_human_ensembl_hint(report.unmapped)} See the report "
+            "(return_report=True) for what did not map.",
             InputQualityWarning, stacklevel=3,
         )
     routes = report.route_counts
@@ -927,6 +960,60 @@ def _warn_about_input_quality(report: MappingReport, matrix: _Matrix) -> None:
             "training data best",
             InputQualityWarning, stacklevel=3,
         )
+
+
+def _align_to_layout(report: MappingReport, layout: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(columns, tokens, filled, dropped) for encoding in ``layout`` order: the input column of each layout
+    token (-1 where the input lacks it: a true zero), the layout's tokens, how many were filled, how many mapped
+    input columns fall outside the layout."""
+    tokens = np.asarray(layout, dtype=np.int64)
+    column_of = {int(t): int(c) for t, c in zip(report.kept_token_ids, report.columns, strict=True)}
+    columns = np.asarray([column_of.get(int(t), -1) for t in tokens], dtype=np.int64)
+    filled = int((columns < 0).sum())
+    dropped = len(column_of) - (tokens.size - filled)
+    if filled == tokens.size:
+        raise ValueError(f"none of the model's {tokens.size} layout genes is in the input; is it the right data?")
+    return columns, tokens, filled, dropped
+
+
+def _take_columns(block, columns: np.ndarray):
+    """``block[:, columns]`` (CSR or dense), where a column of -1 -- a gene the input lacks -- is all zeros."""
+    import scipy.sparse as sp
+
+    present = columns >= 0
+    if present.all():
+        return block[:, columns]
+    if sp.issparse(block):
+        sub = block[:, columns[present]].tocsr()
+        positions = np.flatnonzero(present)
+        return sp.csr_matrix((sub.data, positions[sub.indices], sub.indptr), shape=(block.shape[0], columns.size))
+    out = np.zeros((block.shape[0], columns.size), dtype=np.result_type(block.dtype, np.float32))
+    out[:, present] = block[:, columns[present]]
+    return out
+
+
+def _cell_covariates(matrix: _Matrix, columns: np.ndarray, chunk_size: int | None) -> np.ndarray:
+    """(cells, 4) float32: log1p library size (every column, as given), log1p detected mapped genes, and the
+    minimum and maximum of the mapped genes after the RNA transform: what per-cell scaling leaves out."""
+    import scipy.sparse as sp
+
+    n_cells = matrix.shape[0]
+    out = np.empty((n_cells, 4), dtype=np.float32)
+    step = chunk_size or max(1, min(4096, _CHUNK_ELEMENTS // max(matrix.shape[1], 1)))
+    for start in range(0, n_cells, step):
+        stop = min(start + step, n_cells)
+        raw = matrix.raw_rows(start, stop)
+        mapped = _take_columns(matrix.rows(start, stop), columns)
+        if sp.issparse(mapped):  # scipy's min/max count the implicit zeros
+            mapped = mapped.tocsr()
+            low, high = mapped.min(axis=1).toarray().ravel(), mapped.max(axis=1).toarray().ravel()
+            row_of_value = np.repeat(np.arange(mapped.shape[0]), np.diff(mapped.indptr))
+            detected = np.bincount(row_of_value[mapped.data != 0], minlength=mapped.shape[0])
+        else:
+            low, high, detected = mapped.min(axis=1), mapped.max(axis=1), (mapped != 0).sum(axis=1)
+        library = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
+        out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
+    return out
 
 
 def _check_block(block, start: int, obs_names) -> None:
