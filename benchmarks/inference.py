@@ -377,22 +377,15 @@ def main() -> None:
     if args.memory_probe:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
         return
-    if args.padding:
-        result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
-                  **padding_rows(args)}
-        path = args.json or Path("benchmarks/results/inference_padding.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2))
-        print(f"wrote {path}")
-        return
-    if args.variant:
-        result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
-                  **variant_rows(args)}
-        path = args.json or Path("benchmarks/results/inference_variant.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2))
-        print(f"wrote {path}")
-        return
+    for chosen, rows, default in ((args.padding, padding_rows, "inference_padding.json"),
+                                  (args.variant, variant_rows, "inference_variant.json")):
+        if chosen:  # a comparison of its own: its rows and the machine facts, in its own JSON
+            result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(), **rows(args)}
+            path = args.json or Path("benchmarks/results") / default
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=2))
+            print(f"wrote {path}")
+            return
     args.json = args.json or Path("benchmarks/results/inference.json")
     # imported only here: importing performer-pytorch (and what it pulls in) makes every model on this
     # machine ~3x slower, so --variant never imports it
