@@ -128,8 +128,45 @@ def padding_rows(args) -> dict:
     training["speedup"] = training["plain_fp32_s_per_step"] / training["shared_fp32_s_per_step"]
     print(f"training step (2 cells x 1,024 genes): plain {training['plain_fp32_s_per_step']:.2f} s, shared "
           f"{training['shared_fp32_s_per_step']:.2f} s (x{training['speedup']:.1f})", flush=True)
-    return {"benchmark": "released configuration (20,000 gene positions), padding computed once vs every time, CPU",
-            "rows": rows, "training_step": training}
+    result = {"benchmark": "released configuration (20,000 gene positions), padding computed once vs every time, CPU",
+              "rows": rows, "training_step": training}
+    if args.bf16_cells:
+        result["bf16_agreement"] = bf16_agreement(args)
+    return result
+
+
+def bf16_agreement(args) -> dict:
+    """Per-protein Pearson r between float32 and bfloat16 predictions of real cells (``--bf16-cells`` ECCITE-seq
+    cells through ``predict_proteins``): a released-size random model and the converted fixture model."""
+    import copy
+    import warnings
+
+    import anndata as ad
+
+    from modeling_sctranslator.convert_original_checkpoint import load_original_model
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    from training.metrics import pearson_per_protein
+
+    rna = ad.read_h5ad(args.variant_data)[: args.bf16_cells].copy()
+    proteins = list(ad.read_h5ad(str(args.variant_data).replace("_rna", "_adt")).var_names)
+    torch.manual_seed(0)
+    fixture = args.variant_vocab.parent / "fixtures" / "original_small_model.pt"
+    models = {"released_size_random": SCTranslatorForProteinPrediction(SCTranslatorConfig()).eval(),
+              "converted_fixture": load_original_model(fixture)}
+    out = {}
+    for name, model in models.items():
+        tokenizer = SCTranslatorTokenizer.from_original_tables(args.variant_vocab, max_length=model.config.max_genes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fp32 = predict_proteins(model, tokenizer, rna, proteins, batch_size=1).X
+            bf16 = predict_proteins(copy.deepcopy(model), tokenizer, rna, proteins, batch_size=1,
+                                    dtype=torch.bfloat16).X
+        r = pearson_per_protein(np.asarray(bf16, np.float64), np.asarray(fp32, np.float64))
+        out[name] = {"cells": rna.n_obs, "proteins": int(np.isfinite(r).sum()), "min_r": float(np.nanmin(r)),
+                     "median_r": float(np.nanmedian(r)), "max_abs_difference": float(np.abs(bf16 - fp32).max())}
+        print(f"bf16 vs fp32, {name}: per-protein r min {out[name]['min_r']:.5f}, median {out[name]['median_r']:.5f},"
+              f" max |diff| {out[name]['max_abs_difference']:.2e}", flush=True)
+    return out
 
 
 def time_call(fn, repeats: int) -> list[float]:
@@ -372,6 +409,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="--variant / --padding: alternate over this many rounds")
     parser.add_argument("--padding", action="store_true", help="padding computed once vs plain, and bf16 (only)")
     parser.add_argument("--padding-genes", type=int, nargs="+", default=[1024, 5000, 20000])
+    parser.add_argument("--bf16-cells", type=int, default=200, help="--padding: real cells of the bf16 check (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_probe:
