@@ -244,7 +244,7 @@ def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
         dropping = want_scale is False and config.predict_protein_scale
         if adding or dropping:
             config.predict_protein_scale = bool(adding)
-            config.sctranslator_format = 3 if adding else (2 if config.translator_type == "cross_attention" else 1)
+            config.sctranslator_format = config.required_format
         model, info = SCTranslatorForProteinPrediction.from_pretrained(
             path, config=config, allow_incomplete_weights=adding or dropping, output_loading_info=True)
         if adding or dropping:  # only the part's weights may differ: anything else means the checkpoint is damaged

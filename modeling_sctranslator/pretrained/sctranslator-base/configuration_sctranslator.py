@@ -114,10 +114,7 @@ class SCTranslatorConfig(PreTrainedConfig):
         if not isinstance(self.expressed_zero_genes, int) or self.expressed_zero_genes < 0:
             raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {self.expressed_zero_genes!r}")
         # readers that predate a part must refuse folders that need it, not load them as something else
-        if variant:
-            self.sctranslator_format = max(self.sctranslator_format, 2)
-        if self.predict_protein_scale:
-            self.sctranslator_format = max(self.sctranslator_format, 3)
+        self.sctranslator_format = max(self.sctranslator_format, self.required_format)
         if not self.scale_loss_weight >= 0:
             raise ValueError(f"scale_loss_weight must be >= 0, got {self.scale_loss_weight!r}")
         if self.nb_random_features is None:
@@ -144,6 +141,14 @@ class SCTranslatorConfig(PreTrainedConfig):
             raise ValueError(f"translator_dropout must be in [0, 1), got {self.translator_dropout}")
         if self.feature_redraw_interval is not None and self.feature_redraw_interval < 0:
             raise ValueError("feature_redraw_interval must be >= 0, or None to fix the random features")
+
+    @property
+    def required_format(self) -> int:
+        """The oldest saved-folder format that holds this configuration: 3 with the protein scale part, 2 for
+        the cross-attention variant, else 1."""
+        if self.predict_protein_scale:
+            return 3
+        return 2 if self.translator_type == "cross_attention" else 1
 
     @property
     def pads_to_fixed_length(self) -> bool:
