@@ -313,7 +313,7 @@ def predict_proteins(
             **encoding,
         )
         if rna_summary is None:
-            layout_info = check_layout(model, report, tokenizer)
+            layout_info = check_layout(model, report)
             rna_summary = report.rna.summary()
             gene_ids = np.asarray(report.rna.kept_token_ids, dtype=np.int64)
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
@@ -387,7 +387,7 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
         return rna, gene_names
     _, report = tokenizer(rna=cell_rows(rna, 0, min(count_cells(rna), 2)), gene_names=gene_names, max_length=1,
                           gene_layout=layout.token_ids, return_report=True, return_tensors=None)
-    check_layout(model, report, tokenizer)
+    check_layout(model, report)
     columns, _, _, _ = _align_to_layout(report.rna, layout.token_ids)
     aligned = _take_columns(transformed_rna(tokenizer, rna), columns)
     names = [str(n) for n in tokenizer.convert_ids_to_genes(layout.token_ids)]
@@ -407,7 +407,7 @@ def transformed_rna(tokenizer, rna: Any):
     return sp.csr_matrix(block, dtype=np.float32)
 
 
-def check_layout(model, report, tokenizer) -> dict[str, Any]:
+def check_layout(model, report) -> dict[str, Any]:
     """What was done to fit the input to the model's gene layout (for ``uns``); refuses an input that holds less
     than :data:`MIN_LAYOUT_SHARE` of an ordered layout, warns when layout genes were filled with zeros, and
     tells once per model that a position-reading model without a recorded layout reads file order."""
