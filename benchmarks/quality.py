@@ -202,6 +202,15 @@ def predict_sctranslator(model_dir: Path, rna_path: str, data: PairedSet) -> tup
     return np.asarray(result.X, np.float64), None
 
 
+def predict_into(preds: dict, log1p_preds: dict, method: str, model_dir: Path, rna_path: str,
+                 data: PairedSet) -> None:
+    """``method``'s held-out predictions: the scaled ones into ``preds``, the log1p-count ones (models with the
+    protein scale part) into ``log1p_preds``."""
+    preds[method], log1p = predict_sctranslator(model_dir, rna_path, data)
+    if log1p is not None:
+        log1p_preds[method] = log1p
+
+
 # ---------------------------------------------------------------------------------------------------- evaluation
 def measured_proteins(y: np.ndarray) -> np.ndarray:
     """(proteins,) True where the measured log1p values vary over the held-out cells. Decided on the log1p
@@ -367,9 +376,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         _check_split(summary, data)
         train_seconds = summary["benchmark_train_seconds"]  # of the run that trained it (also when reused)
         t = time.perf_counter()
-        preds[method], log1p = predict_sctranslator(out, f"{base}_rna.h5ad", data)
-        if log1p is not None:
-            log1p_preds[method] = log1p
+        predict_into(preds, log1p_preds, method, out, f"{base}_rna.h5ad", data)
         info[method] = {"train_seconds": train_seconds, "predict_seconds": time.perf_counter() - t,
                         "steps": summary["global_step"], "final_train_loss": summary["train_loss"],
                         "best_step": summary.get("best_step"), "best_validation": summary.get("best_metric"),
@@ -380,7 +387,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
     for method, key in (("sctranslator_zero_shot", "compatible"), ("sctranslator_variant_zero_shot", "variant")):
         if pretrained and key in pretrained:  # the stage-2 model on this (unseen) set, without fine-tuning
             t = time.perf_counter()
-            preds[method], _ = predict_sctranslator(pretrained[key], f"{base}_rna.h5ad", data)
+            predict_into(preds, log1p_preds, method, pretrained[key], f"{base}_rna.h5ad", data)
             info[method] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(pretrained[key]),
                             "start": "stage 2 on the other sets; no fine-tuning on this set"}
 
@@ -431,9 +438,7 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
     rna_path = f"{base_all}_rna.h5ad"
     preds, info, log1p_preds = {}, {}, {}
     t = time.perf_counter()
-    preds[BASE_METHODS["zero_shot"]], log1p = predict_sctranslator(model, rna_path, data)
-    if log1p is not None:
-        log1p_preds[BASE_METHODS["zero_shot"]] = log1p
+    predict_into(preds, log1p_preds, BASE_METHODS["zero_shot"], model, rna_path, data)
     info[BASE_METHODS["zero_shot"]] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(model),
                                        "start": "the pre-trained model as shipped; no training on this set"}
     finetune = {**cfg, "steps": args.finetune_steps, "learning_rate": args.finetune_lr,
@@ -445,9 +450,7 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
         summary = _run_stage(_stage_argv("finetune", [str(base_all)], out, finetune, extra), args.reuse_models)
         _check_split(summary, data)
         t = time.perf_counter()
-        preds[method], log1p = predict_sctranslator(out, rna_path, data)
-        if log1p is not None:
-            log1p_preds[method] = log1p
+        predict_into(preds, log1p_preds, method, out, rna_path, data)
         info[method] = {
             "train_seconds": summary["benchmark_train_seconds"], "predict_seconds": time.perf_counter() - t,
             "steps": summary["global_step"], "best_step": summary.get("best_step"),
@@ -466,9 +469,7 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
                          "--sc_steps", str(args.lodo_sc_steps), "--cosine_min_steps", str(args.lodo_sc_steps)])
         seconds = time.perf_counter() - t
         t = time.perf_counter()
-        preds[BASE_METHODS["lodo_zero_shot"]], log1p = predict_sctranslator(lodo_dir / "stage2_sc", rna_path, data)
-        if log1p is not None:
-            log1p_preds[BASE_METHODS["lodo_zero_shot"]] = log1p
+        predict_into(preds, log1p_preds, BASE_METHODS["lodo_zero_shot"], lodo_dir / "stage2_sc", rna_path, data)
         info[BASE_METHODS["lodo_zero_shot"]] = {
             "predict_seconds": time.perf_counter() - t, "pretrain_seconds": seconds,
             "model_dir": str(lodo_dir / "stage2_sc"), "stage2_steps": lodo["stage2"]["global_step"],
