@@ -206,7 +206,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
 
     from tokenization.atomic_io import atomic_output_file, check_output_target
 
-    from .inference import predict_proteins, read_rna
+    from .inference import predict_proteins, read_rna, reading_layout
 
     rna, _ = read_rna(args.rna)
     if state.is_main_process:
@@ -220,6 +220,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     result = predict_proteins(
         model, tokenizer, rna[rows], share, batch_size=args.batch_size, chunk_size=args.chunk_size,
         device=model.device, progress=state.is_main_process,
+        gene_layout=reading_layout(model, tokenizer, rna, None),  # the whole file's, as one process reads it
     )
     if state.is_main_process:
         parts.mkdir(exist_ok=True)

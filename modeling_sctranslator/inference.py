@@ -246,6 +246,7 @@ def predict_proteins(
     progress: bool | Callable[[int], None] = False,
     return_targets: bool = False,
     protein_transform: str = "auto",
+    gene_layout: GeneLayout | None = None,
 ) -> Any:
     """Predict ``proteins`` for every cell of ``rna``; returns an AnnData (cells × proteins).
 
@@ -257,7 +258,8 @@ def predict_proteins(
     ``layers['measured']`` holds its values on ``X``'s scale (NaN where missing) for evaluation (and
     ``layers['measured_scaled']`` the scaled ones, with the scale part); ``protein_transform`` says what is
     applied to them first (see :func:`transformed_proteins`; ``"auto"``: ``log1p`` for counts, as training
-    does for count panels, nothing for RPPA or mass-spec ratios).
+    does for count panels, nothing for RPPA or mass-spec ratios). ``gene_layout``: the layout to read ``rna``
+    in, default :func:`reading_layout` (give the one of a whole file when predicting parts of it).
     """
     import anndata
     import pandas as pd
@@ -288,7 +290,7 @@ def predict_proteins(
             "them (listed in uns['sctranslator']['untrained_proteins'])",
             UserWarning, stacklevel=2,
         )
-    layout = reading_layout(model, tokenizer, rna, gene_names)
+    layout = gene_layout or reading_layout(model, tokenizer, rna, gene_names, chunk_size)
     encoding = encoding_options(config, layout)  # the model decides the gene encoding
     with_scale = bool(getattr(config, "predict_protein_scale", False))
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
@@ -408,12 +410,15 @@ def transformed_rna(tokenizer, rna: Any):
     return sp.csr_matrix(block, dtype=np.float32)
 
 
-def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None) -> GeneLayout | None:
+def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None,
+                   chunk_size: int = 256) -> GeneLayout | None:
     """The gene layout ``rna`` is read in: the model's own (saved with it), or -- for a position-reading model
     without an ordered one whose input maps more genes than its ``max_genes`` positions -- the ``max_genes``
-    mapped genes with the highest mean value over all the input's cells (after the tokenizer's RNA transform),
-    kept in the file's order: a deliberate cut that keeps the informative genes instead of whatever columns
-    come first (10x files are in chromosome order). The choice is this input's; nothing is saved."""
+    mapped genes with the highest mean value over all the input's cells (values as given), kept in the file's
+    order: a deliberate cut that keeps the informative genes instead of whatever columns
+    come first (10x files are in chromosome order). The choice is this input's, so a part of a file can read
+    other genes than the whole (predict whole files, pass the whole file's layout, or select genes first);
+    nothing is saved."""
     layout: GeneLayout | None = getattr(model, "gene_layout", None)
     config = model.config
     if (layout is not None and layout.ordered) or not config.pads_to_fixed_length:
@@ -424,7 +429,9 @@ def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None)
     columns, token_ids = np.asarray(report.rna.columns), np.asarray(report.rna.kept_token_ids)
     if columns.size <= config.max_genes:
         return layout
-    means = column_means(tokenizer, rna, columns)
+    means = column_means(tokenizer, rna, columns, chunk_size)  # one extra pass over the cells, in chunks
+    if not np.isfinite(means).all():  # NaN, inf or negative values: the tokenizer's checks say which and where
+        return layout
     kept = np.sort(np.argsort(-means, kind="stable")[: config.max_genes])
     return GeneLayout("ordered", token_ids[kept].tolist(), source=f"{SELECTED_BY_EXPRESSION}: {config.max_genes} of "
                       f"{columns.size} mapped genes")
@@ -433,16 +440,17 @@ def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None)
 SELECTED_BY_EXPRESSION = "this input's most expressed genes (highest mean over its cells), in file order"
 
 
-def column_means(tokenizer, rna: Any, columns: np.ndarray, chunk_size: int = 1024) -> np.ndarray:
-    """Mean over all cells of ``rna``'s ``columns`` after the tokenizer's RNA transform, read in row chunks."""
+def column_means(tokenizer, rna: Any, columns: np.ndarray, chunk_size: int = 256) -> np.ndarray:
+    """Mean over all cells of ``rna``'s ``columns``, values as stored, read in row chunks; NaN for a column with a
+    NaN, infinite or negative value."""
     from tokenization.tokenization_sctranslator import _Matrix
 
-    matrix = _Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
-    matrix.adapt_transform()
+    matrix = _Matrix(rna, "RNA")
     total = np.zeros(columns.size, dtype=np.float64)
     for start in range(0, matrix.shape[0], chunk_size):
-        block = matrix.rows(start, min(start + chunk_size, matrix.shape[0]))[:, columns]
+        block = matrix.raw_rows(start, min(start + chunk_size, matrix.shape[0]))[:, columns]
         total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+        total[np.asarray((block < 0).sum(axis=0)).ravel() > 0] = np.nan
     return total / max(matrix.shape[0], 1)
 
 

@@ -493,7 +493,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             warnings.warn(
                 f"{rna_report.n_duplicates} gene columns map to a token another column already has (e.g. "
                 f"{rna_report.duplicates[0][0]!r} = {rna_report.duplicates[0][1]!r}); the name that sorts first "
-                "is kept, whatever the column order, the others dropped (see the report's duplicates)",
+                "is kept (the first column among identical names), the others dropped (see the report's duplicates)",
                 UserWarning,
                 stacklevel=2,
             )

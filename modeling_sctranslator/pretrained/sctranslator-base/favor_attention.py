@@ -11,9 +11,33 @@ produce outputs, so results depend on how much padding a cell has (see ``docs``)
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def in_float32(fn):
+    """Run ``fn`` in float32 when called under autocast (``dtype=torch.bfloat16`` inference, ``--bf16``
+    training): autocast off, floating tensor arguments cast up. For the steps whose rounding would swamp the
+    small cell-to-cell differences a model's outputs carry (the value embedding, the FAVOR+ exponentials and
+    normaliser, softmax attention, the output heads). Without autocast ``fn`` runs as it is (exactly)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        device = tensors[0].device.type if tensors else "cpu"
+        if not torch.is_autocast_enabled(device) and all(t.dtype == torch.float32 for t in tensors):
+            return fn(*args, **kwargs)
+
+        def up(a):
+            return a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+
+        with torch.autocast(device, enabled=False):
+            return fn(*(up(a) for a in args), **{k: up(v) for k, v in kwargs.items()})
+
+    return wrapper
 
 
 def gaussian_orthogonal_random_matrix(
@@ -42,6 +66,7 @@ def _orthonormal_rows(size: int, generator: torch.Generator | None) -> torch.Ten
     return q.t()
 
 
+@in_float32
 def softmax_kernel_features(
     data: torch.Tensor, projection_matrix: torch.Tensor, is_query: bool, eps: float
 ) -> torch.Tensor:
@@ -65,6 +90,7 @@ def softmax_kernel_features(
     return projected.sub_(shift).exp_().add_(eps)
 
 
+@in_float32
 def favor_attention(
     q_features: torch.Tensor, k_features: torch.Tensor, values: torch.Tensor,
     key_counts: torch.Tensor | None = None,
@@ -89,6 +115,7 @@ def favor_attention(
     return out[..., :width] / out[..., width:]
 
 
+@in_float32
 def masked_softmax_kernel_features(
     data: torch.Tensor, projection_matrix: torch.Tensor, is_query: bool, eps: float, mask: torch.Tensor
 ) -> torch.Tensor:
@@ -112,6 +139,7 @@ def masked_softmax_kernel_features(
     return projected.sub_(shift).exp_().add_(eps)  # in place without autograd, as the original's
 
 
+@in_float32
 def masked_favor_attention(
     q_features: torch.Tensor, k_features: torch.Tensor, values: torch.Tensor, key_mask: torch.Tensor
 ) -> torch.Tensor:
@@ -128,6 +156,7 @@ def masked_favor_attention(
     return out[..., :width] / torch.where(denominator > 0, denominator, torch.ones_like(denominator))
 
 
+@in_float32
 def exact_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:

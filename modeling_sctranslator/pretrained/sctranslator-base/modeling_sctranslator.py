@@ -46,7 +46,13 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_sctranslator import SCTranslatorConfig
-from .favor_attention import CrossAttention, FavorSelfAttention, FeedForward, gaussian_orthogonal_random_matrix
+from .favor_attention import (
+    CrossAttention,
+    FavorSelfAttention,
+    FeedForward,
+    gaussian_orthogonal_random_matrix,
+    in_float32,
+)
 from .gene_layout import GeneLayout
 
 
@@ -146,6 +152,7 @@ class PerformerStack(nn.Module):
         # forward calls since the random features were last redrawn (the original's counter)
         self.register_buffer("calls_since_last_redraw", torch.zeros((), dtype=torch.long), persistent=True)
 
+    @in_float32  # expression values differ between cells in digits bfloat16 does not keep
     def embed(self, input_ids: torch.Tensor, input_values: torch.Tensor) -> torch.Tensor:
         """Token embeddings of genes with their values: (B, L) ids and values → (B, L, hidden_size).
 
@@ -282,6 +289,7 @@ class ProteinScaleHead(nn.Module):
         self.hidden = nn.Linear(2 * d + len(CELL_COVARIATES), d)
         self.output = nn.Linear(d, 2)
 
+    @in_float32
     def forward(
         self,
         gene_states: torch.Tensor,
@@ -318,6 +326,10 @@ class ProteinScaleHead(nn.Module):
                              dim=-1)
         low, log_span = self.output(F.gelu(self.hidden(features))).unbind(-1)
         return torch.stack([low, low + F.softplus(log_span)], dim=-1)
+
+
+# the output head's values are compared across cells: kept in float32 under autocast
+_linear_in_float32 = in_float32(F.linear)
 
 
 def unscale(predictions: torch.Tensor, protein_scale: torch.Tensor) -> torch.Tensor:
@@ -504,7 +516,8 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
             output_attentions,
             output_hidden_states,
         )
-        predictions = self.decoder.output_head(decoded.last_hidden_state).squeeze(-1)[:, :n_proteins]
+        head = self.decoder.output_head
+        predictions = _linear_in_float32(decoded.last_hidden_state, head.weight, head.bias).squeeze(-1)[:, :n_proteins]
 
         protein_scale = log1p_predictions = scale_loss = None
         if self.scale_head is not None and cell_covariates is not None:
