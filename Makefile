@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m modeling_sctranslator.demo
+	HF_HUB_OFFLINE=1 $(PY) -m sctranslator.demo
 
 # Re-creates the shipped default model from ../shared/data (about an hour on 2 CPU cores) into
 # outputs/pretrain/sctranslator-base and prints its held-out metrics next to the shipped model's.

@@ -51,7 +51,7 @@ def _mapped_block(rna: Any, start: int, stop: int, columns: np.ndarray, sparse: 
     """
     import scipy.sparse as sp
 
-    from .inference import cell_rows
+    from modeling_sctranslator.inference import cell_rows
 
     block = cell_rows(rna, start, stop)
     x = block.X if hasattr(block, "X") else block
@@ -155,7 +155,7 @@ def knockout_encoding(
     max_length=max_length, padding="longest", encoder_inputs="expressed", expressed_zero_genes=...)``.
     Returns input_ids / input_values / attention_mask, (cells, width) tensors.
     """
-    from .inference import read_rna
+    from modeling_sctranslator.inference import read_rna
 
     rna, gene_names = read_rna(rna, gene_names)
     options = {"encoder_inputs": encoder_inputs, "expressed_zero_genes": expressed_zero_genes}
@@ -183,7 +183,7 @@ def _knockout_predictions(model, encoded, perturbed: dict[str, np.ndarray], base
 
     Cells whose encoding did not change keep ``base``; the others run through the model again.
     """
-    from .inference import predict_encoded
+    from modeling_sctranslator.inference import predict_encoded
 
     changed = _changed_cells(encoded, perturbed)
     predictions = base.copy()
@@ -361,7 +361,7 @@ def knockout_analysis(
     Returns:
         :class:`KnockoutResult`.
     """
-    from .inference import (
+    from modeling_sctranslator.inference import (
         aligned_to_layout,
         cell_rows,
         count_cells,
@@ -372,7 +372,8 @@ def knockout_analysis(
         resolve_device,
         resolve_targets,
     )
-    from .interpretation import _progress
+
+    from .attention import _progress
 
     if (batch_size is not None and batch_size < 1) or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
