@@ -22,12 +22,15 @@ demo: $(STAMP)
 pretrain: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) training/pretrain.py --out outputs/pretrain --ship outputs/pretrain/sctranslator-base
 
+# pytest, ruff, and the layering contract of pyproject.toml ([tool.importlinter]: no import upwards, no circles)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_output
