@@ -63,7 +63,8 @@ class GeneLayout:
 
 
 UNKNOWN_NOTICE = (
-    "this model does not record the gene layout it was trained on ({why}): genes are read as before, the first "
-    "max_genes mapped genes in the file's column order. Give it the genes it was trained on, in that order; models "
-    "trained or fine-tuned with this version record their layout and align any input to it."
+    "this model does not record the gene layout it was trained on ({why}): genes are read as before, in the file's "
+    "column order (an input with more mapped genes than max_genes keeps its max_genes most expressed). Give it the "
+    "genes it was trained on, in that order; models trained or fine-tuned with this version record their layout "
+    "and align any input to it."
 )

@@ -288,7 +288,8 @@ def predict_proteins(
             "them (listed in uns['sctranslator']['untrained_proteins'])",
             UserWarning, stacklevel=2,
         )
-    encoding = encoding_options(config, getattr(model, "gene_layout", None))  # the model decides the gene encoding
+    layout = reading_layout(model, tokenizer, rna, gene_names)
+    encoding = encoding_options(config, layout)  # the model decides the gene encoding
     with_scale = bool(getattr(config, "predict_protein_scale", False))
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     log1p_predictions = np.empty((n_cells, n_targets), dtype=np.float32) if with_scale else None
@@ -313,7 +314,7 @@ def predict_proteins(
             **encoding,
         )
         if rna_summary is None:
-            layout_info = check_layout(model, report)
+            layout_info = check_layout(model, report, layout)
             rna_summary = report.rna.summary()
             gene_ids = np.asarray(report.rna.kept_token_ids, dtype=np.int64)
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
@@ -382,12 +383,12 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
 
     from tokenization.tokenization_sctranslator import _align_to_layout, _take_columns
 
-    layout: GeneLayout | None = getattr(model, "gene_layout", None)
+    layout = reading_layout(model, tokenizer, rna, gene_names)
     if layout is None or not layout.ordered or not model.config.pads_to_fixed_length:
         return rna, gene_names
     _, report = tokenizer(rna=cell_rows(rna, 0, min(count_cells(rna), 2)), gene_names=gene_names, max_length=1,
                           gene_layout=layout.token_ids, return_report=True, return_tensors=None)
-    check_layout(model, report)
+    check_layout(model, report, layout)
     columns, _, _, _ = _align_to_layout(report.rna, layout.token_ids)
     aligned = _take_columns(transformed_rna(tokenizer, rna), columns)
     names = [str(n) for n in tokenizer.convert_ids_to_genes(layout.token_ids)]
@@ -407,12 +408,54 @@ def transformed_rna(tokenizer, rna: Any):
     return sp.csr_matrix(block, dtype=np.float32)
 
 
-def check_layout(model, report) -> dict[str, Any]:
-    """What was done to fit the input to the model's gene layout (for ``uns``); refuses an input that holds less
-    than :data:`MIN_LAYOUT_SHARE` of an ordered layout, warns when layout genes were filled with zeros, and
-    tells once per model that a position-reading model without a recorded layout reads file order."""
+def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None) -> GeneLayout | None:
+    """The gene layout ``rna`` is read in: the model's own (saved with it), or -- for a position-reading model
+    without an ordered one whose input maps more genes than its ``max_genes`` positions -- the ``max_genes``
+    mapped genes with the highest mean value over all the input's cells (after the tokenizer's RNA transform),
+    kept in the file's order: a deliberate cut that keeps the informative genes instead of whatever columns
+    come first (10x files are in chromosome order). The choice is this input's; nothing is saved."""
     layout: GeneLayout | None = getattr(model, "gene_layout", None)
     config = model.config
+    if (layout is not None and layout.ordered) or not config.pads_to_fixed_length:
+        return layout
+    n_cells = count_cells(rna)
+    _, report = tokenizer(rna=cell_rows(rna, 0, min(n_cells, 2)), gene_names=gene_names, max_length=1,
+                          return_report=True, return_tensors=None)
+    columns, token_ids = np.asarray(report.rna.columns), np.asarray(report.rna.kept_token_ids)
+    if columns.size <= config.max_genes:
+        return layout
+    means = column_means(tokenizer, rna, columns)
+    kept = np.sort(np.argsort(-means, kind="stable")[: config.max_genes])
+    return GeneLayout("ordered", token_ids[kept].tolist(), source=f"{SELECTED_BY_EXPRESSION}: {config.max_genes} of "
+                      f"{columns.size} mapped genes")
+
+
+SELECTED_BY_EXPRESSION = "this input's most expressed genes (highest mean over its cells), in file order"
+
+
+def column_means(tokenizer, rna: Any, columns: np.ndarray, chunk_size: int = 1024) -> np.ndarray:
+    """Mean over all cells of ``rna``'s ``columns`` after the tokenizer's RNA transform, read in row chunks."""
+    from tokenization.tokenization_sctranslator import _Matrix
+
+    matrix = _Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
+    matrix.adapt_transform()
+    total = np.zeros(columns.size, dtype=np.float64)
+    for start in range(0, matrix.shape[0], chunk_size):
+        block = matrix.rows(start, min(start + chunk_size, matrix.shape[0]))[:, columns]
+        total += np.asarray(block.sum(axis=0), dtype=np.float64).ravel()
+    return total / max(matrix.shape[0], 1)
+
+
+def check_layout(model, report, layout: GeneLayout | None = None) -> dict[str, Any]:
+    """What was done to fit the input to the gene layout it is read in (``layout``, from :func:`reading_layout`;
+    default the model's) for ``uns``; refuses an input that holds less than :data:`MIN_LAYOUT_SHARE` of the
+    model's ordered layout, warns when layout genes were filled with zeros, and tells once per model that a
+    position-reading model without a recorded layout reads file order (and which genes a cut kept)."""
+    own: GeneLayout | None = getattr(model, "gene_layout", None)
+    layout = own if layout is None else layout
+    if layout is not None and layout.ordered and (own is None or not own.ordered):
+        return _unknown_layout_info(model, own, genes=len(layout.token_ids) + report.layout_dropped,
+                                    left_out=int(report.layout_dropped))
     if layout is not None and layout.ordered:
         n = len(layout.token_ids)
         share = 1 - report.layout_filled / n
@@ -430,21 +473,26 @@ def check_layout(model, report) -> dict[str, Any]:
     if layout is not None and layout.kind == "set":
         outside = int((~np.isin(report.rna.kept_token_ids, layout.token_ids)).sum())
         return {"kind": "set", "genes": len(layout.token_ids), "input_genes_outside": outside, "source": layout.source}
+    return _unknown_layout_info(model, layout, genes=int(report.rna.columns.size), left_out=0)
+
+
+def _unknown_layout_info(model, layout: GeneLayout | None, genes: int, left_out: int) -> dict[str, Any]:
+    """Notice (once per model) and ``uns`` entry for a model without an ordered layout that read ``genes``
+    mapped genes, ``left_out`` of them cut by :func:`reading_layout`."""
+    config = model.config
     why = layout.source if layout is not None else "saved before sctranslator recorded layouts, or converted"
     if config.pads_to_fixed_length:
         key = str(getattr(config, "_name_or_path", "") or id(model))
         if key not in _NOTIFIED:
             _NOTIFIED.add(key)
-            warnings.warn(UNKNOWN_NOTICE.format(why=why), UserWarning, stacklevel=3)
-    kept = int(report.rna.columns.size)
-    if config.pads_to_fixed_length and kept > config.max_genes:
-        warnings.warn(f"{kept - config.max_genes} of the {kept} mapped genes were not read: this model reads "
-                      f"{config.max_genes} positions, the first mapped genes in the file's column order (counted in "
-                      "uns['sctranslator']['gene_layout'])", UserWarning, stacklevel=3)
-    return {"kind": "unknown", "why": why, "genes_read": min(kept, int(config.max_genes)),
-            "genes_cut": max(0, kept - int(config.max_genes)),
-            "rule": "the first max_genes mapped genes in file order" if config.pads_to_fixed_length
-            else "each cell's expressed genes (by identity)"}
+            warnings.warn(UNKNOWN_NOTICE.format(why=why), UserWarning, stacklevel=4)
+    if left_out:
+        warnings.warn(f"{left_out} of the {genes} mapped genes were not read: this model reads {config.max_genes} "
+                      f"positions and records no gene layout, so it read {SELECTED_BY_EXPRESSION} (counted in "
+                      "uns['sctranslator']['gene_layout'])", UserWarning, stacklevel=4)
+    return {"kind": "unknown", "why": why, "genes_read": genes - left_out, "genes_cut": left_out,
+            "rule": f"every mapped gene in file order; beyond max_genes, {SELECTED_BY_EXPRESSION}"
+            if config.pads_to_fixed_length else "each cell's expressed genes (by identity)"}
 
 
 def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -290,14 +290,32 @@ class ProteinScaleHead(nn.Module):
         protein_mask: torch.Tensor,
         cell_covariates: torch.Tensor,
     ) -> torch.Tensor:
-        features = torch.cat(
+        return self.bounds(self.pool(gene_states, gene_mask, protein_states, protein_mask, cell_covariates))
+
+    def pool(
+        self,
+        gene_states: torch.Tensor,
+        gene_mask: torch.Tensor,
+        protein_states: torch.Tensor,
+        protein_mask: torch.Tensor,
+        cell_covariates: torch.Tensor,
+    ) -> torch.Tensor:
+        """The head's fixed inputs (batch, 2 * hidden + covariates): nothing here is trained, so a head can be
+        fitted again on pooled inputs computed once (``training.scale_head_refit``)."""
+        return torch.cat(
             [
-                self.gene_norm(masked_mean(gene_states.detach(), gene_mask)),
-                self.protein_norm(masked_mean(protein_states.detach(), protein_mask)),
+                masked_mean(gene_states.detach(), gene_mask),
+                masked_mean(protein_states.detach(), protein_mask),
                 cell_covariates.to(gene_states.dtype) / COVARIATE_SCALE,
             ],
             dim=-1,
         )
+
+    def bounds(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(batch, 2) min and max from :meth:`pool`'s output."""
+        d = self.gene_norm.normalized_shape[0]
+        features = torch.cat([self.gene_norm(pooled[:, :d]), self.protein_norm(pooled[:, d:2 * d]), pooled[:, 2 * d:]],
+                             dim=-1)
         low, log_span = self.output(F.gelu(self.hidden(features))).unbind(-1)
         return torch.stack([low, low + F.softplus(log_span)], dim=-1)
 

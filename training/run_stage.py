@@ -45,6 +45,7 @@ from training.data import (
     check_divisible,
 )
 from training.model_card import write_model_card
+from training.scale_head_refit import collect_head_inputs, refit_scale_head
 from training.trainer import (
     CheckpointCompleteCallback,
     CosineSimilarityStopCallback,
@@ -173,6 +174,13 @@ class DataArguments:
         default=False, metadata={"help": "append 'step rank ids' per training batch to OUTPUT_DIR/example_ids.tsv"}
     )
     model_card_name: str | None = field(default=None, metadata={"help": "title of the model card"})
+    refit_scale_head: bool | None = field(
+        default=None,
+        metadata={"help": "models with the protein scale part: fit its head again on the training cells once the "
+                          "best step's weights are loaded, keeping the fit (or the loaded head) that validates best "
+                          "on log1p counts; scaled predictions unchanged. Default: when --load_best_model_at_end "
+                          "kept an earlier step than the last and there are validation cells"},
+    )
 
 
 @dataclass
@@ -335,6 +343,32 @@ def best_checkpoint_summary(state, args) -> dict[str, Any]:
     name = args.metric_for_best_model or "loss"
     return {"best_step": state.best_global_step, "best_metric": state.best_metric,
             "best_metric_name": name if name.startswith("eval_") else f"eval_{name}"}
+
+
+def maybe_refit_scale_head(model, manifests: list[dict[str, Any]], collator, data_args, args, state,
+                           validation_sets: dict[str, EvalCells]) -> dict[str, Any] | None:
+    """``--refit_scale_head`` (see there): the head fitted again on the training cells (at most
+    ``--max_eval_samples`` per corpus), selected on the validation cells; None when not done."""
+    if getattr(model, "scale_head", None) is None:
+        return None
+    wanted = data_args.refit_scale_head
+    if wanted is None:
+        best = state.best_global_step if args.load_best_model_at_end else None
+        wanted = bool(best) and best < state.global_step and bool(validation_sets)
+    if not wanted:
+        return None
+    if not validation_sets:
+        raise SystemExit("--refit_scale_head needs validation cells to choose the fit: add --validation_fraction")
+    train = [collect_head_inputs(model, EvalCells(m, i, data_args.max_eval_samples, split="train"), collator,
+                                 args.per_device_eval_batch_size) for i, m in enumerate(manifests)]
+    validation = [collect_head_inputs(model, cells, collator, args.per_device_eval_batch_size)
+                  for cells in validation_sets.values()]
+    train, validation = [t for t in train if t is not None], [v for v in validation if v is not None]
+    if not train or not validation:
+        logger.info("protein scale head not refitted: no count-valued protein labels in the training or "
+                    "validation cells")
+        return None
+    return refit_scale_head(model, train, validation)
 
 
 def check_start_model(name: str | None) -> None:
@@ -528,6 +562,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         example_log=example_log,
     )
     result = trainer.train(resume_from_checkpoint=resume)
+    scale_head_refit = maybe_refit_scale_head(model, manifests, collator, data_args, args, trainer.state,
+                                              validation_sets=during_training if during_training is not eval_sets
+                                              else {})
 
     # -- final evaluation, model folder, card ----------------------------------------------------------
     final_metrics: dict[str, float] = {}
@@ -549,6 +586,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              and trainer.state.global_step < args.max_steps
                              and not (cosine_cb and cosine_cb.stopped_at) else None),
         **best_checkpoint_summary(trainer.state, args),
+        "scale_head_refit": scale_head_refit,
         "resumed_from": resume,
         "world_size": world_size,
         "metrics_backend": metrics_backend,

@@ -109,3 +109,32 @@ def test_folders_without_a_layout_read_file_order_after_one_notice(layout_model,
     np.testing.assert_allclose(before.X, reference.X, atol=1e-6)  # its own file in its order: as before
     _, again = _predict(old, own)
     assert not any("does not record the gene layout" in m for m in again)  # once per model
+
+
+def test_without_a_layout_a_cut_keeps_the_most_expressed_genes_in_file_order(layout_model, cells, tmp_path):
+    """More mapped genes than positions and no recorded layout: the max_genes genes with the highest mean are read
+    (in file order), not whatever columns come first, and the cut is warned about and reported."""
+    import shutil
+
+    from modeling_sctranslator.inference import transformed_rna
+
+    folder, _ = layout_model
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    (old / LAYOUT_FILE).unlink()
+    tokenizer = SCTranslatorTokenizer.from_pretrained(old)
+    max_genes = SCTranslatorConfig.from_pretrained(old).max_genes
+    mapped = tokenizer.resolve(list(cells.var_names), kind="gene").columns
+    assert mapped.size > max_genes
+    means = np.asarray(transformed_rna(tokenizer, cells).mean(axis=0)).ravel()[mapped]
+    top = np.sort(mapped[np.argsort(-means, kind="stable")[:max_genes]])
+    assert set(top) != set(mapped[:max_genes])  # the rule is not file order here
+
+    result, messages = _predict(old, cells)
+    expected, _ = _predict(old, cells[:, top].copy())  # exactly those genes, in file order: no cut needed
+    np.testing.assert_allclose(result.X, expected.X, atol=1e-6)
+    info = result.uns["sctranslator"]["gene_layout"]
+    assert info["kind"] == "unknown" and info["genes_cut"] == mapped.size - max_genes
+    assert info["genes_read"] == max_genes and "most expressed" in info["rule"]
+    assert any(f"{mapped.size - max_genes} of the {mapped.size} mapped genes were not read" in m
+               and "most expressed" in m for m in messages)

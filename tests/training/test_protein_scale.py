@@ -91,3 +91,67 @@ def test_the_part_can_be_left_out_when_fine_tuning(tmp_path, corpora, start_mode
     _finetune(tmp_path / "again", tuned, corpora["eccite"], "--predict_protein_scale", "false", "--max_steps", "2")
     model = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "again")
     assert model.scale_head is None and model.config.sctranslator_format == 1
+
+
+
+def test_refitting_the_head_learns_bounds_that_validate_better(tokenizer):
+    """On cells whose bounds follow their pooled inputs and whose scaled predictions are good, the refit finds
+    a head whose log1p-count predictions validate better than the untrained one, and keeps that one."""
+    from modeling_sctranslator import SCTranslatorConfig
+    from training.scale_head_refit import HeadInputs, refit_scale_head
+
+    config = SCTranslatorConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, max_genes=32,
+                                max_proteins=8, predict_protein_scale=True)
+    model = SCTranslatorForProteinPrediction(config)
+    generator = torch.Generator().manual_seed(0)
+
+    def cells(n):
+        pooled = torch.randn(n, 2 * 16 + 4, generator=generator)
+        low = 1.0 + pooled[:, :1].clamp(-1, 1)
+        high = low + 4.0 + 2.0 * pooled[:, 1:2].tanh()
+        labels = torch.rand(n, 8, generator=generator)
+        predictions = labels + 0.05 * torch.randn(n, 8, generator=generator)
+        return HeadInputs(pooled, torch.cat([low, high], dim=1), predictions, labels)
+
+    train, validation = cells(400), cells(100)
+    before = model.scale_head.state_dict()["output.bias"].clone()
+    fit = refit_scale_head(model, [train], [validation], steps=300)
+    assert fit["chosen_step"] > 0 and fit["train_cells"] == 400
+    assert fit["validation_log1p_pearson_after"] > fit["validation_log1p_pearson_before"] + 0.1, fit
+    assert not torch.equal(model.scale_head.state_dict()["output.bias"], before)
+    with torch.no_grad():
+        assert validation.log1p_pearson(model.scale_head.bounds(validation.pooled)) == pytest.approx(
+            fit["validation_log1p_pearson_after"], abs=1e-6)
+
+
+def test_refitting_the_head_in_a_fine_tune_keeps_the_scaled_predictions(tmp_path, data_dir, tokenizer, start_model):
+    from training.corpus import build_corpus, find_source
+    from training.scale_head_refit import collect_head_inputs
+
+    corpus = tmp_path / "eccite_v"
+    build_corpus(find_source(data_dir / "eccite"), corpus, tokenizer, num_shards=4, validation_fraction=0.2)
+    refitted = _finetune(tmp_path / "refit", start_model, corpus, "--predict_protein_scale", "true",
+                         "--refit_scale_head", "true", "--truncation", "first")
+    plain = _finetune(tmp_path / "plain", start_model, corpus, "--predict_protein_scale", "true",
+                      "--refit_scale_head", "false", "--truncation", "first")
+    assert plain["scale_head_refit"] is None
+    fit = refitted["scale_head_refit"]
+    assert fit["train_cells"] > 0
+    assert fit["validation_log1p_pearson_after"] >= fit["validation_log1p_pearson_before"]
+
+    model_a = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "refit").eval()
+    model_b = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "plain").eval()
+    manifest = load_manifest(corpus)
+    layout = model_a.gene_layout  # as run_stage encodes: aligned to the starting model's gene layout
+    collator = CorpusCollator(tokenizer, [manifest], model_a.config.max_genes, model_a.config.max_proteins,
+                              cell_scale=True, truncation="first", gene_layout=layout.token_ids if layout.ordered
+                              else None)
+    cells = EvalCells(manifest, 0, split="validation")
+    a, b = collect_head_inputs(model_a, cells, collator), collect_head_inputs(model_b, cells, collator)
+    assert torch.equal(a.predictions, b.predictions)  # only the head moved
+    # the saved model carries the head that was chosen, and it scores on validation what the summary says
+    with torch.no_grad():
+        assert a.log1p_pearson(model_a.scale_head.bounds(a.pooled)) == pytest.approx(
+            fit["validation_log1p_pearson_after"], abs=1e-5)
+        assert b.log1p_pearson(model_b.scale_head.bounds(b.pooled)) == pytest.approx(
+            fit["validation_log1p_pearson_before"], abs=1e-5)
