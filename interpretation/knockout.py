@@ -69,7 +69,7 @@ class _ChunkKnockout:
     """The compatible model's encodings of one chunk, one knocked-out gene at a time (all mapped genes)."""
 
     def __init__(self, raw: np.ndarray, tokens: np.ndarray, max_genes: int) -> None:
-        from tokenization.tokenization_sctranslator import scale_rows
+        from tokenization.scaling import scale_rows
 
         self.scale_rows = scale_rows
         self.raw = raw  # cells × mapped genes, data order
@@ -113,7 +113,8 @@ class _ExpressedChunkKnockout:
     def encode(self, rank: int) -> dict[str, np.ndarray]:
         """input_ids / input_values / attention_mask with mapped gene number ``rank`` removed (padded to
         the longest cell)."""
-        from tokenization.tokenization_sctranslator import ConstantCellWarning, InputQualityWarning
+        from tokenization.checks import InputQualityWarning
+        from tokenization.scaling import ConstantCellWarning
 
         keep = np.delete(np.arange(self.raw.shape[1]), rank)
         with warnings.catch_warnings():  # said once already, for the unperturbed encoding
