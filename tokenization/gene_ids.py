@@ -27,8 +27,10 @@ the gene ``TTF1`` stays TTF1 while the RPPA antibody ``TTF1`` means NKX2-1.
 
 When two columns reach one token, the one whose whole name resolved (``CD45``, also ``CD45_TCTCGACT``:
 a barcode suffix is not part of the name) is kept over one found from a part of its label
-(``B220 (CD45R)``) or an epitope (``4E-BP1_pS65``); among equals the first column is kept.
-The others are reported as duplicates.
+(``B220 (CD45R)``) or an epitope (``4E-BP1_pS65``); among equals, a gene's name that sorts first (the
+choice must not depend on column order: the original tables give some symbols another gene's id, e.g.
+``GARS`` and ``GART`` share one) and a panel's first protein column are kept. The others are reported as
+duplicates.
 """
 
 from __future__ import annotations
@@ -403,8 +405,8 @@ def resolve_names(
 ) -> MappingReport:
     """Map every name to a token id; a column that hits a token another column keeps is a duplicate.
 
-    The column kept for a token is the first whose whole name resolved, else the first one (see the
-    module docstring).
+    The column kept for a token is one whose whole name resolved, the first name in sort order for genes,
+    the first column for proteins (see the module docstring).
     """
     if kind not in ("gene", "protein"):
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
@@ -436,11 +438,14 @@ def resolve_names(
             memo[name] = result
         results.append(result)
 
-    kept: dict[int, int] = {}  # token -> column that keeps it: whole-name hits first, then in order
-    for whole_name_first in (True, False):
-        for i, (token, _, _, whole) in enumerate(results):
-            if token is not None and whole == whole_name_first:
-                kept.setdefault(token, i)
+    # token -> column that keeps it: whole-name hits first; then, for genes, the name that sorts first (so a
+    # model reads the same value whatever the column order: the original tables give some names another gene's
+    # id, e.g. GARS -> GART), for proteins the panel's first column
+    kept: dict[int, int] = {}
+    order = sorted(range(len(results)), key=lambda i: (not results[i][3], names[i] if kind == "gene" else "", i))
+    for i in order:
+        if results[i][0] is not None:
+            kept.setdefault(results[i][0], i)
     tokens = np.zeros(len(names), dtype=np.int64)
     routes: list[str] = []
     status: list[str] = []

@@ -27,6 +27,27 @@ def test_demo_writes_report_plot_and_predictions(tmp_path, capsys):
     assert "| pearson_per_protein_mean |" in report and "100 held-out cells" in report
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "model" / "model.safetensors").is_file()
+    _check_reads_genes_whatever_their_column_order(out / "model", shared)
+
+
+def _check_reads_genes_whatever_their_column_order(model_dir, shared):
+    """#17: the demo's model, reloaded, predicts cells the same from a column-shuffled copy of the file (it
+    records the genes it reads and reads them by identity; duplicate names resolve by name, not position)."""
+    import anndata
+    import numpy as np
+    from transformers import pipeline
+
+    from modeling_sctranslator.gene_layout import GeneLayout
+
+    layout = GeneLayout.find(model_dir)
+    assert layout is not None and layout.kind == "set" and len(layout.token_ids) > 10_000
+    rna = anndata.read_h5ad(shared / "data" / "eccite_rna.h5ad")[:60].copy()
+    adt = anndata.read_h5ad(shared / "data" / "eccite_adt.h5ad")[:60].copy()
+    shuffled = rna[:, np.random.default_rng(0).permutation(rna.n_vars)].copy()
+    predict = pipeline("protein-prediction", model=str(model_dir), device="cpu")
+    own, permuted = predict(rna, proteins=adt), predict(shuffled, proteins=adt)
+    np.testing.assert_allclose(permuted.X, own.X, atol=1e-5)
+    np.testing.assert_allclose(permuted.layers["scaled"], own.layers["scaled"], atol=1e-5)
 
 
 def test_demo_without_shared_data_says_what_is_missing(tmp_path, capsys):

@@ -82,7 +82,7 @@ def test_missing_protein_values_are_nan_labels(tok):
 def test_duplicate_gene_names_keep_first_and_report(tok):
     names = ["CD4", "TP53", "CD4", "PTPRC", "CD8A", "ACTB"]
     x = _x()
-    with pytest.warns(UserWarning, match="1 gene columns map to a token an earlier column already has"):
+    with pytest.warns(UserWarning, match="1 gene columns map to a token another column already has"):
         out, report = tok(x, gene_names=names, max_length=8, return_tensors="np", return_report=True)
     assert report.rna.duplicates == [("CD4", "CD4", 752)]
     assert out["input_ids"][0, :5].tolist() == tok.convert_genes_to_ids(

@@ -96,13 +96,12 @@ def check_rna_mapped(report: MappingReport, n_vars: int) -> None:
 
 
 def warn_about_duplicates(report: MappingReport) -> None:
-    """Warn (for the tokenizer's caller) when gene columns map to a token an earlier column already has."""
+    """Warn (for the tokenizer's caller) when gene columns map to a token another column already has."""
     if report.n_duplicates:
         warnings.warn(
-            f"{report.n_duplicates} gene columns map to a token an earlier column already has (e.g. "
-            f"{report.duplicates[0][0]!r} = {report.duplicates[0][1]!r}); the first column is "
-            "kept, "
-            "the others dropped (see the report's duplicates)",
+            f"{report.n_duplicates} gene columns map to a token another column already has (e.g. "
+            f"{report.duplicates[0][0]!r} = {report.duplicates[0][1]!r}); the name that sorts first "
+            "is kept, whatever the column order, the others dropped (see the report's duplicates)",
             UserWarning,
             stacklevel=3,
         )
