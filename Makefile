@@ -15,19 +15,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m modeling_sctranslator.demo
+	HF_HUB_OFFLINE=1 $(PY) -m sctranslator.demo
 
 # Re-creates the shipped default model from ../shared/data (about an hour on 2 CPU cores) into
 # outputs/pretrain/sctranslator-base and prints its held-out metrics next to the shipped model's.
 pretrain: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) training/pretrain.py --out outputs/pretrain --ship outputs/pretrain/sctranslator-base
 
+# pytest, ruff, and the layering contract of pyproject.toml ([tool.importlinter]: no import upwards, no circles)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_output

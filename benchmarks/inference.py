@@ -144,8 +144,8 @@ def bf16_agreement(args) -> dict:
     import anndata as ad
 
     from modeling_sctranslator.convert_original_checkpoint import load_original_model
+    from modeling_sctranslator.metrics import pearson_per_protein
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
-    from training.metrics import pearson_per_protein
 
     rna = ad.read_h5ad(args.variant_data)[: args.bf16_cells].copy()
     proteins = list(ad.read_h5ad(str(args.variant_data).replace("_rna", "_adt")).var_names)

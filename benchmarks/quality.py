@@ -5,12 +5,12 @@
                                  [--json benchmarks/results/quality.json] [--md benchmarks/results/quality.md]
                                  [--reuse_models]   # re-score models already in --workdir (same arguments)
 
-Per set (protocol in ``benchmarks/_paired_data.py`` and ``benchmarks/README.md``): QC, controls
+Per set (protocol in ``training/paired_data.py`` and ``benchmarks/README.md``): QC, controls
 excluded, 80/20 split with seed 0 (the corpus builder's own split, checked), highly variable genes
 (Seurat's rule) chosen on the training cells. Methods (``training.baselines``, scikit-learn): own
 mRNA, ridge and k-NN on 50 PCs (selected genes), ridge on 50 PCs of all detected genes (reference),
 totalVI when scvi-tools is importable and both sides are counts, and scTranslator trained from scratch
-with stage 3 (``training.run_stage.main``) on the training cells. Metrics (``training.metrics``) on two
+with stage 3 (``training.run_stage.main``) on the training cells. Metrics (``modeling_sctranslator.metrics``) on two
 target scales: ``log1p`` (proteins on the log scale: log1p of counts, RPPA/mass-spec values as they
 are) and ``scaled`` (per-cell max-min scaled, the model's training scale; baselines scaled per cell
 with ``scale_rows``). Writes a JSON summary, a Markdown table and one scatter-grid PNG per set.
@@ -37,8 +37,12 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
-from benchmarks._paired_data import (
+from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
+from training import baselines as bl
+from training.paired_data import (
     DEFAULT_SETS,
+    MAX_CELLS,
     SETS,
     VOCAB_DIR,
     PairedSet,
@@ -47,9 +51,6 @@ from benchmarks._paired_data import (
     select_genes,
     write_prepared,
 )
-from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
-from training import baselines as bl
-from training.metrics import pearson_per_protein, protein_prediction_metrics
 from training.pretrain import SC_SETS
 
 SCALES = {
@@ -60,11 +61,11 @@ SCALES = {
 }
 BUDGETS = {
     # measured: small runs all four default sets in ~10-15 min on 2 shared CPU cores (see README)
-    "small": {"max_cells": {"reapseq_pbmc": 2000}, "n_genes": 1024, "steps": 400, "batch_size": 16,
+    "small": {"max_cells": MAX_CELLS["small"], "n_genes": 1024, "steps": 400, "batch_size": 16,
               "learning_rate": 1e-3, "hidden_size": 32, "num_attention_heads": 2, "attention_head_dim": 16,
               "num_encoder_layers": 1, "num_decoder_layers": 1, "nb_random_features": 32},
     # not timed on the 2-core machine: expect several hours there; meant for a GPU or a bigger CPU
-    "full": {"max_cells": {}, "n_genes": 2048, "steps": 3000, "batch_size": 16, "learning_rate": 5e-4,
+    "full": {"max_cells": MAX_CELLS["full"], "n_genes": 2048, "steps": 3000, "batch_size": 16, "learning_rate": 5e-4,
              "hidden_size": 64, "num_attention_heads": 4, "attention_head_dim": 16,
              "num_encoder_layers": 2, "num_decoder_layers": 2, "nb_random_features": 64},
 }
@@ -142,16 +143,6 @@ def _run_stage(argv: list[str], reuse: bool = False) -> dict:
     (out / "benchmark_train_seconds.json").write_text(json.dumps(summary["benchmark_train_seconds"]))
     saved.write_text(json.dumps(argv))
     return summary
-
-
-def held_out_cells(name: str, tokenizer) -> set[str]:
-    """obs names of ``name``'s test cells under every budget (the cell cap changes the split, e.g.
-    reapseq_pbmc's 2,000-cell draw): cells that no pre-training corpus may contain."""
-    held_out: set[str] = set()
-    for cap in {budget["max_cells"].get(name) for budget in BUDGETS.values()}:
-        data = load_set(name, tokenizer, cap)
-        held_out.update(data.obs_names[i] for i in data.eval)
-    return held_out
 
 
 def _check_split(summary: dict, data: PairedSet) -> None:

@@ -36,8 +36,8 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
-from benchmarks._paired_data import VOCAB_DIR
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from training.paired_data import VOCAB_DIR
 
 BASE = {"genes": 2048, "proteins": 64, "batch": 8}
 SWEEPS = {"genes": [512, 1024, 2048, 4096, 8192], "proteins": [16, 64, 256, 1000], "batch": [1, 4, 16, 64]}

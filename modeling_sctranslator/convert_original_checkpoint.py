@@ -10,9 +10,7 @@ anything runs. A plain ``state_dict()`` file works the same way.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import os
 import re
 import zipfile
 from collections import OrderedDict
@@ -324,36 +322,3 @@ def converted_card(model: SCTranslatorForProteinPrediction, checkpoint: Path, to
         vocabulary=vocabulary,
         repo_or_path=name,
     )
-
-
-def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "convert-original",
-        help="convert an original scTranslator checkpoint (.pt) into a safetensors model folder",
-        description=__doc__,
-    )
-    parser.add_argument("checkpoint", type=Path, help="original checkpoint: pickled module or state dict")
-    parser.add_argument("--out", type=Path, required=True, help="output model folder")
-    parser.add_argument("--id-tables", type=Path, help="folder with the original id tables (writes the tokenizer)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload the converted folder to the Hub")
-    parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
-    parser.add_argument("--token-env", default="HF_TOKEN", help="environment variable with the Hub token")
-    parser.set_defaults(func=_run_convert)
-
-
-def _run_convert(args: argparse.Namespace) -> int:
-    out = convert_original_checkpoint(args.checkpoint, args.out, args.id_tables, args.overwrite)
-    config = SCTranslatorConfig.from_pretrained(out)
-    print(
-        f"converted {args.checkpoint} -> {out} (hidden {config.hidden_size}, {config.num_encoder_layers}+"
-        f"{config.num_decoder_layers} layers, {config.max_genes} genes -> {config.max_proteins} proteins"
-        f"{', with tokenizer' if args.id_tables else ''})"
-    )
-    if args.push_to_hub:
-        from .hub import push_model_folder
-
-        token = os.environ.get(args.token_env) or None
-        files = push_model_folder(out, args.push_to_hub, private=args.private, token=token)
-        print(f"pushed {len(files)} files to {args.push_to_hub}")
-    return 0

@@ -383,7 +383,7 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
     import anndata
     import pandas as pd
 
-    from tokenization.tokenization_sctranslator import _align_to_layout, _take_columns
+    from tokenization.matrix import align_to_layout, take_columns
 
     layout = reading_layout(model, tokenizer, rna, gene_names)
     if layout is None or not layout.ordered or not model.config.pads_to_fixed_length:
@@ -391,8 +391,8 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
     _, report = tokenizer(rna=cell_rows(rna, 0, min(count_cells(rna), 2)), gene_names=gene_names, max_length=1,
                           gene_layout=layout.token_ids, return_report=True, return_tensors=None)
     check_layout(model, report, layout)
-    columns, _, _, _ = _align_to_layout(report.rna, layout.token_ids)
-    aligned = _take_columns(transformed_rna(tokenizer, rna), columns)
+    columns, _, _, _ = align_to_layout(report.rna, layout.token_ids)
+    aligned = take_columns(transformed_rna(tokenizer, rna), columns)
     names = [str(n) for n in tokenizer.convert_ids_to_genes(layout.token_ids)]
     obs = rna.obs.copy() if hasattr(rna, "obs") else pd.DataFrame(index=[str(i) for i in range(aligned.shape[0])])
     return anndata.AnnData(X=aligned, obs=obs, var=pd.DataFrame(index=pd.Index(names, dtype=str))), names
@@ -402,9 +402,9 @@ def transformed_rna(tokenizer, rna: Any):
     """Every cell of ``rna`` (AnnData or matrix) after the tokenizer's RNA transform, as CSR float32."""
     import scipy.sparse as sp
 
-    from tokenization.tokenization_sctranslator import _Matrix
+    from tokenization.matrix import Matrix
 
-    matrix = _Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
+    matrix = Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
     matrix.adapt_transform()
     block = matrix.rows(0, matrix.shape[0])
     return sp.csr_matrix(block, dtype=np.float32)
@@ -443,9 +443,9 @@ SELECTED_BY_EXPRESSION = "this input's most expressed genes (highest mean over i
 def column_means(tokenizer, rna: Any, columns: np.ndarray, chunk_size: int = 256) -> np.ndarray:
     """Mean over all cells of ``rna``'s ``columns``, values as stored, read in row chunks; NaN for a column with a
     NaN, infinite or negative value."""
-    from tokenization.tokenization_sctranslator import _Matrix
+    from tokenization.matrix import Matrix
 
-    matrix = _Matrix(rna, "RNA")
+    matrix = Matrix(rna, "RNA")
     total = np.zeros(columns.size, dtype=np.float64)
     for start in range(0, matrix.shape[0], chunk_size):
         block = matrix.raw_rows(start, min(start + chunk_size, matrix.shape[0]))[:, columns]

@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from benchmarks._paired_data import DATA_DIR, VOCAB_DIR, qc_keep
-from benchmarks._paired_data import DEFAULT_SETS as BENCHMARK_SETS  # only their training cells may be used
 from tokenization.atomic_io import atomic_output_dir, atomic_output_file, usual_mode
 from training.corpus import _dense_rows
+from training.paired_data import DATA_DIR, VOCAB_DIR, qc_keep
+from training.paired_data import DEFAULT_SETS as BENCHMARK_SETS  # only their training cells may be used
 
 logger = logging.getLogger("training.pretrain")
 
@@ -142,8 +142,8 @@ def prepare_bulk(name: str, data_dir: Path, out_dir: Path) -> dict[str, Any]:
 
 def prepare(data_dir: Path, vocab_dir: Path, out: Path, exclude: set[str]) -> dict[str, Any]:
     """Write every training source under ``out`` and ``out/cells.json`` (what was kept and left out)."""
-    from benchmarks.quality import held_out_cells
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    from training.paired_data import held_out_cells
 
     record = out / "cells.json"
     if record.is_file():

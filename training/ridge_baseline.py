@@ -4,7 +4,7 @@
 
 Both sides are brought to the log scale by the kind of their values (``tokenization.value_kinds``):
 counts -> log1p (RNA: log1p CP10k), bulk log values and RPPA / mass-spec values as they are, so a bulk
-corpus is scored on its own scale. Prints the held-out metrics (training.metrics) against two targets:
+corpus is scored on its own scale. Prints the held-out metrics (modeling_sctranslator.metrics) against two targets:
 the log-scale proteins (the data README's baseline) and their per-cell max-min scaled values the model
 is trained and evaluated on (predictions scaled the same way per cell), so the model's eval numbers can
 be read next to it, and lists any protein that could not be scored, with the reason.
@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
 from tokenization.tokenization_sctranslator import scale_rows
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import pca_ridge, rna_on_log_scale
 from training.corpus import load_manifest
-from training.metrics import pearson_per_protein, protein_prediction_metrics
 
 
 def _load(manifest, split):
@@ -42,7 +42,7 @@ def _load(manifest, split):
 
 
 def _not_scored(names: list[str], y_train: np.ndarray, y_eval: np.ndarray, pred: np.ndarray) -> dict[str, str]:
-    """Proteins without a per-protein Pearson (training.metrics needs 3 measured, varying held-out values
+    """Proteins without a per-protein Pearson (modeling_sctranslator.metrics needs 3 measured, varying held-out values
     and a fitted prediction), with the reason."""
     reasons = {}
     scored = np.isfinite(pearson_per_protein(pred, y_eval))

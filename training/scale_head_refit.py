@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from modeling_sctranslator.metrics import pearson_per_protein
 from modeling_sctranslator.modeling_sctranslator import unscale
-from training.metrics import pearson_per_protein
 
 logger = logging.getLogger(__name__)
 

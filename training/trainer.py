@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .metrics import protein_prediction_metrics
+from modeling_sctranslator.metrics import protein_prediction_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def make_compute_metrics(use_evaluate: bool = True) -> tuple[Callable, str]:
     """``compute_metrics`` for the Trainer, through the local ``evaluate`` module when it loads offline.
 
     Labels are NaN wherever a protein is padded or missing (the collator sets them), so no mask is
-    needed. Returns the function and which backend it uses (``"evaluate"`` or ``"training.metrics"``).
+    needed. Returns the function and which backend it uses (``"evaluate"`` or ``"modeling_sctranslator.metrics"``).
     """
     metric = None
     if use_evaluate:
@@ -154,7 +154,8 @@ def make_compute_metrics(use_evaluate: bool = True) -> tuple[Callable, str]:
 
             metric = evaluate.load(str(METRICS_DIR), keep_in_memory=True)
         except Exception as err:  # evaluate missing or refusing to load: same maths, called directly
-            logger.warning("evaluate could not load %s (%s); using training.metrics directly", METRICS_DIR, err)
+            logger.warning("evaluate could not load %s (%s); using modeling_sctranslator.metrics directly",
+                           METRICS_DIR, err)
 
     def compute_metrics(eval_pred) -> dict[str, float]:
         predictions = np.asarray(eval_pred.predictions, dtype=np.float64)
@@ -163,7 +164,7 @@ def make_compute_metrics(use_evaluate: bool = True) -> tuple[Callable, str]:
             return metric.compute(predictions=predictions, references=labels)
         return protein_prediction_metrics(predictions, labels)
 
-    return compute_metrics, "evaluate" if metric is not None else "training.metrics"
+    return compute_metrics, "evaluate" if metric is not None else "modeling_sctranslator.metrics"
 
 
 class CosineSimilarityStopCallback(TrainerCallback):

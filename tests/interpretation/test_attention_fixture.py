@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_sctranslator.interpretation import attention_maps, minmax_normalize
+from interpretation import attention_maps, minmax_normalize
 
 TOLERANCE = 1e-5
 

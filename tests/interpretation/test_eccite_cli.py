@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
+from interpretation import knockout_analysis, knockout_encoding
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
-from modeling_sctranslator.interpretation import add_interpretation_commands, knockout_analysis, knockout_encoding
+from sctranslator.interpretation_commands import add_interpretation_commands
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 MAX_GENES = 2000

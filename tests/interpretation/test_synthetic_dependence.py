@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 import torch
 
+from interpretation import attention_analysis, knockout_analysis
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
-from modeling_sctranslator.interpretation import attention_analysis, knockout_analysis
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 PROTEINS = ["CD4", "CD8A", "CD19", "PTPRC"]

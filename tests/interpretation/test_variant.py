@@ -11,15 +11,15 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
-from modeling_sctranslator.cli import main as cli_main
-from modeling_sctranslator.inference import predict_proteins
-from modeling_sctranslator.interpretation import (
+from interpretation import (
     attention_analysis,
     attention_maps,
     knockout_analysis,
     knockout_encoding,
 )
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from modeling_sctranslator.inference import predict_proteins
+from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from ..conftest import TINY_MODEL

@@ -9,11 +9,11 @@ import zipfile
 import pytest
 import torch
 
-from modeling_sctranslator.cli import main as cli_main
 from modeling_sctranslator.convert_original_checkpoint import (
     convert_original_state_dict,
     read_original_checkpoint,
 )
+from sctranslator.cli import main as cli_main
 from tokenization.safe_pickle import UnsafePickleError, load_restricted_pickle
 
 

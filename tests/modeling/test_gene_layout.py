@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from interpretation.knockout import knockout_analysis
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from modeling_sctranslator.gene_layout import LAYOUT_FILE, GeneLayout
 from modeling_sctranslator.inference import predict_proteins
-from modeling_sctranslator.interpretation_knockout import knockout_analysis
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from ..conftest import TINY_MODEL

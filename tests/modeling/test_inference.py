@@ -10,8 +10,8 @@ import pytest
 from transformers import pipeline
 
 from modeling_sctranslator import SCTranslatorForProteinPrediction
-from modeling_sctranslator.cli import main as cli_main
 from modeling_sctranslator.inference import predict_proteins
+from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 
@@ -222,7 +222,7 @@ def test_measured_values_use_the_training_transform(model_dir, cells):
 
 
 def test_two_processes_split_the_cells_and_give_the_same_file(model_dir, cells, tmp_path):
-    """`torchrun --nproc_per_node 2 -m modeling_sctranslator.cli predict ...` (what accelerate launch runs)."""
+    """`torchrun --nproc_per_node 2 -m sctranslator.cli predict ...` (what accelerate launch runs)."""
     import os
     import subprocess
     import sys
@@ -236,7 +236,7 @@ def test_two_processes_split_the_cells_and_give_the_same_file(model_dir, cells, 
     assert cli_main([*args, "--out", str(single)]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "modeling_sctranslator.cli",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "sctranslator.cli",
          *args, "--out", str(double)],
         env=env, capture_output=True, text=True, timeout=300,
     )

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
-from modeling_sctranslator.cli import main as cli_main
+from sctranslator.cli import main as cli_main
 
 TOLERANCE = 1e-5
 

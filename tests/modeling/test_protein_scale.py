@@ -12,9 +12,9 @@ import scipy.sparse as sp
 import torch
 
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
-from modeling_sctranslator.cli import main as cli_main
 from modeling_sctranslator.inference import predict_proteins
 from modeling_sctranslator.modeling_sctranslator import unscale
+from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from ..conftest import TINY_MODEL

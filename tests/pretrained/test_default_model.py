@@ -28,7 +28,7 @@ def eccite_test_cells():
 
 
 def test_the_shipped_folder_is_a_small_complete_hf_folder():
-    from modeling_sctranslator.hub import check_model_folder
+    from sctranslator.hub import check_model_folder
 
     config = check_model_folder(DEFAULT_MODEL_DIR, require_card=True)
     assert config["translator_type"] == "cross_attention"
@@ -68,7 +68,7 @@ def test_pipeline_without_a_model_predicts_unseen_cells(eccite_test_cells):
     from transformers import pipeline
 
     import modeling_sctranslator  # noqa: F401
-    from training.metrics import protein_prediction_metrics
+    from modeling_sctranslator.metrics import protein_prediction_metrics
 
     rna, adt = eccite_test_cells
     result = pipeline("protein-prediction", device="cpu")(rna, proteins=adt, protein_transform="log1p")
@@ -90,7 +90,7 @@ def test_pipeline_without_a_model_predicts_unseen_cells(eccite_test_cells):
 def test_cli_predict_without_model(eccite_test_cells, tmp_path, capsys):
     import anndata as ad
 
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     rna, _ = eccite_test_cells
     rna[:10].copy().write_h5ad(tmp_path / "cells.h5ad")
@@ -160,7 +160,7 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
     no count-data warning, every mapped protein scored."""
     import warnings
 
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     data = shared_path("data")
     out = tmp_path / "bulk.json"

@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 from transformers import AutoModel, pipeline
 
-from modeling_sctranslator.cli import main as cli_main
+from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import ConstantCellWarning, InputQualityWarning
 
 PROTEINS = ["CD4", "CD19", "CD14"]
@@ -364,7 +364,7 @@ def test_a_pandas_dataframe_is_taken_as_cells_by_genes(predictor, base_rna):
 def test_heatmaps_label_rows_and_columns_with_names_not_indices(tmp_path, monkeypatch):
     from matplotlib.axes import Axes
 
-    from modeling_sctranslator.interpretation_outputs import heatmap
+    from interpretation.outputs import heatmap
 
     shown: dict[str, list[str]] = {}
     for axis in ("x", "y"):

@@ -30,7 +30,7 @@ def layered(data_dir, tmp_path_factory):
 
 
 def _predict(model, rna, out, *extra):
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     return main(["predict", "--model", str(model), "--rna", str(rna), "--proteins", "CD4,CD19", "--out", str(out),
                  *extra])
@@ -65,7 +65,7 @@ def test_cli_errors_name_cli_options(tiny_model_dir, layered, tmp_path, capsys, 
 def test_the_command_prints_warnings_as_one_line_with_the_option(tiny_model_dir, layered, tmp_path):
     """X holds log-normalised values: the warning names --layer, not adata.layers[...] alone."""
     done = subprocess.run(
-        [sys.executable, "-m", "modeling_sctranslator.cli", "predict", "--model", str(tiny_model_dir), "--rna",
+        [sys.executable, "-m", "sctranslator.cli", "predict", "--model", str(tiny_model_dir), "--rna",
          str(layered), "--gene-column", "gene_symbols", "--proteins", "CD4", "--out", str(tmp_path / "o.h5ad")],
         capture_output=True, text=True, timeout=300,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modeling_sctranslator.cli import main as cli_main
+from sctranslator.cli import main as cli_main
 
 from ..conftest import SECRET
 

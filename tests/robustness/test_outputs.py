@@ -34,7 +34,7 @@ def _predict(model: Path, rna: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_predict_refuses_to_write_over_its_input(tiny_model_dir, cells, capsys):
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     before = _digest(cells)
     assert main(_predict(tiny_model_dir, cells, cells, "--overwrite")) == 2
@@ -48,7 +48,7 @@ def test_predict_refuses_to_write_over_its_input(tiny_model_dir, cells, capsys):
 
 
 def test_a_folder_as_out_is_refused_before_any_work(tiny_model_dir, cells, tmp_path, capsys):
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     folder = tmp_path / "results"
     folder.mkdir()
@@ -96,7 +96,7 @@ def test_sigterm_leaves_no_partial_file(tmp_path):
     target = tmp_path / "out.txt"
     script.write_text(
         "import sys, time\n"
-        "from modeling_sctranslator.cli import _stop_cleanly_on_sigterm\n"
+        "from sctranslator.cli import _stop_cleanly_on_sigterm\n"
         "from tokenization.atomic_io import atomic_output_file\n"
         "_stop_cleanly_on_sigterm()\n"
         f"with atomic_output_file({str(target)!r}) as staging:\n"
@@ -135,7 +135,7 @@ def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
     ids=["unknown_device", "folder_as_rna", "checkpoint_file_as_model"],
 )
 def test_cli_mistakes_get_one_line_with_the_fix(tiny_model_dir, cells, tmp_path, capsys, change, message):
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     (tmp_path / "model.pt").write_bytes(b"not a folder")
     argv = ["predict", "--rna", "RNA", "--proteins", "CD4", "--out", str(tmp_path / "o.h5ad")]
@@ -148,7 +148,7 @@ def test_cli_mistakes_get_one_line_with_the_fix(tiny_model_dir, cells, tmp_path,
 
 
 def test_controls_and_duplicates_are_warned_and_counted(tiny_model_dir, cells, tmp_path, capsys):
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     out = tmp_path / "o.h5ad"
     with pytest.warns(UserWarning) as caught:
@@ -198,7 +198,7 @@ def test_a_failed_final_rename_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_outputs_follow_the_umask(tiny_model_dir, cells, tmp_path):
     """A predicted file and a converted-style folder get the permissions a plain write would give (staging
     files from mkstemp/mkdtemp alone are 0600/0700, which other users of a shared project cannot read)."""
-    from modeling_sctranslator.cli import main
+    from sctranslator.cli import main
 
     old = os.umask(0o022)
     try:

@@ -111,7 +111,7 @@ def test_benchmark_choices_never_look_at_held_out_cells(data_dir, tokenizer):
     the selected genes and the training-cell PC scores unchanged."""
     import dataclasses
 
-    from benchmarks._paired_data import load_set, select_genes
+    from training.paired_data import load_set, select_genes
 
     data = load_set("eccite", tokenizer)
     genes = select_genes(data, 300).copy()

@@ -22,7 +22,7 @@ def _split_of_qc_cells(name, data_dir, cap):
     """The benchmark's test cells, re-derived here from its protocol (QC, optional cap, 80/20 seed 0)."""
     import anndata as ad
 
-    from benchmarks._paired_data import qc_keep
+    from training.paired_data import qc_keep
 
     rna = ad.read_h5ad(data_dir / f"{name}_rna.h5ad")
     rows = np.flatnonzero(qc_keep(name, rna.X, rna.var_names))

@@ -1,4 +1,4 @@
-"""``evaluate`` wrapper around :func:`training.metrics.protein_prediction_metrics` (the maths live there).
+"""``evaluate`` wrapper around :func:`modeling_sctranslator.metrics.protein_prediction_metrics` (the maths live there).
 
 Load it offline from its folder: ``evaluate.load("training/protein_metrics")``. Inputs are
 (cells x proteins) predictions and references; NaN references (missing or padded proteins) are
@@ -10,7 +10,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from training.metrics import protein_prediction_metrics
+from modeling_sctranslator.metrics import protein_prediction_metrics
 
 _DESCRIPTION = "Protein abundance prediction quality: MSE, cosine similarity, per-protein and per-cell Pearson r."
 _KWARGS_DESCRIPTION = """

@@ -9,83 +9,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from .convert_original_checkpoint import add_convert_command
+from .convert_command import add_convert_command
 from .hub import add_push_command
+from .options import _read_h5ad, add_model_options, load_model_and_tokenizer, names_argument
 
-DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 OUTPUT_SCALES = {"log1p_counts": "log1p counts", "per_cell_scaled": "per-cell scaled values (see uns['sctranslator'])"}
-
-
-def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dtype: str | None = None):
-    """A model folder or hub id (None: the shipped default model) → (model in eval mode, tokenizer);
-    clear errors for missing pieces."""
-    import torch
-    from transformers import AutoModel
-
-    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
-
-    from .default_model import resolve_model_name
-    from .hub import resolve_model_folder
-    from .inference import resolve_device
-
-    target = resolve_device(device)  # a wrong --device fails before minutes of loading
-    folder = resolve_model_folder(resolve_model_name(model_id))  # names any missing or damaged file
-    model = AutoModel.from_pretrained(folder)
-    tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
-    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else None
-    if torch_dtype in (torch.bfloat16, torch.float16) and target.type == "cpu":
-        print("note: reduced precision is faster on CPUs with AVX512-BF16 but less accurate (predictions move by "
-              "~1e-2; benchmarks/inference.py --padding measures both)", file=sys.stderr)
-    return model.to(device=target, dtype=torch_dtype).eval(), tokenizer
-
-
-def _split_names(text: str) -> list[str]:
-    """``"A, B,C"`` → ``["A", "B", "C"]`` (empty entries dropped)."""
-    return [n.strip() for n in text.split(",") if n.strip()]
-
-
-def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
-    """Names from a text file: one per line or comma-separated, ``#`` comments; a UTF-8 BOM is ignored."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} list {path} does not exist")
-    names = []
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        if not line.strip().startswith("#"):
-            names += _split_names(line)
-    if not names:
-        raise ValueError(f"{path} lists no {what} names (one per line or comma-separated expected)")
-    return names
-
-
-def names_argument(value: str | None, what: str) -> Any:
-    """Names from ``A,B,C``, a text file (one per line) or, for proteins, an ``.h5ad`` (its var_names)."""
-    if value is None:
-        return None
-    path = Path(value)
-    if path.suffix == ".h5ad":
-        return _read_h5ad(path)
-    if path.is_file():
-        return _read_protein_names(path, what)
-    if path.suffix in (".txt", ".tsv", ".csv", ".list"):
-        raise FileNotFoundError(f"{what} list {path} does not exist")
-    names = _split_names(value)
-    if not names:
-        raise ValueError(f"no {what} names in {value!r}")
-    return names
-
-
-def _read_h5ad(path: Path):
-    import anndata
-
-    from .inference import require_file
-
-    require_file(path, "file")
-    try:
-        return anndata.read_h5ad(path)
-    except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
-        raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
 
 
 def _rna_argument(args: argparse.Namespace):
@@ -129,28 +58,9 @@ def _with_cli_equivalents(message: str) -> str:
     return message + (f" [on the command line: {'; '.join(dict.fromkeys(hints))}]" if hints else "")
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None,
-                        help="model folder or hub id (default: the pre-trained sctranslator-base in the package)")
-    parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
-    parser.add_argument("--layer", default=None,
-                        help="read the expression from this layer of --rna instead of X (e.g. counts), or 'raw' "
-                             "for adata.raw; the file is then read into memory")
-    parser.add_argument("--gene-column", default=None,
-                        help="the var column of --rna that holds gene names (e.g. gene_symbols; default var_names)")
-    parser.add_argument(
-        "--batch-size", type=int, default=None,
-        help="cells per forward pass (default: 1 for the full-size model on CPU, where it is fastest; up to 8)",
-    )
-    parser.add_argument("--chunk-size", type=int, default=256, help="cells read and tokenized at once")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="compute precision (default float32)")
-
-
 def _run_predict(args: argparse.Namespace) -> int:
+    from modeling_sctranslator.inference import predict_proteins
     from tokenization.atomic_io import atomic_output_file
-
-    from .inference import predict_proteins
 
     if args.proteins is None and args.protein is None:
         raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
@@ -204,9 +114,8 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     import anndata
     import numpy as np
 
+    from modeling_sctranslator.inference import predict_proteins, read_rna, reading_layout
     from tokenization.atomic_io import atomic_output_file, check_output_target
-
-    from .inference import predict_proteins, read_rna, reading_layout
 
     rna, _ = read_rna(args.rna)
     if state.is_main_process:
@@ -243,9 +152,8 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from training.metrics import protein_prediction_metrics
-
-    from .inference import predict_proteins
+    from modeling_sctranslator.inference import predict_proteins
+    from modeling_sctranslator.metrics import protein_prediction_metrics
 
     proteins = _read_h5ad(args.protein)
     rna, gene_names = _rna_argument(args)
@@ -273,7 +181,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad file")
-    _add_model_options(predict)
+    add_model_options(predict)
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--proteins", help="proteins: A,B,C or a text file (one per line, or comma-separated)")
     which.add_argument("--protein", type=Path, help="protein .h5ad whose var_names are the targets")
@@ -282,7 +190,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     predict.set_defaults(func=_run_predict)
 
     evaluate = subparsers.add_parser("evaluate", help="predict and compare with measured proteins")
-    _add_model_options(evaluate)
+    add_model_options(evaluate)
     evaluate.add_argument("--protein", type=Path, required=True, help="measured proteins, same cells in order")
     evaluate.add_argument("--json", type=Path, help="also write the metrics JSON here")
     evaluate.add_argument(
@@ -296,7 +204,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from tokenization.cli import add_vocab_commands
 
-    from .interpretation import add_interpretation_commands
+    from .interpretation_commands import add_interpretation_commands
 
     parser = argparse.ArgumentParser(
         prog="sctranslator", description="scTranslator: translate single-cell transcriptomes into proteomes"
@@ -331,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_input_files(args: argparse.Namespace) -> None:
     """Missing input files or folders given as files fail before any model is loaded."""
-    from .inference import require_file
+    from modeling_sctranslator.inference import require_file
 
     for name, what in (("rna", "RNA file"), ("protein", "protein file")):
         if isinstance(getattr(args, name, None), Path):

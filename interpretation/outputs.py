@@ -1,22 +1,18 @@
-"""Files from interpretation results: tables (CSV / Parquet), AnnData, heatmaps, ranked gene lists; CLI.
+"""Files from interpretation results: tables (CSV / Parquet), AnnData, heatmaps, ranked gene lists.
 
-``sctranslator attention`` and ``sctranslator knockout`` (wired by :func:`add_interpretation_commands`).
+The ``sctranslator attention`` and ``sctranslator knockout`` commands that write them live in
+:mod:`sctranslator.interpretation_commands`.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .interpretation_maps import RECIPES
-
-__all__ = ["add_interpretation_commands", "write_attention", "write_knockout"]
+__all__ = ["TABLE_FORMATS", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
 _MAX_TICK_LABELS = 60
@@ -99,7 +95,7 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: 
 # --------------------------------------------------------------------------- attention
 def write_attention(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True,
                     anndata: bool = True, rank_by: str = "mean", top_n: int = 100) -> list[Path]:
-    """Write an :class:`~.interpretation.AttentionResult` into ``out_dir`` (created); returns the files.
+    """Write an :class:`~.attention.AttentionResult` into ``out_dir`` (created); returns the files.
 
     * ``{encoder,decoder,encoder_to_decoder}_{sum,mean,normalized}.csv|.parquet``: the maps;
     * ``attention.h5ad``: see :meth:`AttentionResult.to_anndata`;
@@ -110,7 +106,7 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
     """
     import pandas as pd
 
-    from .interpretation import MAP_NAMES
+    from .attention import MAP_NAMES
 
     formats = _table_formats(table_format)
     out = Path(out_dir)
@@ -158,7 +154,7 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
 
 # --------------------------------------------------------------------------- knockout
 def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True) -> list[Path]:
-    """Write a :class:`~.interpretation_knockout.KnockoutResult` into ``out_dir``; returns the files.
+    """Write a :class:`~.knockout.KnockoutResult` into ``out_dir``; returns the files.
 
     * ``knockout_effects.csv``: long table (gene, protein, group, n_cells, means, mean_diff,
       sd_unperturbed, standardized_effect, mean_abs_diff, frac_changed);
@@ -183,85 +179,3 @@ def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots
                 xlabel="protein", ylabel="knocked-out gene",
             ))
     return written
-
-
-# --------------------------------------------------------------------------- CLI
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    from .cli import _add_model_options
-
-    _add_model_options(parser)
-    parser.add_argument("--proteins", required=True,
-                        help="proteins: A,B,C, a text file (one per line) or a protein .h5ad (its var_names)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    parser.add_argument("--table-format", choices=TABLE_FORMATS, default="csv",
-                        help="tables as CSV, Parquet (needs pyarrow) or both")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG heatmaps")
-
-
-def _run_attention(args: argparse.Namespace) -> int:
-    from .cli import load_model_and_tokenizer, names_argument
-    from .interpretation import _parse_top, attention_analysis
-
-    proteins = names_argument(args.proteins, "protein")
-    genes: Any = None
-    if args.genes is not None:
-        genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
-    _table_formats(args.table_format)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
-    started = time.perf_counter()
-    result = attention_analysis(
-        model, tokenizer, args.rna, proteins, genes=genes, recipe=args.recipe, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, device=model.device, progress=True,
-    )
-    files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
-                            top_n=args.top_n)
-    print(f"attention maps ({result.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
-          f"over {result.n_cells} cells in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
-    return 0
-
-
-def _run_knockout(args: argparse.Namespace) -> int:
-    from .cli import load_model_and_tokenizer, names_argument
-    from .interpretation_knockout import knockout_analysis
-
-    proteins = names_argument(args.proteins, "protein")
-    genes = names_argument(args.genes, "gene")
-    _table_formats(args.table_format)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
-    started = time.perf_counter()
-    result = knockout_analysis(
-        model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
-        batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
-    )
-    files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots)
-    print(f"knocked out {len(result.genes)} genes for {len(result.proteins)} proteins over {result.n_cells} cells "
-          f"in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
-    return 0
-
-
-def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``attention`` and ``knockout`` to the ``sctranslator`` command line."""
-    attention = subparsers.add_parser(
-        "attention", help="encoder, decoder and gene->protein attention maps aggregated over cells (by gene)"
-    )
-    _add_common(attention)
-    attention.add_argument("--genes", default=None,
-                           help="top-K (genes receiving most encoder attention), A,B,C or a text file; "
-                                "default: every gene the model sees (small models only)")
-    attention.add_argument("--recipe", choices=RECIPES, default=None,
-                           help="default: the model's own (corrected, or cross_attention for the variant). "
-                                "corrected: what each layer attended over; original: the original "
-                                "attention_matrix.py recipe (map from the post-attention residual stream); "
-                                "cross_attention: the variant's translator attention, protein -> gene")
-    attention.add_argument("--rank-by", choices=("mean", "normalized"), default="mean",
-                           help="statistic ranking genes per protein in ranked_genes/")
-    attention.add_argument("--top-n", type=int, default=100, help="genes in each ranked_genes/<protein>.txt")
-    attention.set_defaults(func=_run_attention, batch_size=2)
-
-    knockout = subparsers.add_parser("knockout", help="in-silico knockout: effect of removing genes on proteins")
-    _add_common(knockout)
-    knockout.add_argument("--genes", required=True, help="genes to knock out: A,B,C or a text file")
-    knockout.add_argument("--groupby", default=None, help="obs column: effects per cell group too")
-    knockout.add_argument("--tolerance", type=float, default=1e-3,
-                          help="a cell's prediction counts as changed above this absolute difference")
-    knockout.set_defaults(func=_run_knockout)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from training.metrics import cosine_similarity, pearson_per_cell, pearson_per_protein, protein_prediction_metrics
+from modeling_sctranslator.metrics import (
+    cosine_similarity,
+    pearson_per_cell,
+    pearson_per_protein,
+    protein_prediction_metrics,
+)
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import AutoModel, pipeline
 
-from modeling_sctranslator.cli import main as cli_main
+from sctranslator.cli import main as cli_main
 
 from ..conftest import SECRET
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from modeling_sctranslator.demo import main
+from sctranslator.demo import main
 
-from .conftest import shared_path
+from ..conftest import shared_path
 
 
 def test_demo_writes_report_plot_and_predictions(tmp_path, capsys):

@@ -51,7 +51,7 @@ def _mapped_block(rna: Any, start: int, stop: int, columns: np.ndarray, sparse: 
     """
     import scipy.sparse as sp
 
-    from .inference import cell_rows
+    from modeling_sctranslator.inference import cell_rows
 
     block = cell_rows(rna, start, stop)
     x = block.X if hasattr(block, "X") else block
@@ -69,7 +69,7 @@ class _ChunkKnockout:
     """The compatible model's encodings of one chunk, one knocked-out gene at a time (all mapped genes)."""
 
     def __init__(self, raw: np.ndarray, tokens: np.ndarray, max_genes: int) -> None:
-        from tokenization.tokenization_sctranslator import scale_rows
+        from tokenization.scaling import scale_rows
 
         self.scale_rows = scale_rows
         self.raw = raw  # cells × mapped genes, data order
@@ -113,7 +113,8 @@ class _ExpressedChunkKnockout:
     def encode(self, rank: int) -> dict[str, np.ndarray]:
         """input_ids / input_values / attention_mask with mapped gene number ``rank`` removed (padded to
         the longest cell)."""
-        from tokenization.tokenization_sctranslator import ConstantCellWarning, InputQualityWarning
+        from tokenization.checks import InputQualityWarning
+        from tokenization.scaling import ConstantCellWarning
 
         keep = np.delete(np.arange(self.raw.shape[1]), rank)
         with warnings.catch_warnings():  # said once already, for the unperturbed encoding
@@ -155,7 +156,7 @@ def knockout_encoding(
     max_length=max_length, padding="longest", encoder_inputs="expressed", expressed_zero_genes=...)``.
     Returns input_ids / input_values / attention_mask, (cells, width) tensors.
     """
-    from .inference import read_rna
+    from modeling_sctranslator.inference import read_rna
 
     rna, gene_names = read_rna(rna, gene_names)
     options = {"encoder_inputs": encoder_inputs, "expressed_zero_genes": expressed_zero_genes}
@@ -183,7 +184,7 @@ def _knockout_predictions(model, encoded, perturbed: dict[str, np.ndarray], base
 
     Cells whose encoding did not change keep ``base``; the others run through the model again.
     """
-    from .inference import predict_encoded
+    from modeling_sctranslator.inference import predict_encoded
 
     changed = _changed_cells(encoded, perturbed)
     predictions = base.copy()
@@ -361,7 +362,7 @@ def knockout_analysis(
     Returns:
         :class:`KnockoutResult`.
     """
-    from .inference import (
+    from modeling_sctranslator.inference import (
         aligned_to_layout,
         cell_rows,
         count_cells,
@@ -372,7 +373,8 @@ def knockout_analysis(
         resolve_device,
         resolve_targets,
     )
-    from .interpretation import _progress
+
+    from .attention import _progress
 
     if (batch_size is not None and batch_size < 1) or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")

@@ -49,8 +49,8 @@ be attended to), and the per-gene counts come with the result (``gene_cell_count
 compatible model every count is the number of cells. ``normalized`` is the original's min-max
 normalisation of the summed map: every column to [0, 1], then every row.
 
-Knockout: see :mod:`.interpretation_knockout`. Per-layer maps and sums by gene:
-:mod:`.interpretation_maps`. Output writers and plots: :mod:`.interpretation_outputs`.
+Knockout: see :mod:`interpretation.knockout`. Per-layer maps and sums by gene:
+:mod:`interpretation.maps`. Output writers and plots: :mod:`interpretation.outputs`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .interpretation_maps import (
+from .maps import (
     RECIPES,
     VARIANT_RECIPE,
     GeneIndex,
@@ -402,7 +402,7 @@ class _Cells:
 
     def __init__(self, tokenizer, rna, gene_names, protein_ids, config, chunk_size: int, batch_size: int,
                  device: torch.device) -> None:
-        from .inference import count_cells
+        from modeling_sctranslator.inference import count_cells
 
         self.tokenizer, self.rna, self.gene_names, self.protein_ids = tokenizer, rna, gene_names, protein_ids
         self.config, self.chunk_size, self.batch_size, self.device = config, chunk_size, batch_size, device
@@ -412,7 +412,7 @@ class _Cells:
         self.first, self.report = self._encode(0, min(chunk_size, self.n_cells))
 
     def _encode(self, start: int, stop: int):
-        from .inference import cell_rows, encoding_options
+        from modeling_sctranslator.inference import cell_rows, encoding_options
 
         return self.tokenizer(
             rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
@@ -525,7 +525,7 @@ def attention_analysis(
         :class:`AttentionResult` (``recipe`` records the recipe used). For the variant a cell adds only
         to the genes in its encoding and ``mean`` is over those cells (module docstring).
     """
-    from .inference import aligned_to_layout, read_rna, resolve_device, resolve_targets
+    from modeling_sctranslator.inference import aligned_to_layout, read_rna, resolve_device, resolve_targets
 
     recipe = resolve_recipe(model, recipe)
     if batch_size < 1 or chunk_size < 1:
@@ -581,7 +581,7 @@ def _warn_absent(genes: Sequence[str], counts: np.ndarray) -> None:
 
 def _progress(progress, desc: str, total: int) -> Callable[[int], None]:
     """Update function for a progress bar of ``total`` cells (tqdm when True, a callable as is)."""
-    from .inference import progress_bar
+    from modeling_sctranslator.inference import progress_bar
 
     if progress is True:
         from tqdm.auto import tqdm
@@ -596,16 +596,3 @@ def _progress(progress, desc: str, total: int) -> Callable[[int], None]:
         return update
     return progress_bar(progress, total)
 
-
-# the public API in one place (the knockout and file writers live in sibling modules)
-from .interpretation_knockout import KnockoutResult, knockout_analysis, knockout_encoding  # noqa: E402
-from .interpretation_outputs import add_interpretation_commands, write_attention, write_knockout  # noqa: E402
-
-__all__ += [
-    "KnockoutResult",
-    "add_interpretation_commands",
-    "knockout_analysis",
-    "knockout_encoding",
-    "write_attention",
-    "write_knockout",
-]

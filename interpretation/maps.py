@@ -1,6 +1,6 @@
 """Attention maps of one batch of cells, and their sums over cells indexed by gene.
 
-The pieces behind :func:`.interpretation.attention_maps` and :func:`.interpretation.attention_analysis`,
+The pieces behind :func:`.attention.attention_maps` and :func:`.attention.attention_analysis`,
 for both translators:
 
 * :class:`LayerAttention` holds one layer's queries and keys and gives any rows of its map, with
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .favor_attention import masked_softmax_kernel_features, softmax_kernel_features, split_heads
+from modeling_sctranslator.favor_attention import masked_softmax_kernel_features, softmax_kernel_features, split_heads
 
-RECIPES = ("corrected", "original", "cross_attention")  # see the module docstring of .interpretation
+RECIPES = ("corrected", "original", "cross_attention")  # see the module docstring of .attention
 VARIANT_RECIPE = "cross_attention"
 ROW_BLOCK_ELEMENTS = 1 << 24  # batch × rows × length elements per block of map rows (64 MiB float32)
 
@@ -180,7 +180,7 @@ class BatchStates:
 
 def forward_states(model, input_ids, input_values, attention_mask, protein_ids, protein_attention_mask) -> BatchStates:
     """Run the model with hidden states; the compatible model's inputs padded to its fixed lengths first."""
-    from .modeling_sctranslator import prepare_side
+    from modeling_sctranslator.modeling_sctranslator import prepare_side
 
     config = model.config
     fixed = config.pads_to_fixed_length
@@ -363,7 +363,7 @@ def encoder_received(
     Returns the ids and mask as the model saw them (padded to ``max_genes`` if it pads) and the attention
     received, all (batch, length). Linear in length for FAVOR+ (no map is built).
     """
-    from .modeling_sctranslator import prepare_side
+    from modeling_sctranslator.modeling_sctranslator import prepare_side
 
     config = model.config
     ids, values, mask = prepare_side(

@@ -1,5 +1,8 @@
 """Paired RNA + protein sets for ``benchmarks/quality.py``: QC, split, gene selection, prepared files.
 
+In ``training`` (below the benchmarks) because pre-training needs the same split: no pre-training
+corpus may contain a benchmark's held-out cells (:func:`held_out_cells`).
+
 Protocol (the same for every set and every method):
 
 1. Cells: ``reapseq_pbmc`` keeps cells with >= 200 detected genes and < 5 % mitochondrial (``MT-``)
@@ -47,6 +50,8 @@ VOCAB_DIR = SHARED_DIR / "vocab"
 SETS = ("eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200", "eccite_ctcl")
 DEFAULT_SETS = ("eccite", "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200")
 QC_SETS = {"reapseq_pbmc": {"min_genes": 200, "max_mito_fraction": 0.05}}
+# the cell caps of benchmarks/quality.py's budgets: a capped draw changes which cells are held out
+MAX_CELLS = {"small": {"reapseq_pbmc": 2000}, "full": {}}
 
 
 @dataclass
@@ -212,3 +217,13 @@ def write_prepared(data: PairedSet, out_dir: Path, rna_values: str, all_genes: b
     rna.write_h5ad(f"{base}_rna.h5ad")
     prot.write_h5ad(f"{base}_adt.h5ad")
     return base
+
+
+def held_out_cells(name: str, tokenizer) -> set[str]:
+    """obs names of ``name``'s test cells under every budget (the cell cap changes the split, e.g.
+    reapseq_pbmc's 2,000-cell draw): cells that no pre-training corpus may contain."""
+    held_out: set[str] = set()
+    for cap in {caps.get(name) for caps in MAX_CELLS.values()}:
+        data = load_set(name, tokenizer, cap)
+        held_out.update(data.obs_names[i] for i in data.eval)
+    return held_out

@@ -13,7 +13,7 @@
    per cell for the second scale; and fitted on the scaled target directly). ``demo_output/report.md``,
    ``metrics.json`` and ``scatter.png`` are written.
 
-    python -m modeling_sctranslator.demo [--steps 300] [--out demo_output] [--shared ../shared]
+    python -m sctranslator.demo [--steps 300] [--out demo_output] [--shared ../shared]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def scatter_plot(path: Path, names: list[str], series: dict[str, np.ndarray], me
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from training.metrics import pearson_per_protein
+    from modeling_sctranslator.metrics import pearson_per_protein
 
     shown = [n for n in SCATTER_PROTEINS if n in names][:8] or names[:8]
     r = {label: pearson_per_protein(values, measured) for label, values in series.items()}
@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import pipeline
 
     import modeling_sctranslator  # noqa: F401  (registers the pipeline and its default model)
+    from modeling_sctranslator.metrics import protein_prediction_metrics
     from tokenization.tokenization_sctranslator import scale_rows
     from training.baselines import log_normalise, pca_ridge
-    from training.metrics import protein_prediction_metrics
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     started = time.perf_counter()

@@ -1,0 +1,175 @@
+"""Input checks of the tokenizer: option values, RNA values, matching cells, and warnings about inputs that
+give plausible-looking but poor predictions (:class:`InputQualityWarning`).
+
+Imports nothing of the package but the mapping report's type, so every other tokenizer module may use it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .gene_ids import MappingReport
+
+__all__ = ["InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped", "check_same_cells",
+           "check_zero_genes", "warn_about_duplicates", "warn_about_input_quality"]
+
+
+def check_zero_genes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    return value
+
+
+def check_same_cells(matrix: Any, proteins: Any) -> None:
+    n_rna = matrix.shape[0]
+    n_prot = proteins.shape[0]
+    if matrix.obs_names is None:
+        if n_rna != n_prot:
+            raise ValueError(f"the RNA matrix has {n_rna} cells but the protein AnnData has {n_prot}")
+        return
+    rna_names = matrix.obs_names
+    prot_names = list(map(str, proteins.obs_names))
+    if rna_names == prot_names:
+        return
+    if set(rna_names) == set(prot_names) and n_rna == n_prot:
+        raise ValueError(
+            "the RNA and protein AnnData hold the same cells in a different order; align them first, e.g. "
+            "adt = adt[rna.obs_names]"
+        )
+    common = len(set(rna_names) & set(prot_names))
+    raise ValueError(
+        f"the RNA ({n_rna} cells) and protein ({n_prot} cells) AnnData do not hold the same cells "
+        f"({common} shared); "
+        "keep the shared cells in one order first, e.g. common = rna.obs_names.intersection(adt.obs_names); "
+        "rna, adt = rna[common], adt[common]"
+    )
+
+
+def first_bad_dense_row(bad: np.ndarray) -> int:
+    return int(np.argmax(bad.any(axis=1)))
+
+
+def _cell_label(obs_names: Sequence[str] | None, index: int) -> str:
+    return repr(obs_names[index]) if obs_names is not None else f"#{index}"
+
+
+class InputQualityWarning(UserWarning):
+    """The input looks unlike what the model was trained on (few genes mapped, mixed species, log values)."""
+
+
+_HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
+_MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
+
+
+def human_ensembl_hint(unmapped: Sequence[str]) -> str:
+    """What to do when most unmapped names are human Ensembl ids (the original id tables have none); else ""."""
+    if sum(str(n).upper().startswith("ENSG") for n in unmapped) <= len(unmapped) / 2:
+        return ""
+    return (" Most unmapped names are human Ensembl ids (ENSG...), which the original id tables do not cover: "
+            "pass the symbols (gene_names=adata.var['gene_symbols']); a model trained from scratch can use a "
+            "vocabulary that has them, built from NCBI's gene_info (sctranslator vocab from-ncbi).")
+
+
+def check_rna_mapped(report: MappingReport, n_vars: int) -> None:
+    """Raise when none of the input's genes maps to the vocabulary, naming the accepted formats."""
+    if report.columns.size == 0:
+        examples = ", ".join(report.names[:5])
+        raise ValueError(
+            f"none of the {n_vars} genes is in the scTranslator vocabulary (first names: {examples}). "
+            "Accepted formats: human symbols or aliases (CD4), Entrez ids ('920'), mouse symbols "
+            "(Cd4), mouse "
+            "Ensembl ids (ENSMUSG..., version suffix ok), or token ids via gene_ids=... / "
+            "var['my_Id']. If "
+            "the names are elsewhere (e.g. adata.var['gene_symbols']), pass gene_names=adata.var[...]."
+            + human_ensembl_hint(report.unmapped)
+        )
+
+
+def warn_about_duplicates(report: MappingReport) -> None:
+    """Warn (for the tokenizer's caller) when gene columns map to a token another column already has."""
+    if report.n_duplicates:
+        warnings.warn(
+            f"{report.n_duplicates} gene columns map to a token another column already has (e.g. "
+            f"{report.duplicates[0][0]!r} = {report.duplicates[0][1]!r}); the name that sorts first "
+            "is kept (the first column among identical names), the others dropped (see the report's duplicates)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def warn_about_input_quality(report: MappingReport, matrix: Any) -> None:
+    """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
+    non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
+    if len(non_control) >= 20 and report.mapped_fraction < 0.10:
+        warnings.warn(
+            f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
+            f"from so few genes are unreliable.{human_ensembl_hint(report.unmapped)} See the report "
+            "(return_report=True) for what did not map.",
+            InputQualityWarning, stacklevel=3,
+        )
+    routes = report.route_counts
+    human = sum(routes.get(r, 0) for r in _HUMAN_ROUTES)
+    mouse = sum(routes.get(r, 0) for r in _MOUSE_ROUTES)
+    if min(human, mouse) >= max(10, 0.05 * (human + mouse)):
+        warnings.warn(
+            f"the genes look like a mix of species ({human} mapped as human, {mouse} as mouse symbols or ids); "
+            "pass species='human' or species='mouse' if that is not intended",
+            InputQualityWarning, stacklevel=3,
+        )
+    if matrix.transform == "none" and matrix.kind in ("log", "linear"):
+        looks = "log-normalised" if matrix.kind == "log" else "normalised (e.g. counts per 10,000)"
+        warnings.warn(
+            f"the expression values are not integer counts: they look {looks}. This model reads the values "
+            "as given (rna_transform='none') and was trained on raw counts (scaled per cell); pass raw counts "
+            "(e.g. adata.layers['counts'] or adata.raw) for predictions on the training scale.",
+            InputQualityWarning, stacklevel=3,
+        )
+    elif matrix.kind == "linear" and matrix.applied == "log1p":
+        warnings.warn(
+            "the expression values are normalised but not logged (e.g. counts per 10,000 or TPM): they are "
+            "read as log1p of the values; raw counts (adata.layers['counts'] or adata.raw) match the "
+            "training data best",
+            InputQualityWarning, stacklevel=3,
+        )
+
+
+def check_block(block, start: int, obs_names) -> None:
+    import scipy.sparse as sp
+
+    if sp.issparse(block):
+        check_rna(block.data, start, obs_names,
+                   lambda bad: int(np.searchsorted(block.indptr, np.argmax(bad), side="right") - 1))
+    else:
+        check_rna(block, start, obs_names, first_bad_dense_row)
+
+
+def check_rna(values: np.ndarray, start: int, obs_names, first_row) -> None:
+    """Raise on NaN/inf/negative RNA; ``first_row(bad_mask)`` gives the block row of the first bad value."""
+    if values.dtype.kind not in "fiub":
+        raise TypeError(f"RNA values must be numbers, got dtype {values.dtype}")
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise ValueError(
+                f"the RNA matrix has {int((~finite).sum())} NaN/inf values (first in cell "
+                f"{_cell_label(obs_names, start + first_row(~finite))}). scTranslator needs finite, "
+                "non-negative "
+                "expression: fill them (e.g. numpy.nan_to_num) or drop those cells"
+            )
+    if values.size and values.min() < 0:
+        raise ValueError(
+            f"the RNA matrix has negative values (min {float(values.min()):.4g}, first in cell "
+            f"{_cell_label(obs_names, start + first_row(values < 0))}); it looks scaled/centred (e.g. "
+            "sc.pp.scale). "
+            "Pass raw counts or log-normalised values (adata.raw, adata.layers['counts'])"
+        )

@@ -1,0 +1,198 @@
+"""Matrix access: row chunks of a dense array, a scipy sparse matrix or (backed) AnnData ``X``, the RNA
+transform the tokenizer applies before scaling, and the column choices (mapped genes, a model's gene layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .checks import check_block, check_choice
+from .gene_ids import MappingReport
+from .value_kinds import value_kind
+
+__all__ = ["CHUNK_ELEMENTS", "RNA_TRANSFORMS", "Matrix", "align_to_layout", "cell_covariates", "is_anndata",
+           "rows_per_chunk", "take_columns"]
+
+CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
+# What the tokenizer does to RNA values before per-cell scaling. "none": the values as given (the
+# original, and every model trained on them); "log1p_cp10k": raw counts -> log1p(counts per 10,000,
+# library size over every column of the input), so a model trained on log-normalised values takes the
+# raw counts users have. Such a model also takes what its training corpora held besides counts (see
+# value_kinds): log values (bulk log2(x+1), log1p(CP10k)) are read as they are, linear normalised values
+# (CP10k, TPM) get log1p; the report says which (EncodingReport.rna_values).
+RNA_TRANSFORMS = ("none", "log1p_cp10k")
+_APPLIED_TRANSFORMS = {
+    ("log1p_cp10k", "counts"): ("log1p_cp10k", "raw counts -> log1p(CP10k)"),
+    ("log1p_cp10k", "log"): ("none", "log values, read as they are"),
+    ("log1p_cp10k", "linear"): ("log1p", "linear normalised values -> log1p"),
+}
+
+
+
+def rows_per_chunk(width: int, chunk_size: int | None = None) -> int:
+    """Cells read at once: ``chunk_size``, else as many as fit ``CHUNK_ELEMENTS`` values of ``width`` (<= 4096)."""
+    return chunk_size or max(1, min(4096, CHUNK_ELEMENTS // max(width, 1)))
+
+
+def is_anndata(obj: Any) -> bool:
+    return (
+        type(obj).__name__ in ("AnnData", "Raw") and hasattr(obj, "var_names") and hasattr(obj, "obs_names")
+    )
+
+
+class Matrix:
+    """Row-chunk access to a dense array, a scipy sparse matrix or (backed) AnnData ``X``."""
+
+    def __init__(self, data: Any, what: str, transform: str = "none") -> None:
+        import scipy.sparse as sp
+
+        self.what = what
+        self.transform = check_choice("rna_transform", transform, RNA_TRANSFORMS)
+        self.obs_names = None
+        self.var_names = None
+        self.var = None
+        if is_anndata(data):
+            self.obs_names = list(map(str, data.obs_names))
+            self.var_names = list(map(str, data.var_names))
+            self.var = data.var
+            x = data.X
+            if x is None:
+                raise ValueError(
+                    f"{what} AnnData has no X matrix; put the values in X (e.g. adata.X = adata.layers[...])"
+                )
+            self.backed = bool(getattr(data, "isbacked", False))
+        else:
+            self.backed = False
+            if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
+                self.var_names = list(map(str, data.columns))
+                self.obs_names = list(map(str, data.index))
+                x = data.to_numpy()
+            elif type(data).__module__.startswith("torch"):
+                x = data.detach().cpu().numpy()
+            else:
+                x = data
+        if sp.issparse(x):
+            if x.format not in ("csr", "csc"):
+                x = x.tocsr()
+            elif x.format == "csc":
+                x = x.tocsr()  # row chunks of CSC are slow; one conversion per call
+        elif not self.backed and not hasattr(x, "shape"):
+            x = np.asarray(x)
+        if not self.backed and isinstance(x, np.ndarray) and x.ndim == 1:
+            x = x[None, :]
+        if len(x.shape) != 2:
+            raise ValueError(f"{what} must be a 2-D cells x features matrix, got shape {tuple(x.shape)}")
+        self.x = x
+        self.shape = (int(x.shape[0]), int(x.shape[1]))
+
+    def adapt_transform(self) -> str:
+        """Choose the transform this input needs from the kind of its values (first 64 rows), as the
+        training corpora were read; returns what was done, in words."""
+        self.kind = value_kind(self.raw_rows(0, min(self.shape[0], 64)))
+        self.applied, done = _APPLIED_TRANSFORMS.get((self.transform, self.kind), (self.transform, ""))
+        return done or ("as given" if self.applied == "none" else "raw counts -> log1p(CP10k)")
+
+    def rows(self, start: int, stop: int):
+        """Rows ``start:stop`` (CSR or dense), after the transform."""
+        block = self.raw_rows(start, stop)
+        applied = getattr(self, "applied", self.transform)
+        if applied == "log1p_cp10k":
+            block = _log1p_cp10k(block, start, self.obs_names)
+        elif applied == "log1p":
+            block = _log1p(block, start, self.obs_names)
+        return block
+
+    def raw_rows(self, start: int, stop: int):
+        """Rows ``start:stop`` as stored (CSR with canonical indices, or dense)."""
+        import scipy.sparse as sp
+
+        block = self.x[start:stop]
+        if sp.issparse(block):
+            block = block.tocsr() if block.format != "csr" else block
+            if not block.has_canonical_format:
+                block = block.copy()
+                block.sum_duplicates()
+            return block
+        return np.asarray(block)
+
+
+
+def align_to_layout(report: MappingReport, layout: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(columns, tokens, filled, dropped) for encoding in ``layout`` order: the input column of each layout
+    token (-1 where the input lacks it: a true zero), the layout's tokens, how many were filled, how many mapped
+    input columns fall outside the layout."""
+    tokens = np.asarray(layout, dtype=np.int64)
+    column_of = {int(t): int(c) for t, c in zip(report.kept_token_ids, report.columns, strict=True)}
+    columns = np.asarray([column_of.get(int(t), -1) for t in tokens], dtype=np.int64)
+    filled = int((columns < 0).sum())
+    dropped = len(column_of) - (tokens.size - filled)
+    if filled == tokens.size:
+        raise ValueError(f"none of the model's {tokens.size} layout genes is in the input; is it the right data?")
+    return columns, tokens, filled, dropped
+
+
+def take_columns(block, columns: np.ndarray):
+    """``block[:, columns]`` (CSR or dense), where a column of -1 -- a gene the input lacks -- is all zeros."""
+    import scipy.sparse as sp
+
+    present = columns >= 0
+    if present.all():
+        return block[:, columns]
+    if sp.issparse(block):
+        sub = block[:, columns[present]].tocsr()
+        positions = np.flatnonzero(present)
+        return sp.csr_matrix((sub.data, positions[sub.indices], sub.indptr), shape=(block.shape[0], columns.size))
+    out = np.zeros((block.shape[0], columns.size), dtype=np.result_type(block.dtype, np.float32))
+    out[:, present] = block[:, columns[present]]
+    return out
+
+
+def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None) -> np.ndarray:
+    """(cells, 4) float32: log1p library size (every column, as given), log1p detected mapped genes, and the
+    minimum and maximum of the mapped genes after the RNA transform: what per-cell scaling leaves out."""
+    import scipy.sparse as sp
+
+    n_cells = matrix.shape[0]
+    out = np.empty((n_cells, 4), dtype=np.float32)
+    step = rows_per_chunk(matrix.shape[1], chunk_size)
+    for start in range(0, n_cells, step):
+        stop = min(start + step, n_cells)
+        raw = matrix.raw_rows(start, stop)
+        mapped = take_columns(matrix.rows(start, stop), columns)
+        if sp.issparse(mapped):  # scipy's min/max count the implicit zeros
+            mapped = mapped.tocsr()
+            low, high = mapped.min(axis=1).toarray().ravel(), mapped.max(axis=1).toarray().ravel()
+            row_of_value = np.repeat(np.arange(mapped.shape[0]), np.diff(mapped.indptr))
+            detected = np.bincount(row_of_value[mapped.data != 0], minlength=mapped.shape[0])
+        else:
+            low, high, detected = mapped.min(axis=1), mapped.max(axis=1), (mapped != 0).sum(axis=1)
+        library = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
+        out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
+    return out
+
+
+def _log1p(block, start: int, obs_names):
+    """log1p of a row block of linear normalised values (CP10k, TPM)."""
+    check_block(block, start, obs_names)
+    return block.astype(np.float64).log1p() if hasattr(block, "log1p") else np.log1p(block.astype(np.float64))
+
+
+def _log1p_cp10k(block, start: int, obs_names):
+    """log1p(counts per 10,000) of a row block; library sizes over every column of the input."""
+    import scipy.sparse as sp
+
+    check_block(block, start, obs_names)
+    if sp.issparse(block):
+        totals = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    else:
+        totals = block.sum(axis=1, dtype=np.float64)
+    factors = 1e4 / np.where(totals > 0, totals, 1.0)
+    if sp.issparse(block):
+        out = block.astype(np.float64, copy=True)
+        out.data *= np.repeat(factors, np.diff(out.indptr))
+        np.log1p(out.data, out=out.data)
+        return out
+    return np.log1p(block.astype(np.float64) * factors[:, None])

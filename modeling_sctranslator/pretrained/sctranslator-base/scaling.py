@@ -1,0 +1,46 @@
+"""The scaling rule: per-cell max-min scaling to ``[1e-8, 1]``, as the original (:func:`scale_between` holds
+the formula, :func:`scale_rows` applies it to the rows of a matrix)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["SCALE_FLOOR", "ConstantCellWarning", "scale_between", "scale_rows"]
+
+SCALE_FLOOR = 1e-8
+
+
+class ConstantCellWarning(UserWarning):
+    """Some cells have max == min over their genes/proteins; see :func:`scale_rows`."""
+
+
+def scale_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row max-min scaling to [1e-8, 1], as the original: ``1e-8 + (v - min) / (max - min) * (1 - 1e-8)``.
+
+    Computed in float64 over every column of the row (NaN ignored for min/max and kept as NaN).
+    A constant row (max == min, e.g. all zero) has no scale: the original divides 0 by 0 and gets
+    NaN; we give every non-NaN value of such a row ``1e-8`` (the bottom of the range: the row carries
+    no information) and return a mask of those rows so callers can warn. Returns (scaled float64,
+    constant-row mask).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        lo = np.nanmin(v, axis=1, keepdims=True) if v.shape[1] else np.zeros((v.shape[0], 1))
+        hi = np.nanmax(v, axis=1, keepdims=True) if v.shape[1] else np.zeros((v.shape[0], 1))
+    return scale_between(v, lo, hi), (hi - lo)[:, 0] == 0
+
+
+def scale_between(values: np.ndarray | float, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """The max-min formula with given bounds (broadcast): ``1e-8 + (v - lo) / (hi - lo) * (1 - 1e-8)``.
+
+    The one place the formula lives (:func:`scale_rows` and the expressed-gene encoding, whose bounds
+    include genes it does not store, both call it). Where ``hi == lo`` every non-NaN value gets ``1e-8``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    span = np.asarray(hi, dtype=np.float64) - lo
+    constant = span == 0
+    out = (v - lo) / np.where(constant, 1.0, span) * (1 - SCALE_FLOOR) + SCALE_FLOOR
+    return np.where(constant & ~np.isnan(v), SCALE_FLOOR, out)

@@ -1,0 +1,91 @@
+"""``sctranslator attention`` and ``sctranslator knockout``: the interpretation package on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from interpretation import RECIPES, attention_analysis, knockout_analysis, write_attention, write_knockout
+from interpretation.attention import _parse_top
+from interpretation.outputs import TABLE_FORMATS, _table_formats
+
+from .options import add_model_options, load_model_and_tokenizer, names_argument
+
+__all__ = ["add_interpretation_commands"]
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_model_options(parser)
+    parser.add_argument("--proteins", required=True,
+                        help="proteins: A,B,C, a text file (one per line) or a protein .h5ad (its var_names)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--table-format", choices=TABLE_FORMATS, default="csv",
+                        help="tables as CSV, Parquet (needs pyarrow) or both")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG heatmaps")
+
+
+def _run_attention(args: argparse.Namespace) -> int:
+
+    proteins = names_argument(args.proteins, "protein")
+    genes: Any = None
+    if args.genes is not None:
+        genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
+    _table_formats(args.table_format)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    started = time.perf_counter()
+    result = attention_analysis(
+        model, tokenizer, args.rna, proteins, genes=genes, recipe=args.recipe, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, device=model.device, progress=True,
+    )
+    files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
+                            top_n=args.top_n)
+    print(f"attention maps ({result.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
+          f"over {result.n_cells} cells in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
+    return 0
+
+
+def _run_knockout(args: argparse.Namespace) -> int:
+
+    proteins = names_argument(args.proteins, "protein")
+    genes = names_argument(args.genes, "gene")
+    _table_formats(args.table_format)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    started = time.perf_counter()
+    result = knockout_analysis(
+        model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
+        batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
+    )
+    files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots)
+    print(f"knocked out {len(result.genes)} genes for {len(result.proteins)} proteins over {result.n_cells} cells "
+          f"in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
+    return 0
+
+
+def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``attention`` and ``knockout`` to the ``sctranslator`` command line."""
+    attention = subparsers.add_parser(
+        "attention", help="encoder, decoder and gene->protein attention maps aggregated over cells (by gene)"
+    )
+    _add_common(attention)
+    attention.add_argument("--genes", default=None,
+                           help="top-K (genes receiving most encoder attention), A,B,C or a text file; "
+                                "default: every gene the model sees (small models only)")
+    attention.add_argument("--recipe", choices=RECIPES, default=None,
+                           help="default: the model's own (corrected, or cross_attention for the variant). "
+                                "corrected: what each layer attended over; original: the original "
+                                "attention_matrix.py recipe (map from the post-attention residual stream); "
+                                "cross_attention: the variant's translator attention, protein -> gene")
+    attention.add_argument("--rank-by", choices=("mean", "normalized"), default="mean",
+                           help="statistic ranking genes per protein in ranked_genes/")
+    attention.add_argument("--top-n", type=int, default=100, help="genes in each ranked_genes/<protein>.txt")
+    attention.set_defaults(func=_run_attention, batch_size=2)
+
+    knockout = subparsers.add_parser("knockout", help="in-silico knockout: effect of removing genes on proteins")
+    _add_common(knockout)
+    knockout.add_argument("--genes", required=True, help="genes to knock out: A,B,C or a text file")
+    knockout.add_argument("--groupby", default=None, help="obs column: effects per cell group too")
+    knockout.add_argument("--tolerance", type=float, default=1e-3,
+                          help="a cell's prediction counts as changed above this absolute difference")
+    knockout.set_defaults(func=_run_knockout)

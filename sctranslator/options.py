@@ -1,0 +1,99 @@
+"""What every model-running command shares: the model options, loading the model, reading name lists."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DTYPES", "add_model_options", "load_model_and_tokenizer", "names_argument"]
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dtype: str | None = None):
+    """A model folder or hub id (None: the shipped default model) → (model in eval mode, tokenizer);
+    clear errors for missing pieces."""
+    import torch
+    from transformers import AutoModel
+
+    from modeling_sctranslator.default_model import resolve_model_name
+    from modeling_sctranslator.inference import resolve_device
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    from .hub import resolve_model_folder
+
+    target = resolve_device(device)  # a wrong --device fails before minutes of loading
+    folder = resolve_model_folder(resolve_model_name(model_id))  # names any missing or damaged file
+    model = AutoModel.from_pretrained(folder)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
+    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else None
+    if torch_dtype in (torch.bfloat16, torch.float16) and target.type == "cpu":
+        print("note: reduced precision is faster on CPUs with AVX512-BF16 but less accurate (predictions move by "
+              "~1e-2; benchmarks/inference.py --padding measures both)", file=sys.stderr)
+    return model.to(device=target, dtype=torch_dtype).eval(), tokenizer
+
+
+def _split_names(text: str) -> list[str]:
+    """``"A, B,C"`` → ``["A", "B", "C"]`` (empty entries dropped)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
+    """Names from a text file: one per line or comma-separated, ``#`` comments; a UTF-8 BOM is ignored."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} list {path} does not exist")
+    names = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        if not line.strip().startswith("#"):
+            names += _split_names(line)
+    if not names:
+        raise ValueError(f"{path} lists no {what} names (one per line or comma-separated expected)")
+    return names
+
+
+def names_argument(value: str | None, what: str) -> Any:
+    """Names from ``A,B,C``, a text file (one per line) or, for proteins, an ``.h5ad`` (its var_names)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.suffix == ".h5ad":
+        return _read_h5ad(path)
+    if path.is_file():
+        return _read_protein_names(path, what)
+    if path.suffix in (".txt", ".tsv", ".csv", ".list"):
+        raise FileNotFoundError(f"{what} list {path} does not exist")
+    names = _split_names(value)
+    if not names:
+        raise ValueError(f"no {what} names in {value!r}")
+    return names
+
+
+def _read_h5ad(path: Path):
+    import anndata
+
+    from modeling_sctranslator.inference import require_file
+
+    require_file(path, "file")
+    try:
+        return anndata.read_h5ad(path)
+    except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
+        raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="model folder or hub id (default: the pre-trained sctranslator-base in the package)")
+    parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
+    parser.add_argument("--layer", default=None,
+                        help="read the expression from this layer of --rna instead of X (e.g. counts), or 'raw' "
+                             "for adata.raw; the file is then read into memory")
+    parser.add_argument("--gene-column", default=None,
+                        help="the var column of --rna that holds gene names (e.g. gene_symbols; default var_names)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="cells per forward pass (default: 1 for the full-size model on CPU, where it is fastest; up to 8)",
+    )
+    parser.add_argument("--chunk-size", type=int, default=256, help="cells read and tokenized at once")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="compute precision (default float32)")
