@@ -22,7 +22,8 @@
 
 5. padding (``--padding``, instead of 1-3): the released configuration on cells of 1,024, 5,000 and 20,000
    genes (the rest of the 20,000 positions padding), one cell per forward: the plain path (every padded
-   position computed), padding computed once (the default, exact), and that in bfloat16 (the model cast);
+   position computed), padding computed once (the default, exact), and that with bfloat16 matrix products
+   (``compute_precision``: autocast, precision-sensitive steps in float32; weights stay float32);
    plus one training step (forward + backward, 2 cells of 1,024 genes), plain vs shared. Alternated over
    ``--rounds``; prints seconds, ratios and the largest difference from the plain fp32 predictions::
 
@@ -51,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
 
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
-from modeling_sctranslator.inference import predict_proteins  # noqa: E402
+from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR  # noqa: E402
+from modeling_sctranslator.inference import compute_precision, predict_proteins  # noqa: E402
 
 
 def synthetic_batch(config: SCTranslatorConfig, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -86,20 +88,20 @@ def padding_rows(args) -> dict:
     plain.use_shared_padding = False
     shared = copy.deepcopy(plain)
     shared.use_shared_padding = True
-    bf16 = copy.deepcopy(shared).to(torch.bfloat16)
-    models = {"plain_fp32": plain, "shared_fp32": shared, "shared_bf16": bf16}
+    models = {"plain_fp32": plain, "shared_fp32": shared, "shared_bf16": shared}
+    precision = {"shared_bf16": torch.bfloat16}  # the same model, bfloat16 products (compute_precision)
     rows = []
     for n_genes in args.padding_genes:
         batch = padded_batch(config, n_genes, 1)
         outputs = {}
         for name, model in models.items():  # warm-up, and the predictions compared
-            with torch.inference_mode():
+            with torch.inference_mode(), compute_precision("cpu", precision.get(name)):
                 outputs[name] = model(**batch).predictions.float()
         times: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(args.rounds):
             for name, model in models.items():
-                def run(model=model, batch=batch):
-                    with torch.inference_mode():
+                def run(model=model, batch=batch, name=name):
+                    with torch.inference_mode(), compute_precision("cpu", precision.get(name)):
                         model(**batch)
                 times[name] += time_call(run, 1)
         row = {"genes": n_genes, **{f"{k}_s_per_cell": statistics.median(v) for k, v in times.items()},
@@ -137,8 +139,8 @@ def padding_rows(args) -> dict:
 
 def bf16_agreement(args) -> dict:
     """Per-protein Pearson r between float32 and bfloat16 predictions of real cells (``--bf16-cells`` ECCITE-seq
-    cells through ``predict_proteins``): a released-size random model and the converted fixture model."""
-    import copy
+    cells through ``predict_proteins``): a released-size random model, the converted fixture model (both
+    untrained: their outputs barely vary across cells) and the shipped pre-trained model."""
     import warnings
 
     import anndata as ad
@@ -152,15 +154,16 @@ def bf16_agreement(args) -> dict:
     torch.manual_seed(0)
     fixture = args.variant_vocab.parent / "fixtures" / "original_small_model.pt"
     models = {"released_size_random": SCTranslatorForProteinPrediction(SCTranslatorConfig()).eval(),
-              "converted_fixture": load_original_model(fixture)}
+              "converted_fixture": load_original_model(fixture),
+              "shipped_pretrained": SCTranslatorForProteinPrediction.from_pretrained(DEFAULT_MODEL_DIR).eval()}
     out = {}
     for name, model in models.items():
-        tokenizer = SCTranslatorTokenizer.from_original_tables(args.variant_vocab, max_length=model.config.max_genes)
+        tokenizer = (SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR) if name == "shipped_pretrained" else
+                     SCTranslatorTokenizer.from_original_tables(args.variant_vocab, max_length=model.config.max_genes))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fp32 = predict_proteins(model, tokenizer, rna, proteins, batch_size=1).X
-            bf16 = predict_proteins(copy.deepcopy(model), tokenizer, rna, proteins, batch_size=1,
-                                    dtype=torch.bfloat16).X
+            bf16 = predict_proteins(model, tokenizer, rna, proteins, batch_size=1, dtype=torch.bfloat16).X
         r = pearson_per_protein(np.asarray(bf16, np.float64), np.asarray(fp32, np.float64))
         out[name] = {"cells": rna.n_obs, "proteins": int(np.isfinite(r).sum()), "min_r": float(np.nanmin(r)),
                      "median_r": float(np.nanmedian(r)), "max_abs_difference": float(np.abs(bf16 - fp32).max())}

@@ -28,6 +28,7 @@ __all__ = [
     "encoding_options",
     "cell_rows",
     "check_vocab_compatible",
+    "compute_precision",
     "default_batch_size",
     "count_cells",
     "predict_encoded",
@@ -259,7 +260,9 @@ def predict_proteins(
     ``layers['measured_scaled']`` the scaled ones, with the scale part); ``protein_transform`` says what is
     applied to them first (see :func:`transformed_proteins`; ``"auto"``: ``log1p`` for counts, as training
     does for count panels, nothing for RPPA or mass-spec ratios). ``gene_layout``: the layout to read ``rna``
-    in, default :func:`reading_layout` (give the one of a whole file when predicting parts of it).
+    in, default :func:`reading_layout` (give the one of a whole file when predicting parts of it). ``dtype``:
+    the precision of the matrix products (``torch.bfloat16``: see :func:`compute_precision`); the model's
+    weights are left as they are.
     """
     import anndata
     import pandas as pd
@@ -273,7 +276,7 @@ def predict_proteins(
         targets.values = transformed_proteins(targets.values, protein_transform)
     config = model.config
     device = resolve_device(device) if device is not None else model.device
-    model = model.to(device=device, dtype=dtype) if (device != model.device or dtype is not None) else model
+    model = model.to(device=device) if device != model.device else model
     model.eval()
     batch_size = batch_size or default_batch_size(config, device)
     n_cells = count_cells(rna)
@@ -322,9 +325,10 @@ def predict_proteins(
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
-        scaled, unscaled = predict_encoded(
-            model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
-        )
+        with compute_precision(device, dtype):
+            scaled, unscaled = predict_encoded(
+                model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
+            )
         predictions[start:stop] = scaled
         if log1p_predictions is not None:
             log1p_predictions[start:stop] = unscaled
@@ -513,6 +517,23 @@ def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray
     with torch.no_grad():
         rows = embedding.detach()[ids.to(embedding.device)]
         return (rows == 0).all(dim=-1).cpu().numpy()
+
+
+def compute_precision(device: torch.device | str, dtype: torch.dtype | None):
+    """Context for running a model with its matrix products in ``dtype`` (``torch.bfloat16`` / ``float16``:
+    autocast; the weights stay float32). The steps whose rounding would swamp the small differences between
+    cells run in float32 inside the model (``favor_attention.in_float32``). None or float32: full precision.
+
+    On a CPU with AVX512-BF16 the products run ~3x faster; predictions move by ~1e-3 of their range, which
+    a trained model's cell-to-cell differences dwarf but an untrained model's (whose outputs barely vary
+    across cells) do not: ``benchmarks/inference.py --padding`` measures both."""
+    import contextlib
+
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype}")
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def predict_encoded(

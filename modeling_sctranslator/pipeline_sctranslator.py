@@ -25,7 +25,9 @@ class ProteinPredictionPipeline(Pipeline):
     ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``, and
     ``protein_transform`` (what puts measured proteins given as a protein AnnData on the training scale
     in ``layers["measured"]``: "auto", the default, takes log1p of counts and leaves RPPA or mass-spec
-    values as they are; "log1p" or "none" force it).
+    values as they are; "log1p" or "none" force it), and ``compute_dtype`` (``torch.bfloat16``: matrix
+    products in bfloat16, the weights and precision-sensitive steps float32; see
+    ``inference.compute_precision``).
     The tokenizer is the folder's feature extractor (``preprocessor_config.json``).
     """
 
@@ -48,6 +50,7 @@ class ProteinPredictionPipeline(Pipeline):
         obsm_key: str = "sctranslator_proteins",
         progress: bool = False,
         protein_transform: str = "auto",
+        compute_dtype: Any = None,
         **kwargs: Any,
     ) -> Any:
         if kwargs:
@@ -68,6 +71,7 @@ class ProteinPredictionPipeline(Pipeline):
             device=self.device,
             progress=progress,
             protein_transform=protein_transform,
+            dtype=compute_dtype,
         )
         if not inplace:
             return result

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
-from .options import _read_h5ad, add_model_options, load_model_and_tokenizer, names_argument
+from .options import _read_h5ad, add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
 
 OUTPUT_SCALES = {"log1p_counts": "log1p counts", "per_cell_scaled": "per-cell scaled values (see uns['sctranslator'])"}
 
@@ -70,11 +70,11 @@ def _run_predict(args: argparse.Namespace) -> int:
         return _run_predict_distributed(args, proteins, state)
     with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
         rna, gene_names = _rna_argument(args)  # a wrong --layer / --gene-column fails before the model loads
-        model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+        model, tokenizer = load_model_and_tokenizer(args.model, args.device)
         started = time.perf_counter()
         result = predict_proteins(
             model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
-            chunk_size=args.chunk_size, device=model.device, progress=True,
+            chunk_size=args.chunk_size, device=model.device, progress=True, dtype=compute_dtype(args.dtype),
         )
         elapsed = time.perf_counter() - started
         result.write_h5ad(staging)
@@ -124,11 +124,11 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     with state.split_between_processes(list(range(rna.n_obs))) as mine:
         rows = np.asarray(mine, dtype=np.int64)
     device = str(state.device) if args.device == "auto" else args.device
-    model, tokenizer = load_model_and_tokenizer(args.model, device, args.dtype)
+    model, tokenizer = load_model_and_tokenizer(args.model, device)
     share = proteins[rows] if hasattr(proteins, "obs_names") else proteins
     result = predict_proteins(
         model, tokenizer, rna[rows], share, batch_size=args.batch_size, chunk_size=args.chunk_size,
-        device=model.device, progress=state.is_main_process,
+        device=model.device, progress=state.is_main_process, dtype=compute_dtype(args.dtype),
         gene_layout=reading_layout(model, tokenizer, rna, None),  # the whole file's, as one process reads it
     )
     if state.is_main_process:
@@ -157,10 +157,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     proteins = _read_h5ad(args.protein)
     rna, gene_names = _rna_argument(args)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device)
     result = predict_proteins(
         model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
         chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
+        dtype=compute_dtype(args.dtype),
     )
     metrics = protein_prediction_metrics(result.X, result.layers["measured"])
     scale = result.uns["sctranslator"]["output_scale"]

@@ -10,8 +10,9 @@ from typing import Any
 from interpretation import RECIPES, attention_analysis, knockout_analysis, write_attention, write_knockout
 from interpretation.attention import _parse_top
 from interpretation.outputs import TABLE_FORMATS, _table_formats
+from modeling_sctranslator.inference import compute_precision
 
-from .options import add_model_options, load_model_and_tokenizer, names_argument
+from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
 
 __all__ = ["add_interpretation_commands"]
 
@@ -33,12 +34,13 @@ def _run_attention(args: argparse.Namespace) -> int:
     if args.genes is not None:
         genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
     _table_formats(args.table_format)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device)
     started = time.perf_counter()
-    result = attention_analysis(
-        model, tokenizer, args.rna, proteins, genes=genes, recipe=args.recipe, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, device=model.device, progress=True,
-    )
+    with compute_precision(model.device, compute_dtype(args.dtype)):
+        result = attention_analysis(
+            model, tokenizer, args.rna, proteins, genes=genes, recipe=args.recipe, batch_size=args.batch_size,
+            chunk_size=args.chunk_size, device=model.device, progress=True,
+        )
     files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
                             top_n=args.top_n)
     print(f"attention maps ({result.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
@@ -51,12 +53,13 @@ def _run_knockout(args: argparse.Namespace) -> int:
     proteins = names_argument(args.proteins, "protein")
     genes = names_argument(args.genes, "gene")
     _table_formats(args.table_format)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device, args.dtype)
+    model, tokenizer = load_model_and_tokenizer(args.model, args.device)
     started = time.perf_counter()
-    result = knockout_analysis(
-        model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
-        batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
-    )
+    with compute_precision(model.device, compute_dtype(args.dtype)):
+        result = knockout_analysis(
+            model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
+            batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
+        )
     files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots)
     print(f"knocked out {len(result.genes)} genes for {len(result.proteins)} proteins over {result.n_cells} cells "
           f"in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DTYPES", "add_model_options", "load_model_and_tokenizer", "names_argument"]
+__all__ = ["DTYPES", "add_model_options", "compute_dtype", "load_model_and_tokenizer", "names_argument"]
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
-def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dtype: str | None = None):
+def load_model_and_tokenizer(model_id: str | None, device: str | None = None):
     """A model folder or hub id (None: the shipped default model) → (model in eval mode, tokenizer);
-    clear errors for missing pieces."""
-    import torch
+    clear errors for missing pieces. The weights stay float32: ``--dtype`` is a compute precision
+    (:func:`compute_dtype`)."""
     from transformers import AutoModel
 
     from modeling_sctranslator.default_model import resolve_model_name
@@ -27,11 +27,18 @@ def load_model_and_tokenizer(model_id: str | None, device: str | None = None, dt
     folder = resolve_model_folder(resolve_model_name(model_id))  # names any missing or damaged file
     model = AutoModel.from_pretrained(folder)
     tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
-    torch_dtype = getattr(torch, DTYPES[dtype]) if dtype else None
-    if torch_dtype in (torch.bfloat16, torch.float16) and target.type == "cpu":
-        print("note: reduced precision is faster on CPUs with AVX512-BF16 but less accurate (predictions move by "
-              "~1e-2; benchmarks/inference.py --padding measures both)", file=sys.stderr)
-    return model.to(device=target, dtype=torch_dtype).eval(), tokenizer
+    return model.to(device=target).eval(), tokenizer
+
+
+def compute_dtype(name: str | None):
+    """``--dtype`` → the torch dtype of the matrix products (None: float32), with a note on what it changes."""
+    import torch
+
+    if not name or name == "float32":
+        return None
+    print(f"note: {name} matrix products (the precision-sensitive steps stay float32): ~3x faster on CPUs with "
+          "AVX512-BF16 and on GPUs; predictions move by ~1e-3 of their range (README, 'Speed')", file=sys.stderr)
+    return getattr(torch, DTYPES[name])
 
 
 def _split_names(text: str) -> list[str]:

@@ -85,6 +85,16 @@ def test_pipeline_and_cli_predict_the_same(predictor, model_dir, cells, tmp_path
     from_pipeline = predictor(rna, proteins=PANEL[:8])
     assert list(from_cli.var_names) == list(from_pipeline.var_names)
     np.testing.assert_array_equal(from_cli.X, from_pipeline.X)
+    # --dtype bfloat16 is the pipeline's compute_dtype: the same bfloat16 products, weights left float32
+    import torch
+
+    low = tmp_path / "bf16.h5ad"
+    assert cli_main(["predict", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"), "--proteins",
+                     str(names), "--out", str(low), "--device", "cpu", "--dtype", "bfloat16"]) == 0
+    low_pipeline = predictor(rna, proteins=PANEL[:8], compute_dtype=torch.bfloat16)
+    np.testing.assert_array_equal(ad.read_h5ad(low).X, low_pipeline.X)
+    assert 0 < np.abs(low_pipeline.X - from_pipeline.X).max() < 0.05
+    assert next(predictor.model.parameters()).dtype == torch.float32
 
 
 def test_protein_adata_targets_and_inplace(predictor, cells):

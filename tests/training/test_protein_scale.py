@@ -155,3 +155,14 @@ def test_refitting_the_head_in_a_fine_tune_keeps_the_scaled_predictions(tmp_path
             fit["validation_log1p_pearson_after"], abs=1e-5)
         assert b.log1p_pearson(model_b.scale_head.bounds(b.pooled)) == pytest.approx(
             fit["validation_log1p_pearson_before"], abs=1e-5)
+
+
+def test_bf16_training_keeps_float32_weights_and_the_scale_part_in_float32(tmp_path, corpora, start_model):
+    """``--bf16 true`` (the Trainer's autocast, on CPU too): bfloat16 products, the model's precision-sensitive
+    steps and the saved weights float32, a finite loss that still falls."""
+    summary = _finetune(tmp_path / "bf16", start_model, corpora["tenx_pbmc10k_s200"], "--predict_protein_scale",
+                        "true", "--bf16", "true")
+    losses = [loss for _, loss in summary["loss_history"]]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    model = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "bf16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -22,13 +22,14 @@ def in_float32(fn):
     """Run ``fn`` in float32 when called under autocast (``dtype=torch.bfloat16`` inference, ``--bf16``
     training): autocast off, floating tensor arguments cast up. For the steps whose rounding would swamp the
     small cell-to-cell differences a model's outputs carry (the value embedding, the FAVOR+ exponentials and
-    normaliser, softmax attention, the output heads). Without autocast ``fn`` runs as it is (exactly)."""
+    normaliser, softmax attention, the output heads). Without autocast ``fn`` runs as it is (exactly; a model
+    cast to bfloat16 as a whole computes everything in bfloat16)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor) and a.is_floating_point()]
         device = tensors[0].device.type if tensors else "cpu"
-        if not torch.is_autocast_enabled(device) and all(t.dtype == torch.float32 for t in tensors):
+        if not torch.is_autocast_enabled(device):
             return fn(*args, **kwargs)
 
         def up(a):
