@@ -290,15 +290,9 @@ class ProteinScaleHead(nn.Module):
         self.output = nn.Linear(d, 2)
 
     @in_float32
-    def forward(
-        self,
-        gene_states: torch.Tensor,
-        gene_mask: torch.Tensor,
-        protein_states: torch.Tensor,
-        protein_mask: torch.Tensor,
-        cell_covariates: torch.Tensor,
-    ) -> torch.Tensor:
-        return self.bounds(self.pool(gene_states, gene_mask, protein_states, protein_mask, cell_covariates))
+    def forward(self, *states_masks_covariates: torch.Tensor) -> torch.Tensor:
+        """(batch, 2) bounds from :meth:`pool`'s inputs."""
+        return self.bounds(self.pool(*states_masks_covariates))
 
     def pool(
         self,

@@ -116,3 +116,15 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_TOKEN_FOR_TESTS", SECRET)
     return fake
+
+
+def run_without_our_packages(script: str, folder: Path) -> None:
+    """Run ``script`` in a fresh Python in ``folder`` where this repository is not on the path (as where the
+    package is not installed: trust_remote_code must make do with a saved folder's own code), offline."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(folder / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -14,6 +14,8 @@ from modeling_sctranslator.inference import predict_proteins
 from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
+from ..conftest import run_without_our_packages
+
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_model_dir):
@@ -174,9 +176,6 @@ def test_predict_bad_input_is_one_clear_line(model_dir, cells, tmp_path, capsys,
 
 def test_saved_folder_with_tokenizer_runs_without_our_package(model_dir, cells, tmp_path):
     """Model and tokenizer code travel in the folder: trust_remote_code works where we are not installed."""
-    import os
-    import subprocess
-    import sys
     import textwrap
 
     rna, _, _ = cells
@@ -205,10 +204,7 @@ def test_saved_folder_with_tokenizer_runs_without_our_package(model_dir, cells, 
         numpy.save({str(tmp_path / "out.npy")!r}, out[:, :2].numpy())  # proteins padded to max_length
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_our_packages(script, tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -15,6 +12,8 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+
+from ..conftest import run_without_our_packages
 
 SMALL = dict(
     vocab_size=500,
@@ -129,11 +128,7 @@ def test_remote_code_round_trip_without_our_package(tmp_path):
             torch.save(model(**batch).predictions, {str(tmp_path / "out.pt")!r})
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_our_packages(script, tmp_path)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected, atol=1e-6, rtol=0)
 
 

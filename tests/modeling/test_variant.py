@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,6 +13,8 @@ from transformers import AutoModel, pipeline
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from modeling_sctranslator.inference import predict_proteins
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+from ..conftest import run_without_our_packages
 
 TINY = dict(
     hidden_size=16, num_attention_heads=2, attention_head_dim=8, num_encoder_layers=2, num_decoder_layers=1,
@@ -270,10 +269,7 @@ def test_pipeline_and_remote_code_load_the_variant(variant_dir, gene_names, tmp_
         numpy.save({str(tmp_path / "out.npy")!r}, out.numpy())
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_our_packages(script, tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
 
 

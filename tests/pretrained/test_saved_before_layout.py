@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+
+from ..conftest import run_without_our_packages
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_saved_before_layout"
 OUR_PACKAGES = ("modeling_sctranslator", "tokenization", "training", "interpretation", "sctranslator",
@@ -94,10 +93,7 @@ def test_a_folder_saved_before_the_layout_change_loads_where_we_are_not_installe
         numpy.save({str(tmp_path / "out.npy")!r}, out.numpy())
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_our_packages(script, tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
 
 
