@@ -104,7 +104,7 @@ def test_shipped_configs_parse():
     assert model_args.model_name_or_path == "sctranslator-base" and args.load_best_model_at_end
 
 
-def test_trained_models_record_their_gene_layout_and_fine_tuning_keeps_it(tmp_path, corpora, vocab_dir):
+def test_trained_models_record_their_gene_layout_and_fine_tuning_keeps_it(tmp_path, corpora, vocab_dir, data_dir):
     """A position-reading model trained on one gene list records it in order; fine-tuning on a set with other
     genes aligns that set to it (the positions keep their genes); the variant records the set of its genes."""
     from modeling_sctranslator import SCTranslatorForProteinPrediction
@@ -124,6 +124,25 @@ def test_trained_models_record_their_gene_layout_and_fine_tuning_keeps_it(tmp_pa
     main(["--stage", "finetune", "--model_name_or_path", str(first), "--corpora", str(corpora["tenx_pbmc10k_s200"]),
           "--output_dir", str(tuned), *common])
     assert SCTranslatorForProteinPrediction.from_pretrained(tuned).gene_layout.token_ids == layout.token_ids
+    # #17's acceptance 1 on a trained model: its own file (exactly its genes, in order), the full file and a
+    # column-shuffled copy give the same predictions
+    import warnings
+
+    import anndata as ad
+
+    from modeling_sctranslator.inference import predict_proteins
+
+    full = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")[:30].copy()
+    columns = tokenizer.resolve(list(full.var_names), kind="gene")
+    column_of = dict(zip(columns.kept_token_ids.tolist(), columns.columns.tolist(), strict=True))
+    own = full[:, [column_of[t] for t in layout.token_ids]].copy()
+    shuffled = full[:, np.random.default_rng(0).permutation(full.n_vars)].copy()
+    model = SCTranslatorForProteinPrediction.from_pretrained(tuned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = [predict_proteins(model, tokenizer, x, ["CD4", "CD19", "CD14"]).X for x in (own, full, shuffled)]
+    np.testing.assert_allclose(predicted[1], predicted[0], atol=1e-5)
+    np.testing.assert_allclose(predicted[2], predicted[0], atol=1e-5)
 
     random_subsets = tmp_path / "random"
     main(["--stage", "sc", "--corpora", str(corpora["eccite_ctcl"]), "--vocab_dir", str(vocab_dir),
