@@ -31,14 +31,14 @@ def test_compute_precision_is_autocast_for_low_precision_only():
         compute_precision("cpu", torch.int8)
 
 
-def test_the_kernel_features_and_the_outputs_stay_float32_under_bfloat16():
+def test_the_embedding_and_the_outputs_stay_float32_under_bfloat16():
     torch.manual_seed(0)
-    data = torch.randn(1, 2, 10, 8).to(torch.bfloat16)
-    with compute_precision("cpu", torch.bfloat16):
-        features = softmax_kernel_features(data, torch.randn(12, 8), True, 1e-4)
-        assert features.dtype == torch.float32
-        assert torch.matmul(data.float(), data.float().transpose(-1, -2)).dtype == torch.bfloat16  # products: bf16
     model = SCTranslatorForProteinPrediction(SCTranslatorConfig(**TINY_MODEL, predict_protein_scale=True)).eval()
+    ids, values = torch.randint(1, 500, (2, 64)), torch.rand(2, 64)
+    with torch.no_grad(), compute_precision("cpu", torch.bfloat16):
+        assert model.encoder.embed(ids, values).dtype == torch.float32  # expression values kept to float32
+        projected = softmax_kernel_features(torch.randn(1, 2, 10, 8), torch.randn(12, 8), True, 1e-4)
+        assert projected.dtype == torch.bfloat16  # the FAVOR+ features: bfloat16 (where the speed is)
     batch = {"input_ids": torch.randint(1, 500, (3, 64)), "input_values": torch.rand(3, 64),
              "protein_ids": torch.randint(1, 500, (3, 6)), "cell_covariates": torch.rand(3, 4)}
     with torch.no_grad():
