@@ -524,8 +524,8 @@ def compute_precision(device: torch.device | str, dtype: torch.dtype | None):
     autocast; the weights stay float32). The steps whose rounding would swamp the small differences between
     cells run in float32 inside the model (``favor_attention.in_float32``). None or float32: full precision.
 
-    On a CPU with AVX512-BF16 the products run ~3x faster; predictions move by ~1e-3 of their range, which
-    a trained model's cell-to-cell differences dwarf but an untrained model's (whose outputs barely vary
+    On a CPU with AVX512-BF16 a 20,000-gene cell runs x2.3 faster; predictions move by ~1e-3 of their range,
+    which a trained model's cell-to-cell differences dwarf but an untrained model's (whose outputs barely vary
     across cells) do not: ``benchmarks/inference.py --padding`` measures both."""
     import contextlib
 
