@@ -14,6 +14,7 @@ it or improve on it there.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -35,11 +36,14 @@ class HeadInputs:
     predictions: torch.Tensor  # (cells, proteins) scaled predictions (fixed)
     labels: torch.Tensor  # (cells, proteins) scaled targets (NaN at padding)
 
+    @functools.cached_property
+    def measured_log1p(self) -> np.ndarray:
+        """The targets on the log1p-count scale (fixed: computed once, scored against at every check)."""
+        return unscale(self.labels, self.scale_labels).numpy()
+
     def log1p_pearson(self, bounds: torch.Tensor) -> float:
         """Mean per-protein Pearson of the log1p-count predictions given the head's ``bounds``."""
-        ours = unscale(self.predictions, bounds).numpy()
-        measured = unscale(self.labels, self.scale_labels).numpy()
-        r = pearson_per_protein(ours, measured)
+        r = pearson_per_protein(unscale(self.predictions, bounds).numpy(), self.measured_log1p)
         return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
 
 
