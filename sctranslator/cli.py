@@ -110,10 +110,13 @@ def _distributed_state():
 def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     """Each process predicts a contiguous share of the cells on its own device; the main one writes the file."""
     import shutil
+    from dataclasses import asdict
 
     import anndata
     import numpy as np
+    from accelerate.utils import broadcast_object_list
 
+    from modeling_sctranslator.gene_layout import GeneLayout
     from modeling_sctranslator.inference import predict_proteins, read_rna, reading_layout
     from tokenization.atomic_io import atomic_output_file, check_output_target
 
@@ -126,10 +129,15 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     device = str(state.device) if args.device == "auto" else args.device
     model, tokenizer = load_model_and_tokenizer(args.model, device)
     share = proteins[rows] if hasattr(proteins, "obs_names") else proteins
+    # the genes are chosen over the whole file, as one process would: by the main process only (a pass over
+    # every cell), sent to the others as plain fields (a layout is a kind, token ids and a sentence)
+    layout = [asdict(found) if state.is_main_process and (found := reading_layout(model, tokenizer, rna, None))
+              else None]
+    broadcast_object_list(layout)
     result = predict_proteins(
         model, tokenizer, rna[rows], share, batch_size=args.batch_size, chunk_size=args.chunk_size,
         device=model.device, progress=state.is_main_process, dtype=compute_dtype(args.dtype),
-        gene_layout=reading_layout(model, tokenizer, rna, None),  # the whole file's, as one process reads it
+        gene_layout=GeneLayout(**layout[0]) if layout[0] else None,
     )
     if state.is_main_process:
         parts.mkdir(exist_ok=True)
