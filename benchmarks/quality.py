@@ -4,6 +4,7 @@
                                  [--data RNA.h5ad:PROTEIN.h5ad | --data FOLDER ...]   # your own pairs
                                  [--json benchmarks/results/quality.json] [--md benchmarks/results/quality.md]
                                  [--reuse_models]   # re-score models already in --workdir (same arguments)
+                                 [--folds K]   # K-fold cross-validation, pooled held-out predictions
 
 Per set (protocol in ``training/paired_data.py`` and ``benchmarks/README.md``): QC, controls
 excluded, 80/20 split with seed 0 (the corpus builder's own split, checked), highly variable genes
@@ -76,11 +77,15 @@ logger = logging.getLogger("benchmarks.quality")
 
 # ---------------------------------------------------------------------------------------------------- sctranslator
 def _stage_argv(stage: str, corpora: list[str], out: Path, cfg: dict, extra: list[str]) -> list[str]:
+    n_folds = cfg.get("folds") or 5  # the 80/20 split is fold 0 of 5
     argv = ["--stage", stage, "--corpora", *corpora, "--output_dir", str(out),
             "--max_steps", str(cfg["steps"]), "--per_device_train_batch_size", str(cfg["batch_size"]),
             "--learning_rate", str(cfg["learning_rate"]), "--truncation", "first", "--split_seed", "0",
-            "--eval_fraction", "0.2", "--num_shards", "1", "--stop_on_cosine", "false", "--logging_steps", "50",
-            "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", str(cfg.get("seed", 0))]
+            "--eval_fraction", str(1 / n_folds), "--num_shards", "1", "--stop_on_cosine", "false",
+            "--logging_steps", "50", "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true",
+            "--seed", str(cfg.get("seed", 0))]
+    if cfg.get("fold"):
+        argv += ["--eval_fold", str(cfg["fold"])]
     return argv + _schedule_args(cfg) + extra
 
 
@@ -331,15 +336,59 @@ def run_baselines(data: PairedSet, args) -> tuple[dict, dict]:
 
 def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[str, Path] | None,
             paths: tuple[Path, Path] | None = None) -> dict:
-    """One set through every method; ``paths``: (RNA, protein) files of a set given with ``--data``."""
+    """One set through every method; ``paths``: (RNA, protein) files of a set given with ``--data``.
+
+    With ``--folds K`` every method is run K times, round k holding out the k-th block of cells (round 0: the
+    80/20 test cells when K is 5), and the held-out predictions of all rounds are scored together: every cell
+    once, by models that never saw it."""
     t0 = time.perf_counter()
+    if not cfg.get("folds"):
+        data, preds, log1p_preds, info = run_fold(name, cfg, args, tokenizer, work, pretrained, paths)
+        y_eval = data.targets[data.eval]
+        n_eval, per_fold = len(data.eval), None
+    else:
+        rounds = [run_fold(name, {**cfg, "fold": k}, args, tokenizer, work / f"fold{k}", pretrained, paths)
+                  for k in range(cfg["folds"])]
+        data, _, _, info = rounds[0]
+        y_eval = np.concatenate([d.targets[d.eval] for d, *_ in rounds])
+        preds = {m: np.concatenate([p[m] for _, p, _, _ in rounds]) for m in rounds[0][1]}
+        log1p_preds = {m: np.concatenate([lp[m] for _, _, lp, _ in rounds]) for m in rounds[0][2]}
+        n_eval = len(y_eval)
+        per_fold = [{"fold": k, "n_train": len(d.train), "n_eval": len(d.eval),
+                     "genes_model_first10": [d.genes[g] for g in d.selected[:10]], "methods": i}
+                    for k, (d, _, _, i) in enumerate(rounds)]
+        if sorted(o for d, *_ in rounds for o in np.asarray(d.obs_names)[d.eval]) != sorted(data.obs_names):
+            raise RuntimeError(f"{name}: the {cfg['folds']} folds do not hold out every cell exactly once")
+
+    results = {m: evaluate(p, y_eval, on_model_scale(m), log1p_preds.get(m)) for m, p in preds.items()}
+    plot_path = Path(args.plots) / f"quality_{name}.png"
+    shown = next(m for m in (BASE_METHODS["finetuned_scale"], BASE_METHODS["finetuned"], "sctranslator", *preds)
+                 if m in preds)
+    scatter_grid(plot_path, name, data, y_eval, {**preds, **log1p_preds}, shown, shown in log1p_preds)
+    return {
+        "n_cells": len(data.obs_names), "n_train": len(data.train), "n_eval": n_eval,
+        "proteins": data.proteins, "n_genes_model": len(data.selected),
+        "genes_model_first10": [data.genes[g] for g in data.selected[:10]], "notes": data.notes,
+        "methods": info, "metrics": results, "plot": str(plot_path), "seconds": time.perf_counter() - t0,
+        "variant_minus_compatible": compare_variant(preds, y_eval),
+        "base_minus_best_peer": compare_with_peers(preds, results, y_eval, log1p_preds),
+        "scale_part_minus_without": compare_scale_part(preds, log1p_preds, y_eval),
+        **({"folds": per_fold} if per_fold else {}),
+    }
+
+
+def run_fold(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[str, Path] | None,
+             paths: tuple[Path, Path] | None = None) -> tuple[PairedSet, dict, dict, dict]:
+    """Every method on one split of the set (``cfg['fold']`` of ``cfg['folds']``; the 80/20 split by default):
+    the set, held-out predictions (per-cell scaled / log1p counts of models with the scale part), run details."""
     rna_path, protein_path = paths or (None, None)
-    data = load_set(name, tokenizer, cfg["max_cells"].get(name), rna_path=rna_path, protein_path=protein_path)
+    data = load_set(name, tokenizer, cfg["max_cells"].get(name), rna_path=rna_path, protein_path=protein_path,
+                    fold=cfg.get("fold", 0), n_folds=cfg.get("folds") or 5)
     select_genes(data, cfg["n_genes"])
     base = write_prepared(data, work / "data", args.rna_values)
-    logger.info("%s: %d cells (%d train / %d eval), %d proteins, %d genes; %s", name, len(data.obs_names),
+    fold = f" fold {cfg['fold']} of {cfg['folds']}:" if cfg.get("folds") else ""
+    logger.info("%s:%s %d cells (%d train / %d eval), %d proteins, %d genes; %s", name, fold, len(data.obs_names),
                 len(data.train), len(data.eval), len(data.proteins), len(data.selected), " | ".join(data.notes))
-    y_eval = data.targets[data.eval]
     preds, info = run_baselines(data, args)
     log1p_preds: dict[str, np.ndarray] = {}  # models with the protein scale part: their log1p-count output
 
@@ -388,21 +437,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         preds.update(preds_base)
         info.update(info_base)
         log1p_preds.update(log1p_base)
-
-    results = {m: evaluate(p, y_eval, on_model_scale(m), log1p_preds.get(m)) for m, p in preds.items()}
-    plot_path = Path(args.plots) / f"quality_{name}.png"
-    shown = next(m for m in (BASE_METHODS["finetuned_scale"], BASE_METHODS["finetuned"], "sctranslator", *preds)
-                 if m in preds)
-    scatter_grid(plot_path, name, data, y_eval, {**preds, **log1p_preds}, shown, shown in log1p_preds)
-    return {
-        "n_cells": len(data.obs_names), "n_train": len(data.train), "n_eval": len(data.eval),
-        "proteins": data.proteins, "n_genes_model": len(data.selected),
-        "genes_model_first10": [data.genes[g] for g in data.selected[:10]], "notes": data.notes,
-        "methods": info, "metrics": results, "plot": str(plot_path), "seconds": time.perf_counter() - t0,
-        "variant_minus_compatible": compare_variant(preds, y_eval),
-        "base_minus_best_peer": compare_with_peers(preds, results, y_eval, log1p_preds),
-        "scale_part_minus_without": compare_scale_part(preds, log1p_preds, y_eval),
-    }
+    return data, preds, log1p_preds, info
 
 
 SCALE_SUFFIX = "_scale"  # a method trained again with the protein scale part (--scale_head)
@@ -467,6 +502,22 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
             "start": f"pre-trained as the shipped model but without {name} (and with --bulk_steps "
                      f"{args.lodo_bulk_steps} --sc_steps {args.lodo_sc_steps}); no training on this set"}
     return preds, info, log1p_preds
+
+
+def sets_trained_on(model: str) -> set[str]:
+    """Names of the corpora a model folder says it was trained on: the pre-training summary of the shipped model
+    (``pretrain_summary.json``) and the last stage's (``training_summary.json``); empty when it says nothing."""
+    from modeling_sctranslator.default_model import resolve_model_name
+
+    folder = Path(resolve_model_name(model))
+    names: set[str] = set()
+    pretrain = folder / "pretrain_summary.json"
+    if pretrain.is_file():
+        names.update(json.loads(pretrain.read_text()).get("corpus", {}))
+    stage = folder / "training_summary.json"
+    if stage.is_file():
+        names.update(c["name"] for c in json.loads(stage.read_text()).get("corpora", []))
+    return names
 
 
 def compare_with_peers(preds: dict, results: dict, y_eval: np.ndarray, log1p_preds: dict) -> dict | None:
@@ -574,7 +625,10 @@ def markdown(report: dict) -> str:
         schedule += f"; training seed {cfg['seed']}"
     if cfg.get("variant_hidden_size"):
         schedule += f"; variant hidden size {cfg['variant_hidden_size']} (compatible {cfg['hidden_size']})"
-    lines = [f"Budget `{report['budget']}`; split 80/20 seed 0; {schedule}; {report['gene_protocol']}", ""]
+    split = (f"{cfg['folds']}-fold cross-validation over the seed-0 permutation (every method run once per fold on "
+             "the other folds' cells; the held-out predictions of all folds scored together, each cell once)"
+             if cfg.get("folds") else "split 80/20 seed 0")
+    lines = [f"Budget `{report['budget']}`; {split}; {schedule}; {report['gene_protocol']}", ""]
     for scale, what in SCALES.items():
         lines += [f"**Target scale `{scale}`** — {what}.", "",
                   "| set | train/eval cells | proteins | method | Pearson/protein mean | median | Pearson/cell | "
@@ -719,6 +773,12 @@ def main(argv: list[str] | None = None) -> dict:
                         "and predict it zero-shot")
     p.add_argument("--lodo_bulk_steps", type=int, default=1000, help="stage-1 steps of each --lodo pre-training")
     p.add_argument("--lodo_sc_steps", type=int, default=6000, help="stage-2 steps of each --lodo pre-training")
+    p.add_argument("--folds", type=int,
+                   help="K-fold cross-validation instead of the one 80/20 split: every method is run K times, round "
+                        "k holding out the k-th of K blocks of the seed-0 permutation (round 0 of 5 = the 80/20 test "
+                        "cells), and the pooled held-out predictions (every cell once) are scored; for small sets, "
+                        "whose 20%% test split is a few dozen cells. A pre-trained --base_model must not have been "
+                        "trained on the set (training/pretrain.py --exclude NAME)")
     p.add_argument("--scale_head", action="store_true",
                    help="train every scTranslator model a second time the same way with the protein scale part "
                         "(method suffix _scale; outputs in log1p counts) and compare the two on both scales")
@@ -745,13 +805,25 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     cfg = dict(BUDGETS[args.budget])
     for key in ("n_genes", "steps", "learning_rate", "validation_fraction", "eval_steps", "early_stopping_patience",
-                "pretrain_steps", "seed", "variant_hidden_size"):
+                "pretrain_steps", "seed", "variant_hidden_size", "folds"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     size = cfg.get("variant_hidden_size")
     if size is not None and (size <= 0 or size % cfg["attention_head_dim"]):
         p.error(f"--variant_hidden_size must be a positive multiple of the attention head dimension "
                 f"({cfg['attention_head_dim']}), got {size}")
+    if args.folds is not None:
+        if args.folds < 2:
+            p.error(f"--folds needs at least 2 folds, got {args.folds}")
+        if args.lodo:
+            p.error("--lodo with --folds would pre-train once per fold: pre-train without the set once "
+                    "(training/pretrain.py --exclude NAME --out DIR) and pass DIR/stage2_sc as --base_model")
+        if args.base_model:
+            seen = sorted(set(sources) & sets_trained_on(args.base_model))
+            if seen:
+                p.error(f"--folds: the model {args.base_model} was trained on {seen} (all but the 80/20 test cells), "
+                        "so other folds would test it on its training cells; cross-validate from a model "
+                        "pre-trained without them (training/pretrain.py --exclude NAME)")
     torch.manual_seed(0)
     tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
     work = Path(args.workdir)

@@ -19,7 +19,9 @@ The hold-out split is drawn here, once (``eval_fraction`` of the cells, ``split_
 evaluation is always on cells no training step saw. ``validation_fraction`` (of all cells) is then
 taken from the remaining cells: a validation split for early stopping / best-checkpoint selection
 that never touches the test cells. The eval split does not depend on ``validation_fraction``: the
-same seed gives the same test cells with or without validation.
+same seed gives the same test cells with or without validation. ``eval_fold`` k holds out the k-th
+block of ``eval_fraction`` of the same permutation instead of the first (cross-validation: folds
+0 .. 1/eval_fraction - 1 hold out disjoint cells; fold 0 is the usual split).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "find_source",
     "load_manifest",
     "prepare_corpus",
+    "split_cells",
 ]
 
 MANIFEST = "manifest.json"
@@ -188,6 +191,34 @@ def _vocab_summary(tokenizer) -> dict[str, Any]:
             "species": tokenizer.species}
 
 
+def split_cells(n_source: int, split_seed: int = 0, eval_fraction: float = 0.2, validation_fraction: float = 0.0,
+                eval_fold: int = 0, n_cells: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, eval) row numbers, each sorted: the one split of a corpus and of the benchmarks.
+
+    A permutation of the ``n_source`` rows (``split_seed``), cut to ``n_cells`` (a random subset). The eval
+    rows are its first ``round(n_cells * eval_fraction)``; with ``eval_fold`` k (cross-validation in
+    K = 1 / ``eval_fraction`` folds) the k-th block of that size instead, the last fold taking whatever is
+    left, so the K folds hold out every cell once. The validation rows are the next
+    ``round(n_cells * validation_fraction)`` of the rest (in permutation order), training the others: the
+    test cells never depend on ``validation_fraction``."""
+    n_cells = n_source if n_cells is None else n_cells
+    order = np.random.default_rng(split_seed).permutation(n_source)[:n_cells]
+    n_eval = int(round(n_cells * eval_fraction))
+    n_validation = int(round(n_cells * validation_fraction))
+    if eval_fold:
+        n_folds = round(1 / eval_fraction) if eval_fraction else 0
+        if n_folds < 2 or abs(n_folds * eval_fraction - 1) > 1e-6:
+            raise ValueError(f"eval_fold needs eval_fraction = 1/K for K folds (0.2 for 5), got {eval_fraction}")
+        if not 0 <= eval_fold < n_folds:
+            raise ValueError(f"eval_fold must be in [0, {n_folds}) with eval_fraction {eval_fraction}, got {eval_fold}")
+        start = eval_fold * n_eval
+        stop = n_cells if eval_fold == n_folds - 1 else start + n_eval
+    else:
+        start, stop = 0, n_eval
+    rest = np.concatenate([order[:start], order[stop:]])
+    return np.sort(rest[n_validation:]), np.sort(rest[:n_validation]), np.sort(order[start:stop])
+
+
 def build_corpus(
     source: CorpusSource | str,
     out_dir: str | os.PathLike[str],
@@ -198,6 +229,7 @@ def build_corpus(
     max_cells: int | None = None,
     eval_shards: int = 1,
     validation_fraction: float = 0.0,
+    eval_fold: int = 0,
 ) -> dict[str, Any]:
     """Write the corpus of ``source`` to ``out_dir`` (atomically: a temporary folder renamed at the end).
 
@@ -232,13 +264,12 @@ def build_corpus(
         )
 
     n_cells = rna.n_obs if max_cells is None else min(rna.n_obs, int(max_cells))
-    rng = np.random.default_rng(split_seed)
-    order = rng.permutation(rna.n_obs)[:n_cells]  # a random subset when max_cells is given
-    n_eval = int(round(n_cells * eval_fraction))
-    n_validation = int(round(n_cells * validation_fraction))
-    eval_rows = np.sort(order[:n_eval])  # first: the test cells do not depend on validation_fraction
-    validation_rows = np.sort(order[n_eval:n_eval + n_validation])
-    train_rows = np.sort(order[n_eval + n_validation:])
+    try:
+        train_rows, validation_rows, eval_rows = split_cells(rna.n_obs, split_seed, eval_fraction,
+                                                             validation_fraction, eval_fold, n_cells)
+    except ValueError as err:
+        raise CorpusError(f"corpus {source.name}: {err}") from None
+    n_eval = len(eval_rows)
     if len(train_rows) < num_shards:
         raise CorpusError(
             f"corpus {source.name}: {len(train_rows)} training cells cannot fill {num_shards} shards (a shard "
@@ -298,6 +329,7 @@ def build_corpus(
             "splits": splits,
             "split_seed": int(split_seed),
             "eval_fraction": float(eval_fraction),
+            "eval_fold": int(eval_fold),
             "validation_fraction": float(validation_fraction),
             "genes": genes,
             "proteins": proteins,
@@ -324,7 +356,10 @@ def build_corpus(
 
 def _fingerprint(manifest: dict[str, Any]) -> str:
     keys = ("name", "n_cells", "split_seed", "eval_fraction", "source_files", "splits")
-    blob = json.dumps({k: manifest[k] for k in keys}, sort_keys=True, default=str)
+    fields = {k: manifest[k] for k in keys}
+    if manifest.get("eval_fold"):  # other test cells; fold 0 keeps the fingerprints of earlier corpora
+        fields["eval_fold"] = manifest["eval_fold"]
+    blob = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -355,7 +390,8 @@ def load_manifest(corpus_dir: str | os.PathLike[str], check_files: bool = True) 
 
 
 def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, eval_fraction: float,
-                   split_seed: int, max_cells: int | None, validation_fraction: float = 0.0) -> bool:
+                   split_seed: int, max_cells: int | None, validation_fraction: float = 0.0,
+                   eval_fold: int = 0) -> bool:
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
@@ -369,6 +405,7 @@ def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, e
         and manifest.get("eval_fraction") == float(eval_fraction)
         and manifest.get("validation_fraction", 0.0) == float(validation_fraction)
         and manifest.get("split_seed") == int(split_seed)
+        and manifest.get("eval_fold", 0) == int(eval_fold)
         and manifest.get("n_cells") == want_cells
     )
 
@@ -382,6 +419,7 @@ def prepare_corpus(
     split_seed: int = 0,
     max_cells: int | None = None,
     validation_fraction: float = 0.0,
+    eval_fold: int = 0,
 ) -> Path:
     """A built corpus folder for ``spec``: itself when it holds a manifest, else built (or reused) in ``cache_dir``.
 
@@ -393,7 +431,8 @@ def prepare_corpus(
     source = find_source(spec)
     out = Path(cache_dir) / source.name
     if not _is_up_to_date(out / MANIFEST, source, num_shards, eval_fraction, split_seed, max_cells,
-                          validation_fraction):
+                          validation_fraction, eval_fold):
         build_corpus(source, out, tokenizer, num_shards=num_shards, eval_fraction=eval_fraction,
-                     split_seed=split_seed, max_cells=max_cells, validation_fraction=validation_fraction)
+                     split_seed=split_seed, max_cells=max_cells, validation_fraction=validation_fraction,
+                     eval_fold=eval_fold)
     return out

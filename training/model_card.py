@@ -87,6 +87,7 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         corpora=corpora,
         eval_fraction_pct=round(100 * manifests[0].get("eval_fraction", 0.2)),
         split_seed=manifests[0].get("split_seed", 0),
+        eval_fold=manifests[0].get("eval_fold", 0),
         training_summary=training_summary,
         eval_results=rows,
         repo_or_path=training_args.hub_model_id or str(output_dir),

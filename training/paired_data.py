@@ -13,9 +13,11 @@ Protocol (the same for every set and every method):
    the kept proteins on the log scale (``tokenization.value_kinds.to_log_scale``): ``log1p`` of ADT
    counts; RPPA and mass-spec values (signed or log) as they are.
 3. Split: 80/20 with ``default_rng(0).permutation(n_cells)`` — exactly what ``training.corpus.build_corpus``
-   draws for ``--split_seed 0 --eval_fraction 0.2`` on the prepared file, and the benchmark checks the
-   built corpus's ``eval`` rows against it. Every method trains on the train rows only and is scored on
-   the eval rows.
+   draws for ``--split_seed 0 --eval_fraction 0.2`` on the prepared file (one function,
+   ``training.corpus.split_cells``, serves both), and the benchmark checks the built corpus's ``eval`` rows
+   against it. Every method trains on the train rows only and is scored on the eval rows. Cross-validation
+   (``quality.py --folds K``) holds out the k-th of K blocks of the same permutation in round k (block 0
+   of 5 is the 80/20 test split).
 4. Genes: the RNA on the log scale (``training.baselines.rna_on_log_scale``: log1p(CP10k) of counts,
    library size over all genes; bulk log values as they are); the ``n_genes`` highly variable genes
    that map to the vocabulary, by Seurat's dispersion rule as scanpy implements it
@@ -42,6 +44,7 @@ import scipy.sparse as sp
 
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import rna_on_log_scale, seurat_hvg
+from training.corpus import split_cells
 
 # ../shared beside the repository (SCTRANSLATOR_SHARED overrides it, as for the tests)
 SHARED_DIR = Path(os.environ.get("SCTRANSLATOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -88,11 +91,11 @@ class PairedSet:
         return "; ".join(f"{side} values are {kind}, not counts" for side, kind in kinds.items() if kind != "counts")
 
 
-def split_rows(n_cells: int, seed: int = 0, eval_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """The corpus builder's split (``training/corpus.py``): permutation, first ``round(n·f)`` held out."""
-    order = np.random.default_rng(seed).permutation(n_cells)
-    n_eval = int(round(n_cells * eval_fraction))
-    return np.sort(order[n_eval:]), np.sort(order[:n_eval])
+def split_rows(n_cells: int, seed: int = 0, eval_fraction: float = 0.2, fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus builder's split (:func:`training.corpus.split_cells`): (train, held-out) rows; ``fold`` k holds
+    out the k-th block of ``round(n·f)`` cells of the permutation (fold 0: the usual test cells)."""
+    train, _, held_out = split_cells(n_cells, seed, eval_fraction, eval_fold=fold)
+    return train, held_out
 
 
 def qc_keep(name: str, counts: sp.spmatrix, gene_names) -> np.ndarray:
@@ -131,8 +134,10 @@ def _same_cells(name: str, rna: ad.AnnData, prot: ad.AnnData) -> ad.AnnData:
 
 
 def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path = DATA_DIR,
-             rna_path: Path | None = None, protein_path: Path | None = None) -> PairedSet:
-    """A paired set: ``name``'s files in ``data_dir``, or the files given."""
+             rna_path: Path | None = None, protein_path: Path | None = None, fold: int = 0,
+             n_folds: int = 5) -> PairedSet:
+    """A paired set: ``name``'s files in ``data_dir``, or the files given; its test cells are ``fold`` of
+    ``n_folds`` (:func:`split_rows`; fold 0 of 5 is the 80/20 split every benchmark table uses)."""
     default_rna, default_protein = pair_paths(name, data_dir)
     rna = ad.read_h5ad(rna_path or default_rna)
     prot = _same_cells(name, rna, ad.read_h5ad(protein_path or default_protein))
@@ -168,7 +173,7 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     for i, tid in zip(gene_report.columns, np.asarray(gene_report.token_ids)[list(gene_report.columns)],
                       strict=True):
         gene_tokens[i] = int(tid)
-    train, eval_ = split_rows(len(rows))
+    train, eval_ = split_rows(len(rows), eval_fraction=1 / n_folds, fold=fold)
     return PairedSet(
         name=name, rna_values=values[rows], genes=genes, gene_tokens=gene_tokens, protein_values=pvalues,
         proteins=[str(prot.var_names[i]) for i in columns],

@@ -132,6 +132,11 @@ class DataArguments:
     num_shards: int = field(default=4, metadata={"help": "train shards per built corpus (multiple of #processes)"})
     eval_fraction: float = field(default=0.2, metadata={"help": "held-out fraction per built corpus"})
     split_seed: int = field(default=0, metadata={"help": "seed of the hold-out split"})
+    eval_fold: int = field(
+        default=0,
+        metadata={"help": "cross-validation: hold out the k-th block of eval_fraction of the split's permutation "
+                          "(0 .. 1/eval_fraction - 1, disjoint test cells; 0 is the usual split)"},
+    )
     validation_fraction: float = field(
         default=0.0,
         metadata={"help": "fraction of each built corpus kept out of training as validation cells; evaluation "
@@ -445,7 +450,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prepare_corpus(spec, cache_dir, tokenizer, num_shards=data_args.num_shards,
                            eval_fraction=data_args.eval_fraction, split_seed=data_args.split_seed,
                            max_cells=data_args.max_cells_per_corpus,
-                           validation_fraction=data_args.validation_fraction)
+                           validation_fraction=data_args.validation_fraction, eval_fold=data_args.eval_fold)
             for spec in data_args.corpora
         ]
     manifests = [load_manifest(f) for f in folders]

@@ -106,6 +106,36 @@ def test_quality_compares_models_with_and_without_the_protein_scale_part(tmp_pat
     assert "With the protein scale part minus without" in (out / "q.md").read_text()
 
 
+@pytest.mark.slow
+def test_quality_cross_validation_scores_every_cell_once(tmp_path, data_dir):
+    """--folds K: every method once per fold (fine-tuning on the corpus builder's fold, checked against the
+    benchmark's), the pooled held-out predictions scored (each cell once, never by a model that saw it); a
+    pre-trained model that was trained on the set is refused (its training cells would be test cells)."""
+    import shutil
+
+    from benchmarks.quality import main
+
+    source = tmp_path / "mine"
+    source.mkdir()
+    for suffix in ("rna", "adt"):  # a name the shipped model was not pre-trained on
+        shutil.copy(data_dir / f"eccite_ctcl_{suffix}.h5ad", source / f"ctcl_pilot_{suffix}.h5ad")
+    out = tmp_path / "out"
+    common = ["--no_scratch", "--no_totalvi", "--n_genes", "200", "--json", str(out / "q.json"),
+              "--md", str(out / "q.md"), "--plots", str(out), "--workdir", str(out / "work")]
+    pair = f"{source / 'ctcl_pilot_rna.h5ad'}:{source / 'ctcl_pilot_adt.h5ad'}"
+    result = main(["--data", pair, *common, "--folds", "2", "--base_model", "--finetune_steps", "2"])["sets"]
+    result = result["ctcl_pilot"]
+    assert result["n_eval"] == result["n_cells"] == 173
+    assert [f["n_eval"] for f in result["folds"]] == [86, 87]
+    assert [f["methods"]["sctranslator_base_finetuned"]["steps"] for f in result["folds"]] == [2, 2]
+    # pooled in each fold's cell order: predictions misaligned with their cells would correlate at ~0
+    assert result["metrics"]["ridge_pca"]["log1p"]["pearson_per_protein_mean"] > 0.1
+    assert result["metrics"]["sctranslator_base_finetuned"]["scaled"]["pearson_per_protein_mean"] > 0.1
+    assert "2-fold cross-validation" in (out / "q.md").read_text()
+    with pytest.raises(SystemExit):  # the shipped model was pre-trained on eccite_ctcl's training cells
+        main(["--sets", "eccite_ctcl", *common, "--folds", "5", "--base_model"])
+
+
 def test_benchmark_choices_never_look_at_held_out_cells(data_dir, tokenizer):
     """Genes, PCs and fits come from the training cells only: changing every held-out cell's RNA leaves
     the selected genes and the training-cell PC scores unchanged."""

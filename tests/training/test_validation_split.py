@@ -29,6 +29,28 @@ def test_validation_cells_are_apart_and_test_cells_unchanged(tmp_path, corpora, 
     assert with_val["validation_fraction"] == 0.1
 
 
+def test_cross_validation_folds_hold_out_every_cell_once(tmp_path, corpora, data_dir, tokenizer):
+    """--eval_fold k: the k-th block of the same permutation is held out; fold 0 is the usual split, the folds are
+    disjoint and cover every cell, validation cells come from the rest, and the benchmark draws the same cells."""
+    from training.paired_data import split_rows
+
+    held_out = []
+    for fold in range(5):
+        manifest = build_corpus(find_source(data_dir / "eccite"), tmp_path / f"f{fold}", tokenizer, num_shards=1,
+                                validation_fraction=0.1, eval_fold=fold)
+        manifest = load_manifest(tmp_path / f"f{fold}")
+        train, val, test = (_rows(manifest, s) for s in ("train", "validation", "eval"))
+        assert len(test) == 100 and len(val) == 50 and len(train) == 350 and not (test & (train | val))
+        assert sorted(test) == split_rows(500, fold=fold)[1].tolist()
+        held_out.append(test)
+    assert held_out[0] == _rows(load_manifest(corpora["eccite"]), "eval")
+    assert sorted(r for t in held_out for r in t) == list(range(500))
+    with pytest.raises(CorpusError, match="eval_fold must be in"):
+        build_corpus(find_source(data_dir / "eccite"), tmp_path / "f5", tokenizer, eval_fold=5)
+    with pytest.raises(CorpusError, match="1/K"):
+        build_corpus(find_source(data_dir / "eccite"), tmp_path / "f6", tokenizer, eval_fraction=0.3, eval_fold=1)
+
+
 def test_validation_fraction_leaving_no_training_cell_is_refused(tmp_path, data_dir, tokenizer):
     with pytest.raises(CorpusError, match="validation_fraction"):
         build_corpus(find_source(data_dir / "eccite"), tmp_path / "v", tokenizer, validation_fraction=0.8)
