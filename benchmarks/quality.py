@@ -515,8 +515,8 @@ def sets_trained_on(model: str) -> set[str]:
     if pretrain.is_file():
         names.update(json.loads(pretrain.read_text()).get("corpus", {}))
     stage = folder / "training_summary.json"
-    if stage.is_file():
-        names.update(c["name"] for c in json.loads(stage.read_text()).get("corpora", []))
+    if stage.is_file():  # this benchmark's own fine-tuning corpora carry the set's name (+ "_allgenes")
+        names.update(c["name"].removesuffix("_allgenes") for c in json.loads(stage.read_text()).get("corpora", []))
     return names
 
 
