@@ -93,7 +93,8 @@ class PairedSet:
 
 def split_rows(n_cells: int, seed: int = 0, eval_fraction: float = 0.2, fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The corpus builder's split (:func:`training.corpus.split_cells`): (train, held-out) rows; ``fold`` k holds
-    out the k-th block of ``round(n·f)`` cells of the permutation (fold 0: the usual test cells)."""
+    out the k-th block of ``round(n·f)`` cells of the permutation (the last fold: the rest; fold 0: the usual
+    test cells)."""
     train, _, held_out = split_cells(n_cells, seed, eval_fraction, eval_fold=fold)
     return train, held_out
 
