@@ -342,23 +342,20 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
     80/20 test cells when K is 5), and the held-out predictions of all rounds are scored together: every cell
     once, by models that never saw it."""
     t0 = time.perf_counter()
-    if not cfg.get("folds"):
-        data, preds, log1p_preds, info = run_fold(name, cfg, args, tokenizer, work, pretrained, paths)
-        y_eval = data.targets[data.eval]
-        n_eval, per_fold = len(data.eval), None
-    else:
-        rounds = [run_fold(name, {**cfg, "fold": k}, args, tokenizer, work / f"fold{k}", pretrained, paths)
-                  for k in range(cfg["folds"])]
-        data, _, _, info = rounds[0]
-        y_eval = np.concatenate([d.targets[d.eval] for d, *_ in rounds])
-        preds = {m: np.concatenate([p[m] for _, p, _, _ in rounds]) for m in rounds[0][1]}
-        log1p_preds = {m: np.concatenate([lp[m] for _, _, lp, _ in rounds]) for m in rounds[0][2]}
-        n_eval = len(y_eval)
+    folds = cfg.get("folds")  # None: the one 80/20 split, in ``work`` itself
+    rounds = [run_fold(name, {**cfg, "fold": k}, args, tokenizer, work / f"fold{k}" if folds else work, pretrained,
+                       paths) for k in range(folds or 1)]
+    data, _, _, info = rounds[0]
+    y_eval = np.concatenate([d.targets[d.eval] for d, *_ in rounds])
+    preds = {m: np.concatenate([p[m] for _, p, _, _ in rounds]) for m in rounds[0][1]}
+    log1p_preds = {m: np.concatenate([lp[m] for _, _, lp, _ in rounds]) for m in rounds[0][2]}
+    per_fold = None
+    if folds:
         per_fold = [{"fold": k, "n_train": len(d.train), "n_eval": len(d.eval),
                      "genes_model_first10": [d.genes[g] for g in d.selected[:10]], "methods": i}
                     for k, (d, _, _, i) in enumerate(rounds)]
         if sorted(o for d, *_ in rounds for o in np.asarray(d.obs_names)[d.eval]) != sorted(data.obs_names):
-            raise RuntimeError(f"{name}: the {cfg['folds']} folds do not hold out every cell exactly once")
+            raise RuntimeError(f"{name}: the {folds} folds do not hold out every cell exactly once")
 
     results = {m: evaluate(p, y_eval, on_model_scale(m), log1p_preds.get(m)) for m, p in preds.items()}
     plot_path = Path(args.plots) / f"quality_{name}.png"
@@ -366,7 +363,7 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
                  if m in preds)
     scatter_grid(plot_path, name, data, y_eval, {**preds, **log1p_preds}, shown, shown in log1p_preds)
     return {
-        "n_cells": len(data.obs_names), "n_train": len(data.train), "n_eval": n_eval,
+        "n_cells": len(data.obs_names), "n_train": len(data.train), "n_eval": len(y_eval),
         "proteins": data.proteins, "n_genes_model": len(data.selected),
         "genes_model_first10": [data.genes[g] for g in data.selected[:10]], "notes": data.notes,
         "methods": info, "metrics": results, "plot": str(plot_path), "seconds": time.perf_counter() - t0,
