@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -48,12 +46,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
 
+from benchmarks.machine import machine_facts  # noqa: E402
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR  # noqa: E402
-from modeling_sctranslator.inference import compute_precision, predict_proteins  # noqa: E402
+from modeling_sctranslator.inference import (  # noqa: E402
+    compute_precision,
+    low_precision_in_hardware,
+    predict_proteins,
+)
 
 
 def synthetic_batch(config: SCTranslatorConfig, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -82,6 +86,9 @@ def padding_rows(args) -> dict:
     """Plain vs shared padding (fp32) vs shared bfloat16, and a training step plain vs shared."""
     import copy
 
+    native = low_precision_in_hardware("cpu", torch.bfloat16)
+    print(f"CPU {machine_facts()['cpu']}: bfloat16 matrix instructions (AVX512-BF16 / AMX): "
+          f"{ {True: 'yes', False: 'no, the bf16 rows are emulated', None: 'unknown'}[native] }", flush=True)
     torch.manual_seed(0)
     config = SCTranslatorConfig()
     plain = SCTranslatorForProteinPrediction(config).eval()
@@ -131,7 +138,7 @@ def padding_rows(args) -> dict:
     print(f"training step (2 cells x 1,024 genes): plain {training['plain_fp32_s_per_step']:.2f} s, shared "
           f"{training['shared_fp32_s_per_step']:.2f} s (x{training['speedup']:.1f})", flush=True)
     result = {"benchmark": "released configuration (20,000 gene positions), padding computed once vs every time, CPU",
-              "rows": rows, "training_step": training}
+              "bfloat16_in_hardware": native, "rows": rows, "training_step": training}
     if args.bf16_cells:
         result["bf16_agreement"] = bf16_agreement(args)
     return result
@@ -421,7 +428,7 @@ def main() -> None:
     for chosen, rows, default in ((args.padding, padding_rows, "inference_padding.json"),
                                   (args.variant, variant_rows, "inference_variant.json")):
         if chosen:  # a comparison of its own: its rows and the machine facts, in its own JSON
-            result = {"threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(), **rows(args)}
+            result = {"threads": args.threads, "machine": machine_facts(), **rows(args)}
             path = args.json or Path("benchmarks/results") / default
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result, indent=2))
@@ -443,9 +450,7 @@ def main() -> None:
     result = {
         "benchmark": "inference, full default config (117.4 M parameters), fp32, CPU",
         "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
+        "machine": machine_facts(),
         "forward": forward_rows(ours, naive, config, args.batch_sizes, args.repeats),
     }
     with tempfile.TemporaryDirectory() as workdir:

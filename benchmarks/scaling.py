@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
+from benchmarks.machine import machine_facts
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from training.paired_data import VOCAB_DIR
 
@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{torch.get_num_threads()} torch threads; medians of {args.repeats} alternating rounds")
     print(note, flush=True)
     t0 = time.perf_counter()
-    results: dict = {"note": note, "base": BASE, "machine": {
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
-        "processor": platform.processor() or platform.machine()}, "config": vars(args)}
+    results: dict = {"note": note, "base": BASE, "machine": machine_facts(), "config": vars(args)}
     for key in args.sweeps:
         print(f"sweep {key}", flush=True)
         results[key] = sweep_cells(args) if key == "cells" else sweep_model(args, key)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import machine_facts  # noqa: E402
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer  # noqa: E402
 from tokenization.vocab import GeneVocab  # noqa: E402
 
@@ -120,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference_seconds": ref_s,
         "reference_cells_per_s": args.cells / ref_s,
         "speedup": ref_s / ours_s,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
+        "machine": machine_facts(),
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

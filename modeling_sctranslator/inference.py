@@ -8,6 +8,7 @@ length), so any number of proteins can be asked for.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ __all__ = [
     "compute_precision",
     "default_batch_size",
     "count_cells",
+    "low_precision_in_hardware",
+    "warn_if_emulated",
     "predict_encoded",
     "predict_proteins",
     "progress_bar",
@@ -526,14 +529,58 @@ def compute_precision(device: torch.device | str, dtype: torch.dtype | None):
 
     On a CPU with AVX512-BF16 a 20,000-gene cell runs x2.3 faster; predictions move by ~1e-3 of their range,
     which a trained model's cell-to-cell differences dwarf but an untrained model's (whose outputs barely vary
-    across cells) do not: ``benchmarks/inference.py --padding`` measures both."""
+    across cells) do not: ``benchmarks/inference.py --padding`` measures both. A device without such
+    instructions emulates them, slower than float32 (x13 on a 2-core AVX2 EPYC): a warning says so, once.
+    """
     import contextlib
 
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
     if dtype not in (torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype}")
-    return torch.autocast(torch.device(device).type, dtype=dtype)
+    device_type = torch.device(device).type
+    warn_if_emulated(device_type, dtype)
+    return torch.autocast(device_type, dtype=dtype)
+
+
+# instruction sets that multiply these types in hardware on x86 CPUs (torch.cpu.get_capabilities() keys)
+_X86_LOW_PRECISION_KEYS = {torch.bfloat16: ("avx512_bf16", "amx_bf16"), torch.float16: ("avx512_fp16", "amx_fp16")}
+
+
+def low_precision_in_hardware(device_type: str, dtype: torch.dtype) -> bool | None:
+    """Whether ``device_type`` ("cpu", "cuda") multiplies ``dtype`` matrices in hardware; None: cannot tell.
+
+    Without such instructions (x86 CPUs before AVX512-BF16 / AVX512-FP16, CUDA before Ampere for bfloat16)
+    PyTorch emulates the type, which is slower than float32, not faster."""
+    if device_type == "cuda":
+        if dtype == torch.bfloat16:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        return True
+    if device_type != "cpu" or dtype not in _X86_LOW_PRECISION_KEYS:
+        return None
+    try:
+        capabilities = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # older PyTorch: no way to ask
+        return None
+    if capabilities.get("architecture") != "x86_64":  # Arm and others name their features differently
+        return None
+    return any(capabilities.get(key, False) for key in _X86_LOW_PRECISION_KEYS[dtype])
+
+
+@functools.cache
+def warn_if_emulated(device_type: str, dtype: torch.dtype) -> None:
+    """Warn (once per device type and dtype) when ``dtype`` would run emulated, slower than float32."""
+    if low_precision_in_hardware(device_type, dtype) is not False:
+        return
+    name = str(dtype).removeprefix("torch.")
+    hardware = ("AVX512-BF16 or AMX" if dtype == torch.bfloat16 else "AVX512-FP16 or AMX-FP16") \
+        if device_type == "cpu" else "an Ampere or newer GPU"
+    warnings.warn(
+        f"{name} was asked for, but this {device_type.upper()} has no {name} matrix instructions ({hardware}): "
+        f"PyTorch emulates them, slower than float32, not faster (x13 slower at 20,000 genes on a 2-core AVX2 "
+        f"CPU; benchmarks/inference.py --padding). Use float32 here (leave dtype / --dtype unset).",
+        UserWarning, stacklevel=3,
+    )
 
 
 def predict_encoded(

@@ -33,7 +33,7 @@ import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_model_name
 from modeling_sctranslator.gene_layout import GeneLayout
-from modeling_sctranslator.inference import check_vocab_compatible
+from modeling_sctranslator.inference import check_vocab_compatible, warn_if_emulated
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
 from training.data import (
@@ -435,6 +435,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
     check_start_model(model_args.model_name_or_path)
     check_launch(args.world_size)
+    for wanted, dtype in ((args.bf16, torch.bfloat16), (args.fp16, torch.float16)):
+        if wanted:  # emulated low precision trains slower than float32: say so before the run
+            warn_if_emulated(args.device.type, dtype)
     output_dir = Path(args.output_dir)
     world_size, rank = args.world_size, args.process_index
     if world_size > 1 and torch.distributed.is_initialized():

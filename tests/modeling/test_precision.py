@@ -13,7 +13,7 @@ import torch
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
 from modeling_sctranslator.favor_attention import softmax_kernel_features
-from modeling_sctranslator.inference import compute_precision, predict_proteins
+from modeling_sctranslator.inference import compute_precision, predict_proteins, warn_if_emulated
 from modeling_sctranslator.metrics import pearson_per_protein
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
@@ -29,6 +29,31 @@ def test_compute_precision_is_autocast_for_low_precision_only():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
         compute_precision("cpu", torch.int8)
+
+
+@pytest.mark.parametrize(("capabilities", "warns"), [
+    ({"architecture": "x86_64", "avx2": True, "avx512_bf16": False, "amx_bf16": False}, True),  # AVX2 EPYC
+    ({"architecture": "x86_64", "avx512_bf16": True}, False),
+    ({"architecture": "x86_64", "amx_bf16": True}, False),
+    ({"architecture": "aarch64"}, False),  # cannot tell: no warning rather than a wrong one
+])
+def test_bfloat16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, capabilities, warns):
+    """Emulated bfloat16 ran x13 slower than float32 here: a user asking for speed must hear so, once."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    warn_if_emulated.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):  # predict_proteins enters it once per chunk
+                with compute_precision("cpu", torch.bfloat16):
+                    assert torch.is_autocast_enabled("cpu")  # still runs as asked
+    finally:
+        warn_if_emulated.cache_clear()
+    messages = [str(w.message) for w in caught if "matrix instructions" in str(w.message)]
+    assert len(messages) == (1 if warns else 0), messages
+    if warns:
+        assert "slower than float32" in messages[0] and "AVX512-BF16" in messages[0]
+        assert "Use float32" in messages[0]
 
 
 def test_the_embedding_and_the_outputs_stay_float32_under_bfloat16():

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from modeling_sctranslator import SCTranslatorForProteinPrediction
+from modeling_sctranslator.inference import warn_if_emulated
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import load_manifest
 from training.data import CorpusCollator, EvalCells
@@ -157,11 +158,19 @@ def test_refitting_the_head_in_a_fine_tune_keeps_the_scaled_predictions(tmp_path
             fit["validation_log1p_pearson_before"], abs=1e-5)
 
 
-def test_bf16_training_keeps_float32_weights_and_the_scale_part_in_float32(tmp_path, corpora, start_model):
+def test_bf16_training_keeps_float32_weights_and_the_scale_part_in_float32(tmp_path, corpora, start_model,
+                                                                           monkeypatch):
     """``--bf16 true`` (the Trainer's autocast, on CPU too): bfloat16 products, the model's precision-sensitive
-    steps and the saved weights float32, a finite loss that still falls."""
-    summary = _finetune(tmp_path / "bf16", start_model, corpora["tenx_pbmc10k_s200"], "--predict_protein_scale",
-                        "true", "--bf16", "true")
+    steps and the saved weights float32, a finite loss that still falls; on a CPU that emulates bfloat16
+    (slower than float32) a warning says so before the run."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"architecture": "x86_64", "avx512_bf16": False})
+    warn_if_emulated.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="bfloat16 was asked for, but this CPU has no bfloat16 matrix"):
+            summary = _finetune(tmp_path / "bf16", start_model, corpora["tenx_pbmc10k_s200"],
+                                "--predict_protein_scale", "true", "--bf16", "true")
+    finally:
+        warn_if_emulated.cache_clear()
     losses = [loss for _, loss in summary["loss_history"]]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
     model = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "bf16")
