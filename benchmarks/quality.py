@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 import time
 import warnings
@@ -38,6 +37,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
+from benchmarks.machine import machine_facts
 from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training import baselines as bl
@@ -446,6 +446,12 @@ BASE_METHODS = {"zero_shot": "sctranslator_base_zero_shot", "finetuned": "sctran
                 "lodo_zero_shot": "sctranslator_base_lodo_zero_shot"}
 
 
+def base_finetune_recipe(args) -> dict:
+    """How (b) fine-tunes the pre-trained model: training/configs/finetune.yaml's recipe, best step on validation."""
+    return {"steps": args.finetune_steps, "learning_rate": args.finetune_lr, "validation_fraction": 0.1,
+            "eval_steps": 100, "early_stopping_patience": 5}
+
+
 def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
                    work: Path) -> tuple[dict, dict, dict]:
     """The pre-trained model on the set's held-out cells: (a) as it is, (b) fine-tuned on the set's training
@@ -464,8 +470,7 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
     predict_into(preds, log1p_preds, BASE_METHODS["zero_shot"], model, rna_path, data)
     info[BASE_METHODS["zero_shot"]] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(model),
                                        "start": "the pre-trained model as shipped; no training on this set"}
-    finetune = {**cfg, "steps": args.finetune_steps, "learning_rate": args.finetune_lr,
-                "validation_fraction": 0.1, "eval_steps": 100, "early_stopping_patience": 5}  # finetune.yaml's recipe
+    finetune = {**cfg, **base_finetune_recipe(args)}
     for scale_part in (False, True) if args.scale_head else (False,):
         method = BASE_METHODS["finetuned"] + (SCALE_SUFFIX if scale_part else "")
         out = work / "models" / f"{name}_base_finetuned{SCALE_SUFFIX if scale_part else ''}"
@@ -622,10 +627,20 @@ def markdown(report: dict) -> str:
         schedule += f"; training seed {cfg['seed']}"
     if cfg.get("variant_hidden_size"):
         schedule += f"; variant hidden size {cfg['variant_hidden_size']} (compatible {cfg['hidden_size']})"
+    if not report.get("from_scratch", True):  # only the pre-trained model was trained: its recipe, not this budget
+        schedule = ""
+    recipe = report.get("base_finetune")
+    if recipe:
+        schedule += ("; " if schedule else "") + (
+            f"pre-trained model fine-tuned (b): best of at most {recipe['steps']} steps at learning rate "
+            f"{recipe['learning_rate']:g} by mean per-protein Pearson on validation cells "
+            f"({recipe['validation_fraction']:.0%} of the training cells; evaluated every {recipe['eval_steps']} "
+            f"steps, stopped after {recipe['early_stopping_patience']} evaluations without improvement)")
     split = (f"{cfg['folds']}-fold cross-validation over the seed-0 permutation (every method run once per fold on "
              "the other folds' cells; the held-out predictions of all folds scored together, each cell once)"
              if cfg.get("folds") else "split 80/20 seed 0")
-    lines = [f"Budget `{report['budget']}`; {split}; {schedule}; {report['gene_protocol']}", ""]
+    lines = ["; ".join(part for part in (f"Budget `{report['budget']}`", split, schedule, report["gene_protocol"])
+                       if part), ""]
     for scale, what in SCALES.items():
         lines += [f"**Target scale `{scale}`** — {what}.", "",
                   "| set | train/eval cells | proteins | method | Pearson/protein mean | median | Pearson/cell | "
@@ -829,11 +844,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.max_proteins_common = max(len(load_set(s, tokenizer, 1).proteins) for s in SETS)
     report = {
         "budget": args.budget, "config": cfg, "rna_values": args.rna_values, "scales": SCALES,
+        "from_scratch": not args.no_scratch,
+        "base_finetune": base_finetune_recipe(args) if args.base_model else None,
         "gene_protocol": f"model input and PCA baselines: the {cfg['n_genes']} highly variable vocabulary genes "
                          "(Seurat's dispersion rule, as scanpy's flavor='seurat') of log-scale RNA over the training "
                          f"cells (RNA only), best first; model RNA values: {args.rna_values}",
-        "machine": {"cpus": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "machine": machine_facts(),
         "sets": {},
     }
     t0 = time.perf_counter()

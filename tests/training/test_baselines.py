@@ -103,7 +103,11 @@ def test_quality_compares_models_with_and_without_the_protein_scale_part(tmp_pat
     assert gap["scaled"]["difference"] == pytest.approx(0.0, abs=1e-6)
     assert result["metrics"][with_part]["log1p"]["mse"] < result["metrics"][without]["log1p"]["mse"]
     assert result["methods"][with_part]["scale_loss_history"] is not None  # logged every 50 steps: none in 6
-    assert "With the protein scale part minus without" in (out / "q.md").read_text()
+    markdown = (out / "q.md").read_text()
+    assert "With the protein scale part minus without" in markdown
+    # only the pre-trained model was trained: the header gives its recipe, not the unused from-scratch budget
+    header = markdown.splitlines()[0]
+    assert "fine-tuned (b): best of at most 6 steps" in header and "models:" not in header
 
 
 @pytest.mark.slow
