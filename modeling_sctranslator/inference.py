@@ -573,12 +573,15 @@ def warn_if_emulated(device_type: str, dtype: torch.dtype) -> None:
     if low_precision_in_hardware(device_type, dtype) is not False:
         return
     name = str(dtype).removeprefix("torch.")
-    hardware = ("AVX512-BF16 or AMX" if dtype == torch.bfloat16 else "AVX512-FP16 or AMX-FP16") \
-        if device_type == "cpu" else "an Ampere or newer GPU"
+    if device_type == "cpu":
+        hardware = "AVX512-BF16 or AMX" if dtype == torch.bfloat16 else "AVX512-FP16 or AMX-FP16"
+        measured = " (x13 slower at 20,000 genes on a 2-core AVX2 CPU; benchmarks/inference.py --padding)"
+        device_label = "CPU"
+    else:
+        hardware, measured, device_label = "Ampere or newer", "", "GPU"
     warnings.warn(
-        f"{name} was asked for, but this {device_type.upper()} has no {name} matrix instructions ({hardware}): "
-        f"PyTorch emulates them, slower than float32, not faster (x13 slower at 20,000 genes on a 2-core AVX2 "
-        f"CPU; benchmarks/inference.py --padding). Use float32 here (leave dtype / --dtype unset).",
+        f"{name} was asked for, but this {device_label} has no {name} matrix instructions ({hardware}): PyTorch "
+        f"emulates them, slower than float32, not faster{measured}. Use float32 here (leave dtype / --dtype unset).",
         UserWarning, stacklevel=3,
     )
 

@@ -94,3 +94,16 @@ def test_a_trained_models_predictions_keep_their_pattern_across_cells(data_dir):
         r = pearson_per_protein(b, a)
         assert np.nanmin(r) >= 0.999, (layer, np.sort(r)[:3])
         assert 0 < np.abs(a - b).max() < 0.1
+
+
+def test_bfloat16_on_a_gpu_before_ampere_warns(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    warn_if_emulated.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=r"this GPU has no bfloat16 matrix instructions \(Ampere or newer\)"):
+            warn_if_emulated("cuda", torch.bfloat16)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warn_if_emulated("cuda", torch.float16)  # every CUDA GPU multiplies float16
+    finally:
+        warn_if_emulated.cache_clear()
