@@ -575,7 +575,8 @@ def warn_if_emulated(device_type: str, dtype: torch.dtype) -> None:
     name = str(dtype).removeprefix("torch.")
     if device_type == "cpu":
         hardware = "AVX512-BF16 or AMX" if dtype == torch.bfloat16 else "AVX512-FP16 or AMX-FP16"
-        measured = " (x13 slower at 20,000 genes on a 2-core AVX2 CPU; benchmarks/inference.py --padding)"
+        measured = (" (x13 slower at 20,000 genes on a 2-core AVX2 CPU; benchmarks/inference.py --padding)"
+                    if dtype == torch.bfloat16 else "")
         device_label = "CPU"
     else:
         hardware, measured, device_label = "Ampere or newer", "", "GPU"

@@ -56,6 +56,17 @@ def test_bfloat16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, capabilities
         assert "Use float32" in messages[0]
 
 
+def test_float16_on_a_cpu_that_emulates_it_warns_without_bfloat16s_numbers(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"architecture": "x86_64", "avx512_fp16": False})
+    warn_if_emulated.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=r"float16 matrix instructions \(AVX512-FP16 or AMX-FP16\)") as caught:
+            warn_if_emulated("cpu", torch.float16)
+    finally:
+        warn_if_emulated.cache_clear()
+    assert "x13" not in str(caught[0].message)  # that slowdown was measured for bfloat16
+
+
 def test_the_embedding_and_the_outputs_stay_float32_under_bfloat16():
     torch.manual_seed(0)
     model = SCTranslatorForProteinPrediction(SCTranslatorConfig(**TINY_MODEL, predict_protein_scale=True)).eval()
