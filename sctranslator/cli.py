@@ -188,13 +188,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _h5ad_output(value: str) -> Path:
+    """``--out`` of predict: an AnnData file; any other suffix would get HDF5 bytes under a misleading name."""
+    path = Path(value)
+    if path.suffix.lower() != ".h5ad" and not path.is_dir():  # a folder gets its own message, with a file inside
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the predictions are written as AnnData, so the name must end in .h5ad (e.g. "
+            f"{path.with_suffix('.h5ad').name}); for a table: python -c \"import anndata; "
+            f"anndata.read_h5ad('{path.with_suffix('.h5ad').name}').to_df().to_csv('{path.with_suffix('.csv').name}')\"")
+    return path
+
+
 def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad file")
     add_model_options(predict)
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--proteins", help="proteins: A,B,C or a text file (one per line, or comma-separated)")
     which.add_argument("--protein", type=Path, help="protein .h5ad whose var_names are the targets")
-    predict.add_argument("--out", type=Path, required=True, help="output .h5ad (cells x proteins)")
+    predict.add_argument("--out", type=_h5ad_output, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     predict.set_defaults(func=_run_predict)
 

@@ -47,6 +47,19 @@ def test_predict_refuses_to_write_over_its_input(tiny_model_dir, cells, capsys):
     assert _digest(cells) == before
 
 
+def test_an_out_that_is_not_h5ad_is_refused_with_the_way_to_a_table(tiny_model_dir, cells, tmp_path, capsys):
+    """``--out pred.csv`` used to get AnnData's HDF5 bytes under a .csv name: now refused before any work."""
+    from sctranslator.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(_predict(tiny_model_dir, cells, tmp_path / "pred.csv"))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "must end in .h5ad (e.g. pred.h5ad)" in err and ".to_df().to_csv('pred.csv')" in err
+    assert not (tmp_path / "pred.csv").exists()
+    assert main(_predict(tiny_model_dir, cells, tmp_path / "pred.H5AD")) == 0  # the suffix in any case
+
+
 def test_a_folder_as_out_is_refused_before_any_work(tiny_model_dir, cells, tmp_path, capsys):
     from sctranslator.cli import main
 
