@@ -487,8 +487,30 @@ def check_layout(model, report, layout: GeneLayout | None = None) -> dict[str, A
                 "left_out": int(report.layout_dropped), "source": layout.source}
     if layout is not None and layout.kind == "set":
         outside = int((~np.isin(report.rna.kept_token_ids, layout.token_ids)).sum())
+        warn_if_few_genes(int(report.rna.columns.size) - outside, len(layout.token_ids), "genes this model learnt")
         return {"kind": "set", "genes": len(layout.token_ids), "input_genes_outside": outside, "source": layout.source}
+    warn_if_few_genes(int(report.rna.columns.size), model.config.max_genes, "gene positions this model reads")
     return _unknown_layout_info(model, layout, genes=int(report.rna.columns.size), left_out=0)
+
+
+# a transcriptome maps thousands of genes and a gene-selected file a few hundred (the shared TCGA BRCA bulk set
+# keeps 200); an input reading fewer than this many (and under a tenth of what the model reads) is most likely
+# not one: a protein (ADT) panel passed as RNA maps a few dozen antibody targets (ECCITE-seq's 49 antibodies: 29)
+FEW_GENES = 100
+
+
+def warn_if_few_genes(genes_read: int, model_genes: int, what: str) -> None:
+    """Warn when an input gives a model reading ``model_genes`` genes only ``genes_read`` of them (models
+    with an ordered layout refuse such inputs instead, see :data:`MIN_LAYOUT_SHARE`)."""
+    if genes_read >= min(FEW_GENES, 0.1 * model_genes):
+        return
+    from tokenization.checks import InputQualityWarning
+
+    warnings.warn(
+        f"the input gives only {genes_read} of the {model_genes} {what}; a transcriptome gives thousands (a "
+        "gene-selected file a few hundred), and predictions from so few genes are unreliable. If this is the "
+        "protein (ADT) matrix, pass it as the proteins (proteins= / --protein) and the cells' RNA as rna",
+        InputQualityWarning, stacklevel=4)
 
 
 def _unknown_layout_info(model, layout: GeneLayout | None, genes: int, left_out: int) -> dict[str, Any]:

@@ -271,7 +271,10 @@ def _show_warnings_as_cli_lines(command: str) -> None:
     import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"sctranslator {command}: warning: {_with_cli_equivalents(str(message))}", file=file or sys.stderr)
+        from tqdm import tqdm
+
+        # tqdm.write: on a line of its own even while a progress bar is drawn (print would append to the bar)
+        tqdm.write(f"sctranslator {command}: warning: {_with_cli_equivalents(str(message))}", file=file or sys.stderr)
 
     warnings.showwarning = show
 

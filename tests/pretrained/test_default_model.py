@@ -102,6 +102,31 @@ def test_cli_predict_without_model(eccite_test_cells, tmp_path, capsys):
     assert np.isfinite(pred.X).all()
 
 
+def test_a_protein_matrix_passed_as_rna_is_flagged(eccite_test_cells):
+    """CITE-seq files come in pairs, and swapping them is easy: the ADT panel's antibody names map a few dozen
+    genes, which the default model (reading expressed genes) would predict from without a word."""
+    import warnings
+
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR as folder
+    from modeling_sctranslator.inference import predict_proteins
+    from modeling_sctranslator.modeling_sctranslator import SCTranslatorForProteinPrediction
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    rna, adt = eccite_test_cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(folder).eval()
+    tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
+
+    def few_genes_warnings(cells) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predict_proteins(model, tokenizer, cells[:5].copy(), ["CD4"])
+        return [str(w.message) for w in caught if "a transcriptome gives thousands" in str(w.message)]
+
+    swapped = few_genes_warnings(adt)
+    assert len(swapped) == 1 and "pass it as the proteins" in swapped[0], swapped
+    assert few_genes_warnings(rna) == []
+
+
 def test_a_copy_loads_with_trust_remote_code_alone(tmp_path):
     from transformers import AutoFeatureExtractor, AutoModel
 
