@@ -1,6 +1,6 @@
 """What the benchmark's gene selection leaves the models, per set: Seurat's dispersion rule (the current
-protocol, ``training.paired_data.select_genes``) against the rule it replaced (highest variance of the log-scale
-RNA over the training cells).
+protocol) against the rule it replaced (highest variance of the log-scale RNA over the training cells): both are
+``training.paired_data.select_genes`` rules.
 
     python benchmarks/gene_selection.py [--budget small] [--json benchmarks/results/gene_selection.json]
 
@@ -32,29 +32,7 @@ import numpy as np
 from benchmarks.machine import machine_facts
 from benchmarks.quality import BUDGETS
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
-from training.paired_data import SETS, VOCAB_DIR, PairedSet, load_set, select_genes
-
-
-def highest_variance(data: PairedSet, n_genes: int) -> np.ndarray:
-    """The rule before Seurat's: vocabulary genes by decreasing variance of the log-scale RNA over the training
-    cells; of several names of one token, the better ranked one (as ``select_genes``)."""
-    x = data.rna_log[data.train]
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    variance = np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2
-    variance[data.gene_tokens < 0] = -np.inf
-    seen, chosen = set(), []
-    for g in np.argsort(-variance, kind="stable"):
-        token = int(data.gene_tokens[g])
-        if token < 0 or token in seen:
-            continue
-        seen.add(token)
-        chosen.append(g)
-        if len(chosen) == n_genes:
-            break
-    return np.asarray(chosen, np.int64)
-
-
-RULES = {"seurat": select_genes, "variance": highest_variance}
+from training.paired_data import GENE_RULES, SETS, VOCAB_DIR, load_set, select_genes
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -65,21 +43,21 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     cfg = BUDGETS[args.budget]
     tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
-    tokens: dict[str, dict[str, set[int]]] = {rule: {} for rule in RULES}
+    tokens: dict[str, dict[str, set[int]]] = {rule: {} for rule in GENE_RULES}
     sets: dict[str, dict] = {}
     for name in args.sets:
         data = load_set(name, tokenizer, cfg["max_cells"].get(name))
         train_values = data.rna_values[data.train]
         sets[name] = {"cells": int(data.rna_values.shape[0]), "genes_in_file": len(data.genes)}
-        for rule, select in RULES.items():
-            chosen = select(data, cfg["n_genes"])
+        for rule in GENE_RULES:
+            chosen = select_genes(data, cfg["n_genes"], rule)
             tokens[rule][name] = {int(t) for t in data.gene_tokens[chosen]}
             expressed = (train_values[:, chosen] > 0).sum(axis=1)
             sets[name][f"{rule}_expressed_per_cell"] = float(np.mean(expressed))
             sets[name][f"{rule}_genes"] = int(len(chosen))
     for name in args.sets:
         others = [s for s in args.sets if s != name]
-        for rule in RULES:
+        for rule in GENE_RULES:
             elsewhere = set().union(*(tokens[rule][s] for s in others)) if others else set()
             sets[name][f"{rule}_selected_elsewhere"] = len(tokens[rule][name] & elsewhere) / len(tokens[rule][name])
         sets[name]["rules_agree"] = len(tokens["seurat"][name] & tokens["variance"][name]) / len(

@@ -43,6 +43,7 @@ from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_
 from training import baselines as bl
 from training.paired_data import (
     DEFAULT_SETS,
+    GENE_RULES,
     MAX_CELLS,
     SETS,
     VOCAB_DIR,
@@ -381,7 +382,7 @@ def run_fold(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict
     rna_path, protein_path = paths or (None, None)
     data = load_set(name, tokenizer, cfg["max_cells"].get(name), rna_path=rna_path, protein_path=protein_path,
                     fold=cfg.get("fold", 0), n_folds=cfg.get("folds") or 5)
-    select_genes(data, cfg["n_genes"])
+    select_genes(data, cfg["n_genes"], args.gene_rule)
     base = write_prepared(data, work / "data", args.rna_values)
     fold = f" fold {cfg['fold']} of {cfg['folds']}:" if cfg.get("folds") else ""
     logger.info("%s:%s %d cells (%d train / %d eval), %d proteins, %d genes; %s", name, fold, len(data.obs_names),
@@ -389,12 +390,12 @@ def run_fold(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict
     preds, info = run_baselines(data, args)
     log1p_preds: dict[str, np.ndarray] = {}  # models with the protein scale part: their log1p-count output
 
-    variants = [] if args.no_scratch else [("sctranslator", None)]
-    if pretrained:
+    variants = [] if args.no_scratch or args.zero_shot_only else [("sctranslator", None)]
+    if pretrained and not args.zero_shot_only:
         variants.append(("sctranslator_pretrained", pretrained["compatible"]))
-    if args.variant:
+    if args.variant and not args.zero_shot_only:
         variants.append(("sctranslator_variant", None))
-        if pretrained:
+        if pretrained and not args.zero_shot_only:
             variants.append(("sctranslator_variant_pretrained", pretrained["variant"]))
     if args.scale_head:  # each scTranslator model again, trained the same way with the protein scale part
         variants += [(f"{method}{SCALE_SUFFIX}", start) for method, start in variants]
@@ -570,7 +571,7 @@ def pretrain_stage2(target: str, cfg: dict, args, tokenizer, work: Path, variant
     bases = []
     for name in others:
         data = load_set(name, tokenizer, cfg["max_cells"].get(name))
-        select_genes(data, cfg["n_genes"])
+        select_genes(data, cfg["n_genes"], args.gene_rule)
         bases.append(str(write_prepared(data, work / "data", args.rna_values)))
     out = work / "models" / f"stage2_without_{target}{'_variant' if variant else ''}"
     extra = _scratch_args(cfg, cfg["n_genes"], args.max_proteins_common, variant)
@@ -745,6 +746,14 @@ def main(argv: list[str] | None = None) -> dict:
                         "<name>_adt.h5ad (or _rppa.h5ad) pairs; repeatable")
     p.add_argument("--pretrain", action="store_true",
                    help="also pre-train stage 2 (sc) on the other shared sets, then fine-tune (leave-one-out)")
+    p.add_argument("--zero_shot_only", action="store_true",
+                   help="with --pretrain: only stage 2 on the other sets and its zero-shot predictions of the "
+                        "target (no fine-tuning), beside the peers")
+    p.add_argument("--gene_rule", choices=GENE_RULES, default="seurat",
+                   help="how the model input genes are chosen on the training cells: Seurat's dispersion rule "
+                        "(default, the field's usual one) or highest variance of the log-scale RNA (keeps genes most "
+                        "cells express; benchmarks/gene_selection.py compares them). Not seurat: models and "
+                        "prepared files go to WORKDIR/gene_rule_<rule>")
     p.add_argument("--json", default="benchmarks/results/quality.json")
     p.add_argument("--md", default="benchmarks/results/quality.md")
     p.add_argument("--plots", default="benchmarks/results")
@@ -836,19 +845,26 @@ def main(argv: list[str] | None = None) -> dict:
                 p.error(f"--folds: the model {args.base_model} was trained on {seen} (all but the 80/20 test cells), "
                         "so other folds would test it on its training cells; cross-validate from a model "
                         "pre-trained without them (training/pretrain.py --exclude NAME)")
+    if args.zero_shot_only and not args.pretrain:
+        p.error("--zero_shot_only scores the stage-2 model of --pretrain on the unseen set: add --pretrain")
     torch.manual_seed(0)
     tokenizer = SCTranslatorTokenizer.from_original_tables(VOCAB_DIR)
     work = Path(args.workdir)
+    if args.gene_rule != "seurat":  # other genes, same argv: kept apart so --reuse_models never mixes them
+        work = work / f"gene_rule_{args.gene_rule}"
     args.max_proteins_common = 0
     if args.pretrain:
         args.max_proteins_common = max(len(load_set(s, tokenizer, 1).proteins) for s in SETS)
     report = {
         "budget": args.budget, "config": cfg, "rna_values": args.rna_values, "scales": SCALES,
-        "from_scratch": not args.no_scratch,
+        "from_scratch": not (args.no_scratch or args.zero_shot_only),
         "base_finetune": base_finetune_recipe(args) if args.base_model else None,
+        "gene_rule": args.gene_rule,
         "gene_protocol": f"model input and PCA baselines: the {cfg['n_genes']} highly variable vocabulary genes "
-                         "(Seurat's dispersion rule, as scanpy's flavor='seurat') of log-scale RNA over the training "
-                         f"cells (RNA only), best first; model RNA values: {args.rna_values}",
+                         + ("(Seurat's dispersion rule, as scanpy's flavor='seurat')" if args.gene_rule == "seurat"
+                            else "(highest variance)")
+                         + f" of log-scale RNA over the training cells (RNA only), best first; model RNA values: "
+                         f"{args.rna_values}",
         "machine": machine_facts(),
         "sets": {},
     }

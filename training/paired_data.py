@@ -184,10 +184,24 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     )
 
 
-def select_genes(data: PairedSet, n_genes: int) -> np.ndarray:
-    """The ``n_genes`` highly variable vocabulary genes over the training cells (Seurat's rule), best first;
-    of several names of one token, the better ranked one."""
-    ranked = seurat_hvg(data.rna_log[data.train], len(data.genes), candidates=data.gene_tokens >= 0)
+GENE_RULES = ("seurat", "variance")
+
+
+def select_genes(data: PairedSet, n_genes: int, rule: str = "seurat") -> np.ndarray:
+    """The ``n_genes`` highly variable vocabulary genes over the training cells, best first; of several names
+    of one token, the better ranked one. ``rule``: "seurat" (Seurat's dispersion rule, the benchmark's
+    protocol) or "variance" (highest variance of the log-scale RNA: the protocol before 2026-12-01, which
+    keeps genes most cells express; ``benchmarks/gene_selection.py`` compares the two)."""
+    candidates = data.gene_tokens >= 0
+    if rule == "seurat":
+        ranked = seurat_hvg(data.rna_log[data.train], len(data.genes), candidates=candidates)
+    elif rule == "variance":
+        x = data.rna_log[data.train]
+        mean = np.asarray(x.mean(axis=0)).ravel()
+        variance = np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2
+        ranked = np.flatnonzero(candidates)[np.argsort(-variance[candidates], kind="stable")]
+    else:
+        raise ValueError(f"gene selection rule must be one of {GENE_RULES}, not {rule!r}")
     seen, chosen = set(), []
     for g in ranked:
         t = int(data.gene_tokens[g])

@@ -143,23 +143,29 @@ def test_quality_cross_validation_scores_every_cell_once(tmp_path, data_dir):
 def test_gene_selection_benchmark_reports_what_each_rule_leaves_the_models(tmp_path):
     """benchmarks/gene_selection.py: per set and rule, genes expressed per training cell and genes shared with the
     other sets, in its printout's JSON; each rule keeps one name per token."""
-    from benchmarks.gene_selection import RULES, main
+    from benchmarks.gene_selection import main
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
-    from training.paired_data import VOCAB_DIR, load_set
+    from training.paired_data import GENE_RULES, VOCAB_DIR, load_set, select_genes
 
     result = main(["--sets", "eccite_ctcl", "tenx_pbmc10k_s200", "--json", str(tmp_path / "g.json")])
     assert json.loads((tmp_path / "g.json").read_text())["sets"] == result["sets"]
     for row in result["sets"].values():
-        for rule in RULES:
+        for rule in GENE_RULES:
             assert 0 < row[f"{rule}_expressed_per_cell"] <= row[f"{rule}_genes"] <= 1024
             assert 0 <= row[f"{rule}_selected_elsewhere"] <= 1
     # tenx's file holds 16,727 genes: Seurat's rule favours genes few cells express, the variance rule common ones
     tenx = result["sets"]["tenx_pbmc10k_s200"]
     assert tenx["seurat_expressed_per_cell"] < tenx["variance_expressed_per_cell"]
     data = load_set("tenx_pbmc10k_s200", SCTranslatorTokenizer.from_original_tables(VOCAB_DIR), 200)
-    for select in RULES.values():
-        tokens = data.gene_tokens[select(data, 1024)]
+    for rule in GENE_RULES:
+        tokens = data.gene_tokens[select_genes(data, 1024, rule)]
         assert len(set(tokens.tolist())) == len(tokens) == 1024 and (tokens >= 0).all()
+    with pytest.raises(ValueError, match="must be one of"):
+        select_genes(data, 10, "dispersion")
+    from benchmarks.quality import main as quality
+
+    with pytest.raises(SystemExit):  # zero-shot scores the stage-2 model: nothing to score without --pretrain
+        quality(["--sets", "tenx_pbmc10k_s200", "--zero_shot_only", "--json", str(tmp_path / "q.json")])
 
 
 def test_benchmark_choices_never_look_at_held_out_cells(data_dir, tokenizer):
