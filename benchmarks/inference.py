@@ -53,11 +53,7 @@ from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
 from benchmarks.machine import machine_facts  # noqa: E402
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR  # noqa: E402
-from modeling_sctranslator.inference import (  # noqa: E402
-    compute_precision,
-    low_precision_in_hardware,
-    predict_proteins,
-)
+from modeling_sctranslator.inference import compute_precision, predict_proteins  # noqa: E402
 
 
 def synthetic_batch(config: SCTranslatorConfig, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -86,9 +82,9 @@ def padding_rows(args) -> dict:
     """Plain vs shared padding (fp32) vs shared bfloat16, and a training step plain vs shared."""
     import copy
 
-    native = low_precision_in_hardware("cpu", torch.bfloat16)
-    print(f"CPU {machine_facts()['cpu']}: bfloat16 matrix instructions (AVX512-BF16 / AMX): "
-          f"{ {True: 'yes', False: 'no, the bf16 rows are emulated', None: 'unknown'}[native] }", flush=True)
+    machine = machine_facts()  # the JSON records it too (main)
+    native = {True: "yes", False: "no, the bf16 rows are emulated", None: "unknown"}[machine["bfloat16_in_hardware"]]
+    print(f"CPU {machine['cpu']}: bfloat16 matrix instructions (AVX512-BF16 / AMX): {native}", flush=True)
     torch.manual_seed(0)
     config = SCTranslatorConfig()
     plain = SCTranslatorForProteinPrediction(config).eval()
@@ -138,7 +134,7 @@ def padding_rows(args) -> dict:
     print(f"training step (2 cells x 1,024 genes): plain {training['plain_fp32_s_per_step']:.2f} s, shared "
           f"{training['shared_fp32_s_per_step']:.2f} s (x{training['speedup']:.1f})", flush=True)
     result = {"benchmark": "released configuration (20,000 gene positions), padding computed once vs every time, CPU",
-              "bfloat16_in_hardware": native, "rows": rows, "training_step": training}
+              "rows": rows, "training_step": training}
     if args.bf16_cells:
         result["bf16_agreement"] = bf16_agreement(args)
     return result

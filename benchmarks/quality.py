@@ -390,13 +390,15 @@ def run_fold(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict
     preds, info = run_baselines(data, args)
     log1p_preds: dict[str, np.ndarray] = {}  # models with the protein scale part: their log1p-count output
 
-    variants = [] if args.no_scratch or args.zero_shot_only else [("sctranslator", None)]
-    if pretrained and not args.zero_shot_only:
+    variants = [] if args.no_scratch else [("sctranslator", None)]
+    if pretrained:
         variants.append(("sctranslator_pretrained", pretrained["compatible"]))
-    if args.variant and not args.zero_shot_only:
+    if args.variant:
         variants.append(("sctranslator_variant", None))
-        if pretrained and not args.zero_shot_only:
+        if pretrained:
             variants.append(("sctranslator_variant_pretrained", pretrained["variant"]))
+    if args.zero_shot_only:  # no fine-tuning: only the stage-2 models' zero-shot scores below
+        variants = []
     if args.scale_head:  # each scTranslator model again, trained the same way with the protein scale part
         variants += [(f"{method}{SCALE_SUFFIX}", start) for method, start in variants]
     for method, start in variants:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokenization.checks import InputQualityWarning
 from tokenization.value_kinds import protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -504,8 +505,6 @@ def warn_if_few_genes(genes_read: int, model_genes: int, what: str) -> None:
     with an ordered layout refuse such inputs instead, see :data:`MIN_LAYOUT_SHARE`)."""
     if genes_read >= min(FEW_GENES, 0.1 * model_genes):
         return
-    from tokenization.checks import InputQualityWarning
-
     warnings.warn(
         f"the input gives only {genes_read} of the {model_genes} {what}; a transcriptome gives thousands (a "
         "gene-selected file a few hundred), and predictions from so few genes are unreliable. If this is the "
