@@ -36,6 +36,7 @@ duplicates.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ from .vocab import GeneVocab
 __all__ = [
     "GENE_NAMED_PANEL_MIN",
     "MappingReport",
+    "copy_suffix_stems",
     "is_control_name",
+    "is_missing_name",
     "resolve_names",
 ]
 
@@ -82,6 +85,34 @@ _PHOSPHO_RE = re.compile(r"^(.+?)[_ -](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
 _MODIFIED_RE = re.compile(r"^(.+?)[_ ](?:cleaved\w*|acetyl\w*|ac[K]\d+|me\d?[KR]\d+)$", re.IGNORECASE)
 _CD_RE = re.compile(r"^CD\d+[A-Za-z]?\d*$", re.IGNORECASE)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d{6,})(?:\.\d+)?$", re.IGNORECASE)
+# a copy number that made a repeated name unique (anndata's var_names_make_unique: CD4, CD4-1; R's make.unique:
+# CD4.1): never part of an antigen's name, though squeezed it reads as another one (CD4-1 -> CD41, ITGA2B)
+_COPY_SUFFIX_RE = re.compile(r"^(.+?)[-_.](\d{1,2})$")
+_CD_COPY_RE = re.compile(r"^(CD\d+[A-Za-z]*)[-_.]\d{1,2}$", re.IGNORECASE)
+# how a missing name (NaN, None, pandas' NA) reads once turned into text; the NCBI alias "NaN" (SCN11A) is
+# given up for it: a gene column with missing entries must not turn them into one real gene
+_MISSING_NAME_TEXTS = {"", "nan", "<na>", "none"}
+
+
+def is_missing_name(value: Any) -> bool:
+    """True for a missing name: None, a float NaN, or text that only a missing value turns into."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    return str(value).strip().lower() in _MISSING_NAME_TEXTS
+
+
+def copy_suffix_stems(names: Sequence[str]) -> dict[int, str]:
+    """Protein columns named as a copy of another name -- ``CD4-1`` (or ``CD4_1``, ``CD4.1``) beside ``CD4`` in the
+    same panel, or a ``CD<n>`` name with such a suffix on its own -- mapped to the name they copy (by index)."""
+    present = set(names)
+    stems: dict[int, str] = {}
+    for i, name in enumerate(names):
+        m = _COPY_SUFFIX_RE.match(name.strip())
+        if m and m.group(1) in present:
+            stems[i] = m.group(1)
+        elif _CD_COPY_RE.match(name.strip()):
+            stems[i] = _COPY_SUFFIX_RE.match(name.strip()).group(1)
+    return stems
 
 
 def is_control_name(name: str) -> str | None:
@@ -412,13 +443,31 @@ def resolve_names(
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
     resolver = _Resolver(vocab, species)
     overrides = dict(overrides or {})
+    missing = [is_missing_name(n) for n in names]
     names = [str(n) for n in names]
+    if kind == "gene" and any(missing):
+        warnings.warn(
+            f"{sum(missing)} of {len(names)} gene names are missing (NaN or empty; e.g. column "
+            f"{missing.index(True)}): those columns are left out. Fill them (e.g. from var_names) or name a "
+            "column that names every gene",
+            UserWarning, stacklevel=3,
+        )
+    copies = copy_suffix_stems(names) if kind == "protein" else {}
+    lone_copies = [f"{names[i]} -> {stem}" for i, stem in copies.items() if stem not in names]
+    if lone_copies:
+        warnings.warn(
+            f"read as copies of a CD antigen (a number suffix that makes a repeated name unique, not part of the "
+            f"name): {', '.join(lone_copies[:8])}; pass overrides={{name: 'SYMBOL'}} if one means another antigen",
+            UserWarning, stacklevel=3,
+        )
     flagged = [bool(is_control[i]) if is_control is not None else False for i in range(len(names))]
     gene_named = kind == "protein" and len(names) - sum(flagged) >= GENE_NAMED_PANEL_MIN
     memo: dict[str, tuple[int | None, str, str, bool]] = {}
     results: list[tuple[int | None, str, str, bool]] = []
-    for name, control in zip(names, flagged, strict=True):
-        if name in overrides:
+    for i, (name, control) in enumerate(zip(names, flagged, strict=True)):
+        if missing[i]:
+            result = (None, "unmapped", "", True)
+        elif name in overrides:
             token, route = _override_target(vocab, name, overrides[name])
             result = (token, route, str(overrides[name]) if route != "control" else "", True)
         elif control:
@@ -430,7 +479,7 @@ def resolve_names(
             if reason is not None:
                 result = (None, "control", reason, True)
             elif kind == "protein":
-                hit = resolver.protein(name, gene_named)
+                hit = resolver.protein(copies.get(i, name), gene_named)
                 result = hit if hit else (None, "unmapped", "", True)
             else:
                 gene_hit = resolver.gene(name)

@@ -97,3 +97,36 @@ def test_protein_encoding_from_anndata(original_tokenizer, shared):
     )
     assert out["labels"].shape == (200, 16) and out["protein_attention_mask"][:, :14].all()
     assert report.protein.n_mapped == 14 and report.rna.n_mapped > 10000
+
+
+def test_copy_numbers_that_make_names_unique_are_not_read_as_other_antigens(original_tokenizer):
+    """anndata's var_names_make_unique turns a second CD4 antibody into CD4-1, which squeezed reads as CD41
+    (ITGA2B, a platelet protein): evaluate scored it against a CD41 prediction (r -0.06) with no word."""
+    import warnings
+
+    tok = original_tokenizer
+    cd4, cd3e, cd41 = tok.convert_genes_to_ids(["CD4", "CD3E", "ITGA2B"])
+    report = tok.resolve(["CD4", "CD3", "CD4-1", "CD3_1", "CD4.2", "CD41"], kind="protein")
+    assert report.token_ids.tolist()[:2] == [cd4, cd3e] and report.token_ids[5] == cd41
+    assert report.duplicates == [("CD4-1", "CD4", cd4), ("CD3_1", "CD3", cd3e), ("CD4.2", "CD4", cd4)]
+    # alone, a CD name with a copy number is read as the antigen it copies, with a warning naming it
+    with pytest.warns(UserWarning, match=r"copies of a CD antigen.*CD4-1 -> CD4"):
+        alone = tok.resolve(["CD4-1", "CD8A"], kind="protein")
+    assert alone.token_ids[0] == cd4
+    # real names with a hyphen and a number are untouched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        named = tok.resolve(["PD-1", "CTLA-4", "HLA-A,B,C"], kind="protein")
+    assert named.token_ids.tolist() == tok.convert_genes_to_ids(["PDCD1", "CTLA4", "HLA-A"])
+
+
+def test_missing_gene_names_are_left_out_not_read_as_a_gene(original_tokenizer):
+    """A gene-name column with NaN entries gave the text 'nan', which is an NCBI alias of SCN11A: thousands of
+    columns were read as one real gene. Missing names are unmapped, with a warning that counts them."""
+    import numpy as np
+
+    names = ["CD4", np.nan, None, "nan", "", "CD8A"]
+    with pytest.warns(UserWarning, match="4 of 6 gene names are missing"):
+        report = original_tokenizer.resolve(names, kind="gene")
+    assert report.status == ["mapped", "unmapped", "unmapped", "unmapped", "unmapped", "mapped"]
+    assert original_tokenizer.convert_genes_to_ids(["SCN11A"])[0] not in report.token_ids.tolist()
