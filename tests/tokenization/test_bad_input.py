@@ -82,7 +82,8 @@ def test_missing_protein_values_are_nan_labels(tok):
 def test_duplicate_gene_names_keep_first_and_report(tok):
     names = ["CD4", "TP53", "CD4", "PTPRC", "CD8A", "ACTB"]
     x = _x()
-    with pytest.warns(UserWarning, match="1 gene columns map to a token another column already has"):
+    # the warning names the repeated name (a renamed column reads another gene's counts unseen otherwise)
+    with pytest.warns(UserWarning, match=r"1 gene columns repeat another column's name \('CD4' \(2 columns\)\)"):
         out, report = tok(x, gene_names=names, max_length=8, return_tensors="np", return_report=True)
     assert report.rna.duplicates == [("CD4", "CD4", 752)]
     assert out["input_ids"][0, :5].tolist() == tok.convert_genes_to_ids(
@@ -112,6 +113,9 @@ def test_gene_names_length_mismatch(tok):
         tok(_x(), gene_names=GENES[:5])
     with pytest.raises(ValueError, match=r"gene_ids has 2 entries"):
         tok(_x(), gene_ids=[1, 2])
+    # a var column's name instead of its names: said so, not "gene_names has 12 entries" (the letters)
+    with pytest.raises(ValueError, match=r"gene_names is one string \('feature_name'\).*adata.var\['feature_name'\]"):
+        tok(_x(), gene_names="feature_name")
 
 
 def test_cell_order_mismatch(tok):

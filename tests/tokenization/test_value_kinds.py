@@ -72,9 +72,38 @@ def test_counts_log_values_and_cp10k_of_the_same_cells_encode_alike(log_tokenize
     assert report.rna_values == "log values, read as they are" and not warned  # as bulk corpora are trained
     np.testing.assert_allclose(from_log, from_counts, atol=1e-6)
     from_cp10k, report, warned = _encode(log_tokenizer, sp.csr_matrix(_cp10k(counts)))
-    assert report.rna_values == "linear normalised values -> log1p"
-    assert len(warned) == 1 and "normalised but not logged" in warned[0]
+    assert report.rna_values == "values normalised to 10,000 per cell -> log1p(CP10k)" and not warned
     np.testing.assert_allclose(from_cp10k, from_counts, atol=1e-6)
+
+
+def test_values_normalised_to_another_total_are_brought_to_cp10k(log_tokenizer):
+    """log1p(CPM) read as log1p(CP10k) sat 4.6 log units off (100x) with no word: every cell summing to one
+    total says how the values were normalised, and they are brought to log1p(CP10k) exactly."""
+    counts = _counts()
+    from_counts, _, _ = _encode(log_tokenizer, counts)
+    cpm = _cp10k(counts) * 100
+    from_log_cpm, report, warned = _encode(log_tokenizer, sp.csr_matrix(np.log1p(cpm)))
+    assert report.rna_values == "log1p of values normalised to 1,000,000 per cell -> log1p(CP10k)" and not warned
+    np.testing.assert_allclose(from_log_cpm, from_counts, atol=1e-6)
+    from_cpm, report, warned = _encode(log_tokenizer, cpm)
+    assert report.rna_values == "values normalised to 1,000,000 per cell -> log1p(CP10k)" and not warned
+    np.testing.assert_allclose(from_cpm, from_counts, atol=1e-6)
+    # a gene subset of normalised values: the total is unknown, read as before (log values as they are)
+    subset = np.log1p(cpm)[:, : len(GENES) // 2]
+    assert value_kind(subset) == "log" and _subset_report(log_tokenizer, subset) == "log values, read as they are"
+    # non-integer values whose totals differ (ambient-corrected counts): log1p, with a warning that says what to do
+    corrected = np.where(counts > 0, counts * 40 - 0.3, 0.0)
+    _, report, warned = _encode(log_tokenizer, corrected)
+    assert report.rna_values == "linear normalised values -> log1p"
+    assert len(warned) == 1 and "ambient RNA" in warned[0] and "numpy.rint" in warned[0]
+
+
+def _subset_report(tok, x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, report = tok(x, gene_names=GENES[: x.shape[1]], return_tensors="np", return_report=True,
+                        max_length=x.shape[1])
+    return report.rna_values
 
 
 def test_a_model_that_reads_values_as_given_still_warns_about_log_values(original_tokenizer):

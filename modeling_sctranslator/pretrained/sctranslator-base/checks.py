@@ -7,6 +7,7 @@ Imports nothing of the package but the mapping report's type, so every other tok
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,12 +97,29 @@ def check_rna_mapped(report: MappingReport, n_vars: int) -> None:
 
 
 def warn_about_duplicates(report: MappingReport) -> None:
-    """Warn (for the tokenizer's caller) when gene columns map to a token another column already has."""
-    if report.n_duplicates:
+    """Warn (for the tokenizer's caller) when gene columns map to a token another column already has: names
+    that repeat exactly (a renamed or merged column: the value read may not be the gene's) apart from other
+    names of one gene (aliases the id tables share)."""
+    if not report.n_duplicates:
+        return
+    repeated = Counter(report.names)
+    same_name = [(a, b) for a, b, _ in report.duplicates if a == b]
+    if same_name:
+        names = list(dict.fromkeys(a for a, _ in same_name))
+        examples = ", ".join(f"{a!r} ({repeated[a]} columns)" for a in names[:5]) + (", ..." if len(names) > 5 else "")
         warnings.warn(
-            f"{report.n_duplicates} gene columns map to a token another column already has (e.g. "
-            f"{report.duplicates[0][0]!r} = {report.duplicates[0][1]!r}); the name that sorts first "
-            "is kept (the first column among identical names), the others dropped (see the report's duplicates)",
+            f"{len(same_name)} gene columns repeat another column's name ({examples}): only the first "
+            "column of each name is read, the others are dropped. Check how the file was made (a renamed or "
+            "merged column), and keep the column you mean",
+            UserWarning,
+            stacklevel=3,
+        )
+    aliases = [(a, b) for a, b, _ in report.duplicates if a != b]
+    if aliases:
+        warnings.warn(
+            f"{len(aliases)} gene columns are other names of a gene another column has (e.g. {aliases[0][0]!r} = "
+            f"{aliases[0][1]!r}: the id tables give both one token); the name that sorts first is kept, the others "
+            "dropped (see the report's duplicates)",
             UserWarning,
             stacklevel=3,
         )
@@ -136,8 +154,10 @@ def warn_about_input_quality(report: MappingReport, matrix: Any) -> None:
         )
     elif matrix.kind == "linear" and matrix.applied == "log1p":
         warnings.warn(
-            "the expression values are normalised but not logged (e.g. counts per 10,000 or TPM): they are "
-            "read as log1p of the values; raw counts (adata.layers['counts'] or adata.raw) match the "
+            "the expression values are not integer counts and not logged, and their cells sum to different "
+            "totals: they are read as log1p of the values, as if normalised to 10,000 per cell before a gene "
+            "subset was taken. If they are counts corrected for ambient RNA (SoupX, DecontX), round them "
+            "(numpy.rint) to have them read as counts; raw counts (adata.layers['counts'] or adata.raw) match the "
             "training data best",
             InputQualityWarning, stacklevel=3,
         )

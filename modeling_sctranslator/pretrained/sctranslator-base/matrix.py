@@ -22,7 +22,9 @@ CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 # library size over every column of the input), so a model trained on log-normalised values takes the
 # raw counts users have. Such a model also takes what its training corpora held besides counts (see
 # value_kinds): log values (bulk log2(x+1), log1p(CP10k)) are read as they are, linear normalised values
-# (CP10k, TPM) get log1p; the report says which (EncodingReport.rna_values).
+# (CP10k, TPM) get log1p; the report says which (EncodingReport.rna_values). Where every cell sums to one
+# total (normalised over all its genes: CPM, TPM, scanpy's median target, their log1p), that total is
+# known, and the values are brought to log1p(CP10k) exactly (see Matrix.adapt_transform).
 RNA_TRANSFORMS = ("none", "log1p_cp10k")
 _APPLIED_TRANSFORMS = {
     ("log1p_cp10k", "counts"): ("log1p_cp10k", "raw counts -> log1p(CP10k)"),
@@ -90,9 +92,21 @@ class Matrix:
 
     def adapt_transform(self) -> str:
         """Choose the transform this input needs from the kind of its values (first 64 rows), as the
-        training corpora were read; returns what was done, in words."""
-        self.kind = value_kind(self.raw_rows(0, min(self.shape[0], 64)))
+        training corpora were read; returns what was done, in words.
+
+        Normalised values whose cells all sum to one total other than 10,000 -- log1p(CPM), scanpy's
+        ``normalize_total`` to the median, TPM -- are brought to log1p(CP10k) exactly (the total says how they
+        were normalised); read as log1p, they would sit 100x (CPM) off the scale the model learnt. Values
+        whose totals differ between cells (a gene subset, another log base, bulk) stay as the rule above."""
+        sample = self.raw_rows(0, min(self.shape[0], 64))
+        self.kind = value_kind(sample)
         self.applied, done = _APPLIED_TRANSFORMS.get((self.transform, self.kind), (self.transform, ""))
+        if self.transform == "log1p_cp10k" and self.kind in ("log", "linear"):
+            total = common_cell_total(np.expm1(_dense_float(sample)) if self.kind == "log" else _dense_float(sample))
+            if total is not None and not (self.kind == "log" and abs(total / 1e4 - 1) <= TOTAL_TOLERANCE):
+                self.applied = "log1p_cp10k" if self.kind == "linear" else "relog_cp10k"
+                done = (f"{'log1p of values' if self.kind == 'log' else 'values'} normalised to {total:,.0f} per cell "
+                        "-> log1p(CP10k)")
         return done or ("as given" if self.applied == "none" else "raw counts -> log1p(CP10k)")
 
     def rows(self, start: int, stop: int):
@@ -101,6 +115,9 @@ class Matrix:
         applied = getattr(self, "applied", self.transform)
         if applied == "log1p_cp10k":
             block = _log1p_cp10k(block, start, self.obs_names)
+        elif applied == "relog_cp10k":
+            check_block(block, start, self.obs_names)
+            block = _log1p_cp10k(_expm1(block), start, self.obs_names)
         elif applied == "log1p":
             block = _log1p(block, start, self.obs_names)
         return block
@@ -172,6 +189,31 @@ def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None)
         library = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
         out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
     return out
+
+
+TOTAL_TOLERANCE = 0.01  # cells whose totals agree to 1 % were normalised to one total
+
+
+def common_cell_total(values: np.ndarray) -> float | None:
+    """The total every cell (row) of ``values`` sums to, when they agree to :data:`TOTAL_TOLERANCE` (empty rows
+    left aside); None when they differ or fewer than two cells have one."""
+    totals = values.sum(axis=1, dtype=np.float64)
+    totals = totals[totals > 0]
+    if totals.size < 2:
+        return None
+    middle = float(np.median(totals))
+    return middle if (totals.max() - totals.min()) <= TOTAL_TOLERANCE * middle else None
+
+
+def _dense_float(block) -> np.ndarray:
+    return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=np.float64)
+
+
+def _expm1(block):
+    """expm1 of a row block (sparse: of its stored values; zeros stay zeros)."""
+    if hasattr(block, "expm1"):
+        return block.astype(np.float64).expm1()
+    return np.expm1(block.astype(np.float64))
 
 
 def _log1p(block, start: int, obs_names):

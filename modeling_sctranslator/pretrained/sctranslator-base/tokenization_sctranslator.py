@@ -408,6 +408,9 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                     "give one token id per column, in column order"
                 )
             return report_from_token_ids(self._vocab, ids)
+        if isinstance(gene_names, str):  # a column's name, not the names: its letters would be counted as genes
+            raise ValueError(f"gene_names is one string ({gene_names!r}); pass one name per column, e.g. "
+                             f"adata.var[{gene_names!r}] for the names in that var column")
         if gene_names is not None:
             names = [str(n) for n in list(gene_names)]
             if len(names) != n_vars:
