@@ -129,6 +129,12 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
         if "is_control" in proteins.var:
             is_control = [bool(c) for c in proteins.var["is_control"]]
     elif isinstance(proteins, str):
+        if "," in proteins:  # "CD4,CD8A" would be read as one panel label (its first part): CD8A lost unseen
+            raise ValueError(
+                f"proteins is one string with commas ({proteins!r}); pass a list of names "
+                f"({[p.strip() for p in proteins.split(',')]}), or a one-name list for a panel label such as "
+                "['HLA-A,B,C']"
+            )
         names = [proteins]
     elif proteins is None:
         raise ValueError("say which proteins to predict: proteins=[names] or a protein AnnData")

@@ -51,6 +51,14 @@ def test_pipeline_returns_cells_by_proteins_and_reports_unknown_names(predictor,
     assert np.isfinite(result.X).all()
 
 
+
+def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, cells):
+    """proteins="CD4,CD8A" was read as one panel label, i.e. CD4 alone, CD8A lost without a word."""
+    rna, _, _ = cells
+    with pytest.raises(ValueError, match=r"one string with commas.*\['CD4', 'CD8A'\]"):
+        predictor(rna, proteins="CD4,CD8A")
+    assert list(predictor(rna, proteins="CD4").var_names) == ["CD4"]
+
 def test_more_proteins_than_the_decoder_equals_separate_calls(predictor, cells):
     rna, _, _ = cells
     names = PANEL[:11]  # 11 > max_proteins = 6: two passes
