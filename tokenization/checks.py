@@ -72,8 +72,12 @@ _HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
 _MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
 
 
-def human_ensembl_hint(unmapped: Sequence[str]) -> str:
-    """What to do when most unmapped names are human Ensembl ids (the original id tables have none); else ""."""
+def human_ensembl_hint(unmapped: Sequence[str], column_hint: str = "") -> str:
+    """What to do when most unmapped names are human Ensembl ids (the original id tables have none); else "".
+    ``column_hint`` (from the tokenizer: a var column of this input that names genes it knows) replaces the
+    generic advice."""
+    if column_hint:
+        return column_hint
     if sum(str(n).upper().startswith("ENSG") for n in unmapped) <= len(unmapped) / 2:
         return ""
     return (" Most unmapped names are human Ensembl ids (ENSG...), which the original id tables do not cover: "
@@ -81,8 +85,9 @@ def human_ensembl_hint(unmapped: Sequence[str]) -> str:
             "vocabulary that has them, built from NCBI's gene_info (sctranslator vocab from-ncbi).")
 
 
-def check_rna_mapped(report: MappingReport, n_vars: int) -> None:
-    """Raise when none of the input's genes maps to the vocabulary, naming the accepted formats."""
+def check_rna_mapped(report: MappingReport, n_vars: int, column_hint: str = "") -> None:
+    """Raise when none of the input's genes maps to the vocabulary, naming the accepted formats (and the var
+    column that would do, ``column_hint``)."""
     if report.columns.size == 0:
         examples = ", ".join(report.names[:5])
         raise ValueError(
@@ -92,7 +97,7 @@ def check_rna_mapped(report: MappingReport, n_vars: int) -> None:
             "Ensembl ids (ENSMUSG..., version suffix ok), or token ids via gene_ids=... / "
             "var['my_Id']. If "
             "the names are elsewhere (e.g. adata.var['gene_symbols']), pass gene_names=adata.var[...]."
-            + human_ensembl_hint(report.unmapped)
+            + human_ensembl_hint(report.unmapped, column_hint)
         )
 
 
@@ -125,13 +130,13 @@ def warn_about_duplicates(report: MappingReport) -> None:
         )
 
 
-def warn_about_input_quality(report: MappingReport, matrix: Any) -> None:
+def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: str = "") -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
     non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
     if len(non_control) >= 20 and report.mapped_fraction < 0.10:
         warnings.warn(
             f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
-            f"from so few genes are unreliable.{human_ensembl_hint(report.unmapped)} See the report "
+            f"from so few genes are unreliable.{human_ensembl_hint(report.unmapped, column_hint)} See the report "
             "(return_report=True) for what did not map.",
             InputQualityWarning, stacklevel=3,
         )

@@ -157,3 +157,19 @@ def test_too_many_proteins(tok):
 def test_bad_token_ids(tok):
     with pytest.raises(ValueError, match="outside 1..85499"):
         tok(_x(), gene_ids=[0, 1, 2, 3, 4, 5])
+
+
+def test_ensembl_var_names_point_to_the_column_that_names_the_genes(tok):
+    """CELLxGENE files have Ensembl var_names and the symbols in var['feature_name']: the error names that
+    column instead of a generic adata.var['gene_symbols'] the file does not have."""
+    import anndata as ad
+    import pandas as pd
+
+    var = pd.DataFrame({"feature_name": pd.Categorical(GENES), "feature_type": ["Gene Expression"] * len(GENES)},
+                       index=[f"ENSG{i:011d}" for i in range(len(GENES))])
+    adata = ad.AnnData(X=_x(), var=var)
+    with pytest.raises(ValueError, match=r"var column\(s\) 'feature_name' \(100% of a sample map\).*"
+                                         r"gene_names=adata.var\['feature_name'\]"):
+        tok(adata, max_length=8)
+    out = tok(adata, gene_names=adata.var["feature_name"], max_length=8, return_tensors="np")
+    assert out["input_ids"][0, :6].tolist() == tok.convert_genes_to_ids(GENES)

@@ -33,7 +33,7 @@ from .checks import (
     warn_about_input_quality,
 )
 from .encoders import encode_all_genes, encode_expressed, encode_proteins, protein_passes
-from .gene_ids import MappingReport, report_from_token_ids, resolve_names
+from .gene_ids import MappingReport, is_missing_name, report_from_token_ids, resolve_names
 from .matrix import RNA_TRANSFORMS, Matrix, align_to_layout, cell_covariates, is_anndata
 from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows
 from .truncation import TRUNCATIONS
@@ -348,9 +348,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
 
         rna_report = self._rna_report(matrix, gene_names, gene_ids, species, overrides)
         columns = rna_report.columns
-        check_rna_mapped(rna_report, n_vars)
+        column_hint = self._gene_column_hint(matrix, rna_report, species) if gene_names is None else ""
+        check_rna_mapped(rna_report, n_vars, column_hint)
         warn_about_duplicates(rna_report)
-        warn_about_input_quality(rna_report, matrix)
+        warn_about_input_quality(rna_report, matrix, column_hint)
         tokens = rna_report.kept_token_ids
         filled = dropped = 0
         if gene_layout is not None:
@@ -424,6 +425,30 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         if matrix.var_names is None:
             raise ValueError("a plain matrix has no gene names: pass gene_names=[...] (or gene_ids=[...])")
         return self.resolve(matrix.var_names, "gene", species, overrides)
+
+    def _gene_column_hint(self, matrix: Matrix, report: MappingReport, species: str | None) -> str:
+        """When few var_names map (Ensembl ids, feature ids), the var columns of this input whose names do
+        (CELLxGENE's ``feature_name``, 10x's ``gene_symbols``), best first, as advice; "" when none or not needed."""
+        if matrix.var is None or report.mapped_fraction >= 0.5:
+            return ""
+        scores = []
+        for column in matrix.var.columns:
+            values = matrix.var[column]
+            if values.dtype.kind not in "OSU" and str(values.dtype) not in ("category", "string"):
+                continue
+            sample = [v for v in values.iloc[:: max(1, len(values) // 200)] if not is_missing_name(v)][:200]
+            if sample:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fraction = self.resolve([str(v) for v in sample], "gene", species).mapped_fraction
+                if fraction >= 0.5:
+                    scores.append((fraction, str(column)))
+        if not scores:
+            return ""
+        best = sorted(scores, reverse=True)
+        listing = ", ".join(f"{c!r} ({f:.0%} of a sample map)" for f, c in best[:3])
+        return (f" This input's var column(s) {listing} name genes the vocabulary knows: pass "
+                f"gene_names=adata.var[{best[0][1]!r}].")
 
     def _protein_inputs(self, proteins, protein_values, matrix, n_cells, species, overrides):
         """The proteins' mapping report and their values (cells x proteins as given, or None)."""
