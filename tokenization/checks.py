@@ -159,11 +159,16 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
         )
     elif matrix.kind == "linear" and matrix.applied == "log1p":
         warnings.warn(
-            "the expression values are not integer counts and not logged, and their cells sum to different "
-            "totals: they are read as log1p of the values, as if normalised to 10,000 per cell before a gene "
-            "subset was taken. If they are counts corrected for ambient RNA (SoupX, DecontX), round them "
-            "(numpy.rint) to have them read as counts; raw counts (adata.layers['counts'] or adata.raw) match the "
-            "training data best",
+            "the expression values are normalised counts whose cells sum to different totals (normalised, then "
+            "a gene subset taken): they are read as log1p of the values, as if normalised to 10,000 per cell; "
+            "raw counts (adata.layers['counts'] or adata.raw) match the training data best",
+            InputQualityWarning, stacklevel=3,
+        )
+    elif getattr(matrix, "ambient_corrected", False):
+        warnings.warn(
+            "the expression values are non-integer, not logged, and no cell-wise multiple of counts: they are "
+            "read as counts corrected for ambient RNA (SoupX, DecontX) and log-normalised like raw counts. If "
+            "they are normalised values of a gene subset instead, pass the raw counts",
             InputQualityWarning, stacklevel=3,
         )
 

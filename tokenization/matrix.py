@@ -107,6 +107,12 @@ class Matrix:
                 self.applied = "log1p_cp10k" if self.kind == "linear" else "relog_cp10k"
                 done = (f"{'log1p of values' if self.kind == 'log' else 'values'} normalised to {total:,.0f} per cell "
                         "-> log1p(CP10k)")
+            elif total is None and self.kind == "linear" and not scaled_counts(_dense_float(sample)):
+                # totals differ and the values are no cell-wise multiple of counts: counts corrected for ambient
+                # RNA (SoupX, DecontX), which need their library size as much as raw counts do
+                self.applied = "log1p_cp10k"
+                done = AMBIENT_CORRECTED
+        self.ambient_corrected = done == AMBIENT_CORRECTED  # a guess from the values: the checks warn about it
         return done or ("as given" if self.applied == "none" else "raw counts -> log1p(CP10k)")
 
     def rows(self, start: int, stop: int):
@@ -203,6 +209,24 @@ def common_cell_total(values: np.ndarray) -> float | None:
         return None
     middle = float(np.median(totals))
     return middle if (totals.max() - totals.min()) <= TOTAL_TOLERANCE * middle else None
+
+
+AMBIENT_CORRECTED = "non-integer counts (as corrected for ambient RNA) -> log1p(CP10k)"
+
+
+def scaled_counts(values: np.ndarray, largest_smallest_count: int = 8) -> bool:
+    """True when each cell's (row's) values are counts times one factor: whole multiples (to 1e-3) of its smallest
+    non-zero value over ``k``, for a smallest count ``k`` up to ``largest_smallest_count`` (scRNA cells nearly
+    always have a gene counted once). Counts normalised per cell, as CP10k of a gene subset, are; counts corrected
+    for ambient RNA are not."""
+    for row in values:
+        stored = row[row > 0]
+        if stored.size:
+            ratios = stored / stored.min()
+            if not any(np.abs(ratios * k - np.round(ratios * k)).max() <= 1e-3 * k
+                       for k in range(1, largest_smallest_count + 1)):
+                return False
+    return True
 
 
 def _dense_float(block) -> np.ndarray:

@@ -91,11 +91,32 @@ def test_values_normalised_to_another_total_are_brought_to_cp10k(log_tokenizer):
     # a gene subset of normalised values: the total is unknown, read as before (log values as they are)
     subset = np.log1p(cpm)[:, : len(GENES) // 2]
     assert value_kind(subset) == "log" and _subset_report(log_tokenizer, subset) == "log values, read as they are"
-    # non-integer values whose totals differ (ambient-corrected counts): log1p, with a warning that says what to do
-    corrected = np.where(counts > 0, counts * 40 - 0.3, 0.0)
-    _, report, warned = _encode(log_tokenizer, corrected)
+    # normalised counts of a gene subset (each cell a multiple of counts, totals differ): log1p, with a warning
+    subset_cp10k = _cp10k(counts)[:, :6] * 3
+    _, report, warned = _encode_subset(log_tokenizer, subset_cp10k)
     assert report.rna_values == "linear normalised values -> log1p"
-    assert len(warned) == 1 and "ambient RNA" in warned[0] and "numpy.rint" in warned[0]
+    assert len(warned) == 1 and "gene subset" in warned[0]
+
+
+def test_ambient_corrected_counts_are_log_normalised_like_counts(log_tokenizer):
+    """SoupX/DecontX counts (non-integer, totals differ, no multiple of counts) were read as log1p of the values,
+    without library-size normalisation: 2.4 log units off. They are counts, and normalised as counts are."""
+    counts = _counts() * 20.0
+    corrected = np.where(counts > 0, counts - np.random.default_rng(0).uniform(0, 0.5, counts.shape), 0.0)
+    from_corrected, report, warned = _encode(log_tokenizer, corrected)
+    assert report.rna_values == "non-integer counts (as corrected for ambient RNA) -> log1p(CP10k)"
+    assert len(warned) == 1 and "ambient RNA" in warned[0]
+    expected = np.log1p(_cp10k(corrected))
+    lo, hi = expected.min(1, keepdims=True), expected.max(1, keepdims=True)
+    np.testing.assert_allclose(from_corrected, (expected - lo) / (hi - lo) * (1 - 1e-8) + 1e-8, atol=1e-6)
+
+
+def _encode_subset(tok, x):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, report = tok(x, gene_names=GENES[: x.shape[1]], return_tensors="np", return_report=True,
+                          max_length=x.shape[1])
+    return out["input_values"], report, [str(w.message) for w in caught if w.category.__name__ == "InputQualityWarning"]
 
 
 def _subset_report(tok, x):
