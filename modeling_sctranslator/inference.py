@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenization.checks import InputQualityWarning
+from tokenization.checks import InputQualityWarning, check_same_cells
+from tokenization.matrix import Matrix
 from tokenization.value_kinds import protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -165,6 +167,7 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
         "name the same protein as another column (one column per protein)": (
             [f"{a} (= {b})" for a, b, _ in targets.duplicates], "duplicate_proteins"),
     }
+    warn_about_joined_names(tokenizer, targets)
     for why, (which, key) in left_out.items():
         if which:
             warnings.warn(
@@ -174,6 +177,26 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
                 stacklevel=3,
             )
     return targets
+
+
+def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
+    """A label with commas or slashes is read as a panel's (``HLA-A,B,C``: its first target); when its other parts
+    name other proteins (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
+    joined = []
+    for name, token in zip(targets.names, targets.token_ids, strict=True):
+        parts = [p.strip() for p in re.split(r"[,/]", name)[1:] if p.strip()]
+        if parts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                others = tokenizer.resolve(parts, kind="protein")
+            if any(t and t != token for t in others.token_ids.tolist()):
+                joined.append(name)
+    if joined:
+        warnings.warn(
+            f"{len(joined)} protein names join several names with ',' or '/' ({joined[:5]}): each is read as one "
+            "panel label, i.e. its first target only. Give the proteins as separate names (a list, or one per line)",
+            UserWarning, stacklevel=4,
+        )
 
 
 def default_batch_size(config: Any, device: torch.device) -> int:
@@ -292,6 +315,8 @@ def predict_proteins(
     n_cells = count_cells(rna)
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")
+    if targets.values is not None:  # whole files, before chunks: a chunk's check sees neither count nor extra cells
+        check_same_cells(Matrix(rna, "RNA"), targets.values)
     n_targets = len(targets.token_ids)
     untrained = untrained_ids(model.decoder.gene_embedding.weight, targets.token_ids)
     untrained_names = [targets.names[i] for i in np.flatnonzero(untrained)]
@@ -416,7 +441,6 @@ def transformed_rna(tokenizer, rna: Any):
     """Every cell of ``rna`` (AnnData or matrix) after the tokenizer's RNA transform, as CSR float32."""
     import scipy.sparse as sp
 
-    from tokenization.matrix import Matrix
 
     matrix = Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
     matrix.adapt_transform()
@@ -457,7 +481,6 @@ SELECTED_BY_EXPRESSION = "this input's most expressed genes (highest mean over i
 def column_means(tokenizer, rna: Any, columns: np.ndarray, chunk_size: int = 256) -> np.ndarray:
     """Mean over all cells of ``rna``'s ``columns``, values as stored, read in row chunks; NaN for a column with a
     NaN, infinite or negative value."""
-    from tokenization.matrix import Matrix
 
     matrix = Matrix(rna, "RNA")
     total = np.zeros(columns.size, dtype=np.float64)

@@ -58,6 +58,18 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
     with pytest.raises(ValueError, match=r"one string with commas.*\['CD4', 'CD8A'\]"):
         predictor(rna, proteins="CD4,CD8A")
     assert list(predictor(rna, proteins="CD4").var_names) == ["CD4"]
+    # a list line written into one name: read as a panel label (its first target), and said so
+    with pytest.warns(UserWarning, match=r"join several names.*'CD4,CD8A'"):
+        assert list(predictor(rna, proteins=["CD4,CD8A", "CD19"]).var_names) == ["CD4,CD8A", "CD19"]
+
+
+def test_a_protein_adata_with_extra_cells_is_refused_with_the_true_counts(predictor, cells):
+    """The cells were compared chunk by chunk: extra protein cells after the RNA's passed unseen, and a mismatch
+    was reported with a chunk's count instead of the file's."""
+    rna, adt, _ = cells
+    more = ad.concat([adt, adt[:4].copy()], index_unique="-")
+    with pytest.raises(ValueError, match=r"RNA \(23 cells\) and protein \(27 cells\)"):
+        predictor(rna, proteins=more, chunk_size=8)
 
 def test_more_proteins_than_the_decoder_equals_separate_calls(predictor, cells):
     rna, _, _ = cells
