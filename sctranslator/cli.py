@@ -7,8 +7,10 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
@@ -29,7 +31,19 @@ def _rna_argument(args: argparse.Namespace):
         main_var = adata.var
         adata = adata.raw.to_adata()
         if args.gene_column in main_var.columns and args.gene_column not in adata.var.columns:
-            adata.var[args.gene_column] = main_var[args.gene_column].reindex(adata.var_names)  # .raw keeps no columns
+            # .raw keeps no columns: take the names of the genes var has, and .raw's own names for the others
+            # (an HVG-subset var names a few thousand of .raw's genes; the rest must not become NaN names)
+            names = main_var[args.gene_column].astype(object).reindex(adata.var_names)
+            unnamed = names.isna().to_numpy()
+            if unnamed.any():
+                names[unnamed] = adata.var_names[unnamed]
+                warnings.warn(
+                    f"var[{args.gene_column!r}] names {int((~unnamed).sum())} of the {adata.n_vars} genes of .raw "
+                    f"(.raw keeps no var columns); the other {int(unnamed.sum())} are read by their .raw var_names "
+                    f"(e.g. {adata.var_names[unnamed][0]!r})",
+                    UserWarning, stacklevel=2,
+                )
+            adata.var[args.gene_column] = names.astype(str)
     elif args.layer is not None:
         if args.layer not in adata.layers:
             raise ValueError(f"{args.rna} has no layer {args.layer!r}; its layers are {sorted(adata.layers)}"
@@ -160,32 +174,73 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from modeling_sctranslator.inference import predict_proteins
+    from contextlib import nullcontext
+
+    from modeling_sctranslator.inference import predict_proteins, read_rna
     from modeling_sctranslator.metrics import protein_prediction_metrics
+    from tokenization.atomic_io import atomic_output_file
+    from tokenization.value_kinds import value_kind
 
-    proteins = _read_h5ad(args.protein)
-    rna, gene_names = _rna_argument(args)
-    model, tokenizer = load_model_and_tokenizer(args.model, args.device)
-    result = predict_proteins(
-        model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
-        dtype=compute_dtype(args.dtype),
-    )
-    metrics = protein_prediction_metrics(result.X, result.layers["measured"])
-    scale = result.uns["sctranslator"]["output_scale"]
-    if "scaled" in result.layers:  # the scale part: log1p counts above, the per-cell scaled scale here
-        metrics["per_cell_scaled"] = protein_prediction_metrics(result.layers["scaled"],
-                                                                result.layers["measured_scaled"])
-    metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
-                   model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform)
-    line = json.dumps(metrics)
-    if args.json:
-        from tokenization.atomic_io import atomic_output_file
-
-        with atomic_output_file(args.json, overwrite=True, inputs=_inputs(args)) as staging:
+    # --json is guarded as predict's --out: an existing file, an input or a missing folder fail before any work
+    output = (atomic_output_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) if args.json
+              else nullcontext(None))
+    with output as staging:
+        rna, gene_names = read_rna(*_rna_argument(args))  # opened here for its obs_names; read in chunks later
+        proteins = _measured_in_rna_order(rna, _read_h5ad(args.protein), args.protein)
+        measured_kind = value_kind(proteins.X)
+        model, tokenizer = load_model_and_tokenizer(args.model, args.device)
+        result = predict_proteins(
+            model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
+            chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
+            dtype=compute_dtype(args.dtype),
+        )
+        metrics = protein_prediction_metrics(result.X, result.layers["measured"])
+        scale = result.uns["sctranslator"]["output_scale"]
+        if "scaled" in result.layers:  # the scale part: log1p counts above, the per-cell scaled scale here
+            metrics["per_cell_scaled"] = protein_prediction_metrics(result.layers["scaled"],
+                                                                    result.layers["measured_scaled"])
+        metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
+                       model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform,
+                       measured_values=measured_kind)
+        line = json.dumps(metrics)
+        if staging is not None:
             staging.write_text(line + "\n")
+    if measured_kind == "signed" and scale == "log1p_counts":
+        _warn_signed_measurements(args.protein)
     print(line)
     return 0
+
+
+def _measured_in_rna_order(rna: Any, proteins: Any, path: Path) -> Any:
+    """The measured proteins of the RNA's cells, in its order (matched by obs_names); a protein file that
+    measured more cells is used for the RNA's ones, with a warning naming how many were left out."""
+    import warnings
+
+    from training.paired_data import protein_in_rna_order
+
+    aligned, left_out = protein_in_rna_order("", rna.obs_names, proteins, drop_extra=True)
+    if left_out:
+        warnings.warn(
+            f"{path} holds {proteins.n_obs} cells, {left_out} of them not in the RNA file: those are left out, "
+            f"and the RNA file's {aligned.n_obs} cells are evaluated (matched by obs_names)",
+            UserWarning, stacklevel=2,
+        )
+    return aligned
+
+
+def _warn_signed_measurements(path: Path) -> None:
+    """Signed measured values (CLR-normalised ADT, z-scores, RPPA ratios) cannot be put on the log1p-count
+    scale the predictions are on: say which of the printed numbers still mean something."""
+    import warnings
+
+    warnings.warn(
+        f"the measured values in {path} are signed (negative in places): already normalised (e.g. CLR-normalised "
+        "ADT; RPPA and mass-spec ratios are signed too), not counts. mse and cosine_similarity compare log1p-count "
+        "predictions with them and are not comparable with other evaluations; only the correlations (pearson_*) "
+        "and the per_cell_scaled block are meaningful. For ADT, evaluate against the raw ADT counts (e.g. the "
+        "counts layer saved as X) to get every metric",
+        UserWarning, stacklevel=2,
+    )
 
 
 def _h5ad_output(value: str) -> Path:
@@ -203,7 +258,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad file")
     add_model_options(predict)
     which = predict.add_mutually_exclusive_group()
-    which.add_argument("--proteins", help="proteins: A,B,C or a text file (one per line, or comma-separated)")
+    which.add_argument("--proteins", help="proteins: A,B,C or a text file: one name per line (commas kept, as in "
+                       "'HLA-A,B,C'), or a single line of comma-separated names; '#' starts a comment")
     which.add_argument("--protein", type=Path, help="protein .h5ad whose var_names are the targets")
     predict.add_argument("--out", type=_h5ad_output, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -211,8 +267,10 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="predict and compare with measured proteins")
     add_model_options(evaluate)
-    evaluate.add_argument("--protein", type=Path, required=True, help="measured proteins, same cells in order")
+    evaluate.add_argument("--protein", type=Path, required=True,
+                          help="measured proteins of the RNA's cells (matched by obs_names; extra cells left out)")
     evaluate.add_argument("--json", type=Path, help="also write the metrics JSON here")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     evaluate.add_argument(
         "--protein-transform", choices=["auto", "log1p", "none"], default="auto",
         help="applied to measured protein values before per-cell scaling, as training does: auto (default) "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,21 +50,28 @@ def _split_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+# A ``#`` at the start of a line or after a space starts a comment; one inside a name (``CD#1``) does not.
+_COMMENT = re.compile(r"(^|\s)#.*")
+
+
 def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
-    """Names from a text file: one per line or comma-separated, ``#`` comments; a UTF-8 BOM is ignored."""
+    """Names from a text file: one per line, or a single line of comma-separated names; ``#`` starts a
+    comment (a whole line or after a space); a UTF-8 BOM is ignored.
+
+    Several lines mean one name per line with commas kept: panel names such as ``HLA-A,B,C`` contain them."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} list {path} does not exist")
-    names = []
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        if not line.strip().startswith("#"):
-            names += _split_names(line)
+    lines = [_COMMENT.sub("", line).strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    lines = [line for line in lines if line]
+    names = _split_names(lines[0]) if len(lines) == 1 else lines
     if not names:
-        raise ValueError(f"{path} lists no {what} names (one per line or comma-separated expected)")
+        raise ValueError(f"{path} lists no {what} names (one per line, or one line of comma-separated names)")
     return names
 
 
 def names_argument(value: str | None, what: str) -> Any:
-    """Names from ``A,B,C``, a text file (one per line) or, for proteins, an ``.h5ad`` (its var_names)."""
+    """Names from ``A,B,C``, a text file (:func:`_read_protein_names`) or, for proteins, an ``.h5ad``
+    (its var_names)."""
     if value is None:
         return None
     path = Path(value)

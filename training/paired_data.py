@@ -33,6 +33,7 @@ files need the same cells (``obs_names``; the protein file is reordered to the R
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -121,17 +122,25 @@ def pair_paths(name: str, data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
     return rna, data_dir / f"{name}_adt.h5ad"
 
 
-def _same_cells(name: str, rna: ad.AnnData, prot: ad.AnnData) -> ad.AnnData:
-    """``prot`` in the RNA's cell order; a clear error when the two files do not hold the same cells."""
-    if list(rna.obs_names) == list(prot.obs_names):
-        return prot
-    rna_cells, prot_cells = set(map(str, rna.obs_names)), set(map(str, prot.obs_names))
-    if rna_cells == prot_cells and rna.obs_names.is_unique and prot.obs_names.is_unique:
-        return prot[rna.obs_names]
+def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: ad.AnnData,
+                         drop_extra: bool = False) -> tuple[ad.AnnData, int]:
+    """``prot`` with the RNA's cells (``rna_cells``, its obs_names) in the RNA's order, and how many protein
+    cells were left out: with ``drop_extra``, a protein file may hold cells the RNA file lacks (a panel
+    measured on more cells). A clear error, with both files' cell counts, when the RNA holds cells the
+    protein file lacks or obs_names repeat (``name``: what the message starts with; "" for nothing)."""
+    rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in prot.obs_names]
+    if rna_names == prot_names:
+        return prot, 0
+    rna_set, prot_set = set(rna_names), set(prot_names)
+    unique = len(rna_set) == len(rna_names) and len(prot_set) == len(prot_names)  # else a name is ambiguous
+    extra = len(prot_set - rna_set)
+    if unique and rna_set <= prot_set and (drop_extra or not extra):
+        return prot[rna_names], extra
     raise ValueError(
-        f"{name}: the RNA file has {rna.n_obs} cells and the protein file {prot.n_obs}, "
-        f"{len(rna_cells & prot_cells)} shared obs_names: the two files must hold the same cells "
-        "(subset both to the shared cells first)")
+        f"{name + ': ' if name else ''}the RNA file has {len(rna_names)} cells and the protein file "
+        f"{len(prot_names)}, {len(rna_set & prot_set)} shared obs_names"
+        + ("" if unique else " (some obs_names repeat: make them unique, e.g. adata.obs_names_make_unique())")
+        + ": the two files must hold the same cells (subset both to the shared cells first)")
 
 
 def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path = DATA_DIR,
@@ -141,7 +150,7 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     ``n_folds`` (:func:`split_rows`; fold 0 of 5 is the 80/20 split every benchmark table uses)."""
     default_rna, default_protein = pair_paths(name, data_dir)
     rna = ad.read_h5ad(rna_path or default_rna)
-    prot = _same_cells(name, rna, ad.read_h5ad(protein_path or default_protein))
+    prot, _ = protein_in_rna_order(name, rna.obs_names, ad.read_h5ad(protein_path or default_protein))
     values = sp.csr_matrix(rna.X, dtype=np.float32)
     rna_kind = value_kind(values[: min(values.shape[0], 2000)])
     if rna_kind == "signed":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -74,3 +75,52 @@ def test_the_command_prints_warnings_as_one_line_with_the_option(tiny_model_dir,
     assert any("look log-normalised" in line and "[on the command line: --layer raw, or --layer counts" in line
                for line in lines), done.stderr
     assert "UserWarning" not in done.stderr and "InputQualityWarning" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("# my panel\nHLA-A,B,C\nCD19  # B cells\n\n", ["HLA-A,B,C", "CD19"]),  # lines: commas belong to names
+        ("CD4, CD19 # T and B cells\n# end\n", ["CD4", "CD19"]),  # a single line may still list names
+    ],
+    ids=["one_per_line", "one_comma_separated_line"],
+)
+def test_a_protein_file_is_one_name_per_line_with_inline_comments(tiny_model_dir, layered, tmp_path, text, expected):
+    """``HLA-A,B,C`` on its own line was split into HLA-A, B, C, and ``CD19 # B cells`` left unmapped."""
+    from sctranslator.cli import main
+
+    names = tmp_path / "panel.txt"
+    names.write_text(text)
+    out = tmp_path / "o.h5ad"
+    assert main(["predict", "--model", str(tiny_model_dir), "--rna", str(layered), "--layer", "counts",
+                 "--gene-column", "gene_symbols", "--proteins", str(names), "--out", str(out)]) == 0
+    result = ad.read_h5ad(out)
+    assert list(result.var_names) == expected
+    assert list(result.uns["sctranslator"]["unmapped_proteins"]) == []
+    assert list(result.uns["sctranslator"]["duplicate_proteins"]) == []
+
+
+def test_raw_genes_the_name_column_lacks_keep_their_own_names(tiny_model_dir, data_dir, tmp_path):
+    """An HVG-subset file names 300 genes in var['gene_symbols'] while .raw holds all of them: the others became
+    NaN names, read as the text 'nan' (an alias of SCN11A), one gene standing for thousands of columns."""
+    counts = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy()
+    symbols = list(counts.var_names)
+    adata = counts[:, :300].copy()
+    adata.var = pd.DataFrame({"gene_symbols": symbols[:300]}, index=[f"ENSG{i:011d}" for i in range(300)])
+    raw = counts.copy()
+    raw.var_names = [f"ENSG{i:011d}" for i in range(150)] + symbols[150:]  # .raw: ids of the HVGs, symbols after
+    adata.raw = raw
+    path = tmp_path / "hvg.h5ad"
+    adata.write_h5ad(path)
+    plain = tmp_path / "plain.h5ad"
+    counts.write_h5ad(plain)
+    assert _predict(tiny_model_dir, plain, tmp_path / "plain_out.h5ad") == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _predict(tiny_model_dir, path, tmp_path / "raw_out.h5ad", "--layer", "raw", "--gene-column",
+                        "gene_symbols") == 0
+    said = [str(w.message) for w in caught]
+    assert any(f"names 150 of the {counts.n_vars} genes of .raw" in m for m in said), said
+    assert not any("'nan'" in m or "missing" in m for m in said), said
+    np.testing.assert_allclose(ad.read_h5ad(tmp_path / "raw_out.h5ad").X, ad.read_h5ad(tmp_path / "plain_out.h5ad").X,
+                               atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import stat
@@ -45,6 +46,52 @@ def test_predict_refuses_to_write_over_its_input(tiny_model_dir, cells, capsys):
     link.symlink_to(cells)
     assert main(_predict(tiny_model_dir, cells, link, "--overwrite")) == 2
     assert _digest(cells) == before
+
+
+@pytest.fixture(scope="module")
+def measured(data_dir, cells) -> Path:
+    """The measured proteins of ``cells`` (the same cells, in order), a few columns."""
+    path = cells.parent / "measured.h5ad"
+    ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:6, ["CD4", "CD19", "CD14"]].copy().write_h5ad(path)
+    return path
+
+
+def _evaluate(model: Path, rna: Path, protein: Path, json_path: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--model", str(model), "--rna", str(rna), "--protein", str(protein), "--json",
+            str(json_path), "--device", "cpu", *extra]
+
+
+def test_evaluate_json_is_guarded_like_predict_out(tiny_model_dir, cells, measured, tmp_path, capsys, monkeypatch):
+    """``evaluate --json`` replaced any file (a user's protein list) and found a missing folder only after
+    the whole prediction: now it is refused before any work, as ``predict --out`` is."""
+    import sctranslator.cli as cli
+
+    mine = tmp_path / "proteins.txt"
+    mine.write_text("CD4\nCD19\n")
+    real_load = cli.load_model_and_tokenizer
+
+    def no_work(*args, **kwargs):
+        pytest.fail("the model was loaded although --json cannot be written")
+
+    monkeypatch.setattr(cli, "load_model_and_tokenizer", no_work)
+    for target, extra, message in (
+        (mine, (), "already exists; choose another output path or pass overwrite=True (--overwrite)"),
+        (tmp_path / "missing" / "m.json", (), f"the folder {tmp_path / 'missing'} for the output m.json does not"),
+        (measured, ("--overwrite",), "is the input file"),
+        (cells, ("--overwrite",), "is the input file"),
+    ):
+        before = _digest(target) if target.exists() else None
+        assert cli.main(_evaluate(tiny_model_dir, cells, measured, target, *extra)) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert (_digest(target) if target.exists() else None) == before
+    assert mine.read_text() == "CD4\nCD19\n"
+
+    monkeypatch.setattr(cli, "load_model_and_tokenizer", real_load)
+    assert cli.main(_evaluate(tiny_model_dir, cells, measured, mine, "--overwrite")) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert mine.read_text() == printed + "\n" and json.loads(printed)["cells"] == 6
+    assert not list(tmp_path.glob(".*.partial"))
 
 
 def test_an_out_that_is_not_h5ad_is_refused_with_the_way_to_a_table(tiny_model_dir, cells, tmp_path, capsys):

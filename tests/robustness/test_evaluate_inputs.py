@@ -1,0 +1,103 @@
+"""``sctranslator evaluate`` with measured proteins that are not plain counts of exactly the RNA's cells."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from ..conftest import TINY_MODEL
+
+PANEL = ["CD4", "CD19", "CD14", "CD8"]
+
+
+@pytest.fixture(scope="module")
+def scale_model_dir(tmp_path_factory, vocab_dir) -> Path:
+    """A tiny model with the protein scale part: it predicts log1p counts, as the shipped default model."""
+    import torch
+
+    from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    torch.manual_seed(0)
+    config = SCTranslatorConfig(**dict(TINY_MODEL, translator_type="cross_attention"), predict_protein_scale=True)
+    folder = tmp_path_factory.mktemp("scale_model") / "tiny"
+    SCTranslatorForProteinPrediction(config).save_pretrained(folder)
+    SCTranslatorTokenizer.from_original_tables(
+        vocab_dir, max_length=TINY_MODEL["max_genes"], protein_max_length=TINY_MODEL["max_proteins"]
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pair(data_dir, tmp_path_factory) -> tuple[Path, ad.AnnData]:
+    """8 cells' RNA file, and the ADT counts of those cells and 4 more (the RNA's cells first)."""
+    folder = tmp_path_factory.mktemp("pair")
+    ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:8].copy().write_h5ad(folder / "rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:12, PANEL].copy()
+    adt.X = np.asarray(adt.X.toarray() if hasattr(adt.X, "toarray") else adt.X, dtype=np.float32)
+    return folder / "rna.h5ad", adt
+
+
+def _evaluate(model: Path, rna: Path, adt: ad.AnnData, tmp_path: Path, capsys) -> tuple[int, dict | str, list[str]]:
+    """Exit status, the metrics (or the error line) and the warnings of ``evaluate`` against ``adt``."""
+    from sctranslator.cli import main
+
+    path = tmp_path / f"adt_{len(list(tmp_path.glob('adt_*')))}.h5ad"
+    adt.write_h5ad(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["evaluate", "--model", str(model), "--rna", str(rna), "--protein", str(path), "--device", "cpu"])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1]) if code == 0 else captured.err
+    return code, result, [str(w.message) for w in caught]
+
+
+def test_signed_measured_values_get_a_warning_on_what_is_comparable(scale_model_dir, pair, tmp_path, capsys):
+    """CLR-normalised ADT (negative values) was scored against log1p-count predictions without a word."""
+    rna, adt = pair
+    code, counts_metrics, warned = _evaluate(scale_model_dir, rna, adt[:8], tmp_path, capsys)
+    assert code == 0 and counts_metrics["measured_values"] == "counts"
+    assert not [w for w in warned if "signed" in w]
+
+    clr = adt[:8].copy()
+    logs = np.log1p(clr.X)
+    clr.X = logs - logs.mean(axis=1, keepdims=True)  # centred log ratio per cell: negative in places
+    code, metrics, warned = _evaluate(scale_model_dir, rna, clr, tmp_path, capsys)
+    assert code == 0 and metrics["scale"] == "log1p_counts" and metrics["measured_values"] == "signed"
+    signed = [w for w in warned if "signed" in w]
+    assert len(signed) == 1, warned
+    for what in ("already normalised (e.g. CLR-normalised ADT", "mse and cosine_similarity", "not comparable",
+                 "only the correlations (pearson_*) and the per_cell_scaled block are meaningful", "raw ADT counts"):
+        assert what in signed[0]
+
+
+def test_a_protein_file_with_more_cells_is_matched_by_obs_names(scale_model_dir, pair, tmp_path, capsys):
+    """Extra cells appended were ignored silently; placed first they were refused with a wrong count."""
+    rna, adt = pair
+    code, exact, warned = _evaluate(scale_model_dir, rna, adt[:8], tmp_path, capsys)
+    assert code == 0 and exact["cells"] == 8 and not [w for w in warned if "left out" in w]
+    reordered = adt[list(range(8))[::-1]]  # the same cells in another order
+    for protein_file in (adt, ad.concat([adt[8:], adt[:8]]), reordered):
+        code, metrics, warned = _evaluate(scale_model_dir, rna, protein_file, tmp_path, capsys)
+        assert code == 0, metrics
+        assert metrics == exact  # the RNA's cells, each compared with its own measurements
+        left_out = [w for w in warned if "left out" in w]
+        if protein_file.n_obs > 8:
+            assert len(left_out) == 1 and "holds 12 cells, 4 of them not in the RNA file" in left_out[0], warned
+            assert "the RNA file's 8 cells are evaluated" in left_out[0]
+        else:
+            assert not left_out
+
+
+def test_a_protein_file_lacking_rna_cells_is_refused_with_the_true_counts(scale_model_dir, pair, tmp_path, capsys):
+    """The count came from the first chunk of the protein file, not the file: 'protein (8 cells)' for 10."""
+    rna, adt = pair
+    code, error, _ = _evaluate(scale_model_dir, rna, adt[2:], tmp_path, capsys)
+    assert code == 2 and "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert "the RNA file has 8 cells and the protein file 10, 6 shared obs_names" in error, error
+    assert "subset both to the shared cells first" in error
