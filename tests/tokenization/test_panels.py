@@ -130,3 +130,10 @@ def test_missing_gene_names_are_left_out_not_read_as_a_gene(original_tokenizer):
         report = original_tokenizer.resolve(names, kind="gene")
     assert report.status == ["mapped", "unmapped", "unmapped", "unmapped", "unmapped", "mapped"]
     assert original_tokenizer.convert_genes_to_ids(["SCN11A"])[0] not in report.token_ids.tolist()
+
+
+@pytest.mark.parametrize("name", ["ADT-CD4", "adt_CD4", "CD4-protein", "anti-human CD4", "Ab-CD4", "CD4_prot"])
+def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, name):
+    """Labs mark ADT features with prefixes and suffixes; evaluate refused a panel named so ("none maps")."""
+    report = original_tokenizer.resolve([name], kind="protein")
+    assert report.token_ids.tolist() == original_tokenizer.convert_genes_to_ids(["CD4"])

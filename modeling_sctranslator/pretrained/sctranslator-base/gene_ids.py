@@ -17,7 +17,8 @@ Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are 
 :mod:`antibody_targets` *before* the symbol/alias lookup (route ``antibody_table``): ``CD25`` is
 IL2RA although the NCBI alias table also lists it for ISG20, ``CD16`` is FCGR3A, RPPA ``PDK1`` is
 PDPK1. Then the gene rules above; then parts of a label: barcode and ``_TotalSeqB`` suffixes are
-stripped, both parts of ``"PD-1 (CD279)"`` are tried (a ``CD<number>`` part first; route ``panel``),
+stripped, so are labels such as ``ADT_``, ``anti-human`` and ``-protein``, both parts of
+``"PD-1 (CD279)"`` are tried (a ``CD<number>`` part first; route ``panel``),
 hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map
 to the total protein's gene (routes ``phospho`` / ``modified_epitope``).
 
@@ -80,6 +81,10 @@ _ISOTYPE_RE = re.compile(
     re.IGNORECASE,
 )
 _BARCODE_SUFFIX_RE = re.compile(r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE))$")
+# what labs put around an antigen's name to say it is the antibody's: ADT_CD4, adt-CD4, anti-human CD4, CD4-protein
+_LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]+"
+                              r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+)(?=\S)", re.IGNORECASE)
+_LABEL_SUFFIX_RE = re.compile(r"(?<=\S)[-_ .:]+(?:protein|prot|antibody|ab)$", re.IGNORECASE)
 _PAREN_RE = re.compile(r"^\s*(.*?)\s*\(\s*(.+?)\s*\)\s*$")
 _PHOSPHO_RE = re.compile(r"^(.+?)[_ -](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
 _MODIFIED_RE = re.compile(r"^(.+?)[_ ](?:cleaved\w*|acetyl\w*|ac[K]\d+|me\d?[KR]\d+)$", re.IGNORECASE)
@@ -333,6 +338,7 @@ class _Resolver:
         s = name.strip()
         m = _BARCODE_SUFFIX_RE.match(s)
         core = m.group(1) if m else s
+        core = _LABEL_SUFFIX_RE.sub("", _LABEL_PREFIX_RE.sub("", core)) or core
         parts = [core]
         p = _PAREN_RE.match(core)
         if p:
