@@ -63,7 +63,7 @@ _CLI_EQUIVALENTS = (
     ("gene_names=", "--gene-column COLUMN"),
     ("adata.raw", "--layer raw, or --layer counts"),
     ("layers[", "--layer NAME"),
-    ("overrides=", "the gene symbol itself in --proteins"),
+    ("overrides=", "the gene symbol itself in --proteins, or as the var_name in a --protein file"),
 )
 
 
