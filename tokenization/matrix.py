@@ -97,11 +97,12 @@ class Matrix:
         Normalised values whose cells all sum to one total other than 10,000 -- log1p(CPM), scanpy's
         ``normalize_total`` to the median, TPM -- are brought to log1p(CP10k) exactly (the total says how they
         were normalised); read as log1p, they would sit 100x (CPM) off the scale the model learnt. Values
-        whose totals differ between cells (a gene subset, another log base, bulk) stay as the rule above."""
+        whose totals differ between cells (a gene subset, another log base), and bulk samples (mostly non-zero:
+        RSEM, TPM, log2 arrays, read as the bulk corpora were), stay as the rule above."""
         sample = self.raw_rows(0, min(self.shape[0], 64))
         self.kind = value_kind(sample)
         self.applied, done = _APPLIED_TRANSFORMS.get((self.transform, self.kind), (self.transform, ""))
-        if self.transform == "log1p_cp10k" and self.kind in ("log", "linear"):
+        if self.transform == "log1p_cp10k" and self.kind in ("log", "linear") and single_cell_like(sample):
             total = common_cell_total(np.expm1(_dense_float(sample)) if self.kind == "log" else _dense_float(sample))
             if total is not None and not (self.kind == "log" and abs(total / 1e4 - 1) <= TOTAL_TOLERANCE):
                 self.applied = "log1p_cp10k" if self.kind == "linear" else "relog_cp10k"
@@ -198,6 +199,17 @@ def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None)
 
 
 TOTAL_TOLERANCE = 0.01  # cells whose totals agree to 1 % were normalised to one total
+
+
+SINGLE_CELL_ZEROS = 0.5  # single-cell matrices are mostly zeros, even over highly variable genes; bulk ones are not
+
+
+def single_cell_like(block) -> bool:
+    """True when at least :data:`SINGLE_CELL_ZEROS` of ``block``'s values are zero (sparse: counting the implicit
+    ones)."""
+    n = block.shape[0] * block.shape[1]
+    nonzero = block.count_nonzero() if hasattr(block, "count_nonzero") else int(np.count_nonzero(block))
+    return n > 0 and (n - nonzero) >= SINGLE_CELL_ZEROS * n
 
 
 def common_cell_total(values: np.ndarray) -> float | None:

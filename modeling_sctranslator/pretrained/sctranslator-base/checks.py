@@ -159,9 +159,9 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
         )
     elif matrix.kind == "linear" and matrix.applied == "log1p":
         warnings.warn(
-            "the expression values are normalised counts whose cells sum to different totals (normalised, then "
-            "a gene subset taken): they are read as log1p of the values, as if normalised to 10,000 per cell; "
-            "raw counts (adata.layers['counts'] or adata.raw) match the training data best",
+            "the expression values are normalised but not logged (e.g. TPM, or counts per 10,000 over more genes "
+            "than given): they are read as log1p of the values; raw counts (adata.layers['counts'] or adata.raw) "
+            "match the training data best",
             InputQualityWarning, stacklevel=3,
         )
     elif getattr(matrix, "ambient_corrected", False):
