@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -51,6 +52,8 @@ __all__ = [
     "prepare_corpus",
     "split_cells",
 ]
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -168,6 +171,9 @@ def _check_values(corpus: str, rna: sp.csr_matrix, proteins: np.ndarray, obs_nam
             f"corpus {corpus}: {int(bad_rna.sum())} RNA values are negative, NaN or infinite (first in cell "
             f"{obs_names[row]!r}); fill or drop those cells: RNA must be finite, non-negative counts or log values"
         )
+    if proteins.size and np.isnan(proteins).all():
+        raise CorpusError(f"corpus {corpus}: every protein value is NaN (not measured): nothing to train or evaluate "
+                          "on; is it the right protein file (its X, not a layer)?")
     bad_protein = np.isinf(proteins)
     if bad_protein.any():
         row = int(np.argmax(bad_protein.any(axis=1)))
@@ -262,6 +268,12 @@ def build_corpus(
             f"{protein_report.unmapped[:8]}, controls: {protein_report.controls[:8]}); nothing to train on. "
             "Rename the panel or add overrides to the tokenizer."
         )
+    left_out = {"not in the vocabulary": protein_report.unmapped, "controls": protein_report.controls,
+                "the same protein as an earlier column": [f"{a} (= {b})" for a, b, _ in protein_report.duplicates]}
+    for why, names in left_out.items():
+        if names:  # the card counts them; the names go to the log (and the manifest's proteins_mapped)
+            logger.warning("corpus %s: %d of %d protein columns are %s and not trained on: %s%s", source.name,
+                           len(names), len(proteins), why, ", ".join(names[:10]), " ..." if len(names) > 10 else "")
 
     n_cells = rna.n_obs if max_cells is None else min(rna.n_obs, int(max_cells))
     try:

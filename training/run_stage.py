@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import torch
 import yaml
 from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import HubStrategy
 
 import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
@@ -391,6 +392,60 @@ def check_start_model(name: str | None) -> None:
                          "running, or did it fail? Point to a finished model folder")
 
 
+RUN_SIGNATURE = "run_signature.json"
+
+
+def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: Any, args: Any) -> dict[str, Any]:
+    """What a resumed run must share with the run that wrote the checkpoints: the data (corpus fingerprints: cells,
+    files, split), the model it started from, the stage, and what orders the stream (seed, batch, processes).
+    ``--max_steps`` may change: raising it trains on."""
+    return {
+        "stage": data_args.stage,
+        "model_name_or_path": str(model_args.model_name_or_path or ""),
+        "corpora": [[m["name"], m.get("fingerprint")] for m in manifests],
+        "corpus_weights": list(data_args.corpus_weights or []),
+        "seed": int(args.seed),
+        "per_device_train_batch_size": int(args.per_device_train_batch_size),
+        "gradient_accumulation_steps": int(args.gradient_accumulation_steps),
+        "world_size": int(args.world_size),
+    }
+
+
+def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, Any], args: Any) -> None:
+    """Refuse to resume checkpoints of another run: relaunched on other data into the same folder, the Trainer took
+    the old run's weights, selected the best step across both runs' validation cells and shipped it under the new
+    run's card. A fresh run records its signature (:data:`RUN_SIGNATURE`) for later relaunches; folders written
+    before it resume as before."""
+    if resume is None:
+        if args.process_index == 0:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            staging = output_dir / f".{RUN_SIGNATURE}.tmp"
+            staging.write_text(json.dumps(signature, indent=1))
+            os.replace(staging, output_dir / RUN_SIGNATURE)
+        return
+    recorded_path = Path(resume).parent / RUN_SIGNATURE
+    if not recorded_path.is_file():
+        return
+    recorded = json.loads(recorded_path.read_text())
+    differs = [key for key in signature if key in recorded and recorded[key] != signature[key]]
+    if differs:
+        details = "; ".join(f"{key}: {recorded[key]} there, {signature[key]} now" for key in differs)
+        raise SystemExit(
+            f"{Path(resume).parent} holds checkpoints of another run ({details}): resuming would continue that run's "
+            "weights on this one's data. Give a new --output_dir, or delete its checkpoint-* folders (and "
+            f"{RUN_SIGNATURE}) to start over there"
+        )
+
+
+def finished_summary(output_dir: Path, step: int) -> dict[str, Any] | None:
+    """The summary of a run that already finished at ``step`` in ``output_dir`` (relaunching it is a no-op)."""
+    path = output_dir / "training_summary.json"
+    if not path.is_file() or not (output_dir / "model.safetensors").is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("global_step") == step else None
+
+
 def check_launch(world_size: int) -> None:
     """Refuse a multi-process launch whose processes did not join one job: ``accelerate launch --multi_gpu``
     on a machine without GPUs starts N processes that each train alone (transformers: "process group is
@@ -435,6 +490,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
     check_start_model(model_args.model_name_or_path)
     check_launch(args.world_size)
+    if args.push_to_hub and args.hub_strategy != HubStrategy.END:
+        # the Trainer's pushes during training upload the whole output folder, cached corpora (every cell's values)
+        # included: only the end push, which sends the model folder's own files (SCTranslatorTrainer.push_to_hub)
+        logger.warning("--hub_strategy %s set to end: pushes during training would upload the cached corpora",
+                       args.hub_strategy)
+        args.hub_strategy = HubStrategy.END
     for wanted, dtype in ((args.bf16, torch.bfloat16), (args.fp16, torch.float16)):
         if wanted:  # emulated low precision trains slower than float32: say so before the run
             warn_if_emulated(args.device.type, dtype)
@@ -497,9 +558,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if resume is None:
         with args.main_process_first(desc="checkpoint discovery"):
             resume = find_resume_checkpoint(output_dir)
+    check_same_run(output_dir, resume, run_signature(manifests, model_args, data_args, args), args)
     skip = 0
     if resume is not None:
         step = read_global_step(resume)
+        if step >= args.max_steps:
+            finished = finished_summary(output_dir, step)
+            if finished is not None:
+                logger.info("%s already holds a finished run of %d steps (--max_steps %d): nothing to train",
+                            output_dir, step, args.max_steps)
+                return finished
+            raise SystemExit(f"the newest checkpoint, {resume}, is at step {step}, and --max_steps is "
+                             f"{args.max_steps}: nothing is left to train (the Trainer would take one step past it). "
+                             "Raise --max_steps to train on, or use that checkpoint folder as the model")
         if not args.ignore_data_skip:
             skip = step * args.per_device_train_batch_size * args.gradient_accumulation_steps
         logger.info("resuming from %s (step %d): skipping %d examples per process", resume, step, skip)
@@ -602,10 +673,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if trainer.is_world_process_zero():
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=1, default=str))
-        card = write_model_card(output_dir, model, manifests, data_args, model_args, args, final_metrics, summary)
-        if args.push_to_hub:
+        write_model_card(output_dir, model, manifests, data_args, model_args, args, final_metrics, summary)
+        if args.push_to_hub:  # the folder's own files, this card included (SCTranslatorTrainer.push_to_hub)
             trainer.push_to_hub(commit_message=f"sctranslator stage {data_args.stage}")
-            card.push_to_hub(args.hub_model_id or output_dir.name, token=args.hub_token)
     return summary
 
 

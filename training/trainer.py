@@ -50,6 +50,10 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
+# files of a stage's output folder that stay local: the cells each step trained on
+NOT_PUBLISHED = ("example_ids.tsv",)
+
+
 class SCTranslatorTrainer(Trainer):
     """``Trainer`` for per-rank streams: own DataLoader, lean prediction step, example-id log.
 
@@ -70,6 +74,28 @@ class SCTranslatorTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.example_log = example_log
         self._scale_losses: dict[str, list[float]] = {"train": [], "eval": []}
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, **kwargs: Any) -> Any:
+        """Upload the model folder's own top-level files (weights, config, tokenizer, code, card, summary) as the
+        stage wrote them. The Trainer's version uploads the whole output folder but checkpoints: that is every
+        cell's RNA and protein values (the corpora run_stage caches there, held-out cells included) and the
+        example-id log; and it writes its generic model card over the folder's own."""
+        from transformers import trainer as hf_trainer  # its hf_api, so stand-ins for the Hub see this upload
+
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token)
+        if not self.is_world_process_zero():
+            return None
+        self._finish_current_push()
+        folder = Path(self.args.output_dir)
+        files = sorted(p.name for p in folder.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
+        return hf_trainer.hf_api().upload_folder(
+            repo_id=self.hub_model_id, folder_path=str(folder), commit_message=commit_message,
+            token=token if token is not None else self.args.hub_token, run_as_future=not blocking,
+            allow_patterns=files, revision=revision or self.args.hub_revision,
+        )
 
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:

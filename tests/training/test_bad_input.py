@@ -55,6 +55,19 @@ def test_no_mappable_protein(tmp_path, tokenizer):
         build_corpus(find_source(source), tmp_path / "out", tokenizer)
 
 
+
+def test_a_protein_file_without_a_measured_value_is_refused_when_built(tmp_path, tokenizer, caplog):
+    """An all-NaN protein file trained, then crashed with a Trainer traceback at the first evaluation."""
+    folder = _pair(tmp_path, "unmeasured", proteins=("CD4", "CD19", "NotAProtein"))
+    adt = ad.read_h5ad(tmp_path / "unmeasured_adt.h5ad")
+    with caplog.at_level("WARNING", logger="training.corpus"):
+        build_corpus(find_source(folder), tmp_path / "ok", tokenizer)  # the unmapped column is named in the log
+    assert "NotAProtein" in caplog.text and "not trained on" in caplog.text
+    adt.X = np.full(adt.shape, np.nan, dtype=np.float32)
+    adt.write_h5ad(tmp_path / "unmeasured_adt.h5ad")
+    with pytest.raises(CorpusError, match="every protein value is NaN"):
+        build_corpus(find_source(folder), tmp_path / "out", tokenizer)
+
 def test_empty_corpus_and_missing_files(tmp_path, tokenizer):
     source = _pair(tmp_path, "empty", n=0)
     with pytest.raises(CorpusError, match="no cells"):

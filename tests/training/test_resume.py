@@ -83,3 +83,30 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
     assert "checkpoint-12 is not usable" in caplog.text and "checkpoint-8 is not usable" in caplog.text
     assert (tmp_path / "checkpoint-8.corrupt").is_dir() and not bad.exists()
     assert find_resume_checkpoint(tmp_path / "nothing") is None
+
+
+def _tiny_run(corpus, vocab_dir, out, steps, *extra):
+    return main(["--stage", "sc", "--corpora", str(corpus), "--vocab_dir", str(vocab_dir), *TINY_MODEL,
+                 "--max_steps", str(steps), "--save_steps", "2", "--logging_steps", "1",
+                 "--per_device_train_batch_size", "4", "--output_dir", str(out), *QUIET, *extra])
+
+
+def test_a_relaunch_on_other_data_is_refused_and_a_finished_run_is_not_trained_again(tmp_path, corpora, vocab_dir):
+    """Relaunched into the same folder with another protein file, the Trainer resumed the old run's checkpoint,
+    picked the best step across both runs' validation cells and shipped it under the new run's card. A finished
+    run relaunched took one step past --max_steps."""
+    out = tmp_path / "run"
+    first = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4)
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match=r"holds checkpoints of another run \(corpora: .*tenx_pbmc10k_s200.* there, "
+                                         r".*eccite_ctcl.* now\).*new --output_dir"):
+        _tiny_run(corpora["eccite_ctcl"], vocab_dir, out, 6)
+    again = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4)  # the same command: nothing to do
+    assert again["global_step"] == first["global_step"] == 4
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert (out / "model.safetensors").read_bytes() == weights
+    (out / "training_summary.json").unlink()  # killed after its last checkpoint, before the model was written
+    with pytest.raises(SystemExit, match=r"at step 4, and --max_steps is 4: nothing is left to train"):
+        _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4)
+    more = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 6)  # raising --max_steps trains on
+    assert more["global_step"] == 6 and more["resumed_from"].endswith("checkpoint-4")

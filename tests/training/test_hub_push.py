@@ -1,0 +1,56 @@
+"""--push_to_hub uploads the model folder's own files: never the cached corpora (every cell's values)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fnmatch
+import os
+import types
+
+from training.run_stage import main
+
+from ._training_helpers import QUIET, TINY_MODEL
+
+
+class RecordingHub:
+    """Stands in for the Hub API: records what each upload would send, sends nothing."""
+
+    def __init__(self) -> None:
+        self.uploads: list[list[str]] = []
+
+    def create_repo(self, repo_id=None, *args, **kwargs):
+        return types.SimpleNamespace(repo_id=repo_id or (args[0] if args else None))
+
+    def upload_folder(self, folder_path=None, allow_patterns=None, ignore_patterns=None, run_as_future=False, **_):
+        files = sorted(os.path.relpath(os.path.join(folder, name), folder_path)
+                       for folder, _, names in os.walk(folder_path) for name in names)
+        if allow_patterns is not None:
+            files = [f for f in files if any(fnmatch.fnmatch(f, p) for p in allow_patterns)]
+        if ignore_patterns is not None:
+            files = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in ignore_patterns)]
+        self.uploads.append(files)
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        done.set_result(None)
+        return done
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: types.SimpleNamespace()
+
+
+def test_push_to_hub_uploads_the_model_not_the_cells(tmp_path, data_dir, vocab_dir, monkeypatch):
+    import transformers.trainer
+
+    hub = RecordingHub()
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
+    out = tmp_path / "pushed"
+    pair = f"{data_dir / 'eccite_ctcl_rna.h5ad'}:{data_dir / 'eccite_ctcl_adt.h5ad'}"
+    main(["--stage", "finetune", "--corpora", pair, "--vocab_dir", str(vocab_dir), *TINY_MODEL, "--max_steps", "2",
+          "--save_steps", "2", "--per_device_train_batch_size", "4", "--output_dir", str(out), "--log_example_ids",
+          "true", "--push_to_hub", "true", "--hub_model_id", "me/tiny", *QUIET])
+    final = hub.uploads[-1]
+    assert "model.safetensors" in final and "config.json" in final and "README.md" in final
+    assert not [f for upload in hub.uploads for f in upload if f.startswith("corpora") or "parquet" in f
+                or f == "example_ids.tsv"]
+    assert any(out.glob("corpora/*/train-*.parquet"))  # the cells were there to leak
+    card = (out / "README.md").read_text()  # the stage's card, not the Trainer's generic one written over it
+    assert "Predictions are on the training scale" in card and "## Model" in card
