@@ -179,6 +179,9 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     return targets
 
 
+SMALL_PANEL = 10  # below it predictions swing with the panel's make-up (see predict_proteins' warning)
+
+
 def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
     """A label with commas or slashes is read as a panel's (``HLA-A,B,C``: its first target); when its other parts
     name other proteins (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
@@ -318,6 +321,15 @@ def predict_proteins(
     if targets.values is not None:  # whole files, before chunks: a chunk's check sees neither count nor extra cells
         check_same_cells(Matrix(rna, "RNA"), targets.values)
     n_targets = len(targets.token_ids)
+    if n_targets < SMALL_PANEL:
+        warnings.warn(
+            f"only {n_targets} protein{'s' if n_targets > 1 else ''} asked for: a protein's prediction depends on the "
+            "panel it is asked with (the decoder attends across the proteins asked for, and each cell's values are "
+            "scaled between its lowest and highest of them). Measured on ECCITE cells with sctranslator-base, CD4 "
+            "correlates with measured CD4 at r 0.12 asked alone, 0.52-0.82 with three other proteins, 0.85 within "
+            "the 49-protein panel. Ask for the whole panel you study, and compare predictions made with one panel",
+            UserWarning, stacklevel=2,
+        )
     untrained = untrained_ids(model.decoder.gene_embedding.weight, targets.token_ids)
     untrained_names = [targets.names[i] for i in np.flatnonzero(untrained)]
     if untrained_names:

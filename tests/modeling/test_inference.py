@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -62,6 +63,17 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
     with pytest.warns(UserWarning, match=r"join several names.*'CD4,CD8A'"):
         assert list(predictor(rna, proteins=["CD4,CD8A", "CD19"]).var_names) == ["CD4,CD8A", "CD19"]
 
+
+
+def test_a_small_panel_is_warned_about(predictor, cells):
+    """Asked alone, CD4 from the shipped model correlated with measured CD4 at r 0.12 (0.85 within its panel)."""
+    rna, _, _ = cells
+    with pytest.warns(UserWarning, match="only 2 proteins asked for: a protein's prediction depends on the panel"):
+        predictor(rna, proteins=["CD4", "CD19"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor(rna, proteins=PANEL[:10])
+    assert not [w for w in caught if "asked for" in str(w.message)]
 
 def test_a_protein_adata_with_extra_cells_is_refused_with_the_true_counts(predictor, cells):
     """The cells were compared chunk by chunk: extra protein cells after the RNA's passed unseen, and a mismatch
