@@ -14,6 +14,7 @@ Adam with amsgrad). Relaunching the same command continues from the newest compl
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -231,7 +232,21 @@ def parse_args(argv: list[str] | None = None):
             else:
                 prefix.append(str(value))
     parser = HfArgumentParser((ModelArguments, DataArguments, StageTrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=prefix + argv)
+    try:  # a typo or an inconsistent setting ends in one line, not a traceback from the argument dataclasses
+        *parsed, unknown = parser.parse_args_into_dataclasses(args=prefix + argv, return_remaining_strings=True)
+    except ValueError as error:
+        raise SystemExit(f"run_stage: error: {error}") from None
+    options = [o for o in unknown if o.startswith("--")]
+    if unknown:
+        known = [o for action in parser._actions for o in action.option_strings]
+        hints = []
+        for option in options:
+            close = difflib.get_close_matches(option, known, n=1)
+            where = f" (from {config})" if option in prefix else ""
+            hints.append(f"{option}{where}" + (f": did you mean {close[0]}?" if close else ""))
+        raise SystemExit(f"run_stage: error: unknown option{'s' if len(options) > 1 else ''} "
+                         f"{'; '.join(hints) or ' '.join(unknown)}")
+    model_args, data_args, training_args = parsed
     return model_args, data_args, training_args
 
 

@@ -111,3 +111,16 @@ def test_too_many_proteins_for_the_model(tmp_path, corpora, vocab_dir):
     with pytest.raises(CorpusError, match="exceed the model's max_proteins"):
         main(["--stage", "bulk", "--corpora", str(corpora["tcga_brca_bulk"]), "--vocab_dir", str(vocab_dir),
               "--output_dir", str(tmp_path / "run"), *TINY_MODEL, "--max_proteins", "16", *QUIET])
+
+
+def test_a_misspelt_option_is_one_line_with_the_likely_one(tmp_path):
+    """A typo gave HfArgumentParser's traceback ("Some specified arguments are not used")."""
+    with pytest.raises(SystemExit, match=r"unknown option --max_stpes: did you mean --max_steps\?"):
+        main(["--max_stpes", "3", "--output_dir", str(tmp_path)])
+    config = tmp_path / "stage.yaml"
+    config.write_text("max_stepz: 3\n")
+    with pytest.raises(SystemExit, match=r"--max_stepz \(from .*stage.yaml\): did you mean --max_steps\?"):
+        main([str(config), "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="round multiple of the evaluation steps"):
+        main(["--save_steps", "5", "--eval_steps", "10", "--eval_strategy", "steps", "--load_best_model_at_end",
+              "true", "--output_dir", str(tmp_path)])
