@@ -7,11 +7,10 @@ subparsers object); each sub-command sets ``func=run_vocab``.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from .atomic_io import atomic_output_dir
 
 __all__ = ["add_vocab_commands", "run_vocab", "main"]
 
@@ -35,22 +34,16 @@ def add_vocab_commands(subparsers) -> argparse.ArgumentParser:
 
 
 def _write_atomically(tokenizer, out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tokenizer.save_pretrained(tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    """Write the tokenizer folder through a staging folder. ``--overwrite`` replaces only a tokenizer folder: given a
+    data file or another folder by mistake, it would have deleted it with everything in it."""
+    from .tokenization_sctranslator import VOCAB_FILE_NAME
+
+    replaceable = out.is_dir() and (not any(out.iterdir()) or (out / VOCAB_FILE_NAME).is_file())
+    if overwrite and out.exists() and not replaceable:
+        raise FileExistsError(f"{out} is not a tokenizer folder (no {VOCAB_FILE_NAME}); --overwrite replaces only a "
+                              "tokenizer folder written before: choose another --out")
+    with atomic_output_dir(out, overwrite=overwrite) as staging:
+        tokenizer.save_pretrained(staging)
 
 
 def run_vocab(args: argparse.Namespace) -> int:

@@ -47,6 +47,15 @@ def test_from_ncbi(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert _run(["vocab", "from-ncbi", str(path), "--out", str(out), "--overwrite"]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
+    # --overwrite replaces a tokenizer folder only: a data file or another folder given by mistake is kept
+    data, notes = tmp_path / "cells.h5ad", tmp_path / "notes"
+    data.write_bytes(b"user data")
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    for target in (data, notes):
+        assert _run(["vocab", "from-ncbi", str(path), "--out", str(target), "--overwrite"]) == 1
+        assert "is not a tokenizer folder" in capsys.readouterr().err
+    assert data.read_bytes() == b"user data" and (notes / "notes.txt").read_text() == "mine"
 
 
 def test_from_original_tsv_and_pickles(vocab_dir, tmp_path, capsys):
