@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,22 @@ def _check_safetensors(path: Path) -> None:
         raise FolderProblem(f"{path.name} in {path.parent} holds no tensors")
 
 
+_RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w*)\s+import\s+([\w, ()]+)", re.MULTILINE)
+
+
+def missing_code_modules(folder: Path) -> list[str]:
+    """The ``.py`` files the folder's code imports relatively (``from .encoders import ...``) that it lacks: the
+    fixed list of required files does not follow what the copied tokenizer and model code import."""
+    wanted: set[str] = set()
+    for source in folder.glob("*.py"):
+        for module, names in _RELATIVE_IMPORT.findall(source.read_text(encoding="utf-8", errors="replace")):
+            if module:
+                wanted.add(f"{module}.py")
+            else:  # from . import a, b
+                wanted.update(f"{n.strip()}.py" for n in names.strip("() ").split(",") if n.strip())
+    return sorted(name for name in wanted if not (folder / name).is_file())
+
+
 def check_model_folder(folder: str | os.PathLike[str], require_card: bool = False) -> dict[str, Any]:
     """Check that ``folder`` is a complete sctranslator model; returns its config dict.
 
@@ -74,6 +91,10 @@ def check_model_folder(folder: str | os.PathLike[str], require_card: bool = Fals
     missing = [f"{name} ({what})" for name, what in required.items() if not (folder / name).is_file()]
     if missing:
         raise FolderProblem(f"{folder} lacks {', '.join(missing)}")
+    unresolved = missing_code_modules(folder)
+    if unresolved:
+        raise FolderProblem(f"{folder} lacks {', '.join(unresolved)}: its code imports them, so the folder does not "
+                            "load with trust_remote_code (where this package is not installed); re-save the model")
     config = _check_json(folder / "config.json")
     if config.get("model_type") != "sctranslator":
         raise FolderProblem(f"{folder}/config.json describes a {config.get('model_type')!r} model, not sctranslator")

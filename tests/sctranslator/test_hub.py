@@ -82,6 +82,8 @@ def test_repo_id_loads_through_auto_model_pipeline_and_cli(pushed, fixtures_dir,
     (lambda snap: (snap / "model.safetensors").write_bytes((snap / "model.safetensors").read_bytes()[:1000]),
      "model.safetensors .*damaged"),
     (lambda snap: (snap / "config.json").write_text("{not json"), "config.json .*not valid JSON"),
+    # a module the copied code imports: the fixed list of required files let such a folder pass
+    (lambda snap: (snap / "encoders.py").unlink(), "lacks encoders.py: its code imports them"),
 ])
 def test_missing_or_corrupt_repo_files_are_named(pushed, tmp_path, capsys, damage, message, data_dir):
     hub, _, _ = pushed
