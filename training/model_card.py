@@ -34,6 +34,19 @@ def _eval_rows(metrics: dict[str, float], manifests: list[dict[str, Any]]) -> li
     return rows
 
 
+def _evaluated_rows(metrics: dict[str, float], manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How many of each set's held-out cells the metrics cover (``--max_eval_samples`` may take fewer)."""
+    rows = []
+    for manifest in manifests:
+        prefix = "eval" if len(manifests) == 1 else f"eval_{manifest['name']}"
+        evaluated = metrics.get(f"{prefix}_cells_evaluated")
+        if evaluated is not None:
+            held_out = manifest["splits"]["eval"]["n_cells"]
+            rows.append({"set": manifest["name"], "metric": "cells evaluated",
+                         "value": f"{int(evaluated)} of {held_out}"})
+    return rows
+
+
 def write_model_card(output_dir, model, manifests, data_args, model_args, training_args, metrics, summary) -> ModelCard:
     """Render the card to ``output_dir/README.md`` and return it."""
     output_dir = Path(output_dir)
@@ -44,10 +57,12 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         for r in rows
     ]
     base = model_args.model_name_or_path
+    local_base = bool(base) and Path(base).exists()
     card_data = make_card_data(
         tags=[f"stage-{data_args.stage}"],
-        base_model=base if base and not Path(base).exists() else None,
-        datasets=[m["name"] for m in manifests],
+        base_model=base if base and not local_base else None,
+        # corpus names are file stems, not Hub dataset ids: the Training data table names them instead
+        datasets=None,
         model_name=data_args.model_card_name or output_dir.name,
         eval_results=eval_results or None,
     )
@@ -81,7 +96,7 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         model_name=card_data.model_name,
         stage=data_args.stage,
         stage_description=STAGE_DESCRIPTIONS[data_args.stage],
-        base_model=base,
+        base_model=Path(base).name if local_base else base,
         n_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
         config=model.config,
         corpora=corpora,
@@ -89,8 +104,9 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
         split_seed=manifests[0].get("split_seed", 0),
         eval_fold=manifests[0].get("eval_fold", 0),
         training_summary=training_summary,
-        eval_results=rows,
-        repo_or_path=training_args.hub_model_id or str(output_dir),
+        eval_results=rows + _evaluated_rows(metrics, manifests),
+        # a card travels with the folder (to the Hub, to colleagues): no path of this machine in it
+        repo_or_path=training_args.hub_model_id or output_dir.name,
     )
     card.save(output_dir / "README.md")
     return card

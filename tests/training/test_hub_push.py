@@ -46,7 +46,7 @@ def test_push_to_hub_uploads_the_model_not_the_cells(tmp_path, data_dir, vocab_d
     pair = f"{data_dir / 'eccite_ctcl_rna.h5ad'}:{data_dir / 'eccite_ctcl_adt.h5ad'}"
     main(["--stage", "finetune", "--corpora", pair, "--vocab_dir", str(vocab_dir), *TINY_MODEL, "--max_steps", "2",
           "--save_steps", "2", "--per_device_train_batch_size", "4", "--output_dir", str(out), "--log_example_ids",
-          "true", "--push_to_hub", "true", "--hub_model_id", "me/tiny", *QUIET])
+          "true", "--push_to_hub", "true", "--hub_model_id", "me/tiny", "--max_eval_samples", "8", *QUIET])
     final = hub.uploads[-1]
     assert "model.safetensors" in final and "config.json" in final and "README.md" in final
     assert not [f for upload in hub.uploads for f in upload if f.startswith("corpora") or "parquet" in f
@@ -54,3 +54,6 @@ def test_push_to_hub_uploads_the_model_not_the_cells(tmp_path, data_dir, vocab_d
     assert any(out.glob("corpora/*/train-*.parquet"))  # the cells were there to leak
     card = (out / "README.md").read_text()  # the stage's card, not the Trainer's generic one written over it
     assert "Predictions are on the training scale" in card and "## Model" in card
+    # it travels: no path of this machine, no file stem posing as a Hub dataset, and the cells its metrics cover
+    assert str(tmp_path) not in card and "datasets:" not in card
+    assert "| eccite_ctcl | cells evaluated | 8 of 35 |" in card
