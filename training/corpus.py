@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import value_kind
 
 __all__ = [
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# a protein side this wide holding counts, next to an RNA side this narrow, is an RNA and a protein file swapped
+SWAP_PROTEINS, SWAP_GENES = 2000, 500
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -301,6 +305,19 @@ def build_corpus(
     _check_values(source.name, rna_x, values_all, list(rna.obs_names))
     rna_sample = rna_x.data[: 1_000_000]  # the non-zeros of the first cells: enough to tell counts apart
     rna_kind = value_kind(rna_sample)
+    if protein_kind == "counts" and len(proteins) >= SWAP_PROTEINS and len(genes) <= SWAP_GENES:
+        raise CorpusError(
+            f"corpus {source.name}: the protein side has {len(proteins):,} columns of counts and the RNA side "
+            f"{len(genes)}: are the two files swapped? Give the RNA file first: --corpora RNA.h5ad:PROTEIN.h5ad"
+        )
+    if single_cell_like(rna_x[: min(rna_x.shape[0], 64)]):  # bulk pairs are log RNA and signed RPPA by nature
+        if protein_kind == "signed":
+            logger.warning("corpus %s: protein values are signed (CLR or z-scores): trained as given, scaled per "
+                           "cell; a log1p-count output cannot be learnt from them (raw ADT counts give it)",
+                           source.name)
+        if rna_kind in ("log", "linear"):
+            logger.warning("corpus %s: RNA values are normalised, not counts: read as the tokenizer reads such input "
+                           "at prediction (see its report); raw counts match the pre-training best", source.name)
     obs = np.asarray(rna.obs_names).astype(str)
 
     out_dir = Path(out_dir)

@@ -68,6 +68,16 @@ def test_a_protein_file_without_a_measured_value_is_refused_when_built(tmp_path,
     with pytest.raises(CorpusError, match="every protein value is NaN"):
         build_corpus(find_source(folder), tmp_path / "out", tokenizer)
 
+
+def test_swapped_rna_and_protein_files_are_named_as_such(tmp_path, tokenizer, data_dir):
+    """ADT:RNA passed in the wrong order trained RNA-from-ADT once --protein_sampling silenced the length error."""
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:40].copy()
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:40].copy()
+    adt.write_h5ad(tmp_path / "swapped_rna.h5ad")
+    rna.write_h5ad(tmp_path / "swapped_adt.h5ad")
+    with pytest.raises(CorpusError, match=r"protein side has 19,521 columns of counts and the RNA side 49: are"):
+        build_corpus(find_source(tmp_path / "swapped"), tmp_path / "out", tokenizer)
+
 def test_empty_corpus_and_missing_files(tmp_path, tokenizer):
     source = _pair(tmp_path, "empty", n=0)
     with pytest.raises(CorpusError, match="no cells"):
