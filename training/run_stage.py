@@ -408,6 +408,7 @@ def check_start_model(name: str | None) -> None:
 
 
 RUN_SIGNATURE = "run_signature.json"
+FEW_HELD_OUT = 10  # validation or held-out cells below which their metrics say little
 
 
 def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: Any, args: Any) -> dict[str, Any]:
@@ -537,6 +538,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if len(set(names)) != len(names):
         raise CorpusError(f"corpus names must be distinct, got {names}")
     check_divisible(manifests, world_size)
+    for manifest in manifests:  # per-protein correlations need cells to vary across; selection needs enough of them
+        for split in ("validation", "eval"):
+            n = manifest["splits"].get(split, {}).get("n_cells", 0)
+            if 0 < n < FEW_HELD_OUT:
+                logger.warning("corpus %s: only %d %s cells: their per-protein correlations are NaN or noise, and "
+                               "so is a best step selected on them; pair more cells, or judge the run by its loss",
+                               manifest["name"], n, "validation" if split == "validation" else "held-out")
 
     # -- model -----------------------------------------------------------------------------------------
     set_seed(args.seed)
