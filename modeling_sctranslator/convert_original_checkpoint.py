@@ -94,6 +94,9 @@ class OriginalCheckpoint:
 def read_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     """Read an original checkpoint (whole pickled module or state dict) without executing it."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; give the original .pt file (a model folder is "
+                                "already converted: load it with AutoModel.from_pretrained)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):

@@ -289,8 +289,12 @@ class GeneVocab:
         import pandas as pd
 
         opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            frame = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+        try:
+            with opener(path, "rt", encoding="utf-8") as handle:
+                frame = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+        except (UnicodeDecodeError, gzip.BadGzipFile) as error:
+            raise ValueError(f"{path} is not an NCBI gene_info text file (tab-separated, optionally .gz): it could "
+                             f"not be read as text ({type(error).__name__})") from None
         frame.columns = [c.lstrip("#") for c in frame.columns]
         missing = {"tax_id", "GeneID", "Symbol", "Synonyms"} - set(frame.columns)
         if missing:

@@ -79,6 +79,12 @@ def test_non_checkpoint_files_give_clear_errors(tmp_path, content, message):
         read_original_checkpoint(path)
 
 
+
+def test_a_folder_given_as_checkpoint_is_named_as_a_folder(tmp_path):
+    """A model folder passed by mistake was reported as "checkpoint ... does not exist"."""
+    with pytest.raises(IsADirectoryError, match="is a folder; give the original .pt file"):
+        read_original_checkpoint(tmp_path)
+
 def test_checkpoint_without_tensors_or_model_is_refused(tmp_path):
     path = tmp_path / "numbers.pt"
     torch.save({"epoch": 3}, path)

@@ -91,3 +91,11 @@ def test_from_original_tsv_and_pickles(vocab_dir, tmp_path, capsys):
 
     with pytest.raises(UnsafePickleError):
         GeneVocab.from_original_tables(pk)
+
+
+def test_a_binary_file_given_as_gene_info_is_named(tmp_path, capsys):
+    """An .h5ad given by mistake said only "'utf-8' codec can't decode byte 0x89"."""
+    binary = tmp_path / "cells.h5ad"
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
+    assert _run(["vocab", "from-ncbi", str(binary), "--out", str(tmp_path / "out")]) == 1
+    assert "is not an NCBI gene_info text file" in capsys.readouterr().err
