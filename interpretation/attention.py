@@ -89,6 +89,10 @@ __all__ = [
 ]
 
 MAP_NAMES = ("encoder", "decoder", "encoder_to_decoder")
+# Mapping every gene (genes=None) is refused above this many: the gene x gene tables (3 statistics, CSV and in the
+# AnnData) stay under ~100 MB; larger inputs choose genes (top-K or a list).
+MAX_ALL_GENES = 1000
+_CSV_BYTES_PER_ENTRY = 20  # a float64 as pandas writes it, with its separator
 
 
 # --------------------------------------------------------------------------- recipes
@@ -203,12 +207,16 @@ def attention_received(
 
 
 def minmax_normalize(matrix: np.ndarray) -> np.ndarray:
-    """The original's normalisation: every column min-max to [0, 1], then every row. Constant → 0."""
+    """The original's normalisation: every column min-max to [0, 1], then every row. Constant → 0; NaN entries
+    (no value) are left out of the minima and maxima and stay NaN."""
 
     def scale(x: np.ndarray, axis: int) -> np.ndarray:
-        lo = np.nanmin(x, axis=axis, keepdims=True)
-        span = np.nanmax(x, axis=axis, keepdims=True) - lo
-        return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
+        with warnings.catch_warnings():  # an all-NaN row or column has no minimum: it stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanmin(x, axis=axis, keepdims=True)
+            span = np.nanmax(x, axis=axis, keepdims=True) - lo
+        scaled = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
+        return np.where(np.isnan(x), np.nan, scaled)
 
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.size == 0:
@@ -257,7 +265,10 @@ class AttentionResult:
             return np.where(counts > 0, self.sums[name] / np.maximum(counts, 1), np.nan)
 
     def normalized(self, name: str) -> np.ndarray:
-        return minmax_normalize(self.sums[name])
+        """The original's min-max normalisation of the summed map; NaN where :meth:`mean` is NaN (no cell had
+        the gene(s)): a 0 there would tie such a gene with the least attended real one, and it has no value."""
+        counts = self.cell_counts(name)
+        return minmax_normalize(np.where(np.broadcast_to(counts, self.sums[name].shape) > 0, self.sums[name], np.nan))
 
     def get(self, name: str, stat: str = "sum") -> np.ndarray:
         if name not in MAP_NAMES:
@@ -287,7 +298,7 @@ class AttentionResult:
     def ranked_genes(self, protein: str, by: str = "mean"):
         """Genes ranked for one protein by its encoder→decoder column (descending): a pandas Series.
 
-        Genes without a score (``mean`` of a gene no cell expressed) are left out.
+        Genes without a score (``mean`` or ``normalized`` of a gene no cell expressed: NaN) are left out.
         """
         import pandas as pd
 
@@ -333,7 +344,8 @@ class AttentionResult:
             "varm": "decoder_<stat>: proteins x proteins (query x key), columns in var order",
             "mean": "sum / cells that had the gene (gene x protein) or both genes (gene x gene) in their encoding; "
                     "NaN where none had",
-            "normalized": "column min-max to [0, 1], then row min-max, of the summed map (original's)",
+            "normalized": "column min-max to [0, 1], then row min-max, of the summed map (original's); NaN where "
+                          "mean is NaN",
             "unmapped_proteins": list(self.unmapped_proteins),
         }
         return adata
@@ -489,11 +501,28 @@ def _select_genes(model, tokenizer, cells: _Cells, genes, recipe: str, progress)
         order = candidates[np.argsort(-total[candidates], kind="stable")][:top]
         return order.tolist(), f"top-{top} by encoder attention received (summed over cells)", total
     if genes is None:
-        present = _genes_in_cells(cells, GeneIndex(tokens, model.config.vocab_size, torch.device("cpu")))
-        return np.flatnonzero(present > 0).tolist(), "all genes the model sees (in at least one cell)", None
+        present = np.flatnonzero(_genes_in_cells(cells, GeneIndex(tokens, model.config.vocab_size,
+                                                                   torch.device("cpu"))) > 0)
+        _check_all_genes_size(present.size)
+        return present.tolist(), "all genes the model sees (in at least one cell)", None
     if isinstance(genes, str):
         genes = genes.split(",")
     return locate_genes(tokenizer, list(genes), names, tokens), "listed genes", None
+
+
+def _check_all_genes_size(n_genes: int) -> None:
+    """Refuse to map every gene when that is more than :data:`MAX_ALL_GENES`: the gene x gene map grows with the
+    square (a 10x file's ~10,000 expressed genes: 10^8 entries, gigabytes of tables, minutes of work) and a
+    gene subset is what such an analysis needs."""
+    if n_genes <= MAX_ALL_GENES:
+        return
+    gigabytes = len(("sum", "mean", "normalized")) * n_genes**2 * _CSV_BYTES_PER_ENTRY / 1e9
+    raise ValueError(
+        f"mapping every gene means {n_genes:,} genes here: a {n_genes:,} x {n_genes:,} gene x gene encoder map "
+        f"({n_genes**2:,} entries, about {gigabytes:,.1f} GB as CSV tables); every gene is mapped only up to "
+        f"{MAX_ALL_GENES:,} genes. Choose the genes: --genes top-500 (genes='top-500': the 500 receiving the most "
+        "encoder attention) or --genes A,B,C / a file of names"
+    )
 
 
 def attention_analysis(
@@ -515,9 +544,10 @@ def attention_analysis(
         rna: AnnData, ``.h5ad`` path (read backed, in chunks), MuData or ``(matrix, gene_names)``.
         proteins: protein names (or a protein AnnData: its var_names); at most ``max_proteins``
             mapped ones (one decoder pass: the decoder map couples the proteins of one pass).
-        genes: None = every gene the model sees (in at least one cell; |S|² entries: small gene sets
-            only); ``"top-K"`` / K = the K genes receiving the most encoder attention summed over cells
-            (an extra, encoder-only pass over the cells); a list of names = those genes.
+        genes: None = every gene the model sees (in at least one cell; |S|² entries: refused above
+            :data:`MAX_ALL_GENES` genes, with the size it would have); ``"top-K"`` / K = the K genes
+            receiving the most encoder attention summed over cells (an extra, encoder-only pass over the
+            cells); a list of names = those genes.
         recipe: None = the model's default (``"corrected"``; ``"cross_attention"`` for the variant), or
             ``"original"`` (module docstring).
         batch_size: cells per forward pass; chunk_size: cells read and tokenized at once.
@@ -574,7 +604,8 @@ def _warn_absent(genes: Sequence[str], counts: np.ndarray) -> None:
     if absent:
         warnings.warn(
             f"{len(absent)} of the listed genes are in no cell's encoding (not expressed in any cell), so they "
-            f"have no attention: {absent[:10]}; their means are NaN and they are left out of the ranked lists",
+            f"have no attention: {absent[:10]}; their means and normalized values are NaN and they are left out of "
+            "the ranked lists",
             UserWarning, stacklevel=3,
         )
 

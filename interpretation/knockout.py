@@ -19,13 +19,23 @@ original's recipe, for both encodings:
   a group; ``frac_perturbed`` is the fraction of cells whose encoding the knockout changed, so the
   mean effect in those cells is ``mean_diff / frac_perturbed``.
 
-Either way the perturbed encoding equals tokenizing the data without that column exactly (tested);
-only the cells whose encoding changed are run through the model again. Effects are accumulated as
+The values are those the tokenizer scales: after its RNA transform (the default model's raw counts ->
+log1p(CP10k)), with each cell's library size over every column of the input -- mapped genes, unmapped
+ones and the knocked-out gene alike -- so a knockout changes nothing but the gene's own presence (and,
+through the per-cell scaling, the scale of the cell's other values). A gene expressed in no cell has
+exactly no effect, and for the variant ``frac_perturbed`` is the fraction of cells expressing the gene.
+Without a transform (the original's counts, ``rna_transform="none"``) the perturbed encoding equals
+tokenizing the data without that column exactly (tested); with one it equals tokenizing the transformed
+data without that column (dropping the column from the counts would also shrink the library size and so
+change every other gene of the cells expressing it). Only the cells whose encoding changed are run
+through the model again. Effects are accumulated as
 running sums, so memory is bounded by the chunk size whatever the number of cells.
 
 Per (gene, protein[, group]): ``mean_diff`` = mean over cells of knockout − unperturbed prediction;
 ``standardized_effect`` = ``mean_diff`` / sd over cells of the unperturbed prediction (ddof 1);
 ``frac_changed`` = fraction of cells with ``|diff| > tolerance``; ``mean_abs_diff``; ``frac_perturbed``.
+Predictions are compared on the model's per-cell scaled scale (:data:`KNOCKOUT_SCALE`, the ``scale`` column):
+for a model with the protein scale part that is ``predict``'s ``layers['scaled']``, not its log1p-count ``X``.
 """
 
 from __future__ import annotations
@@ -38,26 +48,33 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["KnockoutResult", "knockout_analysis", "knockout_encoding"]
+__all__ = ["KNOCKOUT_SCALE", "KnockoutResult", "knockout_analysis", "knockout_encoding"]
 
 ALL_CELLS = "all"
+# The predictions a knockout compares: the model's per-cell scaled output (predict's uns 'output_scale' name for
+# it). The log1p counts of a model with the protein scale part add a predicted per-cell scale that a knockout
+# also moves; the scaled output is what every model has and what the effects are defined on.
+KNOCKOUT_SCALE = "per_cell_scaled"
 GENE_INPUTS = ("input_ids", "input_values", "attention_mask")
 
 
-def _mapped_block(rna: Any, start: int, stop: int, columns: np.ndarray, sparse: bool = False):
-    """Raw values of the mapped ``columns`` for cells ``start:stop`` (cells × columns).
+def _encoded_values(tokenizer, rna: Any, start: int, stop: int, columns: np.ndarray, sparse: bool = False):
+    """The values the tokenizer scales for cells ``start:stop``, mapped ``columns`` only (cells × columns).
 
-    Dense float64, or with ``sparse`` a scipy CSR matrix (the values' own dtype).
+    Read as the tokenizer reads the same chunk: its RNA transform (e.g. raw counts -> log1p(CP10k)) chosen on
+    the chunk and applied with library sizes over *every* column of the input, mapped or not. A knockout
+    built from anything else (the raw mapped columns, re-normalised on their own) would change every cell's
+    values, not only the knocked-out gene's. Dense float64, or with ``sparse`` a scipy CSR matrix (the
+    values' own dtype: bit for bit what the tokenizer scales).
     """
     import scipy.sparse as sp
 
     from modeling_sctranslator.inference import cell_rows
+    from tokenization.matrix import Matrix, take_columns
 
-    block = cell_rows(rna, start, stop)
-    x = block.X if hasattr(block, "X") else block
-    if hasattr(x, "to_memory"):
-        x = x.to_memory()
-    x = x[:, columns]
+    matrix = Matrix(cell_rows(rna, start, stop), "RNA", getattr(tokenizer, "rna_transform", "none"))
+    matrix.adapt_transform()
+    x = take_columns(matrix.rows(0, matrix.shape[0]), columns)
     if sparse:
         return sp.csr_matrix(x)
     if hasattr(x, "toarray"):
@@ -68,28 +85,28 @@ def _mapped_block(rna: Any, start: int, stop: int, columns: np.ndarray, sparse: 
 class _ChunkKnockout:
     """The compatible model's encodings of one chunk, one knocked-out gene at a time (all mapped genes)."""
 
-    def __init__(self, raw: np.ndarray, tokens: np.ndarray, max_genes: int) -> None:
+    def __init__(self, values: np.ndarray, tokens: np.ndarray, max_genes: int) -> None:
         from tokenization.scaling import scale_rows
 
         self.scale_rows = scale_rows
-        self.raw = raw  # cells × mapped genes, data order
+        self.values = values  # cells × mapped genes, data order, after the RNA transform
         self.tokens = np.asarray(tokens, dtype=np.int64)
         self.max_genes = max_genes
-        n_kept = raw.shape[1]
-        part = np.partition(raw, [0, 1, n_kept - 2, n_kept - 1], axis=1)
+        n_kept = values.shape[1]
+        part = np.partition(values, [0, 1, n_kept - 2, n_kept - 1], axis=1)
         self.min1, self.min2 = part[:, 0], part[:, 1]
         self.max2, self.max1 = part[:, n_kept - 2], part[:, n_kept - 1]
 
     def encode(self, rank: int) -> dict[str, np.ndarray]:
         """input_ids / input_values / attention_mask with mapped gene number ``rank`` removed."""
-        n_cells, n_kept = self.raw.shape
+        n_cells, n_kept = self.values.shape
         width = min(n_kept - 1, self.max_genes)
         window = np.arange(min(n_kept, self.max_genes + 1))
         window = window[window != rank][:width]
-        gene = self.raw[:, rank]
+        gene = self.values[:, rank]
         lo = np.where(gene == self.min1, self.min2, self.min1)
         hi = np.where(gene == self.max1, self.max2, self.max1)
-        augmented = np.concatenate([self.raw[:, window], lo[:, None], hi[:, None]], axis=1)
+        augmented = np.concatenate([self.values[:, window], lo[:, None], hi[:, None]], axis=1)
         scaled, _ = self.scale_rows(augmented)
         ids = np.zeros((n_cells, self.max_genes), dtype=np.int64)
         values = np.zeros((n_cells, self.max_genes), dtype=np.float32)
@@ -104,9 +121,9 @@ class _ExpressedChunkKnockout:
     """The variant's encodings of one chunk, one knocked-out gene at a time: the tokenizer's own
     expressed-gene encoding of the chunk's mapped columns (given by token id) without the gene's column."""
 
-    def __init__(self, tokenizer, raw, tokens: np.ndarray, max_genes: int, zero_genes: int) -> None:
+    def __init__(self, tokenizer, values, tokens: np.ndarray, max_genes: int, zero_genes: int) -> None:
         self.tokenizer = tokenizer
-        self.raw = raw  # CSR, cells × mapped genes, data order
+        self.values = values  # CSR, cells × mapped genes, data order, after the RNA transform
         self.tokens = np.asarray(tokens, dtype=np.int64)
         self.max_genes, self.zero_genes = max_genes, zero_genes
 
@@ -116,14 +133,16 @@ class _ExpressedChunkKnockout:
         from tokenization.checks import InputQualityWarning
         from tokenization.scaling import ConstantCellWarning
 
-        keep = np.delete(np.arange(self.raw.shape[1]), rank)
+        keep = np.delete(np.arange(self.values.shape[1]), rank)
         with warnings.catch_warnings():  # said once already, for the unperturbed encoding
             warnings.simplefilter("ignore", ConstantCellWarning)
             warnings.simplefilter("ignore", InputQualityWarning)
+            # the values are already transformed (_encoded_values): a second transform would re-normalise
+            # them over the mapped genes without the knocked-out one
             encoded = self.tokenizer(
-                rna=self.raw[:, keep], gene_ids=self.tokens[keep], max_length=self.max_genes, padding="longest",
+                rna=self.values[:, keep], gene_ids=self.tokens[keep], max_length=self.max_genes, padding="longest",
                 truncation="first", encoder_inputs="expressed", expressed_zero_genes=self.zero_genes,
-                return_tensors=None,
+                rna_transform="none", return_tensors=None,
             )
         return {key: np.asarray(encoded[key]) for key in GENE_INPUTS}
 
@@ -135,9 +154,9 @@ def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_
         raise ValueError("knockout needs at least two mapped genes")
     tokens = rna_report.token_ids[columns]
     if options.get("encoder_inputs", "all_genes") == "expressed":
-        raw = _mapped_block(rna, start, stop, columns, sparse=True)
-        return _ExpressedChunkKnockout(tokenizer, raw, tokens, max_genes, options.get("expressed_zero_genes", 0))
-    return _ChunkKnockout(_mapped_block(rna, start, stop, columns), tokens, max_genes)
+        values = _encoded_values(tokenizer, rna, start, stop, columns, sparse=True)
+        return _ExpressedChunkKnockout(tokenizer, values, tokens, max_genes, options.get("expressed_zero_genes", 0))
+    return _ChunkKnockout(_encoded_values(tokenizer, rna, start, stop, columns), tokens, max_genes)
 
 
 def knockout_encoding(
@@ -154,6 +173,8 @@ def knockout_encoding(
     ``encoder_inputs="all_genes"``: equal to ``tokenizer(rna without the column, max_length=max_length,
     padding="max_length")``; ``"expressed"`` (the variant): equal to ``tokenizer(rna without the column,
     max_length=max_length, padding="longest", encoder_inputs="expressed", expressed_zero_genes=...)``.
+    With the tokenizer's RNA transform, the column is dropped after it (library sizes unchanged: module
+    docstring).
     Returns input_ids / input_values / attention_mask, (cells, width) tensors.
     """
     from modeling_sctranslator.inference import read_rna
@@ -254,6 +275,8 @@ class KnockoutResult:
     tolerance: float
     groupby: str | None = None
     unmapped_proteins: list[str] = field(default_factory=list)
+    scale: str = KNOCKOUT_SCALE
+    scale_description: str = "per-cell scaled predictions"
 
     def matrix(self, value: str = "standardized_effect", group: str = ALL_CELLS):
         """genes × proteins table of one statistic for one group (``"all"`` = every cell)."""
@@ -328,10 +351,12 @@ class _EffectSums:
                         mean_diff[k, p], base_sd[k, p], standardized[k, p], self.abs_sum[g, k, p] / cells[k, 0],
                         self.changed[g, k, p] / cells[k, 0], self.perturbed[g, k] / cells[k, 0],
                     ))
-        return pd.DataFrame(rows, columns=[
+        table = pd.DataFrame(rows, columns=[
             "gene", "protein", "group", "n_cells", "mean_unperturbed", "mean_knockout", "mean_diff",
             "sd_unperturbed", "standardized_effect", "mean_abs_diff", "frac_changed", "frac_perturbed",
         ])
+        table["scale"] = KNOCKOUT_SCALE  # in every row: the CSV alone says what the differences are on
+        return table
 
 
 def knockout_analysis(
@@ -426,4 +451,14 @@ def knockout_analysis(
     return KnockoutResult(
         effects=sums.table(genes, groups, targets.names), genes=list(genes), proteins=list(targets.names),
         groups=groups, n_cells=n_cells, tolerance=tolerance, groupby=groupby, unmapped_proteins=list(targets.unmapped),
+        scale_description=_scale_description(config),
     )
+
+
+def _scale_description(config) -> str:
+    """What the knockout differences are on, in words, for this model (``predict`` writes another scale in X for
+    models with the protein scale part)."""
+    if getattr(config, "predict_protein_scale", False):
+        return ("per-cell scaled predictions (predict's layers['scaled']; not the log1p counts predict writes in X "
+                "for this model)")
+    return "per-cell scaled predictions (the scale predict writes in X for this model)"

@@ -6,13 +6,14 @@ The ``sctranslator attention`` and ``sctranslator knockout`` commands that write
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TABLE_FORMATS", "write_attention", "write_knockout"]
+__all__ = ["TABLE_FORMATS", "check_output_folder", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
 _MAX_TICK_LABELS = 60
@@ -28,6 +29,44 @@ def _table_formats(table_format: str) -> list[str]:
         except ImportError as error:
             raise ValueError("Parquet output needs pyarrow (pip install pyarrow); use --table-format csv") from error
     return formats
+
+
+def check_output_folder(out_dir: str | os.PathLike[str], overwrite: bool = False,
+                        inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """``out_dir`` as an absolute path, after failing (before any work) when it cannot take the outputs: it is a
+    file; it is a non-empty folder and ``overwrite`` is not set (its old files would mix with the new ones);
+    ``overwrite`` would replace a folder holding one of the ``inputs``; its parent folder is missing or read-only.
+    """
+    from tokenization.atomic_io import OutputExistsError, check_output_target
+
+    out = Path(out_dir).absolute()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            f"the output folder {out_dir} is an existing file; the results are a folder of files: give the path of "
+            "a new folder (or of a folder to replace, with --overwrite)"
+        )
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"the folder {out.parent} to hold the output folder {out.name} does not exist: "
+                                "create it first, or give an output folder inside an existing one")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise OutputExistsError(
+            f"the output folder {out_dir} already holds files (e.g. {next(out.iterdir()).name}); this run's files "
+            "would mix with them: give a new folder, or pass --overwrite (overwrite=True) to replace it as a whole"
+        )
+    if overwrite and out.is_dir():
+        for source in inputs:
+            if Path(source).absolute().is_relative_to(out):
+                raise ValueError(
+                    f"the output folder {out_dir} holds the input {source}: --overwrite replaces the folder as a "
+                    "whole and would delete it; choose another output folder"
+                )
+    check_output_target(out, overwrite, inputs, is_dir=True)
+    return out
+
+
+def _published(written: Sequence[Path], staging: Path, target: Path) -> list[Path]:
+    """The paths the files written into ``staging`` have once it is published as ``target``."""
+    return [target / path.relative_to(staging) for path in written]
 
 
 def _write_table(frame, path_stem: Path, formats: Sequence[str], index: bool = True) -> list[Path]:
@@ -94,23 +133,36 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: 
 
 # --------------------------------------------------------------------------- attention
 def write_attention(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True,
-                    anndata: bool = True, rank_by: str = "mean", top_n: int = 100) -> list[Path]:
-    """Write an :class:`~.attention.AttentionResult` into ``out_dir`` (created); returns the files.
+                    anndata: bool = True, rank_by: str = "mean", top_n: int = 100,
+                    overwrite: bool = False) -> list[Path]:
+    """Write an :class:`~.attention.AttentionResult` as the folder ``out_dir``; returns the files.
+
+    The folder is built beside ``out_dir`` and renamed into place when complete (a failed or interrupted
+    run leaves nothing); an existing non-empty ``out_dir`` is refused unless ``overwrite``, which replaces
+    it as a whole (:func:`check_output_folder`).
 
     * ``{encoder,decoder,encoder_to_decoder}_{sum,mean,normalized}.csv|.parquet``: the maps;
     * ``attention.h5ad``: see :meth:`AttentionResult.to_anndata`;
     * ``{map}_normalized.png``: heatmaps of the normalised maps;
     * ``ranked_genes.csv``: protein, rank, gene, score (encoder→decoder column, ``rank_by`` statistic);
-    * ``ranked_genes/<protein>.rnk``: GSEA prerank (gene TAB score, every gene, descending) and
+    * ``ranked_genes/<protein>.rnk``: GSEA prerank (gene TAB score, every gene with a score, descending) and
       ``ranked_genes/<protein>.txt``: the ``top_n`` genes, one per line (g:Profiler / Enrichr lists).
     """
+    from tokenization.atomic_io import atomic_output_dir
+
+    formats = _table_formats(table_format)
+    target = check_output_folder(out_dir, overwrite)
+    with atomic_output_dir(target, overwrite=overwrite) as staging:
+        written = _write_attention_files(result, staging, formats, plots, anndata, rank_by, top_n)
+    return _published(written, staging, target)
+
+
+def _write_attention_files(result, out: Path, formats: Sequence[str], plots: bool, anndata: bool, rank_by: str,
+                           top_n: int) -> list[Path]:
     import pandas as pd
 
     from .attention import MAP_NAMES
 
-    formats = _table_formats(table_format)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name in MAP_NAMES:
         for stat in ("sum", "mean", "normalized"):
@@ -130,7 +182,7 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
                 xlabel=axes[name][0], ylabel=axes[name][1],
             ))
     ranked_dir = out / "ranked_genes"
-    ranked_dir.mkdir(exist_ok=True)
+    ranked_dir.mkdir()
     long_rows = []
     used: dict[str, int] = {}
     for protein in result.proteins:
@@ -153,18 +205,30 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
 
 
 # --------------------------------------------------------------------------- knockout
-def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True) -> list[Path]:
-    """Write a :class:`~.knockout.KnockoutResult` into ``out_dir``; returns the files.
+def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True,
+                   overwrite: bool = False) -> list[Path]:
+    """Write a :class:`~.knockout.KnockoutResult` as the folder ``out_dir``; returns the files.
 
     * ``knockout_effects.csv``: long table (gene, protein, group, n_cells, means, mean_diff,
-      sd_unperturbed, standardized_effect, mean_abs_diff, frac_changed);
+      sd_unperturbed, standardized_effect, mean_abs_diff, frac_changed, frac_perturbed, and ``scale``: the
+      scale of the predictions compared, :data:`~.knockout.KNOCKOUT_SCALE`);
     * ``knockout_standardized_effect.csv`` / ``knockout_mean_diff.csv``: genes × proteins, all cells;
     * ``knockout_standardized_effect.png``: heatmap genes × proteins (diverging colours), all cells,
       and ``knockout_standardized_effect_<group>.png`` per group with ``groupby``.
+
+    Written atomically, and an existing non-empty ``out_dir`` refused unless ``overwrite``, as
+    :func:`write_attention`.
     """
+    from tokenization.atomic_io import atomic_output_dir
+
     formats = _table_formats(table_format)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    target = check_output_folder(out_dir, overwrite)
+    with atomic_output_dir(target, overwrite=overwrite) as staging:
+        written = _write_knockout_files(result, staging, formats, plots)
+    return _published(written, staging, target)
+
+
+def _write_knockout_files(result, out: Path, formats: Sequence[str], plots: bool) -> list[Path]:
     written = _write_table(result.effects, out / "knockout_effects", formats, index=False)
     for value in ("standardized_effect", "mean_diff"):
         written += _write_table(result.matrix(value), out / f"knockout_{value}", formats)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from interpretation import RECIPES, attention_analysis, knockout_analysis, write_attention, write_knockout
-from interpretation.attention import _parse_top
-from interpretation.outputs import TABLE_FORMATS, _table_formats
+from interpretation.attention import MAX_ALL_GENES, _parse_top
+from interpretation.outputs import TABLE_FORMATS, _table_formats, check_output_folder
 from modeling_sctranslator.inference import compute_precision
 
 from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
@@ -21,14 +21,27 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     parser.add_argument("--proteins", required=True,
                         help="proteins: A,B,C, a text file (one per line) or a protein .h5ad (its var_names)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder: a new or empty one (its parent must exist); written as a whole at the end")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out folder as a whole (its old files are removed)")
     parser.add_argument("--table-format", choices=TABLE_FORMATS, default="csv",
                         help="tables as CSV, Parquet (needs pyarrow) or both")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG heatmaps")
 
 
-def _run_attention(args: argparse.Namespace) -> int:
+def _check_out(args: argparse.Namespace) -> None:
+    """A file, a non-empty folder without --overwrite or a folder holding an input fail before the model loads
+    (the writers check again when they publish the folder)."""
+    # the files read (--proteins / --genes: names or a file), as cli._inputs names them for predict (importing cli
+    # here would be an import circle)
+    named = (args.rna, args.proteins, args.genes)
+    inputs = [Path(p) for p in named if p is not None and Path(p).is_file()]
+    check_output_folder(args.out, args.overwrite, inputs)
 
+
+def _run_attention(args: argparse.Namespace) -> int:
+    _check_out(args)
     proteins = names_argument(args.proteins, "protein")
     genes: Any = None
     if args.genes is not None:
@@ -42,14 +55,14 @@ def _run_attention(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size, device=model.device, progress=True,
         )
     files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
-                            top_n=args.top_n)
+                            top_n=args.top_n, overwrite=args.overwrite)
     print(f"attention maps ({result.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
           f"over {result.n_cells} cells in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
     return 0
 
 
 def _run_knockout(args: argparse.Namespace) -> int:
-
+    _check_out(args)
     proteins = names_argument(args.proteins, "protein")
     genes = names_argument(args.genes, "gene")
     _table_formats(args.table_format)
@@ -60,9 +73,10 @@ def _run_knockout(args: argparse.Namespace) -> int:
             model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
             batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
         )
-    files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots)
+    files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots, overwrite=args.overwrite)
     print(f"knocked out {len(result.genes)} genes for {len(result.proteins)} proteins over {result.n_cells} cells "
-          f"in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
+          f"in {time.perf_counter() - started:.1f} s; differences are {result.scale_description}: {len(files)} files "
+          f"-> {args.out}")
     return 0
 
 
@@ -74,7 +88,8 @@ def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_common(attention)
     attention.add_argument("--genes", default=None,
                            help="top-K (genes receiving most encoder attention), A,B,C or a text file; "
-                                "default: every gene the model sees (small models only)")
+                                f"default: every gene the model sees, refused above {MAX_ALL_GENES:,} genes (the "
+                                "gene x gene map grows with the square)")
     attention.add_argument("--recipe", choices=RECIPES, default=None,
                            help="default: the model's own (corrected, or cross_attention for the variant). "
                                 "corrected: what each layer attended over; original: the original "

@@ -1,0 +1,101 @@
+"""Knockout on files with gene columns the vocabulary does not know (every 10x file), read as the default model
+reads RNA: raw counts -> log1p(CP10k), library sizes over every column. Baseline and knocked-out cells must be
+encoded alike except for the knocked-out gene."""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from interpretation import knockout_analysis
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+from ..conftest import TINY_MODEL
+
+PROTEINS = ["CD4", "CD8A", "CD19", "PTPRC"]
+N_MAPPED, N_UNMAPPED, N_CELLS = 30, 20, 24
+
+
+def quiet(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_dir):
+    # the default model's RNA transform
+    return SCTranslatorTokenizer.from_original_tables(vocab_dir, max_length=TINY_MODEL["max_genes"],
+                                                      protein_max_length=4, rna_transform="log1p_cp10k")
+
+
+@pytest.fixture(scope="module")
+def gene_names(tokenizer, data_dir):
+    candidates = list(ad.read_h5ad(data_dir / "eccite_rna.h5ad", backed="r").var_names[:300])
+    report = tokenizer.resolve(candidates, "gene")
+    return [candidates[i] for i in report.columns][:N_MAPPED]
+
+
+@pytest.fixture(scope="module")
+def files(gene_names):
+    """The same cells twice: raw counts with unmapped columns between the mapped ones, and the mapped columns
+    alone holding the log1p(CP10k) values the tokenizer makes of the first (library over every column)."""
+    rng = np.random.default_rng(0)
+    rate = rng.gamma(2.0, 2.0, size=(N_CELLS, N_MAPPED)) * (rng.random((N_CELLS, N_MAPPED)) < 0.6)
+    mapped = rng.poisson(rate).astype(np.float64)
+    mapped[:, 0] = 0  # expressed in no cell
+    unmapped = rng.poisson(5.0, size=(N_CELLS, N_UNMAPPED)).astype(np.float64)  # most of each library
+    order = np.argsort(np.r_[np.arange(N_MAPPED) * 2.0, np.arange(N_UNMAPPED) * 2.0 + 1], kind="stable")
+    names = np.asarray(gene_names + [f"NOT_A_GENE_{i}" for i in range(N_UNMAPPED)])[order]
+    with_unmapped = ad.AnnData(X=sp.csr_matrix(np.hstack([mapped, unmapped])[:, order]),
+                               var=pd.DataFrame(index=names))
+    library = mapped.sum(1) + unmapped.sum(1)
+    logged = np.log1p(mapped * (1e4 / library)[:, None])
+    mapped_only = ad.AnnData(X=sp.csr_matrix(logged), var=pd.DataFrame(index=gene_names))
+    for rna in (with_unmapped, mapped_only):
+        rna.obs_names = [f"cell{i}" for i in range(N_CELLS)]
+    return with_unmapped, mapped_only, mapped
+
+
+def model(variant: bool) -> SCTranslatorForProteinPrediction:
+    torch.manual_seed(0)
+    kind = {"translator_type": "cross_attention"} if variant else {}
+    return SCTranslatorForProteinPrediction(SCTranslatorConfig(**{**TINY_MODEL, "max_proteins": 4}, **kind)).eval()
+
+
+@pytest.mark.parametrize("variant", [True, False], ids=["variant", "compatible"])
+def test_unmapped_columns_give_the_same_knockout_table_as_the_mapped_columns_alone(tokenizer, gene_names, files,
+                                                                                  variant):
+    with_unmapped, mapped_only, _ = files
+    _, report = quiet(tokenizer, rna=mapped_only, max_length=8, return_report=True)
+    assert report.rna_values == "log values, read as they are"  # the premise: both files give the same values
+    genes = [gene_names[0], gene_names[3], gene_names[11]]
+    tables = [quiet(knockout_analysis, model(variant), tokenizer, rna, PROTEINS, genes, chunk_size=10).effects
+              for rna in (with_unmapped, mapped_only)]
+    numbers = tables[0].select_dtypes("number").columns
+    assert tables[0][numbers].abs().to_numpy().sum() > 0
+    np.testing.assert_allclose(tables[0][numbers].to_numpy(), tables[1][numbers].to_numpy(), atol=1e-6)
+
+
+def test_only_the_cells_expressing_a_gene_are_perturbed_and_a_gene_in_no_cell_has_no_effect(tokenizer, gene_names,
+                                                                                           files):
+    with_unmapped, _, counts = files
+    genes = [gene_names[0], gene_names[3], gene_names[11]]
+    result = quiet(knockout_analysis, model(True), tokenizer, with_unmapped, PROTEINS, genes, chunk_size=10)
+    effects = result.effects.set_index("gene")
+    never = effects.loc[gene_names[0]]
+    for column in ("mean_diff", "mean_abs_diff", "standardized_effect", "frac_changed", "frac_perturbed"):
+        assert (never[column] == 0).all(), column
+    assert (never["mean_knockout"] == never["mean_unperturbed"]).all()
+    for rank in (3, 11):
+        expressing = float((counts[:, rank] > 0).mean())
+        assert 0 < expressing < 1
+        assert (effects.loc[gene_names[rank], "frac_perturbed"] == expressing).all()
+        assert (effects.loc[gene_names[rank], "frac_changed"] <= expressing).all()

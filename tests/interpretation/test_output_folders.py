@@ -1,0 +1,156 @@
+"""What ``sctranslator attention`` / ``knockout`` write: a whole folder or nothing, never mixed with an earlier
+run's files; every-gene maps refused when too large; NaN for genes no cell expressed; the knockout's scale."""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from interpretation import attention_analysis
+from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
+from sctranslator.cli import main as cli_main
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+from ..conftest import TINY_MODEL
+
+PROTEINS = ["CD4", "CD8A", "CD19", "PTPRC"]
+N_GENES = 40
+
+
+def variant(**overrides) -> SCTranslatorForProteinPrediction:
+    torch.manual_seed(0)
+    config = SCTranslatorConfig(**{**TINY_MODEL, "max_proteins": 4, **overrides}, translator_type="cross_attention")
+    return SCTranslatorForProteinPrediction(config).eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_dir):
+    return SCTranslatorTokenizer.from_original_tables(vocab_dir, max_length=TINY_MODEL["max_genes"],
+                                                      protein_max_length=4)
+
+
+@pytest.fixture(scope="module")
+def cells(tokenizer, data_dir):
+    candidates = list(ad.read_h5ad(data_dir / "eccite_rna.h5ad", backed="r").var_names[:300])
+    names = [candidates[i] for i in tokenizer.resolve(candidates, "gene").columns][:N_GENES]
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(rng.gamma(2.0, 2.0, size=(16, N_GENES)) * (rng.random((16, N_GENES)) < 0.6))
+    counts[:, 0] = 0  # expressed in no cell
+    return ad.AnnData(X=sp.csr_matrix(counts.astype(np.float32)), var=pd.DataFrame(index=names))
+
+
+@pytest.fixture(scope="module")
+def setup(cells, tokenizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("output_folders")
+    variant().save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    cells.write_h5ad(folder / "cells.h5ad")
+    return folder
+
+
+def run(setup, command: str, out, *extra: str, proteins=PROTEINS, genes: str | None = None) -> int:
+    if genes is None:
+        expressed = ad.read_h5ad(setup / "cells.h5ad", backed="r").var_names[[2, 5]]
+        genes = "top-5" if command == "attention" else ",".join(expressed)
+    argv = [command, "--model", str(setup / "model"), "--rna", str(setup / "cells.h5ad"), "--proteins",
+            ",".join(proteins), "--device", "cpu", "--no-plots", "--out", str(out), "--genes", genes, *extra]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cli_main(argv)
+
+
+def files_in(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("command", ["attention", "knockout"])
+def test_an_existing_output_folder_is_refused_and_replaced_whole_with_overwrite(setup, tmp_path, capsys, command):
+    out = tmp_path / "results"
+    assert run(setup, command, out) == 0
+    first = files_in(out)
+    if command == "attention":
+        assert "ranked_genes/CD19.rnk" in first
+    capsys.readouterr()
+    assert run(setup, command, out, proteins=["CD4"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds files" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert files_in(out) == first  # untouched
+    (out / "notes.txt").write_text("mine")
+    assert run(setup, command, out, "--overwrite", proteins=["CD4"]) == 0
+    second = files_in(out)
+    assert "notes.txt" not in second and not any("CD19" in name for name in second)  # nothing stale
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no staging folder left beside it
+
+
+@pytest.mark.parametrize("command", ["attention", "knockout"])
+def test_an_output_path_that_is_a_file_gets_one_clear_line(setup, tmp_path, capsys, command):
+    target = tmp_path / "results.csv"
+    target.write_text("mine")
+    for extra in ((), ("--overwrite",)):
+        assert run(setup, command, target, *extra) == 2
+        err = capsys.readouterr().err
+        assert "is an existing file" in err and "Errno" not in err and len(err.strip().splitlines()) == 1
+        assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_run_failing_while_writing_leaves_no_partial_folder(setup, tmp_path, monkeypatch, existing):
+    import interpretation.outputs
+
+    out = tmp_path / "results"
+    if existing:
+        assert run(setup, "knockout", out) == 0
+    before = files_in(out) if existing else None
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(interpretation.outputs, "_write_table", disk_full)
+    assert run(setup, "knockout", out, *(("--overwrite",) if existing else ())) == 2
+    assert (files_in(out) == before) if existing else not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == (["results"] if existing else [])
+
+
+def test_attention_without_genes_refuses_a_map_of_thousands_of_genes(tokenizer, data_dir, tmp_path, capsys):
+    variant(max_genes=2048).save_pretrained(tmp_path / "model")  # reads up to 2,048 genes a cell, as the default
+    tokenizer.save_pretrained(tmp_path / "model")
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:20].copy()  # thousands of expressed genes
+    rna.write_h5ad(tmp_path / "many.h5ad")
+    argv = ["attention", "--model", str(tmp_path / "model"), "--rna", str(tmp_path / "many.h5ad"), "--proteins",
+            "CD4", "--device", "cpu", "--out", str(tmp_path / "maps")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "gene x gene encoder map" in err and "GB" in err and "--genes top-500" in err
+    assert not (tmp_path / "maps").exists()
+
+
+def test_normalized_attention_is_nan_for_a_gene_in_no_cell_and_it_is_not_ranked(setup, cells, tokenizer, tmp_path):
+    absent = str(cells.var_names[0])
+    listed = [absent, *map(str, cells.var_names[[2, 5, 9]])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = attention_analysis(variant(), tokenizer, cells, PROTEINS, genes=listed)
+    adata = result.to_anndata()
+    assert np.isnan(adata.layers["normalized"][0]).all() and np.isnan(adata.layers["mean"][0]).all()
+    assert np.isfinite(adata.layers["normalized"][1:]).all()
+    assert np.nanmin(adata.layers["normalized"], axis=0).tolist() == [0.0] * len(PROTEINS)  # among real genes
+    assert np.isnan(adata.obsm["encoder_normalized"][0]).all()
+    assert absent not in result.ranked_genes("CD4", by="normalized").index
+    assert run(setup, "attention", tmp_path / "maps", "--rank-by", "normalized", genes=",".join(listed)) == 0
+    ranked = (tmp_path / "maps" / "ranked_genes" / "CD4.rnk").read_text().splitlines()
+    assert len(ranked) == 3 and not any(line.startswith(absent + "\t") for line in ranked)
+
+
+def test_knockout_outputs_say_the_scale_of_the_differences(setup, tmp_path, capsys):
+    assert run(setup, "knockout", tmp_path / "ko") == 0
+    assert "differences are per-cell scaled predictions" in capsys.readouterr().out
+    effects = pd.read_csv(tmp_path / "ko" / "knockout_effects.csv")
+    assert set(effects["scale"]) == {"per_cell_scaled"}
