@@ -18,6 +18,7 @@ from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPred
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from ..conftest import TINY_MODEL
+from ._variant import mapped_gene_names
 
 PROTEINS = ["CD4", "CD8A", "CD19", "PTPRC"]
 N_MAPPED, N_UNMAPPED, N_CELLS = 30, 20, 24
@@ -38,9 +39,7 @@ def tokenizer(vocab_dir):
 
 @pytest.fixture(scope="module")
 def gene_names(tokenizer, data_dir):
-    candidates = list(ad.read_h5ad(data_dir / "eccite_rna.h5ad", backed="r").var_names[:300])
-    report = tokenizer.resolve(candidates, "gene")
-    return [candidates[i] for i in report.columns][:N_MAPPED]
+    return mapped_gene_names(tokenizer, data_dir, N_MAPPED)
 
 
 @pytest.fixture(scope="module")

@@ -10,39 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
 
 from interpretation import attention_analysis
-from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from sctranslator.cli import main as cli_main
-from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from ..conftest import TINY_MODEL
-
-PROTEINS = ["CD4", "CD8A", "CD19", "PTPRC"]
-N_GENES = 40
-
-
-def variant(**overrides) -> SCTranslatorForProteinPrediction:
-    torch.manual_seed(0)
-    config = SCTranslatorConfig(**{**TINY_MODEL, "max_proteins": 4, **overrides}, translator_type="cross_attention")
-    return SCTranslatorForProteinPrediction(config).eval()
+from ._variant import PROTEINS, counts_matrix, variant
 
 
 @pytest.fixture(scope="module")
-def tokenizer(vocab_dir):
-    return SCTranslatorTokenizer.from_original_tables(vocab_dir, max_length=TINY_MODEL["max_genes"],
-                                                      protein_max_length=4)
-
-
-@pytest.fixture(scope="module")
-def cells(tokenizer, data_dir):
-    candidates = list(ad.read_h5ad(data_dir / "eccite_rna.h5ad", backed="r").var_names[:300])
-    names = [candidates[i] for i in tokenizer.resolve(candidates, "gene").columns][:N_GENES]
-    rng = np.random.default_rng(0)
-    counts = rng.poisson(rng.gamma(2.0, 2.0, size=(16, N_GENES)) * (rng.random((16, N_GENES)) < 0.6))
-    counts[:, 0] = 0  # expressed in no cell
-    return ad.AnnData(X=sp.csr_matrix(counts.astype(np.float32)), var=pd.DataFrame(index=names))
+def cells(gene_names):
+    return ad.AnnData(X=sp.csr_matrix(counts_matrix(16)), var=pd.DataFrame(index=gene_names))
 
 
 @pytest.fixture(scope="module")

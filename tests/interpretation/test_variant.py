@@ -20,44 +20,12 @@ from interpretation import (
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from modeling_sctranslator.inference import predict_proteins
 from sctranslator.cli import main as cli_main
-from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from ..conftest import TINY_MODEL
+from ._variant import N_GENES, PROTEINS, counts_matrix, variant
 
-PROTEINS = ["CD4", "CD8A", "CD19", "PTPRC"]
-N_GENES = 40
 TOLERANCE = 1e-5
 
-
-def variant(masking: str = "masked", **overrides) -> SCTranslatorForProteinPrediction:
-    torch.manual_seed(0)
-    config = SCTranslatorConfig(**{**TINY_MODEL, "max_proteins": 4, **overrides}, translator_type="cross_attention",
-                                attention_masking=masking)
-    return SCTranslatorForProteinPrediction(config).eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(vocab_dir):
-    return SCTranslatorTokenizer.from_original_tables(vocab_dir, max_length=TINY_MODEL["max_genes"],
-                                                      protein_max_length=4)
-
-
-@pytest.fixture(scope="module")
-def gene_names(tokenizer, data_dir):
-    candidates = list(ad.read_h5ad(data_dir / "eccite_rna.h5ad", backed="r").var_names[:300])
-    report = tokenizer.resolve(candidates, "gene")
-    return [candidates[i] for i in report.columns][:N_GENES]
-
-
-def counts_matrix(n_cells: int, seed: int = 0, driver: int | None = None) -> np.ndarray:
-    """Poisson counts with many zeros, so every cell expresses a different set of genes."""
-    rng = np.random.default_rng(seed)
-    rate = rng.gamma(2.0, 2.0, size=(n_cells, N_GENES)) * (rng.random((n_cells, N_GENES)) < 0.6)
-    if driver is not None:
-        rate[:, driver] = 3 * rng.gamma(2.0, 2.0, size=n_cells) * (rng.random(n_cells) < 0.8)  # often the maximum
-    counts = rng.poisson(rate).astype(np.float32)
-    counts[:, 0] = 0  # never expressed
-    return counts
 
 
 @pytest.fixture(scope="module")
