@@ -133,8 +133,16 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     from modeling_sctranslator.gene_layout import GeneLayout
     from modeling_sctranslator.inference import predict_proteins, read_rna, reading_layout
     from tokenization.atomic_io import atomic_output_file, check_output_target
+    from tokenization.checks import check_same_cells
+    from tokenization.matrix import Matrix
 
-    rna, _ = read_rna(args.rna)
+    # --layer / --gene-column as a single process reads them (they were ignored here: X and var_names read)
+    rna, gene_names = read_rna(*_rna_argument(args))
+    if rna.n_obs < state.num_processes:
+        raise ValueError(f"{rna.n_obs} cells for {state.num_processes} processes: launch at most {rna.n_obs} "
+                         "(or run one process)")
+    if hasattr(proteins, "obs_names"):  # whole files, before the split: a share's check sees neither count
+        check_same_cells(Matrix(rna, "RNA"), proteins)
     if state.is_main_process:
         check_output_target(args.out.absolute(), args.overwrite, _inputs(args))  # fail before any work
     parts = args.out.absolute().parent / f".{args.out.name}.parts"
@@ -145,11 +153,12 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     share = proteins[rows] if hasattr(proteins, "obs_names") else proteins
     # the genes are chosen over the whole file, as one process would: by the main process only (a pass over
     # every cell), sent to the others as plain fields (a layout is a kind, token ids and a sentence)
-    layout = [asdict(found) if state.is_main_process and (found := reading_layout(model, tokenizer, rna, None))
+    layout = [asdict(found) if state.is_main_process and (found := reading_layout(model, tokenizer, rna, gene_names))
               else None]
     broadcast_object_list(layout)
     result = predict_proteins(
-        model, tokenizer, rna[rows], share, batch_size=args.batch_size, chunk_size=args.chunk_size,
+        model, tokenizer, rna[rows], share, gene_names=gene_names, batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
         device=model.device, progress=state.is_main_process, dtype=compute_dtype(args.dtype),
         gene_layout=GeneLayout(**layout[0]) if layout[0] else None,
     )

@@ -284,6 +284,20 @@ def test_two_processes_split_the_cells_and_give_the_same_file(model_dir, cells, 
     assert list(two.obs_names) == list(one.obs_names) and list(two.var_names) == list(one.var_names)
     np.testing.assert_allclose(two.X, one.X, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no parts left behind
+    # --gene-column (and --layer) are read as one process reads them: they were ignored (var_names read instead)
+    renamed = ad.read_h5ad(folder / "rna.h5ad")
+    renamed.var["gene_symbols"] = list(renamed.var_names)
+    renamed.var_names = [f"ENSG{i:011d}" for i in range(renamed.n_vars)]
+    renamed.write_h5ad(tmp_path / "ids.h5ad")
+    by_column = tmp_path / "by_column.h5ad"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "sctranslator.cli", "predict",
+         "--model", str(model_dir), "--rna", str(tmp_path / "ids.h5ad"), "--gene-column", "gene_symbols",
+         "--proteins", str(names), "--device", "cpu", "--out", str(by_column)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(ad.read_h5ad(by_column).X, one.X, atol=1e-6)
 
 
 def test_default_batch_size_is_one_cell_for_the_full_model_on_cpu():
