@@ -173,3 +173,14 @@ def test_ensembl_var_names_point_to_the_column_that_names_the_genes(tok):
         tok(adata, max_length=8)
     out = tok(adata, gene_names=adata.var["feature_name"], max_length=8, return_tensors="np")
     assert out["input_ids"][0, :6].tolist() == tok.convert_genes_to_ids(GENES)
+
+
+def test_column_numbers_as_gene_names_are_refused(tok):
+    """pd.DataFrame(X) or AnnData(X) name their columns 0..n-1, which were read as Entrez ids (512 of 630
+    'mapped') with no word."""
+    import anndata as ad
+    import pandas as pd
+
+    for unnamed in (pd.DataFrame(_x()), ad.AnnData(_x())):
+        with pytest.raises(ValueError, match=r"gene columns are named 0..5 .*pass gene_names"):
+            tok(unnamed, max_length=8)
