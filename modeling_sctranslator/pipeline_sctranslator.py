@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import pandas as pd
 from transformers import Pipeline
 
 from .inference import predict_proteins
@@ -77,7 +79,14 @@ class ProteinPredictionPipeline(Pipeline):
             return result
         if not hasattr(rna, "obsm"):
             raise ValueError("inplace=True needs an in-memory AnnData as input")
+        if obsm_key in rna.obsm:  # an earlier run's predictions (another panel, another model) are replaced
+            warnings.warn(f"obsm[{obsm_key!r}] held earlier predictions; they are replaced (pass obsm_key= to keep "
+                          "both)", UserWarning, stacklevel=2)
         rna.obsm[obsm_key] = result.to_df()
+        rna.obsm.pop(f"{obsm_key}_scaled", None)
+        if "scaled" in result.layers:  # the per-cell scaled values beside the log1p counts, as predict's layers
+            rna.obsm[f"{obsm_key}_scaled"] = pd.DataFrame(result.layers["scaled"], index=result.obs_names,
+                                                          columns=result.var_names)
         rna.uns[obsm_key] = result.uns["sctranslator"]
         return None
 

@@ -138,6 +138,11 @@ def test_protein_adata_targets_and_inplace(predictor, cells):
     table = rna.obsm["sctranslator_proteins"]
     assert table.shape[0] == 23 and "IgG1" not in table.columns  # isotype controls are not predicted
     assert "IgG1" in rna.uns["sctranslator_proteins"]["control_proteins"]
+    assert "sctranslator_proteins_scaled" not in rna.obsm  # this model predicts per-cell scaled values only
+    # a second run replaces the first one's table: said, not silent
+    with pytest.warns(UserWarning, match=r"obsm\['sctranslator_proteins'\] held earlier predictions"):
+        predictor(rna, proteins=PANEL[:11], inplace=True)
+    assert list(rna.obsm["sctranslator_proteins"].columns) == PANEL[:11]
 
 
 def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_path, capsys):

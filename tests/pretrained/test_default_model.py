@@ -71,8 +71,14 @@ def test_pipeline_without_a_model_predicts_unseen_cells(eccite_test_cells):
     from modeling_sctranslator.metrics import protein_prediction_metrics
 
     rna, adt = eccite_test_cells
-    result = pipeline("protein-prediction", device="cpu")(rna, proteins=adt, protein_transform="log1p")
+    predictor = pipeline("protein-prediction", device="cpu")
+    result = predictor(rna, proteins=adt, protein_transform="log1p")
     assert result.n_obs == 100 and result.n_vars >= 40
+    # inplace keeps both scales too (the scaled values were not stored anywhere)
+    rna = rna.copy()
+    predictor(rna, proteins=adt, protein_transform="log1p", inplace=True)
+    np.testing.assert_array_equal(rna.obsm["sctranslator_proteins"].to_numpy(), result.X)
+    np.testing.assert_array_equal(rna.obsm["sctranslator_proteins_scaled"].to_numpy(), result.layers["scaled"])
     info = result.uns["sctranslator"]
     # the shipped model has the protein scale part: log1p counts in X, per-cell scaled values beside them
     assert info["output_scale"] == "log1p_counts" and "scaled" in result.layers
