@@ -453,7 +453,6 @@ def transformed_rna(tokenizer, rna: Any):
     """Every cell of ``rna`` (AnnData or matrix) after the tokenizer's RNA transform, as CSR float32."""
     import scipy.sparse as sp
 
-
     matrix = Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none"))
     matrix.adapt_transform()
     block = matrix.rows(0, matrix.shape[0])
@@ -493,7 +492,6 @@ SELECTED_BY_EXPRESSION = "this input's most expressed genes (highest mean over i
 def column_means(tokenizer, rna: Any, columns: np.ndarray, chunk_size: int = 256) -> np.ndarray:
     """Mean over all cells of ``rna``'s ``columns``, values as stored, read in row chunks; NaN for a column with a
     NaN, infinite or negative value."""
-
     matrix = Matrix(rna, "RNA")
     total = np.zeros(columns.size, dtype=np.float64)
     for start in range(0, matrix.shape[0], chunk_size):

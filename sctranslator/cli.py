@@ -223,8 +223,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _measured_in_rna_order(rna: Any, proteins: Any, path: Path) -> Any:
     """The measured proteins of the RNA's cells, in its order (matched by obs_names); a protein file that
     measured more cells is used for the RNA's ones, with a warning naming how many were left out."""
-    import warnings
-
     from training.paired_data import protein_in_rna_order
 
     aligned, left_out = protein_in_rna_order("", rna.obs_names, proteins, drop_extra=True)
@@ -240,8 +238,6 @@ def _measured_in_rna_order(rna: Any, proteins: Any, path: Path) -> Any:
 def _warn_signed_measurements(path: Path) -> None:
     """Signed measured values (CLR-normalised ADT, z-scores, RPPA ratios) cannot be put on the log1p-count
     scale the predictions are on: say which of the printed numbers still mean something."""
-    import warnings
-
     warnings.warn(
         f"the measured values in {path} are signed (negative in places): already normalised (e.g. CLR-normalised "
         "ADT; RPPA and mass-spec ratios are signed too), not counts. mse and cosine_similarity compare log1p-count "
@@ -335,7 +331,6 @@ def _check_input_files(args: argparse.Namespace) -> None:
 
 def _show_warnings_as_cli_lines(command: str) -> None:
     """Warnings as one line each, with the command-line options where the text names Python arguments."""
-    import warnings
 
     def show(message, category, filename, lineno, file=None, line=None):
         from tqdm import tqdm

@@ -121,10 +121,12 @@ def push_model_folder(
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from training.trainer import publishable_files
+
     folder = Path(folder)
     check_model_folder(folder, require_card=True)
     api = api or HfApi()
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = publishable_files(folder)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, token=token)
         api.upload_folder(  # one commit: all files or none

@@ -15,7 +15,7 @@ import numpy as np
 
 from .gene_ids import MappingReport
 
-__all__ = ["InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped", "check_same_cells",
+__all__ = ["FEW_MAPPED", "InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped", "check_same_cells",
            "check_zero_genes", "warn_about_duplicates", "warn_about_input_quality"]
 
 
@@ -70,6 +70,9 @@ class InputQualityWarning(UserWarning):
 
 _HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
 _MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
+
+
+FEW_MAPPED = 0.10  # under this share of mapped genes the input is warned about (none mapped: refused)
 
 
 def human_ensembl_hint(unmapped: Sequence[str], column_hint: str = "") -> str:
@@ -133,7 +136,7 @@ def warn_about_duplicates(report: MappingReport) -> None:
 def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: str = "") -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
     non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
-    if len(non_control) >= 20 and report.mapped_fraction < 0.10:
+    if len(non_control) >= 20 and report.mapped_fraction < FEW_MAPPED:
         warnings.warn(
             f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
             f"from so few genes are unreliable.{human_ensembl_hint(report.unmapped, column_hint)} See the report "

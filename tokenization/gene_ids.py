@@ -113,10 +113,8 @@ def copy_suffix_stems(names: Sequence[str]) -> dict[int, str]:
     stems: dict[int, str] = {}
     for i, name in enumerate(names):
         m = _COPY_SUFFIX_RE.match(name.strip())
-        if m and m.group(1) in present:
+        if m and (m.group(1) in present or _CD_COPY_RE.match(name.strip())):
             stems[i] = m.group(1)
-        elif _CD_COPY_RE.match(name.strip()):
-            stems[i] = _COPY_SUFFIX_RE.match(name.strip()).group(1)
     return stems
 
 

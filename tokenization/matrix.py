@@ -103,12 +103,13 @@ class Matrix:
         self.kind = value_kind(sample)
         self.applied, done = _APPLIED_TRANSFORMS.get((self.transform, self.kind), (self.transform, ""))
         if self.transform == "log1p_cp10k" and self.kind in ("log", "linear") and single_cell_like(sample):
-            total = common_cell_total(np.expm1(_dense_float(sample)) if self.kind == "log" else _dense_float(sample))
+            dense = _dense_float(sample)
+            total = common_cell_total(np.expm1(dense) if self.kind == "log" else dense)
             if total is not None and not (self.kind == "log" and abs(total / 1e4 - 1) <= TOTAL_TOLERANCE):
                 self.applied = "log1p_cp10k" if self.kind == "linear" else "relog_cp10k"
                 done = (f"{'log1p of values' if self.kind == 'log' else 'values'} normalised to {total:,.0f} per cell "
                         "-> log1p(CP10k)")
-            elif total is None and self.kind == "linear" and not scaled_counts(_dense_float(sample)):
+            elif total is None and self.kind == "linear" and not scaled_counts(dense):
                 # totals differ and the values are no cell-wise multiple of counts: counts corrected for ambient
                 # RNA (SoupX, DecontX), which need their library size as much as raw counts do
                 self.applied = "log1p_cp10k"

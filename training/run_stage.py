@@ -36,6 +36,7 @@ from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPred
 from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_model_name
 from modeling_sctranslator.gene_layout import GeneLayout
 from modeling_sctranslator.inference import check_vocab_compatible, warn_if_emulated
+from tokenization.atomic_io import atomic_output_file
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
 from training.data import (
@@ -49,6 +50,7 @@ from training.data import (
 from training.model_card import write_model_card
 from training.scale_head_refit import collect_head_inputs, refit_scale_head
 from training.trainer import (
+    RUN_SIGNATURE,
     CheckpointCompleteCallback,
     CosineSimilarityStopCallback,
     RunLengthCallback,
@@ -407,7 +409,6 @@ def check_start_model(name: str | None) -> None:
                          "running, or did it fail? Point to a finished model folder")
 
 
-RUN_SIGNATURE = "run_signature.json"
 FEW_HELD_OUT = 10  # validation or held-out cells below which their metrics say little
 
 
@@ -435,9 +436,8 @@ def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, An
     if resume is None:
         if args.process_index == 0:
             output_dir.mkdir(parents=True, exist_ok=True)
-            staging = output_dir / f".{RUN_SIGNATURE}.tmp"
-            staging.write_text(json.dumps(signature, indent=1))
-            os.replace(staging, output_dir / RUN_SIGNATURE)
+            with atomic_output_file(output_dir / RUN_SIGNATURE, overwrite=True) as staging:
+                staging.write_text(json.dumps(signature, indent=1))
         return
     recorded_path = Path(resume).parent / RUN_SIGNATURE
     if not recorded_path.is_file():

@@ -50,8 +50,17 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
-# files of a stage's output folder that stay local: the cells each step trained on
-NOT_PUBLISHED = ("example_ids.tsv",)
+# files of a stage's output folder that stay local: the cells each step trained on, the resume record (it holds
+# this machine's paths)
+RUN_SIGNATURE = "run_signature.json"
+NOT_PUBLISHED = ("example_ids.tsv", RUN_SIGNATURE)
+
+
+def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
+    """The files of a model folder that go to the Hub (its top-level files, not hidden, not :data:`NOT_PUBLISHED`):
+    the one list for run_stage's ``--push_to_hub`` and ``sctranslator push``."""
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
 
 
 class SCTranslatorTrainer(Trainer):
@@ -88,11 +97,9 @@ class SCTranslatorTrainer(Trainer):
         if not self.is_world_process_zero():
             return None
         self._finish_current_push()
-        folder = Path(self.args.output_dir)
-        files = sorted(p.name for p in folder.iterdir()
-                       if p.is_file() and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
+        files = publishable_files(self.args.output_dir)
         return hf_trainer.hf_api().upload_folder(
-            repo_id=self.hub_model_id, folder_path=str(folder), commit_message=commit_message,
+            repo_id=self.hub_model_id, folder_path=str(self.args.output_dir), commit_message=commit_message,
             token=token if token is not None else self.args.hub_token, run_as_future=not blocking,
             allow_patterns=files, revision=revision or self.args.hub_revision,
         )

@@ -24,6 +24,7 @@ import numpy as np
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from .checks import (
+    FEW_MAPPED,
     InputQualityWarning,
     check_choice,
     check_rna_mapped,
@@ -433,7 +434,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
     def _gene_column_hint(self, matrix: Matrix, report: MappingReport, species: str | None) -> str:
         """When few var_names map (Ensembl ids, feature ids), the var columns of this input whose names do
         (CELLxGENE's ``feature_name``, 10x's ``gene_symbols``), best first, as advice; "" when none or not needed."""
-        if matrix.var is None or report.mapped_fraction >= 0.5:
+        if matrix.var is None or report.mapped_fraction >= FEW_MAPPED:  # the only inputs whose messages show it
             return ""
         scores = []
         for column in matrix.var.columns:
