@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cosine_similarity", "pearson_per_cell", "pearson_per_protein", "protein_prediction_metrics"]
+__all__ = ["cosine_similarity", "pearson_per_cell", "pearson_per_protein", "protein_prediction_metrics",
+           "proteins_not_scored"]
 
 
 def _valid(predictions: np.ndarray, targets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -69,6 +70,19 @@ def pearson_per_cell(predictions: np.ndarray, targets: np.ndarray, mask: np.ndar
     """Pearson r across proteins, one value per cell (NaN where undefined)."""
     valid = _valid(predictions, targets, mask)
     return _pearson_columns(np.asarray(predictions, np.float64).T, np.asarray(targets, np.float64).T, valid.T)
+
+
+def proteins_not_scored(names: list[str], predictions: np.ndarray, targets: np.ndarray,
+                        mask: np.ndarray | None = None) -> dict[str, str]:
+    """The proteins that get no per-protein Pearson r, each with the reason (what summaries leave out)."""
+    valid = _valid(predictions, targets, mask)
+    scored = np.isfinite(pearson_per_protein(predictions, targets, mask))
+    reasons = {}
+    for j in np.flatnonzero(~scored):
+        n = int(valid[:, j].sum())
+        reasons[str(names[j])] = (f"measured on {n} cell{'s' if n != 1 else ''} (needs 3)" if n < 3
+                                  else f"the same measured value on all {n} cells that measured it")
+    return reasons
 
 
 def _nan_stat(values: np.ndarray, stat) -> float:

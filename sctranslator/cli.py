@@ -109,16 +109,46 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
     return [Path(p) for p in named if p is not None and Path(p).is_file()]
 
 
+# what torchrun and accelerate launch set in every process they start, beside WORLD_SIZE
+_LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+# how long the processes wait for each other to start (torch's default, 30 min, looks like a hang)
+RENDEZVOUS_TIMEOUT_S = 300
+
+
+def _launched_processes() -> int:
+    """How many processes a launcher started this one with: 1 when not launched. A ``WORLD_SIZE`` left over in
+    the environment (a job script's export) without the launcher's other variables is warned about and ignored:
+    it made a plain run wait for processes that never come."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world < 2:
+        return 1
+    missing = [name for name in _LAUNCHER_VARIABLES if not os.environ.get(name)]
+    if missing:
+        warnings.warn(f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                      "not, so no launcher (torchrun, accelerate launch) started this process: running as one "
+                      "process. Unset WORLD_SIZE to silence this.", UserWarning, stacklevel=2)
+        return 1
+    return world
+
+
 def _distributed_state():
     """Accelerate's process state when launched on several processes (torchrun / accelerate launch)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+    if _launched_processes() < 2:
         return None
+    from datetime import timedelta
+
     import torch
     from accelerate import PartialState
 
-    if torch.cuda.is_available():
-        return PartialState()
-    return PartialState(cpu=True, backend="gloo")  # on CPU, accelerate needs to be told (else: 1 process)
+    timeout = timedelta(seconds=RENDEZVOUS_TIMEOUT_S)
+    try:
+        if torch.cuda.is_available():
+            return PartialState(timeout=timeout)
+        return PartialState(cpu=True, backend="gloo", timeout=timeout)  # on CPU accelerate must be told (else: 1)
+    except RuntimeError as error:  # torch's DistStoreError / timeout: not every process came
+        raise OSError(f"the {os.environ['WORLD_SIZE']} processes did not all start within {RENDEZVOUS_TIMEOUT_S} s "
+                      f"({type(error).__name__}); launch with torchrun --nproc_per_node N or accelerate launch, or "
+                      "unset WORLD_SIZE, RANK and MASTER_ADDR to run one process") from None
 
 
 def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
@@ -185,6 +215,10 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
+    if _launched_processes() > 1:  # each process ran the whole evaluation and all but one failed on the file
+        raise ValueError("evaluate runs as one process (it reads the files in chunks): run it without torchrun / "
+                         "accelerate launch")
+
     from modeling_sctranslator.inference import predict_proteins, read_rna
     from modeling_sctranslator.metrics import protein_prediction_metrics
     from tokenization.atomic_io import atomic_output_file
@@ -210,7 +244,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                                                                     result.layers["measured_scaled"])
         metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
                        model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform,
-                       measured_values=measured_kind)
+                       measured_values=measured_kind, **_left_out_of_the_scores(result))
         line = json.dumps(metrics)
         if staging is not None:
             staging.write_text(line + "\n")
@@ -218,6 +252,35 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         _warn_signed_measurements(args.protein)
     print(line)
     return 0
+
+
+def _left_out_of_the_scores(result: Any) -> dict[str, Any]:
+    """What the scores above do not cover, by name and reason: proteins not predicted (unmapped, controls,
+    duplicates, never trained), predicted ones without a Pearson r, cells with no measured value; and the
+    phospho / cleaved forms, which are scored against their total protein's prediction (the model predicts
+    total protein), with the scores of the total forms alone beside them."""
+    import numpy as np
+
+    from modeling_sctranslator.metrics import protein_prediction_metrics, proteins_not_scored
+
+    info = result.uns["sctranslator"]
+    measured = result.layers["measured"]
+    not_predicted = {name: "not in the vocabulary" for name in info["unmapped_proteins"]}
+    not_predicted.update({name: "a control (isotype, blank)" for name in info["control_proteins"]})
+    not_predicted.update({entry.split(" = ")[0]: f"the same protein as {entry.split(' = ', 1)[1]}"
+                          for entry in info["duplicate_proteins"]})
+    out: dict[str, Any] = {
+        "proteins_not_predicted": not_predicted,
+        "proteins_untrained": list(info.get("untrained_proteins") or []),
+        "proteins_not_scored": proteins_not_scored(list(result.var_names), result.X, measured),
+        "cells_not_scored": int((~np.isfinite(measured)).all(axis=1).sum()),
+    }
+    modified = result.var["mapping_route"].isin(["phospho", "modified_epitope"]).to_numpy()
+    if modified.any():
+        out["modified_forms_scored_as_total"] = list(result.var_names[modified])
+        if (~modified).any():
+            out["total_forms_only"] = protein_prediction_metrics(result.X[:, ~modified], measured[:, ~modified])
+    return out
 
 
 def _measured_in_rna_order(rna: Any, proteins: Any, path: Path) -> Any:

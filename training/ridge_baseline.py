@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
+from modeling_sctranslator.metrics import protein_prediction_metrics, proteins_not_scored
 from tokenization.tokenization_sctranslator import scale_rows
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import pca_ridge, rna_on_log_scale
@@ -42,17 +42,12 @@ def _load(manifest, split):
 
 
 def _not_scored(names: list[str], y_train: np.ndarray, y_eval: np.ndarray, pred: np.ndarray) -> dict[str, str]:
-    """Proteins without a per-protein Pearson (modeling_sctranslator.metrics needs 3 measured, varying held-out values
-    and a fitted prediction), with the reason."""
-    reasons = {}
-    scored = np.isfinite(pearson_per_protein(pred, y_eval))
-    for j in np.flatnonzero(~scored):
-        if np.isfinite(y_train[:, j]).sum() < 2:
-            reasons[names[j]] = "measured on fewer than 2 training cells: nothing to fit"
-        elif np.isfinite(y_eval[:, j]).sum() < 3:
-            reasons[names[j]] = f"measured on {int(np.isfinite(y_eval[:, j]).sum())} held-out cells (needs 3)"
-        else:
-            reasons[names[j]] = "the same value on every held-out cell that measured it"
+    """Proteins without a per-protein Pearson, with the reason; one measured on under 2 training cells had nothing
+    to fit."""
+    reasons = proteins_not_scored(names, pred, y_eval)
+    for name in reasons:
+        if np.isfinite(y_train[:, names.index(name)]).sum() < 2:
+            reasons[name] = "measured on fewer than 2 training cells: nothing to fit"
     return reasons
 
 

@@ -155,6 +155,8 @@ def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_pat
     assert {"mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_protein_median",
             "pearson_per_cell_mean"} <= set(metrics)
     assert metrics["cells"] == 23 and metrics["proteins"] > 40
+    assert metrics["proteins_not_predicted"]["IgG1"] == "a control (isotype, blank)"
+    assert metrics["cells_not_scored"] == 0 and "modified_forms_scored_as_total" not in metrics
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
 
 
@@ -292,7 +294,7 @@ def test_two_processes_split_the_cells_and_give_the_same_file(model_dir, cells, 
     # --gene-column (and --layer) are read as one process reads them: they were ignored (var_names read instead)
     renamed = ad.read_h5ad(folder / "rna.h5ad")
     renamed.var["gene_symbols"] = list(renamed.var_names)
-    renamed.var_names = [f"ENSG{i:011d}" for i in range(renamed.n_vars)]
+    renamed.var_names = [f"ENSG99{i:09d}" for i in range(renamed.n_vars)]
     renamed.write_h5ad(tmp_path / "ids.h5ad")
     by_column = tmp_path / "by_column.h5ad"
     result = subprocess.run(

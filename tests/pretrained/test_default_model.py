@@ -204,3 +204,8 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["protein_transform"] == "auto" and metrics["cells_evaluated"] == 150
     assert metrics["proteins_evaluated"] == metrics["proteins"] > 100
+    # what the scores leave out is named: unmapped antibodies, and phospho forms scored as their total protein
+    assert len(metrics["proteins_not_predicted"]) == 142 - metrics["proteins"] and not metrics["proteins_not_scored"]
+    phospho = metrics["modified_forms_scored_as_total"]
+    assert "A-Raf_pS299" in phospho and "Caspase-7_cleavedD198" in phospho and "Akt" not in phospho
+    assert metrics["total_forms_only"]["proteins_evaluated"] == metrics["proteins"] - len(phospho)

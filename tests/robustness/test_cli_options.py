@@ -18,7 +18,7 @@ def layered(data_dir, tmp_path_factory):
     the symbols in a column: a common shape of a processed AnnData."""
     counts = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy()
     symbols = list(counts.var_names)
-    counts.var = pd.DataFrame({"gene_symbols": symbols}, index=[f"ENSG{i:011d}" for i in range(len(symbols))])
+    counts.var = pd.DataFrame({"gene_symbols": symbols}, index=[f"ENSG99{i:09d}" for i in range(len(symbols))])
     adata = counts.copy()
     adata.layers["counts"] = counts.X.copy()
     adata.raw = counts[:, :].copy()
@@ -106,9 +106,9 @@ def test_raw_genes_the_name_column_lacks_keep_their_own_names(tiny_model_dir, da
     counts = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:6].copy()
     symbols = list(counts.var_names)
     adata = counts[:, :300].copy()
-    adata.var = pd.DataFrame({"gene_symbols": symbols[:300]}, index=[f"ENSG{i:011d}" for i in range(300)])
+    adata.var = pd.DataFrame({"gene_symbols": symbols[:300]}, index=[f"ENSG99{i:09d}" for i in range(300)])
     raw = counts.copy()
-    raw.var_names = [f"ENSG{i:011d}" for i in range(150)] + symbols[150:]  # .raw: ids of the HVGs, symbols after
+    raw.var_names = [f"ENSG99{i:09d}" for i in range(150)] + symbols[150:]  # .raw: ids of the HVGs, symbols after
     adata.raw = raw
     path = tmp_path / "hvg.h5ad"
     adata.write_h5ad(path)
@@ -124,3 +124,32 @@ def test_raw_genes_the_name_column_lacks_keep_their_own_names(tiny_model_dir, da
     assert not any("'nan'" in m or "missing" in m for m in said), said
     np.testing.assert_allclose(ad.read_h5ad(tmp_path / "raw_out.h5ad").X, ad.read_h5ad(tmp_path / "plain_out.h5ad").X,
                                atol=1e-6)
+
+
+LAUNCHER = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def test_a_world_size_left_in_the_environment_runs_one_process(tiny_model_dir, data_dir, tmp_path, monkeypatch):
+    """A job script's `export WORLD_SIZE=4` made a plain `sctranslator predict` wait for 3 processes (11 min, then
+    killed): without the launcher's other variables it is one process, with a warning."""
+    plain = tmp_path / "plain.h5ad"
+    ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:4].copy().write_h5ad(plain)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    for name in LAUNCHER:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.warns(UserWarning, match="WORLD_SIZE=4 is set but RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT are not"):
+        assert _predict(tiny_model_dir, plain, tmp_path / "out.h5ad") == 0
+    assert ad.read_h5ad(tmp_path / "out.h5ad").n_obs == 4
+
+
+def test_evaluate_under_a_launcher_says_it_runs_as_one_process(tiny_model_dir, data_dir, tmp_path, monkeypatch,
+                                                                capsys):
+    from sctranslator.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name, value in zip(LAUNCHER, ("1", "1", "127.0.0.1", "29555"), strict=True):
+        monkeypatch.setenv(name, value)
+    code = main(["evaluate", "--model", str(tiny_model_dir), "--rna", str(data_dir / "eccite_rna.h5ad"),
+                 "--protein", str(data_dir / "eccite_adt.h5ad")])
+    assert code == 2
+    assert "evaluate runs as one process" in capsys.readouterr().err
