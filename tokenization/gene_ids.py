@@ -287,6 +287,13 @@ class _Resolver:
             return None
         if s in vocab.added:
             return vocab.added[s], "added"
+        if "|" in s:  # TCGA's 'SYMBOL|ENTREZ' ('?|ENTREZ' where the symbol was unknown): the id is unambiguous
+            symbol, _, entrez = s.rpartition("|")
+            if entrez.isdigit() and int(entrez) in vocab.entrez_to_token:
+                return vocab.entrez_to_token[int(entrez)], "entrez"
+            s = symbol.strip()
+            if not s or s == "?":
+                return None
         if s.isdigit():
             token = vocab.entrez_to_token.get(int(s))
             return (token, "entrez") if token is not None else None

@@ -124,9 +124,7 @@ def prepare_bulk(name: str, data_dir: Path, out_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{name}: RNA and protein files hold different samples")
     described = " ".join(str(rna.uns.get(k, "")) for k in ("value_type", "values")).lower()
     logged = "not log" not in described
-    genes = [str(g) for g in rna.var_names]
-    if all("|" in g for g in genes[:50]):  # TCGA 'SYMBOL|ENTREZ': the Entrez id is unambiguous
-        genes = [g.rsplit("|", 1)[1] for g in genes]
+    genes = [str(g) for g in rna.var_names]  # TCGA's 'SYMBOL|ENTREZ' names resolve by their Entrez id
     x = bulk_rna_on_log_scale(_dense_rows(rna.X), logged)
     rna_out = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=rna.obs_names.astype(str)),
                          var=pd.DataFrame(index=pd.Index(genes, dtype=str)))

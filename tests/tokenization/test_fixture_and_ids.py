@@ -98,6 +98,10 @@ def test_id_tables(original_tokenizer, vocab_dir):
     assert tok.resolve(["lag3", "Cd4", "920", "CD4"]).status == ["mapped", "duplicate", "mapped", "duplicate"]
     assert report.unmapped == ["NOT_A_GENE"]
     assert tok.vocab.reserved_start == 75523 and tok.vocab_size == 85500
+    # TCGA's 'SYMBOL|ENTREZ' names resolve by the id, '?|ENTREZ' too; a stale symbol does not matter
+    tcga = tok.resolve(["CD4|920", "?|7157", "NOTCD4|5788", "?|999999999", "PTPRC|"])
+    assert tcga.kept_token_ids.tolist() == [752, 5735, 4582] and tcga.routes[:3] == ["entrez"] * 3
+    assert tcga.status[3] == "unmapped" and tcga.status[4] == "duplicate"  # PTPRC| falls back to its symbol
 
 
 def test_species_rules(original_tokenizer):
