@@ -6,14 +6,13 @@ The ``sctranslator attention`` and ``sctranslator knockout`` commands that write
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TABLE_FORMATS", "check_output_folder", "write_attention", "write_knockout"]
+__all__ = ["TABLE_FORMATS", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
 _MAX_TICK_LABELS = 60
@@ -29,39 +28,6 @@ def _table_formats(table_format: str) -> list[str]:
         except ImportError as error:
             raise ValueError("Parquet output needs pyarrow (pip install pyarrow); use --table-format csv") from error
     return formats
-
-
-def check_output_folder(out_dir: str | os.PathLike[str], overwrite: bool = False,
-                        inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
-    """``out_dir`` as an absolute path, after failing (before any work) when it cannot take the outputs: it is a
-    file; it is a non-empty folder and ``overwrite`` is not set (its old files would mix with the new ones);
-    ``overwrite`` would replace a folder holding one of the ``inputs``; its parent folder is missing or read-only.
-    """
-    from tokenization.atomic_io import OutputExistsError, check_output_target
-
-    out = Path(out_dir).absolute()
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(
-            f"the output folder {out_dir} is an existing file; the results are a folder of files: give the path of "
-            "a new folder (or of a folder to replace, with --overwrite)"
-        )
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"the folder {out.parent} to hold the output folder {out.name} does not exist: "
-                                "create it first, or give an output folder inside an existing one")
-    if not overwrite and out.is_dir() and any(out.iterdir()):
-        raise OutputExistsError(
-            f"the output folder {out_dir} already holds files (e.g. {next(out.iterdir()).name}); this run's files "
-            "would mix with them: give a new folder, or pass --overwrite (overwrite=True) to replace it as a whole"
-        )
-    if overwrite and out.is_dir():
-        for source in inputs:
-            if Path(source).absolute().is_relative_to(out):
-                raise ValueError(
-                    f"the output folder {out_dir} holds the input {source}: --overwrite replaces the folder as a "
-                    "whole and would delete it; choose another output folder"
-                )
-    check_output_target(out, overwrite, inputs, is_dir=True)
-    return out
 
 
 def _published(written: Sequence[Path], staging: Path, target: Path) -> list[Path]:
@@ -139,7 +105,7 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
 
     The folder is built beside ``out_dir`` and renamed into place when complete (a failed or interrupted
     run leaves nothing); an existing non-empty ``out_dir`` is refused unless ``overwrite``, which replaces
-    it as a whole (:func:`check_output_folder`).
+    it as a whole (:func:`tokenization.atomic_io.check_output_target`).
 
     * ``{encoder,decoder,encoder_to_decoder}_{sum,mean,normalized}.csv|.parquet``: the maps;
     * ``attention.h5ad``: see :meth:`AttentionResult.to_anndata`;
@@ -151,8 +117,8 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
     from tokenization.atomic_io import atomic_output_dir
 
     formats = _table_formats(table_format)
-    target = check_output_folder(out_dir, overwrite)
-    with atomic_output_dir(target, overwrite=overwrite) as staging:
+    target = Path(out_dir).absolute()
+    with atomic_output_dir(target, overwrite=overwrite) as staging:  # checks the target first
         written = _write_attention_files(result, staging, formats, plots, anndata, rank_by, top_n)
     return _published(written, staging, target)
 
@@ -222,8 +188,8 @@ def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots
     from tokenization.atomic_io import atomic_output_dir
 
     formats = _table_formats(table_format)
-    target = check_output_folder(out_dir, overwrite)
-    with atomic_output_dir(target, overwrite=overwrite) as staging:
+    target = Path(out_dir).absolute()
+    with atomic_output_dir(target, overwrite=overwrite) as staging:  # checks the target first
         written = _write_knockout_files(result, staging, formats, plots)
     return _published(written, staging, target)
 

@@ -73,7 +73,7 @@ def _with_cli_equivalents(message: str) -> str:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from modeling_sctranslator.inference import predict_proteins
+    from modeling_sctranslator.inference import predict_proteins, read_rna
     from tokenization.atomic_io import atomic_output_file
 
     if args.proteins is None and args.protein is None:
@@ -84,6 +84,9 @@ def _run_predict(args: argparse.Namespace) -> int:
         return _run_predict_distributed(args, proteins, state)
     with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
         rna, gene_names = _rna_argument(args)  # a wrong --layer / --gene-column fails before the model loads
+        if hasattr(proteins, "obs_names"):  # --protein: its names, and its values for the cells the RNA holds
+            rna, gene_names = read_rna(rna, gene_names)  # opened (backed) for its obs_names; read in chunks later
+            proteins = _measured_in_rna_order(rna, proteins, args.protein)
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)
         started = time.perf_counter()
         result = predict_proteins(
@@ -163,8 +166,6 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     from modeling_sctranslator.gene_layout import GeneLayout
     from modeling_sctranslator.inference import predict_proteins, read_rna, reading_layout
     from tokenization.atomic_io import atomic_output_file, check_output_target
-    from tokenization.checks import check_same_cells
-    from tokenization.matrix import Matrix
 
     # --layer / --gene-column as a single process reads them (they were ignored here: X and var_names read)
     rna, gene_names = read_rna(*_rna_argument(args))
@@ -172,7 +173,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
         raise ValueError(f"{rna.n_obs} cells for {state.num_processes} processes: launch at most {rna.n_obs} "
                          "(or run one process)")
     if hasattr(proteins, "obs_names"):  # whole files, before the split: a share's check sees neither count
-        check_same_cells(Matrix(rna, "RNA"), proteins)
+        proteins = _measured_in_rna_order(rna, proteins, args.protein)
     if state.is_main_process:
         check_output_target(args.out.absolute(), args.overwrite, _inputs(args))  # fail before any work
     parts = args.out.absolute().parent / f".{args.out.name}.parts"
@@ -286,13 +287,13 @@ def _left_out_of_the_scores(result: Any) -> dict[str, Any]:
 def _measured_in_rna_order(rna: Any, proteins: Any, path: Path) -> Any:
     """The measured proteins of the RNA's cells, in its order (matched by obs_names); a protein file that
     measured more cells is used for the RNA's ones, with a warning naming how many were left out."""
-    from training.paired_data import protein_in_rna_order
+    from tokenization.checks import protein_in_rna_order
 
     aligned, left_out = protein_in_rna_order("", rna.obs_names, proteins, drop_extra=True)
     if left_out:
         warnings.warn(
             f"{path} holds {proteins.n_obs} cells, {left_out} of them not in the RNA file: those are left out, "
-            f"and the RNA file's {aligned.n_obs} cells are evaluated (matched by obs_names)",
+            f"and the RNA file's {aligned.n_obs} cells are used (matched by obs_names)",
             UserWarning, stacklevel=2,
         )
     return aligned

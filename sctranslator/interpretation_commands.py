@@ -9,8 +9,9 @@ from typing import Any
 
 from interpretation import RECIPES, attention_analysis, knockout_analysis, write_attention, write_knockout
 from interpretation.attention import MAX_ALL_GENES, _parse_top
-from interpretation.outputs import TABLE_FORMATS, _table_formats, check_output_folder
+from interpretation.outputs import TABLE_FORMATS, _table_formats
 from modeling_sctranslator.inference import compute_precision
+from tokenization.atomic_io import check_output_target
 
 from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
 
@@ -37,7 +38,7 @@ def _check_out(args: argparse.Namespace) -> None:
     # here would be an import circle)
     named = (args.rna, args.proteins, args.genes)
     inputs = [Path(p) for p in named if p is not None and Path(p).is_file()]
-    check_output_folder(args.out, args.overwrite, inputs)
+    check_output_target(Path(args.out).absolute(), args.overwrite, inputs, is_dir=True)
 
 
 def _run_attention(args: argparse.Namespace) -> int:

@@ -39,25 +39,41 @@ def check_output_target(
     target: Path, overwrite: bool, inputs: Sequence[str | os.PathLike[str]] = (), is_dir: bool = False
 ) -> None:
     """Fail before any work when ``target`` cannot take the output: it exists (without ``overwrite``),
-    it is one of the ``inputs`` (even with ``overwrite``), a file is to go where a folder is, or its
-    folder is missing or read-only."""
+    it is one of the ``inputs`` (even with ``overwrite``), a file is to go where a folder is or a folder
+    where a file is, ``overwrite`` would replace a folder holding one of the ``inputs``, or its folder is
+    missing or read-only."""
+    target = Path(target)
     for source in inputs:
-        if source is not None and _same_path(Path(target), Path(source)):
+        if source is not None and _same_path(target, Path(source)):
             raise ValueError(
                 f"the output {target} is the input file {source}: writing it would destroy the input; choose "
                 "another output path"
             )
     if target.is_dir() and not is_dir:
         raise IsADirectoryError(f"the output {target} is a folder; give a file path (e.g. {target / 'out.h5ad'})")
+    if is_dir and target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"the output folder {target} is an existing file; the results are a folder of "
+                                 "files: give the path of a new folder (or of a folder to replace, with --overwrite)")
     if target.exists() and not overwrite:
-        is_empty_dir = target.is_dir() and not any(target.iterdir())
-        if not is_empty_dir:
+        if is_dir and any(target.iterdir()):
+            raise OutputExistsError(
+                f"the output folder {target} already holds files (e.g. {next(target.iterdir()).name}); this run's "
+                "files would mix with them: give a new folder, or pass --overwrite (overwrite=True) to replace it "
+                "as a whole"
+            )
+        if not target.is_dir():
             raise OutputExistsError(
                 f"{target} already exists; choose another output path or pass overwrite=True (--overwrite)"
             )
+    if is_dir and overwrite and target.is_dir():
+        for source in inputs:
+            if source is not None and Path(source).absolute().is_relative_to(target.absolute()):
+                raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
+                                 "folder as a whole and would delete it; choose another output folder")
     parent = target.parent
     if not parent.exists():
-        raise FileNotFoundError(f"the folder {parent} for the output {target.name} does not exist")
+        raise FileNotFoundError(f"the folder {parent} for the output {target.name} does not exist: create it "
+                                "first, or give an output inside an existing folder")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"cannot write into {parent}: it is read-only for this user")
 

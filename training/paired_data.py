@@ -33,7 +33,6 @@ files need the same cells (``obs_names``; the protein file is reordered to the R
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tokenization.checks import protein_in_rna_order
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import rna_on_log_scale, seurat_hvg
 from training.corpus import split_cells
@@ -120,27 +120,6 @@ def pair_paths(name: str, data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
         if (data_dir / f"{name}_{suffix}.h5ad").exists():
             return rna, data_dir / f"{name}_{suffix}.h5ad"
     return rna, data_dir / f"{name}_adt.h5ad"
-
-
-def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: ad.AnnData,
-                         drop_extra: bool = False) -> tuple[ad.AnnData, int]:
-    """``prot`` with the RNA's cells (``rna_cells``, its obs_names) in the RNA's order, and how many protein
-    cells were left out: with ``drop_extra``, a protein file may hold cells the RNA file lacks (a panel
-    measured on more cells). A clear error, with both files' cell counts, when the RNA holds cells the
-    protein file lacks or obs_names repeat (``name``: what the message starts with; "" for nothing)."""
-    rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in prot.obs_names]
-    if rna_names == prot_names:
-        return prot, 0
-    rna_set, prot_set = set(rna_names), set(prot_names)
-    unique = len(rna_set) == len(rna_names) and len(prot_set) == len(prot_names)  # else a name is ambiguous
-    extra = len(prot_set - rna_set)
-    if unique and rna_set <= prot_set and (drop_extra or not extra):
-        return prot[rna_names], extra
-    raise ValueError(
-        f"{name + ': ' if name else ''}the RNA file has {len(rna_names)} cells and the protein file "
-        f"{len(prot_names)}, {len(rna_set & prot_set)} shared obs_names"
-        + ("" if unique else " (some obs_names repeat: make them unique, e.g. adata.obs_names_make_unique())")
-        + ": the two files must hold the same cells (subset both to the shared cells first)")
 
 
 def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path = DATA_DIR,

@@ -89,7 +89,7 @@ def test_a_protein_file_with_more_cells_is_matched_by_obs_names(scale_model_dir,
         left_out = [w for w in warned if "left out" in w]
         if protein_file.n_obs > 8:
             assert len(left_out) == 1 and "holds 12 cells, 4 of them not in the RNA file" in left_out[0], warned
-            assert "the RNA file's 8 cells are evaluated" in left_out[0]
+            assert "the RNA file's 8 cells are used" in left_out[0]
         else:
             assert not left_out
 
@@ -101,3 +101,24 @@ def test_a_protein_file_lacking_rna_cells_is_refused_with_the_true_counts(scale_
     assert code == 2 and "Traceback" not in error and len(error.strip().splitlines()) == 1
     assert "the RNA file has 8 cells and the protein file 10, 6 shared obs_names" in error, error
     assert "subset both to the shared cells first" in error
+
+
+def test_predict_with_a_protein_file_of_more_cells_uses_the_rnas_cells(scale_model_dir, pair, tmp_path):
+    """predict --protein refused a protein file holding more cells (or another order), which evaluate accepts:
+    both match cells by obs_names now, so the measured layer is each RNA cell's own measurement."""
+    from sctranslator.cli import main
+
+    rna, adt = pair
+    outputs = []
+    for i, protein_file in enumerate((adt[:8], ad.concat([adt[8:], adt[list(range(8))[::-1]]]))):
+        path, out = tmp_path / f"adt{i}.h5ad", tmp_path / f"pred{i}.h5ad"
+        protein_file.write_h5ad(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["predict", "--model", str(scale_model_dir), "--rna", str(rna), "--protein", str(path),
+                         "--out", str(out), "--device", "cpu"]) == 0
+        assert bool(i) == any("4 of them not in the RNA file" in str(w.message) for w in caught)
+        outputs.append(ad.read_h5ad(out))
+    assert list(outputs[1].obs_names) == list(outputs[0].obs_names)
+    np.testing.assert_allclose(outputs[1].X, outputs[0].X, atol=1e-6)
+    np.testing.assert_array_equal(outputs[1].layers["measured"], outputs[0].layers["measured"])

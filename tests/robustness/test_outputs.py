@@ -239,6 +239,29 @@ def test_a_folder_is_built_aside_and_a_failed_build_keeps_the_old_one(tmp_path):
     assert (target / "config.json").read_text() == "new"
 
 
+def test_every_folder_writer_refuses_a_file_a_full_folder_and_deleting_an_input(tmp_path):
+    """One check for every folder output (tokenizer, model, attention and knock-out tables): a file where the folder
+    is to go, a non-empty folder without overwrite, and overwrite of a folder that holds an input all fail before
+    anything is written; the folder is then untouched."""
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="is an existing file"), atomic_output_dir(a_file, overwrite=True):
+        pass
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "rna.h5ad").write_text("input")
+    with pytest.raises(OutputExistsError, match="already holds files .e.g. rna.h5ad.*would mix"):
+        with atomic_output_dir(full):
+            pass
+    with pytest.raises(ValueError, match="holds the input .*rna.h5ad.*would delete it"):
+        with atomic_output_dir(full, overwrite=True, inputs=[full / "rna.h5ad"]):
+            pass
+    assert a_file.read_text() == "mine" and (full / "rna.h5ad").read_text() == "input"
+    with atomic_output_dir(full, overwrite=True, inputs=[a_file]) as staging:  # replaced as a whole
+        (staging / "new.txt").write_text("new")
+    assert sorted(p.name for p in full.iterdir()) == ["new.txt"]
+
+
 def test_a_failed_final_rename_leaves_no_partial_file(tmp_path, monkeypatch):
     import tokenization.atomic_io as atomic_io
 

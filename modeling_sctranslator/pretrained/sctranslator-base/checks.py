@@ -16,7 +16,7 @@ import numpy as np
 from .gene_ids import MappingReport
 
 __all__ = ["FEW_MAPPED", "InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped", "check_same_cells",
-           "check_zero_genes", "warn_about_duplicates", "warn_about_input_quality"]
+           "check_zero_genes", "protein_in_rna_order", "warn_about_duplicates", "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -56,6 +56,27 @@ def check_same_cells(matrix: Any, proteins: Any) -> None:
     )
 
 
+def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
+                         drop_extra: bool = False) -> tuple[Any, int]:
+    """``prot`` with the RNA's cells (``rna_cells``, its obs_names) in the RNA's order, and how many protein
+    cells were left out: with ``drop_extra``, a protein file may hold cells the RNA file lacks (a panel
+    measured on more cells). A clear error, with both files' cell counts, when the RNA holds cells the
+    protein file lacks or obs_names repeat (``name``: what the message starts with; "" for nothing)."""
+    rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in prot.obs_names]
+    if rna_names == prot_names:
+        return prot, 0
+    rna_set, prot_set = set(rna_names), set(prot_names)
+    unique = len(rna_set) == len(rna_names) and len(prot_set) == len(prot_names)  # else a name is ambiguous
+    extra = len(prot_set - rna_set)
+    if unique and rna_set <= prot_set and (drop_extra or not extra):
+        return prot[rna_names], extra
+    raise ValueError(
+        f"{name + ': ' if name else ''}the RNA file has {len(rna_names)} cells and the protein file "
+        f"{len(prot_names)}, {len(rna_set & prot_set)} shared obs_names"
+        + ("" if unique else " (some obs_names repeat: make them unique, e.g. adata.obs_names_make_unique())")
+        + ": the two files must hold the same cells (subset both to the shared cells first)")
+
+
 def first_bad_dense_row(bad: np.ndarray) -> int:
     return int(np.argmax(bad.any(axis=1)))
 
@@ -83,9 +104,10 @@ def human_ensembl_hint(unmapped: Sequence[str], column_hint: str = "") -> str:
         return column_hint
     if sum(str(n).upper().startswith("ENSG") for n in unmapped) <= len(unmapped) / 2:
         return ""
-    return (" Most unmapped names are human Ensembl ids (ENSG...), which the original id tables do not cover: "
-            "pass the symbols (gene_names=adata.var['gene_symbols']); a model trained from scratch can use a "
-            "vocabulary that has them, built from NCBI's gene_info (sctranslator vocab from-ncbi).")
+    return (" Most unmapped names are human Ensembl ids (ENSG...) this vocabulary does not know: pass the symbols "
+            "(gene_names=adata.var['gene_symbols']). Vocabularies built with HGNC's table know the current Ensembl "
+            "ids (sctranslator vocab from-original, the default since it was added; the original tables alone "
+            "have none), not retired ones.")
 
 
 def check_rna_mapped(report: MappingReport, n_vars: int, column_hint: str = "") -> None:
