@@ -132,7 +132,7 @@ def test_convert_refuses_to_overwrite_an_existing_folder(fixtures_dir, converted
     before = sorted(p.name for p in converted_dir.iterdir())
     code = cli_main(["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(converted_dir)])
     assert code == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds files" in capsys.readouterr().err
     assert sorted(p.name for p in converted_dir.iterdir()) == before
 
 
