@@ -413,10 +413,11 @@ class _Cells:
     """The cells of an analysis, tokenized chunk by chunk as the model reads them, and batches of them."""
 
     def __init__(self, tokenizer, rna, gene_names, protein_ids, config, chunk_size: int, batch_size: int,
-                 device: torch.device) -> None:
+                 device: torch.device, layout=None) -> None:
         from modeling_sctranslator.inference import count_cells
 
         self.tokenizer, self.rna, self.gene_names, self.protein_ids = tokenizer, rna, gene_names, protein_ids
+        self.layout = layout
         self.config, self.chunk_size, self.batch_size, self.device = config, chunk_size, batch_size, device
         self.n_cells = count_cells(rna)
         if self.n_cells == 0:
@@ -429,7 +430,7 @@ class _Cells:
         return self.tokenizer(
             rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
             max_length=self.config.max_genes, protein_max_length=self.config.max_proteins, truncation="first",
-            return_tensors="pt", return_report=True, **encoding_options(self.config),
+            return_tensors="pt", return_report=True, **encoding_options(self.config, self.layout),
         )
 
     def window(self) -> tuple[list[str], np.ndarray]:
@@ -571,7 +572,8 @@ def attention_analysis(
         )
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device).eval()
-    cells = _Cells(tokenizer, rna, gene_names, targets.token_ids, config, chunk_size, batch_size, device)
+    cells = _Cells(tokenizer, rna, gene_names, targets.token_ids, config, chunk_size, batch_size, device,
+                   getattr(model, "gene_layout", None))
     names, tokens = cells.window()
     positions, selection, total_received = _select_genes(model, tokenizer, cells, genes, recipe, progress)
 

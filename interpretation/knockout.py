@@ -417,7 +417,7 @@ def knockout_analysis(
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device).eval()
     batch_size = batch_size or default_batch_size(config, device)
-    options = encoding_options(config)
+    options = encoding_options(config, getattr(model, "gene_layout", None))
     by_length = not config.pads_to_fixed_length
     groups, group_index = _groups(rna, groupby, n_cells)
     n_prot = len(targets.token_ids)

@@ -278,15 +278,19 @@ def convert_original_checkpoint(
     out_dir: str | Path,
     id_tables: str | Path | None = None,
     overwrite: bool = False,
+    hgnc: bool | str | Path = False,
 ) -> Path:
-    """Write ``out_dir`` (config, safetensors weights, code; with ``id_tables`` the tokenizer too)."""
+    """Write ``out_dir`` (config, safetensors weights, code; with ``id_tables`` the tokenizer too). Its names map as
+    the original code maps them (``hgnc=False``): the released models learnt each name's token that way, and a
+    position-reading model given more mapped genes (HGNC adds the mitochondrial ones) would read other positions;
+    ``hgnc`` as in :meth:`SCTranslatorTokenizer.from_original_tables` otherwise."""
     model = load_original_model(checkpoint)
     tokenizer = None
     if id_tables is not None:
         from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
         tokenizer = SCTranslatorTokenizer.from_original_tables(
-            id_tables, max_length=model.config.max_genes, protein_max_length=model.config.max_proteins
+            id_tables, hgnc=hgnc, max_length=model.config.max_genes, protein_max_length=model.config.max_proteins
         )
     with atomic_output_dir(out_dir, overwrite=overwrite) as staging:
         model.gene_layout = GeneLayout("unknown", source="a converted original checkpoint: the released models were "

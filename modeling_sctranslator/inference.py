@@ -259,15 +259,19 @@ def encoding_options(config, layout: GeneLayout | None = None) -> dict[str, Any]
 
     The compatible model: every mapped gene, padded to ``max_genes`` -- in the order of its gene layout when
     it records one (``layout``); the variant: each cell's expressed genes (plus ``expressed_zero_genes``),
-    padded to the longest cell.
+    padded to the longest cell -- only the genes it learnt when it records them (a "set" layout): a mapped gene
+    it never trained has a zero embedding, and its values would still move every other gene's scaling.
     """
     if config.pads_to_fixed_length:
         options = {"padding": "max_length", "encoder_inputs": "all_genes"}
         if layout is not None and layout.ordered:
             options["gene_layout"] = layout.token_ids
         return options
-    return {"padding": "longest", "encoder_inputs": config.encoder_inputs,
-            "expressed_zero_genes": config.expressed_zero_genes}
+    options = {"padding": "longest", "encoder_inputs": config.encoder_inputs,
+               "expressed_zero_genes": config.expressed_zero_genes}
+    if layout is not None and layout.kind == "set":
+        options["learnt_genes"] = layout.token_ids
+    return options
 
 
 def predict_proteins(

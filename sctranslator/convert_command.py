@@ -9,6 +9,7 @@ from pathlib import Path
 from modeling_sctranslator import convert_original_checkpoint as conversion
 from modeling_sctranslator.configuration_sctranslator import SCTranslatorConfig
 from modeling_sctranslator.convert_original_checkpoint import convert_original_checkpoint
+from tokenization.hgnc import HGNC_OPTION_HELP, hgnc_option
 
 from .hub import push_model_folder
 
@@ -24,6 +25,9 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", type=Path, help="original checkpoint: pickled module or state dict")
     parser.add_argument("--out", type=Path, required=True, help="output model folder")
     parser.add_argument("--id-tables", type=Path, help="folder with the original id tables (writes the tokenizer)")
+    parser.add_argument("--hgnc", default="none",
+                        help="with --id-tables: 'none' (default) maps names as the original code does, so the "
+                             "converted model reads what it was trained on; 'bundled' or a path: " + HGNC_OPTION_HELP)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload the converted folder to the Hub")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
@@ -32,7 +36,8 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    out = convert_original_checkpoint(args.checkpoint, args.out, args.id_tables, args.overwrite)
+    out = convert_original_checkpoint(args.checkpoint, args.out, args.id_tables, args.overwrite,
+                                     hgnc=hgnc_option(args.hgnc))
     config = SCTranslatorConfig.from_pretrained(out)
     print(
         f"converted {args.checkpoint} -> {out} (hidden {config.hidden_size}, {config.num_encoder_layers}+"

@@ -648,6 +648,8 @@ STAT5-alpha	STAT5A	rppa
 Stathmin	STMN1	rppa
 Syk	SYK	rppa
 Synaptophysin	SYP	rppa
+# the Hippo co-activator; TAZ is also the previous HGNC symbol of tafazzin (TAFAZZIN), which RNA files mean by it
+TAZ	WWTR1	rppa
 Thymidilate-Synthase	TYMS	rppa
 Transglutaminase	TGM2	rppa
 TTF1	NKX2-1	rppa

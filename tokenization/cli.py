@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .atomic_io import atomic_output_dir
+from .hgnc import HGNC_OPTION_HELP, hgnc_option
 
 __all__ = ["add_vocab_commands", "run_vocab", "main"]
 
@@ -27,6 +28,7 @@ def add_vocab_commands(subparsers) -> argparse.ArgumentParser:
     ncbi.add_argument("--tax-id", type=int, default=9606, help="species (default 9606, human)")
     ncbi.add_argument("--gene-types", nargs="*", default=None, help="keep only these type_of_gene values")
     for parser in (original, ncbi):
+        parser.add_argument("--hgnc", default="bundled", help=HGNC_OPTION_HELP)
         parser.add_argument("--out", required=True, help="tokenizer folder to write")
         parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
         parser.set_defaults(func=run_vocab)
@@ -50,11 +52,12 @@ def run_vocab(args: argparse.Namespace) -> int:
     from .tokenization_sctranslator import SCTranslatorTokenizer
 
     try:
+        hgnc = hgnc_option(args.hgnc)
         if args.vocab_command == "from-original":
-            tokenizer = SCTranslatorTokenizer.from_original_tables(args.directory)
+            tokenizer = SCTranslatorTokenizer.from_original_tables(args.directory, hgnc=hgnc)
         else:
             tokenizer = SCTranslatorTokenizer.from_ncbi_gene_info(
-                args.file, tax_id=args.tax_id, gene_types=args.gene_types
+                args.file, tax_id=args.tax_id, gene_types=args.gene_types, hgnc=hgnc
             )
         _write_atomically(tokenizer, Path(args.out), args.overwrite)
     except (OSError, ValueError) as error:

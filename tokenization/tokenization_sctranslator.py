@@ -14,6 +14,7 @@ This module resolves names to token ids and holds the settings that are saved.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,8 @@ from .matrix import RNA_TRANSFORMS, Matrix, align_to_layout, cell_covariates, is
 from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows
 from .truncation import TRUNCATIONS
 from .vocab import GeneVocab
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ConstantCellWarning",
@@ -86,6 +89,19 @@ class EncodingReport:
 
 
 # --------------------------------------------------------------------------- the tokenizer
+def _with_hgnc(vocab: GeneVocab, hgnc: bool | str | os.PathLike[str]) -> GeneVocab:
+    if hgnc is False or hgnc is None:
+        return vocab
+    from .hgnc import BUNDLED_HGNC, apply_hgnc
+
+    if hgnc is True and not BUNDLED_HGNC.is_file():  # a copy of this code inside a saved model folder
+        raise FileNotFoundError("the HGNC table bundled with the sctranslator package is not here: install "
+                                "sctranslator, pass hgnc=PATH (hgnc_complete_set.txt) or hgnc=False")
+    updated, update = apply_hgnc(vocab, BUNDLED_HGNC if hgnc is True else hgnc)
+    logger.info("%s", update.summary())
+    return updated
+
+
 class SCTranslatorTokenizer(FeatureExtractionMixin):
     r"""Gene "tokenizer" of scTranslator: names -> token ids, counts -> per-cell scaled values.
 
@@ -170,10 +186,17 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_original_tables(cls, directory: str | os.PathLike[str], **kwargs: Any) -> SCTranslatorTokenizer:
-        """Tokenizer with the released checkpoints' token ids, from the four original tables (TSV or "
-        "pickles)."""
-        return cls(vocab=GeneVocab.from_original_tables(directory), **kwargs)
+    def from_original_tables(
+        cls, directory: str | os.PathLike[str], hgnc: bool | str | os.PathLike[str] = True, **kwargs: Any
+    ) -> SCTranslatorTokenizer:
+        """Tokenizer with the released checkpoints' token ids, from the four original tables (TSV or pickles).
+
+        ``hgnc``: resolve names by HGNC's ranking (approved, then previous symbol, then the table's alias pick)
+        and add Ensembl gene ids — ``True`` with the HGNC table bundled with sctranslator, a path for another
+        download of it, ``False`` for the original tables exactly as they are (old symbols such as ``SEPT2``
+        then reach the wrong gene; see ``tokenization.hgnc``). Token ids are the same either way.
+        """
+        return cls(vocab=_with_hgnc(GeneVocab.from_original_tables(directory), hgnc), **kwargs)
 
     @classmethod
     def from_ncbi_gene_info(
@@ -181,10 +204,13 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         path: str | os.PathLike[str],
         tax_id: int = 9606,
         gene_types: Sequence[str] | None = None,
+        hgnc: bool | str | os.PathLike[str] = True,
         **kwargs: Any,
     ) -> SCTranslatorTokenizer:
-        """A fresh vocabulary from NCBI ``gene_info`` (ids are *not* those of the released checkpoints)."""
-        return cls(vocab=GeneVocab.from_ncbi_gene_info(path, tax_id=tax_id, gene_types=gene_types), **kwargs)
+        """A fresh vocabulary from NCBI ``gene_info`` (ids are *not* those of the released checkpoints);
+        ``hgnc`` as in :meth:`from_original_tables`, for human (tax id 9606) only."""
+        vocab = GeneVocab.from_ncbi_gene_info(path, tax_id=tax_id, gene_types=gene_types)
+        return cls(vocab=_with_hgnc(vocab, hgnc if tax_id == 9606 else False), **kwargs)
 
     @property
     def vocab(self) -> GeneVocab:
@@ -296,6 +322,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         rna_transform: str | None = None,
         return_cell_scale: bool = False,
         gene_layout: Sequence[int] | None = None,
+        learnt_genes: Sequence[int] | None = None,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -324,6 +351,9 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 reordered to it, layout genes the input lacks are true zeros, and mapped genes outside it are
                 left out of the encoding and the per-cell scaling (they still count in the library size).
                 The report says how many were filled and left out.
+            learnt_genes: the token ids a model that reads genes by identity learnt (a "set" gene layout):
+                mapped genes outside it are left out of the encoding and the per-cell scaling, as they were
+                absent when it trained (their embeddings are untrained); the report counts them as left out.
 
         Returns:
             ``BatchFeature`` with ``input_ids`` (int64), ``input_values`` (float32), ``attention_mask``
@@ -357,6 +387,12 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         filled = dropped = 0
         if gene_layout is not None:
             columns, tokens, filled, dropped = align_to_layout(rna_report, gene_layout)
+        elif learnt_genes is not None:
+            inside = np.isin(tokens, np.asarray(learnt_genes, dtype=np.int64))
+            if not inside.any():
+                raise ValueError(f"none of the input's {tokens.size} mapped genes is one this model learnt; is it the "
+                                 "right data (and the right gene names)?")
+            columns, tokens, dropped = columns[inside], tokens[inside], int((~inside).sum())
         n_kept = int(columns.size)
         if encoder_inputs == "expressed":
             ids, values, mask, n_const = encode_expressed(

@@ -37,6 +37,7 @@ from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_mode
 from modeling_sctranslator.gene_layout import GeneLayout
 from modeling_sctranslator.inference import check_vocab_compatible, warn_if_emulated
 from tokenization.atomic_io import atomic_output_file
+from tokenization.hgnc import HGNC_OPTION_HELP, hgnc_option
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.corpus import CorpusError, load_manifest, prepare_corpus
 from training.data import (
@@ -78,6 +79,7 @@ class ModelArguments:
     vocab_dir: str | None = field(
         default=None, metadata={"help": "folder of the original id tables (TSV) for a fresh tokenizer"}
     )
+    hgnc: str = field(default="bundled", metadata={"help": "with --vocab_dir: " + HGNC_OPTION_HELP})
     hidden_size: int = field(default=128, metadata={"help": "scratch only"})
     num_attention_heads: int = field(default=8, metadata={"help": "scratch only"})
     attention_head_dim: int = field(default=64, metadata={"help": "scratch only"})
@@ -350,7 +352,11 @@ def build_tokenizer(model_args: ModelArguments) -> SCTranslatorTokenizer:
     if model_args.vocab_dir is None:
         raise SystemExit("no tokenizer: give --model_name_or_path with a tokenizer, --tokenizer_name_or_path "
                          "or --vocab_dir (the original id tables)")
-    return SCTranslatorTokenizer.from_original_tables(model_args.vocab_dir)
+    try:
+        hgnc = hgnc_option(model_args.hgnc)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    return SCTranslatorTokenizer.from_original_tables(model_args.vocab_dir, hgnc=hgnc)
 
 
 def held_out_sets(manifests: list[dict[str, Any]], split: str, max_cells: int | None) -> dict[str, EvalCells]:

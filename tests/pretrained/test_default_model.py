@@ -209,3 +209,37 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
     phospho = metrics["modified_forms_scored_as_total"]
     assert "A-Raf_pS299" in phospho and "Caspase-7_cleavedD198" in phospho and "Akt" not in phospho
     assert metrics["total_forms_only"]["proteins_evaluated"] == metrics["proteins"] - len(phospho)
+
+
+def test_genes_the_model_never_learnt_do_not_move_its_predictions(eccite_test_cells, tokenizer_of_default):
+    """A mapped gene outside the learnt set has a zero embedding, yet its value entered every cell's scaling: with
+    the mitochondrial genes mapped (by HGNC's names; no training set had them mapped) held-out predictions moved by
+    up to 0.6. Such genes are left out now, as they were absent in training; the metadata counts them."""
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+    from transformers import AutoModel
+
+    from modeling_sctranslator.inference import predict_proteins
+
+    rna, _ = eccite_test_cells
+    rna = rna[:20].copy()
+    learnt = set(json.loads((DEFAULT_MODEL_DIR / "gene_layout.json").read_text())["token_ids"])
+    # mapped genes the model never learnt, not in the file (it holds the mitochondrial genes already)
+    present = set(rna.var_names)
+    extra = [name for token, name in tokenizer_of_default.vocab.token_names().items()
+             if token not in learnt and name.startswith("MT-") and name not in present][:3]
+    extra += [name for token, name in tokenizer_of_default.vocab.token_names().items()
+              if token not in learnt and name.isalnum() and name not in present][: 3 - len(extra)]
+    assert len(extra) == 3 and all(t and t not in learnt for t in tokenizer_of_default.convert_genes_to_ids(extra))
+    counts = sp.csr_matrix(np.random.default_rng(0).poisson(200.0, (rna.n_obs, len(extra))).astype(np.float32))
+    # the same counts (one library size) named as genes nowhere in the vocabulary, and as mapped, unlearnt genes
+    unnamed, named = (ad.concat([rna, ad.AnnData(counts, obs=rna.obs[[]], var=pd.DataFrame(index=names))], axis=1)
+                      for names in (["NOT_A_GENE_1", "NOT_A_GENE_2", "NOT_A_GENE_3"], extra))
+    assert list(named.var_names[-3:]) == extra
+    model = AutoModel.from_pretrained(DEFAULT_MODEL_DIR)
+    plain = predict_proteins(model, tokenizer_of_default, unnamed, ["CD4", "CD8A", "CD19", "CD14"])
+    more = predict_proteins(model, tokenizer_of_default, named, ["CD4", "CD8A", "CD19", "CD14"])
+    np.testing.assert_allclose(more.layers["scaled"], plain.layers["scaled"], atol=1e-5)
+    assert more.uns["sctranslator"]["gene_layout"]["input_genes_outside"] == (
+        plain.uns["sctranslator"]["gene_layout"]["input_genes_outside"] + 3)

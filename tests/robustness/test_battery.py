@@ -130,8 +130,8 @@ CASES = [
      (InputQualityWarning, "only 3.3% of 30 genes")),
     ("mixed_species", _renamed(HUMAN + MOUSE), (InputQualityWarning, "mix of species")),
     # the original id tables have no human Ensembl ids: say so, and what to pass instead
-    ("human_ensembl_ids", _renamed([f"ENSG{i:011d}" for i in range(30)]), ("error", "human Ensembl ids.*symbols")),
-    ("mostly_human_ensembl_ids", _renamed(["CD4"] + [f"ENSG{i:011d}" for i in range(29)]),
+    ("human_ensembl_ids", _renamed([f"ENSG99{i:09d}" for i in range(30)]), ("error", "human Ensembl ids.*symbols")),
+    ("mostly_human_ensembl_ids", _renamed(["CD4"] + [f"ENSG99{i:09d}" for i in range(29)]),
      (InputQualityWarning, "human Ensembl ids.*symbols")),
     ("more_genes_than_encoder", lambda rna: rna, None),  # 19,521 genes > max_genes 64: first-L truncation
 ]

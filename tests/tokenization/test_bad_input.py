@@ -166,7 +166,7 @@ def test_ensembl_var_names_point_to_the_column_that_names_the_genes(tok):
     import pandas as pd
 
     var = pd.DataFrame({"feature_name": pd.Categorical(GENES), "feature_type": ["Gene Expression"] * len(GENES)},
-                       index=[f"ENSG{i:011d}" for i in range(len(GENES))])
+                       index=[f"ENSG99{i:09d}" for i in range(len(GENES))])
     adata = ad.AnnData(X=_x(), var=var)
     with pytest.raises(ValueError, match=r"var column\(s\) 'feature_name' \(100% of a sample map\).*"
                                          r"gene_names=adata.var\['feature_name'\]"):
