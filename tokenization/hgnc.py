@@ -200,28 +200,26 @@ def apply_hgnc(vocab: GeneVocab, hgnc: HgncTable | str | os.PathLike[str]) -> tu
     tokenized = vocab.entrez_to_token
     update = HgncUpdate()
     resolved: dict[str, int] = {}
-    for symbol, entrez in table.approved.items():
-        if entrez not in tokenized:
-            update.not_tokenized += 1
-            continue
-        before = vocab.symbol_to_entrez.get(symbol)
-        if before is None:
-            update.approved_added += 1
-        elif before != entrez:
-            update.approved_changed.append((symbol, before, entrez))
-        resolved[symbol] = entrez
-    for symbol, genes in table.previous.items():
-        if symbol in table.approved or len(genes) != 1:
-            continue
-        entrez = next(iter(genes))
-        if entrez not in tokenized:
-            continue
-        before = vocab.symbol_to_entrez.get(symbol)
-        if before is None:
-            update.previous_added += 1
-        elif before != entrez:
-            update.previous_changed.append((symbol, before, entrez))
-        resolved[symbol] = entrez
+
+    def take(names: dict[str, int], changed: list[tuple[str, int | None, int]]) -> int:
+        """Point ``names`` at their genes (those with a token); record re-pointed ones, return how many are new."""
+        added = 0
+        for symbol, entrez in names.items():
+            if entrez not in tokenized:
+                continue
+            before = vocab.symbol_to_entrez.get(symbol)
+            if before is None:
+                added += 1
+            elif before != entrez:
+                changed.append((symbol, before, entrez))
+            resolved[symbol] = entrez
+        return added
+
+    unique_previous = {symbol: next(iter(genes)) for symbol, genes in table.previous.items()
+                       if symbol not in table.approved and len(genes) == 1}
+    update.not_tokenized = sum(entrez not in tokenized for entrez in table.approved.values())
+    update.approved_added = take(table.approved, update.approved_changed)  # approved symbols first, then
+    update.previous_added = take(unique_previous, update.previous_changed)  # previous ones no gene holds now
     symbol_to_entrez = dict(resolved)
     for symbol, entrez in vocab.symbol_to_entrez.items():
         symbol_to_entrez.setdefault(symbol, entrez)
