@@ -147,9 +147,19 @@ class _ExpressedChunkKnockout:
         return {key: np.asarray(encoded[key]) for key in GENE_INPUTS}
 
 
+def _read_columns(rna_report, options: dict) -> np.ndarray:
+    """The mapped columns the model reads: all of them, or those of the genes it learnt (``learnt_genes`` of a
+    model with a "set" layout), as the unperturbed encoding has them."""
+    columns = rna_report.columns
+    learnt = options.get("learnt_genes")
+    if learnt is not None:
+        columns = columns[np.isin(rna_report.token_ids[columns], np.asarray(learnt, dtype=np.int64))]
+    return columns
+
+
 def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_genes: int, options: dict):
     """The knockout builder of one chunk for the encoding ``options`` (:func:`.inference.encoding_options`)."""
-    columns = rna_report.columns
+    columns = _read_columns(rna_report, options)
     if columns.size < 2:
         raise ValueError("knockout needs at least two mapped genes")
     tokens = rna_report.token_ids[columns]
@@ -219,12 +229,13 @@ def _knockout_predictions(model, encoded, perturbed: dict[str, np.ndarray], base
     return predictions, changed
 
 
-def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report) -> list[int]:
-    """Ranks (among the data's mapped genes) of the genes to knock out; a clear error lists the bad ones."""
+def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report, options: dict | None = None) -> list[int]:
+    """Ranks (among the data's mapped genes the model reads: :func:`_read_columns`) of the genes to knock out; a
+    clear error lists the bad ones."""
     genes = [str(g).strip() for g in genes if str(g).strip()]
     if not genes:
         raise ValueError("give at least one gene to knock out (--genes TP53,CD4,...)")
-    columns = rna_report.columns
+    columns = _read_columns(rna_report, options or {})
     mapped_names = [rna_report.names[c] for c in columns]
     by_name = {name: i for i, name in enumerate(mapped_names)}
     by_token = {int(t): i for i, t in enumerate(rna_report.token_ids[columns].tolist())}
@@ -250,7 +261,8 @@ def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report) -> list[int]:
     if not_in_vocab or not_in_data:
         parts = []
         if not_in_data:
-            parts.append(f"not among the data's genes the model reads (its gene layout, when it records one): "
+            parts.append(f"not among the data's genes the model reads (its gene layout, when it records one, or the "
+                         f"genes it learnt): "
                          f"{not_in_data}")
         if not_in_vocab:
             parts.append(f"not in the scTranslator vocabulary: {not_in_vocab}")
@@ -433,7 +445,7 @@ def knockout_analysis(
             return_tensors="pt", return_report=True, **options,
         )
         if ranks is None:
-            ranks = _locate_knockouts(tokenizer, genes, report.rna)  # errors before any model work
+            ranks = _locate_knockouts(tokenizer, genes, report.rna, options)  # errors before any model work
         builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options)
         onehot = np.zeros((stop - start, len(groups)))
         onehot[:, 0] = 1.0

@@ -98,3 +98,21 @@ def test_only_the_cells_expressing_a_gene_are_perturbed_and_a_gene_in_no_cell_ha
         assert 0 < expressing < 1
         assert (effects.loc[gene_names[rank], "frac_perturbed"] == expressing).all()
         assert (effects.loc[gene_names[rank], "frac_changed"] <= expressing).all()
+
+
+def test_a_model_that_learnt_a_gene_set_knocks_out_within_it(tokenizer, gene_names, files):
+    """The default model reads only the genes it learnt; its knock-out encodings re-added the others (every cell then
+    looked changed, and a gene in no cell had an effect). A gene outside the set cannot be knocked out."""
+    from modeling_sctranslator.gene_layout import GeneLayout
+
+    with_unmapped, _, _ = files
+    learnt = tokenizer.convert_genes_to_ids(gene_names[:20])  # the last 10 mapped genes: never learnt
+    learner = model(True)
+    learner.gene_layout = GeneLayout("set", sorted(learnt), "a test")
+    genes = [gene_names[0], gene_names[3]]
+    effects = quiet(knockout_analysis, learner, tokenizer, with_unmapped, PROTEINS, genes, chunk_size=10).effects
+    never = effects.set_index("gene").loc[gene_names[0]]
+    assert (never[["mean_abs_diff", "frac_changed"]] == 0).all().all()
+    assert (effects.set_index("gene").loc[gene_names[3], "mean_abs_diff"] > 0).any()
+    with pytest.raises(ValueError, match="not among the data's genes the model reads"):
+        quiet(knockout_analysis, learner, tokenizer, with_unmapped, PROTEINS, [gene_names[25]], chunk_size=10)
