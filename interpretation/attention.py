@@ -437,11 +437,13 @@ class _Cells:
         """Names and token ids of the data's genes the model can see, in data order.
 
         The compatible model: the first ``max_genes`` mapped genes (in every cell); the variant: every
-        mapped gene (each cell encodes those it expresses).
+        mapped gene (each cell encodes those it expresses), of those it learnt when it records them.
         """
         columns = self.report.rna.columns
         if self.config.pads_to_fixed_length:
             columns = columns[: self.config.max_genes]
+        elif self.layout is not None and self.layout.kind == "set":
+            columns = columns[np.isin(self.report.rna.token_ids[columns], np.asarray(self.layout.token_ids))]
         return [self.report.rna.names[c] for c in columns], self.report.rna.token_ids[columns]
 
     def chunks(self) -> Iterator[tuple[int, int, Any]]:

@@ -292,7 +292,8 @@ def convert_original_checkpoint(
         tokenizer = SCTranslatorTokenizer.from_original_tables(
             id_tables, hgnc=hgnc, max_length=model.config.max_genes, protein_max_length=model.config.max_proteins
         )
-    with atomic_output_dir(out_dir, overwrite=overwrite) as staging:
+    inputs = [Path(checkpoint)] + ([Path(id_tables)] if id_tables is not None else [])
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         model.gene_layout = GeneLayout("unknown", source="a converted original checkpoint: the released models were "
                                                           "trained on many gene layouts")
         model.save_pretrained(staging)

@@ -373,6 +373,8 @@ def predict_proteins(
             layout_info = check_layout(model, report, layout)
             rna_summary = report.rna.summary()
             gene_ids = np.asarray(report.rna.kept_token_ids, dtype=np.int64)
+            if "learnt_genes" in encoding:  # counted among the genes it reads, not those it leaves out
+                gene_ids = gene_ids[np.isin(gene_ids, np.asarray(encoding["learnt_genes"], dtype=np.int64))]
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")

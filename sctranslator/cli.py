@@ -114,8 +114,6 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
 
 # what torchrun and accelerate launch set in every process they start, beside WORLD_SIZE
 _LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-# how long the processes wait for each other to start (torch's default, 30 min, looks like a hang)
-RENDEZVOUS_TIMEOUT_S = 300
 
 
 def _launched_processes() -> int:
@@ -138,20 +136,19 @@ def _distributed_state():
     """Accelerate's process state when launched on several processes (torchrun / accelerate launch)."""
     if _launched_processes() < 2:
         return None
-    from datetime import timedelta
-
     import torch
     from accelerate import PartialState
 
-    timeout = timedelta(seconds=RENDEZVOUS_TIMEOUT_S)
+    # torch's own timeout (30 min) stays: a shorter one would also cut the waits while the main process reads
+    # the file or writes the result
     try:
         if torch.cuda.is_available():
-            return PartialState(timeout=timeout)
-        return PartialState(cpu=True, backend="gloo", timeout=timeout)  # on CPU accelerate must be told (else: 1)
+            return PartialState()
+        return PartialState(cpu=True, backend="gloo")  # on CPU, accelerate needs to be told (else: 1 process)
     except RuntimeError as error:  # torch's DistStoreError / timeout: not every process came
-        raise OSError(f"the {os.environ['WORLD_SIZE']} processes did not all start within {RENDEZVOUS_TIMEOUT_S} s "
-                      f"({type(error).__name__}); launch with torchrun --nproc_per_node N or accelerate launch, or "
-                      "unset WORLD_SIZE, RANK and MASTER_ADDR to run one process") from None
+        raise OSError(f"the {os.environ['WORLD_SIZE']} processes did not all start ({type(error).__name__}); launch "
+                      "with torchrun --nproc_per_node N or accelerate launch, or unset WORLD_SIZE, RANK and "
+                      "MASTER_ADDR to run one process") from None
 
 
 def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
@@ -257,7 +254,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _left_out_of_the_scores(result: Any) -> dict[str, Any]:
     """What the scores above do not cover, by name and reason: proteins not predicted (unmapped, controls,
-    duplicates, never trained), predicted ones without a Pearson r, cells with no measured value; and the
+    duplicates), those predicted from an untrained embedding, predicted ones without a Pearson r, cells with no
+    measured value at all (cells missing some proteins are scored on the others); and the
     phospho / cleaved forms, which are scored against their total protein's prediction (the model predicts
     total protein), with the scores of the total forms alone beside them."""
     import numpy as np

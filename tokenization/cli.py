@@ -35,7 +35,7 @@ def add_vocab_commands(subparsers) -> argparse.ArgumentParser:
     return vocab
 
 
-def _write_atomically(tokenizer, out: Path, overwrite: bool) -> None:
+def _write_atomically(tokenizer, out: Path, overwrite: bool, inputs: list[Path]) -> None:
     """Write the tokenizer folder through a staging folder. ``--overwrite`` replaces only a tokenizer folder: given a
     data file or another folder by mistake, it would have deleted it with everything in it."""
     from .tokenization_sctranslator import VOCAB_FILE_NAME
@@ -44,7 +44,7 @@ def _write_atomically(tokenizer, out: Path, overwrite: bool) -> None:
     if overwrite and out.exists() and not replaceable:
         raise FileExistsError(f"{out} is not a tokenizer folder (no {VOCAB_FILE_NAME}); --overwrite replaces only a "
                               "tokenizer folder written before: choose another --out")
-    with atomic_output_dir(out, overwrite=overwrite) as staging:
+    with atomic_output_dir(out, overwrite=overwrite, inputs=inputs) as staging:
         tokenizer.save_pretrained(staging)
 
 
@@ -59,7 +59,10 @@ def run_vocab(args: argparse.Namespace) -> int:
             tokenizer = SCTranslatorTokenizer.from_ncbi_gene_info(
                 args.file, tax_id=args.tax_id, gene_types=args.gene_types, hgnc=hgnc
             )
-        _write_atomically(tokenizer, Path(args.out), args.overwrite)
+        inputs = [Path(args.directory if args.vocab_command == "from-original" else args.file)]
+        if isinstance(hgnc, str):
+            inputs.append(Path(hgnc))
+        _write_atomically(tokenizer, Path(args.out), args.overwrite, inputs)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -289,8 +289,9 @@ class _Resolver:
             return vocab.added[s], "added"
         if "|" in s:  # TCGA's 'SYMBOL|ENTREZ' ('?|ENTREZ' where the symbol was unknown): the id is unambiguous
             symbol, _, entrez = s.rpartition("|")
-            if entrez.isdigit() and int(entrez) in vocab.entrez_to_token:
-                return vocab.entrez_to_token[int(entrez)], "entrez"
+            if entrez.isascii() and entrez.isdecimal():  # an id without a token: not its (older) symbol's pick
+                token = vocab.entrez_to_token.get(int(entrez))
+                return (token, "entrez") if token is not None else None
             s = symbol.strip()
             if not s or s == "?":
                 return None

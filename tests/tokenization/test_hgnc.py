@@ -183,3 +183,30 @@ def test_vocab_command_hgnc_option(vocab_dir, tmp_path, capsys):
                  "--out", str(tmp_path / "c")]) == 1
     assert "no such file" in capsys.readouterr().err
     assert np.array_equal(a.convert_genes_to_ids(["CD4", "CD8A"]), b.convert_genes_to_ids(["CD4", "CD8A"]))
+
+
+def test_a_newer_hgnc_download_keeps_the_bundled_mouse_orthologs_and_none_means_none(vocab_dir, complete_set,
+                                                                                     both_vocabs):
+    original, bundled = both_vocabs
+    with open(complete_set, "a") as handle:
+        handle.write("HGNC:10760\tSET\tSET nuclear proto-oncogene\tApproved\t\t\t6418\tENSG00000119335\n")
+    newer = SCTranslatorTokenizer.from_original_tables(vocab_dir, hgnc=str(complete_set))
+    assert newer.convert_genes_to_ids("Set") == bundled.convert_genes_to_ids("SET")  # genenames files hold no mouse
+    assert newer.convert_genes_to_ids("GARS") == bundled.convert_genes_to_ids("GARS1")
+    as_text = SCTranslatorTokenizer.from_original_tables(vocab_dir, hgnc="none")
+    assert as_text.vocab == original.vocab
+
+
+def test_vocab_overwrite_never_deletes_the_tables_it_reads(vocab_dir, tmp_path, capsys):
+    """--overwrite replaces the tokenizer folder as a whole: with the tables kept inside it, they went too."""
+    import shutil
+
+    from tokenization.cli import main
+
+    out = tmp_path / "tokenizer"
+    assert main(["vocab", "from-original", str(vocab_dir), "--out", str(out)]) == 0
+    shutil.copytree(vocab_dir, out / "tables")
+    before = sorted(p.name for p in (out / "tables").iterdir())
+    assert main(["vocab", "from-original", str(out / "tables"), "--out", str(out), "--overwrite"]) == 1
+    assert "holds the input" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "tables").iterdir()) == before

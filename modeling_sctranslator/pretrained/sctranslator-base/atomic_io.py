@@ -67,7 +67,7 @@ def check_output_target(
             )
     if is_dir and overwrite and target.is_dir():
         for source in inputs:
-            if source is not None and Path(source).absolute().is_relative_to(target.absolute()):
+            if source is not None and Path(source).resolve().is_relative_to(target.resolve()):
                 raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
                                  "folder as a whole and would delete it; choose another output folder")
     parent = target.parent

@@ -19,8 +19,8 @@ It reads the HGNC "complete set" (``hgnc_complete_set.txt`` from genenames.org: 
 from genenames.org (``Approved symbol``, ``Previous symbols``, ``NCBI Gene ID``... ; lists joined by ``, ``).
 The table is read from a path the user gives; nothing is downloaded.
 
-Build-time only: a tokenizer stores the result in its ``gene_vocab.json``, so this module is not needed to use
-one (and is not copied into saved model folders).
+Build-time only: a tokenizer stores the result in its ``gene_vocab.json``, so using one needs neither this module
+nor the table (saved model folders carry a copy of the module, as a sibling the tokenizer imports, not the table).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class HgncUpdate:
     ensembl_added: int = 0
     mouse_changed: list[tuple[str, str | None, str]] = field(default_factory=list)  # (mouse name, before, after)
     not_tokenized: int = 0  # approved genes whose Entrez id has no token (left out)
+    approved_unmapped: list[str] = field(default_factory=list)  # their symbols, where the tables sent them elsewhere
 
     def summary(self) -> str:
         examples = ", ".join(s for s, _, _ in self.previous_changed[:6])
@@ -87,7 +88,8 @@ class HgncUpdate:
             f"HGNC: {len(self.approved_changed)} approved symbols re-pointed and {self.approved_added} added; "
             f"{len(self.previous_changed)} previous symbols re-pointed{examples} and {self.previous_added} "
             f"added; {self.ensembl_added} Ensembl gene ids; {len(self.mouse_changed)} mouse orthologs re-pointed; "
-            f"{self.not_tokenized} approved genes have no token"
+            f"{self.not_tokenized} approved genes have no token ({len(self.approved_unmapped)} of their symbols "
+            "no longer reach another gene)"
         )
 
 
@@ -218,11 +220,16 @@ def apply_hgnc(vocab: GeneVocab, hgnc: HgncTable | str | os.PathLike[str]) -> tu
     unique_previous = {symbol: next(iter(genes)) for symbol, genes in table.previous.items()
                        if symbol not in table.approved and len(genes) == 1}
     update.not_tokenized = sum(entrez not in tokenized for entrez in table.approved.values())
+    # an approved symbol of a gene without a token that the tables send to another gene: left unmapped
+    misnamed = {symbol for symbol, entrez in table.approved.items()
+                if entrez not in tokenized and vocab.symbol_to_entrez.get(symbol, entrez) != entrez}
+    update.approved_unmapped = sorted(misnamed)
     update.approved_added = take(table.approved, update.approved_changed)  # approved symbols first, then
     update.previous_added = take(unique_previous, update.previous_changed)  # previous ones no gene holds now
     symbol_to_entrez = dict(resolved)
     for symbol, entrez in vocab.symbol_to_entrez.items():
-        symbol_to_entrez.setdefault(symbol, entrez)
+        if symbol not in misnamed:
+            symbol_to_entrez.setdefault(symbol, entrez)
     ensembl_to_entrez = dict(vocab.ensembl_to_entrez)
     for ensembl_id, entrez in table.ensembl.items():
         if entrez in tokenized and ensembl_id not in ensembl_to_entrez:
