@@ -230,10 +230,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         proteins = _measured_in_rna_order(rna, _read_h5ad(args.protein), args.protein)
         measured_kind = value_kind(proteins.X)
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)
-        result = predict_proteins(
+        result, targets = predict_proteins(
             model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
             chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
-            dtype=compute_dtype(args.dtype),
+            dtype=compute_dtype(args.dtype), return_targets=True,
         )
         metrics = protein_prediction_metrics(result.X, result.layers["measured"])
         scale = result.uns["sctranslator"]["output_scale"]
@@ -242,7 +242,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                                                                     result.layers["measured_scaled"])
         metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
                        model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform,
-                       measured_values=measured_kind, **_left_out_of_the_scores(result))
+                       measured_values=measured_kind, **_left_out_of_the_scores(result, targets))
         line = json.dumps(metrics)
         if staging is not None:
             staging.write_text(line + "\n")
@@ -252,7 +252,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _left_out_of_the_scores(result: Any) -> dict[str, Any]:
+def _left_out_of_the_scores(result: Any, targets: Any) -> dict[str, Any]:
     """What the scores above do not cover, by name and reason: proteins not predicted (unmapped, controls,
     duplicates), those predicted from an untrained embedding, predicted ones without a Pearson r, cells with no
     measured value at all (cells missing some proteins are scored on the others); and the
@@ -262,15 +262,14 @@ def _left_out_of_the_scores(result: Any) -> dict[str, Any]:
 
     from modeling_sctranslator.metrics import protein_prediction_metrics, proteins_not_scored
 
-    info = result.uns["sctranslator"]
     measured = result.layers["measured"]
-    not_predicted = {name: "not in the vocabulary" for name in info["unmapped_proteins"]}
-    not_predicted.update({name: "a control (isotype, blank)" for name in info["control_proteins"]})
-    not_predicted.update({entry.split(" = ")[0]: f"the same protein as {entry.split(' = ', 1)[1]}"
-                          for entry in info["duplicate_proteins"]})
+    not_predicted = {name: "not in the vocabulary" for name in targets.unmapped}
+    not_predicted.update({name: "a control (isotype, blank)" for name in targets.controls})
+    not_predicted.update({name: f"the same protein as {kept} (token {token})"
+                          for name, kept, token in targets.duplicates})
     out: dict[str, Any] = {
         "proteins_not_predicted": not_predicted,
-        "proteins_untrained": list(info.get("untrained_proteins") or []),
+        "proteins_untrained": list(result.uns["sctranslator"].get("untrained_proteins") or []),
         "proteins_not_scored": proteins_not_scored(list(result.var_names), result.X, measured),
         "cells_not_scored": int((~np.isfinite(measured)).all(axis=1).sum()),
     }

