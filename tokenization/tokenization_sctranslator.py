@@ -563,11 +563,19 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any):
-        """Load ``preprocessor_config.json`` and the vocabulary next to it (local folder or Hub repo)."""
+        """Load ``preprocessor_config.json`` and the vocabulary next to it (local folder or Hub repo).
+
+        ``vocab=`` (a :class:`GeneVocab`) keeps the saved settings but uses that vocabulary instead of the
+        saved one (e.g. a model trained before a renaming, shipped with the current tables)."""
+        replacement = kwargs.pop("vocab", None)
+        if replacement is not None and not isinstance(replacement, GeneVocab):
+            raise TypeError(f"vocab= takes a GeneVocab, not {type(replacement).__name__}")
         hub = {k: kwargs[k] for k in _HUB_KWARGS if kwargs.get(k) is not None}
         config, unused = cls.get_feature_extractor_dict(pretrained_model_name_or_path, **kwargs)
         for key in (*_HUB_KWARGS, "trust_remote_code", "code_revision"):
             unused.pop(key, None)
+        if replacement is not None:
+            return cls.from_dict(dict(config, vocab=replacement), **unused)
         vocab_name = config.get("vocab_file", VOCAB_FILE_NAME)
         path = str(pretrained_model_name_or_path)
         if os.path.isfile(path):

@@ -243,7 +243,17 @@ def trained_tokens(out: Path, sets: dict[str, Any], tokenizer) -> dict[str, list
     return {"genes": sorted(genes), "proteins": sorted(proteins)}
 
 
-def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]) -> None:
+def names_resolving_differently(old: Any, new: Any) -> int:
+    """Names (symbols, aliases, mouse and Ensembl ids) that two GeneVocabs send to different genes, or
+    that only one of them knows."""
+    changed = 0
+    for table in ("symbol_to_entrez", "mouse_symbol_to_human", "mouse_ensembl_to_human", "ensembl_to_entrez"):
+        a, b = getattr(old, table), getattr(new, table)
+        changed += sum(a.get(name) != b.get(name) for name in a.keys() | b.keys())
+    return changed
+
+
+def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any], vocab_dir: Path) -> None:
     """The stage-2 model as the package's default folder, written atomically to ``target``.
 
     Embedding rows of ids never trained on are set to zero (random vectors would feed noise into the
@@ -260,7 +270,14 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
 
     source = out / "stage2_sc"
     model = SCTranslatorForProteinPrediction.from_pretrained(source).eval()
-    tokenizer = SCTranslatorTokenizer.from_pretrained(source)
+    # The vocabulary `make pretrain` builds today, so the shipped folder names genes as the package does
+    # even when the run started before a change to the name tables (token ids never change).
+    current = SCTranslatorTokenizer.from_original_tables(vocab_dir).vocab
+    trained_with = SCTranslatorTokenizer.from_pretrained(source).vocab
+    if trained_with != current:
+        logger.warning("%s was trained with an older gene vocabulary (%d names resolve differently now); "
+                       "shipping the current one", source, names_resolving_differently(trained_with, current))
+    tokenizer = SCTranslatorTokenizer.from_pretrained(source, vocab=current)
     tokenizer.truncation = "first"  # inference: the highest-valued genes beyond max_genes, deterministic
     tokens = trained_tokens(out, cells["sets"], tokenizer)
     model.gene_layout = GeneLayout("set", tokens["genes"], "the genes expressed in some pre-training cell")
@@ -420,7 +437,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     if args.ship:
-        ship(out, args.ship, cells, summary)
+        ship(out, args.ship, cells, summary, args.vocab_dir)
         logger.info("shipped %s to %s", out / "stage2_sc", args.ship)
     logger.info("pre-training done in %.0f s: %s", summary["seconds"]["total"], out / "pretrain_summary.json")
     print(compare_with_shipped(summary))

@@ -86,3 +86,22 @@ def test_missing_vocab_file(vocab_dir, tmp_path):
     (tmp_path / "t" / "gene_vocab.json").unlink()
     with pytest.raises(OSError, match="gene_vocab.json"):
         SCTranslatorTokenizer.from_pretrained(tmp_path / "t")
+
+
+def test_a_saved_tokenizer_loads_with_another_vocabulary(vocab_dir, tmp_path):
+    """pretrain's ship step: a run trained before a renaming keeps its settings and gets today's names."""
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    from training.pretrain import names_resolving_differently
+
+    original = SCTranslatorTokenizer.from_original_tables(vocab_dir, hgnc=False, max_length=128,
+                                                          overrides={"foo": "CD4"})
+    original.save_pretrained(tmp_path / "t")
+    current = SCTranslatorTokenizer.from_original_tables(vocab_dir).vocab
+    loaded = SCTranslatorTokenizer.from_pretrained(tmp_path / "t", vocab=current)
+    assert loaded.vocab == current and loaded.max_length == 128 and loaded.overrides == {"foo": "CD4"}
+    sept2 = [original.resolve(["SEPT2"]).token_ids[0], loaded.resolve(["SEPT2"]).token_ids[0]]
+    assert sept2[0] != sept2[1] and sept2[1] == loaded.resolve(["SEPTIN2"]).token_ids[0]
+    assert names_resolving_differently(original.vocab, current) > 1000
+    assert names_resolving_differently(current, current) == 0
+    with pytest.raises(TypeError, match="GeneVocab"):
+        SCTranslatorTokenizer.from_pretrained(tmp_path / "t", vocab={"CD4": 1})
