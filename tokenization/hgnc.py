@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .vocab import GeneVocab
+from .vocab import GeneVocab, read_text_table
 
 __all__ = ["BUNDLED_HGNC", "HgncTable", "HgncUpdate", "apply_hgnc", "hgnc_option", "hgnc_table", "read_hgnc",
            "write_hgnc_extract"]
@@ -114,23 +114,12 @@ def _split_list(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _read_table(path: str | os.PathLike[str], what: str):
-    import pandas as pd
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=3)
-    except (UnicodeDecodeError, gzip.BadGzipFile, pd.errors.ParserError) as error:
-        raise ValueError(f"{path} is not {what} (tab-separated text, optionally .gz): {type(error).__name__}") from None
-
-
 def read_hgnc(path: str | os.PathLike[str], mgi: str | os.PathLike[str] | None = None) -> HgncTable:
     """Read HGNC's complete set or a genenames.org custom download (tab-separated, optionally gzipped).
 
     ``mgi``: MGI's marker table (columns ``ID`` or ``MGI Accession ID``, ``symbol`` or ``Marker Symbol``, optionally
     ``ensembl``), to find the mouse orthologs HGNC names by MGI id; the bundled extract carries them already."""
-    frame = _read_table(path, "an HGNC table")
+    frame = read_text_table(path, "an HGNC table")
     symbol_col = _column(frame, "symbol", path)
     previous_col = _column(frame, "previous", path)
     entrez_col = _column(frame, "entrez", path)
@@ -172,7 +161,7 @@ def read_hgnc(path: str | os.PathLike[str], mgi: str | os.PathLike[str] | None =
 
 def _mouse_markers(path: str | os.PathLike[str]) -> dict[str, tuple[str, ...]]:
     """MGI id -> (mouse symbol, its Ensembl ids...) from MGI's marker table."""
-    frame = _read_table(path, "an MGI marker table")
+    frame = read_text_table(path, "an MGI marker table")
     id_col = next((c for c in ("ID", "MGI Accession ID") if c in frame.columns), None)
     symbol_col = next((c for c in ("symbol", "Marker Symbol") if c in frame.columns), None)
     if id_col is None or symbol_col is None:

@@ -64,6 +64,21 @@ def _upper_index(table: Mapping[str, Any]) -> dict[str, Any]:
     return index
 
 
+
+def read_text_table(path: str | os.PathLike[str], what: str):
+    """A tab-separated text table (optionally gzipped) as a pandas frame of strings, read verbatim (no NA
+    guessing, quotes kept: gene tables hold names such as ``NA`` and stray quote marks); a file that is
+    not such text is a ``ValueError`` naming ``what`` it should have been."""
+    import pandas as pd
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False, na_filter=False, quoting=3)
+    except (UnicodeDecodeError, gzip.BadGzipFile, pd.errors.ParserError) as error:
+        raise ValueError(f"{path} is not {what} (tab-separated text, optionally .gz): it could not be read as "
+                         f"such ({type(error).__name__})") from None
+
 class GeneVocab:
     """Id tables plus the reserved slots handed out to names outside them (see the module doc)."""
 
@@ -286,15 +301,7 @@ class GeneVocab:
         Ensembl table. ``vocab_size`` defaults to ``max(85500, N + 1 + n_reserved)``; ids from N + 1
         up are reserved for :meth:`add`.
         """
-        import pandas as pd
-
-        opener = gzip.open if str(path).endswith(".gz") else open
-        try:
-            with opener(path, "rt", encoding="utf-8") as handle:
-                frame = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
-        except (UnicodeDecodeError, gzip.BadGzipFile) as error:
-            raise ValueError(f"{path} is not an NCBI gene_info text file (tab-separated, optionally .gz): it could "
-                             f"not be read as text ({type(error).__name__})") from None
+        frame = read_text_table(path, "an NCBI gene_info text file")
         frame.columns = [c.lstrip("#") for c in frame.columns]
         missing = {"tax_id", "GeneID", "Symbol", "Synonyms"} - set(frame.columns)
         if missing:
