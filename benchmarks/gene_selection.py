@@ -20,7 +20,6 @@ Numbers only, no training: a minute or two on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks.machine import machine_facts
+from benchmarks.output import write_result
 from benchmarks.quality import BUDGETS
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.paired_data import GENE_RULES, SETS, VOCAB_DIR, load_set, select_genes
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{row['variance_selected_elsewhere']:<8.2f} {row['rules_agree']:11.2f}")
     result = {"benchmark": "gene selection rules: what the models see", "budget": args.budget,
               "n_genes": cfg["n_genes"], "machine": machine_facts(), "sets": sets}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    write_result(args.json, result)
     print(f"wrote {args.json}")
     return result
 

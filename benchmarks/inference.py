@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
 
 from benchmarks.machine import machine_facts  # noqa: E402
+from benchmarks.output import write_result
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR  # noqa: E402
 from modeling_sctranslator.inference import compute_precision, predict_proteins  # noqa: E402
@@ -426,8 +427,7 @@ def main() -> None:
         if chosen:  # a comparison of its own: its rows and the machine facts, in its own JSON
             result = {"threads": args.threads, "machine": machine_facts(), **rows(args)}
             path = args.json or Path("benchmarks/results") / default
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result, indent=2))
+            write_result(path, result)
             print(f"wrote {path}")
             return
     args.json = args.json or Path("benchmarks/results/inference.json")
@@ -454,8 +454,7 @@ def main() -> None:
             result["end_to_end"] = end_to_end_row(ours, naive, config, args.end_to_end_cells, 1, Path(workdir))
     if memory is not None:
         result["memory"] = memory
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    write_result(args.json, result)
     print(f"wrote {args.json}")
 
 

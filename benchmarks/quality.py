@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import machine_facts
+from benchmarks.output import write_result
 from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training import baselines as bl
@@ -474,7 +475,8 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
     info[BASE_METHODS["zero_shot"]] = {"predict_seconds": time.perf_counter() - t, "model_dir": str(model),
                                        "start": "the pre-trained model as shipped; no training on this set"}
     finetune = {**cfg, **base_finetune_recipe(args)}
-    for scale_part in (False, True) if args.scale_head else (False,):
+    fine_tunings = ((False, True) if args.scale_head else (False,)) if args.finetune_steps else ()
+    for scale_part in fine_tunings:
         method = BASE_METHODS["finetuned"] + (SCALE_SUFFIX if scale_part else "")
         out = work / "models" / f"{name}_base_finetuned{SCALE_SUFFIX if scale_part else ''}"
         extra = ["--model_name_or_path", str(model), "--predict_protein_scale", "true" if scale_part else "false"]
@@ -787,7 +789,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also score a pre-trained model (default when the flag is given alone: the shipped "
                         "sctranslator-base): (a) zero-shot on the held-out cells, (b) fine-tuned on the training cells")
     p.add_argument("--finetune_steps", type=int, default=800,
-                   help="at most this many fine-tuning steps for (b) (training/configs/finetune.yaml's recipe)")
+                   help="at most this many fine-tuning steps for (b) (training/configs/finetune.yaml's recipe); 0: "
+                        "no (b), only the zero-shot scores (e.g. to compare two pre-trained models)")
     p.add_argument("--finetune_lr", type=float, default=1e-4,
                    help="learning rate of the (b) fine-tuning (finetune.yaml's; measured against 5e-4: "
                         "+0.006 / +0.043 / +0.002 / -0.004 on neurips / tenx / eccite / reapseq)")
@@ -847,6 +850,8 @@ def main(argv: list[str] | None = None) -> dict:
                 p.error(f"--folds: the model {args.base_model} was trained on {seen} (all but the 80/20 test cells), "
                         "so other folds would test it on its training cells; cross-validate from a model "
                         "pre-trained without them (training/pretrain.py --exclude NAME)")
+    if args.finetune_steps < 0:
+        p.error(f"--finetune_steps must be 0 (no fine-tuning) or more, got {args.finetune_steps}")
     if args.zero_shot_only and not args.pretrain:
         p.error("--zero_shot_only scores the stage-2 model of --pretrain on the unseen set: add --pretrain")
     torch.manual_seed(0)
@@ -879,9 +884,8 @@ def main(argv: list[str] | None = None) -> dict:
                 pre["variant"] = pretrain_stage2(name, cfg, args, tokenizer, work, variant=True)
         report["sets"][name] = run_set(name, cfg, args, tokenizer, work, pre, paths)
         report["seconds_total"] = time.perf_counter() - t0
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=float))  # after every set
-        Path(args.md).write_text(markdown(report))
+        write_result(args.json, report, indent=1)  # after every set
+        write_result(args.md, markdown(report))
     print(markdown(report))
     print(f"total {report['seconds_total']:.0f} s; JSON {args.json}; table {args.md}")
     return report

@@ -23,7 +23,6 @@ alternate (so drift in machine load spreads over all of them); medians are repor
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import machine_facts
+from benchmarks.output import write_result
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
 from training.paired_data import VOCAB_DIR
 
@@ -229,8 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"sweep {key}", flush=True)
         results[key] = sweep_cells(args) if key == "cells" else sweep_model(args, key)
     results["seconds_total"] = time.perf_counter() - t0
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=1))
+    write_result(args.json, results, indent=1)
     if all(k in results for k in ("genes", "proteins", "batch", "cells")):
         plot(results, Path(args.png), note)
     print(f"total {results['seconds_total']:.0f} s; JSON {args.json}; plot {args.png}")

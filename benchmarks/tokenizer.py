@@ -9,7 +9,6 @@ densify one cell, min/max, scale, truncate/pad, stack) on the same synthetic dat
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_facts  # noqa: E402
+from benchmarks.output import write_result  # noqa: E402
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer  # noqa: E402
 from tokenization.vocab import GeneVocab  # noqa: E402
 
@@ -121,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup": ref_s / ours_s,
         "machine": machine_facts(),
     }
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_result(args.json, result)}")
     return 0
 
 

@@ -71,14 +71,18 @@ def test_quality_runs_on_a_pair_outside_the_built_in_list(tmp_path, data_dir):
     for suffix in ("rna", "adt"):
         shutil.copy(data_dir / f"eccite_ctcl_{suffix}.h5ad", source / f"ctcl_pilot_{suffix}.h5ad")
     out = tmp_path / "out"
+    # the table goes to a folder nothing has made yet (a fresh clone has no benchmarks/results/)
     report = main(["--data", f"{source / 'ctcl_pilot_rna.h5ad'}:{source / 'ctcl_pilot_adt.h5ad'}", "--no_scratch",
-                   "--no_totalvi", "--n_genes", "200", "--json", str(out / "q.json"), "--md", str(out / "q.md"),
+                   "--no_totalvi", "--n_genes", "200", "--base_model", "--finetune_steps", "0",
+                   "--json", str(out / "q.json"), "--md", str(out / "tables" / "q.md"),
                    "--plots", str(out), "--workdir", str(out / "work")])
     assert list(report["sets"]) == ["ctcl_pilot"]
     metrics = report["sets"]["ctcl_pilot"]["metrics"]
     peers = {"ridge_pca", "knn_pca", "ridge_pca_allgenes"}
     assert {"own_mrna", *peers, *(p + "_scaled_target" for p in peers)} <= set(metrics)  # every fit on both targets
-    assert "| ctcl_pilot |" in (out / "q.md").read_text()
+    # --finetune_steps 0: the pre-trained model zero-shot only, nothing fine-tuned
+    assert "sctranslator_base_zero_shot" in metrics and not any("finetuned" in m for m in metrics)
+    assert "| ctcl_pilot |" in (out / "tables" / "q.md").read_text()
     assert json.loads((out / "q.json").read_text())["sets"]["ctcl_pilot"]["n_cells"] == 173
     with pytest.raises(SystemExit):
         main(["--data", str(source / "ctcl_pilot_rna.h5ad")])  # not a pair: a clear argparse error

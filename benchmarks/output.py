@@ -1,0 +1,23 @@
+"""Where every benchmark writes its numbers: one atomic write, its folder made first."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tokenization.atomic_io import atomic_output_file
+
+
+def write_result(path: str | os.PathLike[str], result: Any, indent: int = 2) -> Path:
+    """Write ``result`` (JSON-serialisable, or a ``str`` written as it is) to ``path``, creating its folder.
+
+    Atomic: a run stopped mid-write leaves the previous file whole, never half of one. A benchmark rerun
+    replaces its own earlier result. Returns the path written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = result if isinstance(result, str) else json.dumps(result, indent=indent, default=float) + "\n"
+    with atomic_output_file(path, overwrite=True) as staging:
+        staging.write_text(text, encoding="utf-8")
+    return path
