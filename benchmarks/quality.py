@@ -635,7 +635,9 @@ def markdown(report: dict) -> str:
     if not report.get("from_scratch", True):  # only the pre-trained model was trained: its recipe, not this budget
         schedule = ""
     recipe = report.get("base_finetune")
-    if recipe:
+    if recipe and not recipe["steps"]:
+        schedule += ("; " if schedule else "") + "pre-trained model zero-shot only (--finetune_steps 0: no (b))"
+    elif recipe:
         schedule += ("; " if schedule else "") + (
             f"pre-trained model fine-tuned (b): best of at most {recipe['steps']} steps at learning rate "
             f"{recipe['learning_rate']:g} by mean per-protein Pearson on validation cells "

@@ -82,7 +82,8 @@ def test_quality_runs_on_a_pair_outside_the_built_in_list(tmp_path, data_dir):
     assert {"own_mrna", *peers, *(p + "_scaled_target" for p in peers)} <= set(metrics)  # every fit on both targets
     # --finetune_steps 0: the pre-trained model zero-shot only, nothing fine-tuned
     assert "sctranslator_base_zero_shot" in metrics and not any("finetuned" in m for m in metrics)
-    assert "| ctcl_pilot |" in (out / "tables" / "q.md").read_text()
+    table = (out / "tables" / "q.md").read_text()
+    assert "| ctcl_pilot |" in table and "zero-shot only" in table.splitlines()[0]
     assert json.loads((out / "q.json").read_text())["sets"]["ctcl_pilot"]["n_cells"] == 173
     with pytest.raises(SystemExit):
         main(["--data", str(source / "ctcl_pilot_rna.h5ad")])  # not a pair: a clear argparse error
