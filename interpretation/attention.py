@@ -443,7 +443,7 @@ class _Cells:
         if self.config.pads_to_fixed_length:
             columns = columns[: self.config.max_genes]
         elif self.layout is not None and self.layout.kind == "set":
-            columns = columns[np.isin(self.report.rna.token_ids[columns], np.asarray(self.layout.token_ids))]
+            columns = self.report.rna.read_columns(self.layout.token_ids)
         return [self.report.rna.names[c] for c in columns], self.report.rna.token_ids[columns]
 
     def chunks(self) -> Iterator[tuple[int, int, Any]]:

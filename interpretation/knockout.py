@@ -150,11 +150,7 @@ class _ExpressedChunkKnockout:
 def _read_columns(rna_report, options: dict) -> np.ndarray:
     """The mapped columns the model reads: all of them, or those of the genes it learnt (``learnt_genes`` of a
     model with a "set" layout), as the unperturbed encoding has them."""
-    columns = rna_report.columns
-    learnt = options.get("learnt_genes")
-    if learnt is not None:
-        columns = columns[np.isin(rna_report.token_ids[columns], np.asarray(learnt, dtype=np.int64))]
-    return columns
+    return rna_report.read_columns(options.get("learnt_genes"))
 
 
 def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_genes: int, options: dict):

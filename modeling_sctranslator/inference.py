@@ -372,9 +372,9 @@ def predict_proteins(
         if rna_summary is None:
             layout_info = check_layout(model, report, layout)
             rna_summary = report.rna.summary()
-            gene_ids = np.asarray(report.rna.kept_token_ids, dtype=np.int64)
-            if "learnt_genes" in encoding:  # counted among the genes it reads, not those it leaves out
-                gene_ids = gene_ids[np.isin(gene_ids, np.asarray(encoding["learnt_genes"], dtype=np.int64))]
+            # counted among the genes it reads, not those it leaves out
+            gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
+                                  dtype=np.int64)
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
         if encoded["protein_ids"].shape[1] != n_targets:
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
@@ -532,7 +532,7 @@ def check_layout(model, report, layout: GeneLayout | None = None) -> dict[str, A
         return {"kind": "ordered", "genes": n, "filled_with_zeros": int(report.layout_filled),
                 "left_out": int(report.layout_dropped), "source": layout.source}
     if layout is not None and layout.kind == "set":
-        outside = int((~np.isin(report.rna.kept_token_ids, layout.token_ids)).sum())
+        outside = int(report.rna.columns.size - report.rna.read_columns(layout.token_ids).size)
         warn_if_few_genes(int(report.rna.columns.size) - outside, len(layout.token_ids), "genes this model learnt")
         return {"kind": "set", "genes": len(layout.token_ids), "input_genes_outside": outside, "source": layout.source}
     warn_if_few_genes(int(report.rna.columns.size), model.config.max_genes, "gene positions this model reads")

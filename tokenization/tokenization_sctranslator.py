@@ -387,11 +387,13 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         if gene_layout is not None:
             columns, tokens, filled, dropped = align_to_layout(rna_report, gene_layout)
         elif learnt_genes is not None:
-            inside = np.isin(tokens, np.asarray(learnt_genes, dtype=np.int64))
-            if not inside.any():
+            learnt_columns = rna_report.read_columns(learnt_genes)
+            if not learnt_columns.size:
                 raise ValueError(f"none of the input's {tokens.size} mapped genes is one this model learnt; is it the "
                                  "right data (and the right gene names)?")
-            columns, tokens, dropped = columns[inside], tokens[inside], int((~inside).sum())
+            dropped = int(columns.size - learnt_columns.size)
+            columns = learnt_columns
+            tokens = rna_report.token_ids[columns]
         n_kept = int(columns.size)
         if encoder_inputs == "expressed":
             ids, values, mask, n_const = encode_expressed(

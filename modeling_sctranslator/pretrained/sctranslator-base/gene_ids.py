@@ -163,6 +163,15 @@ class MappingReport:
     def kept_token_ids(self) -> np.ndarray:
         return self.token_ids[self.columns]
 
+    def read_columns(self, learnt_genes: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """The mapped columns a model reads, in data order: all of them, or, for a model that learnt a set of
+        genes (``learnt_genes``, token ids), those of its genes. The one place that subset is computed: the
+        encoding, the knockout, the attention window and the report's counts all read it here."""
+        columns = self.columns
+        if learnt_genes is None:
+            return columns
+        return columns[np.isin(self.token_ids[columns], np.asarray(learnt_genes, dtype=np.int64))]
+
     @property
     def mapped(self) -> list[str]:
         return [n for n, s in zip(self.names, self.status, strict=True) if s == "mapped"]
