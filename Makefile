@@ -22,9 +22,9 @@ demo: $(STAMP)
 pretrain: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) training/pretrain.py --out outputs/pretrain --ship outputs/pretrain/sctranslator-base
 
-# pytest, ruff, and the layering contract of pyproject.toml ([tool.importlinter]: no import upwards, no circles)
+# pytest (its 15 slowest tests listed, to watch the CI time), ruff, and the layering contract of pyproject.toml ([tool.importlinter]: no import upwards, no circles)
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=15
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
