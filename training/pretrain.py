@@ -344,7 +344,9 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         "scaled protein values (NaN = not measured, left out); a random 2,048 of a cell's expressed genes when "
         "it has more; mass-spec panels (8,000-11,000 proteins) sampled to "
         f"{model.config.max_proteins} measured proteins per example. Wall time {minutes:.0f} min on 2 CPU cores "
-        "(`make pretrain`)."
+        "(`make pretrain`)" + (" in its last sitting: the run was stopped and resumed from a checkpoint (run_stage "
+                               "skips the examples already seen), so the time of the earlier sittings is not in it"
+                               if s1.get("resumed_from") or s2.get("resumed_from") else "") + "."
     )
     core = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("gene_embedding.weight"))
     data = card_data(tags=["pretrained", "order-invariant"], datasets=list(cells["sets"]), model_name=name)
@@ -431,9 +433,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": MODEL, "args": {k: str(v) for k, v in vars(args).items()},
         "seconds": {"prepare": prepare_seconds, "stage1": stage1_seconds, "stage2": stage2_seconds,
                     "total": prepare_seconds + stage1_seconds + stage2_seconds},
-        "stage1": stage1 and {k: stage1[k] for k in ("global_step", "train_loss", "eval")},
+        "stage1": stage1 and {k: stage1.get(k) for k in ("global_step", "train_loss", "eval", "resumed_from")},
         "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at",
-                                              "scale_loss_history")},
+                                              "scale_loss_history", "resumed_from")},
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     if args.ship:
