@@ -10,6 +10,15 @@ from typing import Any
 from tokenization.atomic_io import atomic_output_file
 
 
+def _plain(value: Any) -> Any:
+    """numpy (and torch) scalars and arrays as their Python values (an int stays an int), paths as text."""
+    if callable(getattr(value, "tolist", None)):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"a benchmark result holds a {type(value).__name__}, which JSON cannot store")
+
+
 def write_result(path: str | os.PathLike[str], result: Any, indent: int = 2) -> Path:
     """Write ``result`` (JSON-serialisable, or a ``str`` written as it is) to ``path``, creating its folder.
 
@@ -17,7 +26,7 @@ def write_result(path: str | os.PathLike[str], result: Any, indent: int = 2) -> 
     replaces its own earlier result. Returns the path written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = result if isinstance(result, str) else json.dumps(result, indent=indent, default=float) + "\n"
+    text = result if isinstance(result, str) else json.dumps(result, indent=indent, default=_plain) + "\n"
     with atomic_output_file(path, overwrite=True) as staging:
         staging.write_text(text, encoding="utf-8")
     return path

@@ -854,6 +854,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "pre-trained without them (training/pretrain.py --exclude NAME)")
     if args.finetune_steps < 0:
         p.error(f"--finetune_steps must be 0 (no fine-tuning) or more, got {args.finetune_steps}")
+    if args.finetune_steps == 0 and args.scale_head:
+        p.error("--scale_head fine-tunes (b) with and without the scale part; --finetune_steps 0 leaves no (b)")
     if args.zero_shot_only and not args.pretrain:
         p.error("--zero_shot_only scores the stage-2 model of --pretrain on the unseen set: add --pretrain")
     torch.manual_seed(0)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GeneVocab", "ORIGINAL_VOCAB_SIZE", "VOCAB_FORMAT"]
+__all__ = ["GeneVocab", "ORIGINAL_VOCAB_SIZE", "VOCAB_FORMAT", "read_text_table"]
 
 ORIGINAL_VOCAB_SIZE = 85500
 VOCAB_FORMAT = "sctranslator-gene-vocab"
@@ -64,7 +64,6 @@ def _upper_index(table: Mapping[str, Any]) -> dict[str, Any]:
     return index
 
 
-
 def read_text_table(path: str | os.PathLike[str], what: str):
     """A tab-separated text table (optionally gzipped) as a pandas frame of strings, read verbatim (no NA
     guessing, quotes kept: gene tables hold names such as ``NA`` and stray quote marks); a file that is
@@ -78,6 +77,7 @@ def read_text_table(path: str | os.PathLike[str], what: str):
     except (UnicodeDecodeError, gzip.BadGzipFile, pd.errors.ParserError) as error:
         raise ValueError(f"{path} is not {what} (tab-separated text, optionally .gz): it could not be read as "
                          f"such ({type(error).__name__})") from None
+
 
 class GeneVocab:
     """Id tables plus the reserved slots handed out to names outside them (see the module doc)."""

@@ -253,6 +253,22 @@ def names_resolving_differently(old: Any, new: Any) -> int:
     return changed
 
 
+def check_same_token_ids(trained_with: Any, current: Any, model_vocab_size: int) -> None:
+    """Refuse to ship a vocabulary whose token ids differ from those the model trained with: its embedding rows
+    would then meet other genes' names."""
+    problems = []
+    if trained_with.entrez_to_token != current.entrez_to_token:
+        problems.append("the Entrez id -> token id tables differ")
+    if {trained_with.vocab_size, current.vocab_size} != {model_vocab_size}:
+        problems.append(f"vocabulary sizes {trained_with.vocab_size} (trained) and {current.vocab_size} (current) "
+                        f"vs the model's {model_vocab_size}")
+    if trained_with.added:
+        problems.append(f"{len(trained_with.added)} genes were added to the training vocabulary")
+    if problems:
+        raise SystemExit("the current gene tables do not keep the token ids the model trained with ("
+                         + "; ".join(problems) + "): pass the --vocab_dir the run used")
+
+
 def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any], vocab_dir: Path) -> None:
     """The stage-2 model as the package's default folder, written atomically to ``target``.
 
@@ -270,16 +286,22 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
 
     source = out / "stage2_sc"
     model = SCTranslatorForProteinPrediction.from_pretrained(source).eval()
-    # The vocabulary `make pretrain` builds today, so the shipped folder names genes as the package does
-    # even when the run started before a change to the name tables (token ids never change).
+    trained_with = SCTranslatorTokenizer.from_pretrained(source)
+    trained_with.truncation = "first"  # inference: the highest-valued genes beyond max_genes, deterministic
+    # The ids it trained on, read with the vocabulary it trained with: a name that resolves elsewhere today
+    # must not zero a trained row or keep an untrained one.
+    tokens = trained_tokens(out, cells["sets"], trained_with)
+    # Shipped with the vocabulary `make pretrain` builds today, so the folder names genes as the package does
+    # even when the run started before a change to the name tables; only the names may differ, never the ids.
     current = SCTranslatorTokenizer.from_original_tables(vocab_dir).vocab
-    trained_with = SCTranslatorTokenizer.from_pretrained(source).vocab
-    if trained_with != current:
-        logger.warning("%s was trained with an older gene vocabulary (%d names resolve differently now); "
-                       "shipping the current one", source, names_resolving_differently(trained_with, current))
+    check_same_token_ids(trained_with.vocab, current, model.config.vocab_size)
+    changed = names_resolving_differently(trained_with.vocab, current)
+    if changed:
+        logger.warning("%s was trained with an older gene vocabulary: %d names resolve differently now; shipping "
+                       "the current one (the model reads only the %d genes it trained on)", source, changed,
+                       len(tokens["genes"]))
     tokenizer = SCTranslatorTokenizer.from_pretrained(source, vocab=current)
-    tokenizer.truncation = "first"  # inference: the highest-valued genes beyond max_genes, deterministic
-    tokens = trained_tokens(out, cells["sets"], tokenizer)
+    tokenizer.truncation = trained_with.truncation
     model.gene_layout = GeneLayout("set", tokens["genes"], "the genes expressed in some pre-training cell")
     with torch.no_grad():
         for stack, kind in ((model.encoder, "genes"), (model.decoder, "proteins")):
@@ -344,9 +366,10 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         "scaled protein values (NaN = not measured, left out); a random 2,048 of a cell's expressed genes when "
         "it has more; mass-spec panels (8,000-11,000 proteins) sampled to "
         f"{model.config.max_proteins} measured proteins per example. Wall time {minutes:.0f} min on 2 CPU cores "
-        "(`make pretrain`)" + (" in its last sitting: the run was stopped and resumed from a checkpoint (run_stage "
-                               "skips the examples already seen), so the time of the earlier sittings is not in it"
-                               if s1.get("resumed_from") or s2.get("resumed_from") else "") + "."
+        "(`make pretrain`)" + "".join(
+            f"; {stage} was stopped and resumed from a checkpoint (run_stage skips the examples already seen), "
+            "so only its last sitting is counted" for stage, part in (("stage 1", s1), ("stage 2", s2))
+            if part.get("resumed_from")) + "."
     )
     core = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("gene_embedding.weight"))
     data = card_data(tags=["pretrained", "order-invariant"], datasets=list(cells["sets"]), model_name=name)

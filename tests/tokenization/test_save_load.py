@@ -105,3 +105,18 @@ def test_a_saved_tokenizer_loads_with_another_vocabulary(vocab_dir, tmp_path):
     assert names_resolving_differently(current, current) == 0
     with pytest.raises(TypeError, match="GeneVocab"):
         SCTranslatorTokenizer.from_pretrained(tmp_path / "t", vocab={"CD4": 1})
+    # other token ids would pair the model's embedding rows with other genes: refused
+    from tokenization.vocab import GeneVocab
+    from training.pretrain import check_same_token_ids
+
+    larger = GeneVocab.from_json_dict({**current.to_json_dict(), "vocab_size": current.vocab_size + 10})
+    with pytest.raises(ValueError, match="token ids"):
+        SCTranslatorTokenizer.from_pretrained(tmp_path / "t", vocab=larger)
+    check_same_token_ids(original.vocab, current, current.vocab_size)  # same ids, other names: fine
+    with pytest.raises(SystemExit, match="vocabulary sizes"):
+        check_same_token_ids(original.vocab, larger, current.vocab_size)
+    shifted = current.to_json_dict()
+    (e1, t1), (e2, t2) = shifted["entrez_to_token"][:2]
+    shifted["entrez_to_token"][:2] = [[e1, t2], [e2, t1]]  # two genes swap ids
+    with pytest.raises(SystemExit, match="Entrez id -> token id"):
+        check_same_token_ids(original.vocab, GeneVocab.from_json_dict(shifted), current.vocab_size)

@@ -165,8 +165,9 @@ class MappingReport:
 
     def read_columns(self, learnt_genes: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """The mapped columns a model reads, in data order: all of them, or, for a model that learnt a set of
-        genes (``learnt_genes``, token ids), those of its genes. The one place that subset is computed: the
-        encoding, the knockout, the attention window and the report's counts all read it here."""
+        genes (``learnt_genes``, token ids), those of its genes. The encoding, the knockout, the attention window
+        and the report's counts of a "set"-layout model all take that subset from here (an ordered layout is
+        aligned by ``align_to_layout`` instead)."""
         columns = self.columns
         if learnt_genes is None:
             return columns

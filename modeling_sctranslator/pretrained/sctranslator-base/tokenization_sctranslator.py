@@ -568,7 +568,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         """Load ``preprocessor_config.json`` and the vocabulary next to it (local folder or Hub repo).
 
         ``vocab=`` (a :class:`GeneVocab`) keeps the saved settings but uses that vocabulary instead of the
-        saved one (e.g. a model trained before a renaming, shipped with the current tables)."""
+        saved one (e.g. a model trained before a renaming, shipped with the current tables). It must give the
+        genes the same token ids as the saved one (only names may differ): a vocabulary of another size is refused."""
         replacement = kwargs.pop("vocab", None)
         if replacement is not None and not isinstance(replacement, GeneVocab):
             raise TypeError(f"vocab= takes a GeneVocab, not {type(replacement).__name__}")
@@ -577,6 +578,11 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         for key in (*_HUB_KWARGS, "trust_remote_code", "code_revision"):
             unused.pop(key, None)
         if replacement is not None:
+            saved_size = config.get("vocab_size")
+            if saved_size is not None and int(saved_size) != replacement.vocab_size:
+                raise ValueError(f"vocab= has {replacement.vocab_size} token ids, the saved tokenizer "
+                                 f"{saved_size}: a vocabulary with other token ids would pair the model's "
+                                 "embeddings with other genes")
             return cls.from_dict(dict(config, vocab=replacement), **unused)
         vocab_name = config.get("vocab_file", VOCAB_FILE_NAME)
         path = str(pretrained_model_name_or_path)
