@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -327,6 +328,32 @@ def ship(out: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any]
             usual_mode(f, is_dir=False)
 
 
+def wall_time_text(summary: dict[str, Any]) -> str:
+    """The card's wall-time sentence. A stage resumed from a checkpoint timed only its last sitting: its time is
+    given as that sitting's pace and the whole stage at that pace, not summed into a total that would look like
+    the stage's cost."""
+    seconds, parts, resumed_any = summary["seconds"], [], False
+    for key, label in (("stage1", "stage 1"), ("stage2", "stage 2")):
+        part = summary.get(key) or {}
+        if not part:
+            continue
+        spent, steps = seconds.get(key, 0.0), int(part.get("global_step") or 0)
+        match = re.search(r"checkpoint-(\d+)$", str(part.get("resumed_from") or ""))
+        if match and steps > int(match.group(1)):
+            resumed_any = True
+            start = int(match.group(1))
+            pace = spent / (steps - start)
+            parts.append(f"{label} resumed from its checkpoint at step {start:,}: its last sitting trained "
+                         f"{steps - start:,} steps in {spent / 60:.0f} min ({pace:.2f} s per step with the "
+                         f"evaluations, so about {pace * steps / 60:.0f} min for its {steps:,} steps at that pace)")
+        else:
+            parts.append(f"{label} {spent / 60:.0f} min")
+    if not resumed_any:
+        return f"Wall time {seconds['total'] / 60:.0f} min on 2 CPU cores (`make pretrain`: " + ", ".join(parts) + ")"
+    return "Wall time on 2 CPU cores (`make pretrain`, stopped and relaunched; run_stage skips the examples a " \
+           "resumed stage had already seen): " + "; ".join(parts)
+
+
 def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_data, render_card) -> None:
     sets = []
     for set_name, info in cells["sets"].items():
@@ -349,7 +376,6 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
                 "pearson_per_protein_mean", "pearson_per_cell_mean", "cosine_similarity", "mse")}})
     s1, s2 = summary.get("stage1") or {}, summary.get("stage2") or {}
     args = summary["args"]
-    minutes = summary["seconds"]["total"] / 60
     procedure = (
         f"Stage 1 (bulk RNA → proteome): {s1.get('global_step', 0)} steps from scratch on the bulk sets; "
         f"stage 2 (single cell): {s2.get('global_step')} steps from stage 1 on the single-cell sets, with the "
@@ -365,11 +391,7 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         f"{args.get('warmup_steps', 0)} warm-up steps, per stage), seed {args['seed']}; masked MSE on per-cell max-min "
         "scaled protein values (NaN = not measured, left out); a random 2,048 of a cell's expressed genes when "
         "it has more; mass-spec panels (8,000-11,000 proteins) sampled to "
-        f"{model.config.max_proteins} measured proteins per example. Wall time {minutes:.0f} min on 2 CPU cores "
-        "(`make pretrain`)" + "".join(
-            f"; {stage} was stopped and resumed from a checkpoint (run_stage skips the examples already seen), "
-            "so only its last sitting is counted" for stage, part in (("stage 1", s1), ("stage 2", s2))
-            if part.get("resumed_from")) + "."
+        f"{model.config.max_proteins} measured proteins per example. {wall_time_text(summary)}."
     )
     core = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("gene_embedding.weight"))
     data = card_data(tags=["pretrained", "order-invariant"], datasets=list(cells["sets"]), model_name=name)

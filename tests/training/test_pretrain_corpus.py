@@ -164,3 +164,21 @@ def test_cosine_rule_waits_for_min_steps():
     state.global_step = 3000
     assert rule.on_evaluate(None, state, control, metrics=metrics).should_training_stop
     assert rule.stopped_at == 3000
+
+
+def test_the_card_does_not_pass_a_resumed_stages_last_sitting_off_as_its_cost():
+    """A stage relaunched from a checkpoint timed only its last sitting: the card gives that sitting's pace and
+    the whole stage at that pace, and no total."""
+    from training.pretrain import wall_time_text
+
+    summary = {"seconds": {"stage1": 600.0, "stage2": 750.0, "total": 1351.0},
+               "stage1": {"global_step": 1000, "resumed_from": None},
+               "stage2": {"global_step": 16000, "resumed_from": "out/stage2_sc/checkpoint-14500"}}
+    text = wall_time_text(summary)
+    assert "stage 1 10 min" in text
+    assert "1,500 steps in 12 min (0.50 s per step" in text and "about 133 min for its 16,000 steps" in text
+    assert "23 min" not in text  # 1351 s is not what pre-training cost
+
+    summary["stage2"]["resumed_from"] = None
+    whole = wall_time_text(summary)
+    assert whole == "Wall time 23 min on 2 CPU cores (`make pretrain`: stage 1 10 min, stage 2 12 min)"
