@@ -201,8 +201,9 @@ def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, 
     return argv
 
 
-def run(argv: list[str]) -> tuple[dict[str, Any], float]:
-    """One stage through run_stage (resumes from its own checkpoints); (summary, seconds)."""
+def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
+    """One stage through run_stage (resumes from its own checkpoints); (summary, seconds). Seconds is None for
+    a stage that had finished before this launch without its timing file: it was not timed."""
     from training.run_stage import main as run_stage
 
     out = Path(argv[argv.index("--output_dir") + 1])
@@ -215,10 +216,12 @@ def run(argv: list[str]) -> tuple[dict[str, Any], float]:
             return json.loads(done.read_text()), float(json.loads(timing.read_text()))
         raise SystemExit(f"{out} holds a finished stage trained with other arguments; give another --out or "
                          "remove it")
+    finished_before = done.is_file() and (out / "model.safetensors").is_file()
     started = time.perf_counter()
     summary = run_stage(argv)
-    seconds = time.perf_counter() - started
-    timing.write_text(json.dumps(seconds))
+    seconds = None if finished_before else time.perf_counter() - started
+    if seconds is not None:
+        timing.write_text(json.dumps(seconds))
     saved_argv.write_text(json.dumps(argv))
     return summary, seconds
 
@@ -332,26 +335,34 @@ def wall_time_text(summary: dict[str, Any]) -> str:
     """The card's wall-time sentence. A stage resumed from a checkpoint timed only its last sitting: its time is
     given as that sitting's pace and the whole stage at that pace, not summed into a total that would look like
     the stage's cost."""
-    seconds, parts, resumed_any = summary["seconds"], [], False
+    seconds, parts, untimed = summary["seconds"], [], False
     for key, label in (("stage1", "stage 1"), ("stage2", "stage 2")):
         part = summary.get(key) or {}
         if not part:
             continue
-        spent, steps = seconds.get(key, 0.0), int(part.get("global_step") or 0)
-        match = re.search(r"checkpoint-(\d+)$", str(part.get("resumed_from") or ""))
-        if match and steps > int(match.group(1)):
-            resumed_any = True
-            start = int(match.group(1))
+        spent, steps = seconds.get(key), int(part.get("global_step") or 0)
+        resumed_from = str(part.get("resumed_from") or "").rstrip("/\\")
+        match = re.search(r"checkpoint-(\d+)$", resumed_from)
+        start = int(match.group(1)) if match else None
+        if spent is None:
+            untimed = True
+            parts.append(f"{label} not timed (it had finished before the launch that shipped it)")
+        elif resumed_from and start is not None and steps > start:
+            untimed = True
             pace = spent / (steps - start)
             parts.append(f"{label} resumed from its checkpoint at step {start:,}: its last sitting trained "
                          f"{steps - start:,} steps in {spent / 60:.0f} min ({pace:.2f} s per step with the "
                          f"evaluations, so about {pace * steps / 60:.0f} min for its {steps:,} steps at that pace)")
+        elif resumed_from:
+            untimed = True
+            parts.append(f"{label} resumed from {resumed_from}: its last sitting took {spent / 60:.0f} min, "
+                         "the stage more")
         else:
             parts.append(f"{label} {spent / 60:.0f} min")
-    if not resumed_any:
+    if not untimed and seconds.get("total") is not None:
         return f"Wall time {seconds['total'] / 60:.0f} min on 2 CPU cores (`make pretrain`: " + ", ".join(parts) + ")"
-    return "Wall time on 2 CPU cores (`make pretrain`, stopped and relaunched; run_stage skips the examples a " \
-           "resumed stage had already seen): " + "; ".join(parts)
+    return "Wall time on 2 CPU cores (`make pretrain`; a stage resumed from a checkpoint timed only its last " \
+           "sitting, run_stage skipping the examples it had already seen): " + "; ".join(parts)
 
 
 def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_data, render_card) -> None:
@@ -402,9 +413,15 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         sets=sets, cells_single_cell=f"{summary['cells_single_cell']:,}", samples_bulk=summary["samples_bulk"],
         n_single_cell=sum(s["kind"] == "single_cell" for s in sets), n_bulk=sum(s["kind"] == "bulk" for s in sets),
         procedure=procedure, eval_rows=rows, eval_fraction_pct=round(100 * float(args["eval_fraction"])),
-        repo_or_path=name,
+        repo_or_path=name, bulk_r_after_stage1=_stage1_bulk_r(s1),
     )
     card.save(folder / "README.md")
+
+
+def _stage1_bulk_r(stage1: dict[str, Any]) -> str:
+    """Held-out mean per-protein r of TCGA breast RPPA after stage 1, as the card quotes it."""
+    value = (stage1.get("eval") or {}).get("eval_tcga_brca_bulk_pearson_per_protein_mean")
+    return "(not measured: no stage 1)" if value is None else f"{value:.2f}"
 
 
 def compare_with_shipped(summary: dict[str, Any]) -> str:
@@ -477,7 +494,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "samples_bulk": sum(sets[n]["cells_used"] for n in bulk),
         "model": MODEL, "args": {k: str(v) for k, v in vars(args).items()},
         "seconds": {"prepare": prepare_seconds, "stage1": stage1_seconds, "stage2": stage2_seconds,
-                    "total": prepare_seconds + stage1_seconds + stage2_seconds},
+                    "total": None if None in (stage1_seconds, stage2_seconds)
+                    else prepare_seconds + stage1_seconds + stage2_seconds},
         "stage1": stage1 and {k: stage1.get(k) for k in ("global_step", "train_loss", "eval", "resumed_from")},
         "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at",
                                               "scale_loss_history", "resumed_from")},
@@ -486,7 +504,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.ship:
         ship(out, args.ship, cells, summary, args.vocab_dir)
         logger.info("shipped %s to %s", out / "stage2_sc", args.ship)
-    logger.info("pre-training done in %.0f s: %s", summary["seconds"]["total"], out / "pretrain_summary.json")
+    total = summary["seconds"]["total"]
+    logger.info("pre-training done (%s): %s", "not timed whole" if total is None else f"{total:.0f} s",
+                out / "pretrain_summary.json")
     print(compare_with_shipped(summary))
     return summary
 

@@ -179,6 +179,18 @@ def test_the_card_does_not_pass_a_resumed_stages_last_sitting_off_as_its_cost():
     assert "1,500 steps in 12 min (0.50 s per step" in text and "about 133 min for its 16,000 steps" in text
     assert "23 min" not in text  # 1351 s is not what pre-training cost
 
+    # a checkpoint path whose step cannot be read still says the stage was resumed, and gives no total
+    summary["stage2"]["resumed_from"] = "out/stage2_sc/last/"
+    text = wall_time_text(summary)
+    assert "stage 2 resumed from out/stage2_sc/last: its last sitting took 12 min, the stage more" in text
+    assert "23 min" not in text
+
+    # a stage that had finished before the launch that shipped it was not timed: no "0 min"
     summary["stage2"]["resumed_from"] = None
+    summary["seconds"].update(stage2=None, total=None)
+    text = wall_time_text(summary)
+    assert "stage 2 not timed" in text and "stage 2 0 min" not in text
+
+    summary["seconds"].update(stage2=750.0, total=1351.0)
     whole = wall_time_text(summary)
     assert whole == "Wall time 23 min on 2 CPU cores (`make pretrain`: stage 1 10 min, stage 2 12 min)"
