@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -210,13 +209,13 @@ def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
     done = out / "training_summary.json"
     timing = out / "pretrain_seconds.json"
     saved_argv = out / "pretrain_argv.json"
-    if done.is_file() and (out / "model.safetensors").is_file() and timing.is_file():
+    finished_before = done.is_file() and (out / "model.safetensors").is_file()
+    if finished_before and timing.is_file():
         if saved_argv.is_file() and json.loads(saved_argv.read_text()) == argv:
             logger.info("%s is complete with the same arguments: reusing it", out)
             return json.loads(done.read_text()), float(json.loads(timing.read_text()))
         raise SystemExit(f"{out} holds a finished stage trained with other arguments; give another --out or "
                          "remove it")
-    finished_before = done.is_file() and (out / "model.safetensors").is_file()
     started = time.perf_counter()
     summary = run_stage(argv)
     seconds = None if finished_before else time.perf_counter() - started
@@ -335,31 +334,32 @@ def wall_time_text(summary: dict[str, Any]) -> str:
     """The card's wall-time sentence. A stage resumed from a checkpoint timed only its last sitting: its time is
     given as that sitting's pace and the whole stage at that pace, not summed into a total that would look like
     the stage's cost."""
-    seconds, parts, untimed = summary["seconds"], [], False
+    from training.trainer import checkpoint_step
+
+    seconds, parts, whole_run_timed = summary["seconds"], [], True
     for key, label in (("stage1", "stage 1"), ("stage2", "stage 2")):
         part = summary.get(key) or {}
         if not part:
             continue
         spent, steps = seconds.get(key), int(part.get("global_step") or 0)
         resumed_from = str(part.get("resumed_from") or "").rstrip("/\\")
-        match = re.search(r"checkpoint-(\d+)$", resumed_from)
-        start = int(match.group(1)) if match else None
+        start = checkpoint_step(resumed_from) if resumed_from else None
         if spent is None:
-            untimed = True
+            whole_run_timed = False
             parts.append(f"{label} not timed (it had finished before the launch that shipped it)")
         elif resumed_from and start is not None and steps > start:
-            untimed = True
+            whole_run_timed = False
             pace = spent / (steps - start)
             parts.append(f"{label} resumed from its checkpoint at step {start:,}: its last sitting trained "
                          f"{steps - start:,} steps in {spent / 60:.0f} min ({pace:.2f} s per step with the "
                          f"evaluations, so about {pace * steps / 60:.0f} min for its {steps:,} steps at that pace)")
         elif resumed_from:
-            untimed = True
+            whole_run_timed = False
             parts.append(f"{label} resumed from {resumed_from}: its last sitting took {spent / 60:.0f} min, "
                          "the stage more")
         else:
             parts.append(f"{label} {spent / 60:.0f} min")
-    if not untimed and seconds.get("total") is not None:
+    if whole_run_timed and seconds.get("total") is not None:
         return f"Wall time {seconds['total'] / 60:.0f} min on 2 CPU cores (`make pretrain`: " + ", ".join(parts) + ")"
     return "Wall time on 2 CPU cores (`make pretrain`; a stage resumed from a checkpoint timed only its last " \
            "sitting, run_stage skipping the examples it had already seen): " + "; ".join(parts)

@@ -282,6 +282,13 @@ class CheckpointCompleteCallback(TrainerCallback):
 _CKPT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
+def checkpoint_step(folder: str | os.PathLike[str]) -> int | None:
+    """The step in a ``checkpoint-N`` folder's name (None for any other name); reads nothing on disk, so it
+    also serves for a checkpoint that has since been rotated away."""
+    match = _CKPT.match(Path(folder).name)
+    return int(match.group(1)) if match else None
+
+
 def checkpoint_problem(folder: Path) -> str | None:
     """Why ``folder`` is not a usable checkpoint, or None when it is."""
     if not (folder / COMPLETE_MARKER).is_file():
@@ -316,7 +323,7 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
     if not root.is_dir():
         return None
     found = sorted(
-        ((int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CKPT.match(p.name))), reverse=True
+        ((step, p) for p in root.iterdir() if p.is_dir() and (step := checkpoint_step(p)) is not None), reverse=True
     )
     for _, folder in found:
         problem = checkpoint_problem(folder)
