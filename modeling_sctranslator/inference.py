@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenization.checks import InputQualityWarning, check_same_cells
+from tokenization.checks import InputQualityWarning, check_same_cells, modality
 from tokenization.matrix import Matrix
 from tokenization.value_kinds import protein_transform_for, value_kind
 
@@ -126,7 +126,7 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     values = None
     is_control = None
     if hasattr(proteins, "var_names"):
-        values = proteins
+        values = proteins = modality(proteins, "protein")  # a CITE-seq file in one piece: its antibody columns
         names = [str(n) for n in proteins.var_names]
         if "is_control" in proteins.var:
             is_control = [bool(c) for c in proteins.var["is_control"]]

@@ -128,3 +128,19 @@ def run_without_our_packages(script: str, folder: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def one_piece(rna, adt):
+    """A CITE-seq file in one piece, as Cell Ranger writes it (scanpy.read_10x_h5(gex_only=False)): genes then
+    antibodies, told apart by var['feature_types']; some antibody names (CD4, CD14) are gene names too."""
+    import warnings
+
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    var = pd.concat([rna.var.assign(feature_types="Gene Expression")[["feature_types"]],
+                     adt.var.assign(feature_types="Antibody Capture")[["feature_types"]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # var_names repeat (CD4 the gene and CD4 the antibody)
+        return ad.AnnData(sp.hstack([sp.csr_matrix(rna.X), sp.csr_matrix(adt.X)]).tocsr(), obs=rna.obs[[]], var=var)

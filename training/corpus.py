@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from tokenization.checks import modality
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import value_kind
 
@@ -140,7 +141,8 @@ def _read_pair(source: CorpusSource):
         if missing:
             raise CorpusError(f"{source.rna_path} has modalities {list(mdata.mod)}; needs 'rna' and 'prot'")
         return mdata.mod["rna"], mdata.mod["prot"]
-    return ad.read_h5ad(source.rna_path), ad.read_h5ad(source.protein_path)
+    # the same CITE-seq file in one piece may be given as both sides (FILE.h5ad:FILE.h5ad): each keeps its features
+    return modality(ad.read_h5ad(source.rna_path), "RNA"), modality(ad.read_h5ad(source.protein_path), "protein")
 
 
 def _check_paired(rna, prot, source: CorpusSource) -> None:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tokenization.checks import protein_in_rna_order
+from tokenization.checks import modality, protein_in_rna_order
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import rna_on_log_scale, seurat_hvg
 from training.corpus import split_cells
@@ -128,7 +128,7 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     """A paired set: ``name``'s files in ``data_dir``, or the files given; its test cells are ``fold`` of
     ``n_folds`` (:func:`split_rows`; fold 0 of 5 is the 80/20 split every benchmark table uses)."""
     default_rna, default_protein = pair_paths(name, data_dir)
-    rna = ad.read_h5ad(rna_path or default_rna)
+    rna = modality(ad.read_h5ad(rna_path or default_rna), "RNA")  # a CITE-seq file in one piece: its RNA side
     prot, _ = protein_in_rna_order(name, rna.obs_names, ad.read_h5ad(protein_path or default_protein))
     values = sp.csr_matrix(rna.X, dtype=np.float32)
     rna_kind = value_kind(values[: min(values.shape[0], 2000)])

@@ -15,7 +15,7 @@ from modeling_sctranslator.inference import predict_proteins
 from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from ..conftest import run_without_our_packages
+from ..conftest import one_piece, run_without_our_packages
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,34 @@ def test_more_proteins_than_the_decoder_equals_separate_calls(predictor, cells):
     first = predictor(rna, proteins=names[:6])
     second = predictor(rna, proteins=names[6:])
     np.testing.assert_array_equal(together.X, np.concatenate([first.X, second.X], axis=1))
+
+
+def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells, tmp_path, capsys):
+    # left in, the antibody counts were read as RNA (the CD4 antibody as the CD4 gene) and swelled every cell's
+    # library size: the predictions changed with no word said
+    rna, adt, folder = cells
+    combined = one_piece(rna, adt)
+    assert set(PANEL[:5]) & set(adt.var_names) and adt.X.sum() > 0.1 * rna.X.sum()  # the test can fail
+    combined.write_h5ad(tmp_path / "cite.h5ad")
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    split = predict_proteins(model, tokenizer, rna, PANEL[:5], batch_size=16)
+    with pytest.warns(UserWarning, match=r"19,521 'Gene Expression' ones are read as the RNA, 49 others are left "
+                                         r"out \(Antibody Capture 49\)"):
+        whole = predict_proteins(model, tokenizer, tmp_path / "cite.h5ad", PANEL[:5], chunk_size=7, batch_size=3)
+    np.testing.assert_allclose(whole.X, split.X, atol=1e-6)
+
+    # the same file as both sides of evaluate: the same metrics as the two files
+    for name, (rna_file, protein_file) in {"split": ("rna.h5ad", "adt.h5ad"),
+                                           "whole": ("cite.h5ad", "cite.h5ad")}.items():
+        where = folder if name == "split" else tmp_path
+        assert cli_main(["evaluate", "--model", str(model_dir), "--rna", str(where / rna_file), "--protein",
+                         str(where / protein_file), "--json", str(tmp_path / f"{name}.json"), "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "whole.json").read_text()) == json.loads((tmp_path / "split.json").read_text())
+
+    adt_only = ad.AnnData(adt.X, obs=adt.obs[[]], var=adt.var.assign(feature_types="Antibody Capture"))
+    with pytest.raises(ValueError, match="every feature of this RNA input is 'Antibody Capture'.*the protein file"):
+        predict_proteins(model, tokenizer, adt_only, PANEL[:5])
 
 
 def test_chunked_backed_file_equals_in_memory(model_dir, cells):

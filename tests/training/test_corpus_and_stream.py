@@ -12,6 +12,8 @@ import pytest
 from training.corpus import load_manifest
 from training.data import CorpusCollator, EvalCells, build_train_stream, split_example_id
 
+from ..conftest import one_piece
+
 
 def _ids(stream, n):
     return [e["example_id"] for e in itertools.islice(iter(stream), n)]
@@ -125,3 +127,20 @@ def test_mudata_source(tmp_path, tokenizer, data_dir):
     mudata.MuData({"rna": rna, "prot": adt}).write(tmp_path / "ctcl.h5mu")
     m = build_corpus(find_source(tmp_path / "ctcl.h5mu"), tmp_path / "corpus", tokenizer)
     assert m["name"] == "ctcl" and m["n_cells"] == 173 and len(m["proteins"]) == 52
+
+
+def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_path, tokenizer, data_dir):
+    import anndata as ad
+
+    from training.corpus import build_corpus, find_source
+
+    rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    one_piece(rna, adt).write_h5ad(tmp_path / "cite.h5ad")
+    with pytest.warns(UserWarning, match="'Antibody Capture' ones are read as the protein"):
+        whole = build_corpus(find_source(f"{tmp_path}/cite.h5ad:{tmp_path}/cite.h5ad"), tmp_path / "whole", tokenizer)
+    split = build_corpus(find_source(data_dir / "eccite_ctcl"), tmp_path / "split", tokenizer)
+    assert whole["genes"] == split["genes"] and whole["proteins"] == split["proteins"]
+    rows = [pq.read_table(tmp_path / corpus / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
+            for corpus, m in (("whole", whole), ("split", split))]
+    assert rows[0] == rows[1]

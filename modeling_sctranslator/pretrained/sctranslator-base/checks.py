@@ -15,8 +15,9 @@ import numpy as np
 
 from .gene_ids import MappingReport
 
-__all__ = ["FEW_MAPPED", "InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped", "check_same_cells",
-           "check_zero_genes", "protein_in_rna_order", "warn_about_duplicates", "warn_about_input_quality"]
+__all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped",
+           "check_same_cells", "check_zero_genes", "modality", "modality_columns", "protein_in_rna_order",
+           "warn_about_duplicates", "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -29,6 +30,51 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
     return value
+
+
+# 10x Genomics' names in var["feature_types"] (Cell Ranger's matrices; scanpy.read_10x_h5(gex_only=False) and
+# muon keep them): a CITE-seq file saved in one piece holds both sides, and each side reads only its own.
+FEATURE_TYPES = {"RNA": "Gene Expression", "protein": "Antibody Capture"}
+
+
+def modality_columns(var: Any, what: str) -> tuple[np.ndarray | None, str]:
+    """Positions of ``what``'s ("RNA" or "protein") features in a var table whose ``feature_types`` column mixes
+    kinds (a CITE-seq file in one piece), and the warning that says what is left out; (None, "") when the table has
+    no such column or every feature is of one kind. Left in, antibody counts would be read as the RNA of the
+    genes their names map to (CD4 for the CD4 antibody) and would count in every cell's library size.
+
+    Raises ValueError when no feature is of ``what``'s kind (the protein file given as RNA, or the other way
+    round)."""
+    wanted = FEATURE_TYPES.get(what)
+    if wanted is None or var is None or "feature_types" not in getattr(var, "columns", ()):
+        return None, ""
+    kinds = np.asarray(var["feature_types"]).astype(str)
+    if kinds.size == 0 or (kinds == kinds[0]).all():
+        other = next(k for w, k in FEATURE_TYPES.items() if w != what)
+        if kinds.size and kinds[0] == other:
+            raise ValueError(f"every feature of this {what} input is {other!r} (var['feature_types']), none "
+                             f"{wanted!r}: is it the {'protein' if what == 'RNA' else 'RNA'} file?")
+        return None, ""
+    columns = np.flatnonzero(kinds == wanted)
+    others = Counter(kinds[kinds != wanted].tolist())
+    listed = ", ".join(f"{kind} {n:,}" for kind, n in others.most_common())
+    if not columns.size:
+        raise ValueError(f"no feature of this {what} input is {wanted!r} (var['feature_types'] holds {listed}): "
+                         f"give the file that holds the {what}")
+    return columns, (f"the {what} input holds several kinds of features (var['feature_types']): its "
+                     f"{columns.size:,} {wanted!r} ones are read as the {what}, {sum(others.values()):,} others "
+                     f"are left out ({listed})")
+
+
+def modality(adata: Any, what: str) -> Any:
+    """``adata`` restricted to ``what``'s features (:func:`modality_columns`, with its warning): a copy, or
+    ``adata`` itself. For inputs read whole; :class:`~tokenization.matrix.Matrix` selects the same columns in
+    each chunk it reads (a backed file cannot be viewed twice)."""
+    columns, message = modality_columns(getattr(adata, "var", None), what)
+    if columns is None:
+        return adata
+    warnings.warn(message, UserWarning, stacklevel=2)
+    return adata[:, columns].copy()
 
 
 def check_same_cells(matrix: Any, proteins: Any) -> None:
@@ -62,6 +108,7 @@ def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
     cells were left out: with ``drop_extra``, a protein file may hold cells the RNA file lacks (a panel
     measured on more cells). A clear error, with both files' cell counts, when the RNA holds cells the
     protein file lacks or obs_names repeat (``name``: what the message starts with; "" for nothing)."""
+    prot = modality(prot, "protein")  # a CITE-seq file in one piece may be given as both files
     rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in prot.obs_names]
     if rna_names == prot_names:
         return prot, 0

@@ -4,12 +4,13 @@ transform the tokenizer applies before scaling, and the column choices (mapped g
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .checks import check_block, check_choice
+from .checks import check_block, check_choice, modality_columns
 from .gene_ids import MappingReport
 from .value_kinds import value_kind
 
@@ -56,10 +57,17 @@ class Matrix:
         self.obs_names = None
         self.var_names = None
         self.var = None
+        self.columns = None  # the file's columns that hold ``what`` (a CITE-seq file in one piece), None: all
         if is_anndata(data):
             self.obs_names = list(map(str, data.obs_names))
             self.var_names = list(map(str, data.var_names))
             self.var = data.var
+            self.columns, message = modality_columns(data.var, what)
+            if self.columns is not None:
+                # one location, so the warning shows once per input although every reader builds a Matrix
+                warnings.warn(message, UserWarning, stacklevel=1)
+                self.var_names = [self.var_names[i] for i in self.columns]
+                self.var = data.var.iloc[self.columns]
             x = data.X
             if x is None:
                 raise ValueError(
@@ -88,7 +96,15 @@ class Matrix:
         if len(x.shape) != 2:
             raise ValueError(f"{what} must be a 2-D cells x features matrix, got shape {tuple(x.shape)}")
         self.x = x
-        self.shape = (int(x.shape[0]), int(x.shape[1]))
+        self.file_width = int(x.shape[1])
+        self.shape = (int(x.shape[0]), self.file_width if self.columns is None else int(self.columns.size))
+
+    def own_columns(self, per_column: Sequence[Any]) -> Sequence[Any]:
+        """``per_column`` (names or ids given for every column of the file) restricted to the columns this
+        matrix reads; as given when it reads them all or ``per_column`` already matches them."""
+        if self.columns is None or len(per_column) != self.file_width:
+            return per_column
+        return [per_column[i] for i in self.columns.tolist()]
 
     def adapt_transform(self) -> str:
         """Choose the transform this input needs from the kind of its values (first 64 rows), as the
@@ -135,6 +151,8 @@ class Matrix:
         import scipy.sparse as sp
 
         block = self.x[start:stop]
+        if self.columns is not None:
+            block = block[:, self.columns]
         if sp.issparse(block):
             block = block.tocsr() if block.format != "csr" else block
             if not block.has_canonical_format:

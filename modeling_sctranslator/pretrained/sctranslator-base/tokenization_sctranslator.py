@@ -440,7 +440,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         if gene_names is not None and gene_ids is not None:
             raise ValueError("pass either gene_names or gene_ids, not both")
         if gene_ids is not None:
-            ids = np.asarray(gene_ids)
+            ids = np.asarray(matrix.own_columns(np.asarray(gene_ids)))
             if ids.shape != (n_vars,):
                 raise ValueError(
                     f"gene_ids has {ids.size} entries but the RNA matrix has {n_vars} gene columns; "
@@ -451,7 +451,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             raise ValueError(f"gene_names is one string ({gene_names!r}); pass one name per column, e.g. "
                              f"adata.var[{gene_names!r}] for the names in that var column")
         if gene_names is not None:
-            names = [str(n) for n in list(gene_names)]
+            names = [str(n) for n in matrix.own_columns(list(gene_names))]
             if len(names) != n_vars:
                 raise ValueError(
                     f"gene_names has {len(names)} entries but the RNA matrix has {n_vars} gene columns; "
@@ -502,10 +502,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                     "protein values come from the protein AnnData's X; do not pass protein_values too"
                 )
             check_same_cells(matrix, proteins)
-            names = list(map(str, proteins.var_names))
-            if "is_control" in proteins.var.columns:
-                is_control = proteins.var["is_control"].astype(bool).tolist()
-            pm = Matrix(proteins, "protein")
+            pm = Matrix(proteins, "protein")  # a CITE-seq file in one piece: its antibody columns
+            names = pm.var_names
+            if "is_control" in pm.var.columns:
+                is_control = pm.var["is_control"].astype(bool).tolist()
             values = pm.rows(0, pm.shape[0])
             values = values.toarray() if hasattr(values, "toarray") else np.asarray(values)
             report = self.resolve(names, "protein", species, overrides, is_control)
