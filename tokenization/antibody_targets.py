@@ -24,6 +24,10 @@ Sources, by the ``rule`` column:
   record for that isoform when the vocabulary has one, so it never collides with total CD45 in one
   panel; its gene is the one listed (PTPRC). B220/CD45R has no such record and maps to PTPRC.
 * ``panel``: common non-CD names on TotalSeq, BioLegend and BD panels (PD-1, TIGIT, FceRIa, IgM, ...).
+* ``mouse``: antigen names of mouse panels with no CD or gene name, mapped to the human ortholog of the gene
+  the antibody binds (F4/80 = Adgre1 -> ADGRE1, NK-1.1 = Klrb1c -> KLRB1, I-A/I-E = MHC class II -> HLA-DRA
+  as ``MHCII`` on human panels). Mouse antigens whose gene has no human ortholog (Ly-6C, Ly-6G, Ter119 = Ly76,
+  Sca-1 = Ly6a) have no token and stay unmapped.
 * ``rppa``: antibody names of the MD Anderson RPPA core as TCGA distributes them (gene per the
   core's antibody list), including the cohorts' spelling variants (``LBK1``, ``XPB1``: each occurs
   only in cohorts whose array lacks the correctly spelled antibody).
@@ -527,6 +531,13 @@ CLEC12A	CLEC12A	panel
 Galectin9	LGALS9	panel
 Mac2	LGALS3	panel
 HER2	ERBB2	panel
+CD235ab	GYPA	complex
+# ---- mouse: mouse antigen names -> the human ortholog of the gene bound
+F4/80	ADGRE1	mouse
+NK1.1	KLRB1	mouse
+I-A/I-E	HLA-DRA	mouse
+IA/IE	HLA-DRA	mouse
+MHCII(I-A/I-E)	HLA-DRA	mouse
 # ---- rppa: MD Anderson RPPA antibody names (TCGA)
 14-3-3_beta	YWHAB	rppa
 14-3-3_epsilon	YWHAE	rppa

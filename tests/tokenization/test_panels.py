@@ -81,6 +81,8 @@ def test_control_names():
         "isotype_ctrl",
         "Blank",
         "Mouse_IgG2a_TGTGTATA",
+        "Hu.Mouse.IgG1_MOPC.21",  # BioLegend's TotalSeq feature names
+        "Hu.Rat.IgG2b_RTK4530",
     ]:
         assert is_control_name(name), name
     for name in ["IgM", "IgD", "CD4", "IGHG1"]:
@@ -137,3 +139,23 @@ def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, nam
     """Labs mark ADT features with prefixes and suffixes; evaluate refused a panel named so ("none maps")."""
     report = original_tokenizer.resolve([name], kind="protein")
     assert report.token_ids.tolist() == original_tokenizer.convert_genes_to_ids(["CD4"])
+
+
+@pytest.mark.parametrize(("name", "gene"), [
+    ("Hu.CD4_RPA.T4", "CD4"), ("Hu.HLA.DR_L243", "HLA-DRA"), ("Hu.CD279_EH12.2H7", "PDCD1"),
+    ("Hu.TCR.Va7.2_3C10", "TRAV1-2"), ("Hu.CD56_5.1H11", "NCAM1"), ("Mu.CD8a_53.6.7", "CD8A"), ("Hu.CD8", "CD8A"),
+    ("HLA.DR", "HLA-DRA"), ("PD.1", "PDCD1"), ("TCR.Va7.2", "TRAV1-2"),
+    ("F4/80", "ADGRE1"), ("NK-1.1", "KLRB1"), ("I-A/I-E", "HLA-DRA"), ("CD235ab", "GYPA"),
+])
+def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_tokenizer, name, gene):
+    """Names of real panels outside ../shared that left the protein unmapped (no prediction, no evaluation):
+    BioLegend's species prefix and clone (Hu.CD4_RPA.T4), R's make.names dots for hyphens (HLA.DR, as Seurat
+    exports a panel), and mouse antigens named by no gene (F4/80 is Adgre1: its human ortholog ADGRE1)."""
+    report = original_tokenizer.resolve([name], kind="protein")
+    assert report.status == ["mapped"]
+    assert report.token_ids.tolist() == original_tokenizer.convert_genes_to_ids([gene])
+
+
+def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenizer):
+    report = original_tokenizer.resolve(["Ly-6C", "Ly-6G", "Ter119", "Mu.Ly.6G_1A8"], kind="protein")
+    assert report.status == ["unmapped"] * 4

@@ -17,7 +17,8 @@ Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are 
 :mod:`antibody_targets` *before* the symbol/alias lookup (route ``antibody_table``): ``CD25`` is
 IL2RA although the NCBI alias table also lists it for ISG20, ``CD16`` is FCGR3A, RPPA ``PDK1`` is
 PDPK1. Then the gene rules above; then parts of a label: barcode and ``_TotalSeqB`` suffixes are
-stripped, so are labels such as ``ADT_``, ``anti-human`` and ``-protein``, both parts of
+stripped, so are labels such as ``ADT_``, ``anti-human`` and ``-protein`` and BioLegend's species prefix and
+clone (``Hu.CD4_RPA.T4``); dots R's ``make.names`` put for hyphens are tried as hyphens (``HLA.DR``); both parts of
 ``"PD-1 (CD279)"`` are tried (a ``CD<number>`` part first; route ``panel``),
 hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map
 to the total protein's gene (routes ``phospho`` / ``modified_epitope``).
@@ -84,6 +85,10 @@ _BARCODE_SUFFIX_RE = re.compile(r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?
 # what labs put around an antigen's name to say it is the antibody's: ADT_CD4, adt-CD4, anti-human CD4, CD4-protein
 _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]+"
                               r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+)(?=\S)", re.IGNORECASE)
+# BioLegend's TotalSeq feature names: a species prefix and the clone after the antigen (Hu.CD4_RPA.T4, Hu.HLA.DR_L243,
+# Mu.CD8a_53.6.7)
+_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)\.(.+?)(?:_[^_\s]+)?$", re.IGNORECASE)
+_NON_DECIMAL_DOT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)")
 _LABEL_SUFFIX_RE = re.compile(r"(?<=\S)[-_ .:]+(?:protein|prot|antibody|ab)$", re.IGNORECASE)
 _PAREN_RE = re.compile(r"^\s*(.*?)\s*\(\s*(.+?)\s*\)\s*$")
 _PHOSPHO_RE = re.compile(r"^(.+?)[_ -](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
@@ -123,6 +128,8 @@ def is_control_name(name: str) -> str | None:
     stripped = name.strip()
     base = _BARCODE_SUFFIX_RE.match(stripped)
     core = base.group(1) if base else stripped
+    species_clone = _SPECIES_CLONE_RE.match(core)  # Hu.Mouse.IgG1_MOPC.21
+    core = species_clone.group(1) if species_clone else core
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
     if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped):
@@ -355,6 +362,9 @@ class _Resolver:
         m = _BARCODE_SUFFIX_RE.match(s)
         core = m.group(1) if m else s
         core = _LABEL_SUFFIX_RE.sub("", _LABEL_PREFIX_RE.sub("", core)) or core
+        species_clone = _SPECIES_CLONE_RE.match(core)
+        if species_clone:
+            core = species_clone.group(1)
         parts = [core]
         p = _PAREN_RE.match(core)
         if p:
@@ -363,6 +373,8 @@ class _Resolver:
             parts = cd_parts + [x for x in (inner, outer) if x not in cd_parts]
         for part in parts:
             push(part, "panel")
+            if "." in part:  # R's make.names writes HLA-DR as HLA.DR and PD-1 as PD.1 (Seurat exports); a dot
+                push(_NON_DECIMAL_DOT_RE.sub("-", part), "panel")  # between digits is the antigen's (Va7.2)
             if "," in part or "/" in part:  # "HLA-A,B,C": the first listed target
                 push(re.split(r"[,/]", part)[0], "panel")
         for part in list(parts):
