@@ -726,16 +726,18 @@ def user_pairs(items: list[str]) -> dict[str, tuple[Path, Path]]:
             found = [(r, q) for r, q in found if q.exists()]
             if not found:
                 raise ValueError(f"--data {item}: no <name>_rna.h5ad with a <name>_adt.h5ad or _rppa.h5ad beside it")
+        elif folder.suffix == ".h5":  # a Cell Ranger CITE-seq matrix: both sides, told apart by feature type
+            found = [(folder, folder)]
         else:
             parts = item.split(":")
             if len(parts) != 2 or not all(parts):
-                raise ValueError(f"--data {item!r}: give RNA.h5ad:PROTEIN.h5ad or a folder of pairs")
+                raise ValueError(f"--data {item!r}: give RNA.h5ad:PROTEIN.h5ad, a Cell Ranger .h5 or a folder of pairs")
             found = [(Path(parts[0]), Path(parts[1]))]
         for rna, protein in found:
             for path in (rna, protein):
                 if not path.is_file():
                     raise ValueError(f"--data: {path} does not exist")
-            name = rna.name.removesuffix(".h5ad").removesuffix("_rna")
+            name = rna.name.removesuffix(".h5ad").removesuffix(".h5").removesuffix("_rna")
             if name in pairs:
                 raise ValueError(f"--data: two pairs are named {name!r}; rename one RNA file")
             pairs[name] = (rna, protein)
@@ -747,9 +749,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     p.add_argument("--sets", nargs="*", choices=SETS,
                    help=f"built-in sets (default: {' '.join(DEFAULT_SETS)}; none when --data is given)")
-    p.add_argument("--data", action="append", default=[], metavar="RNA.h5ad:PROTEIN.h5ad | FOLDER",
-                   help="a paired set of your own (same cells in both files), or a folder of <name>_rna.h5ad + "
-                        "<name>_adt.h5ad (or _rppa.h5ad) pairs; repeatable")
+    p.add_argument("--data", action="append", default=[], metavar="RNA.h5ad:PROTEIN.h5ad | CELLRANGER.h5 | FOLDER",
+                   help="a paired set of your own (same cells in both files; one CITE-seq file: Cell Ranger's .h5), "
+                        "or a folder of <name>_rna.h5ad + <name>_adt.h5ad (or _rppa.h5ad) pairs; repeatable")
     p.add_argument("--pretrain", action="store_true",
                    help="also pre-train stage 2 (sc) on the other shared sets, then fine-tune (leave-one-out)")
     p.add_argument("--zero_shot_only", action="store_true",

@@ -14,12 +14,12 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from tokenization.cell_files import read_cells
 from tokenization.checks import InputQualityWarning, check_same_cells, modality
 from tokenization.matrix import Matrix
 from tokenization.value_kinds import protein_transform_for, value_kind
@@ -69,30 +69,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def require_file(path: Path, what: str) -> None:
-    """A clear error when ``path`` is missing or is a folder (users pass folders by mistake)."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a folder; give the .h5ad file inside it")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-
-
 def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Sequence[str] | None]:
-    """Accept an AnnData, a path to ``.h5ad`` (opened backed), a MuData (``rna`` modality), a pandas
-    DataFrame (cells x genes, gene names as columns) or ``(matrix, gene_names)``; return the cells × genes
-    object and explicit gene names if any."""
+    """Accept an AnnData, a path to ``.h5ad`` (opened backed) or to a Cell Ranger ``.h5`` matrix, a MuData (``rna``
+    modality), a pandas DataFrame (cells x genes, gene names as columns) or ``(matrix, gene_names)``; return the
+    cells × genes object and explicit gene names if any."""
     import anndata
 
     if isinstance(rna, (str, os.PathLike)):
-        path = Path(rna)
-        require_file(path, "RNA file")
-        try:
-            rna = anndata.read_h5ad(path, backed="r")
-            has_x = "X" in rna.file._file  # backed files read X lazily: find a missing one now
-        except Exception as error:  # h5py/anndata raise many types for damaged files
-            raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
-        if not has_x:
-            raise ValueError(f"{path} has no X matrix (the expression values); write them into X and save again")
+        rna = read_cells(rna, "RNA file", backed=True)  # .h5ad backed (read in chunks), or a Cell Ranger .h5
     elif isinstance(rna, tuple) and len(rna) == 2:
         rna, gene_names = rna
     elif type(rna).__name__ == "DataFrame":  # cells as rows, genes as columns

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tokenization.cell_files import read_cells
+
 from .convert_command import add_convert_command
 from .hub import add_push_command
-from .options import _read_h5ad, add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
+from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
 
 OUTPUT_SCALES = {"log1p_counts": "log1p counts", "per_cell_scaled": "per-cell scaled values (see uns['sctranslator'])"}
 
@@ -24,7 +26,7 @@ def _rna_argument(args: argparse.Namespace):
     whose X is that layer, and the gene names from that column."""
     if args.layer is None and args.gene_column is None:
         return args.rna, None
-    adata = _read_h5ad(args.rna)
+    adata = read_cells(args.rna)
     if args.layer == "raw":
         if adata.raw is None:
             raise ValueError(f"{args.rna} has no .raw; its layers are {sorted(adata.layers)}")
@@ -78,7 +80,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     if args.proteins is None and args.protein is None:
         raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
-    proteins = names_argument(args.proteins, "protein") if args.proteins else _read_h5ad(args.protein)
+    proteins = names_argument(args.proteins, "protein") if args.proteins else read_cells(args.protein)
     state = _distributed_state()
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
@@ -227,7 +229,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
               else nullcontext(None))
     with output as staging:
         rna, gene_names = read_rna(*_rna_argument(args))  # opened here for its obs_names; read in chunks later
-        proteins = _measured_in_rna_order(rna, _read_h5ad(args.protein), args.protein)
+        proteins = _measured_in_rna_order(rna, read_cells(args.protein), args.protein)
         measured_kind = value_kind(proteins.X)
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)
         result, targets = predict_proteins(
@@ -321,12 +323,13 @@ def _h5ad_output(value: str) -> Path:
 
 
 def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
-    predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad file")
+    predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad / Cell Ranger .h5")
     add_model_options(predict)
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--proteins", help="proteins: A,B,C or a text file: one name per line (commas kept, as in "
                        "'HLA-A,B,C'), or a single line of comma-separated names; '#' starts a comment")
-    which.add_argument("--protein", type=Path, help="protein .h5ad whose var_names are the targets")
+    which.add_argument("--protein", type=Path,
+                       help="protein .h5ad (or Cell Ranger .h5) whose var_names are the targets")
     predict.add_argument("--out", type=_h5ad_output, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     predict.set_defaults(func=_run_predict)
@@ -383,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_input_files(args: argparse.Namespace) -> None:
     """Missing input files or folders given as files fail before any model is loaded."""
-    from modeling_sctranslator.inference import require_file
+    from tokenization.cell_files import require_file
 
     for name, what in (("rna", "RNA file"), ("protein", "protein file")):
         if isinstance(getattr(args, name, None), Path):

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tokenization.cell_files import CELL_FILE_SUFFIXES, read_cells
+
 __all__ = ["DTYPES", "add_model_options", "compute_dtype", "load_model_and_tokenizer", "names_argument"]
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -70,13 +72,13 @@ def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
 
 
 def names_argument(value: str | None, what: str) -> Any:
-    """Names from ``A,B,C``, a text file (:func:`_read_protein_names`) or, for proteins, an ``.h5ad``
-    (its var_names)."""
+    """Names from ``A,B,C``, a text file (:func:`_read_protein_names`) or, for proteins, an ``.h5ad`` or Cell
+    Ranger ``.h5`` file (its var_names; of a CITE-seq file, its antibodies)."""
     if value is None:
         return None
     path = Path(value)
-    if path.suffix == ".h5ad":
-        return _read_h5ad(path)
+    if path.suffix in CELL_FILE_SUFFIXES:
+        return read_cells(path)
     if path.is_file():
         return _read_protein_names(path, what)
     if path.suffix in (".txt", ".tsv", ".csv", ".list"):
@@ -87,22 +89,11 @@ def names_argument(value: str | None, what: str) -> Any:
     return names
 
 
-def _read_h5ad(path: Path):
-    import anndata
-
-    from modeling_sctranslator.inference import require_file
-
-    require_file(path, "file")
-    try:
-        return anndata.read_h5ad(path)
-    except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
-        raise ValueError(f"cannot read {path} as .h5ad ({type(error).__name__}: {error})") from error
-
-
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model folder or hub id (default: the pre-trained sctranslator-base in the package)")
-    parser.add_argument("--rna", type=Path, required=True, help="cells x genes .h5ad (read backed, in chunks)")
+    parser.add_argument("--rna", type=Path, required=True,
+                        help="cells x genes .h5ad (read backed, in chunks) or Cell Ranger .h5 matrix")
     parser.add_argument("--layer", default=None,
                         help="read the expression from this layer of --rna instead of X (e.g. counts), or 'raw' "
                              "for adata.raw; the file is then read into memory")

@@ -144,3 +144,29 @@ def one_piece(rna, adt):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # var_names repeat (CD4 the gene and CD4 the antibody)
         return ad.AnnData(sp.hstack([sp.csr_matrix(rna.X), sp.csr_matrix(adt.X)]).tocsr(), obs=rna.obs[[]], var=var)
+
+
+def write_cellranger_h5(path, adata, genome_v2: str | None = None) -> None:
+    """``adata`` (with var['feature_types']) as Cell Ranger writes its HDF5 matrix: v3 (``/matrix``), or v2 (one
+    genome group, genes only) when ``genome_v2`` names the genome."""
+    import h5py
+    import numpy as np
+    import scipy.sparse as sp
+
+    csr = sp.csr_matrix(adata.X)  # cells x features CSR = features x cells CSC, as Cell Ranger stores it
+
+    def text(values):
+        return np.asarray([str(v).encode() for v in values])
+
+    with h5py.File(path, "w") as f:
+        group = f.create_group(genome_v2 or "matrix")
+        group["data"], group["indices"], group["indptr"] = csr.data.astype(np.int32), csr.indices, csr.indptr
+        group["shape"] = np.asarray([adata.n_vars, adata.n_obs], np.int32)
+        group["barcodes"] = text(adata.obs_names)
+        if genome_v2:
+            group["gene_names"] = text(adata.var_names)
+            group["genes"] = text(f"ENSG{i:011d}" for i in range(adata.n_vars))
+            return
+        features = group.create_group("features")
+        features["name"], features["id"] = text(adata.var_names), text(f"ID{i}" for i in range(adata.n_vars))
+        features["feature_type"] = text(adata.var["feature_types"])

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from tokenization.cell_files import read_cells
 from tokenization.checks import modality
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import value_kind
@@ -97,21 +98,22 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
     """Resolve ``spec`` into source files.
 
     Accepts ``DIR/<name>`` (finds ``<name>_rna.h5ad`` + ``<name>_adt|_rppa|_prot.h5ad``), the RNA file
-    itself (``..._rna.h5ad``), ``RNA.h5ad:PROTEIN.h5ad`` or a MuData ``.h5mu`` file.
+    itself (``..._rna.h5ad``), ``RNA.h5ad:PROTEIN.h5ad``, a MuData ``.h5mu`` file or a Cell Ranger ``.h5``
+    CITE-seq matrix (both sides in one file, told apart by their feature types).
     """
     text = str(spec)
-    if text.endswith(".h5mu"):
+    if text.endswith((".h5mu", ".h5")):
         path = Path(text)
         if not path.is_file():
-            raise CorpusError(f"MuData file {path} does not exist")
-        return CorpusSource(name or path.stem, path, None)
+            raise CorpusError(f"{'MuData' if text.endswith('.h5mu') else 'Cell Ranger'} file {path} does not exist")
+        return CorpusSource(name or path.stem, path, None if text.endswith(".h5mu") else path)
     if ":" in text and not os.path.exists(text):
         rna, prot = text.split(":", 1)
         rna_path, prot_path = Path(rna), Path(prot)
         for p in (rna_path, prot_path):
             if not p.is_file():
                 raise CorpusError(f"{p} does not exist")
-        stem = rna_path.name.removesuffix(".h5ad").removesuffix("_rna")
+        stem = rna_path.name.removesuffix(".h5ad").removesuffix(".h5").removesuffix("_rna")
         return CorpusSource(name or stem, rna_path, prot_path)
     base = text.removesuffix(".h5ad").removesuffix("_rna")
     rna_path = Path(base + "_rna.h5ad")
@@ -129,7 +131,6 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
 
 
 def _read_pair(source: CorpusSource):
-    import anndata as ad
 
     if source.protein_path is None:
         try:
@@ -141,8 +142,11 @@ def _read_pair(source: CorpusSource):
         if missing:
             raise CorpusError(f"{source.rna_path} has modalities {list(mdata.mod)}; needs 'rna' and 'prot'")
         return mdata.mod["rna"], mdata.mod["prot"]
-    # the same CITE-seq file in one piece may be given as both sides (FILE.h5ad:FILE.h5ad): each keeps its features
-    return modality(ad.read_h5ad(source.rna_path), "RNA"), modality(ad.read_h5ad(source.protein_path), "protein")
+    # the same CITE-seq file in one piece may be given as both sides (FILE.h5ad:FILE.h5ad, a Cell Ranger .h5): each
+    # keeps its features
+    rna = read_cells(source.rna_path, "RNA file")
+    prot = rna if source.protein_path == source.rna_path else read_cells(source.protein_path, "protein file")
+    return modality(rna, "RNA"), modality(prot, "protein")
 
 
 def _check_paired(rna, prot, source: CorpusSource) -> None:

@@ -129,7 +129,7 @@ class DataArguments:
     corpora: list[str] = field(
         default_factory=list,
         metadata={"help": "corpus folders (manifest.json) or sources: DIR/<name> for <name>_rna.h5ad + "
-                          "<name>_adt|_rppa.h5ad, RNA.h5ad:PROTEIN.h5ad, or a .h5mu file"},
+                          "<name>_adt|_rppa.h5ad, RNA.h5ad:PROTEIN.h5ad, a .h5mu file or a Cell Ranger .h5"},
     )
     corpus_weights: list[float] | None = field(default=None, metadata={"help": "mixing weight per corpus"})
     corpus_cache_dir: str | None = field(

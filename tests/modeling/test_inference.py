@@ -15,7 +15,7 @@ from modeling_sctranslator.inference import predict_proteins
 from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from ..conftest import one_piece, run_without_our_packages
+from ..conftest import one_piece, run_without_our_packages, write_cellranger_h5
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,7 @@ def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells,
     combined = one_piece(rna, adt)
     assert set(PANEL[:5]) & set(adt.var_names) and adt.X.sum() > 0.1 * rna.X.sum()  # the test can fail
     combined.write_h5ad(tmp_path / "cite.h5ad")
+    write_cellranger_h5(tmp_path / "cite.h5", combined)  # what Cell Ranger hands a CITE-seq user
     model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
     tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
     split = predict_proteins(model, tokenizer, rna, PANEL[:5], batch_size=16)
@@ -108,12 +109,14 @@ def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells,
     np.testing.assert_allclose(whole.X, split.X, atol=1e-6)
 
     # the same file as both sides of evaluate: the same metrics as the two files
-    for name, (rna_file, protein_file) in {"split": ("rna.h5ad", "adt.h5ad"),
-                                           "whole": ("cite.h5ad", "cite.h5ad")}.items():
+    for name, (rna_file, protein_file) in {"split": ("rna.h5ad", "adt.h5ad"), "whole": ("cite.h5ad", "cite.h5ad"),
+                                           "cellranger": ("cite.h5", "cite.h5")}.items():
         where = folder if name == "split" else tmp_path
         assert cli_main(["evaluate", "--model", str(model_dir), "--rna", str(where / rna_file), "--protein",
                          str(where / protein_file), "--json", str(tmp_path / f"{name}.json"), "--device", "cpu"]) == 0
-    assert json.loads((tmp_path / "whole.json").read_text()) == json.loads((tmp_path / "split.json").read_text())
+    split_metrics = json.loads((tmp_path / "split.json").read_text())
+    assert json.loads((tmp_path / "whole.json").read_text()) == split_metrics
+    assert json.loads((tmp_path / "cellranger.json").read_text()) == split_metrics
 
     adt_only = ad.AnnData(adt.X, obs=adt.obs[[]], var=adt.var.assign(feature_types="Antibody Capture"))
     with pytest.raises(ValueError, match="every feature of this RNA input is 'Antibody Capture'.*the protein file"):
@@ -226,6 +229,8 @@ def test_crash_during_write_leaves_no_partial_file(model_dir, cells, tmp_path, m
         (["--rna", "{rna}", "--proteins", "empty.txt"], "lists no protein names"),
         (["--rna", "{rna}", "--proteins", "bogus.txt"], "none of the 2 proteins"),
         (["--rna", "{rna}"], "say which proteins"),
+        (["--rna", "cells.csv", "--proteins", "p.txt"], "cells are read from .h5ad files or Cell Ranger .h5"),
+        (["--rna", "damaged.h5", "--proteins", "p.txt"], "cannot read"),
     ],
 )
 def test_predict_bad_input_is_one_clear_line(model_dir, cells, tmp_path, capsys, args, message):
@@ -233,8 +238,10 @@ def test_predict_bad_input_is_one_clear_line(model_dir, cells, tmp_path, capsys,
     (tmp_path / "p.txt").write_text("CD4\n")
     (tmp_path / "empty.txt").write_text("\n# nothing\n")
     (tmp_path / "bogus.txt").write_text("NotAProtein\nAlsoNot\n")
+    (tmp_path / "cells.csv").write_text("cell,CD4\nA,1\n")
+    (tmp_path / "damaged.h5").write_bytes(b"not an HDF5 file")
     args = [a.format(rna=folder / "rna.h5ad") for a in args]
-    args = [str(tmp_path / a) if a.endswith(".txt") or a == "missing.h5ad" else a for a in args]
+    args = [str(tmp_path / a) if a.endswith((".txt", ".csv", ".h5")) or a == "missing.h5ad" else a for a in args]
     code = cli_main(["predict", "--model", str(model_dir), *args, "--out", str(tmp_path / "o.h5ad")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err

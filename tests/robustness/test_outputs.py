@@ -189,7 +189,8 @@ def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
     ("change", "message"),
     [
         (lambda a, tmp: a + ["--device", "tpu"], "is not a device this build of PyTorch knows"),
-        (lambda a, tmp: [tmp if x == "RNA" else x for x in a], "is a folder; give the .h5ad file inside it"),
+        (lambda a, tmp: [tmp if x == "RNA" else x for x in a],
+         "is a folder; give the .h5ad or Cell Ranger .h5 file inside it"),
         (lambda a, tmp: a + ["--model", f"{tmp}/model.pt"], "convert-original"),
     ],
     ids=["unknown_device", "folder_as_rna", "checkpoint_file_as_model"],

@@ -184,3 +184,33 @@ def test_column_numbers_as_gene_names_are_refused(tok):
     for unnamed in (pd.DataFrame(_x()), ad.AnnData(_x())):
         with pytest.raises(ValueError, match=r"gene columns are named 0..5 .*pass gene_names"):
             tok(unnamed, max_length=8)
+
+
+def test_a_cellranger_h5_matrix_reads_as_the_anndata_scanpy_gives(tmp_path, shared):
+    """Cell Ranger's HDF5 (v3: genes and antibodies with their feature types; v2: genes) without scanpy."""
+    import anndata as ad
+
+    from tests.conftest import one_piece, write_cellranger_h5
+    from tokenization.cell_files import read_cells
+
+    rna = ad.read_h5ad(shared("data", "eccite_ctcl_rna.h5ad"))[:30].copy()
+    adt = ad.read_h5ad(shared("data", "eccite_ctcl_adt.h5ad"))[:30].copy()
+    combined = one_piece(rna, adt)
+    write_cellranger_h5(tmp_path / "v3.h5", combined)
+    got = read_cells(tmp_path / "v3.h5")
+    assert list(got.obs_names) == list(combined.obs_names) and list(got.var_names) == list(combined.var_names)
+    assert got.var["feature_types"].tolist() == combined.var["feature_types"].tolist()
+    assert (got.X != sp.csr_matrix(combined.X, dtype=np.float32)).nnz == 0
+    write_cellranger_h5(tmp_path / "v2.h5", rna, genome_v2="GRCh38")
+    v2 = read_cells(tmp_path / "v2.h5")
+    assert list(v2.var_names) == list(rna.var_names) and (v2.X != sp.csr_matrix(rna.X, dtype=np.float32)).nnz == 0
+    import h5py
+
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["something"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"cannot read .*other.h5 as a Cell Ranger .h5 matrix.*/matrix group"):
+        read_cells(tmp_path / "other.h5")
+    (tmp_path / "filtered_feature_bc_matrix").mkdir()
+    (tmp_path / "filtered_feature_bc_matrix" / "matrix.mtx.gz").write_bytes(b"")
+    with pytest.raises(IsADirectoryError, match=r"Cell Ranger matrix folder .*filtered_feature_bc_matrix.h5"):
+        read_cells(tmp_path / "filtered_feature_bc_matrix")

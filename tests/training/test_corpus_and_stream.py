@@ -12,7 +12,7 @@ import pytest
 from training.corpus import load_manifest
 from training.data import CorpusCollator, EvalCells, build_train_stream, split_example_id
 
-from ..conftest import one_piece
+from ..conftest import one_piece, write_cellranger_h5
 
 
 def _ids(stream, n):
@@ -137,10 +137,14 @@ def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_pat
     rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
     adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
     one_piece(rna, adt).write_h5ad(tmp_path / "cite.h5ad")
+    write_cellranger_h5(tmp_path / "cite.h5", one_piece(rna, adt))
     with pytest.warns(UserWarning, match="'Antibody Capture' ones are read as the protein"):
         whole = build_corpus(find_source(f"{tmp_path}/cite.h5ad:{tmp_path}/cite.h5ad"), tmp_path / "whole", tokenizer)
+    cellranger = build_corpus(find_source(tmp_path / "cite.h5"), tmp_path / "cellranger", tokenizer)
     split = build_corpus(find_source(data_dir / "eccite_ctcl"), tmp_path / "split", tokenizer)
-    assert whole["genes"] == split["genes"] and whole["proteins"] == split["proteins"]
-    rows = [pq.read_table(tmp_path / corpus / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
-            for corpus, m in (("whole", whole), ("split", split))]
-    assert rows[0] == rows[1]
+    rows = {}
+    for corpus, m in (("whole", whole), ("cellranger", cellranger), ("split", split)):
+        assert m["genes"] == split["genes"] and m["proteins"] == split["proteins"], corpus
+        table = pq.read_table(tmp_path / corpus / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5)
+        rows[corpus] = table.to_pylist()
+    assert rows["whole"] == rows["split"] == rows["cellranger"]
