@@ -516,11 +516,18 @@ def resolve_names(
                 hit = resolver.protein(copies.get(i, name), gene_named)
                 result = hit if hit else (None, "unmapped", "", True)
             else:
-                gene_hit = resolver.gene(name)
-                result = (gene_hit[0], gene_hit[1], name, True) if gene_hit else (None, "unmapped", "", True)
+                result = _gene_result(resolver, name)
             memo[name] = result
         results.append(result)
 
+    matched_of = {name: result[2] for name, result in zip(names, results, strict=True) if result[1] == DOTS_AS_HYPHENS}
+    dotted = list(matched_of)
+    if dotted:
+        warnings.warn(
+            f"{len(dotted)} gene names have dots where the gene's symbol has hyphens, as R's make.names writes them "
+            f"(e.g. {', '.join(dotted[:3])}): read with hyphens ({', '.join(matched_of[n] for n in dotted[:3])})",
+            UserWarning, stacklevel=3,
+        )
     # token -> column that keeps it: whole-name hits first; then, for genes, the name that sorts first (so a
     # model reads the same value whatever the column order: the original tables give some names another gene's
     # id, e.g. GARS -> GART), for proteins the panel's first column
@@ -548,6 +555,26 @@ def resolve_names(
             matched.append(match)
             status.append("mapped" if kept[token] == i else "duplicate")
     return MappingReport(kind, names, tokens, routes, status, matched)
+
+
+DOTS_AS_HYPHENS = "dots_as_hyphens"  # route of a gene name R's make.names wrote (HLA.DRA for HLA-DRA)
+
+
+def _gene_result(resolver: _Resolver, name: str) -> tuple[int | None, str, str, bool]:
+    """(token, route, matched text, whole name) of a gene name. A name that maps to nothing as written but does
+    with its dots read as hyphens (first those not between digits, as clone names such as AC000061.1 keep theirs;
+    then all: TRBV11.2) was written by R's make.names, as tables exported from R often are: 5 % of a 10x panel's
+    mapped genes (HLA-DRA, the MT- genes, every -AS1 antisense gene) would otherwise be lost. It yields to a column
+    named exactly."""
+    hit = resolver.gene(name)
+    if hit is not None:
+        return hit[0], hit[1], name, True
+    if "." in name:
+        for hyphened in dict.fromkeys((_NON_DECIMAL_DOT_RE.sub("-", name), name.replace(".", "-"))):
+            hit = resolver.gene(hyphened)
+            if hit is not None:
+                return hit[0], DOTS_AS_HYPHENS, hyphened, False
+    return None, "unmapped", "", True
 
 
 def report_from_token_ids(vocab: GeneVocab, token_ids: Sequence[int], kind: str = "gene") -> MappingReport:
