@@ -16,48 +16,9 @@ from tokenization.cell_files import read_cells
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
-from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
+from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument, rna_argument
 
 OUTPUT_SCALES = {"log1p_counts": "log1p counts", "per_cell_scaled": "per-cell scaled values (see uns['sctranslator'])"}
-
-
-def _rna_argument(args: argparse.Namespace):
-    """``--rna`` as a path (read backed, in chunks), or with ``--layer`` / ``--gene-column`` an AnnData
-    whose X is that layer, and the gene names from that column."""
-    if args.layer is None and args.gene_column is None:
-        return args.rna, None
-    adata = read_cells(args.rna)
-    if args.layer == "raw":
-        if adata.raw is None:
-            raise ValueError(f"{args.rna} has no .raw; its layers are {sorted(adata.layers)}")
-        main_var = adata.var
-        adata = adata.raw.to_adata()
-        if args.gene_column in main_var.columns and args.gene_column not in adata.var.columns:
-            # .raw keeps no columns: take the names of the genes var has, and .raw's own names for the others
-            # (an HVG-subset var names a few thousand of .raw's genes; the rest must not become NaN names)
-            names = main_var[args.gene_column].astype(object).reindex(adata.var_names)
-            unnamed = names.isna().to_numpy()
-            if unnamed.any():
-                names[unnamed] = adata.var_names[unnamed]
-                warnings.warn(
-                    f"var[{args.gene_column!r}] names {int((~unnamed).sum())} of the {adata.n_vars} genes of .raw "
-                    f"(.raw keeps no var columns); the other {int(unnamed.sum())} are read by their .raw var_names "
-                    f"(e.g. {adata.var_names[unnamed][0]!r})",
-                    UserWarning, stacklevel=2,
-                )
-            adata.var[args.gene_column] = names.astype(str)
-    elif args.layer is not None:
-        if args.layer not in adata.layers:
-            raise ValueError(f"{args.rna} has no layer {args.layer!r}; its layers are {sorted(adata.layers)}"
-                             + (" (and .raw: --layer raw)" if adata.raw is not None else ""))
-        adata.X = adata.layers[args.layer]
-    gene_names = None
-    if args.gene_column is not None:
-        if args.gene_column not in adata.var.columns:
-            raise ValueError(f"{args.rna} has no var column {args.gene_column!r}; its var columns are "
-                             f"{list(adata.var.columns)}")
-        gene_names = [str(g) for g in adata.var[args.gene_column]]
-    return adata, gene_names
 
 
 # The library's messages name Python arguments; on the command line the matching options are these.
@@ -85,7 +46,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
     with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
-        rna, gene_names = _rna_argument(args)  # a wrong --layer / --gene-column fails before the model loads
+        rna, gene_names = rna_argument(args)  # a wrong --layer / --gene-column fails before the model loads
         if hasattr(proteins, "obs_names"):  # --protein: its names, and its values for the cells the RNA holds
             rna, gene_names = read_rna(rna, gene_names)  # opened (backed) for its obs_names; read in chunks later
             proteins = _measured_in_rna_order(rna, proteins, args.protein)
@@ -167,7 +128,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
     from tokenization.atomic_io import atomic_output_file, check_output_target
 
     # --layer / --gene-column as a single process reads them (they were ignored here: X and var_names read)
-    rna, gene_names = read_rna(*_rna_argument(args))
+    rna, gene_names = read_rna(*rna_argument(args))
     if rna.n_obs < state.num_processes:
         raise ValueError(f"{rna.n_obs} cells for {state.num_processes} processes: launch at most {rna.n_obs} "
                          "(or run one process)")
@@ -228,7 +189,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     output = (atomic_output_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) if args.json
               else nullcontext(None))
     with output as staging:
-        rna, gene_names = read_rna(*_rna_argument(args))  # opened here for its obs_names; read in chunks later
+        rna, gene_names = read_rna(*rna_argument(args))  # opened here for its obs_names; read in chunks later
         proteins = _measured_in_rna_order(rna, read_cells(args.protein), args.protein)
         measured_kind = value_kind(proteins.X)
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)

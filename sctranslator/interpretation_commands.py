@@ -13,7 +13,7 @@ from interpretation.outputs import TABLE_FORMATS, _table_formats
 from modeling_sctranslator.inference import compute_precision
 from tokenization.atomic_io import check_output_target
 
-from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument
+from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument, rna_argument
 
 __all__ = ["add_interpretation_commands"]
 
@@ -48,11 +48,13 @@ def _run_attention(args: argparse.Namespace) -> int:
     if args.genes is not None:
         genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
     _table_formats(args.table_format)
+    rna, gene_names = rna_argument(args)  # --layer / --gene-column, before the model loads
     model, tokenizer = load_model_and_tokenizer(args.model, args.device)
     started = time.perf_counter()
     with compute_precision(model.device, compute_dtype(args.dtype)):
         result = attention_analysis(
-            model, tokenizer, args.rna, proteins, genes=genes, recipe=args.recipe, batch_size=args.batch_size,
+            model, tokenizer, rna, proteins, genes=genes, gene_names=gene_names, recipe=args.recipe,
+            batch_size=args.batch_size,
             chunk_size=args.chunk_size, device=model.device, progress=True,
         )
     files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
@@ -67,11 +69,13 @@ def _run_knockout(args: argparse.Namespace) -> int:
     proteins = names_argument(args.proteins, "protein")
     genes = names_argument(args.genes, "gene")
     _table_formats(args.table_format)
+    rna, gene_names = rna_argument(args)  # --layer / --gene-column, before the model loads
     model, tokenizer = load_model_and_tokenizer(args.model, args.device)
     started = time.perf_counter()
     with compute_precision(model.device, compute_dtype(args.dtype)):
         result = knockout_analysis(
-            model, tokenizer, args.rna, proteins, genes, groupby=args.groupby, tolerance=args.tolerance,
+            model, tokenizer, rna, proteins, genes, gene_names=gene_names, groupby=args.groupby,
+            tolerance=args.tolerance,
             batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
         )
     files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots, overwrite=args.overwrite)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,46 @@ def names_argument(value: str | None, what: str) -> Any:
     if not names:
         raise ValueError(f"no {what} names in {value!r}")
     return names
+
+
+def rna_argument(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
+    """``--rna`` as a path (read backed, in chunks), or with ``--layer`` / ``--gene-column`` an AnnData
+    whose X is that layer, and the gene names from that column (every command that reads --rna: predict,
+    evaluate, attention, knockout)."""
+    if args.layer is None and args.gene_column is None:
+        return args.rna, None
+    adata = read_cells(args.rna)
+    if args.layer == "raw":
+        if adata.raw is None:
+            raise ValueError(f"{args.rna} has no .raw; its layers are {sorted(adata.layers)}")
+        main_var = adata.var
+        adata = adata.raw.to_adata()
+        if args.gene_column in main_var.columns and args.gene_column not in adata.var.columns:
+            # .raw keeps no columns: take the names of the genes var has, and .raw's own names for the others
+            # (an HVG-subset var names a few thousand of .raw's genes; the rest must not become NaN names)
+            names = main_var[args.gene_column].astype(object).reindex(adata.var_names)
+            unnamed = names.isna().to_numpy()
+            if unnamed.any():
+                names[unnamed] = adata.var_names[unnamed]
+                warnings.warn(
+                    f"var[{args.gene_column!r}] names {int((~unnamed).sum())} of the {adata.n_vars} genes of .raw "
+                    f"(.raw keeps no var columns); the other {int(unnamed.sum())} are read by their .raw var_names "
+                    f"(e.g. {adata.var_names[unnamed][0]!r})",
+                    UserWarning, stacklevel=2,
+                )
+            adata.var[args.gene_column] = names.astype(str)
+    elif args.layer is not None:
+        if args.layer not in adata.layers:
+            raise ValueError(f"{args.rna} has no layer {args.layer!r}; its layers are {sorted(adata.layers)}"
+                             + (" (and .raw: --layer raw)" if adata.raw is not None else ""))
+        adata.X = adata.layers[args.layer]
+    gene_names = None
+    if args.gene_column is not None:
+        if args.gene_column not in adata.var.columns:
+            raise ValueError(f"{args.rna} has no var column {args.gene_column!r}; its var columns are "
+                             f"{list(adata.var.columns)}")
+        gene_names = [str(g) for g in adata.var[args.gene_column]]
+    return adata, gene_names
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -131,3 +131,22 @@ def test_knockout_outputs_say_the_scale_of_the_differences(setup, tmp_path, caps
     assert "differences are per-cell scaled predictions" in capsys.readouterr().out
     effects = pd.read_csv(tmp_path / "ko" / "knockout_effects.csv")
     assert set(effects["scale"]) == {"per_cell_scaled"}
+
+
+@pytest.mark.parametrize("command", ["attention", "knockout"])
+def test_layer_and_gene_column_are_read_as_predict_reads_them(setup, cells, tmp_path, command):
+    """attention and knockout offered --layer / --gene-column but read X and var_names: counts kept in a
+    layer, under Ensembl var_names with the symbols in a column, gave maps of the wrong values or no gene."""
+    ensembl_like = [f"ENSG9{i:010d}" for i in range(cells.n_vars)]  # ids no vocabulary has
+    moved = ad.AnnData(X=sp.csr_matrix(cells.shape, dtype=np.float32), layers={"counts": cells.X},
+                       var=pd.DataFrame({"symbol": cells.var_names}, index=ensembl_like))
+    moved.write_h5ad(tmp_path / "moved.h5ad")
+    assert run(setup, command, tmp_path / "plain") == 0
+    argv = [command, "--model", str(setup / "model"), "--rna", str(tmp_path / "moved.h5ad"), "--layer", "counts",
+            "--gene-column", "symbol", "--proteins", ",".join(PROTEINS), "--device", "cpu", "--no-plots",
+            "--out", str(tmp_path / "moved"), "--genes", "top-5" if command == "attention" else
+            ",".join(ad.read_h5ad(setup / "cells.h5ad", backed="r").var_names[[2, 5]])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli_main(argv) == 0
+    assert files_in(tmp_path / "moved") == files_in(tmp_path / "plain")
