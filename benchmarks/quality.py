@@ -40,6 +40,7 @@ import torch
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
 from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
+from tokenization.cell_files import set_name
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training import baselines as bl
 from training.paired_data import (
@@ -737,7 +738,7 @@ def user_pairs(items: list[str]) -> dict[str, tuple[Path, Path]]:
             for path in (rna, protein):
                 if not path.is_file():
                     raise ValueError(f"--data: {path} does not exist")
-            name = rna.name.removesuffix(".h5ad").removesuffix(".h5").removesuffix("_rna")
+            name = set_name(rna)
             if name in pairs:
                 raise ValueError(f"--data: two pairs are named {name!r}; rename one RNA file")
             pairs[name] = (rna, protein)

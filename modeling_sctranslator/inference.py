@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tokenization.cell_files import read_cells
-from tokenization.checks import InputQualityWarning, check_same_cells, modality
+from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix
 from tokenization.value_kinds import protein_transform_for, value_kind
 
@@ -429,8 +429,7 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
     layout = reading_layout(model, tokenizer, rna, gene_names)
     if layout is None or not layout.ordered or not model.config.pads_to_fixed_length:
         return rna, gene_names
-    _, report = tokenizer(rna=cell_rows(rna, 0, min(count_cells(rna), 2)), gene_names=gene_names, max_length=1,
-                          gene_layout=layout.token_ids, return_report=True, return_tensors=None)
+    report = _probe(tokenizer, rna, gene_names, gene_layout=layout.token_ids)
     check_layout(model, report, layout)
     columns, _, _, _ = align_to_layout(report.rna, layout.token_ids)
     aligned = take_columns(transformed_rna(tokenizer, rna), columns)
@@ -449,6 +448,17 @@ def transformed_rna(tokenizer, rna: Any):
     return sp.csr_matrix(block, dtype=np.float32)
 
 
+def _probe(tokenizer, rna: Any, gene_names: Sequence[str] | None, **options: Any) -> Any:
+    """The encoding report of ``rna``'s first cells, for how its columns map; its warnings are left to the pass
+    that encodes every cell, which would otherwise show each of them twice."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", MixedFeaturesWarning)  # said once per input (Matrix), here if first
+        _, report = tokenizer(rna=cell_rows(rna, 0, min(count_cells(rna), 2)), gene_names=gene_names, max_length=1,
+                              return_report=True, return_tensors=None, **options)
+    return report
+
+
 def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None,
                    chunk_size: int = 256) -> GeneLayout | None:
     """The gene layout ``rna`` is read in: the model's own (saved with it), or -- for a position-reading model
@@ -462,9 +472,7 @@ def reading_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | None,
     config = model.config
     if (layout is not None and layout.ordered) or not config.pads_to_fixed_length:
         return layout
-    n_cells = count_cells(rna)
-    _, report = tokenizer(rna=cell_rows(rna, 0, min(n_cells, 2)), gene_names=gene_names, max_length=1,
-                          return_report=True, return_tensors=None)
+    report = _probe(tokenizer, rna, gene_names)
     columns, token_ids = np.asarray(report.rna.columns), np.asarray(report.rna.kept_token_ids)
     if columns.size <= config.max_genes:
         return layout

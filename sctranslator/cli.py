@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenization.cell_files import read_cells
+from tokenization.cell_files import check_one_piece, read_cells
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
@@ -35,13 +35,21 @@ def _with_cli_equivalents(message: str) -> str:
     return message + (f" [on the command line: {'; '.join(dict.fromkeys(hints))}]" if hints else "")
 
 
+def _protein_file(args: argparse.Namespace) -> Any:
+    """``--protein`` read whole; the --rna file itself must tell its antibodies from its genes."""
+    proteins = read_cells(args.protein, "protein file")
+    if Path(args.protein).resolve() == Path(args.rna).resolve():
+        check_one_piece(proteins, args.protein)
+    return proteins
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     from modeling_sctranslator.inference import predict_proteins, read_rna
     from tokenization.atomic_io import atomic_output_file
 
     if args.proteins is None and args.protein is None:
         raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
-    proteins = names_argument(args.proteins, "protein") if args.proteins else read_cells(args.protein)
+    proteins = names_argument(args.proteins, "protein") if args.proteins else _protein_file(args)
     state = _distributed_state()
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
@@ -190,7 +198,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
               else nullcontext(None))
     with output as staging:
         rna, gene_names = read_rna(*rna_argument(args))  # opened here for its obs_names; read in chunks later
-        proteins = _measured_in_rna_order(rna, read_cells(args.protein), args.protein)
+        proteins = _measured_in_rna_order(rna, _protein_file(args), args.protein)
         measured_kind = value_kind(proteins.X)
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)
         result, targets = predict_proteins(

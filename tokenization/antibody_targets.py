@@ -26,8 +26,10 @@ Sources, by the ``rule`` column:
 * ``panel``: common non-CD names on TotalSeq, BioLegend and BD panels (PD-1, TIGIT, FceRIa, IgM, ...).
 * ``mouse``: antigen names of mouse panels with no CD or gene name, mapped to the human ortholog of the gene
   the antibody binds (F4/80 = Adgre1 -> ADGRE1, NK-1.1 = Klrb1c -> KLRB1, I-A/I-E = MHC class II -> HLA-DRA
-  as ``MHCII`` on human panels). Mouse antigens whose gene has no human ortholog (Ly-6C, Ly-6G, Ter119 = Ly76,
-  Sca-1 = Ly6a) have no token and stay unmapped.
+  as ``MHCII`` on human panels; CD8b.1/CD8b.2, the two alleles of Cd8b1, -> CD8B). Mouse antigens whose gene
+  has no human ortholog (Ly-6C, Ly-6G, Gr-1, Ter119 = Ly76, Sca-1 = Ly6a, Siglec-F) are listed in
+  :data:`NO_HUMAN_GENE`: they stay unmapped, where the alias tables would send them to an unrelated gene
+  (``Sca-1`` is an alias of ATXN1, ``Sca1`` of CASP3's).
 * ``rppa``: antibody names of the MD Anderson RPPA core as TCGA distributes them (gene per the
   core's antibody list), including the cohorts' spelling variants (``LBK1``, ``XPB1``: each occurs
   only in cohorts whose array lacks the correctly spelled antibody).
@@ -42,7 +44,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["AntibodyTarget", "ANTIBODY_TARGETS", "antibody_key"]
+__all__ = ["AntibodyTarget", "ANTIBODY_TARGETS", "NO_HUMAN_GENE", "antibody_key"]
 
 # name, gene symbol, rule. Tab-separated; '#' starts a comment line.
 _TABLE = """
@@ -535,8 +537,12 @@ CD235ab	GYPA	complex
 # ---- mouse: mouse antigen names -> the human ortholog of the gene bound
 F4/80	ADGRE1	mouse
 NK1.1	KLRB1	mouse
+F4.80	ADGRE1	mouse
 I-A/I-E	HLA-DRA	mouse
 IA/IE	HLA-DRA	mouse
+IAIE	HLA-DRA	mouse
+CD8b.1	CD8B	mouse
+CD8b.2	CD8B	mouse
 MHCII(I-A/I-E)	HLA-DRA	mouse
 # ---- rppa: MD Anderson RPPA antibody names (TCGA)
 14-3-3_beta	YWHAB	rppa
@@ -707,3 +713,10 @@ def _parse(table: str) -> dict[str, AntibodyTarget]:
 
 
 ANTIBODY_TARGETS: dict[str, AntibodyTarget] = _parse(_TABLE)
+
+
+# mouse antigens whose gene has no human ortholog (keys as antibody_key writes them): no token means them
+NO_HUMAN_GENE = frozenset(antibody_key(name) for name in (
+    "Sca-1", "Sca1", "Ly-6A/E", "Ly-6A.2/Ly-6E.1", "Ly-6C", "Ly-6G", "Ly-6G/Ly-6C", "Ly-6G/C", "Gr-1", "Ter119",
+    "TER-119", "Ly-76", "Siglec-F", "SiglecF",
+))

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .antibody_targets import ANTIBODY_TARGETS, antibody_key
+from .antibody_targets import ANTIBODY_TARGETS, NO_HUMAN_GENE, antibody_key
 from .vocab import GeneVocab
 
 __all__ = [
@@ -87,7 +87,7 @@ _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]
                               r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+)(?=\S)", re.IGNORECASE)
 # BioLegend's TotalSeq feature names: a species prefix and the clone after the antigen (Hu.CD4_RPA.T4, Hu.HLA.DR_L243,
 # Mu.CD8a_53.6.7)
-_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)\.(.+?)(?:_[^_\s]+)?$", re.IGNORECASE)
+_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)\.([A-Za-z].*?)(?:_[^_\s]+)?$", re.IGNORECASE)
 _NON_DECIMAL_DOT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)")
 _LABEL_SUFFIX_RE = re.compile(r"(?<=\S)[-_ .:]+(?:protein|prot|antibody|ab)$", re.IGNORECASE)
 _PAREN_RE = re.compile(r"^\s*(.*?)\s*\(\s*(.+?)\s*\)\s*$")
@@ -396,6 +396,8 @@ class _Resolver:
             hit = self.gene(name)
             if hit is not None:
                 return hit[0], hit[1], name, True
+        if _no_human_gene(name):
+            return None
         target = self._antibody_target(name)
         if target is not None:
             return target[0], "antibody_table", target[1], True
@@ -403,6 +405,8 @@ class _Resolver:
         if hit is not None:
             return hit[0], hit[1], name, True
         for text, route, whole in self._panel_candidates(name):
+            if _no_human_gene(text):  # Sca-1 (Ly-6A/E), Mu.Ly.6G_1A8
+                return None
             target = self._antibody_target(text)
             if target is not None:
                 return target[0], route, target[1], whole
@@ -423,6 +427,11 @@ class _Resolver:
         if token is None:
             token = self._symbol(target.gene)
         return (token, target.gene) if token is not None else None
+
+
+def _no_human_gene(text: str) -> bool:
+    """A mouse antigen no human gene encodes (:data:`~.antibody_targets.NO_HUMAN_GENE`), also as R writes it."""
+    return any(antibody_key(t) in NO_HUMAN_GENE for t in (text, _NON_DECIMAL_DOT_RE.sub("-", text)))
 
 
 def _override_target(vocab: GeneVocab, name: str, target: Any) -> tuple[int | None, str]:

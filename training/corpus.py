@@ -41,8 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from tokenization.cell_files import read_cells
-from tokenization.checks import modality
+from tokenization.cell_files import read_pair, set_name
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import value_kind
 
@@ -106,15 +105,14 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
         path = Path(text)
         if not path.is_file():
             raise CorpusError(f"{'MuData' if text.endswith('.h5mu') else 'Cell Ranger'} file {path} does not exist")
-        return CorpusSource(name or path.stem, path, None if text.endswith(".h5mu") else path)
+        return CorpusSource(name or set_name(path), path, None if text.endswith(".h5mu") else path)
     if ":" in text and not os.path.exists(text):
         rna, prot = text.split(":", 1)
         rna_path, prot_path = Path(rna), Path(prot)
         for p in (rna_path, prot_path):
             if not p.is_file():
                 raise CorpusError(f"{p} does not exist")
-        stem = rna_path.name.removesuffix(".h5ad").removesuffix(".h5").removesuffix("_rna")
-        return CorpusSource(name or stem, rna_path, prot_path)
+        return CorpusSource(name or set_name(rna_path), rna_path, prot_path)
     base = text.removesuffix(".h5ad").removesuffix("_rna")
     rna_path = Path(base + "_rna.h5ad")
     if not rna_path.is_file():
@@ -131,7 +129,6 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
 
 
 def _read_pair(source: CorpusSource):
-
     if source.protein_path is None:
         try:
             import mudata
@@ -142,11 +139,10 @@ def _read_pair(source: CorpusSource):
         if missing:
             raise CorpusError(f"{source.rna_path} has modalities {list(mdata.mod)}; needs 'rna' and 'prot'")
         return mdata.mod["rna"], mdata.mod["prot"]
-    # the same CITE-seq file in one piece may be given as both sides (FILE.h5ad:FILE.h5ad, a Cell Ranger .h5): each
-    # keeps its features
-    rna = read_cells(source.rna_path, "RNA file")
-    prot = rna if source.protein_path == source.rna_path else read_cells(source.protein_path, "protein file")
-    return modality(rna, "RNA"), modality(prot, "protein")
+    try:  # one CITE-seq file may be both sides (a Cell Ranger .h5, FILE.h5ad:FILE.h5ad): each keeps its features
+        return read_pair(source.rna_path, source.protein_path)
+    except (OSError, ValueError) as err:  # missing, unreadable, swapped or undivided files: one line, not a traceback
+        raise CorpusError(f"corpus {source.name}: {err}") from err
 
 
 def _check_paired(rna, prot, source: CorpusSource) -> None:

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tokenization.cell_files import read_cells
-from tokenization.checks import modality, protein_in_rna_order
+from tokenization.cell_files import read_pair
+from tokenization.checks import protein_in_rna_order
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import rna_on_log_scale, seurat_hvg
 from training.corpus import split_cells
@@ -130,8 +130,8 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     ``n_folds`` (:func:`split_rows`; fold 0 of 5 is the 80/20 split every benchmark table uses)."""
     default_rna, default_protein = pair_paths(name, data_dir)
     # a CITE-seq file in one piece (an .h5ad with feature types, a Cell Ranger .h5) may be both files
-    rna = modality(read_cells(rna_path or default_rna, "RNA file"), "RNA")
-    prot, _ = protein_in_rna_order(name, rna.obs_names, read_cells(protein_path or default_protein, "protein file"))
+    rna, prot = read_pair(rna_path or default_rna, protein_path or default_protein)
+    prot, _ = protein_in_rna_order(name, rna.obs_names, prot)
     values = sp.csr_matrix(rna.X, dtype=np.float32)
     rna_kind = value_kind(values[: min(values.shape[0], 2000)])
     if rna_kind == "signed":

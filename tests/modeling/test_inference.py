@@ -107,6 +107,13 @@ def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells,
                                          r"out \(Antibody Capture 49\)"):
         whole = predict_proteins(model, tokenizer, tmp_path / "cite.h5ad", PANEL[:5], chunk_size=7, batch_size=3)
     np.testing.assert_allclose(whole.X, split.X, atol=1e-6)
+    with warnings.catch_warnings(record=True) as shown:  # once, not once per chunk of cells
+        warnings.simplefilter("default")  # Python's own rule: a warning once per place it is raised from
+        predict_proteins(model, tokenizer, tmp_path / "cite.h5ad", ad.read_h5ad(tmp_path / "cite.h5ad"), chunk_size=5)
+    texts = [str(w.message) for w in shown if "anndata" not in w.filename]  # anndata's own: once per file read
+    assert sum("the RNA input holds several kinds" in t for t in texts) == 1
+    assert sum("the protein input holds several kinds" in t for t in texts) == 1
+    assert max(texts.count(t) for t in texts) == 1, [(t[:60], texts.count(t)) for t in texts]
 
     # the same file as both sides of evaluate: the same metrics as the two files
     for name, (rna_file, protein_file) in {"split": ("rna.h5ad", "adt.h5ad"), "whole": ("cite.h5ad", "cite.h5ad"),

@@ -214,3 +214,39 @@ def test_a_cellranger_h5_matrix_reads_as_the_anndata_scanpy_gives(tmp_path, shar
     (tmp_path / "filtered_feature_bc_matrix" / "matrix.mtx.gz").write_bytes(b"")
     with pytest.raises(IsADirectoryError, match=r"Cell Ranger matrix folder .*filtered_feature_bc_matrix.h5"):
         read_cells(tmp_path / "filtered_feature_bc_matrix")
+
+
+def test_a_cellranger_h5_is_read_cells_by_features(tmp_path):
+    """Cell Ranger stores features x cells in CSC: known values, written by hand, come back cell by feature."""
+    import h5py
+
+    from tokenization.cell_files import read_cells
+
+    with h5py.File(tmp_path / "tiny.h5", "w") as f:
+        group = f.create_group("matrix")
+        group["data"], group["indices"], group["indptr"] = [1, 5, 2, 3], [0, 1, 0, 1], [0, 1, 2, 4]
+        group["shape"] = [2, 3]  # features, cells
+        group["barcodes"] = [b"AAAC-1", b"AAAG-1", b"AAAT-1"]
+        features = group.create_group("features")
+        features["name"], features["id"] = [b"CD4", b"CD4_TotalSeqB"], [b"ENSG00000010610", b"CD4_TotalSeqB"]
+        features["feature_type"] = [b"Gene Expression", b"Antibody Capture"]
+    adata = read_cells(tmp_path / "tiny.h5")
+    assert adata.X.toarray().tolist() == [[1, 0], [0, 5], [2, 3]]
+    assert list(adata.obs_names) == ["AAAC-1", "AAAG-1", "AAAT-1"] and list(adata.var_names) == ["CD4", "CD4_TotalSeqB"]
+    assert adata.var["gene_ids"].tolist()[0] == "ENSG00000010610"
+
+
+def test_one_file_as_both_sides_must_tell_genes_from_antibodies(tmp_path, shared):
+    import anndata as ad
+
+    from tests.conftest import write_cellranger_h5
+    from tokenization.cell_files import read_pair, set_name
+
+    rna = ad.read_h5ad(shared("data", "eccite_ctcl_rna.h5ad"))[:10].copy()
+    rna.write_h5ad(tmp_path / "genes.h5ad")
+    write_cellranger_h5(tmp_path / "v2.h5", rna, genome_v2="GRCh38")  # v2 holds genes only
+    for path in (tmp_path / "genes.h5ad", tmp_path / "v2.h5"):
+        with pytest.raises(ValueError, match="given as both the RNA and the protein file, but it does not tell"):
+            read_pair(path, path)
+    assert set_name("runs/donor3/outs/filtered_feature_bc_matrix.h5") == "donor3"
+    assert set_name("data/pbmc_rna.h5ad") == set_name("data/pbmc.h5") == "pbmc"

@@ -148,3 +148,9 @@ def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_pat
         table = pq.read_table(tmp_path / corpus / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5)
         rows[corpus] = table.to_pylist()
     assert rows["whole"] == rows["split"] == rows["cellranger"]
+    assert cellranger["name"] == "cite"
+    from training.corpus import CorpusError
+
+    rna.write_h5ad(tmp_path / "genes.h5ad")  # no feature types: it cannot be both sides
+    with pytest.raises(CorpusError, match="corpus genes: .* does not tell genes from antibodies"):
+        build_corpus(find_source(f"{tmp_path}/genes.h5ad:{tmp_path}/genes.h5ad"), tmp_path / "none", tokenizer)

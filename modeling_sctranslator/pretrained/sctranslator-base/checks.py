@@ -15,9 +15,9 @@ import numpy as np
 
 from .gene_ids import MappingReport
 
-__all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "check_choice", "check_rna", "check_rna_mapped",
-           "check_same_cells", "check_zero_genes", "modality", "modality_columns", "protein_in_rna_order",
-           "warn_about_duplicates", "warn_about_input_quality"]
+__all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "MixedFeaturesWarning", "check_choice", "check_rna",
+           "check_rna_mapped", "check_same_cells", "check_zero_genes", "modality", "modality_columns",
+           "protein_in_rna_order", "warn_about_duplicates", "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -30,6 +30,10 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
     return value
+
+
+class MixedFeaturesWarning(UserWarning):
+    """An input holds genes and antibodies (a CITE-seq file in one piece); each side reads its own features."""
 
 
 # 10x Genomics' names in var["feature_types"] (Cell Ranger's matrices; scanpy.read_10x_h5(gex_only=False) and
@@ -73,7 +77,7 @@ def modality(adata: Any, what: str) -> Any:
     columns, message = modality_columns(getattr(adata, "var", None), what)
     if columns is None:
         return adata
-    warnings.warn(message, UserWarning, stacklevel=2)
+    warnings.warn(message, MixedFeaturesWarning, stacklevel=2)
     return adata[:, columns].copy()
 
 

@@ -5,12 +5,13 @@ transform the tokenizer applies before scaling, and the column choices (mapped g
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .checks import check_block, check_choice, modality_columns
+from .checks import MixedFeaturesWarning, check_block, check_choice, modality_columns
 from .gene_ids import MappingReport
 from .value_kinds import value_kind
 
@@ -46,6 +47,24 @@ def is_anndata(obj: Any) -> bool:
     )
 
 
+_WARNED: weakref.WeakValueDictionary[tuple[int, str], Any] = weakref.WeakValueDictionary()
+
+
+def _warn_once_per_input(data: Any, message: str) -> None:
+    """Warn about an AnnData once, although every chunk of its cells (a view of it) builds a Matrix: Python's
+    once-per-place rule is undone by any ``warnings.catch_warnings`` between two chunks."""
+    root = data._adata_ref if getattr(data, "is_view", False) and getattr(data, "_adata_ref", None) is not None \
+        else data
+    key = (id(root), message)
+    if _WARNED.get(key) is root:
+        return
+    try:
+        _WARNED[key] = root
+    except TypeError:  # not weakly referable: warn every time rather than never
+        pass
+    warnings.warn(message, MixedFeaturesWarning, stacklevel=3)
+
+
 class Matrix:
     """Row-chunk access to a dense array, a scipy sparse matrix or (backed) AnnData ``X``."""
 
@@ -64,8 +83,7 @@ class Matrix:
             self.var = data.var
             self.columns, message = modality_columns(data.var, what)
             if self.columns is not None:
-                # one location, so the warning shows once per input although every reader builds a Matrix
-                warnings.warn(message, UserWarning, stacklevel=1)
+                _warn_once_per_input(data, message)
                 self.var_names = [self.var_names[i] for i in self.columns]
                 self.var = data.var.iloc[self.columns]
             x = data.X

@@ -3,8 +3,6 @@ the formula, :func:`scale_rows` applies it to the rows of a matrix)."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 __all__ = ["SCALE_FLOOR", "ConstantCellWarning", "scale_between", "scale_rows"]
@@ -26,10 +24,15 @@ def scale_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     constant-row mask).
     """
     v = np.asarray(values, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-        lo = np.nanmin(v, axis=1, keepdims=True) if v.shape[1] else np.zeros((v.shape[0], 1))
-        hi = np.nanmax(v, axis=1, keepdims=True) if v.shape[1] else np.zeros((v.shape[0], 1))
+    if not v.shape[1]:
+        lo = hi = np.zeros((v.shape[0], 1))
+    else:
+        # all-NaN rows get NaN bounds without numpy's warning; not through warnings.catch_warnings, which clears
+        # Python's record of warnings already shown, so every chunk's tokenizer warnings would be shown again
+        all_nan = np.isnan(v).all(axis=1, keepdims=True)
+        filled = np.where(all_nan, 0.0, v)
+        lo = np.where(all_nan, np.nan, np.nanmin(filled, axis=1, keepdims=True))
+        hi = np.where(all_nan, np.nan, np.nanmax(filled, axis=1, keepdims=True))
     return scale_between(v, lo, hi), (hi - lo)[:, 0] == 0
 
 
