@@ -40,6 +40,11 @@ def _protein_file(args: argparse.Namespace) -> Any:
     proteins = read_cells(args.protein, "protein file")
     if Path(args.protein).resolve() == Path(args.rna).resolve():
         check_one_piece(proteins, args.protein)
+    layer = getattr(args, "protein_layer", None)
+    if layer is not None:  # ADT files often hold CLR values in X and the counts in a layer
+        if layer not in proteins.layers:
+            raise ValueError(f"{args.protein} has no layer {layer!r}; its layers are {sorted(proteins.layers)}")
+        proteins.X = proteins.layers[layer]
     return proteins
 
 
@@ -274,8 +279,8 @@ def _warn_signed_measurements(path: Path) -> None:
         f"the measured values in {path} are signed (negative in places): already normalised (e.g. CLR-normalised "
         "ADT; RPPA and mass-spec ratios are signed too), not counts. mse and cosine_similarity compare log1p-count "
         "predictions with them and are not comparable with other evaluations; only the correlations (pearson_*) "
-        "and the per_cell_scaled block are meaningful. For ADT, evaluate against the raw ADT counts (e.g. the "
-        "counts layer saved as X) to get every metric",
+        "and the per_cell_scaled block are meaningful. For ADT, evaluate against the raw ADT counts (e.g. "
+        "--protein-layer counts) to get every metric",
         UserWarning, stacklevel=2,
     )
 
@@ -307,6 +312,9 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(evaluate)
     evaluate.add_argument("--protein", type=Path, required=True,
                           help="measured proteins of the RNA's cells (matched by obs_names; extra cells left out)")
+    evaluate.add_argument("--protein-layer", default=None,
+                          help="read the measured values from this layer of --protein instead of X (e.g. counts, "
+                               "where X holds CLR-normalised values)")
     evaluate.add_argument("--json", type=Path, help="also write the metrics JSON here")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     evaluate.add_argument(

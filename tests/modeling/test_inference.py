@@ -198,6 +198,24 @@ def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_pat
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
 
 
+def test_evaluate_reads_the_adt_counts_from_a_layer(model_dir, cells, tmp_path, capsys):
+    """ADT files often hold CLR values in X and the counts in a layer: --protein-layer reads them, as if the
+    counts were X (the warning about signed values, given by models with the scale part, points to it)."""
+    _, adt, folder = cells
+    counts = np.asarray(adt.X.toarray() if hasattr(adt.X, "toarray") else adt.X, dtype=np.float32)
+    log_counts = np.log1p(counts)
+    clr = log_counts - log_counts.mean(axis=1, keepdims=True)  # signed, as Seurat's CLR
+    ad.AnnData(clr, obs=adt.obs, var=adt.var, layers={"counts": counts}).write_h5ad(tmp_path / "clr.h5ad")
+    common = ["evaluate", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"), "--device", "cpu"]
+    assert cli_main([*common, "--protein", str(folder / "adt.h5ad"), "--json", str(tmp_path / "x.json")]) == 0
+    assert cli_main([*common, "--protein", str(tmp_path / "clr.h5ad"), "--protein-layer", "counts",
+                     "--json", str(tmp_path / "layer.json")]) == 0
+    assert json.loads((tmp_path / "layer.json").read_text()) == json.loads((tmp_path / "x.json").read_text())
+    capsys.readouterr()
+    assert cli_main([*common, "--protein", str(tmp_path / "clr.h5ad"), "--protein-layer", "raw"]) == 2
+    assert "has no layer 'raw'; its layers are ['counts']" in capsys.readouterr().err
+
+
 def test_existing_output_is_kept_without_overwrite(model_dir, cells, tmp_path, capsys):
     _, _, folder = cells
     out = tmp_path / "pred.h5ad"
