@@ -183,4 +183,6 @@ def test_gene_names_r_wrote_with_dots_are_read_as_their_genes(original_tokenizer
         column = names.index(gene)
         assert r_names[column] != gene and from_r.token_ids[column] == written.token_ids[column] > 0, gene
     dotted = [i for i in mapped.tolist() if "." in names[i] and names[i] == r_names[i]]  # AC000061.1, RP11-...
-    assert dotted and all(from_r.routes[i] == written.routes[i] != "dots_as_hyphens" for i in dotted)
+    assert dotted and all(from_r.matched[i] == names[i] for i in dotted)  # read as written, not re-hyphened
+    hla = names.index("HLA-DRA")
+    assert from_r.matched[hla] == "HLA-DRA" and from_r.routes[hla] == written.routes[hla]  # route kept: symbol

@@ -529,7 +529,8 @@ def resolve_names(
             memo[name] = result
         results.append(result)
 
-    matched_of = {name: result[2] for name, result in zip(names, results, strict=True) if result[1] == DOTS_AS_HYPHENS}
+    matched_of = {name: result[2] for name, result in zip(names, results, strict=True)
+                  if kind == "gene" and result[0] is not None and not result[3]}  # a gene name R wrote
     dotted = list(matched_of)
     if dotted:
         warnings.warn(
@@ -566,9 +567,6 @@ def resolve_names(
     return MappingReport(kind, names, tokens, routes, status, matched)
 
 
-DOTS_AS_HYPHENS = "dots_as_hyphens"  # route of a gene name R's make.names wrote (HLA.DRA for HLA-DRA)
-
-
 def _gene_result(resolver: _Resolver, name: str) -> tuple[int | None, str, str, bool]:
     """(token, route, matched text, whole name) of a gene name. A name that maps to nothing as written but does
     with its dots read as hyphens (first those not between digits, as clone names such as AC000061.1 keep theirs;
@@ -582,7 +580,7 @@ def _gene_result(resolver: _Resolver, name: str) -> tuple[int | None, str, str, 
         for hyphened in dict.fromkeys((_NON_DECIMAL_DOT_RE.sub("-", name), name.replace(".", "-"))):
             hit = resolver.gene(hyphened)
             if hit is not None:
-                return hit[0], DOTS_AS_HYPHENS, hyphened, False
+                return hit[0], hit[1], hyphened, False  # the route the hyphened name took; matched: that name
     return None, "unmapped", "", True
 
 
