@@ -13,10 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from tokenization.cell_files import check_one_piece, read_cells
+from tokenization.checks import modality
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
-from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument, rna_argument
+from .options import (
+    add_model_options,
+    compute_dtype,
+    load_model_and_tokenizer,
+    names_argument,
+    rna_argument,
+    use_layer,
+)
 
 OUTPUT_SCALES = {"log1p_counts": "log1p counts", "per_cell_scaled": "per-cell scaled values (see uns['sctranslator'])"}
 
@@ -36,16 +44,13 @@ def _with_cli_equivalents(message: str) -> str:
 
 
 def _protein_file(args: argparse.Namespace) -> Any:
-    """``--protein`` read whole; the --rna file itself must tell its antibodies from its genes."""
+    """``--protein`` read whole, its antibodies only; the --rna file itself must tell them from its genes."""
     proteins = read_cells(args.protein, "protein file")
     if Path(args.protein).resolve() == Path(args.rna).resolve():
         check_one_piece(proteins, args.protein)
-    layer = getattr(args, "protein_layer", None)
-    if layer is not None:  # ADT files often hold CLR values in X and the counts in a layer
-        if layer not in proteins.layers:
-            raise ValueError(f"{args.protein} has no layer {layer!r}; its layers are {sorted(proteins.layers)}")
-        proteins.X = proteins.layers[layer]
-    return proteins
+    if getattr(args, "protein_layer", None) is not None:  # ADT files often hold CLR values in X, counts in a layer
+        use_layer(proteins, args.protein_layer, args.protein)
+    return modality(proteins, "protein")
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ from typing import Any
 
 from tokenization.cell_files import CELL_FILE_SUFFIXES, read_cells
 
-__all__ = ["DTYPES", "add_model_options", "compute_dtype", "load_model_and_tokenizer", "names_argument"]
+__all__ = ["DTYPES", "add_model_options", "compute_dtype", "load_model_and_tokenizer", "names_argument", "rna_argument",
+           "use_layer"]
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -90,6 +91,13 @@ def names_argument(value: str | None, what: str) -> Any:
     return names
 
 
+def use_layer(adata: Any, layer: str, path: Path, hint: str = "") -> None:
+    """Put ``adata.layers[layer]`` in X (``--layer`` of --rna, ``--protein-layer``); a missing layer is named."""
+    if layer not in adata.layers:
+        raise ValueError(f"{path} has no layer {layer!r}; its layers are {sorted(adata.layers)}{hint}")
+    adata.X = adata.layers[layer]
+
+
 def rna_argument(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
     """``--rna`` as a path (read backed, in chunks), or with ``--layer`` / ``--gene-column`` an AnnData
     whose X is that layer, and the gene names from that column (every command that reads --rna: predict,
@@ -117,10 +125,7 @@ def rna_argument(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
                 )
             adata.var[args.gene_column] = names.astype(str)
     elif args.layer is not None:
-        if args.layer not in adata.layers:
-            raise ValueError(f"{args.rna} has no layer {args.layer!r}; its layers are {sorted(adata.layers)}"
-                             + (" (and .raw: --layer raw)" if adata.raw is not None else ""))
-        adata.X = adata.layers[args.layer]
+        use_layer(adata, args.layer, args.rna, " (and .raw: --layer raw)" if adata.raw is not None else "")
     gene_names = None
     if args.gene_column is not None:
         if args.gene_column not in adata.var.columns:

@@ -112,7 +112,6 @@ def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
     cells were left out: with ``drop_extra``, a protein file may hold cells the RNA file lacks (a panel
     measured on more cells). A clear error, with both files' cell counts, when the RNA holds cells the
     protein file lacks or obs_names repeat (``name``: what the message starts with; "" for nothing)."""
-    prot = modality(prot, "protein")  # a CITE-seq file in one piece may be given as both files
     rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in prot.obs_names]
     if rna_names == prot_names:
         return prot, 0

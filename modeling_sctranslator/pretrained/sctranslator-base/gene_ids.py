@@ -123,13 +123,18 @@ def copy_suffix_stems(names: Sequence[str]) -> dict[int, str]:
     return stems
 
 
+def _without_species_clone(text: str) -> str:
+    """The antigen of a BioLegend TotalSeq feature name (``Hu.CD4_RPA.T4`` -> ``CD4``); other names as they are."""
+    match = _SPECIES_CLONE_RE.match(text)
+    return match.group(1) if match else text
+
+
 def is_control_name(name: str) -> str | None:
     """The reason ``name`` is a control row (isotype, blank, technical) or ``None``."""
     stripped = name.strip()
     base = _BARCODE_SUFFIX_RE.match(stripped)
     core = base.group(1) if base else stripped
-    species_clone = _SPECIES_CLONE_RE.match(core)  # Hu.Mouse.IgG1_MOPC.21
-    core = species_clone.group(1) if species_clone else core
+    core = _without_species_clone(core)  # Hu.Mouse.IgG1_MOPC.21
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
     if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped):
@@ -362,9 +367,7 @@ class _Resolver:
         m = _BARCODE_SUFFIX_RE.match(s)
         core = m.group(1) if m else s
         core = _LABEL_SUFFIX_RE.sub("", _LABEL_PREFIX_RE.sub("", core)) or core
-        species_clone = _SPECIES_CLONE_RE.match(core)
-        if species_clone:
-            core = species_clone.group(1)
+        core = _without_species_clone(core)
         parts = [core]
         p = _PAREN_RE.match(core)
         if p:
