@@ -176,6 +176,26 @@ def corpus_weights(cells: list[int]) -> list[float]:
     return [round(float(np.sqrt(n)), 3) for n in cells]
 
 
+def model_settings(overrides: list[str]) -> dict[str, Any]:
+    """``MODEL`` with ``KEY=VALUE`` overrides (``--model hidden_size=128``): values read as JSON (numbers,
+    true/false), else kept as text. An unknown key is refused here, before hours of training."""
+    from modeling_sctranslator import SCTranslatorConfig
+
+    settings = dict(MODEL)
+    known = set(SCTranslatorConfig().to_dict())
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--model {item!r}: give KEY=VALUE, e.g. --model hidden_size=128")
+        if key not in known:
+            raise SystemExit(f"--model {item!r}: {key!r} is not a model setting (SCTranslatorConfig)")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
+
+
 def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, args, start: Path | None) -> list[str]:
     argv = ["--stage", stage, "--corpora", *corpora, "--corpus_weights", *map(str, weights),
             "--output_dir", str(out), "--num_shards", "2", "--eval_fraction", str(args.eval_fraction),
@@ -186,9 +206,11 @@ def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, 
             "--eval_steps", str(args.eval_steps), "--save_steps", str(args.eval_steps), "--save_total_limit", "2",
             "--logging_steps", "50", "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true",
             "--seed", str(args.seed), "--dataloader_num_workers", "0"]
+    if args.bf16:  # matrix products in bfloat16 (autocast), weights float32: fast only where the CPU has AVX512-BF16
+        argv += ["--bf16", "true"]
     if start is None:
         argv += ["--vocab_dir", str(args.vocab_dir), "--rna_transform", "log1p_cp10k"]
-        for key, value in MODEL.items():
+        for key, value in model_settings(args.model).items():
             argv += [f"--{key}", str(value)]
     else:
         argv += ["--model_name_or_path", str(start)]
@@ -463,6 +485,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval_fraction", type=float, default=0.1, help="held-out fraction of each training source")
     p.add_argument("--max_eval_samples", type=int, default=200, help="held-out cells evaluated per set")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="model settings other than the shipped model's (MODEL), e.g. --model hidden_size=128 "
+                        "num_encoder_layers=4")
+    p.add_argument("--bf16", action="store_true",
+                   help="train with bfloat16 matrix products (weights float32); faster only on CPUs that multiply "
+                        "bfloat16 in hardware (AVX512-BF16, AMX) and on GPUs")
     p.add_argument("--prepare_only", action="store_true", help="write the training sources and stop")
     p.add_argument("--ship", type=Path, help="copy the stage-2 model folder here (the package's default model)")
     args = p.parse_args(argv)
@@ -492,7 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "corpus": {n: {k: v for k, v in sets[n].items() if k != "files"} for n in sets},
         "cells_single_cell": sum(sets[n]["cells_used"] for n in single),
         "samples_bulk": sum(sets[n]["cells_used"] for n in bulk),
-        "model": MODEL, "args": {k: str(v) for k, v in vars(args).items()},
+        "model": model_settings(args.model), "args": {k: str(v) for k, v in vars(args).items()},
         "seconds": {"prepare": prepare_seconds, "stage1": stage1_seconds, "stage2": stage2_seconds,
                     "total": None if None in (stage1_seconds, stage2_seconds)
                     else prepare_seconds + stage1_seconds + stage2_seconds},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -194,3 +196,27 @@ def test_the_card_does_not_pass_a_resumed_stages_last_sitting_off_as_its_cost():
     summary["seconds"].update(stage2=750.0, total=1351.0)
     whole = wall_time_text(summary)
     assert whole == "Wall time 23 min on 2 CPU cores (`make pretrain`: stage 1 10 min, stage 2 12 min)"
+
+
+def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones():
+    """``--model KEY=VALUE`` reaches the stage-1 arguments with JSON-typed values; a misspelt key or a value
+    without a key stops before any training, naming the problem."""
+    import argparse
+
+    from training.pretrain import MODEL, model_settings, stage_argv
+
+    settings = model_settings(["hidden_size=128", "attention_head_dim=32", "translator_type=cross_attention"])
+    assert settings["hidden_size"] == 128 and settings["attention_head_dim"] == 32
+    assert settings["num_encoder_layers"] == MODEL["num_encoder_layers"] and MODEL["hidden_size"] == 64
+    with pytest.raises(SystemExit, match="'hiden_size' is not a model setting"):
+        model_settings(["hiden_size=128"])
+    with pytest.raises(SystemExit, match="give KEY=VALUE"):
+        model_settings(["128"])
+
+    args = argparse.Namespace(eval_fraction=0.1, max_eval_samples=200, batch_size=16, learning_rate=1e-3,
+                              lr_scheduler_type="cosine", warmup_steps=200, eval_steps=500, seed=0,
+                              vocab_dir="vocab", model=["hidden_size=128"], bf16=True, bulk_steps=10)
+    argv = stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
+    assert argv[argv.index("--hidden_size") + 1] == "128" and argv[argv.index("--bf16") + 1] == "true"
+    args.bf16 = False
+    assert "--bf16" not in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
