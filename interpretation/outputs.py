@@ -12,9 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TABLE_FORMATS", "write_attention", "write_knockout"]
+__all__ = ["TABLE_FORMATS", "attention_writes", "knockout_writes", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
+# the names each writer puts in its folder: --overwrite replaces a folder only if it holds nothing else
+_ATTENTION_NAMES = re.compile(r"(encoder|decoder|encoder_to_decoder)_(sum|mean|normalized)\.(csv|parquet|png)"
+                              r"|attention\.h5ad|ranked_genes(\.csv|\.parquet)?")
+_KNOCKOUT_NAMES = re.compile(r"knockout_(effects|standardized_effect|mean_diff)\.(csv|parquet)"
+                             r"|knockout_standardized_effect(_.+)?\.png")
+
+
+def attention_writes(name: str) -> bool:
+    """Whether ``name`` is one of the entries :func:`write_attention` puts in its folder."""
+    return _ATTENTION_NAMES.fullmatch(name) is not None
+
+
+def knockout_writes(name: str) -> bool:
+    """Whether ``name`` is one of the entries :func:`write_knockout` puts in its folder."""
+    return _KNOCKOUT_NAMES.fullmatch(name) is not None
 _MAX_TICK_LABELS = 60
 
 
@@ -105,7 +120,8 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
 
     The folder is built beside ``out_dir`` and renamed into place when complete (a failed or interrupted
     run leaves nothing); an existing non-empty ``out_dir`` is refused unless ``overwrite``, which replaces
-    it as a whole (:func:`tokenization.atomic_io.check_output_target`).
+    it as a whole, and only if it holds nothing but this writer's files (:func:`attention_writes`): an earlier
+    run's output, never a folder of other files (:func:`tokenization.atomic_io.check_output_target`).
 
     * ``{encoder,decoder,encoder_to_decoder}_{sum,mean,normalized}.csv|.parquet``: the maps;
     * ``attention.h5ad``: see :meth:`AttentionResult.to_anndata`;
@@ -118,7 +134,7 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
 
     formats = _table_formats(table_format)
     target = Path(out_dir).absolute()
-    with atomic_output_dir(target, overwrite=overwrite) as staging:  # checks the target first
+    with atomic_output_dir(target, overwrite=overwrite, writes=attention_writes) as staging:  # checks it first
         written = _write_attention_files(result, staging, formats, plots, anndata, rank_by, top_n)
     return _published(written, staging, target)
 
@@ -189,7 +205,7 @@ def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots
 
     formats = _table_formats(table_format)
     target = Path(out_dir).absolute()
-    with atomic_output_dir(target, overwrite=overwrite) as staging:  # checks the target first
+    with atomic_output_dir(target, overwrite=overwrite, writes=knockout_writes) as staging:  # checks it first
         written = _write_knockout_files(result, staging, formats, plots)
     return _published(written, staging, target)
 

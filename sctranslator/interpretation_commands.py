@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from interpretation import RECIPES, attention_analysis, knockout_analysis, write_attention, write_knockout
 from interpretation.attention import MAX_ALL_GENES, _parse_top
-from interpretation.outputs import TABLE_FORMATS, _table_formats
+from interpretation.outputs import TABLE_FORMATS, _table_formats, attention_writes, knockout_writes
 from modeling_sctranslator.inference import compute_precision
 from tokenization.atomic_io import check_output_target
 
@@ -25,24 +26,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True,
                         help="output folder: a new or empty one (its parent must exist); written as a whole at the end")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder as a whole (its old files are removed)")
+                        help="replace an earlier output folder of this command as a whole (its old files are "
+                             "removed); a folder holding anything else is refused")
     parser.add_argument("--table-format", choices=TABLE_FORMATS, default="csv",
                         help="tables as CSV, Parquet (needs pyarrow) or both")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG heatmaps")
 
 
-def _check_out(args: argparse.Namespace) -> None:
+def _check_out(args: argparse.Namespace, writes: Callable[[str], bool]) -> None:
     """A file, a non-empty folder without --overwrite or a folder holding an input fail before the model loads
     (the writers check again when they publish the folder)."""
     # the files read (--proteins / --genes: names or a file), as cli._inputs names them for predict (importing cli
     # here would be an import circle)
     named = (args.rna, args.proteins, args.genes)
     inputs = [Path(p) for p in named if p is not None and Path(p).is_file()]
-    check_output_target(Path(args.out).absolute(), args.overwrite, inputs, is_dir=True)
+    check_output_target(Path(args.out).absolute(), args.overwrite, inputs, is_dir=True, writes=writes)
 
 
 def _run_attention(args: argparse.Namespace) -> int:
-    _check_out(args)
+    _check_out(args, attention_writes)
     proteins = names_argument(args.proteins, "protein")
     genes: Any = None
     if args.genes is not None:
@@ -65,7 +67,7 @@ def _run_attention(args: argparse.Namespace) -> int:
 
 
 def _run_knockout(args: argparse.Namespace) -> int:
-    _check_out(args)
+    _check_out(args, knockout_writes)
     proteins = names_argument(args.proteins, "protein")
     genes = names_argument(args.genes, "gene")
     _table_formats(args.table_format)

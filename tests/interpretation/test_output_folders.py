@@ -58,11 +58,33 @@ def test_an_existing_output_folder_is_refused_and_replaced_whole_with_overwrite(
     err = capsys.readouterr().err
     assert "already holds files" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
     assert files_in(out) == first  # untouched
-    (out / "notes.txt").write_text("mine")
     assert run(setup, command, out, "--overwrite", proteins=["CD4"]) == 0
     second = files_in(out)
-    assert "notes.txt" not in second and not any("CD19" in name for name in second)  # nothing stale
+    assert second and not any("CD19" in name for name in second)  # nothing stale
     assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no staging folder left beside it
+
+
+@pytest.mark.parametrize("command", ["attention", "knockout"])
+def test_overwrite_refuses_a_folder_holding_anything_the_command_did_not_write(setup, tmp_path, capsys, command):
+    """--overwrite aimed at the wrong folder (the current one, a project, the one holding the model in use) used
+    to delete everything in it."""
+    import shutil
+
+    out = tmp_path / "results"
+    assert run(setup, command, out) == 0
+    (out / "notes.txt").write_text("mine")
+    shutil.copytree(setup / "model", out / "my_model")
+    before = files_in(out)
+    capsys.readouterr()
+    argv_model = ["--model", str(out / "my_model")]  # the later --model wins
+    assert run(setup, command, out, "--overwrite", *argv_model, proteins=["CD4"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 'my_model' and 1 more, which this command does not write" in err
+    assert "choose another output folder" in err and len(err.strip().splitlines()) == 1
+    assert files_in(out) == before  # nothing deleted, the model included
+    (out / "notes.txt").unlink()
+    shutil.rmtree(out / "my_model")
+    assert run(setup, command, out, "--overwrite", proteins=["CD4"]) == 0  # an earlier run's output is replaced
 
 
 @pytest.mark.parametrize("command", ["attention", "knockout"])

@@ -6,7 +6,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,11 +36,13 @@ def _same_path(a: Path, b: Path) -> bool:
 
 
 def check_output_target(
-    target: Path, overwrite: bool, inputs: Sequence[str | os.PathLike[str]] = (), is_dir: bool = False
+    target: Path, overwrite: bool, inputs: Sequence[str | os.PathLike[str]] = (), is_dir: bool = False,
+    writes: Callable[[str], bool] | None = None,
 ) -> None:
     """Fail before any work when ``target`` cannot take the output: it exists (without ``overwrite``),
     it is one of the ``inputs`` (even with ``overwrite``), a file is to go where a folder is or a folder
-    where a file is, ``overwrite`` would replace a folder holding one of the ``inputs``, or its folder is
+    where a file is, ``overwrite`` would replace a folder holding one of the ``inputs`` or (given ``writes``,
+    which says whether a name is one the writer makes) anything the writer did not write, or its folder is
     missing or read-only."""
     target = Path(target)
     for source in inputs:
@@ -70,6 +72,15 @@ def check_output_target(
             if source is not None and Path(source).resolve().is_relative_to(target.resolve()):
                 raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
                                  "folder as a whole and would delete it; choose another output folder")
+        # --overwrite given the wrong folder (the current one, a project, the model's) would delete it all
+        foreign = sorted(entry.name for entry in target.iterdir() if writes is not None and not writes(entry.name))
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise ValueError(
+                f"the output folder {target} holds {foreign[0]!r}{more}, which this command does not write: "
+                "--overwrite replaces the folder as a whole and would delete it; choose another output folder "
+                "(or move what you keep out of it)"
+            )
     parent = target.parent
     if not parent.exists():
         raise FileNotFoundError(f"the folder {parent} for the output {target.name} does not exist: create it "
@@ -135,11 +146,13 @@ def _publish_new(staging: Path, target: Path) -> None:
 
 @contextmanager
 def atomic_output_dir(
-    target: str | os.PathLike[str], overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = ()
+    target: str | os.PathLike[str], overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = (),
+    writes: Callable[[str], bool] | None = None,
 ) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds."""
+    """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds (with
+    ``overwrite``, and only a folder whose every entry ``writes`` accepts, when given)."""
     target = Path(target).absolute()
-    check_output_target(target, overwrite, inputs, is_dir=True)
+    check_output_target(target, overwrite, inputs, is_dir=True, writes=writes)
     _sweep_stale_partials(target)
     staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".partial", dir=target.parent))
     try:
