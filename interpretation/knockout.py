@@ -32,7 +32,8 @@ through the model again. Effects are accumulated as
 running sums, so memory is bounded by the chunk size whatever the number of cells.
 
 Per (gene, protein[, group]): ``mean_diff`` = mean over cells of knockout − unperturbed prediction;
-``standardized_effect`` = ``mean_diff`` / sd over cells of the unperturbed prediction (ddof 1);
+``standardized_effect`` = ``mean_diff`` / sd over cells of the unperturbed prediction (ddof 1); NaN, with a
+warning, where that sd is 0 or undefined (a group of one cell, identical cells);
 ``frac_changed`` = fraction of cells with ``|diff| > tolerance``; ``mean_abs_diff``; ``frac_perturbed``.
 Predictions are compared on the model's per-cell scaled scale (:data:`KNOCKOUT_SCALE`, the ``scale`` column):
 for a model with the protein scale part that is ``predict``'s ``layers['scaled']``, not its log1p-count ``X``.
@@ -51,6 +52,7 @@ import torch
 __all__ = ["KNOCKOUT_SCALE", "KnockoutResult", "knockout_analysis", "knockout_encoding"]
 
 ALL_CELLS = "all"
+MISSING_GROUP = "(missing)"  # the group of cells whose --groupby value is missing (NaN)
 # The predictions a knockout compares: the model's per-cell scaled output (predict's uns 'output_scale' name for
 # it). The log1p counts of a model with the protein scale part add a predicted per-cell scale that a knockout
 # also moves; the scaled output is what every model has and what the effects are defined on.
@@ -303,7 +305,12 @@ def _groups(rna: Any, groupby: str | None, n_cells: int) -> tuple[list[str], np.
     if obs is None or groupby not in obs.columns:
         available = [] if obs is None else list(obs.columns)
         raise ValueError(f"--groupby {groupby!r} is not an obs column; available: {available}")
-    labels = obs[groupby].astype(str).to_numpy()
+    column = obs[groupby]
+    missing = np.asarray(column.isna())
+    labels = column.astype(object).where(~missing, MISSING_GROUP).astype(str).to_numpy()
+    if missing.any():  # said, so a "nan" group is not mistaken for a label of the data
+        warnings.warn(f"{int(missing.sum())} of {n_cells} cells have no {groupby!r} value: they are the group "
+                      f"{MISSING_GROUP!r}", stacklevel=3)
     if ALL_CELLS in set(labels.tolist()):
         raise ValueError(f"a group of {groupby!r} is named {ALL_CELLS!r}, which names every cell here")
     groups = [ALL_CELLS] + sorted(set(labels.tolist()))
@@ -456,8 +463,17 @@ def knockout_analysis(
             sums.add_knockout(g, onehot, base, knockout, perturbed)
         bar(stop - start)
 
+    effects = sums.table(genes, groups, targets.names)
+    flat = effects.drop_duplicates(["group", "protein"])
+    undefined = flat[flat["standardized_effect"].isna()]
+    if len(undefined):  # documented: mean_diff / sd is undefined where the unperturbed predictions do not vary
+        warnings.warn(
+            f"standardized_effect is undefined (NaN) for {len(undefined)} of {len(flat)} (group, protein) pairs, e.g. "
+            f"{undefined['protein'].iloc[0]} in {undefined['group'].iloc[0]!r} ({int(undefined['n_cells'].iloc[0])} "
+            "cells): its unperturbed predictions do not vary there (one cell, or identical cells); mean_diff is "
+            "defined: read that, or knock out over more cells", stacklevel=2)
     return KnockoutResult(
-        effects=sums.table(genes, groups, targets.names), genes=list(genes), proteins=list(targets.names),
+        effects=effects, genes=list(genes), proteins=list(targets.names),
         groups=groups, n_cells=n_cells, tolerance=tolerance, groupby=groupby, unmapped_proteins=list(targets.unmapped),
         scale_description=_scale_description(config),
     )

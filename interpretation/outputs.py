@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TABLE_FORMATS", "attention_writes", "knockout_writes", "write_attention", "write_knockout"]
+__all__ = ["TABLE_FORMATS", "attention_writes", "check_top_n", "knockout_writes", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
 # the names each writer puts in its folder: --overwrite replaces a folder only if it holds nothing else
@@ -113,6 +113,13 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: 
 
 
 # --------------------------------------------------------------------------- attention
+def check_top_n(top_n: int) -> None:
+    """``top_n`` (``--top-n``) counts genes: a negative one cut genes off the end of each list, 0 wrote empty ones."""
+    if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or top_n < 1:
+        raise ValueError(f"top_n (--top-n) is the number of genes in each ranked_genes/<protein>.txt: give a whole "
+                         f"number of at least 1, not {top_n!r}")
+
+
 def write_attention(result, out_dir: str | Path, table_format: str = "csv", plots: bool = True,
                     anndata: bool = True, rank_by: str = "mean", top_n: int = 100,
                     overwrite: bool = False) -> list[Path]:
@@ -133,6 +140,7 @@ def write_attention(result, out_dir: str | Path, table_format: str = "csv", plot
     from tokenization.atomic_io import atomic_output_dir
 
     formats = _table_formats(table_format)
+    check_top_n(top_n)
     target = Path(out_dir).absolute()
     with atomic_output_dir(target, overwrite=overwrite, writes=attention_writes) as staging:  # checks it first
         written = _write_attention_files(result, staging, formats, plots, anndata, rank_by, top_n)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
 import os
 import sys
 import time
@@ -59,7 +61,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     if args.proteins is None and args.protein is None:
         raise ValueError("say which proteins to predict: --proteins NAMES.txt or --protein PROT.h5ad")
-    proteins = names_argument(args.proteins, "protein") if args.proteins else _protein_file(args)
+    proteins = names_argument(args.proteins, "protein") if args.proteins is not None else _protein_file(args)
     state = _distributed_state()
     if state is not None:
         return _run_predict_distributed(args, proteins, state)
@@ -224,13 +226,32 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
                        model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform,
                        measured_values=measured_kind, **_left_out_of_the_scores(result, targets))
-        line = json.dumps(metrics)
+        metrics, undefined = _defined_only(metrics)
+        line = json.dumps(metrics, allow_nan=False)  # strict JSON: NaN is not JSON, and JSON.parse rejects it
         if staging is not None:
             staging.write_text(line + "\n")
     if measured_kind == "signed" and scale == "log1p_counts":
         _warn_signed_measurements(args.protein)
+    if undefined:
+        warnings.warn(f"{', '.join(undefined)} undefined for these {int(result.n_obs)} cells (written as null): a "
+                      "per-protein Pearson r needs at least 2 cells whose values differ; evaluate more cells",
+                      stacklevel=2)
     print(line)
     return 0
+
+
+def _defined_only(value: Any, name: str = "") -> tuple[Any, list[str]]:
+    """``value`` (the metrics) with each non-finite number (a mean of no Pearson r: too few cells) as ``None``,
+    and the names of those numbers."""
+    if isinstance(value, dict):
+        pairs = [(key, _defined_only(item, f"{name}.{key}" if name else str(key))) for key, item in value.items()]
+        return {key: clean for key, (clean, _) in pairs}, [n for _, (_, names) in pairs for n in names]
+    if isinstance(value, list):
+        items = [_defined_only(item, name) for item in value]
+        return [clean for clean, _ in items], list(dict.fromkeys(n for _, names in items for n in names))
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        return None, [name]
+    return value, []
 
 
 def _left_out_of_the_scores(result: Any, targets: Any) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from interpretation import RECIPES, attention_analysis, knockout_analysis, write_attention, write_knockout
 from interpretation.attention import MAX_ALL_GENES, _parse_top
-from interpretation.outputs import TABLE_FORMATS, _table_formats, attention_writes, knockout_writes
+from interpretation.outputs import TABLE_FORMATS, _table_formats, attention_writes, check_top_n, knockout_writes
 from modeling_sctranslator.inference import compute_precision
 from tokenization.atomic_io import check_output_target
 
@@ -45,10 +46,15 @@ def _check_out(args: argparse.Namespace, writes: Callable[[str], bool]) -> None:
 
 def _run_attention(args: argparse.Namespace) -> int:
     _check_out(args, attention_writes)
+    check_top_n(args.top_n)
     proteins = names_argument(args.proteins, "protein")
     genes: Any = None
     if args.genes is not None:
         genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
+        if args.genes.strip().isdigit():  # "--genes 50" meant as top-50 would silently map one gene
+            warnings.warn(f"--genes {args.genes.strip()} is read as the gene whose Entrez id is {args.genes.strip()}; "
+                          f"for the {args.genes.strip()} genes receiving most attention write --genes "
+                          f"top-{args.genes.strip()}", stacklevel=2)
     _table_formats(args.table_format)
     rna, gene_names = rna_argument(args)  # --layer / --gene-column, before the model loads
     model, tokenizer = load_model_and_tokenizer(args.model, args.device)

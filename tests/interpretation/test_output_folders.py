@@ -172,3 +172,36 @@ def test_layer_and_gene_column_are_read_as_predict_reads_them(setup, cells, tmp_
         warnings.simplefilter("ignore")
         assert cli_main(argv) == 0
     assert files_in(tmp_path / "moved") == files_in(tmp_path / "plain")
+
+
+def test_knockout_warns_where_its_standardized_effect_is_undefined_and_names_cells_without_a_group(cells, tokenizer):
+    """A group of one cell (or identical cells) has no sd, so no standardized effect: NaN in the tables, said; a
+    cell whose --groupby value is missing is its own named group, said."""
+    from interpretation import knockout_analysis
+
+    few = cells[:3].copy()
+    few.obs["batch"] = pd.Series(["a", "a", np.nan], index=few.obs_names, dtype=object)
+    genes = list(cells.var_names[[2, 5]])
+    with pytest.warns(UserWarning) as record:
+        result = knockout_analysis(variant(), tokenizer, few, PROTEINS, genes, groupby="batch", device="cpu")
+    messages = [str(w.message) for w in record]
+    assert any("1 of 3 cells have no 'batch' value: they are the group '(missing)'" in m for m in messages)
+    assert any(m.startswith("standardized_effect is undefined (NaN) for 4 of 12 (group, protein) pairs")
+               and "'(missing)' (1 cells)" in m for m in messages)
+    assert result.groups == ["all", "(missing)", "a"]
+    alone = result.effects[result.effects["group"] == "(missing)"]
+    assert alone["standardized_effect"].isna().all() and alone["mean_diff"].notna().all()
+    assert result.effects.loc[result.effects["group"] == "all", "standardized_effect"].notna().all()
+
+
+def test_attention_refuses_a_top_n_that_is_no_count_and_says_how_a_number_for_genes_is_read(setup, tmp_path,
+                                                                                           capsys):
+    for bad in ("0", "-5"):
+        assert run(setup, "attention", tmp_path / "maps", "--top-n", bad) == 2
+        assert f"give a whole number of at least 1, not {bad}" in capsys.readouterr().err
+    assert not (tmp_path / "maps").exists()
+    argv = ["attention", "--model", str(setup / "model"), "--rna", str(setup / "cells.h5ad"), "--proteins", "CD4",
+            "--device", "cpu", "--no-plots", "--out", str(tmp_path / "maps"), "--genes", "50"]
+    with pytest.warns(UserWarning, match=r"--genes 50 is read as the gene whose Entrez id is 50; for the 50 genes "
+                                         r"receiving most attention write --genes top-50"):
+        cli_main(argv)

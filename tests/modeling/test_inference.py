@@ -198,6 +198,23 @@ def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_pat
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
 
 
+def test_evaluate_of_one_cell_writes_strict_json_and_says_what_is_undefined(model_dir, cells, tmp_path, capsys):
+    """A per-protein r needs two cells: with one, its mean is undefined, written as null (NaN is not JSON, and a
+    JSON reader rejected the file) and named in a warning."""
+    rna, adt, _ = cells
+    rna[:1].copy().write_h5ad(tmp_path / "rna1.h5ad")
+    adt[:1].copy().write_h5ad(tmp_path / "adt1.h5ad")
+    argv = ["evaluate", "--model", str(model_dir), "--rna", str(tmp_path / "rna1.h5ad"), "--protein",
+            str(tmp_path / "adt1.h5ad"), "--json", str(tmp_path / "m.json"), "--device", "cpu"]
+    with pytest.warns(UserWarning, match=r"pearson_per_protein_mean, pearson_per_protein_median.* undefined for "
+                                         r"these 1 cells \(written as null\)"):
+        assert cli_main(argv) == 0
+    text = (tmp_path / "m.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the metrics JSON"))
+    assert metrics["pearson_per_protein_mean"] is None and metrics["cells"] == 1
+    assert np.isfinite(metrics["pearson_per_cell_mean"])  # one cell still has a per-cell r
+
+
 def test_evaluate_reads_the_adt_counts_from_a_layer(model_dir, cells, tmp_path, capsys):
     """ADT files often hold CLR values in X and the counts in a layer: --protein-layer reads them, as if the
     counts were X (the warning about signed values, given by models with the scale part, points to it)."""
