@@ -100,6 +100,17 @@ def test_a_protein_file_is_one_name_per_line_with_inline_comments(tiny_model_dir
     assert list(result.uns["sctranslator"]["duplicate_proteins"]) == []
 
 
+@pytest.mark.parametrize("names", ["", " , "])
+def test_an_empty_protein_list_gets_one_line_not_a_traceback(tiny_model_dir, layered, tmp_path, capsys, names):
+    from sctranslator.cli import main
+
+    assert main(["predict", "--model", str(tiny_model_dir), "--rna", str(layered), "--proteins", names,
+                 "--out", str(tmp_path / "o.h5ad")]) == 2
+    err = capsys.readouterr().err
+    assert f"no protein names in {names!r}" in err and "Traceback" not in err and "NoneType" not in err
+    assert not (tmp_path / "o.h5ad").exists()
+
+
 def test_raw_genes_the_name_column_lacks_keep_their_own_names(tiny_model_dir, data_dir, tmp_path):
     """An HVG-subset file names 300 genes in var['gene_symbols'] while .raw holds all of them: the others became
     NaN names, read as the text 'nan' (an alias of SCN11A), one gene standing for thousands of columns."""
