@@ -93,9 +93,15 @@ def test_id_tables(original_tokenizer, vocab_dir):
     assert tok.convert_genes_to_ids(row["mouse_ensembl_id"] + ".12") == 752
     report = tok.resolve(["CD4", "Cd4", "920", "lag3", "NOT_A_GENE"])
     assert report.routes[:4] == ["symbol", "mouse_symbol", "entrez", "symbol_case"]
-    # three names of one gene: the one that sorts first is kept, whatever the column order
-    assert report.status == ["duplicate", "duplicate", "mapped", "mapped", "unmapped"]
-    assert tok.resolve(["lag3", "Cd4", "920", "CD4"]).status == ["mapped", "duplicate", "mapped", "duplicate"]
+    # three names of one gene: the one named as the token's gene is kept, whatever the column order
+    assert report.status == ["mapped", "duplicate", "duplicate", "mapped", "unmapped"]
+    assert tok.resolve(["lag3", "Cd4", "920", "CD4"]).status == ["mapped", "duplicate", "duplicate", "mapped"]
+    # the tables give C2orf48 RRM2's id and C9orf47 S1PR3's: every whole-transcriptome file has both columns, and
+    # the gene's own column is the one read (C2orf48, sorting first, used to be fed to the model as RRM2)
+    for columns in (["C2orf48", "RRM2", "C9orf47", "S1PR3"], ["RRM2", "S1PR3", "C2orf48", "C9orf47"]):
+        both = tok.resolve(columns)
+        assert both.kept_token_ids.tolist() == tok.convert_genes_to_ids(["RRM2", "S1PR3"])
+        assert [n for n, status in zip(columns, both.status) if status == "mapped"] == ["RRM2", "S1PR3"]
     assert report.unmapped == ["NOT_A_GENE"]
     assert tok.vocab.reserved_start == 75523 and tok.vocab_size == 85500
     # TCGA's 'SYMBOL|ENTREZ' names resolve by the id, '?|ENTREZ' too; a stale symbol does not matter

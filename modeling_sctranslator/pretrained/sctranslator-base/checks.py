@@ -198,8 +198,8 @@ def warn_about_duplicates(report: MappingReport) -> None:
     if aliases:
         warnings.warn(
             f"{len(aliases)} gene columns are other names of a gene another column has (e.g. {aliases[0][0]!r} = "
-            f"{aliases[0][1]!r}: the id tables give both one token); the name that sorts first is kept, the others "
-            "dropped (see the report's duplicates)",
+            f"{aliases[0][1]!r}: the id tables give both one token); the column named as the token's gene is kept "
+            "(else the name that sorts first), the others dropped (see the report's duplicates)",
             UserWarning,
             stacklevel=3,
         )

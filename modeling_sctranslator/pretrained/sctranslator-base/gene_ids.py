@@ -29,10 +29,10 @@ the gene ``TTF1`` stays TTF1 while the RPPA antibody ``TTF1`` means NKX2-1.
 
 When two columns reach one token, the one whose whole name resolved (``CD45``, also ``CD45_TCTCGACT``:
 a barcode suffix is not part of the name) is kept over one found from a part of its label
-(``B220 (CD45R)``) or an epitope (``4E-BP1_pS65``); among equals, a gene's name that sorts first (the
-choice must not depend on column order: the original tables give some symbols another gene's id, e.g.
-``GARS`` and ``GART`` share one) and a panel's first protein column are kept. The others are reported as
-duplicates.
+(``B220 (CD45R)``) or an epitope (``4E-BP1_pS65``); among equals, a gene column named as its token's own gene
+(:meth:`GeneVocab.token_names`: ``RRM2`` over ``C2orf48``, which the original tables give RRM2's id), then the
+gene name that sorts first (the choice must not depend on column order) and a panel's first protein column
+are kept. The others are reported as duplicates.
 """
 
 from __future__ import annotations
@@ -482,8 +482,8 @@ def resolve_names(
 ) -> MappingReport:
     """Map every name to a token id; a column that hits a token another column keeps is a duplicate.
 
-    The column kept for a token is one whose whole name resolved, the first name in sort order for genes,
-    the first column for proteins (see the module docstring).
+    The column kept for a token is one whose whole name resolved; for genes one named as the token's own gene,
+    else the first name in sort order; for proteins the first column (see the module docstring).
     """
     if kind not in ("gene", "protein"):
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
@@ -541,11 +541,20 @@ def resolve_names(
             f"(e.g. {', '.join(dotted[:3])}): read with hyphens ({', '.join(matched_of[n] for n in dotted[:3])})",
             UserWarning, stacklevel=3,
         )
-    # token -> column that keeps it: whole-name hits first; then, for genes, the name that sorts first (so a
-    # model reads the same value whatever the column order: the original tables give some names another gene's
-    # id, e.g. GARS -> GART), for proteins the panel's first column
+    # token -> column that keeps it: whole-name hits first; then, for genes, the column named as the token's own
+    # gene (the original tables give some names another gene's id: C2orf48 reaches RRM2's, C9orf47 S1PR3's, and
+    # C2orf48 sorting first fed its counts to RRM2 in every whole-transcriptome file), then the name that sorts
+    # first (so a model reads the same value whatever the column order); for proteins the panel's first column
+    own_name = vocab.token_names() if kind == "gene" else {}
+
+    def preference(i: int) -> tuple[bool, bool, str, int]:
+        token = results[i][0]
+        if kind != "gene":
+            return not results[i][3], False, "", i
+        return not results[i][3], own_name.get(token) != names[i].strip(), names[i], i
+
     kept: dict[int, int] = {}
-    order = sorted(range(len(results)), key=lambda i: (not results[i][3], names[i] if kind == "gene" else "", i))
+    order = sorted(range(len(results)), key=preference)
     for i in order:
         if results[i][0] is not None:
             kept.setdefault(results[i][0], i)

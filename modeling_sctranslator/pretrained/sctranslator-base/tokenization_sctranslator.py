@@ -134,8 +134,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
     * Genes that do not map are dropped *before* scaling (as the original's conversion script did)
       and listed in the report; a column mapping to a token another one took (duplicate names, two
       aliases of one gene, two barcodes of one antibody) is dropped and reported too: for genes the
-      name that sorts first wins, so column order never matters; for proteins the first column (a
-      :class:`UserWarning` says how many).
+      column named as the token's own gene wins, else the name that sorts first, so column order never
+      matters; for proteins the first column (a :class:`UserWarning` says how many).
     * Constant cells (max == min over the mapped genes, e.g. all zero) get ``1e-8`` at every gene
       instead of the original's NaN, with a :class:`ConstantCellWarning` giving the count.
     * RNA must be finite and non-negative (raw counts or log-normalised values); protein values may
