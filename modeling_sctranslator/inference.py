@@ -225,7 +225,15 @@ def transformed_proteins(proteins: Any, transform: str) -> Any:
 
 
 def count_cells(rna: Any) -> int:
-    return int(rna.shape[0])
+    """The number of cells of ``rna`` (an AnnData or a cells x genes matrix); anything else is named."""
+    shape = getattr(rna, "shape", None)
+    if shape is None:
+        raise TypeError(f"the RNA data is a {type(rna).__name__}: give an AnnData or a cells x genes matrix (numpy "
+                        "array, scipy sparse; with gene_names), e.g. np.asarray(rows) for a list of cells")
+    if len(shape) != 2:
+        raise ValueError(f"the RNA data has shape {tuple(shape)}: give a cells x genes matrix (one cell: "
+                         "values[None, :])")
+    return int(shape[0])
 
 
 def cell_rows(obj: Any, start: int, stop: int) -> Any:

@@ -65,6 +65,20 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
 
 
 
+def test_rna_that_is_no_cells_by_genes_matrix_is_named(predictor, cells):
+    """A list of cells ended in AttributeError ('list' object has no attribute 'shape'); one cell's 1-D vector was
+    read as that many cells."""
+    rna, _, _ = cells
+    dense = np.asarray(rna.X.toarray() if hasattr(rna.X, "toarray") else rna.X)
+    names = list(rna.var_names)
+    with pytest.raises(TypeError, match=r"the RNA data is a list: give an AnnData or a cells x genes matrix"):
+        predictor(dense[:2].tolist(), proteins=PANEL[:8], gene_names=names)
+    with pytest.raises(ValueError, match=r"has shape \(\d+,\): give a cells x genes matrix \(one cell: "):
+        predictor(dense[0], proteins=PANEL[:8], gene_names=names)
+    one = predictor(dense[None, 0], proteins=PANEL[:8], gene_names=names)
+    assert one.shape == (1, 8)
+
+
 def test_a_small_panel_is_warned_about(predictor, cells):
     """Asked alone, CD4 from the shipped model correlated with measured CD4 at r 0.12 (0.85 within its panel)."""
     rna, _, _ = cells
