@@ -100,7 +100,13 @@ def test_a_protein_file_lacking_rna_cells_is_refused_with_the_true_counts(scale_
     code, error, _ = _evaluate(scale_model_dir, rna, adt[2:], tmp_path, capsys)
     assert code == 2 and "Traceback" not in error and len(error.strip().splitlines()) == 1
     assert "the RNA file has 8 cells and the protein file 10, 6 shared obs_names" in error, error
-    assert "subset both to the shared cells first" in error
+    assert "subset both to the shared cells first" in error and "names differ in form" not in error
+    renamed = adt.copy()
+    renamed.obs_names = [f"{name}-1" for name in adt.obs_names]  # the same barcodes, Cell Ranger's suffix added
+    code, error, _ = _evaluate(scale_model_dir, rna, renamed, tmp_path, capsys)
+    assert code == 2 and ", 0 shared obs_names" in error
+    first = ad.read_h5ad(rna, backed="r").obs_names[0] if not hasattr(rna, "obs_names") else rna.obs_names[0]
+    assert f"the names differ in form? e.g. RNA {first!r}, protein {renamed.obs_names[0]!r}" in error
 
 
 def test_predict_with_a_protein_file_of_more_cells_uses_the_rnas_cells(scale_model_dir, pair, tmp_path):

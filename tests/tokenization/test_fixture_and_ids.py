@@ -101,7 +101,7 @@ def test_id_tables(original_tokenizer, vocab_dir):
     for columns in (["C2orf48", "RRM2", "C9orf47", "S1PR3"], ["RRM2", "S1PR3", "C2orf48", "C9orf47"]):
         both = tok.resolve(columns)
         assert both.kept_token_ids.tolist() == tok.convert_genes_to_ids(["RRM2", "S1PR3"])
-        assert [n for n, status in zip(columns, both.status) if status == "mapped"] == ["RRM2", "S1PR3"]
+        assert [n for n, status in zip(columns, both.status, strict=True) if status == "mapped"] == ["RRM2", "S1PR3"]
     assert report.unmapped == ["NOT_A_GENE"]
     assert tok.vocab.reserved_start == 75523 and tok.vocab_size == 85500
     # TCGA's 'SYMBOL|ENTREZ' names resolve by the id, '?|ENTREZ' too; a stale symbol does not matter
