@@ -178,17 +178,22 @@ def corpus_weights(cells: list[int]) -> list[float]:
 
 def model_settings(overrides: list[str]) -> dict[str, Any]:
     """``MODEL`` with ``KEY=VALUE`` overrides (``--model hidden_size=128``): values read as JSON (numbers,
-    true/false), else kept as text. An unknown key is refused here, before hours of training."""
-    from modeling_sctranslator import SCTranslatorConfig
+    true/false), else kept as text. A key that stage 1 does not take (run_stage's model arguments) is refused
+    here, before hours of training."""
+    import dataclasses
+
+    from training.run_stage import ModelArguments
 
     settings = dict(MODEL)
-    known = set(SCTranslatorConfig().to_dict())
+    # the settings of a fresh model; the paths, the tokenizer and the RNA transform are pretrain's own choices
+    known = {f.name for f in dataclasses.fields(ModelArguments)} - {
+        "model_name_or_path", "tokenizer_name_or_path", "vocab_dir", "hgnc", "rna_transform"}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"--model {item!r}: give KEY=VALUE, e.g. --model hidden_size=128")
         if key not in known:
-            raise SystemExit(f"--model {item!r}: {key!r} is not a model setting (SCTranslatorConfig)")
+            raise SystemExit(f"--model {item!r}: {key!r} is not a model setting; these are: {', '.join(sorted(known))}")
         try:
             settings[key] = json.loads(text)
         except json.JSONDecodeError:
@@ -494,6 +499,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--prepare_only", action="store_true", help="write the training sources and stop")
     p.add_argument("--ship", type=Path, help="copy the stage-2 model folder here (the package's default model)")
     args = p.parse_args(argv)
+    model_settings(args.model)  # a misspelt --model setting stops here, before the data are prepared
     if args.cosine_min_steps is None:
         args.cosine_min_steps = args.sc_steps
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)

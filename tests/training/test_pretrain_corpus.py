@@ -208,8 +208,11 @@ def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones():
     settings = model_settings(["hidden_size=128", "attention_head_dim=32", "translator_type=cross_attention"])
     assert settings["hidden_size"] == 128 and settings["attention_head_dim"] == 32
     assert settings["num_encoder_layers"] == MODEL["num_encoder_layers"] and MODEL["hidden_size"] == 64
-    with pytest.raises(SystemExit, match="'hiden_size' is not a model setting"):
+    with pytest.raises(SystemExit, match="'hiden_size' is not a model setting; these are: .*hidden_size"):
         model_settings(["hiden_size=128"])
+    with pytest.raises(SystemExit, match="'ff_mult' is not a model setting"):  # a config field stage 1 cannot set
+        model_settings(["ff_mult=2"])
+    assert model_settings(["fix_projections=true"])["fix_projections"] is True
     with pytest.raises(SystemExit, match="give KEY=VALUE"):
         model_settings(["128"])
 
