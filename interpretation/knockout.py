@@ -354,6 +354,8 @@ class _EffectSums:
         base_mean = self.base_sum / cells
         base_var = (self.base_sq - n * base_mean**2) / np.maximum(n - 1, 1)
         base_sd = np.where(n > 1, np.sqrt(np.clip(base_var, 0.0, None)), np.nan)
+        # identical cells leave a rounding residue in sum-of-squares - n*mean^2: treat an sd that small as 0
+        base_sd = np.where(base_sd > 1e-6 * np.abs(base_mean) + 1e-12, base_sd, np.where(n > 1, 0.0, np.nan))
         rows = []
         for g, gene in enumerate(genes):
             mean_diff = self.diff_sum[g] / cells

@@ -70,6 +70,22 @@ def safe_filename(name: str) -> str:
     return cleaned[:100]
 
 
+def unique_file_stems(names: Sequence[str]) -> list[str]:
+    """:func:`safe_filename` of each name, a ``_2``, ``_3``... added where two names clean to one (``CD4+ T`` and
+    ``CD4 T``), so one file never replaces another."""
+    used: dict[str, int] = {}
+    stems = []
+    for name in names:
+        stem = safe_filename(name)
+        if stem in used:
+            used[stem] += 1
+            stem = f"{stem}_{used[stem]}"
+        else:
+            used[stem] = 0
+        stems.append(stem)
+    return stems
+
+
 def _tick_positions(n: int) -> list[int]:
     """Every position when there are few, else at most ``_MAX_TICK_LABELS`` evenly spaced ones."""
     if n <= _MAX_TICK_LABELS:
@@ -174,15 +190,8 @@ def _write_attention_files(result, out: Path, formats: Sequence[str], plots: boo
     ranked_dir = out / "ranked_genes"
     ranked_dir.mkdir()
     long_rows = []
-    used: dict[str, int] = {}
-    for protein in result.proteins:
+    for protein, stem in zip(result.proteins, unique_file_stems(result.proteins), strict=True):
         series = result.ranked_genes(protein, by=rank_by)
-        stem = safe_filename(protein)
-        if stem in used:
-            used[stem] += 1
-            stem = f"{stem}_{used[stem]}"
-        else:
-            used[stem] = 0
         rnk = ranked_dir / f"{stem}.rnk"
         rnk.write_text("".join(f"{gene}\t{score:.8g}\n" for gene, score in series.items()))
         top = ranked_dir / f"{stem}.txt"
@@ -223,8 +232,9 @@ def _write_knockout_files(result, out: Path, formats: Sequence[str], plots: bool
     for value in ("standardized_effect", "mean_diff"):
         written += _write_table(result.matrix(value), out / f"knockout_{value}", formats)
     if plots:
+        stems = dict(zip(result.groups[1:], unique_file_stems(result.groups[1:]), strict=True))  # after "all"
         for group in result.groups:
-            suffix = "" if group == "all" else f"_{safe_filename(group)}"
+            suffix = "" if group == "all" else f"_{stems[group]}"
             label = "all cells" if group == "all" else f"{result.groupby} = {group}"
             written.append(heatmap(
                 result.matrix("standardized_effect", group).to_numpy(), result.genes, result.proteins,

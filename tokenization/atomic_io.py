@@ -13,6 +13,10 @@ from pathlib import Path
 __all__ = ["OutputExistsError", "atomic_output_dir", "atomic_output_file", "check_output_target", "usual_mode"]
 
 
+# what file browsers and Jupyter leave in a folder someone opened: not the user's work, no reason to refuse it
+_BROWSER_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".ipynb_checkpoints"})
+
+
 class OutputExistsError(FileExistsError):
     """The output path exists and overwriting was not requested."""
 
@@ -73,7 +77,8 @@ def check_output_target(
                 raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
                                  "folder as a whole and would delete it; choose another output folder")
         # --overwrite given the wrong folder (the current one, a project, the model's) would delete it all
-        foreign = sorted(entry.name for entry in target.iterdir() if writes is not None and not writes(entry.name))
+        foreign = sorted(entry.name for entry in target.iterdir()
+                         if writes is not None and not writes(entry.name) and entry.name not in _BROWSER_CLUTTER)
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise ValueError(

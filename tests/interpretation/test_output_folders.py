@@ -84,6 +84,7 @@ def test_overwrite_refuses_a_folder_holding_anything_the_command_did_not_write(s
     assert files_in(out) == before  # nothing deleted, the model included
     (out / "notes.txt").unlink()
     shutil.rmtree(out / "my_model")
+    (out / ".DS_Store").write_bytes(b"")  # left by a file browser: not a reason to refuse
     assert run(setup, command, out, "--overwrite", proteins=["CD4"]) == 0  # an earlier run's output is replaced
 
 
@@ -192,6 +193,10 @@ def test_knockout_warns_where_its_standardized_effect_is_undefined_and_names_cel
     alone = result.effects[result.effects["group"] == "(missing)"]
     assert alone["standardized_effect"].isna().all() and alone["mean_diff"].notna().all()
     assert result.effects.loc[result.effects["group"] == "all", "standardized_effect"].notna().all()
+    same = ad.concat([cells[:1]] * 3, index_unique="-")  # identical cells: no spread, however they are summed
+    with pytest.warns(UserWarning, match=r"standardized_effect is undefined \(NaN\) for 4 of 4"):
+        copies = knockout_analysis(variant(), tokenizer, same, PROTEINS, genes, device="cpu")
+    assert copies.effects["standardized_effect"].isna().all() and (copies.effects["sd_unperturbed"] == 0).all()
 
 
 def test_attention_refuses_a_top_n_that_is_no_count_and_says_how_a_number_for_genes_is_read(setup, tmp_path,
@@ -205,3 +210,23 @@ def test_attention_refuses_a_top_n_that_is_no_count_and_says_how_a_number_for_ge
     with pytest.warns(UserWarning, match=r"--genes 50 is read as the gene whose Entrez id is 50; for the 50 genes "
                                          r"receiving most attention write --genes top-50"):
         cli_main(argv)
+
+
+def test_group_heatmaps_never_replace_each_other_and_overwrite_accepts_all_a_writer_wrote(cells, tokenizer, tmp_path):
+    """'CD4+ T' and 'CD4 T' both cleaned to CD4_T: one group's heatmap replaced the other's. And every file the
+    writers put in a folder (plots, Parquet) must count as theirs, or --overwrite would refuse their own output."""
+    from interpretation import knockout_analysis, write_knockout
+    from interpretation.outputs import knockout_writes
+
+    few = cells[:6].copy()
+    few.obs["kind"] = ["CD4+ T", "CD4+ T", "CD4 T", "CD4 T", "B", "B"]
+    genes = list(cells.var_names[[2, 5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = knockout_analysis(variant(), tokenizer, few, PROTEINS, genes, groupby="kind", device="cpu")
+    files = write_knockout(result, tmp_path / "ko", table_format="both", plots=True)
+    pngs = sorted(p.name for p in files if p.suffix == ".png")
+    assert pngs == ["knockout_standardized_effect.png", "knockout_standardized_effect_B.png",
+                    "knockout_standardized_effect_CD4_T.png", "knockout_standardized_effect_CD4_T_1.png"]
+    assert all(knockout_writes(p.relative_to(tmp_path / "ko").parts[0]) for p in files)
+    assert write_knockout(result, tmp_path / "ko", table_format="both", plots=True, overwrite=True) == files
