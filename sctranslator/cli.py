@@ -233,9 +233,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if measured_kind == "signed" and scale == "log1p_counts":
         _warn_signed_measurements(args.protein)
     if undefined:
-        warnings.warn(f"{', '.join(undefined)} undefined for these {int(result.n_obs)} cells (written as null): a "
-                      "per-protein Pearson r needs at least 2 cells whose values differ; evaluate more cells",
-                      stacklevel=2)
+        warnings.warn(f"{', '.join(undefined)} undefined here (written as null): a Pearson r needs at least 2 values "
+                      "that differ, over cells for a protein's r (1 cell, or a protein measured the same in every "
+                      "cell), over proteins for a cell's r (a panel of 1 protein)", stacklevel=2)
     print(line)
     return 0
 

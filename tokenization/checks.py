@@ -126,8 +126,9 @@ def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
         + ("" if unique else " (some obs_names repeat: make them unique, e.g. adata.obs_names_make_unique())")
         + ": the two files must hold the same cells (subset both to the shared cells first)"
         # few shared names are mostly two spellings of one barcode (a '-1' suffix, a sample prefix): show both
-        + (f"; the names differ in form? e.g. RNA {rna_names[0]!r}, protein {prot_names[0]!r}"
-           if rna_names and prot_names and len(rna_set & prot_set) < min(len(rna_set), len(prot_set)) / 2 else ""))
+        + (f"; the names differ in form? e.g. RNA {next(n for n in rna_names if n not in prot_set)!r}, protein "
+           f"{next(n for n in prot_names if n not in rna_set)!r}"
+           if len(rna_set & prot_set) < min(len(rna_set), len(prot_set)) / 2 else ""))
 
 
 def first_bad_dense_row(bad: np.ndarray) -> int:
