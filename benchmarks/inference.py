@@ -170,15 +170,16 @@ def bf16_agreement(args) -> dict:
             bf16 = predict_proteins(model, tokenizer, rna, proteins, batch_size=1, dtype=torch.bfloat16).X
         fp32, bf16 = np.asarray(fp32, np.float64), np.asarray(bf16, np.float64)
         r = pearson_per_protein(bf16, fp32)
-        # how much a protein's prediction varies across cells, relative to its size: below bfloat16's spacing
-        # (2^-8 of a value), rounding each product's output scrambles the pattern that r measures
+        # how much a protein's prediction varies across cells, relative to its size: below bfloat16's rounding
+        # error (up to 2^-8 of a value: 8 significant bits), rounding each product's output scrambles the pattern
+        # that r measures
         spread = np.median(fp32.std(axis=0) / np.maximum(np.abs(fp32).mean(axis=0), 1e-12))
         out[name] = {"cells": rna.n_obs, "proteins": int(np.isfinite(r).sum()), "min_r": float(np.nanmin(r)),
                      "median_r": float(np.nanmedian(r)), "max_abs_difference": float(np.abs(bf16 - fp32).max()),
-                     "fp32_relative_spread_across_cells": float(spread), "bf16_relative_spacing": 2.0**-8}
+                     "fp32_relative_spread_across_cells": float(spread), "bf16_max_relative_rounding_error": 2.0**-8}
         print(f"bf16 vs fp32, {name}: per-protein r min {out[name]['min_r']:.5f}, median {out[name]['median_r']:.5f},"
               f" max |diff| {out[name]['max_abs_difference']:.2e}; fp32 predictions vary across cells by {spread:.1e}"
-              f" of their size (median over proteins; bfloat16 spacing {2.0**-8:.1e})", flush=True)
+              f" of their size (median over proteins; bfloat16 rounds by up to {2.0**-8:.1e})", flush=True)
     return out
 
 

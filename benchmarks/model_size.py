@@ -48,9 +48,17 @@ def run_arm(arm: str, folder: Path) -> dict:
         print(" ".join(command), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)
     summary = json.loads(summary_path.read_text())
+    steps, settings = ARMS[arm]
+    from training.pretrain import model_settings
+
+    if summary["stage2"]["global_step"] != steps or summary["model"] != model_settings(settings):
+        raise SystemExit(f"{folder} holds another run ({summary['stage2']['global_step']} steps, model "
+                         f"{summary['model']}) than the arm {arm}: give another --runs folder")
     metrics = summary["stage2"]["eval"]
     suffix = "_pearson_per_protein_mean"
     per_set = {key[len("eval_"):-len(suffix)]: value for key, value in metrics.items() if key.endswith(suffix)}
+    if not per_set:
+        raise SystemExit(f"{summary_path} has no held-out metrics after stage 2")
     weights = folder / "stage2_sc" / "model.safetensors"
     return {
         "model": summary["model"], "steps": summary["stage2"]["global_step"],
@@ -74,7 +82,7 @@ def main() -> None:
         print(f"{name:28}" + "".join(f"{row['pearson_per_protein_mean'].get(name, float('nan')):18.3f}"
                                      for row in rows.values()))
     print(f"{'mean over sets':28}" + "".join(f"{row['mean_over_sets']:18.3f}" for row in rows.values()))
-    print(f"{'wall time, min':28}" + "".join(f"{row['seconds'] / 60:18.0f}" for row in rows.values()))
+    print(f"{'wall time, min':28}" + "".join(f"{(row['seconds'] or float('nan')) / 60:18.0f}" for row in rows.values()))
     result = {"benchmark": "stage 2 of make pretrain (single-cell sets, from scratch, bf16) per model size and "
                            "length: held-out mean per-protein Pearson per set", "machine": machine_facts(),
               "arms": rows}
