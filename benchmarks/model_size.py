@@ -26,6 +26,7 @@ if __package__ in (None, ""):
 
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
+from training.pretrain import model_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # arm -> (single-cell steps, model settings other than the shipped model's)
@@ -38,9 +39,9 @@ ARMS: dict[str, tuple[int, list[str]]] = {
 
 
 def run_arm(arm: str, folder: Path) -> dict:
+    steps, settings = ARMS[arm]
     summary_path = folder / "pretrain_summary.json"
     if not summary_path.is_file():
-        steps, settings = ARMS[arm]
         command = [sys.executable, str(ROOT / "training" / "pretrain.py"), "--out", str(folder), "--bulk_steps", "0",
                    "--sc_steps", str(steps), "--cosine_min_steps", str(steps), "--bf16"]
         if settings:
@@ -48,9 +49,6 @@ def run_arm(arm: str, folder: Path) -> dict:
         print(" ".join(command), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)
     summary = json.loads(summary_path.read_text())
-    steps, settings = ARMS[arm]
-    from training.pretrain import model_settings
-
     if summary["stage2"]["global_step"] != steps or summary["model"] != model_settings(settings):
         raise SystemExit(f"{folder} holds another run ({summary['stage2']['global_step']} steps, model "
                          f"{summary['model']}) than the arm {arm}: give another --runs folder")

@@ -30,6 +30,8 @@ def attention_writes(name: str) -> bool:
 def knockout_writes(name: str) -> bool:
     """Whether ``name`` is one of the entries :func:`write_knockout` puts in its folder."""
     return _KNOCKOUT_NAMES.fullmatch(name) is not None
+
+
 _MAX_TICK_LABELS = 60
 
 

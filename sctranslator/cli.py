@@ -241,8 +241,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _defined_only(value: Any, name: str = "") -> tuple[Any, list[str]]:
-    """``value`` (the metrics) with each non-finite number (a mean of no Pearson r: too few cells) as ``None``,
-    and the names of those numbers."""
+    """``value`` (the metrics) with each non-finite number (a mean of no Pearson r) as ``None``, and the names of
+    those numbers."""
     if isinstance(value, dict):
         pairs = [(key, _defined_only(item, f"{name}.{key}" if name else str(key))) for key, item in value.items()]
         return {key: clean for key, (clean, _) in pairs}, [n for _, (_, names) in pairs for n in names]

@@ -51,10 +51,10 @@ def _run_attention(args: argparse.Namespace) -> int:
     genes: Any = None
     if args.genes is not None:
         genes = args.genes if _parse_top(args.genes) is not None else names_argument(args.genes, "gene")
-        if args.genes.strip().isdigit():  # "--genes 50" meant as top-50 would silently map one gene
-            warnings.warn(f"--genes {args.genes.strip()} is read as the gene whose Entrez id is {args.genes.strip()}; "
-                          f"for the {args.genes.strip()} genes receiving most attention write --genes "
-                          f"top-{args.genes.strip()}", stacklevel=2)
+        number = args.genes.strip()
+        if number.isdigit():  # "--genes 50" meant as top-50 would silently map one gene
+            warnings.warn(f"--genes {number} is read as the gene whose Entrez id is {number}; for the {number} genes "
+                          f"receiving most attention write --genes top-{number}", stacklevel=2)
     _table_formats(args.table_format)
     rna, gene_names = rna_argument(args)  # --layer / --gene-column, before the model loads
     model, tokenizer = load_model_and_tokenizer(args.model, args.device)

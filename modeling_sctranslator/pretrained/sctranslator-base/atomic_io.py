@@ -77,8 +77,8 @@ def check_output_target(
                 raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
                                  "folder as a whole and would delete it; choose another output folder")
         # --overwrite given the wrong folder (the current one, a project, the model's) would delete it all
-        foreign = sorted(entry.name for entry in target.iterdir()
-                         if writes is not None and not writes(entry.name) and entry.name not in _BROWSER_CLUTTER)
+        foreign = [] if writes is None else sorted(
+            entry.name for entry in target.iterdir() if not writes(entry.name) and entry.name not in _BROWSER_CLUTTER)
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise ValueError(
