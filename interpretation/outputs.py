@@ -15,20 +15,20 @@ import numpy as np
 __all__ = ["TABLE_FORMATS", "attention_writes", "check_top_n", "knockout_writes", "write_attention", "write_knockout"]
 
 TABLE_FORMATS = ("csv", "parquet", "both")
-# the names each writer puts in its folder: --overwrite replaces a folder only if it holds nothing else
+# the paths (relative to its folder) each writer makes: --overwrite replaces a folder only if it holds nothing else
 _ATTENTION_NAMES = re.compile(r"(encoder|decoder|encoder_to_decoder)_(sum|mean|normalized)\.(csv|parquet|png)"
-                              r"|attention\.h5ad|ranked_genes(\.csv|\.parquet)?")
+                              r"|attention\.h5ad|ranked_genes(\.csv|\.parquet)?|ranked_genes/[^/]+\.(rnk|txt)")
 _KNOCKOUT_NAMES = re.compile(r"knockout_(effects|standardized_effect|mean_diff)\.(csv|parquet)"
                              r"|knockout_standardized_effect(_.+)?\.png")
 
 
 def attention_writes(name: str) -> bool:
-    """Whether ``name`` is one of the entries :func:`write_attention` puts in its folder."""
+    """Whether ``name`` (a path relative to the folder, ``/``-separated) is one :func:`write_attention` writes."""
     return _ATTENTION_NAMES.fullmatch(name) is not None
 
 
 def knockout_writes(name: str) -> bool:
-    """Whether ``name`` is one of the entries :func:`write_knockout` puts in its folder."""
+    """Whether ``name`` (a path relative to the folder, ``/``-separated) is one :func:`write_knockout` writes."""
     return _KNOCKOUT_NAMES.fullmatch(name) is not None
 
 

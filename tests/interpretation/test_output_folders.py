@@ -88,6 +88,26 @@ def test_overwrite_refuses_a_folder_holding_anything_the_command_did_not_write(s
     assert run(setup, command, out, "--overwrite", proteins=["CD4"]) == 0  # an earlier run's output is replaced
 
 
+def test_overwrite_finds_a_file_put_among_the_ranked_gene_lists(setup, tmp_path, capsys):
+    """attention writes a ranked_genes/ folder: it was accepted by name, so a file someone put inside it was
+    deleted with it. Every file the writer makes is still its own (plots and Parquet included)."""
+    from interpretation.outputs import attention_writes
+
+    out = tmp_path / "maps"
+    assert run(setup, "attention", out, "--table-format", "both") == 0
+    written = [p.relative_to(out).as_posix() for p in out.rglob("*")]
+    assert any(name.startswith("ranked_genes/") for name in written)
+    assert all(attention_writes(name) for name in written)
+    (out / "ranked_genes" / "enrichr_notes.docx").write_bytes(b"mine")
+    before = files_in(out)
+    capsys.readouterr()
+    assert run(setup, "attention", out, "--overwrite") == 2
+    assert "holds 'ranked_genes/enrichr_notes.docx', which this command does not write" in capsys.readouterr().err
+    assert files_in(out) == before
+    (out / "ranked_genes" / "enrichr_notes.docx").unlink()
+    assert run(setup, "attention", out, "--overwrite") == 0
+
+
 @pytest.mark.parametrize("command", ["attention", "knockout"])
 def test_an_output_path_that_is_a_file_gets_one_clear_line(setup, tmp_path, capsys, command):
     target = tmp_path / "results.csv"

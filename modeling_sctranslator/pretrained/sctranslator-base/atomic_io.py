@@ -46,8 +46,8 @@ def check_output_target(
     """Fail before any work when ``target`` cannot take the output: it exists (without ``overwrite``),
     it is one of the ``inputs`` (even with ``overwrite``), a file is to go where a folder is or a folder
     where a file is, ``overwrite`` would replace a folder holding one of the ``inputs`` or (given ``writes``,
-    which says whether a name is one the writer makes) anything the writer did not write, or its folder is
-    missing or read-only."""
+    which says whether a path relative to the folder, ``/``-separated, is one the writer makes) anything the writer
+    did not write, or its folder is missing or read-only."""
     target = Path(target)
     for source in inputs:
         if source is not None and _same_path(target, Path(source)):
@@ -77,8 +77,7 @@ def check_output_target(
                 raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
                                  "folder as a whole and would delete it; choose another output folder")
         # --overwrite given the wrong folder (the current one, a project, the model's) would delete it all
-        foreign = [] if writes is None else sorted(
-            entry.name for entry in target.iterdir() if not writes(entry.name) and entry.name not in _BROWSER_CLUTTER)
+        foreign = [] if writes is None else _not_written_by(target, writes)
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise ValueError(
@@ -147,6 +146,21 @@ def _publish_new(staging: Path, target: Path) -> None:
         f"{target} was written by another run while this one worked; it is kept, and this run's result "
         f"is at {kept}"
     )
+
+
+def _not_written_by(folder: Path, writes: Callable[[str], bool], prefix: str = "") -> list[str]:
+    """The entries of ``folder`` (paths relative to it, ``/``-separated) that ``writes`` does not claim; inside a
+    sub-folder the writer claims, its files are checked in turn (a file put among the writer's own is found)."""
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name in _BROWSER_CLUTTER:
+            continue
+        relative = prefix + entry.name
+        if not writes(relative):
+            foreign.append(relative)
+        elif entry.is_dir() and not entry.is_symlink():
+            foreign += _not_written_by(entry, writes, relative + "/")
+    return foreign
 
 
 @contextmanager
