@@ -43,7 +43,7 @@ def run_arm(arm: str, folder: Path) -> dict:
     summary_path = folder / "pretrain_summary.json"
     if not summary_path.is_file():
         command = [sys.executable, str(ROOT / "training" / "pretrain.py"), "--out", str(folder), "--bulk_steps", "0",
-                   "--sc_steps", str(steps), "--cosine_min_steps", str(steps), "--bf16"]
+                   "--sc_steps", str(steps), "--cosine_min_steps", str(steps), "--sc_cycle2_steps", "0", "--bf16"]
         if settings:
             command += ["--model", *settings]
         print(" ".join(command), flush=True)

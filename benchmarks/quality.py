@@ -500,7 +500,8 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
         lodo_dir = work / "lodo" / f"without_{name}"
         t = time.perf_counter()
         lodo = pretrain(["--out", str(lodo_dir), "--exclude", name, "--bulk_steps", str(args.lodo_bulk_steps),
-                         "--sc_steps", str(args.lodo_sc_steps), "--cosine_min_steps", str(args.lodo_sc_steps)])
+                         "--sc_steps", str(args.lodo_sc_steps), "--cosine_min_steps", str(args.lodo_sc_steps),
+                         "--sc_cycle2_steps", "0"])
         seconds = time.perf_counter() - t
         t = time.perf_counter()
         predict_into(preds, log1p_preds, BASE_METHODS["lodo_zero_shot"], lodo_dir / "stage2_sc", rna_path, data)

@@ -223,3 +223,47 @@ def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones():
     assert argv[argv.index("--hidden_size") + 1] == "128" and argv[argv.index("--bf16") + 1] == "true"
     args.bf16 = False
     assert "--bf16" not in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
+
+
+def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_card_says_so(tmp_path):
+    """Stage 2's second cycle starts from the first cycle's end with its own length, peak learning rate and data
+    order, on the same held-out cells; the card and the comparison with the shipped model read its metrics."""
+    import argparse
+
+    from training.pretrain import _cycle2_text, final_stage, main, second_cycle_args, stage_argv, wall_time_text
+
+    args = argparse.Namespace(eval_fraction=0.1, max_eval_samples=200, batch_size=16, learning_rate=1e-3,
+                              lr_scheduler_type="cosine", warmup_steps=200, eval_steps=500, seed=0, vocab_dir="v",
+                              model=[], bf16=True, sc_steps=16000, cosine_min_steps=16000, sc_cycle2_steps=8000,
+                              sc_cycle2_learning_rate=3e-4)
+    first = stage_argv("sc", ["c"], [1.0], Path("out/stage2_sc"), args, Path("out/stage1_bulk"))
+    second = stage_argv("sc", ["c"], [1.0], Path("out/stage2_cycle2"), second_cycle_args(args), Path("out/stage2_sc"))
+
+    def value(argv, flag):
+        return argv[argv.index(flag) + 1]
+
+    assert [value(second, f) for f in ("--model_name_or_path", "--max_steps", "--learning_rate", "--seed")] == [
+        "out/stage2_sc", "8000", "0.0003", "1"]
+    assert value(first, "--max_steps") == "16000" and value(first, "--learning_rate") == "0.001"
+    for flag in ("--split_seed", "--eval_fraction", "--max_eval_samples", "--corpora"):
+        assert value(second, flag) == value(first, flag)  # the same held-out cells are compared
+    assert args.seed == 0 and args.learning_rate == 1e-3  # the first cycle's settings are untouched
+
+    summary = {"args": {"sc_cycle2_learning_rate": "0.0003", "warmup_steps": "200", "seed": "0", "bf16": "True"},
+               "stage2_from": "shipped/sctranslator-base",
+               "seconds": {"stage1": 600.0, "stage2": None, "stage2_cycle2": 3000.0, "total": None},
+               "stage1": {"global_step": 1000}, "stage2": {"global_step": 16000, "eval": {"eval_a": 0.5}},
+               "stage2_cycle2": {"global_step": 8000, "eval": {"eval_a": 0.6}}}
+    assert final_stage(summary)["eval"] == {"eval_a": 0.6}
+    text = _cycle2_text(summary)
+    assert "8000 more steps" in text and "peaking at 0.0003" in text and "seed 1" in text and "bfloat16" in text
+    assert "started from `shipped/sctranslator-base`, a finished first cycle trained earlier in float32" in text
+    assert "stage 2's second cycle 50 min" in wall_time_text(summary)
+    assert final_stage({"stage2": {"eval": {"eval_a": 0.5}}, "stage2_cycle2": None})["eval"] == {"eval_a": 0.5}
+
+    with pytest.raises(SystemExit, match="no model folder there"):
+        main(["--stage2_from", str(tmp_path), "--out", str(tmp_path / "out")])
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match="give --sc_cycle2_steps > 0"):
+        main(["--stage2_from", str(tmp_path), "--sc_cycle2_steps", "0", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()  # refused before anything was prepared
