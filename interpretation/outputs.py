@@ -17,18 +17,20 @@ __all__ = ["TABLE_FORMATS", "attention_writes", "check_top_n", "knockout_writes"
 TABLE_FORMATS = ("csv", "parquet", "both")
 # the paths (relative to its folder) each writer makes: --overwrite replaces a folder only if it holds nothing else
 _ATTENTION_NAMES = re.compile(r"(encoder|decoder|encoder_to_decoder)_(sum|mean|normalized)\.(csv|parquet|png)"
-                              r"|attention\.h5ad|ranked_genes(\.csv|\.parquet)?|ranked_genes/[^/]+\.(rnk|txt)")
+                              r"|attention\.h5ad|ranked_genes\.(csv|parquet)|ranked_genes/([^/]+\.(rnk|txt))?")
 _KNOCKOUT_NAMES = re.compile(r"knockout_(effects|standardized_effect|mean_diff)\.(csv|parquet)"
-                             r"|knockout_standardized_effect(_.+)?\.png")
+                             r"|knockout_standardized_effect(_[^/]+)?\.png")
 
 
 def attention_writes(name: str) -> bool:
-    """Whether ``name`` (a path relative to the folder, ``/``-separated) is one :func:`write_attention` writes."""
+    """Whether ``name`` (a path relative to the folder, ``/``-separated, a folder's ending in ``/``) is one
+    :func:`write_attention` writes."""
     return _ATTENTION_NAMES.fullmatch(name) is not None
 
 
 def knockout_writes(name: str) -> bool:
-    """Whether ``name`` (a path relative to the folder, ``/``-separated) is one :func:`write_knockout` writes."""
+    """Whether ``name`` (a path relative to the folder, ``/``-separated, a folder's ending in ``/``) is one
+    :func:`write_knockout` writes."""
     return _KNOCKOUT_NAMES.fullmatch(name) is not None
 
 

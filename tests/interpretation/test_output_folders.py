@@ -79,7 +79,7 @@ def test_overwrite_refuses_a_folder_holding_anything_the_command_did_not_write(s
     argv_model = ["--model", str(out / "my_model")]  # the later --model wins
     assert run(setup, command, out, "--overwrite", *argv_model, proteins=["CD4"]) == 2
     err = capsys.readouterr().err
-    assert "holds 'my_model' and 1 more, which this command does not write" in err
+    assert "holds 'my_model/' and 1 more, which this command does not write" in err
     assert "choose another output folder" in err and len(err.strip().splitlines()) == 1
     assert files_in(out) == before  # nothing deleted, the model included
     (out / "notes.txt").unlink()
@@ -95,9 +95,10 @@ def test_overwrite_finds_a_file_put_among_the_ranked_gene_lists(setup, tmp_path,
 
     out = tmp_path / "maps"
     assert run(setup, "attention", out, "--table-format", "both") == 0
-    written = [p.relative_to(out).as_posix() for p in out.rglob("*")]
-    assert any(name.startswith("ranked_genes/") for name in written)
+    written = [p.relative_to(out).as_posix() + ("/" if p.is_dir() else "") for p in out.rglob("*")]
+    assert "ranked_genes/" in written and any(name.endswith(".rnk") for name in written)
     assert all(attention_writes(name) for name in written)
+    assert not attention_writes("ranked_genes")  # as a file (or a link) it is not the writer's
     (out / "ranked_genes" / "enrichr_notes.docx").write_bytes(b"mine")
     before = files_in(out)
     capsys.readouterr()
@@ -105,6 +106,10 @@ def test_overwrite_finds_a_file_put_among_the_ranked_gene_lists(setup, tmp_path,
     assert "holds 'ranked_genes/enrichr_notes.docx', which this command does not write" in capsys.readouterr().err
     assert files_in(out) == before
     (out / "ranked_genes" / "enrichr_notes.docx").unlink()
+    (out / "ranked_genes" / "my_lists").symlink_to(tmp_path)  # a link among the lists: not the writer's either
+    assert run(setup, "attention", out, "--overwrite") == 2
+    assert "holds 'ranked_genes/my_lists'" in capsys.readouterr().err
+    (out / "ranked_genes" / "my_lists").unlink()
     assert run(setup, "attention", out, "--overwrite") == 0
 
 
@@ -248,5 +253,6 @@ def test_group_heatmaps_never_replace_each_other_and_overwrite_accepts_all_a_wri
     pngs = sorted(p.name for p in files if p.suffix == ".png")
     assert pngs == ["knockout_standardized_effect.png", "knockout_standardized_effect_B.png",
                     "knockout_standardized_effect_CD4_T.png", "knockout_standardized_effect_CD4_T_1.png"]
-    assert all(knockout_writes(p.relative_to(tmp_path / "ko").parts[0]) for p in files)
+    assert all(knockout_writes(p.relative_to(tmp_path / "ko").as_posix()) for p in files)
+    assert not knockout_writes("knockout_standardized_effect_B.png/holiday.png")  # a folder of that name is not its
     assert write_knockout(result, tmp_path / "ko", table_format="both", plots=True, overwrite=True) == files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -250,14 +251,18 @@ def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_c
     assert args.seed == 0 and args.learning_rate == 1e-3  # the first cycle's settings are untouched
 
     summary = {"args": {"sc_cycle2_learning_rate": "0.0003", "warmup_steps": "200", "seed": "0", "bf16": "True"},
-               "stage2_from": "shipped/sctranslator-base",
-               "seconds": {"stage1": 600.0, "stage2": None, "stage2_cycle2": 3000.0, "total": None},
+               "stage2_from": "shipped/sctranslator-base", "stage2_from_args": {"seed": "0"},
+               "seconds": {"stage1": 600.0, "stage2": 750.0, "stage2_cycle2": 3000.0, "total": 4351.0},
                "stage1": {"global_step": 1000}, "stage2": {"global_step": 16000, "eval": {"eval_a": 0.5}},
                "stage2_cycle2": {"global_step": 8000, "eval": {"eval_a": 0.6}}}
     assert final_stage(summary)["eval"] == {"eval_a": 0.6}
     text = _cycle2_text(summary)
-    assert "8000 more steps" in text and "peaking at 0.0003" in text and "seed 1" in text and "bfloat16" in text
-    assert "started from `shipped/sctranslator-base`, a finished first cycle trained earlier in float32" in text
+    assert "8,000 more steps" in text and "peaking at 0.0003" in text and "seed 1" in text
+    assert "with bfloat16 matrix products" in text  # the first cycle ran in float32: the difference is said
+    assert "started from `shipped/sctranslator-base`, a finished first cycle trained earlier." in text
+    summary["stage2_from_args"] = None  # one run, bf16 throughout: the stages' own sentence says so, not this one
+    assert "bfloat16" not in _cycle2_text(summary) and "started from" not in _cycle2_text(summary.copy() | {
+        "stage2_from": None})
     assert "stage 2's second cycle 50 min" in wall_time_text(summary)
     assert final_stage({"stage2": {"eval": {"eval_a": 0.5}}, "stage2_cycle2": None})["eval"] == {"eval_a": 0.5}
 
@@ -266,4 +271,61 @@ def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_c
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(SystemExit, match="give --sc_cycle2_steps > 0"):
         main(["--stage2_from", str(tmp_path), "--sc_cycle2_steps", "0", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="has no pretrain_summary.json, the record of the stages"):
+        main(["--stage2_from", str(tmp_path), "--out", str(tmp_path / "out")])
+    (tmp_path / "pretrain_summary.json").write_text(json.dumps({"stage2_cycle2": {"global_step": 8000}}))
+    with pytest.raises(SystemExit, match="already ends with a second cycle"):
+        main(["--stage2_from", str(tmp_path), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()  # refused before anything was prepared
+
+
+def test_pretraining_chains_its_stages_and_records_each(tmp_path, monkeypatch):
+    """Stage 1 -> stage 2 -> its second cycle, each started from the one before; the summary records every stage,
+    and a second cycle started from a shipped folder keeps that folder's record of stages 1 and 2."""
+    import training.pretrain as pretrain
+
+    sets = {"sc_a": {"kind": "single_cell", "cells_used": 100}, "bulk_b": {"kind": "bulk", "cells_used": 9}}
+    monkeypatch.setattr(pretrain, "SC_SETS", ("sc_a",))
+    monkeypatch.setattr(pretrain, "BULK_SETS", ("bulk_b",))
+    def fake_prepare(data_dir, vocab_dir, data_out, exclude):
+        data_out.mkdir(parents=True)
+        return {"sets": sets}
+
+    monkeypatch.setattr(pretrain, "prepare", fake_prepare)
+    launched = []
+
+    def fake_run(argv):
+        launched.append(argv)
+        out = argv[argv.index("--output_dir") + 1]
+        start = argv[argv.index("--model_name_or_path") + 1] if "--model_name_or_path" in argv else None
+        steps = int(argv[argv.index("--max_steps") + 1])
+        return {"global_step": steps, "eval": {"eval_sc_a_pearson_per_protein_mean": steps / 1e5},
+                "started_from": start, "out": out}, 60.0
+
+    monkeypatch.setattr(pretrain, "run", fake_run)
+    out = tmp_path / "run"
+    summary = pretrain.main(["--out", str(out), "--sc_steps", "300", "--sc_cycle2_steps", "200"])
+    starts = [argv[argv.index("--model_name_or_path") + 1] if "--model_name_or_path" in argv else None
+              for argv in launched]
+    assert starts == [None, str(out / "stage1_bulk"), str(out / "stage2_sc")]
+    assert summary["stage2"]["global_step"] == 300 and summary["stage2_cycle2"]["global_step"] == 200
+    assert summary["seconds"]["total"] > 180 and summary["stage2_from"] is None
+    assert json.loads((out / "pretrain_summary.json").read_text())["stage2_cycle2"]["global_step"] == 200
+
+    launched.clear()
+    assert pretrain.main(["--out", str(tmp_path / "one"), "--sc_cycle2_steps", "0"])["stage2_cycle2"] is None
+    assert len(launched) == 2  # no second cycle
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "config.json").write_text("{}")
+    (shipped / "pretrain_summary.json").write_text(json.dumps({
+        "args": {"seed": "0", "learning_rate": "0.001"}, "model": {"hidden_size": 64},
+        "seconds": {"stage1": 2400.0, "stage2": 750.0}, "stage1": {"global_step": 1000},
+        "stage2": {"global_step": 16000, "resumed_from": "x/checkpoint-14500"}}))
+    launched.clear()
+    summary = pretrain.main(["--out", str(tmp_path / "more"), "--stage2_from", str(shipped), "--bf16"])
+    assert len(launched) == 1 and launched[0][launched[0].index("--model_name_or_path") + 1] == str(shipped)
+    assert summary["stage1"]["global_step"] == 1000 and summary["stage2"]["global_step"] == 16000
+    assert summary["stage2_from_args"]["learning_rate"] == "0.001" and summary["model"] == {"hidden_size": 64}
+    assert summary["seconds"]["stage1"] == 2400.0 and summary["stage2_cycle2"]["global_step"] == 8000

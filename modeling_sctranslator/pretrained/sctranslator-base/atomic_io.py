@@ -46,8 +46,8 @@ def check_output_target(
     """Fail before any work when ``target`` cannot take the output: it exists (without ``overwrite``),
     it is one of the ``inputs`` (even with ``overwrite``), a file is to go where a folder is or a folder
     where a file is, ``overwrite`` would replace a folder holding one of the ``inputs`` or (given ``writes``,
-    which says whether a path relative to the folder, ``/``-separated, is one the writer makes) anything the writer
-    did not write, or its folder is missing or read-only."""
+    which says whether a path relative to the folder, ``/``-separated and ending in ``/`` for a folder, is one the
+    writer makes) anything the writer did not write, or its folder is missing or read-only."""
     target = Path(target)
     for source in inputs:
         if source is not None and _same_path(target, Path(source)):
@@ -149,17 +149,24 @@ def _publish_new(staging: Path, target: Path) -> None:
 
 
 def _not_written_by(folder: Path, writes: Callable[[str], bool], prefix: str = "") -> list[str]:
-    """The entries of ``folder`` (paths relative to it, ``/``-separated) that ``writes`` does not claim; inside a
-    sub-folder the writer claims, its files are checked in turn (a file put among the writer's own is found)."""
+    """The entries of ``folder`` that ``writes`` does not claim, as paths relative to it (``/``-separated; a
+    folder's path ends in ``/``). Inside a folder the writer claims its files are checked in turn, so a file put
+    among the writer's own is found; a link is never the writer's (it writes none)."""
     foreign = []
-    for entry in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        raise ValueError(f"--overwrite cannot look inside {folder} ({err.strerror}): it would replace it unseen; "
+                         "choose another output folder") from err
+    for entry in entries:
         if entry.name in _BROWSER_CLUTTER:
             continue
-        relative = prefix + entry.name
-        if not writes(relative):
+        is_folder = entry.is_dir() and not entry.is_symlink()
+        relative = prefix + entry.name + ("/" if is_folder else "")
+        if entry.is_symlink() or not writes(relative):
             foreign.append(relative)
-        elif entry.is_dir() and not entry.is_symlink():
-            foreign += _not_written_by(entry, writes, relative + "/")
+        elif is_folder:
+            foreign += _not_written_by(entry, writes, relative)
     return foreign
 
 
