@@ -29,7 +29,7 @@ Steps (each skipped when its output is complete, so a relaunch continues):
 5. ``--ship DIR``: the last stage-2 model written to ``DIR`` as the package's default model (see :func:`ship`).
 
 ``OUT/pretrain_summary.json`` records the corpus actually used (cells per set), wall times and the
-held-out metrics of both stages.
+held-out metrics of every stage.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ SC_SETS = ("pbmc10k_protein_v3", "pbmc5p_totalseqc_mme", "cite_cd8_gse100866", "
            "reapseq_pbmc", "neurips_bmmc", "tenx_pbmc10k_s200", "eccite_ctcl")
 BULK_SETS = ("tcga_brca_bulk", "tcga_rppa_rnaseq", "tcga_rppa_mrna", "cptac_ucec", "cptac_coad")
 
-MODEL = {  # the shipped model: small enough for a ~2 h CPU run and a < 30 MB checkpoint
+MODEL = {  # the shipped model: small enough for a few hours' CPU run and a < 30 MB checkpoint
     "translator_type": "cross_attention", "hidden_size": 64, "num_attention_heads": 4, "attention_head_dim": 16,
     "num_encoder_layers": 2, "num_decoder_layers": 2, "nb_random_features": 32, "max_genes": 2048,
     "max_proteins": 512, "feature_redraw_interval": 1000,
@@ -426,7 +426,7 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
             rows.append({"set": set_name, **{k: f"{stage2_eval[prefix + k]:.3f}" for k in (
                 "pearson_per_protein_mean", "pearson_per_cell_mean", "cosine_similarity", "mse")}})
     s1, s2 = summary.get("stage1") or {}, summary.get("stage2") or {}
-    args = summary["args"]
+    args = summary.get("stage2_from_args") or summary["args"]  # the settings stages 1 and 2 ran with
     procedure = (
         f"Stage 1 (bulk RNA → proteome): {s1.get('global_step', 0)} steps from scratch on the bulk sets; "
         f"stage 2 (single cell): {s2.get('global_step')} steps from stage 1 on the single-cell sets, with the "
@@ -442,7 +442,9 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         f"{args.get('warmup_steps', 0)} warm-up steps, per stage), seed {args['seed']}; masked MSE on per-cell max-min "
         "scaled protein values (NaN = not measured, left out); a random 2,048 of a cell's expressed genes when "
         "it has more; mass-spec panels (8,000-11,000 proteins) sampled to "
-        f"{model.config.max_proteins} measured proteins per example.{_cycle2_text(summary)} {wall_time_text(summary)}."
+        f"{model.config.max_proteins} measured proteins per example"
+        + (", with bfloat16 matrix products (weights in float32)" if args.get("bf16") == "True" else "")
+        + f".{_cycle2_text(summary)} {wall_time_text(summary)}."
     )
     core = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("gene_embedding.weight"))
     data = card_data(tags=["pretrained", "order-invariant"], datasets=list(cells["sets"]), model_name=name)
@@ -463,13 +465,16 @@ def _cycle2_text(summary: dict[str, Any]) -> str:
     cycle2, args = summary.get("stage2_cycle2"), summary["args"]
     if not cycle2:
         return ""
-    bf16 = args.get("bf16") == "True"
-    started = (f" It started from `{summary['stage2_from']}`, a finished first cycle trained earlier"
-               + (" in float32" if bf16 else "") + "." if summary.get("stage2_from") else "")
-    return (f" Then stage 2's second cycle: {cycle2.get('global_step')} more steps on the same sets and held-out cells "
-            f"from the end of the first, a fresh cosine schedule peaking at {args['sc_cycle2_learning_rate']} "
-            f"({args.get('warmup_steps', 0)} warm-up steps), seed {int(args['seed']) + 1}"
-            + (", bfloat16 matrix products (weights in float32)" if bf16 else "") + "." + started)
+    first = summary.get("stage2_from_args") or args
+    # said where the second cycle's precision differs from the stages before it (those sentences say theirs)
+    precision = "" if (args.get("bf16") == "True") == (first.get("bf16") == "True") else (
+        ", with bfloat16 matrix products (weights in float32)" if args.get("bf16") == "True" else ", in float32")
+    started = (f" It started from `{summary['stage2_from']}`, a finished first cycle trained earlier."
+               if summary.get("stage2_from") else "")
+    return (f" Then stage 2's second cycle: {int(cycle2.get('global_step') or 0):,} more steps on the same sets and "
+            f"held-out cells from the end of the first, a fresh cosine schedule peaking at "
+            f"{args['sc_cycle2_learning_rate']} ({args.get('warmup_steps', 0)} warm-up steps), seed "
+            f"{int(args['seed']) + 1}{precision}.{started}")
 
 
 def _stage1_bulk_r(stage1: dict[str, Any]) -> str:
@@ -503,7 +508,7 @@ def compare_with_shipped(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="outputs/pretrain", help="working folder: data, corpora, both stages")
+    p.add_argument("--out", default="outputs/pretrain", help="working folder: data, corpora, every stage")
     p.add_argument("--data_dir", type=Path, default=DATA_DIR)
     p.add_argument("--vocab_dir", type=Path, default=VOCAB_DIR)
     p.add_argument("--exclude", nargs="*", default=[], choices=SC_SETS + BULK_SETS,
@@ -536,7 +541,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="train with bfloat16 matrix products (weights float32); faster only on CPUs that multiply "
                         "bfloat16 in hardware (AVX512-BF16, AMX) and on GPUs")
     p.add_argument("--prepare_only", action="store_true", help="write the training sources and stop")
-    p.add_argument("--ship", type=Path, help="copy the stage-2 model folder here (the package's default model)")
+    p.add_argument("--ship", type=Path, help="copy the last stage-2 model folder here (the package's default model)")
     args = p.parse_args(argv)
     model_settings(args.model)  # a misspelt --model setting stops here, before the data are prepared
     if args.cosine_min_steps is None:
@@ -546,6 +551,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit("--stage2_from starts the second cycle: give --sc_cycle2_steps > 0")
         if not (args.stage2_from / "config.json").is_file():
             raise SystemExit(f"--stage2_from {args.stage2_from}: no model folder there (config.json is missing)")
+        record = args.stage2_from / "pretrain_summary.json"  # what the card says of stages 1 and 2
+        if not record.is_file():
+            raise SystemExit(f"--stage2_from {args.stage2_from} has no pretrain_summary.json, the record of the stages "
+                             "that made it: give a folder written by --ship (e.g. the shipped model)")
+        if json.loads(record.read_text()).get("stage2_cycle2"):
+            raise SystemExit(f"--stage2_from {args.stage2_from} already ends with a second cycle of stage 2: start "
+                             "from a first cycle")
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     out = Path(args.out)
     t0 = time.perf_counter()
@@ -569,10 +581,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stage2, stage2_seconds = run(stage_argv("sc", corpora, weights, out / "stage2_sc", args, start))
         stage2_folder = out / "stage2_sc"
     else:  # the record of the stages that made the starting model, where it kept one
-        previous_file = args.stage2_from / "pretrain_summary.json"
-        previous = json.loads(previous_file.read_text()) if previous_file.is_file() else {}
-        stage1, stage2 = previous.get("stage1"), previous.get("stage2") or {}
-        stage1_seconds, stage2_seconds = (previous.get("seconds") or {}).get("stage1"), None
+        previous = json.loads((args.stage2_from / "pretrain_summary.json").read_text())
+        stage1, stage2 = previous.get("stage1"), previous["stage2"]
+        stage1_seconds, stage2_seconds = (previous["seconds"].get(key) for key in ("stage1", "stage2"))
         stage2_folder = args.stage2_from
     cycle2, cycle2_seconds = None, 0.0
     if args.sc_cycle2_steps > 0:
@@ -592,6 +603,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at",
                                               "scale_loss_history", "resumed_from")},
         "stage2_from": args.stage2_from and str(args.stage2_from),
+        "stage2_from_args": previous.get("args"),
         "stage2_cycle2": cycle2 and {k: cycle2.get(k) for k in ("global_step", "train_loss", "eval",
                                                                 "scale_loss_history", "resumed_from")},
     }
