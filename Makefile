@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m sctranslator.demo
 
-# Re-creates the shipped default model from ../shared/data (2–4 h on 2 CPU cores: stage 1, stage 2 and its second
-# cycle; relaunching resumes) into
+# Re-creates the shipped default model from ../shared/data (1–3 h on 2 CPU cores; relaunching resumes) into
 # outputs/pretrain/sctranslator-base and prints its held-out metrics next to the shipped model's.
 pretrain: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) training/pretrain.py --out outputs/pretrain --ship outputs/pretrain/sctranslator-base

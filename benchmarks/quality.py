@@ -849,8 +849,7 @@ def main(argv: list[str] | None = None) -> dict:
             p.error(f"--folds needs at least 2 folds, got {args.folds}")
         if args.lodo:
             p.error("--lodo with --folds would pre-train once per fold: pre-train without the set once "
-                    "(training/pretrain.py --exclude NAME --sc_cycle2_steps 0 --out DIR) and pass DIR/stage2_sc as "
-                    "--base_model")
+                    "(training/pretrain.py --exclude NAME --out DIR) and pass DIR/stage2_sc as --base_model")
         if args.base_model:
             seen = sorted(set(sources) & sets_trained_on(args.base_model))
             if seen:

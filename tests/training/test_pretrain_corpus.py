@@ -266,16 +266,17 @@ def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_c
     assert "stage 2's second cycle 50 min" in wall_time_text(summary)
     assert final_stage({"stage2": {"eval": {"eval_a": 0.5}}, "stage2_cycle2": None})["eval"] == {"eval_a": 0.5}
 
+    more = ["--stage2_from", str(tmp_path), "--sc_cycle2_steps", "8000", "--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit, match="no model folder there"):
-        main(["--stage2_from", str(tmp_path), "--out", str(tmp_path / "out")])
+        main(more)
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(SystemExit, match="give --sc_cycle2_steps > 0"):
-        main(["--stage2_from", str(tmp_path), "--sc_cycle2_steps", "0", "--out", str(tmp_path / "out")])
-    with pytest.raises(SystemExit, match="has no pretrain_summary.json, the record of the stages"):
+    with pytest.raises(SystemExit, match="give --sc_cycle2_steps > 0"):  # the default recipe has no second cycle
         main(["--stage2_from", str(tmp_path), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="has no pretrain_summary.json, the record of the stages"):
+        main(more)
     (tmp_path / "pretrain_summary.json").write_text(json.dumps({"stage2_cycle2": {"global_step": 8000}}))
     with pytest.raises(SystemExit, match="already ends with a second cycle"):
-        main(["--stage2_from", str(tmp_path), "--out", str(tmp_path / "out")])
+        main(more)
     assert not (tmp_path / "out").exists()  # refused before anything was prepared
 
 
@@ -313,8 +314,8 @@ def test_pretraining_chains_its_stages_and_records_each(tmp_path, monkeypatch):
     assert json.loads((out / "pretrain_summary.json").read_text())["stage2_cycle2"]["global_step"] == 200
 
     launched.clear()
-    assert pretrain.main(["--out", str(tmp_path / "one"), "--sc_cycle2_steps", "0"])["stage2_cycle2"] is None
-    assert len(launched) == 2  # no second cycle
+    assert pretrain.main(["--out", str(tmp_path / "one")])["stage2_cycle2"] is None
+    assert len(launched) == 2  # no second cycle by default
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -324,7 +325,8 @@ def test_pretraining_chains_its_stages_and_records_each(tmp_path, monkeypatch):
         "seconds": {"stage1": 2400.0, "stage2": 750.0}, "stage1": {"global_step": 1000},
         "stage2": {"global_step": 16000, "resumed_from": "x/checkpoint-14500"}}))
     launched.clear()
-    summary = pretrain.main(["--out", str(tmp_path / "more"), "--stage2_from", str(shipped), "--bf16"])
+    summary = pretrain.main(["--out", str(tmp_path / "more"), "--stage2_from", str(shipped), "--bf16",
+                             "--sc_cycle2_steps", "8000"])
     assert len(launched) == 1 and launched[0][launched[0].index("--model_name_or_path") + 1] == str(shipped)
     assert summary["stage1"]["global_step"] == 1000 and summary["stage2"]["global_step"] == 16000
     assert summary["stage2_from_args"]["learning_rate"] == "0.001" and summary["model"] == {"hidden_size": 64}
