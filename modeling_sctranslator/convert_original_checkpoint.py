@@ -293,7 +293,8 @@ def convert_original_checkpoint(
             id_tables, hgnc=hgnc, max_length=model.config.max_genes, protein_max_length=model.config.max_proteins
         )
     inputs = [Path(checkpoint)] + ([Path(id_tables)] if id_tables is not None else [])
-    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
+    # --overwrite replaces an earlier conversion, never a folder holding anything else (`--out .` in a project)
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=inputs, replaces_only_its_own=True) as staging:
         model.gene_layout = GeneLayout("unknown", source="a converted original checkpoint: the released models were "
                                                           "trained on many gene layouts")
         model.save_pretrained(staging)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from modeling_sctranslator import convert_original_checkpoint as conversion
@@ -11,7 +10,7 @@ from modeling_sctranslator.configuration_sctranslator import SCTranslatorConfig
 from modeling_sctranslator.convert_original_checkpoint import convert_original_checkpoint
 from tokenization.hgnc import HGNC_OPTION_HELP, hgnc_option
 
-from .hub import push_model_folder
+from .hub import TOKEN_ENV_HELP, hub_token, push_model_folder
 
 __all__ = ["add_convert_command"]
 
@@ -31,11 +30,17 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload the converted folder to the Hub")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
-    parser.add_argument("--token-env", default="HF_TOKEN", help="environment variable with the Hub token")
+    parser.add_argument("--token-env", metavar="NAME", help=TOKEN_ENV_HELP)
     parser.set_defaults(func=_run_convert)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    token = None
+    if args.push_to_hub:  # both checked before converting: a failed push would leave the folder half-published
+        if args.id_tables is None:
+            raise ValueError("--push-to-hub uploads a complete model folder, tokenizer included: add --id-tables "
+                             "DIR (the original id tables) to write the tokenizer")
+        token = hub_token(args.token_env)
     out = convert_original_checkpoint(args.checkpoint, args.out, args.id_tables, args.overwrite,
                                      hgnc=hgnc_option(args.hgnc))
     config = SCTranslatorConfig.from_pretrained(out)
@@ -45,7 +50,6 @@ def _run_convert(args: argparse.Namespace) -> int:
         f"{', with tokenizer' if args.id_tables else ''})"
     )
     if args.push_to_hub:
-        token = os.environ.get(args.token_env) or None
         files = push_model_folder(out, args.push_to_hub, private=args.private, token=token)
         print(f"pushed {len(files)} files to {args.push_to_hub}")
     return 0

@@ -189,15 +189,34 @@ def add_push_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, required=True, help="the model folder")
     parser.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument(
-        "--token-env", default="HF_TOKEN",
-        help="environment variable holding the Hub token (default HF_TOKEN; never printed)",
-    )
+    parser.add_argument("--token-env", metavar="NAME", help=TOKEN_ENV_HELP)
     parser.set_defaults(func=_run_push)
 
 
+TOKEN_ENV_HELP = ("the NAME of the environment variable holding the Hub token (default HF_TOKEN, and the stored "
+                  "login when that is unset); the token itself is never printed")
+
+
+def hub_token(token_env: str | None) -> str | None:
+    """The Hub token from the environment variable named ``token_env`` (None: HF_TOKEN, or huggingface_hub's
+    stored login when it is unset). A variable named on purpose must be set: pushing as whoever is logged in
+    instead would be a silent surprise. A token given in the variable's place is refused without echoing it
+    (``--token hf_...`` is argparse's abbreviation of ``--token-env``)."""
+    if token_env is None:
+        return os.environ.get("HF_TOKEN") or None
+    if token_env.startswith("hf_"):
+        raise ValueError("--token-env takes the name of an environment variable, not the token (a token on the "
+                         "command line stays in the shell history): export HF_TOKEN=<your token> and leave "
+                         "--token-env out, or name your variable")
+    token = os.environ.get(token_env)
+    if not token:
+        raise ValueError(f"--token-env {token_env}: no such environment variable is set; export it, or leave "
+                         "--token-env out to use HF_TOKEN or the stored login")
+    return token
+
+
 def _run_push(args: argparse.Namespace) -> int:
-    token = os.environ.get(args.token_env) or None  # unset: huggingface_hub uses the stored login
+    token = hub_token(args.token_env)
     files = push_model_folder(args.model, args.repo_id, private=args.private, token=token)
     print(f"pushed {len(files)} files from {args.model} to {args.repo_id}: {', '.join(files)}")
     return 0

@@ -44,7 +44,8 @@ def _write_atomically(tokenizer, out: Path, overwrite: bool, inputs: list[Path])
     if overwrite and out.exists() and not replaceable:
         raise FileExistsError(f"{out} is not a tokenizer folder (no {VOCAB_FILE_NAME}); --overwrite replaces only a "
                               "tokenizer folder written before: choose another --out")
-    with atomic_output_dir(out, overwrite=overwrite, inputs=inputs) as staging:
+    # a model folder holds gene_vocab.json too: replacing it whole would delete the weights
+    with atomic_output_dir(out, overwrite=overwrite, inputs=inputs, replaces_only_its_own=True) as staging:
         tokenizer.save_pretrained(staging)
 
 

@@ -136,6 +136,23 @@ def test_convert_refuses_to_overwrite_an_existing_folder(fixtures_dir, converted
     assert sorted(p.name for p in converted_dir.iterdir()) == before
 
 
+def test_convert_overwrite_replaces_an_earlier_conversion_and_nothing_else(fixtures_dir, tmp_path, capsys):
+    """`convert-original CKPT --out . --overwrite` in a project folder deleted everything in it."""
+    checkpoint = str(fixtures_dir / "original_small_model.pt")
+    out = tmp_path / "converted"
+    assert cli_main(["convert-original", checkpoint, "--out", str(out)]) == 0
+    assert cli_main(["convert-original", checkpoint, "--out", str(out), "--overwrite"]) == 0  # its own files
+    assert oct((out / "model.safetensors").stat().st_mode & 0o777) != "0o600"  # readable like the other files
+    (out / "analysis.ipynb").write_text("{}")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert cli_main(["convert-original", checkpoint, "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 'analysis.ipynb', which this command does not write" in err and "nothing was replaced" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name != "converted"] == []  # no staging folder left behind
+
+
 def test_shared_padding_reproduces_the_original_on_a_padded_cell(model, io_arrays):
     """Cell 2 has 54 of 64 genes: padding computed once (the default) and the plain path both give the
     original's numbers."""

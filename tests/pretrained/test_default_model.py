@@ -265,3 +265,23 @@ def test_the_readmes_lower_level_example_predicts_what_predict_does(eccite_test_
                                     ["CD4", "CD19"])
     assert scope["report"].protein.mapped == ["CD4", "CD19"]
     np.testing.assert_allclose(scope["predictions"].numpy(), expected.layers["scaled"], atol=1e-5)
+
+
+def test_float16_counts_of_deep_cells_predict_what_float32_counts_do(eccite_test_cells):
+    """A float16 matrix (a common memory saving) summed its cells' counts in float16: above 65,504 per cell the
+    library size overflowed to inf and the predictions were NaN, with exit code 0."""
+    from transformers import pipeline
+
+    import modeling_sctranslator  # noqa: F401
+
+    rna = eccite_test_cells[0][:4].copy()
+    dense = rna.X.toarray() if hasattr(rna.X, "toarray") else np.asarray(rna.X)
+    rna.X = (dense * 32).astype(np.float32)  # deeper cells; integers up to 2,048 times 32 are exact in float16
+    assert dense.max() <= 2048 and (rna.X.sum(axis=1) > 65504).all()
+    predictor = pipeline("protein-prediction", device="cpu")
+    reference = predictor(rna, proteins=["CD3", "CD4", "CD8", "CD19"])
+    half = rna.copy()
+    half.X = rna.X.astype(np.float16)
+    result = predictor(half, proteins=["CD3", "CD4", "CD8", "CD19"])
+    assert np.isfinite(result.X).all()
+    np.testing.assert_allclose(result.X, reference.X, rtol=1e-5, atol=1e-5)

@@ -153,3 +153,24 @@ def test_the_shipped_default_model_is_pushed_as_it_is(hub, capsys):
     # the pushed repo id then loads like the folder
     model = AutoModel.from_pretrained(repo)
     assert model.config.translator_type == "cross_attention"
+
+
+def test_a_token_in_place_of_its_variable_or_an_unset_variable_stops_before_anything_is_written(
+        hub, fixtures_dir, vocab_dir, tmp_path, capsys, monkeypatch):
+    """`push --token hf_...` is argparse's abbreviation of --token-env: the token became a variable name, unset, so
+    the push went ahead as whoever was logged in. A named variable that is unset did the same."""
+    monkeypatch.delenv("NOT_SET_HERE", raising=False)
+    folder = tmp_path / "converted"
+    convert = ["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(folder),
+               "--push-to-hub", REPO]
+    fake_token = "hf_" + "x" * 30
+    for extra, message in ((["--id-tables", str(vocab_dir), "--token", fake_token], "not the token"),
+                           (["--id-tables", str(vocab_dir), "--token-env", "NOT_SET_HERE"], "no such environment"),
+                           ([], "add --id-tables DIR")):
+        assert cli_main(convert + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and fake_token not in err
+        assert not folder.exists() and hub.calls == []  # refused before converting, nothing pushed
+    assert cli_main(convert[:4]) == 0
+    assert cli_main(["push", "--model", str(folder), "--repo-id", REPO, "--token", fake_token]) == 2
+    assert "not the token" in capsys.readouterr().err and hub.calls == []

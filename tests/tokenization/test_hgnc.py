@@ -210,3 +210,24 @@ def test_vocab_overwrite_never_deletes_the_tables_it_reads(vocab_dir, tmp_path, 
     assert main(["vocab", "from-original", str(out / "tables"), "--out", str(out), "--overwrite"]) == 1
     assert "holds the input" in capsys.readouterr().err
     assert sorted(p.name for p in (out / "tables").iterdir()) == before
+
+
+def test_vocab_overwrite_never_deletes_a_model_folder_or_other_files(vocab_dir, tmp_path, capsys):
+    """A model folder holds gene_vocab.json too: `vocab from-original --out MODEL --overwrite` counted it as a
+    tokenizer folder and replaced it whole, weights and card included."""
+    from tokenization.cli import main
+
+    model = tmp_path / "my_model"
+    assert main(["vocab", "from-original", str(vocab_dir), "--out", str(model)]) == 0
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in model.iterdir())
+    assert main(["vocab", "from-original", str(vocab_dir), "--out", str(model), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "holds 'model.safetensors' and 1 more, which this command does not write" in err
+    assert "nothing was replaced" in err
+    assert sorted(p.name for p in model.iterdir()) == before and (model / "notes.txt").read_text() == "mine"
+    (model / "model.safetensors").unlink()
+    (model / "notes.txt").unlink()
+    assert main(["vocab", "from-original", str(vocab_dir), "--out", str(model), "--overwrite"]) == 0  # its own only
+    assert oct((model / "gene_vocab.json").stat().st_mode & 0o777) != "0o600"

@@ -77,14 +77,8 @@ def check_output_target(
                 raise ValueError(f"the output folder {target} holds the input {source}: --overwrite replaces the "
                                  "folder as a whole and would delete it; choose another output folder")
         # --overwrite given the wrong folder (the current one, a project, the model's) would delete it all
-        foreign = [] if writes is None else _not_written_by(target, writes)
-        if foreign:
-            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-            raise ValueError(
-                f"the output folder {target} holds {foreign[0]!r}{more}, which this command does not write: "
-                "--overwrite replaces the folder as a whole and would delete it; choose another output folder "
-                "(or move what you keep out of it)"
-            )
+        if writes is not None:
+            _refuse_what_it_does_not_write(target, writes)
     parent = target.parent
     if not parent.exists():
         raise FileNotFoundError(f"the folder {parent} for the output {target.name} does not exist: create it "
@@ -148,6 +142,25 @@ def _publish_new(staging: Path, target: Path) -> None:
     )
 
 
+def _refuse_what_it_does_not_write(target: Path, writes: Callable[[str], bool], after: str = "") -> None:
+    foreign = _not_written_by(target, writes)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise ValueError(
+            f"the output folder {target} holds {foreign[0]!r}{more}, which this command does not write: "
+            f"--overwrite replaces the folder as a whole and would delete it; {after}choose another output folder "
+            "(or move what you keep out of it)"
+        )
+
+
+def _written_in(staging: Path) -> Callable[[str], bool]:
+    """The ``writes`` predicate of what a finished run put in ``staging``."""
+    def writes(relative: str) -> bool:
+        path = staging / relative.rstrip("/")
+        return path.is_dir() if relative.endswith("/") else path.is_file()
+    return writes
+
+
 def _not_written_by(folder: Path, writes: Callable[[str], bool], prefix: str = "") -> list[str]:
     """The entries of ``folder`` that ``writes`` does not claim, as paths relative to it (``/``-separated; a
     folder's path ends in ``/``). Inside a folder the writer claims its files are checked in turn, so a file put
@@ -173,10 +186,13 @@ def _not_written_by(folder: Path, writes: Callable[[str], bool], prefix: str = "
 @contextmanager
 def atomic_output_dir(
     target: str | os.PathLike[str], overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = (),
-    writes: Callable[[str], bool] | None = None,
+    writes: Callable[[str], bool] | None = None, replaces_only_its_own: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds (with
-    ``overwrite``, and only a folder whose every entry ``writes`` accepts, when given)."""
+    ``overwrite``, and only a folder whose every entry ``writes`` accepts, when given). With
+    ``replaces_only_its_own`` (writers whose file names depend on what they write: a model folder's code files),
+    ``target`` is replaced only if everything in it is something this run wrote too; checked once the block is done.
+    Files get the mode a plain ``open()`` gives (safetensors, mkstemp write 0600: unreadable to a shared group)."""
     target = Path(target).absolute()
     check_output_target(target, overwrite, inputs, is_dir=True, writes=writes)
     _sweep_stale_partials(target)
@@ -187,7 +203,12 @@ def atomic_output_dir(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
+        for path in staging.rglob("*"):
+            if not path.is_symlink():
+                usual_mode(path, is_dir=path.is_dir())
         usual_mode(staging, is_dir=True)
+        if target.exists() and overwrite and replaces_only_its_own:
+            _refuse_what_it_does_not_write(target, _written_in(staging), after="nothing was replaced; ")
         if target.exists() and overwrite:
             backup = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".old", dir=target.parent))
             os.replace(target, backup / target.name)

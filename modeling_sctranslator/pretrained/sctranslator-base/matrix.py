@@ -230,7 +230,8 @@ def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None)
             detected = np.bincount(row_of_value[mapped.data != 0], minlength=mapped.shape[0])
         else:
             low, high, detected = mapped.min(axis=1), mapped.max(axis=1), (mapped != 0).sum(axis=1)
-        library = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
+        # summed in float64: a float16 matrix overflows to inf above 65,504 counts per cell (NaN predictions)
+        library = np.asarray(raw.sum(axis=1, dtype=np.float64)).ravel()
         out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
     return out
 
@@ -300,10 +301,7 @@ def _log1p_cp10k(block, start: int, obs_names):
     import scipy.sparse as sp
 
     check_block(block, start, obs_names)
-    if sp.issparse(block):
-        totals = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
-    else:
-        totals = block.sum(axis=1, dtype=np.float64)
+    totals = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()  # float64: float16 counts overflow at 65,504
     factors = 1e4 / np.where(totals > 0, totals, 1.0)
     if sp.issparse(block):
         out = block.astype(np.float64, copy=True)
