@@ -88,6 +88,17 @@ def test_missing_vocab_file(vocab_dir, tmp_path):
         SCTranslatorTokenizer.from_pretrained(tmp_path / "t")
 
 
+def test_a_damaged_vocab_file_is_named_with_the_fix(vocab_dir, tmp_path):
+    """A cut-off gene_vocab.json gave a bare JSONDecodeError that named neither the file nor what to do."""
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    SCTranslatorTokenizer.from_original_tables(vocab_dir).save_pretrained(tmp_path / "t")
+    vocab = tmp_path / "t" / "gene_vocab.json"
+    vocab.write_bytes(vocab.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"gene_vocab.json is not valid JSON .*copy or download the tokenizer folder"):
+        SCTranslatorTokenizer.from_pretrained(tmp_path / "t")
+
+
 def test_a_saved_tokenizer_loads_with_another_vocabulary(vocab_dir, tmp_path):
     """pretrain's ship step: a run trained before a renaming keeps its settings and gets today's names."""
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer

@@ -233,8 +233,13 @@ class GeneVocab:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GeneVocab:
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_json_dict(json.load(handle))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # a cut-off download or copy, say
+            raise ValueError(f"the gene vocabulary {path} is not valid JSON ({error}): the file is damaged; copy or "
+                             "download the tokenizer folder again") from None
+        return cls.from_json_dict(data)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, GeneVocab) and self.to_json_dict() == other.to_json_dict()
