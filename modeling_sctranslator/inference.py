@@ -124,6 +124,8 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
         names = [proteins]
     elif proteins is None:
         raise ValueError("say which proteins to predict: proteins=[names] or a protein AnnData")
+    elif isinstance(proteins, (set, frozenset)):  # no order of its own: columns in sorted order, the same every run
+        names = sorted(str(p) for p in proteins)
     else:
         names = [str(p) for p in proteins]
     if not names:
@@ -299,8 +301,12 @@ def predict_proteins(
     import anndata
     import pandas as pd
 
-    if (batch_size is not None and batch_size < 1) or chunk_size < 1:
-        raise ValueError("batch_size and chunk_size must be positive")
+    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if value is None and name == "batch_size":
+            continue
+        # a whole number: "2" from a config file or 2.5 would fail deep in the batching (or round silently)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
     rna, gene_names = read_rna(rna, gene_names)
     check_vocab_compatible(model.config, tokenizer)
     targets = resolve_targets(tokenizer, proteins)

@@ -65,6 +65,19 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
 
 
 
+def test_a_set_of_proteins_gives_the_same_columns_every_run_and_sizes_must_be_whole_numbers(predictor, cells):
+    """A set came out in the set's order (which differs between runs); batch_size="2" (read from a config file)
+    ended in a TypeError deep in the batching."""
+    rna, _, _ = cells
+    assert list(predictor(rna, proteins={"CD8A", "CD4", "CD19"}).var_names) == ["CD19", "CD4", "CD8A"]
+    for bad in ("2", 2.5, 0, True):
+        with pytest.raises(ValueError, match=rf"batch_size must be a positive whole number, got {bad!r}"):
+            predictor(rna, proteins=["CD4"], batch_size=bad)
+    with pytest.raises(ValueError, match=r"chunk_size must be a positive whole number, got -1"):
+        predictor(rna, proteins=["CD4"], chunk_size=-1)
+    assert predictor(rna, proteins=["CD4"], batch_size=np.int64(4)).n_obs == rna.n_obs
+
+
 def test_rna_that_is_no_cells_by_genes_matrix_is_named(predictor, cells):
     """A list of cells ended in AttributeError ('list' object has no attribute 'shape'); one cell's 1-D vector was
     read as that many cells."""
