@@ -6,7 +6,9 @@ Genes (``kind="gene"``), tried in order:
 2. Entrez ids written as digits (``"920"``);
 3. Ensembl gene ids, version suffix ignored (``ENSMUSG00000023274.12`` through the mouse ortholog
    table; human ``ENSG...`` where the vocabulary has an Ensembl table, i.e. NCBI-built ones);
-4. human symbols and aliases as written (route ``symbol``);
+4. human symbols and aliases as written (route ``symbol``); an all-lower-case name that is an alias of one gene
+   while its upper-case spelling names another is read as the latter (``magoh`` -> MAGOH, not the table's
+   MAGOHB; route ``symbol_case``): a file with lower-cased names means the genes it lower-cased;
 5. mouse symbols through the ortholog table (``Cd4`` -> ``CD4``; route ``mouse_symbol``), unless
    ``species="human"``;
 6. human symbols ignoring case (``lag3`` -> ``LAG3``; route ``symbol_case``), unless ``species="mouse"``;
@@ -333,6 +335,12 @@ class _Resolver:
         if self.species != "mouse":
             entrez = vocab.symbol_to_entrez.get(s)
             if entrez is not None and entrez in vocab.entrez_to_token:
+                # the tables hold lower-case aliases of other genes ('magoh' -> MAGOHB, 'emb' -> XPO1): an
+                # all-lower-case name whose upper-case spelling is an entry of its own is that gene in lower case
+                # (a file whose names were lower-cased). Mixed case stays exact: 'C17orf1' is not 'C17ORF1'.
+                upper = vocab.symbol_to_entrez.get(s.upper()) if s == s.lower() != s.upper() else None
+                if upper is not None and upper != entrez and upper in vocab.entrez_to_token:
+                    return vocab.entrez_to_token[upper], "symbol_case"
                 return vocab.entrez_to_token[entrez], "symbol"
         if self.species != "human":
             human = vocab.mouse_symbol_to_human.get(s)

@@ -103,6 +103,12 @@ def test_id_tables(original_tokenizer, vocab_dir):
         assert both.kept_token_ids.tolist() == tok.convert_genes_to_ids(["RRM2", "S1PR3"])
         assert [n for n, status in zip(columns, both.status, strict=True) if status == "mapped"] == ["RRM2", "S1PR3"]
     assert report.unmapped == ["NOT_A_GENE"]
+    # the tables hold lower-case aliases of other genes: a lower-cased file's 'magoh' is MAGOH, not MAGOHB (an
+    # alias lookup moved 6 of ECCITE's genes to other genes when its names were lower-cased); mixed case is exact
+    lowered = ["magoh", "emb", "slit2", "neu1", "elk3", "ten1"]
+    assert tok.convert_genes_to_ids(lowered) == tok.convert_genes_to_ids([name.upper() for name in lowered])
+    assert tok.resolve(["magoh"]).routes == ["symbol_case"]
+    assert tok.convert_genes_to_ids("C17orf1") == tok.vocab.entrez_to_token[tok.vocab.symbol_to_entrez["C17orf1"]]
     assert tok.vocab.reserved_start == 75523 and tok.vocab_size == 85500
     # TCGA's 'SYMBOL|ENTREZ' names resolve by the id, '?|ENTREZ' too; a stale symbol does not matter
     tcga = tok.resolve(["CD4|920", "?|7157", "NOTCD4|5788", "?|999999999", "PTPRC|"])
