@@ -204,7 +204,7 @@ def hub_token(token_env: str | None) -> str | None:
     (``--token hf_...`` is argparse's abbreviation of ``--token-env``)."""
     if token_env is None:
         return os.environ.get("HF_TOKEN") or None
-    if token_env.startswith("hf_"):
+    if token_env.startswith("hf_") and token_env not in os.environ:
         raise ValueError("--token-env takes the name of an environment variable, not the token (a token on the "
                          "command line stays in the shell history): export HF_TOKEN=<your token> and leave "
                          "--token-env out, or name your variable")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -142,7 +144,9 @@ def test_convert_overwrite_replaces_an_earlier_conversion_and_nothing_else(fixtu
     out = tmp_path / "converted"
     assert cli_main(["convert-original", checkpoint, "--out", str(out)]) == 0
     assert cli_main(["convert-original", checkpoint, "--out", str(out), "--overwrite"]) == 0  # its own files
-    assert oct((out / "model.safetensors").stat().st_mode & 0o777) != "0o600"  # readable like the other files
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() gives, not 0600
     (out / "analysis.ipynb").write_text("{}")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()

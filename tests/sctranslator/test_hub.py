@@ -171,6 +171,9 @@ def test_a_token_in_place_of_its_variable_or_an_unset_variable_stops_before_anyt
         err = capsys.readouterr().err
         assert message in err and fake_token not in err
         assert not folder.exists() and hub.calls == []  # refused before converting, nothing pushed
-    assert cli_main(convert[:4]) == 0
+    assert cli_main([*convert[:4], "--id-tables", str(vocab_dir)]) == 0
     assert cli_main(["push", "--model", str(folder), "--repo-id", REPO, "--token", fake_token]) == 2
     assert "not the token" in capsys.readouterr().err and hub.calls == []
+    monkeypatch.setenv("hf_token_of_ci", SECRET)  # a variable whose name starts like a token is still a variable
+    assert cli_main(["push", "--model", str(folder), "--repo-id", REPO, "--token-env", "hf_token_of_ci"]) == 0
+    assert hub.calls[0][-1] == SECRET

@@ -108,6 +108,8 @@ def test_id_tables(original_tokenizer, vocab_dir):
     lowered = ["magoh", "emb", "slit2", "neu1", "elk3", "ten1"]
     assert tok.convert_genes_to_ids(lowered) == tok.convert_genes_to_ids([name.upper() for name in lowered])
     assert tok.resolve(["magoh"]).routes == ["symbol_case"]
+    # protein labels keep the tables' lower-case aliases: gp39 is the CD40LG antibody, not GP39 (CHI3L1)
+    assert tok.resolve(["gp39"], kind="protein").token_ids.tolist() == tok.convert_genes_to_ids(["CD40LG"])
     assert tok.convert_genes_to_ids("C17orf1") == tok.vocab.entrez_to_token[tok.vocab.symbol_to_entrez["C17orf1"]]
     assert tok.vocab.reserved_start == 75523 and tok.vocab_size == 85500
     # TCGA's 'SYMBOL|ENTREZ' names resolve by the id, '?|ENTREZ' too; a stale symbol does not matter

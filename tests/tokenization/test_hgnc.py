@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import numpy as np
 import pytest
@@ -230,4 +231,6 @@ def test_vocab_overwrite_never_deletes_a_model_folder_or_other_files(vocab_dir, 
     (model / "model.safetensors").unlink()
     (model / "notes.txt").unlink()
     assert main(["vocab", "from-original", str(vocab_dir), "--out", str(model), "--overwrite"]) == 0  # its own only
-    assert oct((model / "gene_vocab.json").stat().st_mode & 0o777) != "0o600"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (model / "gene_vocab.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() gives, not 0600

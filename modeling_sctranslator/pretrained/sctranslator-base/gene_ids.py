@@ -6,9 +6,10 @@ Genes (``kind="gene"``), tried in order:
 2. Entrez ids written as digits (``"920"``);
 3. Ensembl gene ids, version suffix ignored (``ENSMUSG00000023274.12`` through the mouse ortholog
    table; human ``ENSG...`` where the vocabulary has an Ensembl table, i.e. NCBI-built ones);
-4. human symbols and aliases as written (route ``symbol``); an all-lower-case name that is an alias of one gene
-   while its upper-case spelling names another is read as the latter (``magoh`` -> MAGOH, not the table's
-   MAGOHB; route ``symbol_case``): a file with lower-cased names means the genes it lower-cased;
+4. human symbols and aliases as written (route ``symbol``); an all-lower-case gene name that is an alias of one
+   gene while its upper-case spelling names another is read as the latter (``magoh`` -> MAGOH, not the table's
+   MAGOHB; route ``symbol_case``): a file with lower-cased names means the genes it lower-cased (protein labels
+   keep the tables' aliases: ``gp39`` is CD40LG);
 5. mouse symbols through the ortholog table (``Cd4`` -> ``CD4``; route ``mouse_symbol``), unless
    ``species="human"``;
 6. human symbols ignoring case (``lag3`` -> ``LAG3``; route ``symbol_case``), unless ``species="mouse"``;
@@ -303,8 +304,9 @@ class _Resolver:
                 return token
         return vocab.added.get(symbol, vocab.added_upper.get(symbol.upper()))
 
-    def gene(self, name: str) -> tuple[int, str] | None:
-        """(token id, route) for a gene name, or None."""
+    def gene(self, name: str, protein: bool = False) -> tuple[int, str] | None:
+        """(token id, route) for a gene name, or None. ``protein``: a protein label, whose lower-case aliases
+        ('gp39' = CD40LG, the antibody target) are kept as the tables give them."""
         vocab = self.vocab
         s = name.strip()
         if not s:
@@ -338,7 +340,8 @@ class _Resolver:
                 # the tables hold lower-case aliases of other genes ('magoh' -> MAGOHB, 'emb' -> XPO1): an
                 # all-lower-case name whose upper-case spelling is an entry of its own is that gene in lower case
                 # (a file whose names were lower-cased). Mixed case stays exact: 'C17orf1' is not 'C17ORF1'.
-                upper = vocab.symbol_to_entrez.get(s.upper()) if s == s.lower() != s.upper() else None
+                upper = (vocab.symbol_to_entrez.get(s.upper()) if not protein and s == s.lower() != s.upper()
+                         else None)
                 if upper is not None and upper != entrez and upper in vocab.entrez_to_token:
                     return vocab.entrez_to_token[upper], "symbol_case"
                 return vocab.entrez_to_token[entrez], "symbol"
@@ -404,7 +407,7 @@ class _Resolver:
         rules are tried before the antibody table.
         """
         if gene_named:
-            hit = self.gene(name)
+            hit = self.gene(name, protein=True)
             if hit is not None:
                 return hit[0], hit[1], name, True
         if _no_human_gene(name):
@@ -412,7 +415,7 @@ class _Resolver:
         target = self._antibody_target(name)
         if target is not None:
             return target[0], "antibody_table", target[1], True
-        hit = self.gene(name)
+        hit = self.gene(name, protein=True)
         if hit is not None:
             return hit[0], hit[1], name, True
         for text, route, whole in self._panel_candidates(name):
@@ -421,10 +424,10 @@ class _Resolver:
             target = self._antibody_target(text)
             if target is not None:
                 return target[0], route, target[1], whole
-            hit = self.gene(text)
+            hit = self.gene(text, protein=True)
             if hit is None:
                 squeezed = re.sub(r"[\s_\-]+", "", text)
-                hit = self.gene(squeezed) if squeezed != text else None
+                hit = self.gene(squeezed, protein=True) if squeezed != text else None
             if hit is not None:
                 return hit[0], route, text, whole
         return None
