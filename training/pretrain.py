@@ -446,7 +446,7 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         "scaled protein values (NaN = not measured, left out); a random 2,048 of a cell's expressed genes when "
         "it has more; mass-spec panels (8,000-11,000 proteins) sampled to "
         f"{model.config.max_proteins} measured proteins per example"
-        + (", with bfloat16 matrix products (weights in float32)" if args.get("bf16") == "True" else "")
+        + (BF16_TEXT if args.get("bf16") == "True" else "")
         + f".{_cycle2_text(summary)} {wall_time_text(summary)}."
     )
     core = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("gene_embedding.weight"))
@@ -463,6 +463,9 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
     card.save(folder / "README.md")
 
 
+BF16_TEXT = ", with bfloat16 matrix products (weights in float32)"  # the card's words for --bf16
+
+
 def _cycle2_text(summary: dict[str, Any]) -> str:
     """The card's sentence on stage 2's second cycle ("" without one)."""
     cycle2, args = summary.get("stage2_cycle2"), summary["args"]
@@ -471,7 +474,7 @@ def _cycle2_text(summary: dict[str, Any]) -> str:
     first = summary.get("stage2_from_args") or args
     # said where the second cycle's precision differs from the stages before it (those sentences say theirs)
     precision = "" if (args.get("bf16") == "True") == (first.get("bf16") == "True") else (
-        ", with bfloat16 matrix products (weights in float32)" if args.get("bf16") == "True" else ", in float32")
+        BF16_TEXT if args.get("bf16") == "True" else ", in float32")
     started = (f" It started from `{summary['stage2_from']}`, a finished first cycle trained earlier."
                if summary.get("stage2_from") else "")
     return (f" Then stage 2's second cycle: {int(cycle2.get('global_step') or 0):,} more steps on the same sets and "
@@ -528,8 +531,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sc_cycle2_learning_rate", type=float, default=3e-4, help="peak learning rate of the second cycle")
     p.add_argument("--stage2_from", type=Path,
                    help="a finished stage-2 model folder (e.g. the shipped model) to start the second cycle from, "
-                        "instead of training stages 1 and 2; its pretrain_summary.json, when it has one, is kept as "
-                        "the record of those stages")
+                        "instead of training stages 1 and 2; it must hold the pretrain_summary.json that --ship "
+                        "writes, kept as the record of those stages")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--lr_scheduler_type", default="cosine", help="per stage (the paper: constant)")
@@ -550,6 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model_settings(args.model)  # a misspelt --model setting stops here, before the data are prepared
     if args.cosine_min_steps is None:
         args.cosine_min_steps = args.sc_steps
+    previous: dict[str, Any] = {}  # with --stage2_from: the record of the stages that made the starting model
     if args.stage2_from is not None:
         if args.sc_cycle2_steps <= 0:
             raise SystemExit("--stage2_from starts the second cycle: give --sc_cycle2_steps > 0")
@@ -559,7 +563,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not record.is_file():
             raise SystemExit(f"--stage2_from {args.stage2_from} has no pretrain_summary.json, the record of the stages "
                              "that made it: give a folder written by --ship (e.g. the shipped model)")
-        if json.loads(record.read_text()).get("stage2_cycle2"):
+        previous = json.loads(record.read_text())
+        if previous.get("stage2_cycle2"):
             raise SystemExit(f"--stage2_from {args.stage2_from} already ends with a second cycle of stage 2: start "
                              "from a first cycle")
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
@@ -573,7 +578,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bulk = [n for n in BULK_SETS if n in sets]
     single = [n for n in SC_SETS if n in sets]
     stage1, stage1_seconds = None, 0.0
-    start, previous = None, {}
+    start = None
     corpora = [str(out / "data" / "sc" / n) for n in single]
     weights = corpus_weights([sets[n]["cells_used"] for n in single])
     if args.stage2_from is None:
@@ -584,8 +589,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             start = out / "stage1_bulk"
         stage2, stage2_seconds = run(stage_argv("sc", corpora, weights, out / "stage2_sc", args, start))
         stage2_folder = out / "stage2_sc"
-    else:  # the record of the stages that made the starting model, where it kept one
-        previous = json.loads((args.stage2_from / "pretrain_summary.json").read_text())
+    else:
         stage1, stage2 = previous.get("stage1"), previous["stage2"]
         stage1_seconds, stage2_seconds = (previous["seconds"].get(key) for key in ("stage1", "stage2"))
         stage2_folder = args.stage2_from
