@@ -170,3 +170,15 @@ def test_models_without_the_part_keep_the_scaled_output(tiny_model_dir, data_dir
     with pytest.warns(UserWarning):
         result = predict_proteins(model, tokenizer, rna, ["CD4", "CD19"])
     assert result.uns["sctranslator"]["output_scale"] == "per_cell_scaled" and "scaled" not in result.layers
+
+
+def test_the_part_leaves_every_other_weight_as_the_same_seed_draws_it():
+    """Training with and without the part starts from the same weights, so the two can be compared (benchmarks/
+    quality.py --scale_head); building the part used to shift every later draw of the seed."""
+    config = dict(TINY_MODEL, translator_type="cross_attention", max_genes=64, max_proteins=8)
+    torch.manual_seed(0)
+    without = SCTranslatorForProteinPrediction(SCTranslatorConfig(**config)).state_dict()
+    torch.manual_seed(0)
+    with_part = SCTranslatorForProteinPrediction(SCTranslatorConfig(**config, predict_protein_scale=True)).state_dict()
+    for name, value in without.items():
+        torch.testing.assert_close(with_part[name], value, rtol=0, atol=0, msg=name)

@@ -416,8 +416,13 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
         else:
             self.translator = MLPTranslator(config)
         self.decoder = PerformerStack(config, config.num_decoder_layers)
-        # created last, so the other weights draw the same initial values with or without it
-        self.scale_head = ProteinScaleHead(config) if config.predict_protein_scale else None
+        # Built without drawing from the generator the weights are drawn from (post_init replaces its
+        # construction-time values, and initialises it last), so every other weight starts as without it.
+        self.scale_head = None
+        if config.predict_protein_scale:
+            device = torch.get_default_device()  # the CPU generator, and a GPU's when models are built on one
+            with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+                self.scale_head = ProteinScaleHead(config)
         self.post_init()
 
     # compute padded gene positions once (see shared_padding_length); False: the plain path, for reference
