@@ -29,6 +29,7 @@ import torch
 
 from tokenization.value_kinds import PROTEIN_TRANSFORMS, protein_transform_for
 
+from .baselines import rna_on_log_scale, seurat_hvg
 from .corpus import CorpusError
 
 __all__ = [
@@ -236,7 +237,7 @@ class EvalCells(torch.utils.data.Dataset):
             for row, indices, values, proteins in _rows_of_shard(f"{manifest['dir']}/{shard['file']}", None):
                 self.examples.append(
                     {"example_id": example_id(corpus_index, row), "corpus": corpus_index, "pass": 0,
-                     "rna_indices": indices, "rna_values": values, "protein_values": proteins}
+                     "rna_indices": indices, "rna_values": values, "protein_values": proteins, "augment": False}
                 )
                 if max_cells is not None and len(self.examples) >= max_cells:
                     return
@@ -246,6 +247,11 @@ class EvalCells(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.examples[i]
+
+
+PANEL_SIZES = (500, 4000)  # highly variable genes of a training panel (gene_panel_probability), log-uniform
+PANEL_RANKING_CELLS = 2000  # training cells (a seeded sample) a corpus's genes are ranked on
+PANEL_STREAM = 7  # keeps the panel draws apart from the other draws of a batch seed
 
 
 class CorpusCollator:
@@ -288,6 +294,14 @@ class CorpusCollator:
 
     ``gene_layout`` (fixed-width models that record one): every corpus is encoded in that gene order (genes it
     lacks as zeros, others left out), so fine-tuning teaches the positions the model already reads.
+
+    ``gene_panel_probability`` (training only): the chance that a batch's cells of one corpus are read through
+    only its most highly variable genes, as files subset to highly variable genes reach a model: the corpus's
+    top ``k`` (Seurat's dispersion rule, as scanpy's default, on a seeded sample of
+    :data:`PANEL_RANKING_CELLS` of its training cells; ``k`` log-uniform in :data:`PANEL_SIZES`, drawn from the
+    batch seed). Nothing else changes,
+    so the tokenizer's log1p(CP10k) and the cell covariates are those of the panel, as at inference on such a
+    file. Held-out cells (:class:`EvalCells`, ``"augment": False``) are always read with all their genes.
     """
 
     def __init__(
@@ -306,6 +320,7 @@ class CorpusCollator:
         protein_sampling: bool = False,
         cell_scale: bool = False,
         gene_layout: Sequence[int] | None = None,
+        gene_panel_probability: float = 0.0,
     ) -> None:
         if protein_transform not in PROTEIN_TRANSFORMS:
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
@@ -321,6 +336,12 @@ class CorpusCollator:
         self.protein_sampling = bool(protein_sampling)
         self.cell_scale = bool(cell_scale)
         self.gene_layout = None if gene_layout is None else [int(t) for t in gene_layout]
+        if not 0.0 <= gene_panel_probability <= 1.0:
+            raise ValueError(f"gene_panel_probability must be between 0 and 1, got {gene_panel_probability}")
+        if gene_panel_probability and gene_layout is not None:
+            raise ValueError("gene_panel_probability needs a model that reads genes by identity (the cross-attention "
+                             "variant); a model with a fixed gene layout reads positions")
+        self.gene_panel_probability = float(gene_panel_probability)
         self.corpora = []
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
@@ -328,7 +349,7 @@ class CorpusCollator:
             transform = protein_transform_for(protein_transform, m.get("protein_values_kind", ""))
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
-                 "transform": transform, "name": m["name"],
+                 "transform": transform, "name": m["name"], "manifest": m,
                  "log1p_counts": transform == "log1p" and m.get("protein_values_kind") == "counts"}
             )
         self.check()
@@ -365,6 +386,8 @@ class CorpusCollator:
         seed_words = [self.seed, corpus] + [int(e["pass"]) for e in examples[:1]]
         seed_words += [int(e["example_id"]) & 0xFFFFFFFF for e in examples]
         seed = int(np.random.SeedSequence(seed_words).generate_state(1)[0])
+        if self.gene_panel_probability and examples[0].get("augment", True):
+            rna = self._random_panel(c, rna, seed)
         encoding = {}
         if self.encoder_inputs != "all_genes":  # only then: tokenizers saved before the variant lack the keys
             encoding = {"encoder_inputs": self.encoder_inputs, "expressed_zero_genes": self.expressed_zero_genes}
@@ -375,6 +398,39 @@ class CorpusCollator:
         if self.cell_scale and not c["log1p_counts"]:
             encoded["protein_scale_labels"][:] = np.nan  # the scale part learns log1p counts only
         return encoded
+
+    def _random_panel(self, c: dict[str, Any], rna: sp.csr_matrix, seed: int) -> sp.csr_matrix:
+        """With probability ``gene_panel_probability``, ``rna`` with only the corpus's ``k`` most highly variable
+        genes (the other columns zero, so the tokenizer's library sizes are the panel's)."""
+        rng = np.random.default_rng([seed, PANEL_STREAM])
+        if rng.random() >= self.gene_panel_probability:
+            return rna
+        if "panel_ranking" not in c:
+            c["panel_ranking"] = self._variable_genes(c)
+        size = int(round(np.exp(rng.uniform(np.log(PANEL_SIZES[0]), np.log(PANEL_SIZES[1])))))
+        keep = np.zeros(rna.shape[1], dtype=bool)
+        keep[c["panel_ranking"][:size]] = True
+        panel = rna.copy()
+        panel.data[~keep[panel.indices]] = 0
+        panel.eliminate_zeros()
+        return panel
+
+    def _variable_genes(self, c: dict[str, Any]) -> np.ndarray:
+        """The corpus's mapped genes, most highly variable first (Seurat's rule on its training cells' log values)."""
+        manifest = c["manifest"]
+        rows = [(indices, values) for shard in manifest["splits"]["train"]["shards"]
+                for _, indices, values, _ in _rows_of_shard(f"{manifest['dir']}/{shard['file']}", None)]
+        if len(rows) > PANEL_RANKING_CELLS:  # a seeded sample of the whole file: files are often sorted by sample
+            chosen = np.random.default_rng(PANEL_STREAM).choice(len(rows), PANEL_RANKING_CELLS, replace=False)
+            rows = [rows[i] for i in np.sort(chosen)]
+        indptr = np.concatenate(([0], np.cumsum([len(i) for i, _ in rows]))).astype(np.int64)
+        counts = sp.csr_matrix((np.concatenate([np.asarray(v, np.float64) for _, v in rows]),
+                                np.concatenate([np.asarray(i, np.int64) for i, _ in rows]), indptr),
+                               shape=(len(rows), len(c["genes"])))
+        mapped = np.zeros(len(c["genes"]), dtype=bool)
+        mapped[self.tokenizer.resolve(c["genes"], kind="gene").columns] = True
+        log_values = rna_on_log_scale(counts, manifest.get("rna_values_kind") or None)
+        return seurat_hvg(log_values, PANEL_SIZES[1], candidates=mapped)
 
     def _encode_sampled(self, c: dict[str, Any], rna, proteins: np.ndarray, seed: int, encoding: dict):
         """Each example with its own random ``max_proteins`` of its measured proteins (large panels)."""

@@ -232,6 +232,8 @@ def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, 
     else:  # the protein scale part learns from the count panels; it does not change the rest's training
         argv += ["--max_steps", str(args.sc_steps), "--stop_on_cosine", "true", "--cosine_threshold", "0.85",
                  "--cosine_min_steps", str(args.cosine_min_steps), "--predict_protein_scale", "true"]
+        if args.gene_panel_probability:  # only then: stage folders finished without it still match their argv
+            argv += ["--gene_panel_probability", str(args.gene_panel_probability)]
     return argv
 
 
@@ -268,7 +270,7 @@ def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
     return summary, seconds
 
 
-def trained_tokens(out: Path, sets: dict[str, Any], tokenizer) -> dict[str, list[int]]:
+def trained_tokens(sets: dict[str, Any], tokenizer) -> dict[str, list[int]]:
     """Token ids the model trained on: genes expressed (non-zero) in some training cell, proteins measured
     (not NaN) in some cell, over every prepared set."""
     genes: set[int] = set()
@@ -315,7 +317,7 @@ def check_same_token_ids(trained_with: Any, current: Any, model_vocab_size: int)
                          + "; ".join(problems) + "): pass the --vocab_dir the run used")
 
 
-def ship(out: Path, source: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any],
+def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, Any],
          vocab_dir: Path) -> None:
     """The stage-2 model folder ``source`` as the package's default folder, written atomically to ``target``.
 
@@ -336,7 +338,7 @@ def ship(out: Path, source: Path, target: Path, cells: dict[str, Any], summary: 
     trained_with.truncation = "first"  # inference: the highest-valued genes beyond max_genes, deterministic
     # The ids it trained on, read with the vocabulary it trained with: a name that resolves elsewhere today
     # must not zero a trained row or keep an untrained one.
-    tokens = trained_tokens(out, cells["sets"], trained_with)
+    tokens = trained_tokens(cells["sets"], trained_with)
     # Shipped with the vocabulary `make pretrain` builds today, so the folder names genes as the package does
     # even when the run started before a change to the name tables; only the names may differ, never the ids.
     current = SCTranslatorTokenizer.from_original_tables(vocab_dir).vocab
@@ -544,6 +546,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
                    help="model settings other than the shipped model's (MODEL), e.g. --model hidden_size=128 "
                         "num_encoder_layers=4")
+    p.add_argument("--gene_panel_probability", type=float, default=0.0,
+                   help="stage 2: chance that a batch's cells of a set are read through only the set's top 500-4,000 "
+                        "highly variable genes, as files subset to such genes reach the model (run_stage's option)")
     p.add_argument("--bf16", action="store_true",
                    help="train with bfloat16 matrix products (weights float32); faster only on CPUs that multiply "
                         "bfloat16 in hardware (AVX512-BF16, AMX) and on GPUs")
@@ -551,6 +556,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--ship", type=Path, help="copy the last stage-2 model folder here (the package's default model)")
     args = p.parse_args(argv)
     model_settings(args.model)  # a misspelt --model setting stops here, before the data are prepared
+    if not 0.0 <= args.gene_panel_probability <= 1.0:
+        p.error(f"--gene_panel_probability must be between 0 and 1, got {args.gene_panel_probability}")
     if args.cosine_min_steps is None:
         args.cosine_min_steps = args.sc_steps
     previous: dict[str, Any] = {}  # with --stage2_from: the record of the stages that made the starting model
@@ -617,7 +624,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     if args.ship:
-        ship(out, stage2_folder, args.ship, cells, summary, args.vocab_dir)
+        ship(stage2_folder, args.ship, cells, summary, args.vocab_dir)
         logger.info("shipped %s to %s", stage2_folder, args.ship)
     total = summary["seconds"]["total"]
     logger.info("pre-training done (%s): %s", "not timed whole" if total is None else f"{total:.0f} s",

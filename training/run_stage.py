@@ -160,6 +160,12 @@ class DataArguments:
         metadata={"help": "panels larger than max_proteins (mass spec): a random max_proteins of each example's "
                           "measured proteins per example"},
     )
+    gene_panel_probability: float = field(
+        default=0.0,
+        metadata={"help": "chance that a training batch's cells of a corpus are read through only the corpus's top "
+                          "500-4,000 highly variable genes, as files subset to such genes reach the model; models "
+                          "that read genes by identity only (the cross-attention variant)"},
+    )
     length_bucket_batches: int | None = field(
         default=None,
         metadata={"help": "sort windows of N batches by cell length (0 = off); default 16 for models padded to "
@@ -431,6 +437,7 @@ def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: A
         "per_device_train_batch_size": int(args.per_device_train_batch_size),
         "gradient_accumulation_steps": int(args.gradient_accumulation_steps),
         "world_size": int(args.world_size),
+        "gene_panel_probability": float(data_args.gene_panel_probability),
     }
 
 
@@ -558,6 +565,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     check_vocab_compatible(model.config, tokenizer)
     # the model config decides the gene encoding; the saved tokenizer records it for direct calls
     variable_length = not getattr(model.config, "pads_to_fixed_length", True)
+    if data_args.gene_panel_probability and not variable_length:
+        raise SystemExit("--gene_panel_probability needs a model that reads genes by identity (translator_type "
+                         "cross_attention); this model reads gene positions, which a gene subset would move")
     encoder_inputs = getattr(model.config, "encoder_inputs", "all_genes")
     zero_genes = getattr(model.config, "expressed_zero_genes", 0)
     if encoder_inputs != "all_genes":
@@ -575,6 +585,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         protein_sampling=data_args.protein_sampling,
         cell_scale=bool(getattr(model.config, "predict_protein_scale", False)),
         gene_layout=model.gene_layout.token_ids if model.gene_layout.ordered else None,
+        gene_panel_probability=data_args.gene_panel_probability,
     )
     bucket_batches = data_args.length_bucket_batches
     if bucket_batches is None:

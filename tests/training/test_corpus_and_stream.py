@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from training.corpus import load_manifest
 from training.data import CorpusCollator, EvalCells, build_train_stream, split_example_id
@@ -154,3 +155,40 @@ def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_pat
     rna.write_h5ad(tmp_path / "genes.h5ad")  # no feature types: it cannot be both sides
     with pytest.raises(CorpusError, match="corpus genes: .* does not tell genes from antibodies"):
         build_corpus(find_source(f"{tmp_path}/genes.h5ad:{tmp_path}/genes.h5ad"), tmp_path / "none", tokenizer)
+
+
+def test_gene_panels_read_training_cells_through_a_random_panel_and_held_out_cells_whole(corpora, tokenizer):
+    """A user's file of 1,000 highly variable genes gives the model fewer genes and its own library sizes: with
+    gene_panel_probability the training cells sometimes come that way too (the corpus's top highly variable
+    genes; seeded, so replays match), held-out cells never do."""
+    ms = [load_manifest(corpora["eccite"])]
+    options = dict(max_genes=4096, max_proteins=64, encoder_inputs="expressed", pad_to_longest=True,
+                   cell_scale=True)
+    whole = CorpusCollator(tokenizer, ms, **options)
+    panels = CorpusCollator(tokenizer, ms, **options, gene_panel_probability=1.0)
+    stream = iter(build_train_stream(ms, seed=0))
+    examples = list(itertools.islice(stream, 4))
+    full, panel = whole(examples), panels(examples)
+    genes_full = full["attention_mask"].sum(dim=1)
+    genes_panel = panel["attention_mask"].sum(dim=1)
+    assert (genes_panel < genes_full).all() and (genes_panel >= 1).all()
+    panel_genes = set(panel["input_ids"][panel["attention_mask"]].tolist())
+    assert panel_genes <= set(full["input_ids"][full["attention_mask"]].tolist())
+    ranking = panels.corpora[0]["panel_ranking"]  # the corpus's genes, most variable first
+    variable = set(tokenizer.resolve([ms[0]["genes"][g] for g in ranking], kind="gene").token_ids)
+    assert len(ranking) == 4000 and panel_genes <= variable
+    # the library size (first covariate, log1p of the counts read) is the panel's
+    assert (panel["cell_covariates"][:, 0] < full["cell_covariates"][:, 0]).all()
+    torch.testing.assert_close(panel["labels"], full["labels"], equal_nan=True)  # proteins are untouched
+    assert (panels(examples)["input_ids"] == panel["input_ids"]).all()  # seeded per batch
+    held_out = [EvalCells(ms[0], 0)[i] for i in range(4)]
+    torch.testing.assert_close(panels(held_out)["input_values"], whole(held_out)["input_values"])
+    sometimes = CorpusCollator(tokenizer, ms, **options, gene_panel_probability=0.5)
+    batches = [list(itertools.islice(stream, 2)) for _ in range(12)]
+    read_whole = [bool((sometimes(b)["attention_mask"].sum() == whole(b)["attention_mask"].sum()).item())
+                  for b in batches]
+    assert 0 < sum(read_whole) < len(batches)  # some batches through a panel, some whole
+    assert read_whole == [bool((sometimes(b)["attention_mask"].sum() == whole(b)["attention_mask"].sum()).item())
+                          for b in batches]  # and the same ones again on replay
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        CorpusCollator(tokenizer, ms, **options, gene_panel_probability=1.5)

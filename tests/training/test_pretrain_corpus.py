@@ -236,7 +236,7 @@ def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_c
     args = argparse.Namespace(eval_fraction=0.1, max_eval_samples=200, batch_size=16, learning_rate=1e-3,
                               lr_scheduler_type="cosine", warmup_steps=200, eval_steps=500, seed=0, vocab_dir="v",
                               model=[], bf16=True, sc_steps=16000, cosine_min_steps=16000, sc_cycle2_steps=8000,
-                              sc_cycle2_learning_rate=3e-4)
+                              sc_cycle2_learning_rate=3e-4, gene_panel_probability=0.5)
     first = stage_argv("sc", ["c"], [1.0], Path("out/stage2_sc"), args, Path("out/stage1_bulk"))
     second = stage_argv("sc", ["c"], [1.0], Path("out/stage2_cycle2"), second_cycle_args(args), Path("out/stage2_sc"))
 
@@ -246,6 +246,10 @@ def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_c
     assert [value(second, f) for f in ("--model_name_or_path", "--max_steps", "--learning_rate", "--seed")] == [
         "out/stage2_sc", "8000", "0.0003", "1"]
     assert value(first, "--max_steps") == "16000" and value(first, "--learning_rate") == "0.001"
+    assert value(first, "--gene_panel_probability") == value(second, "--gene_panel_probability") == "0.5"
+    args.gene_panel_probability = 0.0  # off: not in argv, so stage folders finished before the option still match
+    assert "--gene_panel_probability" not in stage_argv("sc", ["c"], [1.0], Path("out/stage2_sc"), args, None)
+    args.gene_panel_probability = 0.5
     for flag in ("--split_seed", "--eval_fraction", "--max_eval_samples", "--corpora"):
         assert value(second, flag) == value(first, flag)  # the same held-out cells are compared
     assert args.seed == 0 and args.learning_rate == 1e-3  # the first cycle's settings are untouched
