@@ -200,7 +200,8 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
         assert main(["evaluate", "--rna", str(data / "tcga_brca_bulk_rna.h5ad"),
                      "--protein", str(data / "tcga_brca_bulk_rppa.h5ad"), "--json", str(out)]) == 0
     quality = [str(w.message) for w in caught if w.category.__name__ == "InputQualityWarning"]
-    assert not quality, quality
+    # the shared TCGA file keeps 200 genes: that, and nothing else, is worth a word
+    assert len(quality) == 1 and "gene-selected file" in quality[0], quality
     metrics = json.loads(out.read_text())
     assert metrics["protein_transform"] == "auto" and metrics["cells_evaluated"] == 150
     assert metrics["proteins_evaluated"] == metrics["proteins"] > 100
@@ -285,3 +286,47 @@ def test_float16_counts_of_deep_cells_predict_what_float32_counts_do(eccite_test
     result = predictor(half, proteins=["CD3", "CD4", "CD8", "CD19"])
     assert np.isfinite(result.X).all()
     np.testing.assert_allclose(result.X, reference.X, rtol=1e-5, atol=1e-5)
+
+
+def test_a_file_subset_to_highly_variable_genes_is_flagged(eccite_test_cells):
+    """scanpy workflows often keep only the highly variable genes; the default model reads every expressed gene and
+    loses accuracy on such a subset (measured in the warning), so it says so and how to give all genes."""
+    import warnings
+
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR as folder
+    from modeling_sctranslator.inference import predict_proteins
+    from modeling_sctranslator.modeling_sctranslator import SCTranslatorForProteinPrediction
+    from tokenization.checks import InputQualityWarning
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    rna, _ = eccite_test_cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(folder).eval()
+    tokenizer = SCTranslatorTokenizer.from_pretrained(folder)
+    variances = (rna.X.toarray() if hasattr(rna.X, "toarray") else np.asarray(rna.X)).var(axis=0)
+
+    def subset_warnings(cells) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predict_proteins(model, tokenizer, cells[:5].copy(), ["CD4", "CD8A", "CD19"])
+        return [str(w.message) for w in caught
+                if issubclass(w.category, InputQualityWarning) and "gene-selected file" in str(w.message)]
+
+    selected = subset_warnings(rna[:, np.argsort(-variances)[:1000]])
+    assert len(selected) == 1 and "adata.raw" in selected[0], selected
+    assert subset_warnings(rna) == []
+
+
+def test_the_gene_subset_benchmark_scores_each_input_of_each_set(tmp_path):
+    """benchmarks/gene_subsets.py (it measured the numbers the predict warning quotes): the shipped model on the
+    benchmark's test cells, from all genes and from the top highly variable ones, on both scales, in its JSON."""
+    from benchmarks.gene_subsets import main
+
+    shared_path("data", "tenx_pbmc10k_s200_rna.h5ad")  # skips where the shared data are absent (outside CI)
+    result = main(["--sets", "tenx_pbmc10k_s200", "--sizes", "300", "--json", str(tmp_path / "subsets.json")])
+    assert json.loads((tmp_path / "subsets.json").read_text())["rows"] == result["rows"]
+    assert [(row["input"], row["genes"]) for row in result["rows"]] == [("all genes", 16727),
+                                                                        ("300 highly variable", 300)]
+    for row in result["rows"]:
+        assert -1 <= row["log1p"] <= 1 and -1 <= row["scaled"] <= 1
+    with pytest.raises(SystemExit):
+        main(["--sizes", "0", "--json", str(tmp_path / "x.json")])
