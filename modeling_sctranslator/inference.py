@@ -579,10 +579,9 @@ def warn_if_gene_selected(genes_read: int, model_genes: int) -> None:
     warnings.warn(
         f"the input gives {genes_read} of the {model_genes} genes this model learnt, as a gene-selected file (highly "
         "variable genes, a targeted panel) does. The model reads every expressed gene, and fewer genes cost "
-        "accuracy: measured "
-        "with sctranslator-base on held-out cells (mean per-protein r, log1p counts), 1,000 highly variable genes "
-        "instead of all gave ECCITE-seq 0.416 instead of 0.536, REAP-seq 0.337 instead of 0.463, 10x PBMC 0.683 "
-        "instead of 0.722. Give all genes if the file has them (e.g. adata.raw.to_adata())",
+        "accuracy: measured with sctranslator-base on held-out cells (mean per-protein r, log1p counts), 1,000 "
+        "highly variable genes instead of all gave ECCITE-seq 0.416 instead of 0.536, REAP-seq 0.337 instead of "
+        "0.463, 10x PBMC 0.683 instead of 0.722. Give all genes if the file has them (e.g. adata.raw.to_adata())",
         InputQualityWarning, stacklevel=4)
 
 

@@ -296,12 +296,12 @@ class CorpusCollator:
     lacks as zeros, others left out), so fine-tuning teaches the positions the model already reads.
 
     ``gene_panel_probability`` (training only): the chance that a batch's cells of one corpus are read through
-    only its most highly variable genes, as files subset to highly variable genes reach a model: the corpus's
-    top ``k`` (Seurat's dispersion rule, as scanpy's default, on a seeded sample of
-    :data:`PANEL_RANKING_CELLS` of its training cells; ``k`` log-uniform in :data:`PANEL_SIZES`, drawn from the
-    batch seed). Nothing else changes,
-    so the tokenizer's log1p(CP10k) and the cell covariates are those of the panel, as at inference on such a
-    file. Held-out cells (:class:`EvalCells`, ``"augment": False``) are always read with all their genes.
+    only its most highly variable genes, as files subset to such genes reach a model: the corpus's top ``k``
+    (Seurat's dispersion rule, as scanpy's default, on a seeded sample of :data:`PANEL_RANKING_CELLS` of its
+    training cells; ``k`` log-uniform in :data:`PANEL_SIZES`, drawn from the batch seed). Nothing else changes, so
+    the tokenizer's log1p(CP10k) and the cell covariates are those of the panel, as at inference on such a file.
+    Cells read through :class:`EvalCells` (``"augment": False``: held-out cells, and the training cells the scale
+    part's head is refitted on) always come with all their genes.
     """
 
     def __init__(
@@ -387,7 +387,7 @@ class CorpusCollator:
         seed_words += [int(e["example_id"]) & 0xFFFFFFFF for e in examples]
         seed = int(np.random.SeedSequence(seed_words).generate_state(1)[0])
         if self.gene_panel_probability and examples[0].get("augment", True):
-            rna = self._random_panel(c, rna, seed)
+            rna = self._gene_panel(c, rna, seed)
         encoding = {}
         if self.encoder_inputs != "all_genes":  # only then: tokenizers saved before the variant lack the keys
             encoding = {"encoder_inputs": self.encoder_inputs, "expressed_zero_genes": self.expressed_zero_genes}
@@ -399,7 +399,7 @@ class CorpusCollator:
             encoded["protein_scale_labels"][:] = np.nan  # the scale part learns log1p counts only
         return encoded
 
-    def _random_panel(self, c: dict[str, Any], rna: sp.csr_matrix, seed: int) -> sp.csr_matrix:
+    def _gene_panel(self, c: dict[str, Any], rna: sp.csr_matrix, seed: int) -> sp.csr_matrix:
         """With probability ``gene_panel_probability``, ``rna`` with only the corpus's ``k`` most highly variable
         genes (the other columns zero, so the tokenizer's library sizes are the panel's)."""
         rng = np.random.default_rng([seed, PANEL_STREAM])
