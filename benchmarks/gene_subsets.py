@@ -31,10 +31,9 @@ import scipy.sparse as sp
 
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
-from benchmarks.quality import BUDGETS
+from benchmarks.quality import BUDGETS, evaluate
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
-from modeling_sctranslator.metrics import pearson_per_protein
-from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 from training.paired_data import SETS as PAIRED_SETS
 from training.paired_data import VOCAB_DIR, PairedSet, load_set, select_genes
 
@@ -42,7 +41,8 @@ SETS = ("eccite", "reapseq_pbmc", "tenx_pbmc10k_s200")
 
 
 def score_columns(model, tokenizer, data: PairedSet, columns: np.ndarray) -> dict[str, float]:
-    """Mean per-protein r of the model's predictions of the test cells from ``columns`` of their counts."""
+    """Mean per-protein r of the model's predictions of the test cells from ``columns`` of their counts, scored as
+    ``benchmarks/quality.py`` scores them (:func:`benchmarks.quality.evaluate`)."""
     from modeling_sctranslator.inference import predict_proteins
 
     counts = sp.csr_matrix(data.rna_values)[data.eval][:, columns].astype(np.float32)
@@ -52,14 +52,10 @@ def score_columns(model, tokenizer, data: PairedSet, columns: np.ndarray) -> dic
         result = predict_proteins(model, tokenizer, rna, data.proteins, batch_size=64)
     if list(result.var_names) != data.proteins:  # scored by position below
         raise RuntimeError(f"{data.name}: predicted proteins {list(result.var_names)[:5]}... differ from the panel")
-    measured = data.targets[data.eval]
-    varies = np.nanstd(measured, axis=0) > 0  # as benchmarks/quality.py: constant proteins are not scored
     scaled = np.asarray(result.layers["scaled"] if "scaled" in result.layers else result.X, np.float64)
-    scores = {"scaled": pearson_per_protein(scaled, scale_rows(measured)[0])}
-    if "scaled" in result.layers:
-        scores["log1p"] = pearson_per_protein(np.asarray(result.X, np.float64), measured)
-    return {scale: float(np.nanmean(np.where(varies, r, np.nan))) for scale, r in scores.items()}
-
+    own_log1p = np.asarray(result.X, np.float64) if "scaled" in result.layers else None
+    metrics = evaluate(scaled, data.targets[data.eval], model_scale=True, pred_log1p=own_log1p)  # as quality.py
+    return {scale: float(values["pearson_per_protein_mean"]) for scale, values in metrics.items()}
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
             for label, columns in inputs.items():
                 scores = score_columns(model, tokenizer, data, columns)
                 rows.append({"set": name, "model": folder, "input": label, "genes": len(columns), **scores})
-                print(f"{name:20} {Path(folder).name:24} {label:22} log1p r {scores.get('log1p', float('nan')):.3f}"
+                print(f"{name:20} {Path(folder).name:24} {label:22} log1p r {scores['log1p']:.3f}"
                       f"  scaled r {scores['scaled']:.3f}", flush=True)
     result = {"benchmark": "zero-shot mean per-protein Pearson r on the quality benchmark's test cells, from all "
                            "genes and from the training cells' top highly variable genes (Seurat's rule)",
