@@ -249,6 +249,14 @@ class EvalCells(torch.utils.data.Dataset):
         return self.examples[i]
 
 
+def _rows_matrix(indices: Sequence[Sequence[int]], values: Sequence[Sequence[float]], n_genes: int) -> sp.csr_matrix:
+    """Stored sparse RNA rows (column indices and values per cell) as one (cells x genes) float32 CSR matrix."""
+    indptr = np.concatenate(([0], np.cumsum([len(i) for i in indices]))).astype(np.int64)
+    return sp.csr_matrix((np.concatenate([np.asarray(v, dtype=np.float32) for v in values]),
+                          np.concatenate([np.asarray(i, dtype=np.int32) for i in indices]), indptr),
+                         shape=(len(indices), n_genes))
+
+
 PANEL_SIZES = (500, 4000)  # highly variable genes of a training panel (gene_panel_probability), log-uniform
 PANEL_RANKING_CELLS = 2000  # training cells (a seeded sample) a corpus's genes are ranked on
 PANEL_STREAM = 7  # keeps the panel draws apart from the other draws of a batch seed
@@ -374,11 +382,7 @@ class CorpusCollator:
 
     def _encode_group(self, corpus: int, examples: list[dict[str, Any]]):
         c = self.corpora[corpus]
-        lengths = [len(e["rna_indices"]) for e in examples]
-        indptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        indices = np.concatenate([np.asarray(e["rna_indices"], dtype=np.int32) for e in examples])
-        data = np.concatenate([np.asarray(e["rna_values"], dtype=np.float32) for e in examples])
-        rna = sp.csr_matrix((data, indices, indptr), shape=(len(examples), len(c["genes"])))
+        rna = _rows_matrix([e["rna_indices"] for e in examples], [e["rna_values"] for e in examples], len(c["genes"]))
         proteins = np.asarray([e["protein_values"] for e in examples], dtype=np.float64)[:, c["keep"]]
         if c["transform"] == "log1p":
             with np.errstate(invalid="ignore"):
@@ -423,10 +427,7 @@ class CorpusCollator:
         if len(rows) > PANEL_RANKING_CELLS:  # a seeded sample of the whole file: files are often sorted by sample
             chosen = np.random.default_rng(PANEL_STREAM).choice(len(rows), PANEL_RANKING_CELLS, replace=False)
             rows = [rows[i] for i in np.sort(chosen)]
-        indptr = np.concatenate(([0], np.cumsum([len(i) for i, _ in rows]))).astype(np.int64)
-        counts = sp.csr_matrix((np.concatenate([np.asarray(v, np.float64) for _, v in rows]),
-                                np.concatenate([np.asarray(i, np.int64) for i, _ in rows]), indptr),
-                               shape=(len(rows), len(c["genes"])))
+        counts = _rows_matrix([i for i, _ in rows], [v for _, v in rows], len(c["genes"]))
         mapped = np.zeros(len(c["genes"]), dtype=bool)
         mapped[self.tokenizer.resolve(c["genes"], kind="gene").columns] = True
         log_values = rna_on_log_scale(counts, manifest.get("rna_values_kind") or None)
