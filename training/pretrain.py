@@ -324,7 +324,8 @@ def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, A
     Embedding rows of ids never trained on are set to zero (random vectors would feed noise into the
     encoder for genes the model never saw); the two id embedding tables are stored in float16 (half the
     size; the model loads as float32); ``trained_tokens.json`` lists the trained ids; the card
-    describes data, procedure, held-out metrics and limitations."""
+    describes data, procedure, held-out metrics and limitations. ``cells["sets"]`` holds the sets the model
+    trained on (not every prepared one: without stage 1 the bulk sets trained nothing)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -605,12 +606,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cycle2, cycle2_seconds = run(stage_argv("sc", corpora, weights, out / "stage2_cycle2",
                                                 second_cycle_args(args), stage2_folder))
         stage2_folder = out / "stage2_cycle2"
+    # What the shipped folder may call trained: the bulk sets only when stage 1 ran (here or in the run that made
+    # --stage2_from). Prepared is not trained: a run without stage 1 never updates the bulk-only genes' and
+    # proteins' embeddings, so they must be zeroed and reported untrained like any other unseen id.
+    trained_sets = single + (bulk if stage1 else [])
     seconds = {"prepare": prepare_seconds, "stage1": stage1_seconds, "stage2": stage2_seconds,
                "stage2_cycle2": cycle2_seconds}
     summary = {
         "corpus": {n: {k: v for k, v in sets[n].items() if k != "files"} for n in sets},
         "cells_single_cell": sum(sets[n]["cells_used"] for n in single),
         "samples_bulk": sum(sets[n]["cells_used"] for n in bulk),
+        "trained_sets": trained_sets,
         "model": previous.get("model") or model_settings(args.model),
         "args": {k: str(v) for k, v in vars(args).items()},
         "seconds": {**seconds, "total": None if None in seconds.values() else sum(seconds.values())},
@@ -624,7 +630,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     if args.ship:
-        ship(stage2_folder, args.ship, cells, summary, args.vocab_dir)
+        ship(stage2_folder, args.ship, {**cells, "sets": {n: sets[n] for n in trained_sets}}, summary,
+             args.vocab_dir)
         logger.info("shipped %s to %s", stage2_folder, args.ship)
     total = summary["seconds"]["total"]
     logger.info("pre-training done (%s): %s", "not timed whole" if total is None else f"{total:.0f} s",

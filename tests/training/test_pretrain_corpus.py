@@ -321,6 +321,16 @@ def test_pretraining_chains_its_stages_and_records_each(tmp_path, monkeypatch):
     assert pretrain.main(["--out", str(tmp_path / "one")])["stage2_cycle2"] is None
     assert len(launched) == 2  # no second cycle by default
 
+    # Only the sets a stage trained on count as trained in the shipped folder: without stage 1 the bulk sets'
+    # genes and proteins were prepared but never trained, so their embeddings must be zeroed and reported untrained.
+    shipped_sets = {}
+    monkeypatch.setattr(pretrain, "ship", lambda source, target, cells, summary, vocab_dir:
+                        shipped_sets.update({target.name: list(cells["sets"])}))
+    for name, extra in (("with_bulk", []), ("no_bulk", ["--bulk_steps", "0"])):
+        summary = pretrain.main(["--out", str(tmp_path / name), "--ship", str(tmp_path / name / "model"), *extra])
+        assert summary["trained_sets"] == shipped_sets["model"]
+        assert shipped_sets.pop("model") == (["sc_a", "bulk_b"] if name == "with_bulk" else ["sc_a"])
+
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     (shipped / "config.json").write_text("{}")
