@@ -244,6 +244,28 @@ def evaluate(pred: np.ndarray, y: np.ndarray, model_scale: bool, pred_log1p: np.
     }
 
 
+def by_training_panels(pred: np.ndarray, y: np.ndarray, proteins: list[str], tokens: np.ndarray,
+                       panel_tokens: set[int], pred_log1p: np.ndarray | None = None) -> dict:
+    """Per-protein r of a left-out set's zero-shot predictions, split by whether a single-cell panel of the
+    pre-training measured the protein (``panel_tokens``): proteins on none have only an untrained embedding to go
+    on, so the two groups answer different questions. Masked as :func:`evaluate` masks; scaled ``pred`` as the
+    model's own output, ``pred_log1p`` (models with the scale part) or ``pred`` on the log1p scale."""
+    keep = measured_proteins(y)
+    on_panel = np.asarray([int(t) in panel_tokens for t in tokens], bool)
+    per_scale = {"scaled": pearson_per_protein(pred, scale_rows(y)[0]),
+                 "log1p": pearson_per_protein(pred if pred_log1p is None else pred_log1p, y)}
+    out: dict = {}
+    for group, members in (("on_other_single_cell_panels", on_panel & keep),
+                           ("on_no_other_single_cell_panel", ~on_panel & keep)):
+        out[group] = {"proteins": int(members.sum()),
+                      **{scale: float(np.mean(r[members])) if members.any() else None
+                         for scale, r in per_scale.items()}}
+    out["per_protein"] = {name: {"on_other_single_cell_panels": bool(on_panel[i]),
+                                 **{scale: float(r[i]) if keep[i] else None for scale, r in per_scale.items()}}
+                          for i, name in enumerate(proteins)}
+    return out
+
+
 def paired_bootstrap(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, keep: np.ndarray, n: int = 1000,
                      seed: int = 0) -> dict:
     """Mean per-protein Pearson of ``a`` minus that of ``b`` on the held-out cells, with a 95 % interval
@@ -505,11 +527,19 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
         seconds = time.perf_counter() - t
         t = time.perf_counter()
         predict_into(preds, log1p_preds, BASE_METHODS["lodo_zero_shot"], lodo_dir / "stage2_sc", rna_path, data)
-        info[BASE_METHODS["lodo_zero_shot"]] = {
+        method = BASE_METHODS["lodo_zero_shot"]
+        split = lodo_panel_split(lodo_dir, preds[method], log1p_preds.get(method), data)
+        info[method] = {
             "predict_seconds": time.perf_counter() - t, "pretrain_seconds": seconds,
             "model_dir": str(lodo_dir / "stage2_sc"), "stage2_steps": lodo["stage2"]["global_step"],
             "start": f"pre-trained as the shipped model but without {name} (and with --bulk_steps "
-                     f"{args.lodo_bulk_steps} --sc_steps {args.lodo_sc_steps}); no training on this set"}
+                     f"{args.lodo_bulk_steps} --sc_steps {args.lodo_sc_steps}); no training on this set",
+            "by_training_panels": split}
+        for group in ("on_other_single_cell_panels", "on_no_other_single_cell_panel"):
+            g = split[group]
+            print(f"{name}: (c) left out, {g['proteins']} proteins {group.replace('_', ' ')}: "
+                  + ", ".join(f"{scale} r {g[scale]:.3f}" for scale in ("scaled", "log1p") if g[scale] is not None),
+                  flush=True)
     return preds, info, log1p_preds
 
 
@@ -562,6 +592,20 @@ def compare_scale_part(preds: dict, log1p_preds: dict, y_eval: np.ndarray) -> di
             out[without] = {scale: paired_bootstrap(log1p_preds[method] if scale == "log1p" else preds[method],
                                                     preds[without], y, keep) for scale, y in targets.items()}
     return out or None
+
+
+def lodo_panel_split(lodo_dir: Path, pred: np.ndarray, pred_log1p: np.ndarray | None, data: PairedSet) -> dict:
+    """:func:`by_training_panels` for a ``--lodo`` pre-training in ``lodo_dir``: the panels are those of its
+    single-cell sets (its bulk panels count only where stage 1 ran, and the (c) recipe may skip it), read with the
+    tokenizer it trained with."""
+    from training.pretrain import trained_tokens
+
+    sets = json.loads((lodo_dir / "data" / "cells.json").read_text())["sets"]
+    single_cell = {n: info for n, info in sets.items() if info["kind"] == "single_cell"}
+    trained_with = SCTranslatorTokenizer.from_pretrained(lodo_dir / "stage2_sc")
+    panel_tokens = set(trained_tokens(single_cell, trained_with)["proteins"])
+    return by_training_panels(pred, data.targets[data.eval], list(data.proteins), data.protein_tokens, panel_tokens,
+                              pred_log1p)
 
 
 def pretrain_stage2(target: str, cfg: dict, args, tokenizer, work: Path, variant: bool = False) -> Path:

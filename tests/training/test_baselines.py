@@ -191,3 +191,21 @@ def test_benchmark_choices_never_look_at_held_out_cells(data_dir, tokenizer):
     z_train, _ = bl.principal_components(x[data.train], x[data.eval], 20)
     z_train_other, _ = bl.principal_components(y[other.train], y[other.eval], 20)
     np.testing.assert_allclose(np.abs(z_train), np.abs(z_train_other), atol=1e-9)
+
+
+def test_left_out_set_scores_split_proteins_by_whether_a_training_panel_measured_them():
+    """(c)'s per-protein r, split into proteins some other single-cell panel measured and proteins only an untrained
+    embedding knows; a protein never detected in the held-out cells is left out of both, as evaluate() leaves it."""
+    from benchmarks.quality import by_training_panels
+
+    rng = np.random.default_rng(0)
+    y = np.log1p(rng.poisson(5.0, size=(40, 4)).astype(float))
+    y[:, 3] = 0.0  # never detected: no r
+    pred = np.column_stack([y[:, 0], -y[:, 1], y[:, 2], rng.random(40)])  # protein 1 predicted backwards
+    split = by_training_panels(pred, y, ["A", "B", "C", "D"], np.array([10, 11, 12, 13]), {10, 13}, pred_log1p=pred)
+    on, off = split["on_other_single_cell_panels"], split["on_no_other_single_cell_panel"]
+    assert on["proteins"] == 1 and off["proteins"] == 2  # D is on a panel but undetected here
+    assert on["log1p"] == pytest.approx(1.0) and off["log1p"] == pytest.approx(0.0, abs=1e-12)  # (-1 + 1) / 2
+    assert not split["per_protein"]["B"]["on_other_single_cell_panels"]
+    assert split["per_protein"]["B"]["log1p"] == pytest.approx(-1.0)
+    assert split["per_protein"]["D"]["log1p"] is None and split["per_protein"]["D"]["on_other_single_cell_panels"]
