@@ -267,7 +267,9 @@ class CorpusCollator:
 
     Cells of a batch are grouped by corpus; each group becomes a small CSR matrix over its corpus's gene
     list and goes through ``tokenizer(rna=..., gene_names=corpus genes, proteins=..., protein_values=...)``
-    padded to the model's lengths. Protein controls (``var['is_control']``) are left out. With
+    padded to the model's lengths. Protein controls (``var['is_control']``) are left out; the columns the corpus
+    check found at background (``manifest["protein_at_background"]``, see ``training.corpus.proteins_at_background``)
+    are read as unmeasured (NaN) unless ``train_background_proteins``. With
     ``truncation="random"`` the gene subset of each group is drawn from a seed made of
     ``(seed, corpus, pass, example ids)``, so a batch is encoded the same way however often it is
     built (resume, replays). ``labels`` are NaN at padded protein positions (the model's loss and the
@@ -329,6 +331,7 @@ class CorpusCollator:
         cell_scale: bool = False,
         gene_layout: Sequence[int] | None = None,
         gene_panel_probability: float = 0.0,
+        train_background_proteins: bool = False,
     ) -> None:
         if protein_transform not in PROTEIN_TRANSFORMS:
             raise ValueError(f"protein_transform must be auto, log1p or none, not {protein_transform!r}")
@@ -354,10 +357,15 @@ class CorpusCollator:
         for m in manifests:
             controls = m.get("protein_is_control") or [False] * len(m["proteins"])
             keep = np.flatnonzero(~np.asarray(controls, dtype=bool))
+            # Background columns stay in the panel as unmeasured (NaN): out of the loss and the per-cell scaling,
+            # but still holding their protein's token, so a later column the name tables send to the same protein
+            # (eccite's B220 after its CD45) stays a duplicate instead of standing in for it.
+            at_background = np.asarray(m.get("protein_at_background") or [False] * len(m["proteins"]), dtype=bool)
+            unmeasured = np.flatnonzero(at_background[keep]) if not train_background_proteins else np.array([], int)
             transform = protein_transform_for(protein_transform, m.get("protein_values_kind", ""))
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
-                 "transform": transform, "name": m["name"], "manifest": m,
+                 "unmeasured": unmeasured, "transform": transform, "name": m["name"], "manifest": m,
                  "log1p_counts": transform == "log1p" and m.get("protein_values_kind") == "counts"}
             )
         self.check()
@@ -384,6 +392,7 @@ class CorpusCollator:
         c = self.corpora[corpus]
         rna = _rows_matrix([e["rna_indices"] for e in examples], [e["rna_values"] for e in examples], len(c["genes"]))
         proteins = np.asarray([e["protein_values"] for e in examples], dtype=np.float64)[:, c["keep"]]
+        proteins[:, c["unmeasured"]] = np.nan
         if c["transform"] == "log1p":
             with np.errstate(invalid="ignore"):
                 proteins = np.log1p(proteins)

@@ -166,6 +166,12 @@ class DataArguments:
                           "500-4,000 highly variable genes, as files subset to such genes reach the model; models "
                           "that read genes by identity only (the cross-attention variant)"},
     )
+    train_background_proteins: bool = field(
+        default=False,
+        metadata={"help": "also train on protein columns the corpus check finds at background (counted in under a "
+                          "quarter as many cells as their mRNA: a failed antibody; left out by default, as isotype "
+                          "controls are)"},
+    )
     length_bucket_batches: int | None = field(
         default=None,
         metadata={"help": "sort windows of N batches by cell length (0 = off); default 16 for models padded to "
@@ -438,6 +444,10 @@ def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: A
         "gradient_accumulation_steps": int(args.gradient_accumulation_steps),
         "world_size": int(args.world_size),
         "gene_panel_probability": float(data_args.gene_panel_probability),
+        # which protein columns are trained on: the corpus check's background columns, unless kept
+        "proteins_left_at_background": {} if data_args.train_background_proteins else {
+            m["name"]: [e["protein"] for e in m["protein_background_evidence"]]
+            for m in manifests if m.get("protein_background_evidence")},
     }
 
 
@@ -586,6 +596,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cell_scale=bool(getattr(model.config, "predict_protein_scale", False)),
         gene_layout=model.gene_layout.token_ids if model.gene_layout.ordered else None,
         gene_panel_probability=data_args.gene_panel_probability,
+        train_background_proteins=data_args.train_background_proteins,
     )
     bucket_batches = data_args.length_bucket_batches
     if bucket_batches is None:

@@ -192,3 +192,49 @@ def test_gene_panels_read_training_cells_through_a_random_panel_and_held_out_cel
                           for b in batches]  # and the same ones again on replay
     with pytest.raises(ValueError, match="between 0 and 1"):
         CorpusCollator(tokenizer, ms, **options, gene_panel_probability=1.5)
+
+
+def test_antibodies_at_background_are_trained_as_unmeasured_and_keep_their_protein(corpora, tokenizer):
+    """ECCITE counts CD45 in 19 % of its training cells although PTPRC mRNA is in 95 % of them, and LAG3 in none
+    (mRNA 7 %): failed antibodies. Trained on, they taught the CD45 embedding that CD45 is absent. They are read
+    as unmeasured (NaN: out of the loss and the per-cell scaling), CD45 keeps its token (the panel's B220 stays a
+    duplicate rather than standing in for total CD45), working antibodies are untouched, and a run may keep them."""
+    m = load_manifest(corpora["eccite"])
+    flagged = {e["protein"]: e for e in m["protein_background_evidence"]}
+    assert set(flagged) == {"CD45", "CD223 (lag3)"}
+    assert flagged["CD45"]["protein_shown"] < 0.25 * flagged["CD45"]["mrna_detected"]
+    assert {p for p, at in zip(m["proteins"], m["protein_at_background"], strict=True) if at} == set(flagged)
+    examples = list(itertools.islice(iter(build_train_stream([m], seed=0)), 8))
+    cd45, cd3, lag3 = (int(tokenizer.resolve([n], kind="protein").token_ids[0]) for n in ("CD45", "CD3", "LAG3"))
+    for keep, measured in ((False, False), (True, True)):
+        batch = CorpusCollator(tokenizer, [m], max_genes=128, max_proteins=64, train_background_proteins=keep)(
+            examples)
+        ids, labels = batch["protein_ids"].numpy(), batch["labels"].numpy()
+        assert (ids == cd45).sum(axis=1).tolist() == [1] * 8  # CD45's column, not B220's, holds the token
+        for token, expected in ((cd45, measured), (lag3, measured), (cd3, True)):
+            assert np.isfinite(labels[ids == token]).all() == expected
+        assert np.nanmax(labels, axis=1) == pytest.approx(1.0)  # scaled over the measured proteins
+
+
+def test_background_check_needs_the_mrna_to_be_common_and_the_antibody_to_miss_it():
+    """The rule on a made-up panel: a protein counted in far fewer cells than its mRNA is flagged; one whose mRNA
+    is rare, or absent from the RNA file, is not judged; a working antibody is kept."""
+    import scipy.sparse as sp
+
+    from tokenization.gene_ids import MappingReport
+    from training.corpus import proteins_at_background
+
+    rng = np.random.default_rng(0)
+    n = 200
+    rna = np.zeros((n, 3))
+    rna[:, 0] = rng.random(n) < 0.6   # gene of protein A: common
+    rna[:, 1] = rng.random(n) < 0.6   # gene of protein B: common
+    rna[:, 2] = rng.random(n) < 0.02  # gene of protein C: rare, no evidence either way
+    proteins = np.zeros((n, 4))
+    proteins[:, 0] = np.where(rng.random(n) < 0.05, 10, 0)  # A: shown in 5 % of cells, mRNA in 60 %: failed
+    proteins[:, 1] = rng.poisson(20, n)                      # B: working
+    genes = MappingReport("gene", ["a", "b", "c"], np.array([11, 12, 13]), ["symbol"] * 3, ["mapped"] * 3)
+    panel = MappingReport("protein", ["A", "B", "C", "D"], np.array([11, 12, 13, 14]), ["symbol"] * 4,
+                          ["mapped"] * 4)
+    found = proteins_at_background(sp.csr_matrix(rna), proteins, genes, panel)
+    assert list(found) == [0] and found[0]["protein"] == "A" and found[0]["protein_shown"] < 0.1
