@@ -1,13 +1,13 @@
 """sctranslator's model side: configuration, model, conversion of original checkpoints, pipeline, CLI.
 
 Importing this package registers ``SCTranslatorConfig`` / ``SCTranslatorForProteinPrediction`` with
-``AutoConfig`` / ``AutoModel``, the gene tokenizer with ``AutoFeatureExtractor``, and the
+``AutoConfig`` / ``AutoModel``, the gene tokenizer with ``AutoFeatureExtractor`` and ``AutoTokenizer``, and the
 ``"protein-prediction"`` pipeline. Config, model and tokenizer are marked for ``auto_map`` so every
 saved folder carries its code and loads with ``trust_remote_code=True`` where this package is not
 installed.
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoTokenizer
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
@@ -24,6 +24,7 @@ from .pipeline_sctranslator import ProteinPredictionPipeline
 AutoConfig.register(SCTranslatorConfig.model_type, SCTranslatorConfig, exist_ok=True)
 AutoModel.register(SCTranslatorConfig, SCTranslatorForProteinPrediction, exist_ok=True)
 AutoFeatureExtractor.register(SCTranslatorConfig, SCTranslatorTokenizer, exist_ok=True)
+AutoTokenizer.register(SCTranslatorConfig, tokenizer_class=SCTranslatorTokenizer, exist_ok=True)
 SCTranslatorConfig.register_for_auto_class()
 SCTranslatorForProteinPrediction.register_for_auto_class("AutoModel")
 SCTranslatorTokenizer.register_for_auto_class("AutoFeatureExtractor")

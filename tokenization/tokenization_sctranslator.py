@@ -41,6 +41,8 @@ from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows
 from .truncation import TRUNCATIONS
 from .vocab import GeneVocab
 
+TOKENIZER_CONFIG = "tokenizer_config.json"  # AutoTokenizer's entry point (the settings: preprocessor_config.json)
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -550,6 +552,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         vocab_path = os.path.join(save_directory, self.vocab_file)
         self._vocab.save(vocab_path)
         written = super().save_pretrained(save_directory, push_to_hub=False)
+        written = [*written, self._save_auto_tokenizer_entry(save_directory)]
         if push_to_hub:
             commit_message = kwargs.pop("commit_message", None)
             repo_id = kwargs.pop("repo_id", str(save_directory).split(os.path.sep)[-1])
@@ -562,6 +565,26 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 token=kwargs.get("token"),
             )
         return [*written, vocab_path]
+
+    @staticmethod
+    def _save_auto_tokenizer_entry(save_directory: str | os.PathLike[str]) -> str:
+        """``tokenizer_config.json`` naming this class, so ``AutoTokenizer.from_pretrained(folder)`` loads it too, as
+        ``AutoFeatureExtractor`` does: through the registration with our package imported, or through the folder's
+        own copy of this module with ``trust_remote_code=True`` (without it, transformers guessed a
+        text tokenizer and failed with an unrelated sentencepiece error). The settings stay in
+        ``preprocessor_config.json``."""
+        import json
+
+        from .atomic_io import atomic_output_file
+
+        path = os.path.join(save_directory, TOKENIZER_CONFIG)
+        entry = {"tokenizer_class": "SCTranslatorTokenizer",
+                 "auto_map": {"AutoTokenizer": [f"{__name__.rsplit('.', 1)[-1]}.SCTranslatorTokenizer", None]}}
+        with atomic_output_file(path, overwrite=True) as staging:
+            with open(staging, "w", encoding="utf-8") as handle:
+                json.dump(entry, handle, indent=2, sort_keys=True)
+                handle.write("\n")
+        return path
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any):

@@ -341,6 +341,9 @@ def test_saved_folder_with_tokenizer_runs_without_our_package(model_dir, cells, 
         model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
         tokenizer = AutoFeatureExtractor.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
         assert type(tokenizer).__module__.startswith("transformers_modules"), type(tokenizer).__module__
+        from transformers import AutoTokenizer
+        same = AutoTokenizer.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        assert type(same).__name__ == "SCTranslatorTokenizer" and same.to_dict() == tokenizer.to_dict()
         rna = anndata.read_h5ad({str(tmp_path / "rna.h5ad")!r})
         batch = tokenizer(rna=rna, proteins=["CD4", "CD19"])  # lengths saved with the tokenizer
         with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Acceptance 4: save_pretrained / from_pretrained / AutoFeatureExtractor keep vocab, added genes, outputs."""
+"""Acceptance 4: save_pretrained / from_pretrained / AutoFeatureExtractor / AutoTokenizer keep vocab, added genes,
+outputs."""
 
 from __future__ import annotations
 
@@ -37,14 +38,19 @@ def test_round_trip(vocab_dir, tmp_path):
     x, _ = _data()
     before = tok(x, gene_names=names, proteins=["CD4", "SpikeProtein"], return_tensors="np")
     written = tok.save_pretrained(tmp_path / "tok")
-    assert {p.split("/")[-1] for p in map(str, written)} == {"preprocessor_config.json", "gene_vocab.json"}
+    assert {p.split("/")[-1] for p in map(str, written)} == {"preprocessor_config.json", "gene_vocab.json",
+                                                             "tokenizer_config.json"}
     config = json.loads((tmp_path / "tok" / "preprocessor_config.json").read_text())
     assert config["feature_extractor_type"] == "SCTranslatorTokenizer" and config["max_length"] == 128
     assert "symbol_to_entrez" not in config  # the big tables live in gene_vocab.json
 
     loaded = SCTranslatorTokenizer.from_pretrained(tmp_path / "tok")
     auto = _register().from_pretrained(tmp_path / "tok")
-    for other in (loaded, auto):
+    from transformers import AutoTokenizer
+
+    # AutoTokenizer too: without tokenizer_config.json it guessed a text tokenizer (a sentencepiece error)
+    auto_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    for other in (loaded, auto, auto_tokenizer):
         assert type(other) is SCTranslatorTokenizer
         assert other.vocab == tok.vocab
         assert other.added_genes == added
