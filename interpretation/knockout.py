@@ -389,6 +389,7 @@ def knockout_analysis(
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     progress: bool | Callable[[int], None] = False,
+    protein_context: str = "auto",
 ) -> KnockoutResult:
     """Predict ``proteins`` with each of ``genes`` removed and compare with the unperturbed prediction.
 
@@ -401,12 +402,15 @@ def knockout_analysis(
             token); a comma-separated string works too. Unknown ones raise ValueError listing them.
         groupby: an ``obs`` column; effects are also reported per group.
         tolerance: a cell counts as changed when ``|knockout − unperturbed| > tolerance``.
+        protein_context: as ``predict_proteins``'s: a small request is predicted inside the model's training
+            proteins (``"auto"``), so the effects are on the predictions ``predict`` gives.
     Returns:
         :class:`KnockoutResult`.
     """
     from modeling_sctranslator.inference import (
         aligned_to_layout,
         cell_rows,
+        context_token_ids,
         count_cells,
         default_batch_size,
         encoding_options,
@@ -438,6 +442,7 @@ def knockout_analysis(
     by_length = not config.pads_to_fixed_length
     groups, group_index = _groups(rna, groupby, n_cells)
     n_prot = len(targets.token_ids)
+    context = context_token_ids(config, targets, protein_context)  # asked too, their predictions dropped
     sums = _EffectSums(len(genes), len(groups), n_prot, tolerance)
 
     bar = _progress(progress, "knockout", n_cells)
@@ -445,8 +450,8 @@ def knockout_analysis(
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
         encoded, report = tokenizer(
-            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=targets.token_ids,
-            max_length=config.max_genes, protein_max_length=max(n_prot, 1), truncation="first",
+            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=[*targets.token_ids, *context],
+            max_length=config.max_genes, protein_max_length=max(n_prot + len(context), 1), truncation="first",
             return_tensors="pt", return_report=True, **options,
         )
         if ranks is None:
@@ -455,14 +460,15 @@ def knockout_analysis(
         onehot = np.zeros((stop - start, len(groups)))
         onehot[:, 0] = 1.0
         onehot[np.arange(stop - start), group_index[start:stop]] = 1.0
-        base = predict_encoded(model, encoded, config.max_proteins, batch_size, device, by_length)[0]
-        base = base.astype(np.float64)
+        asked = predict_encoded(model, encoded, config.max_proteins, batch_size, device, by_length)[0]
+        asked = asked.astype(np.float64)
+        base = asked[:, :n_prot]
         sums.add_base(onehot, base)
         for g, rank in enumerate(ranks):
             knockout, perturbed = _knockout_predictions(
-                model, encoded, builder.encode(rank), base, batch_size, device, by_length
+                model, encoded, builder.encode(rank), asked, batch_size, device, by_length
             )
-            sums.add_knockout(g, onehot, base, knockout, perturbed)
+            sums.add_knockout(g, onehot, base, knockout[:, :n_prot], perturbed)
         bar(stop - start)
 
     effects = sums.table(genes, groups, targets.names)

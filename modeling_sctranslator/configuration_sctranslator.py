@@ -43,6 +43,11 @@ class SCTranslatorConfig(PreTrainedConfig):
             gradients stop at the pooled states, so the scaled predictions are those the model would learn
             without it.
         scale_loss_weight: weight of the scale part's loss in the training loss.
+        protein_context: token ids of the proteins the model's training panels measured (a pre-trained model: the
+            union of its single-cell panels), or None. A protein's prediction depends on the proteins asked with
+            it (the decoder attends across them; training scaled each cell over its panel), and a model predicts
+            best inside panels like those it learnt from: ``predict_proteins`` asks small requests inside these
+            (``protein_context``), and returns only the proteins asked for.
 
     Variant (order-invariant, expressed genes only; the defaults above are the compatible model):
 
@@ -96,6 +101,7 @@ class SCTranslatorConfig(PreTrainedConfig):
     attention_masking: str | None = None
     predict_protein_scale: bool = False
     scale_loss_weight: float = 1.0
+    protein_context: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         _check_choice("translator_type", self.translator_type, TRANSLATOR_TYPES)
@@ -115,6 +121,11 @@ class SCTranslatorConfig(PreTrainedConfig):
             raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {self.expressed_zero_genes!r}")
         # readers that predate a part must refuse folders that need it, not load them as something else
         self.sctranslator_format = max(self.sctranslator_format, self.required_format)
+        if self.protein_context is not None:
+            ids = [int(t) for t in self.protein_context]
+            if any(t <= 0 or t >= self.vocab_size for t in ids):
+                raise ValueError(f"protein_context holds token ids outside 1..{self.vocab_size - 1}")
+            self.protein_context = sorted(set(ids))
         if not self.scale_loss_weight >= 0:
             raise ValueError(f"scale_loss_weight must be >= 0, got {self.scale_loss_weight!r}")
         if self.nb_random_features is None:

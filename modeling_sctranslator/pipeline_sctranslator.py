@@ -29,7 +29,8 @@ class ProteinPredictionPipeline(Pipeline):
     in ``layers["measured"]``: "auto", the default, takes log1p of counts and leaves RPPA or mass-spec
     values as they are; "log1p" or "none" force it), and ``compute_dtype`` (``torch.bfloat16``: matrix
     products in bfloat16, the weights and precision-sensitive steps float32; see
-    ``inference.compute_precision``).
+    ``inference.compute_precision``), and ``protein_context`` ("auto": fewer than 10 proteins are asked inside the
+    model's training proteins and only those asked returned; "model", "none"; see ``inference.predict_proteins``).
     The tokenizer is the folder's feature extractor (``preprocessor_config.json``).
     """
 
@@ -53,6 +54,7 @@ class ProteinPredictionPipeline(Pipeline):
         progress: bool = False,
         protein_transform: str = "auto",
         compute_dtype: Any = None,
+        protein_context: str = "auto",
         **kwargs: Any,
     ) -> Any:
         if kwargs:
@@ -74,6 +76,7 @@ class ProteinPredictionPipeline(Pipeline):
             progress=progress,
             protein_transform=protein_transform,
             dtype=compute_dtype,
+            protein_context=protein_context,
         )
         if not inplace:
             return result

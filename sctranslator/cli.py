@@ -75,6 +75,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         result = predict_proteins(
             model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
             chunk_size=args.chunk_size, device=model.device, progress=True, dtype=compute_dtype(args.dtype),
+            protein_context=args.protein_context,
         )
         elapsed = time.perf_counter() - started
         result.write_h5ad(staging)
@@ -171,7 +172,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
         model, tokenizer, rna[rows], share, gene_names=gene_names, batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         device=model.device, progress=state.is_main_process, dtype=compute_dtype(args.dtype),
-        gene_layout=GeneLayout(**layout[0]) if layout[0] else None,
+        gene_layout=GeneLayout(**layout[0]) if layout[0] else None, protein_context=args.protein_context,
     )
     if state.is_main_process:
         parts.mkdir(exist_ok=True)
@@ -216,7 +217,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         result, targets = predict_proteins(
             model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
             chunk_size=args.chunk_size, device=model.device, progress=True, protein_transform=args.protein_transform,
-            dtype=compute_dtype(args.dtype), return_targets=True,
+            dtype=compute_dtype(args.dtype), return_targets=True, protein_context=args.protein_context,
         )
         metrics = protein_prediction_metrics(result.X, result.layers["measured"])
         scale = result.uns["sctranslator"]["output_scale"]
@@ -330,6 +331,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
                        "'HLA-A,B,C'), or a single line of comma-separated names; '#' starts a comment")
     which.add_argument("--protein", type=Path,
                        help="protein .h5ad (or Cell Ranger .h5) whose var_names are the targets")
+    _add_protein_context(predict)
     predict.add_argument("--out", type=_h5ad_output, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     predict.set_defaults(func=_run_predict)
@@ -348,7 +350,22 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
         help="applied to measured protein values before per-cell scaling, as training does: auto (default) "
         "takes log1p of counts and leaves log values and signed ones (RPPA, mass-spec ratios) as they are",
     )
+    _add_protein_context(evaluate)
     evaluate.set_defaults(func=_run_evaluate)
+
+
+# modeling_sctranslator.inference.PROTEIN_CONTEXTS and SMALL_PANEL, written out: the parser is built without torch
+# (a test keeps the two in step)
+PROTEIN_CONTEXT_CHOICES, CONTEXT_BELOW = ("auto", "model", "none"), 10
+
+
+def _add_protein_context(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--protein-context", choices=PROTEIN_CONTEXT_CHOICES, default="auto",
+        help="a protein is predicted best inside a panel like the training ones: auto (default) asks fewer than "
+        f"{CONTEXT_BELOW} proteins together with the model's training proteins and keeps those asked; model does so "
+        "for any number; none asks exactly the proteins given",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

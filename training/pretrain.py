@@ -352,6 +352,9 @@ def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, A
     tokenizer = SCTranslatorTokenizer.from_pretrained(source, vocab=current)
     tokenizer.truncation = trained_with.truncation
     model.gene_layout = GeneLayout("set", tokens["genes"], "the genes expressed in some pre-training cell")
+    # the proteins its single-cell panels measured: small requests are asked inside them (predict_proteins)
+    single_cell = {n: info for n, info in cells["sets"].items() if info.get("kind") == "single_cell"}
+    model.config.protein_context = trained_tokens(single_cell, trained_with)["proteins"] or None
     with torch.no_grad():
         for stack, kind in ((model.encoder, "genes"), (model.decoder, "proteins")):
             keep = torch.zeros(model.config.vocab_size, dtype=torch.bool)

@@ -103,6 +103,54 @@ def test_a_small_panel_is_warned_about(predictor, cells):
         predictor(rna, proteins=PANEL[:10])
     assert not [w for w in caught if "asked for" in str(w.message)]
 
+def test_small_requests_are_asked_inside_the_models_training_proteins(model_dir, cells):
+    """A model that records its training proteins (config.protein_context) predicts a small request inside them
+    and returns only the proteins asked: the same numbers as asking the whole context with "none" and keeping the
+    request's columns; "none" asks exactly the request (and warns about its size), "model" completes any request,
+    and measured values are still scaled over the proteins asked only."""
+    from tokenization.scaling import scale_rows
+
+    rna, adt, _ = cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    context_names = ["CD8A", "CD3E", "MS4A1", "CD14"]  # with the request: the tiny model's 6 proteins per pass
+    model.config.protein_context = [int(t) for t in tokenizer.resolve(context_names, kind="protein").token_ids]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = predict_proteins(model, tokenizer, rna, ["CD4", "CD19"])
+    assert not [w for w in caught if "asked for" in str(w.message)]  # asked inside the context: no size warning
+    assert list(auto.var_names) == ["CD4", "CD19"]
+    assert auto.uns["sctranslator"]["protein_context"]["proteins_added"] == len(context_names)
+    whole = predict_proteins(model, tokenizer, rna, ["CD4", "CD19", *context_names], protein_context="none")
+    np.testing.assert_allclose(auto.X, whole.X[:, :2], atol=1e-6)
+    with pytest.warns(UserWarning, match="only 2 proteins asked for"):
+        alone = predict_proteins(model, tokenizer, rna, ["CD4", "CD19"], protein_context="none")
+    assert alone.uns["sctranslator"]["protein_context"]["proteins_added"] == 0
+    assert not np.allclose(alone.X, auto.X)  # the panel asked changes the prediction: why the context exists
+    big = predict_proteins(model, tokenizer, rna, PANEL[:10])  # 10 proteins: asked as they are
+    assert big.uns["sctranslator"]["protein_context"]["proteins_added"] == 0
+    forced = predict_proteins(model, tokenizer, rna, ["CD4", "CD19", "CD8A"], protein_context="model")
+    assert forced.uns["sctranslator"]["protein_context"]["proteins_added"] == 3  # CD8A was asked already
+    forced = predict_proteins(model, tokenizer, rna, PANEL[:10], protein_context="model")
+    assert forced.uns["sctranslator"]["protein_context"]["proteins_added"] == 0  # no room in one pass of 6
+    measured = predict_proteins(model, tokenizer, rna, adt[:, ["CD4", "CD19"]].copy())
+    counts = np.asarray(adt[:, ["CD4", "CD19"]].X.toarray(), dtype=np.float64)
+    np.testing.assert_allclose(measured.layers["measured"], scale_rows(np.log1p(counts))[0], atol=1e-6)
+    np.testing.assert_allclose(measured.X, auto.X, atol=1e-6)
+    with pytest.raises(ValueError, match="protein_context must be one of auto, model, none"):
+        predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="panel")
+    model.config.protein_context = None
+    with pytest.raises(ValueError, match="needs a model that records the proteins it learnt from"):
+        predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="model")
+
+
+def test_the_command_line_offers_the_protein_contexts_predict_knows():
+    from modeling_sctranslator.inference import PROTEIN_CONTEXTS, SMALL_PANEL
+    from sctranslator.cli import CONTEXT_BELOW, PROTEIN_CONTEXT_CHOICES
+
+    assert PROTEIN_CONTEXT_CHOICES == PROTEIN_CONTEXTS and CONTEXT_BELOW == SMALL_PANEL
+
+
 def test_a_protein_adata_with_extra_cells_is_refused_with_the_true_counts(predictor, cells):
     """The cells were compared chunk by chunk: extra protein cells after the RNA's passed unseen, and a mismatch
     was reported with a chunk's count instead of the file's."""

@@ -93,6 +93,30 @@ def test_pipeline_without_a_model_predicts_unseen_cells(eccite_test_cells):
     np.testing.assert_allclose(result.layers["measured"], np.log1p(counts), rtol=1e-5)
 
 
+def test_a_protein_asked_alone_is_predicted_as_well_as_inside_a_panel(eccite_test_cells):
+    """Asked alone, the shipped model's CD4 on ECCITE's held-out cells anti-correlated with measured CD4 (the decoder
+    attends across the proteins asked, and a lone protein is no panel the model learnt from). It now asks small
+    requests inside the proteins its panels measured: CD4 alone, or in the README's four, is the same prediction,
+    and correlates well."""
+    from modeling_sctranslator.inference import predict_proteins
+    from modeling_sctranslator.metrics import pearson_per_protein
+    from modeling_sctranslator.modeling_sctranslator import SCTranslatorForProteinPrediction
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    rna, adt = eccite_test_cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(DEFAULT_MODEL_DIR)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
+    assert len(model.config.protein_context) > 100  # the proteins of its nine single-cell panels
+    measured = np.log1p(adt[:, ["CD4"]].X.toarray()).ravel()
+    alone = predict_proteins(model, tokenizer, rna, ["CD4"])
+    four = predict_proteins(model, tokenizer, rna, ["CD4", "CD8A", "CD19", "HLA-DR"])
+    np.testing.assert_allclose(alone.X[:, 0], four[:, "CD4"].X[:, 0], atol=1e-5)
+    assert pearson_per_protein(alone.X, measured[:, None])[0] > 0.7
+    with pytest.warns(UserWarning, match="only 1 protein asked for"):
+        bare = predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="none")
+    assert pearson_per_protein(bare.X, measured[:, None])[0] < 0.3
+
+
 def test_cli_predict_without_model(eccite_test_cells, tmp_path, capsys):
     import anndata as ad
 
@@ -263,7 +287,7 @@ def test_the_readmes_lower_level_example_predicts_what_predict_does(eccite_test_
         warnings.simplefilter("ignore")
         exec(compile(example, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
         expected = predict_proteins(scope["model"], SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR), rna,
-                                    ["CD4", "CD19"])
+                                    ["CD4", "CD19"], protein_context="none")  # the tokenizer asks exactly these
     assert scope["report"].protein.mapped == ["CD4", "CD19"]
     np.testing.assert_allclose(scope["predictions"].numpy(), expected.layers["scaled"], atol=1e-5)
 
@@ -330,3 +354,39 @@ def test_the_gene_subset_benchmark_scores_each_input_of_each_set(tmp_path):
         assert -1 <= row["log1p"] <= 1 and -1 <= row["scaled"] <= 1
     with pytest.raises(SystemExit):
         main(["--sizes", "0", "--json", str(tmp_path / "x.json")])
+
+
+def test_the_protein_context_benchmark_scores_requests_bare_and_inside_the_training_proteins(tmp_path):
+    """benchmarks/protein_context.py (it measured the numbers the README quotes for small requests): random requests
+    of the benchmark's test cells' proteins, asked bare and inside the model's training proteins, and the whole
+    panel, in its JSON."""
+    from benchmarks.protein_context import main
+
+    shared_path("data", "tenx_pbmc10k_s200_rna.h5ad")  # skips where the shared data are absent (outside CI)
+    result = main(["--sets", "tenx_pbmc10k_s200", "--sizes", "1", "--draws", "2",
+                   "--json", str(tmp_path / "context.json")])
+    assert json.loads((tmp_path / "context.json").read_text())["rows"] == result["rows"]
+    assert [(row["request"], row["draws"]) for row in result["rows"]] == [("1 proteins", 2), ("whole panel", 1)]
+    for row in result["rows"]:
+        assert -1 <= row["bare"] <= 1 and -1 <= row["inside_training_proteins"] <= 1
+    with pytest.raises(SystemExit):
+        main(["--draws", "0", "--json", str(tmp_path / "x.json")])
+
+
+def test_knockout_of_a_small_request_is_on_the_predictions_predict_gives(eccite_test_cells):
+    """A knock-out of CD4's gene on CD4 alone compares with the prediction predict gives for CD4 (asked inside the
+    model's training proteins), not with a bare one-protein request predict no longer makes."""
+    from interpretation import knockout_analysis
+    from modeling_sctranslator.inference import predict_proteins
+    from modeling_sctranslator.modeling_sctranslator import SCTranslatorForProteinPrediction
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    rna = eccite_test_cells[0][:20].copy()
+    model = SCTranslatorForProteinPrediction.from_pretrained(DEFAULT_MODEL_DIR)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
+    result = knockout_analysis(model, tokenizer, rna, ["CD4"], ["CD4"])
+    predicted = predict_proteins(model, tokenizer, rna, ["CD4"]).layers["scaled"][:, 0]
+    row = result.effects.query("group == 'all'").iloc[0]
+    assert row["mean_unperturbed"] == pytest.approx(float(predicted.mean()), abs=1e-5)
+    bare = predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="none").layers["scaled"][:, 0]
+    assert abs(float(bare.mean()) - row["mean_unperturbed"]) > 1e-3  # the context changes it: the test can fail
