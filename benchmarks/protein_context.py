@@ -42,7 +42,8 @@ MODES = ("none", "model")
 
 
 def predicted(model, tokenizer, rna, proteins: list[str], mode: str) -> np.ndarray:
-    """The model's log1p output (its only output without the scale part) for ``proteins``, in their order."""
+    """The model's output for ``proteins``, in their order: log1p counts with the scale part, the per-cell scaled
+    values without it (then scored against log1p counts, as the quality benchmark scores such a model's output)."""
     from modeling_sctranslator.inference import predict_proteins
 
     with warnings.catch_warnings():

@@ -258,7 +258,7 @@ def by_training_panels(pred: np.ndarray, y: np.ndarray, proteins: list[str], tok
     for group, members in (("on_other_single_cell_panels", on_panel & keep),
                            ("on_no_other_single_cell_panel", ~on_panel & keep)):
         out[group] = {"proteins": int(members.sum()),
-                      **{scale: float(np.mean(r[members])) if members.any() else None
+                      **{scale: float(np.nanmean(r[members])) if members.any() else None
                          for scale, r in per_scale.items()}}
     out["per_protein"] = {name: {"on_other_single_cell_panels": bool(on_panel[i]),
                                  **{scale: float(r[i]) if keep[i] else None for scale, r in per_scale.items()}}
@@ -596,14 +596,15 @@ def compare_scale_part(preds: dict, log1p_preds: dict, y_eval: np.ndarray) -> di
 
 def lodo_panel_split(lodo_dir: Path, pred: np.ndarray, pred_log1p: np.ndarray | None, data: PairedSet) -> dict:
     """:func:`by_training_panels` for a ``--lodo`` pre-training in ``lodo_dir``: the panels are those of its
-    single-cell sets (its bulk panels count only where stage 1 ran, and the (c) recipe may skip it), read with the
-    tokenizer it trained with."""
-    from training.pretrain import trained_tokens
+    single-cell sets (its bulk panels count only where stage 1 ran, and the (c) recipe may skip it), without the
+    columns it read as unmeasured, read with the tokenizer it trained with."""
+    from training.pretrain import stage_left_out, trained_tokens
 
     sets = json.loads((lodo_dir / "data" / "cells.json").read_text())["sets"]
     single_cell = {n: info for n, info in sets.items() if info["kind"] == "single_cell"}
     trained_with = SCTranslatorTokenizer.from_pretrained(lodo_dir / "stage2_sc")
-    panel_tokens = set(trained_tokens(single_cell, trained_with)["proteins"])
+    left_out = stage_left_out(lodo_dir / "stage2_sc")  # antibodies at background taught nothing
+    panel_tokens = set(trained_tokens(single_cell, trained_with, left_out)["proteins"])
     return by_training_panels(pred, data.targets[data.eval], list(data.proteins), data.protein_tokens, panel_tokens,
                               pred_log1p)
 

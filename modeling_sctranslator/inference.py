@@ -22,7 +22,6 @@ import torch
 from tokenization.cell_files import read_cells
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix
-from tokenization.scaling import scale_rows
 from tokenization.value_kinds import protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -175,10 +174,12 @@ CONTEXT_NOTE = ("asked together with the proteins the model's training panels me
 def context_token_ids(config: Any, targets: ProteinTargets, protein_context: str | None) -> list[int]:
     """The proteins asked besides ``targets`` (their predictions are dropped): with ``"auto"``, the model's
     :attr:`~SCTranslatorConfig.protein_context` for requests of fewer than :data:`SMALL_PANEL` proteins; with
-    ``"model"``, for every request; with ``"none"`` (or a model without one), nothing. Measured on the benchmark's
-    test cells with sctranslator-base (per-protein r on log1p counts, random requests): asked alone, 1 / 2 / 4 / 8
-    proteins score 0.35 / 0.14 / 0.31 / 0.41 on ECCITE and 0.10 / 0.34 / 0.53 / 0.61 on neurips, inside the context
-    0.51 / 0.33 / 0.38 / 0.45 and 0.68 / 0.61 / 0.67 / 0.68; a whole training panel is best asked as it is."""
+    ``"model"``, for every request; with ``"none"`` (or a model without one), nothing. A protein AnnData (measured
+    values, scaled per cell over its panel) is asked as it is. Measured with ``benchmarks/protein_context.py`` on the
+    benchmark's test cells with sctranslator-base (per-protein r on log1p counts, six random requests each): 1 / 2 /
+    4 / 8 proteins asked bare score 0.34 / 0.33 / 0.38 / 0.45 on ECCITE and 0.32 / 0.30 / 0.47 / 0.51 on neurips,
+    inside the context 0.50 / 0.56 / 0.48 / 0.43 and 0.62 / 0.72 / 0.64 / 0.61; a whole training panel is best asked
+    as it is. The context fills what one pass of ``max_proteins`` leaves beside the request."""
     if protein_context is None:
         protein_context = "none"
     if protein_context not in PROTEIN_CONTEXTS:
@@ -187,6 +188,12 @@ def context_token_ids(config: Any, targets: ProteinTargets, protein_context: str
     if protein_context == "model" and not context:
         raise ValueError("protein_context='model' needs a model that records the proteins it learnt from "
                          "(config.protein_context; pre-trained models do); this one has none: use 'auto' or 'none'")
+    if targets.values is not None:  # measured values are scaled over the panel given: predictions must be too
+        if protein_context == "model":
+            raise ValueError("protein_context='model' with measured proteins: they are scaled per cell over the panel "
+                             "given, predictions inside the model's proteins would be scaled over another; give "
+                             "protein names to predict inside them, or use 'auto' / 'none'")
+        return []
     if protein_context == "none" or not context or (protein_context == "auto" and
                                                     len(targets.token_ids) >= SMALL_PANEL):
         return []
@@ -364,7 +371,8 @@ def predict_proteins(
             "scaled between its lowest and highest of them). Measured on ECCITE cells with sctranslator-base, CD4 "
             "correlates with measured CD4 at r 0.12 asked alone, 0.52-0.82 with three other proteins, 0.85 within "
             "the 49-protein panel. Ask for the whole panel you study, and compare predictions made with one panel"
-            + ("" if protein_context == "none" else " (this model records no training proteins to ask them with)"),
+            + ("" if protein_context == "none" or targets.values is not None
+               else " (this model records no training proteins to ask them with, or has no room beside them)"),
             UserWarning, stacklevel=2,
         )
     untrained = untrained_ids(model.decoder.gene_embedding.weight, targets.token_ids)
@@ -389,10 +397,8 @@ def predict_proteins(
     bar = progress_bar(progress, n_cells)
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
-        # measured values ride along only without a context: with one, the model is asked token ids and the
-        # measured values are scaled here, over the proteins asked for, as the tokenizer scales them
-        protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None and not context
-                        else [*targets.token_ids, *context])
+        protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None
+                        else [*targets.token_ids, *context])  # measured values: never with a context
         encoded, report = tokenizer(
             rna=cell_rows(rna, start, stop),
             gene_names=gene_names,
@@ -421,11 +427,10 @@ def predict_proteins(
         predictions[start:stop] = scaled[:, :n_targets]
         if log1p_predictions is not None:
             log1p_predictions[start:stop] = unscaled[:, :n_targets]
-        if measured is not None:
-            values = _dense(cell_rows(targets.values, start, stop).X)[:, targets.columns]
-            measured[start:stop] = encoded["labels"].numpy() if not context else scale_rows(values)[0]
+        if measured is not None and "labels" in encoded:
+            measured[start:stop] = encoded["labels"].numpy()
             if measured_log is not None:
-                measured_log[start:stop] = values
+                measured_log[start:stop] = _dense(cell_rows(targets.values, start, stop).X)[:, targets.columns]
         bar(stop - start)
     result = anndata.AnnData(
         X=log1p_predictions if with_scale else predictions,

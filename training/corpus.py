@@ -251,20 +251,23 @@ def proteins_at_background(rna_counts: sp.csr_matrix, protein_counts: np.ndarray
     ``{column: {"protein": name, "protein_shown": share of cells, "mrna_detected": share}}``, over the cells
     given (raw counts of both sides, rows paired). Proteins whose gene is not in the RNA file, or rarely detected
     there, are not judged."""
-    n = rna_counts.shape[0]
-    if n == 0:
+    if rna_counts.shape[0] == 0:
         return {}
     gene_column = {int(gene_report.token_ids[c]): c for c in gene_report.columns}
-    mrna_detected = np.bincount(rna_counts.indices[rna_counts.data > 0], minlength=rna_counts.shape[1]) / n
+    rna_counts = sp.csc_matrix(rna_counts)  # one gene column at a time below
     found = {}
     for c in protein_report.columns:
         g = gene_column.get(int(protein_report.token_ids[c]))
-        if g is None or mrna_detected[g] < MRNA_EVIDENCE:
+        measured = np.isfinite(protein_counts[:, c])  # both shares over the cells whose panel measured it
+        if g is None or not measured.any():
             continue
-        shown = float(np.mean(protein_counts[:, c] >= SHOWN_COUNTS))
-        if shown < BACKGROUND_RATIO * mrna_detected[g]:
+        mrna_detected = float((rna_counts[:, g].toarray().ravel()[measured] > 0).mean())
+        if mrna_detected < MRNA_EVIDENCE:
+            continue
+        shown = float(np.mean(protein_counts[measured, c] >= SHOWN_COUNTS))
+        if shown < BACKGROUND_RATIO * mrna_detected:
             found[int(c)] = {"protein": protein_report.names[c], "protein_shown": round(shown, 4),
-                             "mrna_detected": round(float(mrna_detected[g]), 4)}
+                             "mrna_detected": round(mrna_detected, 4)}
     return found
 
 

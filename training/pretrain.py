@@ -270,12 +270,14 @@ def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
     return summary, seconds
 
 
-def trained_tokens(sets: dict[str, Any], tokenizer) -> dict[str, list[int]]:
+def trained_tokens(sets: dict[str, Any], tokenizer, left_out: dict[str, list[str]] | None = None
+                   ) -> dict[str, list[int]]:
     """Token ids the model trained on: genes expressed (non-zero) in some training cell, proteins measured
-    (not NaN) in some cell, over every prepared set."""
+    (not NaN) in some cell, over every prepared set; ``left_out``: the protein columns of a set training read as
+    unmeasured (antibodies at background, as a stage's ``run_signature.json`` records them)."""
     genes: set[int] = set()
     proteins: set[int] = set()
-    for info in sets.values():
+    for name, info in sets.items():
         rna_path, prot_path = info["files"]
         rna = ad.read_h5ad(rna_path)
         prot = ad.read_h5ad(prot_path)
@@ -286,9 +288,17 @@ def trained_tokens(sets: dict[str, Any], tokenizer) -> dict[str, list[int]]:
         is_control = prot.var["is_control"].astype(bool).tolist() if "is_control" in prot.var else None
         preport = tokenizer.resolve([str(p) for p in prot.var_names], kind="protein", is_control=is_control)
         measured = ~np.isnan(_dense_rows(prot.X)).all(axis=0)
+        measured &= ~np.isin(np.asarray(prot.var_names, dtype=str), list((left_out or {}).get(name, [])))
         pids = np.asarray(preport.token_ids)
         proteins.update(int(pids[c]) for c in preport.columns if measured[c])
     return {"genes": sorted(genes), "proteins": sorted(proteins)}
+
+
+def stage_left_out(stage_dir: Path) -> dict[str, list[str]]:
+    """The protein columns a stage read as unmeasured, per corpus (its ``run_signature.json``; none recorded by
+    runs from before antibodies at background were left out)."""
+    record = Path(stage_dir) / "run_signature.json"
+    return json.loads(record.read_text()).get("proteins_left_at_background", {}) if record.is_file() else {}
 
 
 def names_resolving_differently(old: Any, new: Any) -> int:
@@ -339,7 +349,8 @@ def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, A
     trained_with.truncation = "first"  # inference: the highest-valued genes beyond max_genes, deterministic
     # The ids it trained on, read with the vocabulary it trained with: a name that resolves elsewhere today
     # must not zero a trained row or keep an untrained one.
-    tokens = trained_tokens(cells["sets"], trained_with)
+    left_out = stage_left_out(source)
+    tokens = trained_tokens(cells["sets"], trained_with, left_out)
     # Shipped with the vocabulary `make pretrain` builds today, so the folder names genes as the package does
     # even when the run started before a change to the name tables; only the names may differ, never the ids.
     current = SCTranslatorTokenizer.from_original_tables(vocab_dir).vocab
@@ -354,7 +365,7 @@ def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, A
     model.gene_layout = GeneLayout("set", tokens["genes"], "the genes expressed in some pre-training cell")
     # the proteins its single-cell panels measured: small requests are asked inside them (predict_proteins)
     single_cell = {n: info for n, info in cells["sets"].items() if info.get("kind") == "single_cell"}
-    model.config.protein_context = trained_tokens(single_cell, trained_with)["proteins"] or None
+    model.config.protein_context = trained_tokens(single_cell, trained_with, left_out)["proteins"] or None
     with torch.no_grad():
         for stack, kind in ((model.encoder, "genes"), (model.decoder, "proteins")):
             keep = torch.zeros(model.config.vocab_size, dtype=torch.bool)
@@ -618,7 +629,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {
         "corpus": {n: {k: v for k, v in sets[n].items() if k != "files"} for n in sets},
         "cells_single_cell": sum(sets[n]["cells_used"] for n in single),
-        "samples_bulk": sum(sets[n]["cells_used"] for n in bulk),
+        "samples_bulk": sum(sets[n]["cells_used"] for n in bulk if n in trained_sets),
         "trained_sets": trained_sets,
         "model": previous.get("model") or model_settings(args.model),
         "args": {k: str(v) for k, v in vars(args).items()},

@@ -451,6 +451,10 @@ def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: A
     }
 
 
+# what a run recorded before a signature key existed did: resuming such a run with another value refuses
+SIGNATURE_DEFAULTS = {"gene_panel_probability": 0.0, "proteins_left_at_background": {}}
+
+
 def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, Any], args: Any) -> None:
     """Refuse to resume checkpoints of another run: relaunched on other data into the same folder, the Trainer took
     the old run's weights, selected the best step across both runs' validation cells and shipped it under the new
@@ -466,6 +470,8 @@ def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, An
     if not recorded_path.is_file():
         return
     recorded = json.loads(recorded_path.read_text())
+    # keys added later compare with what runs recorded before them did: their default
+    recorded = {**SIGNATURE_DEFAULTS, **recorded}
     differs = [key for key in signature if key in recorded and recorded[key] != signature[key]]
     if differs:
         details = "; ".join(f"{key}: {recorded[key]} there, {signature[key]} now" for key in differs)
@@ -473,6 +479,8 @@ def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, An
             f"{Path(resume).parent} holds checkpoints of another run ({details}): resuming would continue that run's "
             "weights on this one's data. Give a new --output_dir, or delete its checkpoint-* folders (and "
             f"{RUN_SIGNATURE}) to start over there"
+            + ("; a run started before antibodies at background were left out resumes with "
+               "--train_background_proteins" if "proteins_left_at_background" in differs else "")
         )
 
 

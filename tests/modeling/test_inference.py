@@ -106,8 +106,8 @@ def test_a_small_panel_is_warned_about(predictor, cells):
 def test_small_requests_are_asked_inside_the_models_training_proteins(model_dir, cells):
     """A model that records its training proteins (config.protein_context) predicts a small request inside them
     and returns only the proteins asked: the same numbers as asking the whole context with "none" and keeping the
-    request's columns; "none" asks exactly the request (and warns about its size), "model" completes any request,
-    and measured values are still scaled over the proteins asked only."""
+    request's columns; "none" asks exactly the request (and warns about its size), "model" completes any request;
+    measured values (scaled over their own panel) are asked as they are."""
     from tokenization.scaling import scale_rows
 
     rna, adt, _ = cells
@@ -133,10 +133,14 @@ def test_small_requests_are_asked_inside_the_models_training_proteins(model_dir,
     assert forced.uns["sctranslator"]["protein_context"]["proteins_added"] == 3  # CD8A was asked already
     forced = predict_proteins(model, tokenizer, rna, PANEL[:10], protein_context="model")
     assert forced.uns["sctranslator"]["protein_context"]["proteins_added"] == 0  # no room in one pass of 6
-    measured = predict_proteins(model, tokenizer, rna, adt[:, ["CD4", "CD19"]].copy())
+    # measured values are scaled over the panel given, so that panel is asked as it is (as "none" asks it)
+    with pytest.warns(UserWarning, match="only 2 proteins asked for"):
+        measured = predict_proteins(model, tokenizer, rna, adt[:, ["CD4", "CD19"]].copy())
     counts = np.asarray(adt[:, ["CD4", "CD19"]].X.toarray(), dtype=np.float64)
     np.testing.assert_allclose(measured.layers["measured"], scale_rows(np.log1p(counts))[0], atol=1e-6)
-    np.testing.assert_allclose(measured.X, auto.X, atol=1e-6)
+    np.testing.assert_allclose(measured.X, alone.X, atol=1e-6)
+    with pytest.raises(ValueError, match="'model' with measured proteins"):
+        predict_proteins(model, tokenizer, rna, adt[:, ["CD4", "CD19"]].copy(), protein_context="model")
     with pytest.raises(ValueError, match="protein_context must be one of auto, model, none"):
         predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="panel")
     model.config.protein_context = None

@@ -345,3 +345,25 @@ def test_pretraining_chains_its_stages_and_records_each(tmp_path, monkeypatch):
     assert summary["stage1"]["global_step"] == 1000 and summary["stage2"]["global_step"] == 16000
     assert summary["stage2_from_args"]["learning_rate"] == "0.001" and summary["model"] == {"hidden_size": 64}
     assert summary["seconds"]["stage1"] == 2400.0 and summary["stage2_cycle2"]["global_step"] == 8000
+
+
+def test_proteins_read_as_unmeasured_are_not_counted_as_trained(tmp_path, tokenizer):
+    """A protein whose only columns training read as unmeasured (an antibody at background, as the stage's run
+    signature records it) learnt nothing: the shipped folder must zero its row and report it untrained."""
+    import anndata as ad
+    import pandas as pd
+
+    from training.pretrain import stage_left_out, trained_tokens
+
+    rna = ad.AnnData(X=np.ones((3, 2), np.float32), var=pd.DataFrame(index=["PTPRC", "CD4"]))
+    adt = ad.AnnData(X=np.ones((3, 2), np.float32), var=pd.DataFrame(index=["CD45", "CD4"]))
+    rna.write_h5ad(tmp_path / "s_rna.h5ad")
+    adt.write_h5ad(tmp_path / "s_adt.h5ad")
+    sets = {"s": {"files": [str(tmp_path / "s_rna.h5ad"), str(tmp_path / "s_adt.h5ad")]}}
+    cd45, cd4 = (int(t) for t in tokenizer.resolve(["CD45", "CD4"], kind="protein").token_ids)
+    assert set(trained_tokens(sets, tokenizer)["proteins"]) == {cd45, cd4}
+    stage = tmp_path / "stage2_sc"
+    assert stage_left_out(stage) == {}  # no record: a run from before the check
+    stage.mkdir()
+    (stage / "run_signature.json").write_text(json.dumps({"proteins_left_at_background": {"s": ["CD45"]}}))
+    assert trained_tokens(sets, tokenizer, stage_left_out(stage))["proteins"] == [cd4]
