@@ -350,7 +350,9 @@ def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, A
     # The ids it trained on, read with the vocabulary it trained with: a name that resolves elsewhere today
     # must not zero a trained row or keep an untrained one.
     left_out = stage_left_out(source)
-    tokens = trained_tokens(cells["sets"], trained_with, left_out)
+    # per set, each file read once: the union is what it trained on, the single-cell sets' proteins its context
+    per_set = {name: trained_tokens({name: info}, trained_with, left_out) for name, info in cells["sets"].items()}
+    tokens = {kind: sorted({t for found in per_set.values() for t in found[kind]}) for kind in ("genes", "proteins")}
     # Shipped with the vocabulary `make pretrain` builds today, so the folder names genes as the package does
     # even when the run started before a change to the name tables; only the names may differ, never the ids.
     current = SCTranslatorTokenizer.from_original_tables(vocab_dir).vocab
@@ -364,8 +366,8 @@ def ship(source: Path, target: Path, cells: dict[str, Any], summary: dict[str, A
     tokenizer.truncation = trained_with.truncation
     model.gene_layout = GeneLayout("set", tokens["genes"], "the genes expressed in some pre-training cell")
     # the proteins its single-cell panels measured: small requests are asked inside them (predict_proteins)
-    single_cell = {n: info for n, info in cells["sets"].items() if info.get("kind") == "single_cell"}
-    model.config.protein_context = trained_tokens(single_cell, trained_with, left_out)["proteins"] or None
+    single_cell = [name for name, info in cells["sets"].items() if info.get("kind") == "single_cell"]
+    model.config.protein_context = sorted({t for name in single_cell for t in per_set[name]["proteins"]}) or None
     with torch.no_grad():
         for stack, kind in ((model.encoder, "genes"), (model.decoder, "proteins")):
             keep = torch.zeros(model.config.vocab_size, dtype=torch.bool)
