@@ -1,7 +1,8 @@
 """sctranslator's model side: configuration, model, conversion of original checkpoints, pipeline, CLI.
 
 Importing this package registers ``SCTranslatorConfig`` / ``SCTranslatorForProteinPrediction`` with
-``AutoConfig`` / ``AutoModel``, the gene tokenizer with ``AutoFeatureExtractor`` and ``AutoTokenizer``, and the
+``AutoConfig`` / ``AutoModel``, the gene tokenizer with ``AutoTokenizer`` (and ``AutoFeatureExtractor``, which reads
+its vocabulary only before transformers 5.25), and the
 ``"protein-prediction"`` pipeline. Config, model and tokenizer are marked for ``auto_map`` so every
 saved folder carries its code and loads with ``trust_remote_code=True`` where this package is not
 installed.

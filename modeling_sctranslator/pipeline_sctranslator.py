@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
 import pandas as pd
 from transformers import Pipeline
+
+from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
 from .inference import predict_proteins
 
@@ -31,13 +34,39 @@ class ProteinPredictionPipeline(Pipeline):
     products in bfloat16, the weights and precision-sensitive steps float32; see
     ``inference.compute_precision``), and ``protein_context`` ("auto": fewer than 10 proteins are asked inside the
     model's training proteins and only those asked returned; "model", "none"; see ``inference.predict_proteins``).
-    The tokenizer is the folder's feature extractor (``preprocessor_config.json``).
+    The tokenizer is the model folder's (``preprocessor_config.json`` + ``gene_vocab.json``), or the one passed
+    as ``feature_extractor=`` or ``tokenizer=`` (an ``SCTranslatorTokenizer`` or a folder).
     """
 
-    _load_feature_extractor = True
+    # The pipeline loads its tokenizer itself (see __init__): transformers' AutoFeatureExtractor (from 5.25) builds
+    # feature extractors from preprocessor_config.json alone and never reads the gene vocabulary beside it.
+    _load_feature_extractor = False
     _load_tokenizer = False
     _load_processor = False
     _load_image_processor = False
+
+    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        given = self.feature_extractor if self.feature_extractor is not None else self.tokenizer
+        self.tokenizer = None  # one tokenizer, kept as the feature extractor: the base class reads tokenizers as text
+        self.feature_extractor = self._load_gene_tokenizer(given)
+
+    def _load_gene_tokenizer(self, given: Any) -> Any:
+        """The tokenizer passed, read from a folder passed, or from the model's own folder (or Hub repo, at the
+        revision the model was read from); None where the model came from no folder."""
+        if given is not None and not isinstance(given, (str, os.PathLike)):
+            return given
+        if given is not None:
+            return SCTranslatorTokenizer.from_pretrained(given)
+        source = getattr(self.model, "name_or_path", "") or ""
+        if not source:
+            return None
+        if os.path.isdir(source):
+            if not os.path.isfile(os.path.join(source, "preprocessor_config.json")):
+                return None
+            return SCTranslatorTokenizer.from_pretrained(source)
+        revision = getattr(self.model.config, "_commit_hash", None)
+        return SCTranslatorTokenizer.from_pretrained(source, **({"revision": revision} if revision else {}))
 
     def _sanitize_parameters(self, **kwargs: Any):
         return {}, {}, kwargs

@@ -14,6 +14,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _auto_feature_extractor_reads_the_folder() -> bool:
+    """Before transformers 5.25, AutoFeatureExtractor loaded through the class's from_pretrained (which reads the
+    gene vocabulary beside the settings); from 5.25 it builds from the settings alone."""
+    import transformers
+    from packaging.version import Version
+
+    return Version(transformers.__version__).release < (5, 25)
+
+
+AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER = _auto_feature_extractor_reads_the_folder()
 SHARED = Path(os.environ.get("SCTRANSLATOR_SHARED", REPO_ROOT.parent / "shared"))
 
 

@@ -1,9 +1,10 @@
 """SCTranslatorTokenizer: expression matrices -> scTranslator inputs (gene ids, scaled values, masks).
 
 A ``transformers`` feature extractor: ``save_pretrained`` writes ``preprocessor_config.json`` plus the
-gene vocabulary in ``gene_vocab.json`` next to it, ``from_pretrained`` / ``AutoFeatureExtractor``
-read both. Only same-folder relative imports, so ``register_for_auto_class`` can copy this file and
-its siblings into a saved folder for ``trust_remote_code``. Never imports the model code.
+gene vocabulary in ``gene_vocab.json`` next to it, ``from_pretrained`` / ``AutoTokenizer`` read both
+(``AutoFeatureExtractor`` too before transformers 5.25, which builds it from the settings alone). Only
+same-folder relative imports, so ``register_for_auto_class`` can copy this file and its siblings into a
+saved folder for ``trust_remote_code``. Never imports the model code.
 
 The work is done in sibling modules, one seam each: :mod:`.matrix` (row chunks of any matrix, the RNA
 transform), :mod:`.scaling` (the per-cell scaling rule), :mod:`.truncation` (which genes are kept),
@@ -621,6 +622,21 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             raise OSError(f"{pretrained_model_name_or_path} has no {vocab_name} (the gene vocabulary)")
         config = dict(config, vocab=GeneVocab.load(vocab_path))
         return cls.from_dict(config, **unused)
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs: Any):
+        """Build from saved settings plus ``vocab`` (a :class:`GeneVocab`), as :meth:`from_pretrained` does.
+
+        Settings read from a saved ``preprocessor_config.json`` without the vocabulary beside it (transformers 5.25's
+        ``AutoFeatureExtractor`` passes no folder) get an error that names the loaders that read it."""
+        if "vocab" not in feature_extractor_dict and "vocab" not in kwargs and "vocab_file" in feature_extractor_dict:
+            raise OSError(
+                f"the gene vocabulary ({feature_extractor_dict['vocab_file']}) was not read: this transformers "
+                "version's AutoFeatureExtractor builds a tokenizer from preprocessor_config.json alone. Load the "
+                "folder with AutoTokenizer.from_pretrained(folder) (trust_remote_code=True where our package is not "
+                "installed) or SCTranslatorTokenizer.from_pretrained(folder)"
+            )
+        return super().from_dict(feature_extractor_dict, **kwargs)
 
     def __repr__(self) -> str:
         settings = {k: v for k, v in self.to_dict().items() if k != "overrides"}

@@ -15,7 +15,7 @@ from modeling_sctranslator.inference import predict_proteins
 from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from ..conftest import one_piece, run_without_our_packages, write_cellranger_h5
+from ..conftest import AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER, one_piece, run_without_our_packages, write_cellranger_h5
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,28 @@ def test_pipeline_returns_cells_by_proteins_and_reports_unknown_names(predictor,
     assert result.uns["sctranslator"]["unmapped_proteins"] == ["NotAProtein"]
     assert np.isfinite(result.X).all()
 
+
+
+def test_the_pipeline_reads_the_tokenizer_of_its_folder_or_the_one_given(predictor, model_dir, cells, tmp_path):
+    """The pipeline loads the tokenizer itself (AutoFeatureExtractor reads no vocabulary from transformers 5.25):
+    the model's folder, a tokenizer object or folder passed as feature_extractor= or tokenizer=, or a clear error."""
+    import shutil
+
+    rna, _, _ = cells
+    expected = predictor(rna, proteins=PANEL[:-1]).X
+    assert isinstance(predictor.feature_extractor, SCTranslatorTokenizer) and predictor.tokenizer is None
+    weights_only = tmp_path / "weights_only"
+    weights_only.mkdir()
+    for item in model_dir.iterdir():
+        if item.is_file() and item.name not in ("preprocessor_config.json", "gene_vocab.json", "tokenizer_config.json"):
+            shutil.copy(item, weights_only / item.name)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    for given in ({"feature_extractor": str(model_dir)}, {"tokenizer": tokenizer}):
+        other = pipeline("protein-prediction", model=str(weights_only), device="cpu", **given)
+        np.testing.assert_array_equal(other(rna, proteins=PANEL[:-1]).X, expected)
+    bare = pipeline("protein-prediction", model=str(weights_only), device="cpu")
+    with pytest.raises(ValueError, match="no tokenizer.*feature_extractor="):
+        bare(rna, proteins=PANEL[:-1])
 
 
 def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, cells):
@@ -389,13 +411,14 @@ def test_saved_folder_with_tokenizer_runs_without_our_package(model_dir, cells, 
         for name in ("modeling_sctranslator", "tokenization", "training"):
             sys.modules[name] = None
         import anndata, numpy, torch
-        from transformers import AutoFeatureExtractor, AutoModel
+        from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer
         model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
-        tokenizer = AutoFeatureExtractor.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
         assert type(tokenizer).__module__.startswith("transformers_modules"), type(tokenizer).__module__
-        from transformers import AutoTokenizer
-        same = AutoTokenizer.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
-        assert type(same).__name__ == "SCTranslatorTokenizer" and same.to_dict() == tokenizer.to_dict()
+        assert type(tokenizer).__name__ == "SCTranslatorTokenizer"
+        if {AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER!r}:
+            same = AutoFeatureExtractor.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+            assert same.to_dict() == tokenizer.to_dict()
         rna = anndata.read_h5ad({str(tmp_path / "rna.h5ad")!r})
         batch = tokenizer(rna=rna, proteins=["CD4", "CD19"])  # lengths saved with the tokenizer
         with torch.no_grad():

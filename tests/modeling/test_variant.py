@@ -257,10 +257,10 @@ def test_pipeline_and_remote_code_load_the_variant(variant_dir, gene_names, tmp_
             sys.modules[name] = None
         import anndata, numpy, torch
         torch.set_num_threads(1)
-        from transformers import AutoFeatureExtractor, AutoModel
+        from transformers import AutoModel, AutoTokenizer
         model = AutoModel.from_pretrained({str(variant_dir)!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        tokenizer = AutoFeatureExtractor.from_pretrained({str(variant_dir)!r}, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained({str(variant_dir)!r}, trust_remote_code=True)
         rna = anndata.read_h5ad({str(path)!r})
         batch = tokenizer(rna=rna, proteins=["CD4", "CD8A"], encoder_inputs="expressed", expressed_zero_genes=4,
                           padding="longest")

@@ -158,12 +158,12 @@ def test_a_protein_matrix_passed_as_rna_is_flagged(eccite_test_cells):
 
 
 def test_a_copy_loads_with_trust_remote_code_alone(tmp_path):
-    from transformers import AutoFeatureExtractor, AutoModel
+    from transformers import AutoModel, AutoTokenizer
 
     folder = tmp_path / "copy"
     shutil.copytree(DEFAULT_MODEL_DIR, folder)
     model = AutoModel.from_pretrained(folder, trust_remote_code=True)
-    tokenizer = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     assert model.config.translator_type == "cross_attention"
     assert tokenizer.rna_transform == "log1p_cp10k"
 

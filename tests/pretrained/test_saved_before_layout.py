@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
 
-from ..conftest import run_without_our_packages
+from ..conftest import AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER, run_without_our_packages
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_saved_before_layout"
 OUR_PACKAGES = ("modeling_sctranslator", "tokenization", "training", "interpretation", "sctranslator",
@@ -79,22 +80,46 @@ def test_a_folder_saved_before_the_layout_change_loads_where_we_are_not_installe
     with torch.no_grad():
         expected = model(**{k: v for k, v in batch.items() if k != "labels"}).predictions.numpy()
 
+    # Such folders name their tokenizer for AutoFeatureExtractor only, which reads no vocabulary from transformers 5.25:
+    # there they load once tokenizer_config.json is added (the README gives its text), as the script checks.
     script = _block_our_packages() + textwrap.dedent(
         f"""
+        import json
         import anndata, numpy, torch
-        from transformers import AutoFeatureExtractor, AutoModel
+        from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer
         model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
-        tokenizer = AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True)
-        for thing in (model, tokenizer):
-            assert type(thing).__module__.startswith("transformers_modules"), type(thing).__module__
-        batch = tokenizer(rna=anndata.read_h5ad({str(tmp_path / "rna.h5ad")!r}), proteins={PROTEINS!r})
-        with torch.no_grad():
-            out = model(**{{k: v for k, v in batch.items() if k != "labels"}}).predictions
-        numpy.save({str(tmp_path / "out.npy")!r}, out.numpy())
+        tokenizers = []
+        if {AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER!r}:
+            tokenizers.append(AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True))
+        with open({str(folder / "tokenizer_config.json")!r}, "w") as handle:
+            json.dump({README_TOKENIZER_CONFIG!r}, handle)
+        tokenizers.append(AutoTokenizer.from_pretrained({str(folder)!r}, trust_remote_code=True))
+        rna = anndata.read_h5ad({str(tmp_path / "rna.h5ad")!r})
+        for number, tokenizer in enumerate(tokenizers):
+            for thing in (model, tokenizer):
+                assert type(thing).__module__.startswith("transformers_modules"), type(thing).__module__
+            batch = tokenizer(rna=rna, proteins={PROTEINS!r})
+            with torch.no_grad():
+                out = model(**{{k: v for k, v in batch.items() if k != "labels"}}).predictions
+            numpy.save({str(tmp_path)!r} + f"/out{{number}}.npy", out.numpy())
         """
     )
     run_without_our_packages(script, tmp_path)
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
+    outputs = sorted(tmp_path.glob("out*.npy"))
+    assert len(outputs) == (2 if AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER else 1)
+    for path in outputs:
+        np.testing.assert_allclose(np.load(path), expected, atol=1e-6)
+
+
+def _readme_tokenizer_config() -> dict:
+    """The tokenizer_config.json text the README tells owners of older folders to add."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(r"`(\{\"tokenizer_class\": \"SCTranslatorTokenizer\".*?\})`", readme)
+    assert found, "the README no longer gives the tokenizer_config.json of older folders"
+    return json.loads(found.group(1))
+
+
+README_TOKENIZER_CONFIG = _readme_tokenizer_config()
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

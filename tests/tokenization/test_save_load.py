@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from ..conftest import AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER
+
 
 def _register():
     """The model package registers the tokenizer with AutoFeatureExtractor when imported."""
@@ -45,12 +47,17 @@ def test_round_trip(vocab_dir, tmp_path):
     assert "symbol_to_entrez" not in config  # the big tables live in gene_vocab.json
 
     loaded = SCTranslatorTokenizer.from_pretrained(tmp_path / "tok")
-    auto = _register().from_pretrained(tmp_path / "tok")
     from transformers import AutoTokenizer
 
     # AutoTokenizer too: without tokenizer_config.json it guessed a text tokenizer (a sentencepiece error)
     auto_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
-    for other in (loaded, auto, auto_tokenizer):
+    others = [loaded, auto_tokenizer]
+    if AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER:
+        others.append(_register().from_pretrained(tmp_path / "tok"))
+    else:  # the settings alone: an error that names the loaders that read the vocabulary, not a tokenizer without one
+        with pytest.raises(OSError, match=r"gene_vocab.json\) was not read.*AutoTokenizer.from_pretrained"):
+            _register().from_pretrained(tmp_path / "tok")
+    for other in others:
         assert type(other) is SCTranslatorTokenizer
         assert other.vocab == tok.vocab
         assert other.added_genes == added
