@@ -403,18 +403,19 @@ def knockout_analysis(
         groupby: an ``obs`` column; effects are also reported per group.
         tolerance: a cell counts as changed when ``|knockout − unperturbed| > tolerance``.
         protein_context: as ``predict_proteins``'s: a small request is predicted inside the model's training
-            proteins (``"auto"``), so the effects are on the predictions ``predict`` gives.
+            proteins, a request inside a fine-tuning panel inside that panel (``"auto"``), so the effects are on the
+            predictions ``predict`` gives.
     Returns:
         :class:`KnockoutResult`.
     """
     from modeling_sctranslator.inference import (
         aligned_to_layout,
         cell_rows,
-        context_token_ids,
         count_cells,
         default_batch_size,
         encoding_options,
         predict_encoded,
+        protein_request,
         read_rna,
         resolve_device,
         resolve_targets,
@@ -442,7 +443,7 @@ def knockout_analysis(
     by_length = not config.pads_to_fixed_length
     groups, group_index = _groups(rna, groupby, n_cells)
     n_prot = len(targets.token_ids)
-    context = context_token_ids(config, targets, protein_context)  # asked too, their predictions dropped
+    request = protein_request(config, targets, protein_context)  # maybe with others, their predictions dropped
     sums = _EffectSums(len(genes), len(groups), n_prot, tolerance)
 
     bar = _progress(progress, "knockout", n_cells)
@@ -450,8 +451,8 @@ def knockout_analysis(
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
         encoded, report = tokenizer(
-            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=[*targets.token_ids, *context],
-            max_length=config.max_genes, protein_max_length=max(n_prot + len(context), 1), truncation="first",
+            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=request.token_ids,
+            max_length=config.max_genes, protein_max_length=max(len(request.token_ids), 1), truncation="first",
             return_tensors="pt", return_report=True, **options,
         )
         if ranks is None:
@@ -462,13 +463,13 @@ def knockout_analysis(
         onehot[np.arange(stop - start), group_index[start:stop]] = 1.0
         asked = predict_encoded(model, encoded, config.max_proteins, batch_size, device, by_length)[0]
         asked = asked.astype(np.float64)
-        base = asked[:, :n_prot]
+        base = asked[:, request.positions]
         sums.add_base(onehot, base)
         for g, rank in enumerate(ranks):
             knockout, perturbed = _knockout_predictions(
                 model, encoded, builder.encode(rank), asked, batch_size, device, by_length
             )
-            sums.add_knockout(g, onehot, base, knockout[:, :n_prot], perturbed)
+            sums.add_knockout(g, onehot, base, knockout[:, request.positions], perturbed)
         bar(stop - start)
 
     effects = sums.table(genes, groups, targets.names)

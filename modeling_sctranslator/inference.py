@@ -40,6 +40,8 @@ __all__ = [
     "predict_encoded",
     "predict_proteins",
     "progress_bar",
+    "ProteinRequest",
+    "protein_request",
     "read_rna",
     "resolve_device",
     "resolve_targets",
@@ -169,37 +171,83 @@ SMALL_PANEL = 10  # below it predictions swing with the panel's make-up (see pre
 PROTEIN_CONTEXTS = ("auto", "model", "none")
 CONTEXT_NOTE = ("asked together with the proteins the model's training panels measured, which were then dropped: a "
                 "protein is predicted best inside a panel like those (protein_context='none' asks only these)")
+PANEL_NOTE = ("asked inside the panel the model was fine-tuned on, in its order (any other proteins of that panel "
+              "were then dropped): a fine-tuned model predicts best inside its own panel (protein_context='none' "
+              "asks only these)")
 
 
-def context_token_ids(config: Any, targets: ProteinTargets, protein_context: str | None) -> list[int]:
-    """The proteins asked besides ``targets`` (their predictions are dropped): with ``"auto"``, the model's
-    :attr:`~SCTranslatorConfig.protein_context` for requests of fewer than :data:`SMALL_PANEL` proteins; with
-    ``"model"``, for every request; with ``"none"`` (or a model without one), nothing. A protein AnnData (measured
-    values, scaled per cell over its panel) is asked as it is. Measured with ``benchmarks/protein_context.py`` on the
-    benchmark's test cells with sctranslator-base (per-protein r on log1p counts, six random requests each): 1 / 2 /
-    4 / 8 proteins asked bare score 0.34 / 0.33 / 0.38 / 0.45 on ECCITE and 0.32 / 0.30 / 0.47 / 0.51 on neurips,
-    inside the context 0.50 / 0.56 / 0.48 / 0.43 and 0.62 / 0.72 / 0.64 / 0.61; a whole training panel is best asked
-    as it is. The context fills what one pass of ``max_proteins`` leaves beside the request."""
+def fine_tuned_panel(config: Any, asked: Sequence[int]) -> list[int] | None:
+    """The smallest of the model's fine-tuning panels (``config.fine_tuned_panels``) that holds every protein
+    ``asked``, or None."""
+    wanted = set(asked)
+    holding = [panel for panel in getattr(config, "fine_tuned_panels", None) or [] if wanted <= set(panel)]
+    return min(holding, key=len) if holding and wanted else None
+
+
+@dataclass
+class ProteinRequest:
+    """What one decoder pass is asked: ``token_ids`` in order, the asked-for proteins at ``positions`` (in the
+    order of ``targets``), ``added`` other proteins whose predictions are dropped, ``note`` saying why, and whether
+    it is one of the model's fine-tuning panels (``fine_tuned_panel``: then whole, or with ``added`` proteins)."""
+
+    token_ids: list[int]
+    positions: list[int]
+    added: int = 0
+    note: str = ""
+    fine_tuned_panel: bool = False
+
+
+def protein_request(config: Any, targets: ProteinTargets, protein_context: str | None) -> ProteinRequest:
+    """The proteins to ask for ``targets``: the targets alone, or with others whose predictions are dropped.
+
+    ``"auto"``: a request inside one of the model's fine-tuning panels is asked inside that panel, whatever its
+    size; otherwise, requests of fewer than :data:`SMALL_PANEL` proteins are asked inside the model's training
+    proteins (:attr:`~SCTranslatorConfig.protein_context`). ``"model"``: the same for every request. ``"none"`` (or
+    a model that records neither): nothing. A protein AnnData (measured values, scaled per cell over its panel) is
+    asked as it is. Measured with ``benchmarks/protein_context.py`` on the benchmark's test cells with
+    sctranslator-base (per-protein r on log1p counts, six random requests each): 1 / 2 / 4 / 8 proteins asked bare
+    score 0.34 / 0.33 / 0.38 / 0.45 on ECCITE and 0.32 / 0.30 / 0.47 / 0.51 on neurips, inside the training proteins
+    0.50 / 0.56 / 0.48 / 0.43 and 0.62 / 0.72 / 0.64 / 0.61; a whole training panel is best asked as it is. After
+    fine-tuning on six ECCITE proteins (``benchmarks/fine_tuned_panel.py``), requests of 1 / 2 / 3 / 4 of them score
+    0.68 / 0.64 / 0.69 / 0.71 inside that panel, 0.59 / 0.54 / 0.61 / 0.61 inside the training proteins and 0.23 /
+    0.59 / 0.65 / 0.65 bare. The context fills what one pass of ``max_proteins`` leaves
+    beside the request; a fine-tuning panel is asked in its own order (the original's MLP translator reads protein
+    positions)."""
     if protein_context is None:
         protein_context = "none"
     if protein_context not in PROTEIN_CONTEXTS:
         raise ValueError(f"protein_context must be one of {', '.join(PROTEIN_CONTEXTS)}, got {protein_context!r}")
     context = getattr(config, "protein_context", None)
-    if protein_context == "model" and not context:
+    panel = fine_tuned_panel(config, targets.token_ids)
+    if protein_context == "model" and not context and panel is None:
         raise ValueError("protein_context='model' needs a model that records the proteins it learnt from "
-                         "(config.protein_context; pre-trained models do); this one has none: use 'auto' or 'none'")
+                         "(config.protein_context; pre-trained models do) or a fine-tuning panel holding the "
+                         "request (config.fine_tuned_panels); this one has neither: use 'auto' or 'none'")
     if targets.values is not None:  # measured values are scaled over the panel given: predictions must be too
         if protein_context == "model":
             raise ValueError("protein_context='model' with measured proteins: they are scaled per cell over the panel "
                              "given, predictions inside the model's proteins would be scaled over another; give "
                              "protein names to predict inside them, or use 'auto' / 'none'")
-        return []
-    if protein_context == "none" or not context or (protein_context == "auto" and
-                                                    len(targets.token_ids) >= SMALL_PANEL):
-        return []
+        return _request(targets.token_ids)
+    if protein_context == "none":
+        return _request(targets.token_ids)
     asked = set(targets.token_ids)
+    if panel is not None:
+        return _request(panel, targets.token_ids, PANEL_NOTE, fine_tuned_panel=True)
+    if not context or (protein_context == "auto" and len(targets.token_ids) >= SMALL_PANEL):
+        return _request(targets.token_ids)
     room = max(int(config.max_proteins) - len(asked), 0)  # one pass: a panel split across passes is two contexts
-    return [int(t) for t in context if int(t) not in asked][:room]
+    added = [int(t) for t in context if int(t) not in asked][:room]
+    return _request([*targets.token_ids, *added], targets.token_ids, CONTEXT_NOTE)
+
+
+def _request(order: Sequence[int], wanted: Sequence[int] | None = None, note: str = "",
+             fine_tuned_panel: bool = False) -> ProteinRequest:
+    where = {int(t): i for i, t in enumerate(order)}
+    wanted = order if wanted is None else wanted
+    added = len(order) - len(wanted)
+    return ProteinRequest([int(t) for t in order], [where[int(t)] for t in wanted], added,
+                          note if added or fine_tuned_panel else "", fine_tuned_panel)
 
 
 def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
@@ -333,9 +381,10 @@ def predict_proteins(
     the precision of the matrix products (``torch.bfloat16``: see :func:`compute_precision`); the model's
     weights are left as they are. ``protein_context``: a protein's prediction depends on the proteins asked with
     it, and a small request is predicted much worse than the same proteins inside a panel like the training ones;
-    ``"auto"`` asks requests of fewer than :data:`SMALL_PANEL` proteins inside the model's training proteins
-    (``config.protein_context``) and returns only those asked, ``"model"`` does so for every request, ``"none"``
-    asks exactly the request (see :func:`context_token_ids`; ``uns['sctranslator']['protein_context']`` says what
+    ``"auto"`` asks a request inside the model's fine-tuning panel that holds it (``config.fine_tuned_panels``),
+    else requests of fewer than :data:`SMALL_PANEL` proteins inside the model's training proteins
+    (``config.protein_context``), and returns only those asked; ``"model"`` does so for every request, ``"none"``
+    asks exactly the request (see :func:`protein_request`; ``uns['sctranslator']['protein_context']`` says what
     was added).
     """
     import anndata
@@ -363,8 +412,8 @@ def predict_proteins(
     if targets.values is not None:  # whole files, before chunks: a chunk's check sees neither count nor extra cells
         check_same_cells(Matrix(rna, "RNA"), targets.values)
     n_targets = len(targets.token_ids)
-    context = context_token_ids(config, targets, protein_context)
-    if n_targets < SMALL_PANEL and not context:
+    request = protein_request(config, targets, protein_context)
+    if n_targets < SMALL_PANEL and not request.added and not request.fine_tuned_panel:
         warnings.warn(
             f"only {n_targets} protein{'s' if n_targets > 1 else ''} asked for: a protein's prediction depends on the "
             "panel it is asked with (the decoder attends across the proteins asked for, and each cell's values are "
@@ -398,13 +447,13 @@ def predict_proteins(
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
         protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None
-                        else [*targets.token_ids, *context])  # measured values: never with a context
+                        else request.token_ids)  # measured values: never with a context
         encoded, report = tokenizer(
             rna=cell_rows(rna, start, stop),
             gene_names=gene_names,
             proteins=protein_spec,
             max_length=config.max_genes,
-            protein_max_length=max(n_targets + len(context), 1),
+            protein_max_length=max(len(request.token_ids), 1),
             truncation="first",
             return_tensors="pt",
             return_report=True,
@@ -418,15 +467,15 @@ def predict_proteins(
             gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
                                   dtype=np.int64)
             untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
-        if encoded["protein_ids"].shape[1] != n_targets + len(context):
+        if encoded["protein_ids"].shape[1] != len(request.token_ids):
             raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
         with compute_precision(device, dtype):
             scaled, unscaled = predict_encoded(
                 model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
             )
-        predictions[start:stop] = scaled[:, :n_targets]
+        predictions[start:stop] = scaled[:, request.positions]
         if log1p_predictions is not None:
-            log1p_predictions[start:stop] = unscaled[:, :n_targets]
+            log1p_predictions[start:stop] = unscaled[:, request.positions]
         if measured is not None and "labels" in encoded:
             measured[start:stop] = encoded["labels"].numpy()
             if measured_log is not None:
@@ -460,8 +509,8 @@ def predict_proteins(
         "gene_layout": layout_info,
         "max_genes": int(config.max_genes),
         "untrained_proteins": untrained_names,
-        "protein_context": {"mode": protein_context, "proteins_added": len(context),
-                            "why": CONTEXT_NOTE if context else ""},
+        "protein_context": {"mode": protein_context, "proteins_added": request.added,
+                            "fine_tuned_panel": request.fine_tuned_panel, "why": request.note},
         # mapped genes whose embedding the model never trained (rows zeroed in shipped pre-trained models)
         "genes_never_trained": untrained_genes,
     }

@@ -32,8 +32,9 @@ class ProteinPredictionPipeline(Pipeline):
     in ``layers["measured"]``: "auto", the default, takes log1p of counts and leaves RPPA or mass-spec
     values as they are; "log1p" or "none" force it), and ``compute_dtype`` (``torch.bfloat16``: matrix
     products in bfloat16, the weights and precision-sensitive steps float32; see
-    ``inference.compute_precision``), and ``protein_context`` ("auto": fewer than 10 proteins are asked inside the
-    model's training proteins and only those asked returned; "model", "none"; see ``inference.predict_proteins``).
+    ``inference.compute_precision``), and ``protein_context`` ("auto": proteins of the model's fine-tuning panel are
+    asked inside that panel, else fewer than 10 proteins inside the model's training proteins, and only those asked
+    are returned; "model", "none"; see ``inference.predict_proteins``).
     The tokenizer is the model folder's (``preprocessor_config.json`` + ``gene_vocab.json``), or the one passed
     as ``feature_extractor=`` or ``tokenizer=`` (an ``SCTranslatorTokenizer`` or a folder).
     """
@@ -58,15 +59,22 @@ class ProteinPredictionPipeline(Pipeline):
             return given
         if given is not None:
             return SCTranslatorTokenizer.from_pretrained(given)
-        source = getattr(self.model, "name_or_path", "") or ""
+        source = str(getattr(self.model, "name_or_path", "") or "")
         if not source:
             return None
-        if os.path.isdir(source):
+        if os.path.isabs(source) or os.path.exists(source) or source.startswith("."):  # a folder, maybe gone since
             if not os.path.isfile(os.path.join(source, "preprocessor_config.json")):
-                return None
+                return None  # __call__ says what to pass
             return SCTranslatorTokenizer.from_pretrained(source)
         revision = getattr(self.model.config, "_commit_hash", None)
-        return SCTranslatorTokenizer.from_pretrained(source, **({"revision": revision} if revision else {}))
+        try:
+            return SCTranslatorTokenizer.from_pretrained(source, **({"revision": revision} if revision else {}))
+        except (OSError, ValueError) as error:  # pipeline() hands its token and cache_dir to its own loaders only
+            raise OSError(
+                f"the tokenizer of {source} could not be read ({error}); for a private repo or another cache, pass "
+                f"feature_extractor=SCTranslatorTokenizer.from_pretrained({source!r}, token=..., cache_dir=...) "
+                "to pipeline(...)"
+            ) from error
 
     def _sanitize_parameters(self, **kwargs: Any):
         return {}, {}, kwargs

@@ -362,9 +362,10 @@ PROTEIN_CONTEXT_CHOICES, CONTEXT_BELOW = ("auto", "model", "none"), 10
 def _add_protein_context(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protein-context", choices=PROTEIN_CONTEXT_CHOICES, default="auto",
-        help="a protein is predicted best inside a panel like the training ones: auto (default) asks fewer than "
-        f"{CONTEXT_BELOW} proteins together with the model's training proteins and keeps those asked; model does so "
-        "for any number; none asks exactly the proteins given",
+        help="a protein is predicted best inside a panel like the training ones: auto (default) asks proteins of "
+        "the model's fine-tuning panel inside that panel, else fewer than "
+        f"{CONTEXT_BELOW} proteins together with the model's training proteins, and keeps those asked; model does "
+        "so for any number; none asks exactly the proteins given",
     )
 
 

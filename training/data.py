@@ -388,6 +388,18 @@ class CorpusCollator:
             if self.tokenizer.resolve(c["genes"], kind="gene").n_mapped == 0:
                 raise CorpusError(f"corpus {c['name']}: no gene maps to a token with this tokenizer")
 
+    def protein_panels(self) -> list[list[int]]:
+        """Each corpus's protein panel as training asks it: token ids in column order (controls, unmapped and
+        duplicate columns left out; the first ``max_proteins`` where ``protein_truncation`` cuts). Corpora whose
+        panel is sampled per example (larger than ``max_proteins``) have none."""
+        panels = []
+        for c in self.corpora:
+            if c.get("sampled"):
+                continue
+            ids = self.tokenizer.resolve(c["proteins"], kind="protein").kept_token_ids
+            panels.append([int(t) for t in ids[: self.max_proteins]])
+        return panels
+
     def _encode_group(self, corpus: int, examples: list[dict[str, Any]]):
         c = self.corpora[corpus]
         rna = _rows_matrix([e["rna_indices"] for e in examples], [e["rna_values"] for e in examples], len(c["genes"]))

@@ -606,6 +606,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gene_panel_probability=data_args.gene_panel_probability,
         train_background_proteins=data_args.train_background_proteins,
     )
+    # predict_proteins asks requests inside these panels, as training did; another stage unlearns them
+    model.config.fine_tuned_panels = (collator.protein_panels() or None) if data_args.stage == "finetune" else None
     bucket_batches = data_args.length_bucket_batches
     if bucket_batches is None:
         bucket_batches = 16 if variable_length else 0

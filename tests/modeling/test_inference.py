@@ -170,6 +170,50 @@ def test_small_requests_are_asked_inside_the_models_training_proteins(model_dir,
         predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="model")
 
 
+def test_a_request_inside_a_fine_tuning_panel_is_asked_inside_that_panel(model_dir, cells):
+    """A fine-tuned model (config.fine_tuned_panels) asks a request held by one of its panels inside the smallest
+    such panel, in the panel's own order (the MLP translator reads protein positions), whatever the request's size,
+    before the training proteins; the numbers are those of the whole panel asked with "none"."""
+    rna, _, _ = cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    ids = {name: int(t) for name, t in zip(PANEL, tokenizer.resolve(PANEL, kind="protein").token_ids, strict=True)}
+    panel, wide = ["CD8A", "CD4", "CD19", "CD3E"], ["CD8A", "CD4", "CD19", "CD3E", "MS4A1", "CD14"]
+    model.config.fine_tuned_panels = [[ids[n] for n in wide], [ids[n] for n in panel]]
+    model.config.protein_context = [ids[n] for n in ("NCAM1", "IL7R", "CD27")]
+    whole = predict_proteins(model, tokenizer, rna, panel, protein_context="none")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inside = predict_proteins(model, tokenizer, rna, ["CD19", "CD8A"])
+        exact = predict_proteins(model, tokenizer, rna, panel)
+    assert not [w for w in caught if "asked for" in str(w.message)]  # a panel the model was fine-tuned on
+    assert list(inside.var_names) == ["CD19", "CD8A"]
+    np.testing.assert_allclose(inside.X, whole.X[:, [2, 0]], atol=1e-6)
+    assert inside.uns["sctranslator"]["protein_context"]["proteins_added"] == 2
+    assert "fine-tuned on" in inside.uns["sctranslator"]["protein_context"]["why"]
+    np.testing.assert_allclose(exact.X, whole.X, atol=1e-6)
+    assert exact.uns["sctranslator"]["protein_context"]["proteins_added"] == 0
+    assert exact.uns["sctranslator"]["protein_context"]["fine_tuned_panel"] is True  # said, though none was added
+    # the panel's order, not the request's: asked in the request's order, the MLP translator gives other numbers
+    reordered = predict_proteins(model, tokenizer, rna, ["CD19", "CD8A", "CD4", "CD3E"], protein_context="none")
+    assert not np.allclose(reordered.X[:, :2], inside.X, atol=1e-4)
+    # MS4A1 is only in the wider panel; NCAM1 in none: asked inside the training proteins instead
+    wider = predict_proteins(model, tokenizer, rna, ["MS4A1", "CD4"])
+    whole_wide = predict_proteins(model, tokenizer, rna, wide, protein_context="none")
+    np.testing.assert_allclose(wider.X, whole_wide.X[:, [4, 1]], atol=1e-6)
+    outside = predict_proteins(model, tokenizer, rna, ["NCAM1", "CD4"])
+    assert "training panels" in outside.uns["sctranslator"]["protein_context"]["why"]
+    with pytest.warns(UserWarning, match="only 2 proteins asked for"):
+        bare = predict_proteins(model, tokenizer, rna, ["CD19", "CD8A"], protein_context="none")
+    assert bare.uns["sctranslator"]["protein_context"]["proteins_added"] == 0
+    assert bare.uns["sctranslator"]["protein_context"]["fine_tuned_panel"] is False
+    with pytest.raises(ValueError, match="a list of panels"):
+        type(model.config)(**{**model.config.to_dict(), "fine_tuned_panels": [ids["CD4"], ids["CD19"]]})
+    model.config.protein_context = None  # "model" needs either record: a panel holding the request is one
+    forced = predict_proteins(model, tokenizer, rna, ["CD19"], protein_context="model")
+    np.testing.assert_allclose(forced.X[:, 0], whole.X[:, 2], atol=1e-6)
+
+
 def test_the_command_line_offers_the_protein_contexts_predict_knows():
     from modeling_sctranslator.inference import PROTEIN_CONTEXTS, SMALL_PANEL
     from sctranslator.cli import CONTEXT_BELOW, PROTEIN_CONTEXT_CHOICES

@@ -182,6 +182,18 @@ def test_finetune_config_starts_from_the_shipped_model(tmp_path, data_dir):
     shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     assert config["hidden_size"] == shipped["hidden_size"] and config["translator_type"] == "cross_attention"
     assert json.loads((out / "preprocessor_config.json").read_text())["rna_transform"] == "log1p_cp10k"
+    # the panel it was fine-tuned on, as training asked it, so predict asks requests inside it
+    import anndata as ad
+
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    is_control = adt.var["is_control"].astype(bool).tolist() if "is_control" in adt.var else None
+    report = SCTranslatorTokenizer.from_pretrained(out).resolve(list(adt.var_names), kind="protein",
+                                                                is_control=is_control)
+    assert config["fine_tuned_panels"] == [[int(t) for t in report.kept_token_ids]]
+    assert f"Fine-tuned on 1 protein panel\n({len(report.kept_token_ids)} proteins)" in (out / "README.md").read_text()
+    assert shipped.get("fine_tuned_panels") is None
 
 
 def test_proteins_and_genes_the_model_never_trained_are_reported(eccite_test_cells, tokenizer_of_default):
@@ -390,3 +402,12 @@ def test_knockout_of_a_small_request_is_on_the_predictions_predict_gives(eccite_
     assert row["mean_unperturbed"] == pytest.approx(float(predicted.mean()), abs=1e-5)
     bare = predict_proteins(model, tokenizer, rna, ["CD4"], protein_context="none").layers["scaled"][:, 0]
     assert abs(float(bare.mean()) - row["mean_unperturbed"]) > 1e-3  # the context changes it: the test can fail
+    # a fine-tuned model asks CD4 inside its panel, where CD4 is not first: the knock-out reads CD4's column there
+    panel = [int(t) for t in tokenizer.resolve(["CD19", "CD8A", "CD4", "CD14"], kind="protein").token_ids]
+    model.config.fine_tuned_panels = [panel]
+    result = knockout_analysis(model, tokenizer, rna, ["CD4"], ["CD4"])
+    predicted = predict_proteins(model, tokenizer, rna, ["CD4"]).layers["scaled"][:, 0]
+    assert result.effects.query("group == 'all'").iloc[0]["mean_unperturbed"] == pytest.approx(
+        float(predicted.mean()), abs=1e-5)
+    first = predict_proteins(model, tokenizer, rna, ["CD19"]).layers["scaled"][:, 0]
+    assert abs(float(first.mean()) - float(predicted.mean())) > 1e-3  # the panel's first column is another protein

@@ -48,6 +48,9 @@ class SCTranslatorConfig(PreTrainedConfig):
             it (the decoder attends across them; training scaled each cell over its panel), and a model predicts
             best inside panels like those it learnt from: ``predict_proteins`` asks small requests inside these
             (``protein_context``), and returns only the proteins asked for.
+        fine_tuned_panels: the protein panels of the model's last fine-tuning (token ids, in the order they were
+            asked), or None. A fine-tuned model predicts its own panel best: ``predict_proteins`` asks a request
+            inside the smallest of these panels that holds all of it (before ``protein_context``).
 
     Variant (order-invariant, expressed genes only; the defaults above are the compatible model):
 
@@ -102,6 +105,7 @@ class SCTranslatorConfig(PreTrainedConfig):
     predict_protein_scale: bool = False
     scale_loss_weight: float = 1.0
     protein_context: list[int] | None = None
+    fine_tuned_panels: list[list[int]] | None = None
 
     def __post_init__(self, **kwargs):
         _check_choice("translator_type", self.translator_type, TRANSLATOR_TYPES)
@@ -126,6 +130,16 @@ class SCTranslatorConfig(PreTrainedConfig):
             if any(t <= 0 or t >= self.vocab_size for t in ids):
                 raise ValueError(f"protein_context holds token ids outside 1..{self.vocab_size - 1}")
             self.protein_context = sorted(set(ids))
+        if self.fine_tuned_panels is not None:
+            if not all(isinstance(panel, (list, tuple)) for panel in self.fine_tuned_panels):
+                raise ValueError("fine_tuned_panels is a list of panels, each a list of protein token ids")
+            panels = [[int(t) for t in panel] for panel in self.fine_tuned_panels]
+            if any(t <= 0 or t >= self.vocab_size for panel in panels for t in panel):
+                raise ValueError(f"fine_tuned_panels holds token ids outside 1..{self.vocab_size - 1}")
+            if any(len(set(panel)) != len(panel) or len(panel) > self.max_proteins for panel in panels):
+                raise ValueError(f"each of fine_tuned_panels must hold distinct token ids, at most max_proteins="
+                                 f"{self.max_proteins} of them")
+            self.fine_tuned_panels = [panel for panel in panels if panel] or None
         if not self.scale_loss_weight >= 0:
             raise ValueError(f"scale_loss_weight must be >= 0, got {self.scale_loss_weight!r}")
         if self.nb_random_features is None:
