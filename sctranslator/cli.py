@@ -86,8 +86,20 @@ def _run_predict(args: argparse.Namespace) -> int:
         f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s), {OUTPUT_SCALES[info['output_scale']]} -> {args.out}"
         + (f"; {skipped} not predicted (unmapped, controls, duplicates: listed in uns['sctranslator'])"
            if skipped else "")
+        + _asked_with(info["protein_context"])
     )
     return 0
+
+
+def _asked_with(context: dict) -> str:
+    """The summary line's words for what the proteins were asked with (``uns['sctranslator']['protein_context']``)."""
+    if context.get("fine_tuned_panel"):
+        return "; asked inside the model's fine-tuning panel" + (
+            f" ({context['proteins_added']} other proteins' predictions dropped)" if context["proteins_added"] else "")
+    if context.get("proteins_added"):
+        return (f"; asked with {context['proteins_added']} of the model's training proteins, whose predictions were "
+                "dropped (--protein-context none asks only these)")
+    return ""
 
 
 def _inputs(args: argparse.Namespace) -> list[Path]:

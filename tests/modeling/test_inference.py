@@ -194,6 +194,10 @@ def test_a_request_inside_a_fine_tuning_panel_is_asked_inside_that_panel(model_d
     np.testing.assert_allclose(exact.X, whole.X, atol=1e-6)
     assert exact.uns["sctranslator"]["protein_context"]["proteins_added"] == 0
     assert exact.uns["sctranslator"]["protein_context"]["fine_tuned_panel"] is True  # said, though none was added
+    from sctranslator.cli import _asked_with  # predict's summary line says so too
+
+    assert _asked_with(exact.uns["sctranslator"]["protein_context"]) == "; asked inside the model's fine-tuning panel"
+    assert "2 other proteins' predictions dropped" in _asked_with(inside.uns["sctranslator"]["protein_context"])
     # the panel's order, not the request's: asked in the request's order, the MLP translator gives other numbers
     reordered = predict_proteins(model, tokenizer, rna, ["CD19", "CD8A", "CD4", "CD3E"], protein_context="none")
     assert not np.allclose(reordered.X[:, :2], inside.X, atol=1e-4)

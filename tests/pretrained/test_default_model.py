@@ -130,6 +130,8 @@ def test_cli_predict_without_model(eccite_test_cells, tmp_path, capsys):
     pred = ad.read_h5ad(tmp_path / "pred.h5ad")
     assert list(pred.var_names) == ["CD4", "CD19", "CD14"] and pred.n_obs == 10
     assert np.isfinite(pred.X).all()
+    added = pred.uns["sctranslator"]["protein_context"]["proteins_added"]
+    assert added > 100 and f"asked with {added} of the model's training proteins" in capsys.readouterr().out
 
 
 def test_a_protein_matrix_passed_as_rna_is_flagged(eccite_test_cells):
