@@ -37,17 +37,6 @@ from training.paired_data import DATA_DIR
 WAYS = {"bare": "none", "inside_fine_tuning_panel": "auto", "inside_pretraining_proteins": "model"}
 
 
-def fine_tune(data_dir: Path, name: str, out: Path, steps: int) -> None:
-    from training.run_stage import main as run_stage
-
-    run_stage(["--stage", "finetune", "--model_name_or_path", "sctranslator-base", "--corpora", str(data_dir / name),
-               "--output_dir", str(out), "--learning_rate", "1e-4", "--per_device_train_batch_size", "16",
-               "--max_steps", str(steps), "--eval_strategy", "no", "--logging_steps", "50", "--save_steps",
-               str(steps), "--save_total_limit", "1", "--report_to", "none", "--use_cpu", "true",
-               "--stop_on_cosine", "false", "--split_seed", "0", "--eval_fraction", "0.2", "--num_shards", "1",
-               "--seed", "0", "--truncation", "first", "--disable_tqdm", "true"])
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", default="eccite", help="a paired set in ../shared/data (<set>_rna/_adt.h5ad)")
@@ -63,8 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--sizes must lie between 1 and {len(args.panel) - 1} (the panel has {len(args.panel)}), "
                      "--draws and --steps must be positive")
     from modeling_sctranslator import SCTranslatorForProteinPrediction
-    from sctranslator.demo import held_out_rows
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    from training.corpus import held_out_rows
+    from training.run_stage import fine_tune_shipped_model
 
     rna = ad.read_h5ad(DATA_DIR / f"{args.set}_rna.h5ad")
     adt = ad.read_h5ad(DATA_DIR / f"{args.set}_adt.h5ad")
@@ -78,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         data_dir.mkdir()
         rna.write_h5ad(data_dir / f"{args.set}_rna.h5ad")
         adt.write_h5ad(data_dir / f"{args.set}_adt.h5ad")
-        fine_tune(data_dir, args.set, model_dir, args.steps)
+        fine_tune_shipped_model(data_dir / args.set, model_dir, args.steps)
         test = held_out_rows(model_dir / "corpora" / args.set)
         model = SCTranslatorForProteinPrediction.from_pretrained(model_dir).eval()
         tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)

@@ -31,32 +31,6 @@ import numpy as np
 SCATTER_PROTEINS = ["CD3", "CD4", "CD8", "CD14", "CD19", "CD16", "CD45RA", "MHCII (HLA-DR)"]
 
 
-def fine_tune(source: Path, model_dir: Path, steps: int) -> dict:
-    """Stage 3 from the shipped model on the training cells of ``source`` (split 80/20, seed 0)."""
-    from training.run_stage import main as run_stage
-
-    return run_stage([
-        "--stage", "finetune", "--model_name_or_path", "sctranslator-base", "--corpora", str(source),
-        "--output_dir", str(model_dir), "--learning_rate", "1e-4", "--per_device_train_batch_size", "16",
-        "--max_steps", str(steps), "--eval_strategy", "no", "--logging_steps", "50", "--save_steps", str(steps),
-        "--save_total_limit", "1", "--report_to", "none", "--use_cpu", "true", "--stop_on_cosine", "false",
-        "--split_seed", "0", "--eval_fraction", "0.2", "--num_shards", "1", "--seed", "0", "--truncation", "first",
-        "--disable_tqdm", "true", "--model_card_name", "sctranslator-base-eccite-demo",
-    ])
-
-
-def held_out_rows(corpus_dir: Path) -> np.ndarray:
-    """Rows (in the source files) of the cells the corpus builder held out."""
-    import pyarrow.parquet as pq
-
-    from training.corpus import load_manifest
-
-    manifest = load_manifest(corpus_dir)
-    shards = manifest["splits"]["eval"]["shards"]
-    return np.sort(np.concatenate([pq.read_table(corpus_dir / s["file"], columns=["row"])["row"].to_numpy()
-                                   for s in shards]))
-
-
 def scatter_plot(path: Path, names: list[str], series: dict[str, np.ndarray], measured: np.ndarray):
     import matplotlib
 
@@ -119,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     from modeling_sctranslator.metrics import protein_prediction_metrics
     from tokenization.tokenization_sctranslator import scale_rows
     from training.baselines import log_normalise, pca_ridge
+    from training.corpus import held_out_rows
+    from training.run_stage import fine_tune_shipped_model
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     started = time.perf_counter()
@@ -131,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[1/4] fine-tuning the pre-trained sctranslator-base on the training cells ({args.steps} steps)",
           flush=True)
     model_dir = args.out / "model"
-    summary = fine_tune(source, model_dir, args.steps)
+    summary = fine_tune_shipped_model(source, model_dir, args.steps, "sctranslator-base-eccite-demo")
     test = held_out_rows(model_dir / "corpora" / "eccite")
     train_rows = np.setdiff1d(np.arange(rna.n_obs), test)
 

@@ -516,6 +516,21 @@ def cli() -> None:
         sys.exit(2)
 
 
+def fine_tune_shipped_model(source: str | os.PathLike[str], output_dir: str | os.PathLike[str], steps: int,
+                            model_card_name: str | None = None) -> dict[str, Any]:
+    """Stage 3 from the shipped ``sctranslator-base`` on the training cells of ``source`` (a paired set: 80/20 split,
+    seed 0, whose held-out cells are the quality benchmark's test cells): the recipe of ``make demo`` and of the
+    benchmarks that fine-tune (lr 1e-4, batch 16, no evaluation during training, one checkpoint at the end)."""
+    return main([
+        "--stage", "finetune", "--model_name_or_path", DEFAULT_MODEL_NAME, "--corpora", str(source),
+        "--output_dir", str(output_dir), "--learning_rate", "1e-4", "--per_device_train_batch_size", "16",
+        "--max_steps", str(steps), "--eval_strategy", "no", "--logging_steps", "50", "--save_steps", str(steps),
+        "--save_total_limit", "1", "--report_to", "none", "--use_cpu", "true", "--stop_on_cosine", "false",
+        "--split_seed", "0", "--eval_fraction", "0.2", "--num_shards", "1", "--seed", "0", "--truncation", "first",
+        "--disable_tqdm", "true", *(["--model_card_name", model_card_name] if model_card_name else []),
+    ])
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     model_args, data_args, args = parse_args(argv)
     if model_args.model_name_or_path == DEFAULT_MODEL_NAME:
