@@ -136,7 +136,11 @@ def run_without_our_packages(script: str, folder: Path) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(folder / "modules"), "PYTHONPATH": ""}
+    # PYTHONPATH loses this repository but keeps other entries (CI puts an older transformers there)
+    kept = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != REPO_ROOT]  # absolute: the script runs in another folder
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(folder / "modules"),
+           "PYTHONPATH": os.pathsep.join(kept)}
     result = subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
