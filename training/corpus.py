@@ -473,13 +473,13 @@ def load_manifest(corpus_dir: str | os.PathLike[str], check_files: bool = True) 
     return manifest
 
 
-
 def held_out_rows(corpus_dir: str | os.PathLike[str]) -> np.ndarray:
     """Rows (in the source files) of the cells a prepared corpus holds out as its test cells, sorted."""
     corpus_dir = Path(corpus_dir)
     shards = load_manifest(corpus_dir)["splits"]["eval"]["shards"]
     return np.sort(np.concatenate([pq.read_table(corpus_dir / s["file"], columns=["row"])["row"].to_numpy()
                                    for s in shards]))
+
 
 def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, eval_fraction: float,
                    split_seed: int, max_cells: int | None, validation_fraction: float = 0.0,

@@ -1,6 +1,7 @@
 """Configuration of the scTranslator encoder–translator–decoder."""
 
 import math
+from collections.abc import Iterable
 
 from transformers import PreTrainedConfig
 
@@ -126,16 +127,11 @@ class SCTranslatorConfig(PreTrainedConfig):
         # readers that predate a part must refuse folders that need it, not load them as something else
         self.sctranslator_format = max(self.sctranslator_format, self.required_format)
         if self.protein_context is not None:
-            ids = [int(t) for t in self.protein_context]
-            if any(t <= 0 or t >= self.vocab_size for t in ids):
-                raise ValueError(f"protein_context holds token ids outside 1..{self.vocab_size - 1}")
-            self.protein_context = sorted(set(ids))
+            self.protein_context = sorted(set(self._protein_ids("protein_context", self.protein_context)))
         if self.fine_tuned_panels is not None:
             if not all(isinstance(panel, (list, tuple)) for panel in self.fine_tuned_panels):
                 raise ValueError("fine_tuned_panels is a list of panels, each a list of protein token ids")
-            panels = [[int(t) for t in panel] for panel in self.fine_tuned_panels]
-            if any(t <= 0 or t >= self.vocab_size for panel in panels for t in panel):
-                raise ValueError(f"fine_tuned_panels holds token ids outside 1..{self.vocab_size - 1}")
+            panels = [self._protein_ids("fine_tuned_panels", panel) for panel in self.fine_tuned_panels]
             if any(len(set(panel)) != len(panel) or len(panel) > self.max_proteins for panel in panels):
                 raise ValueError(f"each of fine_tuned_panels must hold distinct token ids, at most max_proteins="
                                  f"{self.max_proteins} of them")
@@ -146,6 +142,13 @@ class SCTranslatorConfig(PreTrainedConfig):
             self.nb_random_features = int(self.attention_head_dim * math.log(self.attention_head_dim))
         self._check_sizes()
         super().__post_init__(**kwargs)
+
+    def _protein_ids(self, name: str, ids: Iterable[int]) -> list[int]:
+        """``ids`` as ints, each a token id of this vocabulary (0 is padding)."""
+        ids = [int(t) for t in ids]
+        if any(t <= 0 or t >= self.vocab_size for t in ids):
+            raise ValueError(f"{name} holds token ids outside 1..{self.vocab_size - 1}")
+        return ids
 
     def _check_sizes(self) -> None:
         """Reject sizes the model cannot be built with, naming the field."""
