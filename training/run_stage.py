@@ -56,6 +56,7 @@ from training.trainer import (
     CosineSimilarityStopCallback,
     RunLengthCallback,
     SCTranslatorTrainer,
+    checkpoint_step,
     find_resume_checkpoint,
     make_compute_metrics,
     read_global_step,
@@ -427,6 +428,31 @@ def check_start_model(name: str | None) -> None:
                          "running, or did it fail? Point to a finished model folder")
 
 
+# what a run writes into its output folder before anything else (the corpus cache, then the run's signature); a
+# folder holding other files is not a run's, and training into it would replace what is there (weights, a card)
+RUN_MARKERS = (RUN_SIGNATURE, "training_summary.json")
+
+
+def check_output_dir(output_dir: Path, start_model: str | None) -> None:
+    """Refuse an ``--output_dir`` whose files a run would replace: the start model's own folder (its weights and
+    card would be overwritten by the fine-tuned ones), or any folder holding files no run wrote. A run's folder
+    (its signature, checkpoints or summary; or only its corpus cache) is resumed or refused by
+    :func:`check_same_run` as before."""
+    if start_model and Path(start_model).is_dir() and output_dir.exists() \
+            and output_dir.resolve() == Path(start_model).resolve():
+        raise SystemExit(f"--output_dir {output_dir} is the folder of --model_name_or_path: the run would overwrite "
+                         "the model it starts from (weights, model card). Give a new --output_dir")
+    if not output_dir.is_dir():
+        return
+    entries = sorted(p.name for p in output_dir.iterdir())
+    ours = any(name in RUN_MARKERS or checkpoint_step(output_dir / name) is not None for name in entries)
+    if entries and not ours and set(entries) - {"corpora"}:
+        shown = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
+        raise SystemExit(f"--output_dir {output_dir} holds files that no training run wrote ({shown}): the run "
+                         "would replace some of them (model.safetensors, config.json, README.md). Give a new or "
+                         "empty --output_dir")
+
+
 FEW_HELD_OUT = 10  # validation or held-out cells below which their metrics say little
 
 
@@ -551,6 +577,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if data_args.stage == "finetune" and not model_args.model_name_or_path:
         logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
     check_start_model(model_args.model_name_or_path)
+    check_output_dir(Path(args.output_dir), model_args.model_name_or_path)
     check_launch(args.world_size)
     if args.push_to_hub and args.hub_strategy != HubStrategy.END:
         # the Trainer's pushes during training upload the whole output folder, cached corpora (every cell's values)

@@ -51,6 +51,32 @@ def test_a_stage_whose_start_model_is_not_written_yet_says_so(tmp_path, data_dir
                               "--model_name_or_path", str(missing)))
 
 
+def test_a_run_never_writes_into_its_start_model_or_a_folder_it_did_not_make(tmp_path, data_dir, vocab_dir):
+    """Fine-tuning into the start model's folder replaced its weights and card without a word; so did any folder
+    holding the user's files. Both are refused before any work, and nothing in them changes."""
+    import shutil
+
+    from modeling_sctranslator import DEFAULT_MODEL_DIR
+
+    start = tmp_path / "mymodel"
+    shutil.copytree(DEFAULT_MODEL_DIR, start)
+    before = {p.name: p.read_bytes() for p in start.iterdir() if p.is_file()}
+    argv = ["--stage", "finetune", "--corpora", str(data_dir / "tenx_pbmc10k_s200"), "--model_name_or_path",
+            str(start), "--max_steps", "2", "--per_device_train_batch_size", "4", *QUIET]
+    with pytest.raises(SystemExit, match="is the folder of --model_name_or_path"):
+        run_stage([*argv, "--output_dir", str(start)])
+    assert {p.name: p.read_bytes() for p in start.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in start.iterdir()) == sorted(before)
+
+    mine = tmp_path / "analysis"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    with pytest.raises(SystemExit, match=r"holds files that no training run wrote \(README.md\)"):
+        run_stage([*argv, "--output_dir", str(mine)])
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md"]
+    assert (mine / "README.md").read_text() == "my notes"
+
+
 def test_nan_in_the_rna_fails_when_the_corpus_is_built_in_one_line(tmp_path, data_dir, vocab_dir, monkeypatch,
                                                                     capsys):
     import sys
