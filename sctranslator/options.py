@@ -58,6 +58,41 @@ def _split_names(text: str) -> list[str]:
 _COMMENT = re.compile(r"(^|\s)#.*")
 
 
+# a table's column of names, by header (10x feature_reference.csv: id,name,...; a saved pandas column: its name)
+_NAME_COLUMNS = ("name", "protein", "proteins", "antibody", "antibodies", "target", "gene", "genes", "feature_name",
+                 "symbol")
+
+
+def _names_from_table(lines: list[str], path: Path, what: str) -> list[str] | None:
+    """The names in a table file (every line the same number of tab- or comma-separated fields, at least two): its
+    name column (by header), or the second of two columns whose first counts rows (pandas ``to_csv`` with the
+    index). None for a file that is no such table. Read line by line, a table's rows were taken as panel labels
+    (``1,CD8A``) whose first part named other proteins, silently."""
+    if len(lines) < 2:
+        return None
+    for delimiter in ("\t", ","):
+        rows = [[field.strip().strip('"') for field in line.split(delimiter)] for line in lines]
+        widths = {len(row) for row in rows}
+        if len(widths) == 1 and widths.pop() >= 2:
+            break
+    else:
+        return None
+    header = [field.lower() for field in rows[0]]
+    for column in _NAME_COLUMNS:
+        if column in header:
+            names = [row[header.index(column)] for row in rows[1:]]
+            warnings.warn(f"{path} is a table: {what} names read from its column {rows[0][header.index(column)]!r}",
+                          UserWarning, stacklevel=3)
+            return [n for n in names if n]
+    body = rows[1:] if not rows[0][0] or not rows[0][0].isdigit() else rows
+    if len(rows[0]) == 2 and [row[0] for row in body] == [str(i) for i in range(len(body))]:  # pandas' index
+        return [row[1] for row in body if row[1]]
+    shown = ",".join(rows[0][:6]) if "," in lines[0] else "\t".join(rows[0][:6])
+    raise ValueError(f"{path} looks like a table ({len(rows[0])} columns on every line, the first: {shown!r}): give "
+                     f"one {what} name per line (pandas: series.to_csv(path, index=False, header=False)), or name "
+                     f"its column of names one of {', '.join(_NAME_COLUMNS[:3])}")
+
+
 def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
     """Names from a text file: one per line, or a single line of comma-separated names; ``#`` starts a
     comment (a whole line or after a space); a UTF-8 BOM is ignored.
@@ -67,7 +102,8 @@ def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
         raise FileNotFoundError(f"{what} list {path} does not exist")
     lines = [_COMMENT.sub("", line).strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     lines = [line for line in lines if line]
-    names = _split_names(lines[0]) if len(lines) == 1 else lines
+    table = _names_from_table(lines, path, what)
+    names = table if table is not None else _split_names(lines[0]) if len(lines) == 1 else lines
     if not names:
         raise ValueError(f"{path} lists no {what} names (one per line, or one line of comma-separated names)")
     return names

@@ -100,6 +100,46 @@ def test_a_protein_file_is_one_name_per_line_with_inline_comments(tiny_model_dir
     assert list(result.uns["sctranslator"]["duplicate_proteins"]) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (",0\n0,CD4\n1,CD8A\n2,CD19\n", ["CD4", "CD8A", "CD19"]),  # pandas Series.to_csv(path)
+        ("0,CD4\n1,CD8A\n2,CD19\n", ["CD4", "CD8A", "CD19"]),  # ... with header=False
+        ("id,name,read,pattern,sequence,feature_type\nCD4_TotalSeqB,CD4,R2,5PNNNNNNNNNN(BC),TGTTCCCGCTCAACT,"
+         "Antibody Capture\nCD19_TotalSeqB,CD19,R2,5PNNNNNNNNNN(BC),CTGGGCAATTACTCG,Antibody Capture\n",
+         ["CD4", "CD19"]),  # a 10x feature_reference.csv: its name column
+    ],
+    ids=["pandas_with_index", "pandas_without_header", "feature_reference"],
+)
+def test_a_protein_table_gives_its_name_column(tiny_model_dir, layered, tmp_path, text, expected):
+    """Read line by line, ``1,CD8A`` was a panel label whose first part, 1, is Entrez gene A1BG: the output named
+    columns '1,CD8A', '2,CD19' held other genes' predictions, and CD4 (row '0,CD4') was dropped."""
+    from sctranslator.cli import main
+
+    names = tmp_path / "panel.csv"
+    names.write_text(text)
+    out = tmp_path / "o.h5ad"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["predict", "--model", str(tiny_model_dir), "--rna", str(layered), "--layer", "counts",
+                     "--gene-column", "gene_symbols", "--proteins", str(names), "--out", str(out)]) == 0
+    assert list(ad.read_h5ad(out).var_names) == expected
+    said = any("names read from its column 'name'" in str(w.message) for w in caught)
+    assert said == ("name" in text.splitlines()[0])
+
+
+def test_a_table_without_a_name_column_gets_one_line_naming_the_fix(tiny_model_dir, layered, tmp_path, capsys):
+    from sctranslator.cli import main
+
+    names = tmp_path / "panel.csv"
+    names.write_text("marker,clone\nCD4,RPA-T4\nCD19,HIB19\n")
+    assert main(["predict", "--model", str(tiny_model_dir), "--rna", str(layered), "--proteins", str(names),
+                 "--out", str(tmp_path / "o.h5ad")]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a table (2 columns on every line" in err and "one protein name per line" in err
+    assert "Traceback" not in err and not (tmp_path / "o.h5ad").exists()
+
+
 @pytest.mark.parametrize("names", ["", " , "])
 def test_an_empty_protein_list_gets_one_line_not_a_traceback(tiny_model_dir, layered, tmp_path, capsys, names):
     from sctranslator.cli import main

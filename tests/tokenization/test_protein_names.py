@@ -587,3 +587,10 @@ def test_gene_named_panel_keeps_gene_symbols(original_tokenizer, shared, panel):
     assert checked > 0.9 * len(names)
     if "TTF1" in names:
         assert tokens[names.index("TTF1")] == vocab.entrez_to_token[7270]
+
+
+def test_a_number_before_a_comma_is_no_panel_target(original_tokenizer):
+    """``1,CD8A`` (a table's row: index, name) was read as a panel label whose first target, 1, is Entrez gene 1."""
+    report = original_tokenizer.resolve(["1,CD8A", "HLA-A,B,C"], kind="protein")
+    assert report.status == ["unmapped", "mapped"]
+    assert report.token_ids[1] == original_tokenizer.resolve(["HLA-A"], kind="protein").token_ids[0]
