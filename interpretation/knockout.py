@@ -60,14 +60,15 @@ KNOCKOUT_SCALE = "per_cell_scaled"
 GENE_INPUTS = ("input_ids", "input_values", "attention_mask")
 
 
-def _encoded_values(tokenizer, rna: Any, start: int, stop: int, columns: np.ndarray, sparse: bool = False):
+def _encoded_values(tokenizer, rna: Any, start: int, stop: int, columns: np.ndarray, sparse: bool = False,
+                    rna_reading: Any = None):
     """The values the tokenizer scales for cells ``start:stop``, mapped ``columns`` only (cells × columns).
 
     Read as the tokenizer reads the same chunk: its RNA transform (e.g. raw counts -> log1p(CP10k)) chosen on
-    the chunk and applied with library sizes over *every* column of the input, mapped or not. A knockout
-    built from anything else (the raw mapped columns, re-normalised on their own) would change every cell's
-    values, not only the knocked-out gene's. Dense float64, or with ``sparse`` a scipy CSR matrix (the
-    values' own dtype: bit for bit what the tokenizer scales).
+    the chunk, or the whole input's ``rna_reading`` given to both, and applied with library sizes over *every*
+    column of the input, mapped or not. A knockout built from anything else (the raw mapped columns,
+    re-normalised on their own) would change every cell's values, not only the knocked-out gene's. Dense float64,
+    or with ``sparse`` a scipy CSR matrix (the values' own dtype: bit for bit what the tokenizer scales).
     """
     import scipy.sparse as sp
 
@@ -75,7 +76,7 @@ def _encoded_values(tokenizer, rna: Any, start: int, stop: int, columns: np.ndar
     from tokenization.matrix import Matrix, take_columns
 
     matrix = Matrix(cell_rows(rna, start, stop), "RNA", getattr(tokenizer, "rna_transform", "none"))
-    matrix.adapt_transform()
+    matrix.adapt_transform(rna_reading)
     x = take_columns(matrix.rows(0, matrix.shape[0]), columns)
     if sparse:
         return sp.csr_matrix(x)
@@ -155,16 +156,18 @@ def _read_columns(rna_report, options: dict) -> np.ndarray:
     return rna_report.read_columns(options.get("learnt_genes"))
 
 
-def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_genes: int, options: dict):
+def _chunk_knockout(tokenizer, rna: Any, start: int, stop: int, rna_report, max_genes: int, options: dict,
+                    rna_reading: Any = None):
     """The knockout builder of one chunk for the encoding ``options`` (:func:`.inference.encoding_options`)."""
     columns = _read_columns(rna_report, options)
     if columns.size < 2:
         raise ValueError("knockout needs at least two mapped genes")
     tokens = rna_report.token_ids[columns]
     if options.get("encoder_inputs", "all_genes") == "expressed":
-        values = _encoded_values(tokenizer, rna, start, stop, columns, sparse=True)
+        values = _encoded_values(tokenizer, rna, start, stop, columns, sparse=True, rna_reading=rna_reading)
         return _ExpressedChunkKnockout(tokenizer, values, tokens, max_genes, options.get("expressed_zero_genes", 0))
-    return _ChunkKnockout(_encoded_values(tokenizer, rna, start, stop, columns), tokens, max_genes)
+    return _ChunkKnockout(_encoded_values(tokenizer, rna, start, stop, columns, rna_reading=rna_reading), tokens,
+                          max_genes)
 
 
 def knockout_encoding(
@@ -419,6 +422,7 @@ def knockout_analysis(
         read_rna,
         resolve_device,
         resolve_targets,
+        value_reading,
     )
 
     from .attention import _progress
@@ -448,16 +452,18 @@ def knockout_analysis(
 
     bar = _progress(progress, "knockout", n_cells)
     ranks = None
+    rna_reading = value_reading(tokenizer, rna, chunk_size)  # one for every chunk, and for its knockouts
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
         encoded, report = tokenizer(
-            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=request.token_ids,
+            rna=cell_rows(rna, start, stop), rna_reading=rna_reading, gene_names=gene_names,
+            proteins=request.token_ids,
             max_length=config.max_genes, protein_max_length=max(len(request.token_ids), 1), truncation="first",
             return_tensors="pt", return_report=True, **options,
         )
         if ranks is None:
             ranks = _locate_knockouts(tokenizer, genes, report.rna, options)  # errors before any model work
-        builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options)
+        builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options, rna_reading)
         onehot = np.zeros((stop - start, len(groups)))
         onehot[:, 0] = 1.0
         onehot[np.arange(stop - start), group_index[start:stop]] = 1.0

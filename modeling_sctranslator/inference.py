@@ -21,7 +21,7 @@ import torch
 
 from tokenization.cell_files import read_cells
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
-from tokenization.matrix import Matrix
+from tokenization.matrix import Matrix, ValueReading
 from tokenization.value_kinds import protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -443,6 +443,7 @@ def predict_proteins(
     measured_log = measured.copy() if measured is not None and with_scale else None
     rna_summary = None
     untrained_genes = 0
+    rna_reading = value_reading(tokenizer, rna, chunk_size)
     bar = progress_bar(progress, n_cells)
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
@@ -450,6 +451,7 @@ def predict_proteins(
                         else request.token_ids)  # measured values: never with a context
         encoded, report = tokenizer(
             rna=cell_rows(rna, start, stop),
+            rna_reading=rna_reading,
             gene_names=gene_names,
             proteins=protein_spec,
             max_length=config.max_genes,
@@ -545,6 +547,14 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
     names = [str(n) for n in tokenizer.convert_ids_to_genes(layout.token_ids)]
     obs = rna.obs.copy() if hasattr(rna, "obs") else pd.DataFrame(index=[str(i) for i in range(aligned.shape[0])])
     return anndata.AnnData(X=aligned, obs=obs, var=pd.DataFrame(index=pd.Index(names, dtype=str))), names
+
+
+def value_reading(tokenizer, rna: Any, chunk_size: int | None = None) -> ValueReading:
+    """How the RNA values of the whole input ``rna`` are read (its normalisation, from its first cells, read
+    ``chunk_size`` rows at a time), chosen once and given to the encoding of every chunk of its cells: a chunk
+    alone may show another -- one lone cell (the last of 257 at chunk_size 256) shows no common total, and its
+    log1p(CPM) was read as log1p(CP10k)."""
+    return Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none")).choose_reading(chunk_size)
 
 
 def transformed_rna(tokenizer, rna: Any):

@@ -243,6 +243,14 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
             "match the training data best",
             InputQualityWarning, stacklevel=3,
         )
+    elif getattr(getattr(matrix, "reading", None), "beyond_cp10k", False):
+        warnings.warn(
+            "the expression values look logged but some exceed log1p(10,000), the most a log1p(CP10k) value can "
+            "be, and their cells share no total in base e, 2 or 10 (a gene subset of log1p(CPM), log2(TPM+1)?): "
+            "they are read as they are, off the scale the model learnt. Pass raw counts (adata.layers['counts'] "
+            "or adata.raw)",
+            InputQualityWarning, stacklevel=3,
+        )
     elif getattr(matrix, "ambient_corrected", False):
         warnings.warn(
             "the expression values are non-integer, not logged, and no cell-wise multiple of counts: they are "

@@ -549,3 +549,29 @@ def test_default_batch_size_is_one_cell_for_the_full_model_on_cpu():
                               attention_head_dim=8, nb_random_features=12)
     assert default_batch_size(tiny, torch.device("cpu")) == 8
     assert default_batch_size(SCTranslatorConfig(), torch.device("cuda")) == 8
+
+
+def test_every_chunk_of_normalised_cells_is_read_as_the_whole_input(data_dir):
+    """The normalisation was told chunk by chunk: a lone last cell (the 257th at chunk_size 256) shows no common
+    total, so its log1p(CPM) was read as log1p(CP10k), 1.9 log units off, with no word (here scanpy's median
+    target). One reading now serves every chunk (and attention and knockout chunks)."""
+    import scipy.sparse as sp
+
+    from modeling_sctranslator import DEFAULT_MODEL_DIR
+
+    model = SCTranslatorForProteinPrediction.from_pretrained(DEFAULT_MODEL_DIR)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
+    counts = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:5].copy()
+    dense = counts.X.toarray().astype(np.float64)
+    library = dense.sum(1, keepdims=True)  # scanpy's normalize_total: to the median total, which one cell cannot show
+    log_cpm = ad.AnnData(sp.csr_matrix(np.log1p(dense / library * np.median(library)).astype(np.float32)),
+                         obs=counts.obs, var=counts.var)
+    proteins = ["CD4", "CD8A", "CD19", "CD14"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = predict_proteins(model, tokenizer, log_cpm, proteins, chunk_size=5)
+        lone_last = predict_proteins(model, tokenizer, log_cpm, proteins, chunk_size=4)
+        from_counts = predict_proteins(model, tokenizer, counts, proteins, chunk_size=5)
+    np.testing.assert_allclose(lone_last.X, whole.X, atol=1e-5)
+    np.testing.assert_allclose(whole.layers["scaled"], from_counts.layers["scaled"], atol=1e-4)
+

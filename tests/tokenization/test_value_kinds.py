@@ -108,6 +108,29 @@ def test_single_cells_normalised_to_another_total_are_brought_to_cp10k(log_token
     assert len(warned) == 1 and "normalised but not logged" in warned[0]
 
 
+def test_values_logged_in_base_2_or_10_and_lone_cells_are_brought_to_cp10k(log_tokenizer):
+    """log2(CPM + 1) (a common export) was read as log1p(CP10k) values, and a lone log1p(CPM) cell too (one cell
+    shows no common total): predictions off with no word. The base is found from the common total, and a lone
+    cell summing to 10,000 or 1,000,000 is taken as normalised to it."""
+    counts = _single_cell_counts()
+    from_counts, _, _ = _encode(log_tokenizer, counts)
+    cpm = _cp10k(counts) * 100
+    from_log2, report, warned = _encode(log_tokenizer, sp.csr_matrix(np.log2(cpm + 1)))
+    assert report.rna_values == "log2(x+1) of values normalised to 1,000,000 per cell -> log1p(CP10k)" and not warned
+    np.testing.assert_allclose(from_log2, from_counts, atol=1e-6)
+    from_log10, report, _ = _encode(log_tokenizer, np.log10(_cp10k(counts) + 1))
+    assert report.rna_values == "log10(x+1) of values normalised to 10,000 per cell -> log1p(CP10k)"
+    np.testing.assert_allclose(from_log10, from_counts, atol=1e-6)
+    lone, report, _ = _encode(log_tokenizer, np.log1p(cpm[:1]))
+    assert report.rna_values == "log1p of values normalised to 1,000,000 per cell -> log1p(CP10k)"
+    np.testing.assert_allclose(lone, _encode(log_tokenizer, counts[:1])[0], atol=1e-6)
+    # a lone cell with another total (a gene subset's share of its CPM) tells nothing: read as before, and said to
+    # be off the scale
+    _, report, warned = _encode(log_tokenizer, np.log1p(cpm[:1] * 0.6))
+    assert report.rna_values == "log values, read as they are"
+    assert len(warned) == 1 and "exceed log1p(10,000)" in warned[0]
+
+
 def test_ambient_corrected_counts_are_log_normalised_like_counts(log_tokenizer):
     """SoupX/DecontX counts (non-integer, totals differ, no multiple of counts) were read as log1p of the values,
     without library-size normalisation: 2.4 log units off. They are counts, and normalised as counts are."""

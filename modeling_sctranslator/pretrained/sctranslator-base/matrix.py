@@ -4,9 +4,11 @@ transform the tokenizer applies before scaling, and the column choices (mapped g
 
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,8 +17,8 @@ from .checks import MixedFeaturesWarning, check_block, check_choice, modality_co
 from .gene_ids import MappingReport
 from .value_kinds import value_kind
 
-__all__ = ["CHUNK_ELEMENTS", "RNA_TRANSFORMS", "Matrix", "align_to_layout", "cell_covariates", "is_anndata",
-           "rows_per_chunk", "take_columns"]
+__all__ = ["CHUNK_ELEMENTS", "RNA_TRANSFORMS", "Matrix", "ValueReading", "align_to_layout", "cell_covariates",
+           "is_anndata", "rows_per_chunk", "take_columns"]
 
 CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 # What the tokenizer does to RNA values before per-cell scaling. "none": the values as given (the
@@ -34,6 +36,22 @@ _APPLIED_TRANSFORMS = {
     ("log1p_cp10k", "linear"): ("log1p", "linear normalised values -> log1p"),
 }
 
+
+
+@dataclass(frozen=True)
+class ValueReading:
+    """How an input's RNA values are read before per-cell scaling: their kind (value_kinds), the transform applied
+    ("none", "log1p", "log1p_cp10k", or "relog_cp10k": normalised log values brought back to log1p(CP10k)), what
+    was done in words, the base the values were logged in (relog_cp10k), whether they look like counts corrected
+    for ambient RNA, and whether they are log values too large for log1p(CP10k) whose normalisation could not be
+    told (the checks warn about both). Chosen once per input (:meth:`Matrix.choose_reading`)."""
+
+    kind: str
+    applied: str
+    done: str
+    log_base: float = math.e
+    ambient_corrected: bool = False
+    beyond_cp10k: bool = False
 
 
 def rows_per_chunk(width: int, chunk_size: int | None = None) -> int:
@@ -124,32 +142,58 @@ class Matrix:
             return per_column
         return [per_column[i] for i in self.columns.tolist()]
 
-    def adapt_transform(self) -> str:
-        """Choose the transform this input needs from the kind of its values (first 64 rows), as the
-        training corpora were read; returns what was done, in words.
+    def choose_reading(self, rows_per_read: int | None = None) -> ValueReading:
+        """How this input's values are read (see :class:`ValueReading`), from the kind of its first 64 rows.
 
-        Normalised values whose cells all sum to one total other than 10,000 -- log1p(CPM), scanpy's
-        ``normalize_total`` to the median, TPM -- are brought to log1p(CP10k) exactly (the total says how they
-        were normalised); read as log1p, they would sit 100x (CPM) off the scale the model learnt. Values
-        whose totals differ between cells (a gene subset, another log base), and bulk samples (mostly non-zero:
-        RSEM, TPM, log2 arrays, read as the bulk corpora were), stay as the rule above."""
-        sample = self.raw_rows(0, min(self.shape[0], 64))
-        self.kind = value_kind(sample)
-        self.applied, done = _APPLIED_TRANSFORMS.get((self.transform, self.kind), (self.transform, ""))
-        if self.transform == "log1p_cp10k" and self.kind in ("log", "linear") and single_cell_like(sample):
+        Normalised values whose cells all sum to one total other than 10,000 -- log1p(CPM), log2(CPM + 1),
+        scanpy's ``normalize_total`` to the median, TPM -- are brought to log1p(CP10k) exactly (the total says how
+        they were normalised, the base how they were logged); read as they are, they would sit 100x (CPM) off the
+        scale the model learnt. A lone cell shows no common total: one summing to 10,000 or 1,000,000 is taken as
+        normalised to it. Values whose totals differ between cells (a gene subset) and bulk samples (mostly
+        non-zero: RSEM, TPM, log2 arrays, read as the bulk corpora were) stay as the rule above. ``rows_per_read``:
+        read the rows in slices of at most this many (a backed file streamed in chunks)."""
+        import scipy.sparse as sp
+
+        n_rows = min(self.shape[0], 64)
+        step = max(1, rows_per_read or n_rows)
+        blocks = [self.raw_rows(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+        sample = (blocks[0] if len(blocks) == 1 else sp.vstack(blocks, format="csr") if sp.issparse(blocks[0])
+                  else np.vstack(blocks))
+        kind = value_kind(sample)
+        applied, done = _APPLIED_TRANSFORMS.get((self.transform, kind), (self.transform, ""))
+        base, ambient, beyond_cp10k = math.e, False, False
+        if self.transform == "log1p_cp10k" and kind in ("log", "linear") and single_cell_like(sample):
             dense = _dense_float(sample)
-            total = common_cell_total(np.expm1(dense) if self.kind == "log" else dense)
-            if total is not None and not (self.kind == "log" and abs(total / 1e4 - 1) <= TOTAL_TOLERANCE):
-                self.applied = "log1p_cp10k" if self.kind == "linear" else "relog_cp10k"
-                done = (f"{'log1p of values' if self.kind == 'log' else 'values'} normalised to {total:,.0f} per cell "
+            total = None
+            for base in (math.e, 2.0, 10.0) if kind == "log" else (math.e,):
+                total = common_cell_total(_unlog(dense, base) if kind == "log" else dense)
+                if total is not None:
+                    break
+            if total is not None and not (kind == "log" and base == math.e
+                                          and abs(total / 1e4 - 1) <= TOTAL_TOLERANCE):
+                applied = "log1p_cp10k" if kind == "linear" else "relog_cp10k"
+                logged = {math.e: "log1p", 2.0: "log2(x+1)", 10.0: "log10(x+1)"}[base]
+                done = (f"{logged + ' of values' if kind == 'log' else 'values'} normalised to {total:,.0f} per cell "
                         "-> log1p(CP10k)")
-            elif total is None and self.kind == "linear" and not scaled_counts(dense):
+            elif total is None and kind == "linear" and not scaled_counts(dense):
                 # totals differ and the values are no cell-wise multiple of counts: counts corrected for ambient
                 # RNA (SoupX, DecontX), which need their library size as much as raw counts do
-                self.applied = "log1p_cp10k"
-                done = AMBIENT_CORRECTED
-        self.ambient_corrected = done == AMBIENT_CORRECTED  # a guess from the values: the checks warn about it
-        return done or ("as given" if self.applied == "none" else "raw counts -> log1p(CP10k)")
+                applied, done, ambient = "log1p_cp10k", AMBIENT_CORRECTED, True
+            elif total is None and kind == "log":
+                beyond_cp10k = float(dense.max()) > LOG1P_CP10K_MAX  # no log1p(CP10k) value is this large
+            base = base if applied == "relog_cp10k" else math.e
+        done = done or ("as given" if applied == "none" else "raw counts -> log1p(CP10k)")
+        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k)
+
+    def adapt_transform(self, reading: ValueReading | None = None) -> str:
+        """Read the values as ``reading`` says (an input's cells in chunks: the one chosen over the whole input, so
+        every chunk is read alike), by default as :meth:`choose_reading` chooses from these rows; returns what was
+        done, in words."""
+        reading = reading or self.choose_reading()
+        self.reading = reading
+        self.kind, self.applied = reading.kind, reading.applied
+        self.ambient_corrected = reading.ambient_corrected  # a guess from the values: the checks warn about it
+        return reading.done
 
     def rows(self, start: int, stop: int):
         """Rows ``start:stop`` (CSR or dense), after the transform."""
@@ -159,7 +203,7 @@ class Matrix:
             block = _log1p_cp10k(block, start, self.obs_names)
         elif applied == "relog_cp10k":
             check_block(block, start, self.obs_names)
-            block = _log1p_cp10k(_expm1(block), start, self.obs_names)
+            block = _log1p_cp10k(_unlog(block, self.reading.log_base), start, self.obs_names)
         elif applied == "log1p":
             block = _log1p(block, start, self.obs_names)
         return block
@@ -250,11 +294,20 @@ def single_cell_like(block) -> bool:
     return n > 0 and (n - nonzero) >= SINGLE_CELL_ZEROS * n
 
 
+# the totals a lone cell is taken as normalised to when it sums to one of them (CP10k, CPM)
+LONE_CELL_TOTALS = (1e4, 1e6)
+LOG1P_CP10K_MAX = math.log1p(1e4) * (1 + TOTAL_TOLERANCE)  # no gene of a log1p(CP10k) cell exceeds its total
+
+
 def common_cell_total(values: np.ndarray) -> float | None:
     """The total every cell (row) of ``values`` sums to, when they agree to :data:`TOTAL_TOLERANCE` (empty rows
-    left aside); None when they differ or fewer than two cells have one."""
+    left aside); None when they differ or no cell has one. A lone cell's total counts only when it is one of
+    :data:`LONE_CELL_TOTALS`: one cell cannot show that its total is shared."""
     totals = values.sum(axis=1, dtype=np.float64)
     totals = totals[totals > 0]
+    if totals.size == 1:
+        lone = float(totals[0])
+        return lone if any(abs(lone / t - 1) <= TOTAL_TOLERANCE for t in LONE_CELL_TOTALS) else None
     if totals.size < 2:
         return None
     middle = float(np.median(totals))
@@ -283,11 +336,15 @@ def _dense_float(block) -> np.ndarray:
     return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=np.float64)
 
 
-def _expm1(block):
-    """expm1 of a row block (sparse: of its stored values; zeros stay zeros)."""
-    if hasattr(block, "expm1"):
-        return block.astype(np.float64).expm1()
-    return np.expm1(block.astype(np.float64))
+def _unlog(block, base: float):
+    """``base ** x - 1`` of a row block (expm1 for base e; sparse: of its stored values, zeros stay zeros)."""
+    if base == math.e:
+        return block.astype(np.float64).expm1() if hasattr(block, "expm1") else np.expm1(block.astype(np.float64))
+    if hasattr(block, "tocsr"):
+        out = block.astype(np.float64).tocsr(copy=True)
+        out.data = np.expm1(out.data * math.log(base))
+        return out
+    return np.expm1(block.astype(np.float64) * math.log(base))
 
 
 def _log1p(block, start: int, obs_names):

@@ -37,7 +37,7 @@ from .checks import (
 )
 from .encoders import encode_all_genes, encode_expressed, encode_proteins, protein_passes
 from .gene_ids import MappingReport, is_missing_name, report_from_token_ids, resolve_names
-from .matrix import RNA_TRANSFORMS, Matrix, align_to_layout, cell_covariates, is_anndata
+from .matrix import RNA_TRANSFORMS, Matrix, ValueReading, align_to_layout, cell_covariates, is_anndata
 from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows
 from .truncation import TRUNCATIONS
 from .vocab import GeneVocab
@@ -325,6 +325,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         return_cell_scale: bool = False,
         gene_layout: Sequence[int] | None = None,
         learnt_genes: Sequence[int] | None = None,
+        rna_reading: ValueReading | None = None,
     ) -> BatchFeature | tuple[BatchFeature, EncodingReport]:
         """Encode cells for scTranslator.
 
@@ -356,6 +357,9 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             learnt_genes: the token ids a model that reads genes by identity learnt (a "set" gene layout):
                 mapped genes outside it are left out of the encoding and the per-cell scaling, as they were
                 absent when it trained (their embeddings are untrained); the report counts them as left out.
+            rna_reading: how to read the RNA values (``Matrix(whole_input, "RNA", rna_transform).choose_reading()``),
+                for cells encoded in chunks: one reading for the whole input, where each chunk alone might show
+                another (a lone last cell cannot show its normalisation). Default: chosen from these cells.
 
         Returns:
             ``BatchFeature`` with ``input_ids`` (int64), ``input_values`` (float32), ``attention_mask``
@@ -377,7 +381,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         n_cells, n_vars = matrix.shape
         if n_cells == 0 or n_vars == 0:
             raise ValueError(f"the RNA matrix is empty ({n_cells} cells x {n_vars} genes); nothing to encode")
-        rna_values = matrix.adapt_transform()
+        rna_values = matrix.adapt_transform(rna_reading)
 
         rna_report = self._rna_report(matrix, gene_names, gene_ids, species, overrides)
         columns = rna_report.columns
