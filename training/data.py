@@ -475,12 +475,32 @@ class CorpusCollator:
             out[key] = block
         return out
 
+    def _rna_reading(self, c: dict[str, Any]):
+        """How the corpus's RNA values are read (their normalisation), told once from its first training cells as
+        prediction tells it once per input: a batch, or one example of a sampled panel, alone may show another
+        (a lone cell shows no common total)."""
+        if "rna_reading" not in c:
+            from tokenization.matrix import Matrix
+
+            manifest = c["manifest"]
+            rows = []
+            for shard in manifest["splits"]["train"]["shards"]:
+                rows += [(i, v) for _, i, v, _ in itertools.islice(
+                    _rows_of_shard(f"{manifest['dir']}/{shard['file']}", None), 64 - len(rows))]
+                if len(rows) >= 64:
+                    break
+            sample = _rows_matrix([i for i, _ in rows], [v for _, v in rows], len(c["genes"]))
+            transform = getattr(self.tokenizer, "rna_transform", "none")
+            c["rna_reading"] = Matrix(sample, "RNA", transform).choose_reading() if rows else None
+        return c["rna_reading"]
+
     def _tokenize(self, c: dict[str, Any], rna, protein_names: list[str], proteins: np.ndarray, seed: int,
                   encoding: dict):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant cells are handled (1e-8) and would warn every batch
             return self.tokenizer(
                 rna=rna,
+                rna_reading=self._rna_reading(c) if rna.shape[0] else None,
                 gene_names=c["genes"],
                 proteins=protein_names,
                 protein_values=proteins,

@@ -92,6 +92,33 @@ def test_collator_mixes_corpora_and_masks_padding(corpora, tokenizer):
     assert json.dumps(batch["example_ids"].tolist()) == json.dumps([e["example_id"] for e in examples])
 
 
+def test_a_corpus_of_normalised_cells_reads_each_cell_alike_alone_or_in_a_batch(tmp_path, tokenizer, data_dir):
+    """Each batch told its own normalisation: a lone cell (a batch of one, or an example of a sampled panel) shows no
+    common total, and its log1p-normalised values were read as another scale than the same cell in a batch."""
+    import copy
+
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from training.corpus import build_corpus, find_source
+
+    rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
+    dense = rna.X.toarray().astype(np.float64)
+    library = dense.sum(1, keepdims=True)  # scanpy's normalize_total (to the median) then log1p
+    rna.X = sp.csr_matrix(np.log1p(dense / library * np.median(library)).astype(np.float32))
+    rna.write_h5ad(tmp_path / "normed_rna.h5ad")
+    ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad").write_h5ad(tmp_path / "normed_adt.h5ad")
+    log_tokenizer = copy.deepcopy(tokenizer)
+    log_tokenizer.rna_transform = "log1p_cp10k"
+    build_corpus(find_source(tmp_path / "normed"), tmp_path / "corpus", log_tokenizer, num_shards=2)
+    ms = [load_manifest(tmp_path / "corpus")]
+    collate = CorpusCollator(log_tokenizer, ms, max_genes=128, max_proteins=64, truncation="first")
+    examples = list(itertools.islice(iter(build_train_stream(ms, seed=0)), 8))
+    batch = collate(examples)
+    alone = collate(examples[:1])
+    np.testing.assert_allclose(alone["input_values"][0].numpy(), batch["input_values"][0].numpy(), atol=1e-6)
+
+
 def test_eval_cells_are_the_held_out_split(corpora):
     m = load_manifest(corpora["eccite"])
     held_out = EvalCells(m, 0)

@@ -156,7 +156,8 @@ class Matrix:
 
         n_rows = min(self.shape[0], 64)
         step = max(1, rows_per_read or n_rows)
-        blocks = [self.raw_rows(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+        blocks = [self.raw_rows(start, min(start + step, n_rows)) for start in range(0, n_rows, step)] or [
+            self.raw_rows(0, 0)]
         sample = (blocks[0] if len(blocks) == 1 else sp.vstack(blocks, format="csr") if sp.issparse(blocks[0])
                   else np.vstack(blocks))
         kind = value_kind(sample)
