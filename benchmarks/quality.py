@@ -40,7 +40,7 @@ import torch
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
 from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
-from tokenization.cell_files import set_name
+from tokenization.cell_files import is_matrix_market, set_name
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training import baselines as bl
 from training.paired_data import (
@@ -768,21 +768,22 @@ def user_pairs(items: list[str]) -> dict[str, tuple[Path, Path]]:
     pairs: dict[str, tuple[Path, Path]] = {}
     for item in items:
         folder = Path(item)
-        if folder.is_dir():
+        if folder.suffix in (".h5", ".h5mu") or (folder.exists() and is_matrix_market(folder)):
+            found = [(folder, folder)]  # a CITE-seq file or matrix folder: both sides, told apart by feature type
+        elif folder.is_dir():
             found = [pair_paths(r.name[: -len("_rna.h5ad")], folder) for r in sorted(folder.glob("*_rna.h5ad"))]
             found = [(r, q) for r, q in found if q.exists()]
             if not found:
                 raise ValueError(f"--data {item}: no <name>_rna.h5ad with a <name>_adt.h5ad or _rppa.h5ad beside it")
-        elif folder.suffix == ".h5":  # a Cell Ranger CITE-seq matrix: both sides, told apart by feature type
-            found = [(folder, folder)]
         else:
             parts = item.split(":")
             if len(parts) != 2 or not all(parts):
-                raise ValueError(f"--data {item!r}: give RNA.h5ad:PROTEIN.h5ad, a Cell Ranger .h5 or a folder of pairs")
+                raise ValueError(f"--data {item!r}: give RNA.h5ad:PROTEIN.h5ad, a CITE-seq .h5, .h5mu or matrix "
+                                 "folder, or a folder of pairs")
             found = [(Path(parts[0]), Path(parts[1]))]
         for rna, protein in found:
             for path in (rna, protein):
-                if not path.is_file():
+                if not path.exists():
                     raise ValueError(f"--data: {path} does not exist")
             name = set_name(rna)
             if name in pairs:
@@ -796,8 +797,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     p.add_argument("--sets", nargs="*", choices=SETS,
                    help=f"built-in sets (default: {' '.join(DEFAULT_SETS)}; none when --data is given)")
-    p.add_argument("--data", action="append", default=[], metavar="RNA.h5ad:PROTEIN.h5ad | CELLRANGER.h5 | FOLDER",
-                   help="a paired set of your own (same cells in both files; one CITE-seq file: Cell Ranger's .h5), "
+    p.add_argument("--data", action="append", default=[], metavar="RNA.h5ad:PROTEIN.h5ad | CITE.h5 | FOLDER",
+                   help="a paired set of your own (same cells in both files; one CITE-seq file: Cell Ranger's .h5 or "
+                        "matrix folder, a .h5mu), "
                         "or a folder of <name>_rna.h5ad + <name>_adt.h5ad (or _rppa.h5ad) pairs; repeatable")
     p.add_argument("--pretrain", action="store_true",
                    help="also pre-train stage 2 (sc) on the other shared sets, then fine-tune (leave-one-out)")

@@ -336,13 +336,15 @@ def _h5ad_output(value: str) -> Path:
 
 
 def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
-    predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad / Cell Ranger .h5")
+    predict = subparsers.add_parser("predict", help="predict proteins for the cells of an .h5ad / .h5mu / Cell "
+                                                    "Ranger .h5 or matrix folder")
     add_model_options(predict)
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--proteins", help="proteins: A,B,C or a text file: one name per line (commas kept, as in "
                        "'HLA-A,B,C'), or a single line of comma-separated names; '#' starts a comment")
     which.add_argument("--protein", type=Path,
-                       help="protein .h5ad (or Cell Ranger .h5) whose var_names are the targets")
+                       help="protein .h5ad (or .h5mu, Cell Ranger .h5 or matrix folder) whose var_names are the "
+                            "targets")
     _add_protein_context(predict)
     predict.add_argument("--out", type=_h5ad_output, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tokenization.cell_files import CELL_FILE_SUFFIXES, read_cells
+from tokenization.cell_files import CELL_FILE_SUFFIXES, is_matrix_market, read_cells
 
 __all__ = ["DTYPES", "add_model_options", "compute_dtype", "load_model_and_tokenizer", "names_argument", "rna_argument",
            "use_layer"]
@@ -110,13 +110,13 @@ def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
 
 
 def names_argument(value: str | None, what: str) -> Any:
-    """Names from ``A,B,C``, a text file (:func:`_read_protein_names`) or, for proteins, an ``.h5ad`` or Cell
-    Ranger ``.h5`` file (its var_names; of a CITE-seq file, its antibodies)."""
+    """Names from ``A,B,C``, a text file (:func:`_read_protein_names`) or, for proteins, an ``.h5ad``, ``.h5mu``
+    or Cell Ranger ``.h5`` file or matrix folder (its var_names; of a CITE-seq file, its antibodies)."""
     if value is None:
         return None
     path = Path(value)
-    if path.suffix in CELL_FILE_SUFFIXES:
-        return read_cells(path)
+    if path.suffix in CELL_FILE_SUFFIXES or (path.exists() and is_matrix_market(path)):
+        return read_cells(path, f"{what} file")
     if path.is_file():
         return _read_protein_names(path, what)
     if path.suffix in (".txt", ".tsv", ".csv", ".list"):
@@ -175,7 +175,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model folder or hub id (default: the pre-trained sctranslator-base in the package)")
     parser.add_argument("--rna", type=Path, required=True,
-                        help="cells x genes .h5ad (read backed, in chunks) or Cell Ranger .h5 matrix")
+                        help="cells x genes .h5ad (read backed, in chunks), .h5mu (its rna modality), "
+                             "Cell Ranger .h5 or matrix folder")
     parser.add_argument("--layer", default=None,
                         help="read the expression from this layer of --rna instead of X (e.g. counts), or 'raw' "
                              "for adata.raw; the file is then read into memory")

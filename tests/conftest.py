@@ -186,3 +186,27 @@ def write_cellranger_h5(path, adata, genome_v2: str | None = None) -> None:
         features = group.create_group("features")
         features["name"], features["id"] = text(adata.var_names), text(f"ID{i}" for i in range(adata.n_vars))
         features["feature_type"] = text(adata.var["feature_types"])
+
+
+def write_cellranger_mtx(folder, adata, prefix: str = "", v2: bool = False) -> None:
+    """``adata`` (with var['feature_types']) as Cell Ranger writes its Matrix Market folder: ``matrix.mtx.gz``
+    (features x cells), ``features.tsv.gz`` (id, name, type) and ``barcodes.tsv.gz``; v2 writes uncompressed
+    ``genes.tsv`` (id, name) and genes only. ``prefix``: GEO's file names (``GSM1_matrix.mtx.gz``)."""
+    import gzip
+
+    import scipy.io
+    import scipy.sparse as sp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gz = "" if v2 else ".gz"
+    ids = [f"ID{i}" for i in range(adata.n_vars)]
+    with (open if v2 else gzip.open)(folder / f"{prefix}matrix.mtx{gz}", "wb") as f:
+        scipy.io.mmwrite(f, sp.coo_matrix(sp.csr_matrix(adata.X).T))
+    types = adata.var["feature_types"] if "feature_types" in adata.var else [""] * adata.n_vars
+    rows = zip(ids, adata.var_names, types, strict=True)
+    features = "".join(f"{i}\t{n}\n" if v2 else f"{i}\t{n}\t{t}\n" for i, n, t in rows)
+    barcodes = "".join(f"{b}\n" for b in adata.obs_names)
+    for name, text in ((f"{prefix}{'genes' if v2 else 'features'}.tsv", features), (f"{prefix}barcodes.tsv", barcodes)):
+        with (open if v2 else gzip.open)(folder / f"{name}{gz}", "wt") as f:
+            f.write(text)
+

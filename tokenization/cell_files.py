@@ -1,4 +1,5 @@
-"""Read the files cells come in: AnnData ``.h5ad`` and Cell Ranger's HDF5 matrices (``.h5``).
+"""Read the files cells come in: AnnData ``.h5ad``, MuData ``.h5mu``, Cell Ranger's HDF5 matrices (``.h5``) and
+its Matrix Market folders (``matrix.mtx.gz`` + ``features.tsv.gz`` + ``barcodes.tsv.gz``, also GEO's prefixed files).
 
 A Cell Ranger ``filtered_feature_bc_matrix.h5`` is what a 10x CITE-seq run hands its user: genes and
 antibodies in one matrix, told apart by ``feature_type`` (kept as ``var["feature_types"]``, so each side reads
@@ -17,38 +18,45 @@ import numpy as np
 
 from .checks import modality, modality_columns
 
-__all__ = ["CELL_FILE_SUFFIXES", "check_one_piece", "read_10x_h5", "read_cells", "read_pair", "require_file",
-           "set_name"]
+__all__ = ["CELL_FILE_SUFFIXES", "check_one_piece", "is_matrix_market", "read_10x_h5", "read_10x_mtx", "read_cells",
+           "read_h5mu", "read_pair", "require_file", "set_name"]
 
-CELL_FILE_SUFFIXES = (".h5ad", ".h5")
+CELL_FILE_SUFFIXES = (".h5ad", ".h5", ".h5mu")
+# MuData modality names of each side (muon writes 'rna' and 'prot'; other tools 'gex', 'adt', ...)
+_MODALITIES = {"RNA": ("rna", "gex", "gene_expression"), "protein": ("prot", "adt", "protein", "cite", "antibody")}
 
 
 def require_file(path: Path, what: str) -> None:
-    """A clear error when ``path`` is missing or is a folder (users pass folders by mistake)."""
+    """A clear error when ``path`` is missing or is a folder (users pass folders by mistake); a Cell Ranger matrix
+    folder (``matrix.mtx.gz`` ...) is read as it is."""
     if path.is_dir():
-        if any(path.glob("matrix.mtx*")):  # Cell Ranger's filtered_feature_bc_matrix/ folder
-            raise IsADirectoryError(f"{what} {path} is a Cell Ranger matrix folder (matrix.mtx): give the run's .h5 "
-                                    "(filtered_feature_bc_matrix.h5), or convert the folder with "
-                                    "scanpy.read_10x_mtx(...).write_h5ad(...)")
-        raise IsADirectoryError(f"{what} {path} is a folder; give the .h5ad or Cell Ranger .h5 file inside it")
+        if is_matrix_market(path):
+            return
+        raise IsADirectoryError(f"{what} {path} is a folder; give the .h5ad, .h5mu or Cell Ranger .h5 file inside it, "
+                                "or a Cell Ranger matrix folder (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
 
 
 def read_cells(path: str | os.PathLike[str], what: str = "file", backed: bool = False) -> Any:
-    """The AnnData in ``path``: an ``.h5ad`` (opened backed with ``backed``: read in chunks later) or a Cell
-    Ranger ``.h5`` (read whole). A missing, damaged or unknown file is one clear error naming it."""
+    """The AnnData in ``path``: an ``.h5ad`` (opened backed with ``backed``: read in chunks later), the ``what``
+    side of a MuData ``.h5mu``, a Cell Ranger ``.h5`` or matrix folder (read whole). A missing, damaged or unknown
+    file is one clear error naming it."""
     import anndata
 
     path = Path(path)
     require_file(path, what)
+    if is_matrix_market(path):
+        return read_10x_mtx(path)
     suffix = path.suffix.lower()
     if suffix == ".h5":
         return read_10x_h5(path)
+    if suffix == ".h5mu":
+        return read_h5mu(path, what)
     if suffix != ".h5ad":
-        raise ValueError(f"{path}: cells are read from .h5ad files or Cell Ranger .h5 matrices, not "
-                         f"{path.suffix or 'a file without a suffix'}; convert it first (e.g. anndata.read_csv, "
-                         "read_loom or scanpy.read_10x_mtx, then .write_h5ad)")
+        raise ValueError(f"{path}: cells are read from .h5ad, .h5mu, Cell Ranger .h5 files or matrix folders, not "
+                         f"{path.suffix or 'a file without a suffix'}; convert it first (e.g. anndata.read_csv or "
+                         "read_loom, then .write_h5ad)")
     try:
         adata = anndata.read_h5ad(path, backed="r" if backed else None)
         has_x = not backed or "X" in adata.file._file  # backed files read X lazily: find a missing one now
@@ -57,6 +65,98 @@ def read_cells(path: str | os.PathLike[str], what: str = "file", backed: bool = 
     if not has_x:
         raise ValueError(f"{path} has no X matrix (the expression values); write them into X and save again")
     return adata
+
+
+def read_h5mu(path: str | os.PathLike[str], what: str = "file", mdata: Any = None) -> Any:
+    """The ``what`` side ("RNA file", "protein file") of a MuData file: its modality named as muon names it
+    ('rna', 'prot') or as other tools do ('gex', 'adt', ...); for another ``what``, its only modality. Read whole
+    (``mdata``: already read)."""
+    mdata = mdata if mdata is not None else _read_mudata(path)
+    side = next((key for key in _MODALITIES if what.startswith(key)), None)
+    names = list(mdata.mod)
+    if side is None:
+        if len(names) == 1:
+            return mdata.mod[names[0]]
+        raise ValueError(f"{path} holds the modalities {names}: say which to read")
+    found = [name for name in names if name.lower() in _MODALITIES[side]]
+    if len(found) != 1:
+        raise ValueError(f"{path} holds the modalities {names}: the {side} side is read from one named "
+                         f"{' or '.join(repr(n) for n in _MODALITIES[side])}; rename it "
+                         "(mdata.mod['prot'] = mdata.mod.pop(name)) and save again")
+    return mdata.mod[found[0]]
+
+
+def _read_mudata(path: str | os.PathLike[str]) -> Any:
+    try:
+        import mudata
+    except ImportError as error:
+        raise ValueError(f"reading {path} (.h5mu) needs the optional package mudata (pip install mudata)") from error
+    try:
+        return mudata.read_h5mu(path)
+    except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
+        raise ValueError(f"cannot read {path} as .h5mu ({type(error).__name__}: {error})") from error
+
+
+_MTX_NAMES = ("matrix.mtx", "matrix.mtx.gz")
+
+
+def is_matrix_market(path: str | os.PathLike[str]) -> bool:
+    """True for a Cell Ranger matrix folder (holding ``matrix.mtx[.gz]``, maybe prefixed as GEO writes them:
+    ``GSM..._matrix.mtx.gz``) or for such a matrix file itself."""
+    path = Path(path)
+    if path.is_dir():
+        return any(p.name.endswith(_MTX_NAMES) for p in path.iterdir())
+    return path.name.endswith(_MTX_NAMES)
+
+
+def _matrix_market_files(path: Path) -> tuple[Path, Path, Path]:
+    """(matrix, features, barcodes) of a matrix folder or matrix file: ``PREFIXfeatures.tsv[.gz]`` (or v2's
+    ``genes.tsv``) and ``PREFIXbarcodes.tsv[.gz]`` beside ``PREFIXmatrix.mtx[.gz]``."""
+    if path.is_dir():
+        matrices = sorted(p for p in path.iterdir() if p.name.endswith(_MTX_NAMES))
+        if len(matrices) > 1:
+            raise ValueError(f"{path} holds {len(matrices)} matrices ({', '.join(p.name for p in matrices[:4])}): "
+                             "give the matrix file of the sample to read")
+        path = matrices[0]
+    prefix = path.name[: path.name.index("matrix.mtx")]
+
+    def beside(*names: str) -> Path | None:
+        return next((path.parent / f"{prefix}{name}{gz}" for name in names for gz in (".gz", "")
+                     if (path.parent / f"{prefix}{name}{gz}").is_file()), None)
+
+    features, barcodes = beside("features.tsv", "genes.tsv"), beside("barcodes.tsv")
+    if features is None or barcodes is None:
+        missing = [f"{prefix}{n}.gz" for n, f in (("features.tsv", features), ("barcodes.tsv", barcodes)) if f is None]
+        raise FileNotFoundError(f"{path} is a Cell Ranger matrix, but {' and '.join(missing)} (or without .gz) "
+                                f"is not beside it")
+    return path, features, barcodes
+
+
+def read_10x_mtx(path: str | os.PathLike[str]) -> Any:
+    """Cells x features AnnData of a Cell Ranger Matrix Market folder (or its matrix file): the names and feature
+    types of :func:`read_10x_h5` (v3 ``features.tsv``: id, name, type; v2 ``genes.tsv``: id, name). Counts as
+    float32 CSR, barcodes as obs_names."""
+    import anndata
+    import pandas as pd
+    import scipy.io
+    import scipy.sparse as sp
+
+    matrix, features, barcodes = _matrix_market_files(Path(path))
+    try:
+        counts = sp.csr_matrix(scipy.io.mmread(matrix).T, dtype=np.float32)  # stored features x cells
+        table = pd.read_csv(features, sep="\t", header=None, dtype=str, keep_default_na=False)
+        cells = pd.read_csv(barcodes, sep="\t", header=None, dtype=str, keep_default_na=False)[0]
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"cannot read {matrix} as a Cell Ranger matrix ({type(error).__name__}: {error})") from error
+    if counts.shape != (len(cells), len(table)):
+        raise ValueError(f"{matrix} is {counts.shape[1]} features x {counts.shape[0]} cells, but {features.name} "
+                         f"lists {len(table)} features and {barcodes.name} {len(cells)} cells: are they one sample's?")
+    var = pd.DataFrame({"gene_ids": table[0].to_numpy(),
+                        "feature_types": table[2].to_numpy() if table.shape[1] > 2 else "Gene Expression"},
+                       index=pd.Index((table[1] if table.shape[1] > 1 else table[0]).to_numpy(), dtype=str))
+    with warnings.catch_warnings():  # names repeat: the tokenizer reports such columns itself (as read_10x_h5)
+        warnings.filterwarnings("ignore", "Variable names are not unique")
+        return anndata.AnnData(counts, obs=pd.DataFrame(index=pd.Index(cells.to_numpy(), dtype=str)), var=var)
 
 
 def read_10x_h5(path: str | os.PathLike[str]) -> Any:
@@ -109,8 +209,14 @@ _CELL_RANGER_FILES = ("filtered_feature_bc_matrix", "raw_feature_bc_matrix", "sa
 
 def set_name(path: str | os.PathLike[str]) -> str:
     """A paired set's name from its (RNA) file: the stem less ``_rna``; for Cell Ranger's own file names, which
-    every run shares, the run's folder (``RUN/outs/filtered_feature_bc_matrix.h5`` -> ``RUN``)."""
+    every run shares, the run's folder (``RUN/outs/filtered_feature_bc_matrix.h5`` -> ``RUN``); for a matrix file,
+    GEO's prefix (``GSM1_matrix.mtx.gz`` -> ``GSM1``) or its folder's name."""
     path = Path(path)
+    if path.name.endswith(_MTX_NAMES):
+        prefix = path.name[: path.name.index("matrix.mtx")].rstrip("_-.")
+        if prefix:
+            return prefix
+        path = path.parent
     stem = path.name.removesuffix(".h5ad").removesuffix(".h5mu").removesuffix(".h5").removesuffix("_rna")
     if stem not in _CELL_RANGER_FILES:
         return stem
@@ -129,9 +235,13 @@ def check_one_piece(adata: Any, path: str | os.PathLike[str]) -> None:
 
 def read_pair(rna_path: str | os.PathLike[str], protein_path: str | os.PathLike[str]) -> tuple[Any, Any]:
     """The RNA and protein AnnData of a paired set, each with its own features; one CITE-seq file given as both
-    sides (a Cell Ranger .h5, or an .h5ad with feature types) is read once."""
-    rna = read_cells(rna_path, "RNA file")
+    sides (a Cell Ranger .h5 or matrix folder, an .h5ad with feature types, a MuData .h5mu) is read once."""
     same = Path(protein_path).resolve() == Path(rna_path).resolve()
+    if same and Path(rna_path).suffix.lower() == ".h5mu":
+        require_file(Path(rna_path), "RNA file")
+        mdata = _read_mudata(rna_path)
+        return read_h5mu(rna_path, "RNA file", mdata), read_h5mu(rna_path, "protein file", mdata)
+    rna = read_cells(rna_path, "RNA file")
     if same:
         check_one_piece(rna, rna_path)
     prot = rna if same else read_cells(protein_path, "protein file")

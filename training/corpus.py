@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from tokenization.cell_files import read_pair, set_name
+from tokenization.cell_files import is_matrix_market, read_pair, set_name
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import value_kind
 
@@ -112,7 +112,7 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
 
     Accepts ``DIR/<name>`` (finds ``<name>_rna.h5ad`` + ``<name>_adt|_rppa|_prot.h5ad``), the RNA file
     itself (``..._rna.h5ad``), ``RNA.h5ad:PROTEIN.h5ad``, a MuData ``.h5mu`` file or a Cell Ranger ``.h5``
-    CITE-seq matrix (both sides in one file, told apart by their feature types).
+    CITE-seq matrix or matrix folder (both sides in one, told apart by their feature types).
     """
     text = str(spec)
     if text.endswith((".h5mu", ".h5")):
@@ -120,6 +120,8 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
         if not path.is_file():
             raise CorpusError(f"{'MuData' if text.endswith('.h5mu') else 'Cell Ranger'} file {path} does not exist")
         return CorpusSource(name or set_name(path), path, None if text.endswith(".h5mu") else path)
+    if os.path.exists(text) and is_matrix_market(text):  # a Cell Ranger matrix folder: both sides in one
+        return CorpusSource(name or set_name(text), Path(text), Path(text))
     if ":" in text and not os.path.exists(text):
         rna, prot = text.split(":", 1)
         rna_path, prot_path = Path(rna), Path(prot)
@@ -143,18 +145,8 @@ def find_source(spec: str | os.PathLike[str], name: str | None = None) -> Corpus
 
 
 def _read_pair(source: CorpusSource):
-    if source.protein_path is None:
-        try:
-            import mudata
-        except ImportError as err:  # pragma: no cover - mudata is optional
-            raise CorpusError("reading .h5mu files needs the optional package mudata (pip install mudata)") from err
-        mdata = mudata.read_h5mu(source.rna_path)
-        missing = [m for m in ("rna", "prot") if m not in mdata.mod]
-        if missing:
-            raise CorpusError(f"{source.rna_path} has modalities {list(mdata.mod)}; needs 'rna' and 'prot'")
-        return mdata.mod["rna"], mdata.mod["prot"]
-    try:  # one CITE-seq file may be both sides (a Cell Ranger .h5, FILE.h5ad:FILE.h5ad): each keeps its features
-        return read_pair(source.rna_path, source.protein_path)
+    try:  # one CITE-seq file may be both sides (a Cell Ranger .h5 or matrix folder, a .h5mu, FILE.h5ad:FILE.h5ad)
+        return read_pair(source.rna_path, source.protein_path or source.rna_path)
     except (OSError, ValueError) as err:  # missing, unreadable, swapped or undivided files: one line, not a traceback
         raise CorpusError(f"corpus {source.name}: {err}") from err
 

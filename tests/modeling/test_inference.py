@@ -15,7 +15,13 @@ from modeling_sctranslator.inference import predict_proteins
 from sctranslator.cli import main as cli_main
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from ..conftest import AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER, one_piece, run_without_our_packages, write_cellranger_h5
+from ..conftest import (
+    AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER,
+    one_piece,
+    run_without_our_packages,
+    write_cellranger_h5,
+    write_cellranger_mtx,
+)
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +256,7 @@ def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells,
     assert set(PANEL[:5]) & set(adt.var_names) and adt.X.sum() > 0.1 * rna.X.sum()  # the test can fail
     combined.write_h5ad(tmp_path / "cite.h5ad")
     write_cellranger_h5(tmp_path / "cite.h5", combined)  # what Cell Ranger hands a CITE-seq user
+    write_cellranger_mtx(tmp_path / "cite_mtx", combined)  # ... and its Matrix Market folder (GEO's usual form)
     model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
     tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
     split = predict_proteins(model, tokenizer, rna, PANEL[:5], batch_size=16)
@@ -267,13 +274,15 @@ def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells,
 
     # the same file as both sides of evaluate: the same metrics as the two files
     for name, (rna_file, protein_file) in {"split": ("rna.h5ad", "adt.h5ad"), "whole": ("cite.h5ad", "cite.h5ad"),
-                                           "cellranger": ("cite.h5", "cite.h5")}.items():
+                                           "cellranger": ("cite.h5", "cite.h5"),
+                                           "matrix_folder": ("cite_mtx", "cite_mtx")}.items():
         where = folder if name == "split" else tmp_path
         assert cli_main(["evaluate", "--model", str(model_dir), "--rna", str(where / rna_file), "--protein",
                          str(where / protein_file), "--json", str(tmp_path / f"{name}.json"), "--device", "cpu"]) == 0
     split_metrics = json.loads((tmp_path / "split.json").read_text())
     assert json.loads((tmp_path / "whole.json").read_text()) == split_metrics
     assert json.loads((tmp_path / "cellranger.json").read_text()) == split_metrics
+    assert json.loads((tmp_path / "matrix_folder.json").read_text()) == split_metrics
 
     adt_only = ad.AnnData(adt.X, obs=adt.obs[[]], var=adt.var.assign(feature_types="Antibody Capture"))
     with pytest.raises(ValueError, match="every feature of this RNA input is 'Antibody Capture'.*the protein file"):
@@ -421,7 +430,7 @@ def test_crash_during_write_leaves_no_partial_file(model_dir, cells, tmp_path, m
         (["--rna", "{rna}", "--proteins", "empty.txt"], "lists no protein names"),
         (["--rna", "{rna}", "--proteins", "bogus.txt"], "none of the 2 proteins"),
         (["--rna", "{rna}"], "say which proteins"),
-        (["--rna", "cells.csv", "--proteins", "p.txt"], "cells are read from .h5ad files or Cell Ranger .h5"),
+        (["--rna", "cells.csv", "--proteins", "p.txt"], "cells are read from .h5ad, .h5mu, Cell Ranger .h5"),
         (["--rna", "damaged.h5", "--proteins", "p.txt"], "cannot read"),
     ],
 )

@@ -190,7 +190,7 @@ def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
     [
         (lambda a, tmp: a + ["--device", "tpu"], "is not a device this build of PyTorch knows"),
         (lambda a, tmp: [tmp if x == "RNA" else x for x in a],
-         "is a folder; give the .h5ad or Cell Ranger .h5 file inside it"),
+         "is a folder; give the .h5ad, .h5mu or Cell Ranger .h5 file inside it"),
         (lambda a, tmp: a + ["--model", f"{tmp}/model.pt"], "convert-original"),
     ],
     ids=["unknown_device", "folder_as_rna", "checkpoint_file_as_model"],

@@ -210,10 +210,64 @@ def test_a_cellranger_h5_matrix_reads_as_the_anndata_scanpy_gives(tmp_path, shar
         f["something"] = np.zeros(3)
     with pytest.raises(ValueError, match=r"cannot read .*other.h5 as a Cell Ranger .h5 matrix.*/matrix group"):
         read_cells(tmp_path / "other.h5")
-    (tmp_path / "filtered_feature_bc_matrix").mkdir()
-    (tmp_path / "filtered_feature_bc_matrix" / "matrix.mtx.gz").write_bytes(b"")
-    with pytest.raises(IsADirectoryError, match=r"Cell Ranger matrix folder .*filtered_feature_bc_matrix.h5"):
-        read_cells(tmp_path / "filtered_feature_bc_matrix")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"empty is a folder; give the .h5ad, .h5mu or Cell Ranger .h5 file"):
+        read_cells(tmp_path / "empty")
+
+
+def test_a_cellranger_matrix_folder_reads_as_its_h5(tmp_path, shared):
+    """Cell Ranger's Matrix Market folder (v3 gzipped with feature types, v2 genes.tsv) and GEO's prefixed files
+    read as the same cells as the .h5 of the same data; a missing companion file is named."""
+    import anndata as ad
+
+    from tests.conftest import one_piece, write_cellranger_h5, write_cellranger_mtx
+    from tokenization.cell_files import read_cells, read_pair, set_name
+
+    rna = ad.read_h5ad(shared("data", "eccite_ctcl_rna.h5ad"))[:30].copy()
+    adt = ad.read_h5ad(shared("data", "eccite_ctcl_adt.h5ad"))[:30].copy()
+    combined = one_piece(rna, adt)
+    write_cellranger_h5(tmp_path / "v3.h5", combined)
+    from_h5 = read_cells(tmp_path / "v3.h5")
+    write_cellranger_mtx(tmp_path / "run" / "outs" / "filtered_feature_bc_matrix", combined)
+    write_cellranger_mtx(tmp_path / "geo", combined, prefix="GSM42_")
+    for path in (tmp_path / "run" / "outs" / "filtered_feature_bc_matrix", tmp_path / "geo",
+                 tmp_path / "geo" / "GSM42_matrix.mtx.gz"):
+        got = read_cells(path)
+        assert list(got.obs_names) == list(from_h5.obs_names) and list(got.var_names) == list(from_h5.var_names)
+        assert got.var["feature_types"].tolist() == from_h5.var["feature_types"].tolist()
+        assert got.X.dtype == np.float32 and (got.X != from_h5.X).nnz == 0
+        assert got.obs.index.name is None and got.var.index.name is None  # else AnnData refuses to write it
+        genes, antibodies = read_pair(path, path)  # one CITE-seq folder as both sides
+        assert genes.n_vars == rna.n_vars and list(antibodies.var_names) == list(adt.var_names)
+    assert set_name(tmp_path / "run" / "outs" / "filtered_feature_bc_matrix") == "run"
+    assert set_name(tmp_path / "geo" / "GSM42_matrix.mtx.gz") == "GSM42"
+    write_cellranger_mtx(tmp_path / "v2", rna, v2=True)
+    v2 = read_cells(tmp_path / "v2")
+    assert list(v2.var_names) == list(rna.var_names) and (v2.X != sp.csr_matrix(rna.X, dtype=np.float32)).nnz == 0
+    (tmp_path / "geo" / "GSM42_barcodes.tsv.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"GSM42_barcodes.tsv.gz \(or without .gz\) is not beside it"):
+        read_cells(tmp_path / "geo")
+    write_cellranger_mtx(tmp_path / "geo", combined, prefix="GSM43_")
+    with pytest.raises(ValueError, match=r"holds 2 matrices .*give the matrix file of the sample to read"):
+        read_cells(tmp_path / "geo")
+
+
+def test_a_mudata_file_gives_each_side_its_modality(tmp_path, shared):
+    mudata = pytest.importorskip("mudata")
+    import anndata as ad
+
+    from tokenization.cell_files import read_cells, read_pair
+
+    rna = ad.read_h5ad(shared("data", "eccite_ctcl_rna.h5ad"))[:10].copy()
+    adt = ad.read_h5ad(shared("data", "eccite_ctcl_adt.h5ad"))[:10].copy()
+    mudata.MuData({"rna": rna, "adt": adt}).write(tmp_path / "cite.h5mu")
+    assert read_cells(tmp_path / "cite.h5mu", "RNA file").n_vars == rna.n_vars
+    assert list(read_cells(tmp_path / "cite.h5mu", "protein file").var_names) == list(adt.var_names)
+    genes, antibodies = read_pair(tmp_path / "cite.h5mu", tmp_path / "cite.h5mu")
+    assert genes.n_vars == rna.n_vars and antibodies.n_vars == adt.n_vars
+    mudata.MuData({"rna": rna, "atac": rna}).write(tmp_path / "multiome.h5mu")
+    with pytest.raises(ValueError, match=r"modalities \['rna', 'atac'\]: the protein side is read from one named"):
+        read_cells(tmp_path / "multiome.h5mu", "protein file")
 
 
 def test_a_cellranger_h5_is_read_cells_by_features(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from training.corpus import load_manifest
 from training.data import CorpusCollator, EvalCells, build_train_stream, split_example_id
 
-from ..conftest import one_piece, write_cellranger_h5
+from ..conftest import one_piece, write_cellranger_h5, write_cellranger_mtx
 
 
 def _ids(stream, n):
@@ -169,14 +169,17 @@ def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_pat
     with pytest.warns(UserWarning, match="'Antibody Capture' ones are read as the protein"):
         whole = build_corpus(find_source(f"{tmp_path}/cite.h5ad:{tmp_path}/cite.h5ad"), tmp_path / "whole", tokenizer)
     cellranger = build_corpus(find_source(tmp_path / "cite.h5"), tmp_path / "cellranger", tokenizer)
+    write_cellranger_mtx(tmp_path / "donor7" / "outs" / "filtered_feature_bc_matrix", one_piece(rna, adt))
+    folder = build_corpus(find_source(tmp_path / "donor7" / "outs" / "filtered_feature_bc_matrix"),
+                          tmp_path / "folder", tokenizer)
     split = build_corpus(find_source(data_dir / "eccite_ctcl"), tmp_path / "split", tokenizer)
     rows = {}
-    for corpus, m in (("whole", whole), ("cellranger", cellranger), ("split", split)):
+    for corpus, m in (("whole", whole), ("cellranger", cellranger), ("folder", folder), ("split", split)):
         assert m["genes"] == split["genes"] and m["proteins"] == split["proteins"], corpus
         table = pq.read_table(tmp_path / corpus / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5)
         rows[corpus] = table.to_pylist()
-    assert rows["whole"] == rows["split"] == rows["cellranger"]
-    assert cellranger["name"] == "cite"
+    assert rows["whole"] == rows["split"] == rows["cellranger"] == rows["folder"]
+    assert cellranger["name"] == "cite" and folder["name"] == "donor7"
     from training.corpus import CorpusError
 
     rna.write_h5ad(tmp_path / "genes.h5ad")  # no feature types: it cannot be both sides
