@@ -414,7 +414,7 @@ class _Cells:
 
     def __init__(self, tokenizer, rna, gene_names, protein_ids, config, chunk_size: int, batch_size: int,
                  device: torch.device, layout=None) -> None:
-        from modeling_sctranslator.inference import count_cells, value_reading
+        from modeling_sctranslator.inference import count_cells, reading_options
 
         self.tokenizer, self.rna, self.gene_names, self.protein_ids = tokenizer, rna, gene_names, protein_ids
         self.layout = layout
@@ -422,15 +422,15 @@ class _Cells:
         self.n_cells = count_cells(rna)
         if self.n_cells == 0:
             raise ValueError("the RNA data has no cells")
-        self.rna_reading = value_reading(tokenizer, rna, chunk_size)  # one for every chunk
+        self.reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
         self.first, self.report = self._encode(0, min(chunk_size, self.n_cells))
 
     def _encode(self, start: int, stop: int):
         from modeling_sctranslator.inference import cell_rows, encoding_options
 
         return self.tokenizer(
-            rna=cell_rows(self.rna, start, stop), rna_reading=self.rna_reading, gene_names=self.gene_names,
-            proteins=self.protein_ids,
+            rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
+            **self.reading,
             max_length=self.config.max_genes, protein_max_length=self.config.max_proteins, truncation="first",
             return_tensors="pt", return_report=True, **encoding_options(self.config, self.layout),
         )

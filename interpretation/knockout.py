@@ -420,9 +420,9 @@ def knockout_analysis(
         predict_encoded,
         protein_request,
         read_rna,
+        reading_options,
         resolve_device,
         resolve_targets,
-        value_reading,
     )
 
     from .attention import _progress
@@ -452,18 +452,18 @@ def knockout_analysis(
 
     bar = _progress(progress, "knockout", n_cells)
     ranks = None
-    rna_reading = value_reading(tokenizer, rna, chunk_size)  # one for every chunk, and for its knockouts
+    reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk, and for its knockouts
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
         encoded, report = tokenizer(
-            rna=cell_rows(rna, start, stop), rna_reading=rna_reading, gene_names=gene_names,
-            proteins=request.token_ids,
+            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=request.token_ids, **reading,
             max_length=config.max_genes, protein_max_length=max(len(request.token_ids), 1), truncation="first",
             return_tensors="pt", return_report=True, **options,
         )
         if ranks is None:
             ranks = _locate_knockouts(tokenizer, genes, report.rna, options)  # errors before any model work
-        builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options, rna_reading)
+        builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options,
+                                  reading.get("rna_reading"))
         onehot = np.zeros((stop - start, len(groups)))
         onehot[:, 0] = 1.0
         onehot[np.arange(stop - start), group_index[start:stop]] = 1.0

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenization.cell_files import read_cells
+from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix, ValueReading
 from tokenization.value_kinds import protein_transform_for, value_kind
@@ -72,13 +72,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Sequence[str] | None]:
-    """Accept an AnnData, a path to ``.h5ad`` (opened backed) or to a Cell Ranger ``.h5`` matrix, a MuData (``rna``
-    modality), a pandas DataFrame (cells x genes, gene names as columns) or ``(matrix, gene_names)``; return the
-    cells × genes object and explicit gene names if any."""
+    """Accept an AnnData, a path to ``.h5ad`` (opened backed), ``.h5mu`` or a Cell Ranger ``.h5`` or matrix folder,
+    a MuData (its ``rna`` modality), a pandas DataFrame (cells x genes, gene names as columns) or
+    ``(matrix, gene_names)``; return the cells × genes object and explicit gene names if any."""
     import anndata
 
     if isinstance(rna, (str, os.PathLike)):
-        rna = read_cells(rna, "RNA file", backed=True)  # .h5ad backed (read in chunks), or a Cell Ranger .h5
+        rna = read_cells(rna, "RNA file", backed=True)  # .h5ad backed (read in chunks); the others whole
     elif isinstance(rna, tuple) and len(rna) == 2:
         rna, gene_names = rna
     elif type(rna).__name__ == "DataFrame":  # cells as rows, genes as columns
@@ -87,9 +87,7 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
         rna = anndata.AnnData(X=rna.to_numpy(dtype=np.float32), obs=pd.DataFrame(index=rna.index.astype(str)),
                               var=pd.DataFrame(index=rna.columns.astype(str)))
     if type(rna).__name__ == "MuData":
-        if "rna" not in rna.mod:
-            raise ValueError(f"the MuData has modalities {list(rna.mod)}; expected one named 'rna'")
-        rna = rna.mod["rna"]
+        rna = read_h5mu("the MuData", "RNA file", mdata=rna)  # the modality a .h5mu path gives
     return rna, gene_names
 
 
@@ -443,7 +441,7 @@ def predict_proteins(
     measured_log = measured.copy() if measured is not None and with_scale else None
     rna_summary = None
     untrained_genes = 0
-    rna_reading = value_reading(tokenizer, rna, chunk_size)
+    reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
     bar = progress_bar(progress, n_cells)
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
@@ -451,7 +449,7 @@ def predict_proteins(
                         else request.token_ids)  # measured values: never with a context
         encoded, report = tokenizer(
             rna=cell_rows(rna, start, stop),
-            rna_reading=rna_reading,
+            **reading,
             gene_names=gene_names,
             proteins=protein_spec,
             max_length=config.max_genes,
@@ -549,12 +547,23 @@ def aligned_to_layout(model, tokenizer, rna: Any, gene_names: Sequence[str] | No
     return anndata.AnnData(X=aligned, obs=obs, var=pd.DataFrame(index=pd.Index(names, dtype=str))), names
 
 
-def value_reading(tokenizer, rna: Any, chunk_size: int | None = None) -> ValueReading:
-    """How the RNA values of the whole input ``rna`` are read (its normalisation, from its first cells, read
-    ``chunk_size`` rows at a time), chosen once and given to the encoding of every chunk of its cells: a chunk
-    alone may show another -- one lone cell (the last of 257 at chunk_size 256) shows no common total, and its
-    log1p(CPM) was read as log1p(CP10k)."""
-    return Matrix(rna, "RNA", getattr(tokenizer, "rna_transform", "none")).choose_reading(chunk_size)
+def takes_rna_reading(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` takes ``rna_reading=``: tokenizers saved with a model folder before it existed do not
+    (their chunks are then read each on its own, as they were)."""
+    import inspect
+
+    return "rna_reading" in inspect.signature(tokenizer.__call__).parameters
+
+
+def reading_options(tokenizer: Any, rna: Any, chunk_size: int | None = None) -> dict[str, ValueReading]:
+    """``{"rna_reading": ...}`` for the tokenizer call of every chunk of ``rna``'s cells: how the RNA values of the
+    whole input are read (their normalisation, from its first cells, read ``chunk_size`` rows at a time), chosen
+    once. A chunk alone may show another -- one lone cell (the last of 257 at chunk_size 256) shows no common
+    total, and its log1p(CPM) was read as log1p(CP10k). Empty for a tokenizer that takes none."""
+    if not takes_rna_reading(tokenizer):
+        return {}
+    transform = getattr(tokenizer, "rna_transform", "none")
+    return {"rna_reading": Matrix(rna, "RNA", transform).choose_reading(chunk_size)}
 
 
 def transformed_rna(tokenizer, rna: Any):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import re
 import sys
 import warnings
@@ -64,33 +65,40 @@ _NAME_COLUMNS = ("name", "protein", "proteins", "antibody", "antibodies", "targe
 
 
 def _names_from_table(lines: list[str], path: Path, what: str) -> list[str] | None:
-    """The names in a table file (every line the same number of tab- or comma-separated fields, at least two): its
-    name column (by header), or the second of two columns whose first counts rows (pandas ``to_csv`` with the
-    index). None for a file that is no such table. Read line by line, a table's rows were taken as panel labels
-    (``1,CD8A``) whose first part named other proteins, silently."""
+    """The names in a table file (every line the same number of tab- or comma-separated fields, read as CSV:
+    quoted fields keep their commas): its name column (by header), or the second of two columns whose first counts
+    rows (pandas ``to_csv`` with the index from 0, R's ``write.csv`` row names from 1); a single column (a trailing
+    delimiter or quotes, as spreadsheets write) less a header naming it. None for a file of names, one per line
+    (``HLA-A,B,C`` keeps its commas). Read line by line, a table's rows were taken as panel labels (``1,CD8A``)
+    whose first part named other proteins, silently."""
     if len(lines) < 2:
         return None
     for delimiter in ("\t", ","):
-        rows = [[field.strip().strip('"') for field in line.split(delimiter)] for line in lines]
-        widths = {len(row) for row in rows}
-        if len(widths) == 1 and widths.pop() >= 2:
-            break
-    else:
-        return None
-    header = [field.lower() for field in rows[0]]
-    for column in _NAME_COLUMNS:
-        if column in header:
-            names = [row[header.index(column)] for row in rows[1:]]
-            warnings.warn(f"{path} is a table: {what} names read from its column {rows[0][header.index(column)]!r}",
-                          UserWarning, stacklevel=3)
+        if not any(delimiter in line or (delimiter == "," and '"' in line) for line in lines):
+            continue
+        rows = [[field.strip() for field in row] for row in csv.reader(lines, delimiter=delimiter)]
+        if len({len(row) for row in rows}) != 1:
+            continue
+        filled = [j for j in range(len(rows[0])) if any(row[j] for row in rows)]  # spreadsheets' empty columns
+        rows = [[row[j] for j in filled] for row in rows]
+        header = [field.lower() for field in rows[0]]
+        if len(filled) == 1:
+            names = [row[0] for row in rows[1:]] if header[0] in _NAME_COLUMNS else [row[0] for row in rows]
             return [n for n in names if n]
-    body = rows[1:] if not rows[0][0] or not rows[0][0].isdigit() else rows
-    if len(rows[0]) == 2 and [row[0] for row in body] == [str(i) for i in range(len(body))]:  # pandas' index
-        return [row[1] for row in body if row[1]]
-    shown = ",".join(rows[0][:6]) if "," in lines[0] else "\t".join(rows[0][:6])
-    raise ValueError(f"{path} looks like a table ({len(rows[0])} columns on every line, the first: {shown!r}): give "
-                     f"one {what} name per line (pandas: series.to_csv(path, index=False, header=False)), or name "
-                     f"its column of names one of {', '.join(_NAME_COLUMNS[:3])}")
+        for column in _NAME_COLUMNS:
+            if column in header:
+                warnings.warn(f"{path} is a table: {what} names read from its column {rows[0][header.index(column)]!r}",
+                              UserWarning, stacklevel=3)
+                return [row[header.index(column)] for row in rows[1:] if row[header.index(column)]]
+        body = rows if rows[0][0].isdigit() else rows[1:]
+        first = [row[0] for row in body]
+        if len(filled) == 2 and first in ([str(i) for i in range(len(body))], [str(i + 1) for i in range(len(body))]):
+            return [row[1] for row in body if row[1]]  # pandas' index, R's row names
+        if all(field.isdigit() for field in first):  # a numbered table that is neither: say so, never guess
+            raise ValueError(f"{path} looks like a table ({len(filled)} columns, the first numbering its rows): give "
+                             f"one {what} name per line (pandas: series.to_csv(path, index=False, header=False)), "
+                             f"or name its column of names one of {', '.join(_NAME_COLUMNS[:3])}")
+    return None
 
 
 def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
@@ -116,7 +124,7 @@ def names_argument(value: str | None, what: str) -> Any:
         return None
     path = Path(value)
     if path.suffix in CELL_FILE_SUFFIXES or (path.exists() and is_matrix_market(path)):
-        return read_cells(path, f"{what} file")
+        return read_cells(path, "RNA file" if what == "gene" else "protein file")
     if path.is_file():
         return _read_protein_names(path, what)
     if path.suffix in (".txt", ".tsv", ".csv", ".list"):
@@ -140,7 +148,7 @@ def rna_argument(args: argparse.Namespace) -> tuple[Any, list[str] | None]:
     evaluate, attention, knockout)."""
     if args.layer is None and args.gene_column is None:
         return args.rna, None
-    adata = read_cells(args.rna)
+    adata = read_cells(args.rna, "RNA file")
     if args.layer == "raw":
         if adata.raw is None:
             raise ValueError(f"{args.rna} has no .raw; its layers are {sorted(adata.layers)}")

@@ -18,8 +18,8 @@ import numpy as np
 
 from .checks import modality, modality_columns
 
-__all__ = ["CELL_FILE_SUFFIXES", "check_one_piece", "is_matrix_market", "read_10x_h5", "read_10x_mtx", "read_cells",
-           "read_h5mu", "read_pair", "require_file", "set_name"]
+__all__ = ["CELL_FILE_SUFFIXES", "check_one_piece", "is_matrix_market", "matrix_market_files", "read_10x_h5",
+           "read_10x_mtx", "read_cells", "read_h5mu", "read_pair", "require_file", "set_name"]
 
 CELL_FILE_SUFFIXES = (".h5ad", ".h5", ".h5mu")
 # MuData modality names of each side (muon writes 'rna' and 'prot'; other tools 'gex', 'adt', ...)
@@ -78,7 +78,8 @@ def read_h5mu(path: str | os.PathLike[str], what: str = "file", mdata: Any = Non
         if len(names) == 1:
             return mdata.mod[names[0]]
         raise ValueError(f"{path} holds the modalities {names}: say which to read")
-    found = [name for name in names if name.lower() in _MODALITIES[side]]
+    muon = _MODALITIES[side][0]  # muon's own name first: a file may hold 'prot' and 'adt' (two normalisations)
+    found = [muon] if muon in names else [name for name in names if name.lower() in _MODALITIES[side]]
     if len(found) != 1:
         raise ValueError(f"{path} holds the modalities {names}: the {side} side is read from one named "
                          f"{' or '.join(repr(n) for n in _MODALITIES[side])}; rename it "
@@ -109,11 +110,15 @@ def is_matrix_market(path: str | os.PathLike[str]) -> bool:
     return path.name.endswith(_MTX_NAMES)
 
 
-def _matrix_market_files(path: Path) -> tuple[Path, Path, Path]:
+def matrix_market_files(path: Path) -> tuple[Path, Path, Path]:
     """(matrix, features, barcodes) of a matrix folder or matrix file: ``PREFIXfeatures.tsv[.gz]`` (or v2's
     ``genes.tsv``) and ``PREFIXbarcodes.tsv[.gz]`` beside ``PREFIXmatrix.mtx[.gz]``."""
     if path.is_dir():
         matrices = sorted(p for p in path.iterdir() if p.name.endswith(_MTX_NAMES))
+        plain = {p.name for p in matrices}
+        matrices = [p for p in matrices if not (p.name.endswith(".gz") and p.name[:-3] in plain)]  # gunzip -k
+        if not matrices:
+            raise FileNotFoundError(f"{path} holds no Cell Ranger matrix (matrix.mtx.gz)")
         if len(matrices) > 1:
             raise ValueError(f"{path} holds {len(matrices)} matrices ({', '.join(p.name for p in matrices[:4])}): "
                              "give the matrix file of the sample to read")
@@ -141,7 +146,7 @@ def read_10x_mtx(path: str | os.PathLike[str]) -> Any:
     import scipy.io
     import scipy.sparse as sp
 
-    matrix, features, barcodes = _matrix_market_files(Path(path))
+    matrix, features, barcodes = matrix_market_files(Path(path))
     try:
         counts = sp.csr_matrix(scipy.io.mmread(matrix).T, dtype=np.float32)  # stored features x cells
         table = pd.read_csv(features, sep="\t", header=None, dtype=str, keep_default_na=False)

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from tokenization.cell_files import is_matrix_market, read_pair, set_name
+from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import value_kind
 
@@ -96,15 +96,19 @@ class CorpusError(ValueError):
 
 @dataclass
 class CorpusSource:
-    """Where a corpus comes from: an RNA + protein AnnData pair, or one MuData file."""
+    """Where a corpus comes from: an RNA + protein AnnData pair, one MuData file, or one CITE-seq file or Cell
+    Ranger matrix folder given as both sides."""
 
     name: str
     rna_path: Path
-    protein_path: Path | None = None  # None for MuData (modalities rna / prot inside rna_path)
+    protein_path: Path | None = None  # None for MuData (its RNA and protein modalities inside rna_path)
 
     @property
     def files(self) -> list[Path]:
-        return [p for p in (self.rna_path, self.protein_path) if p is not None]
+        """The files read (a matrix folder's matrix, features and barcodes: the cache is rebuilt when one
+        changes, which the folder's own size and time do not show)."""
+        paths = [p for p in (self.rna_path, self.protein_path) if p is not None]
+        return [f for p in paths for f in (matrix_market_files(p) if is_matrix_market(p) else (p,))]
 
 
 def find_source(spec: str | os.PathLike[str], name: str | None = None) -> CorpusSource:

@@ -475,23 +475,29 @@ class CorpusCollator:
             out[key] = block
         return out
 
-    def _rna_reading(self, c: dict[str, Any]):
-        """How the corpus's RNA values are read (their normalisation), told once from its first training cells as
-        prediction tells it once per input: a batch, or one example of a sampled panel, alone may show another
-        (a lone cell shows no common total)."""
+    def _rna_reading(self, c: dict[str, Any]) -> dict[str, Any]:
+        """``{"rna_reading": ...}``: how the corpus's RNA values are read (their normalisation), told once from its
+        first training cells as prediction tells it once per input: a batch, or one example of a sampled panel,
+        alone may show another (a lone cell shows no common total). Empty for a tokenizer that takes none."""
         if "rna_reading" not in c:
+            from modeling_sctranslator.inference import takes_rna_reading
             from tokenization.matrix import Matrix
 
             manifest = c["manifest"]
-            rows = []
+            indices, values = [], []
             for shard in manifest["splits"]["train"]["shards"]:
-                rows += [(i, v) for _, i, v, _ in itertools.islice(
-                    _rows_of_shard(f"{manifest['dir']}/{shard['file']}", None), 64 - len(rows))]
-                if len(rows) >= 64:
+                batches = pq.ParquetFile(f"{manifest['dir']}/{shard['file']}").iter_batches(
+                    batch_size=64 - len(indices), columns=["rna_indices", "rna_values"])
+                first = next(batches, None)
+                if first is not None:
+                    indices += first.column("rna_indices").to_pylist()
+                    values += first.column("rna_values").to_pylist()
+                if len(indices) >= 64:
                     break
-            sample = _rows_matrix([i for i, _ in rows], [v for _, v in rows], len(c["genes"]))
             transform = getattr(self.tokenizer, "rna_transform", "none")
-            c["rna_reading"] = Matrix(sample, "RNA", transform).choose_reading() if rows else None
+            sample = _rows_matrix(indices, values, len(c["genes"]))
+            c["rna_reading"] = ({"rna_reading": Matrix(sample, "RNA", transform).choose_reading()}
+                                if indices and takes_rna_reading(self.tokenizer) else {})
         return c["rna_reading"]
 
     def _tokenize(self, c: dict[str, Any], rna, protein_names: list[str], proteins: np.ndarray, seed: int,
@@ -500,7 +506,6 @@ class CorpusCollator:
             warnings.simplefilter("ignore")  # constant cells are handled (1e-8) and would warn every batch
             return self.tokenizer(
                 rna=rna,
-                rna_reading=self._rna_reading(c) if rna.shape[0] else None,
                 gene_names=c["genes"],
                 proteins=protein_names,
                 protein_values=proteins,
@@ -514,6 +519,7 @@ class CorpusCollator:
                 return_cell_scale=self.cell_scale,
                 gene_layout=self.gene_layout,
                 **encoding,
+                **self._rna_reading(c),
             )
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -428,16 +428,18 @@ def check_start_model(name: str | None) -> None:
                          "running, or did it fail? Point to a finished model folder")
 
 
-# what a run writes into its output folder before anything else (the corpus cache, then the run's signature); a
-# folder holding other files is not a run's, and training into it would replace what is there (weights, a card)
+# what a run writes into its output folder before anything else (the corpus cache, then the run's signature) ...
 RUN_MARKERS = (RUN_SIGNATURE, "training_summary.json")
+# ... and the files of the model it saves there, which would replace a folder's own
+MODEL_FOLDER_FILES = ("model.safetensors", "config.json", "README.md", "preprocessor_config.json",
+                      "tokenizer_config.json", "gene_vocab.json", "pytorch_model.bin")
 
 
 def check_output_dir(output_dir: Path, start_model: str | None) -> None:
     """Refuse an ``--output_dir`` whose files a run would replace: the start model's own folder (its weights and
-    card would be overwritten by the fine-tuned ones), or any folder holding files no run wrote. A run's folder
-    (its signature, checkpoints or summary; or only its corpus cache) is resumed or refused by
-    :func:`check_same_run` as before."""
+    card would be overwritten by the fine-tuned ones), or a folder no run wrote that holds a model's files (a
+    model, a card). A run's folder (its signature, checkpoints or summary) is resumed or refused by
+    :func:`check_same_run` as before; other files (a log redirected there) are left alone."""
     if start_model and Path(start_model).is_dir() and output_dir.exists() \
             and output_dir.resolve() == Path(start_model).resolve():
         raise SystemExit(f"--output_dir {output_dir} is the folder of --model_name_or_path: the run would overwrite "
@@ -445,12 +447,12 @@ def check_output_dir(output_dir: Path, start_model: str | None) -> None:
     if not output_dir.is_dir():
         return
     entries = sorted(p.name for p in output_dir.iterdir())
-    ours = any(name in RUN_MARKERS or checkpoint_step(output_dir / name) is not None for name in entries)
-    if entries and not ours and set(entries) - {"corpora"}:
-        shown = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
-        raise SystemExit(f"--output_dir {output_dir} holds files that no training run wrote ({shown}): the run "
-                         "would replace some of them (model.safetensors, config.json, README.md). Give a new or "
-                         "empty --output_dir")
+    if any(name in RUN_MARKERS or checkpoint_step(output_dir / name) is not None for name in entries):
+        return
+    replaced = [name for name in entries if name in MODEL_FOLDER_FILES]
+    if replaced:
+        raise SystemExit(f"--output_dir {output_dir} holds files that no training run wrote and this one would "
+                         f"replace ({', '.join(replaced)}). Give a new or empty --output_dir")
 
 
 FEW_HELD_OUT = 10  # validation or held-out cells below which their metrics say little

@@ -55,21 +55,28 @@ def _cells(n_cells: int = 6):
                       var=pd.DataFrame(index=GENES))
 
 
+def _saved_before(tmp_path: Path) -> Path:
+    """A model folder as saved before the layout change: today's weights, vocabulary and layout (their formats did
+    not change) with the code and configuration of the day."""
+    folder = tmp_path / "saved_before"
+    folder.mkdir()
+    for item in DEFAULT_MODEL_DIR.iterdir():
+        if item.suffix != ".py" and item.name not in ("config.json", "preprocessor_config.json",
+                                                      "tokenizer_config.json"):  # written only since 2026-12-03
+            shutil.copy(item, folder / item.name)
+    for item in FIXTURE.iterdir():
+        if item.name != "README.md":
+            shutil.copy(item, folder / item.name)
+    return folder
+
+
 def test_a_folder_saved_before_the_layout_change_loads_where_we_are_not_installed(tmp_path):
     import torch
 
     from modeling_sctranslator import SCTranslatorForProteinPrediction
     from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-    folder = tmp_path / "saved_before"
-    folder.mkdir()
-    for item in DEFAULT_MODEL_DIR.iterdir():  # today's weights, vocabulary and layout: their formats did not change
-        if item.suffix != ".py" and item.name not in ("config.json", "preprocessor_config.json",
-                                                      "tokenizer_config.json"):  # written only since 2026-12-03
-            shutil.copy(item, folder / item.name)
-    for item in FIXTURE.iterdir():  # the code and configuration exactly as saved before
-        if item.name != "README.md":
-            shutil.copy(item, folder / item.name)
+    folder = _saved_before(tmp_path)
     assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"] == (
         "modeling_sctranslator.SCTranslatorForProteinPrediction")
 
@@ -110,6 +117,27 @@ def test_a_folder_saved_before_the_layout_change_loads_where_we_are_not_installe
     assert len(outputs) == (2 if AUTO_FEATURE_EXTRACTOR_READS_THE_FOLDER else 1)
     for path in outputs:
         np.testing.assert_allclose(np.load(path), expected, atol=1e-6)
+
+
+def test_a_tokenizer_saved_before_the_whole_input_reading_is_called_as_before(tmp_path):
+    """Prediction, attention and knockout hand each chunk the whole input's reading of its values (rna_reading=),
+    which the tokenizer code saved in older folders does not take: it is called without it, as before."""
+    from transformers import AutoTokenizer
+
+    from modeling_sctranslator.inference import reading_options, takes_rna_reading
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+
+    folder = _saved_before(tmp_path)
+    (folder / "tokenizer_config.json").write_text(json.dumps(README_TOKENIZER_CONFIG))
+    old = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    assert type(old).__module__.startswith("transformers_modules") and not takes_rna_reading(old)
+    rna = _cells()
+    assert reading_options(old, rna) == {}
+    encoded = old(rna=rna, proteins=PROTEINS, **reading_options(old, rna))
+    ours = SCTranslatorTokenizer.from_pretrained(folder)
+    assert set(reading_options(ours, rna)) == {"rna_reading"}
+    np.testing.assert_array_equal(encoded["input_values"], ours(rna=rna, proteins=PROTEINS,
+                                                               **reading_options(ours, rna))["input_values"])
 
 
 def _readme_tokenizer_config() -> dict:

@@ -108,8 +108,14 @@ def test_a_protein_file_is_one_name_per_line_with_inline_comments(tiny_model_dir
         ("id,name,read,pattern,sequence,feature_type\nCD4_TotalSeqB,CD4,R2,5PNNNNNNNNNN(BC),TGTTCCCGCTCAACT,"
          "Antibody Capture\nCD19_TotalSeqB,CD19,R2,5PNNNNNNNNNN(BC),CTGGGCAATTACTCG,Antibody Capture\n",
          ["CD4", "CD19"]),  # a 10x feature_reference.csv: its name column
+        (',0\n0,CD3E\n1,"HLA-A,B,C"\n2,CD4\n', ["CD3E", "HLA-A,B,C", "CD4"]),  # pandas quotes a comma's name
+        ('"","x"\n"1","CD4"\n"2","CD19"\n', ["CD4", "CD19"]),  # R's write.csv: row names from 1, all quoted
+        ("protein\nCD4\n\"HLA-A,B,C\"\n", ["CD4", "HLA-A,B,C"]),  # one column with its header, quoted
+        ("CD4,\nCD19,\nCD14,\n", ["CD4", "CD19", "CD14"]),  # a spreadsheet's trailing delimiter
+        ("HLA-A,B,C\nHLA-DR,DP,DQ\n", ["HLA-A,B,C", "HLA-DR,DP,DQ"]),  # names with as many commas: no table
     ],
-    ids=["pandas_with_index", "pandas_without_header", "feature_reference"],
+    ids=["pandas_with_index", "pandas_without_header", "feature_reference", "pandas_quoted", "r_write_csv",
+         "one_column_with_header", "trailing_delimiter", "equal_commas_one_name_per_line"],
 )
 def test_a_protein_table_gives_its_name_column(tiny_model_dir, layered, tmp_path, text, expected):
     """Read line by line, ``1,CD8A`` was a panel label whose first part, 1, is Entrez gene A1BG: the output named
@@ -132,11 +138,11 @@ def test_a_table_without_a_name_column_gets_one_line_naming_the_fix(tiny_model_d
     from sctranslator.cli import main
 
     names = tmp_path / "panel.csv"
-    names.write_text("marker,clone\nCD4,RPA-T4\nCD19,HIB19\n")
+    names.write_text("row,marker\n7,CD4\n9,CD19\n")  # numbered rows, but no index to tell from the names
     assert main(["predict", "--model", str(tiny_model_dir), "--rna", str(layered), "--proteins", str(names),
                  "--out", str(tmp_path / "o.h5ad")]) == 2
     err = capsys.readouterr().err
-    assert "looks like a table (2 columns on every line" in err and "one protein name per line" in err
+    assert "looks like a table (2 columns, the first numbering its rows)" in err and "one protein name per line" in err
     assert "Traceback" not in err and not (tmp_path / "o.h5ad").exists()
 
 

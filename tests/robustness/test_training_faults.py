@@ -71,9 +71,11 @@ def test_a_run_never_writes_into_its_start_model_or_a_folder_it_did_not_make(tmp
     mine = tmp_path / "analysis"
     mine.mkdir()
     (mine / "README.md").write_text("my notes")
-    with pytest.raises(SystemExit, match=r"holds files that no training run wrote \(README.md\)"):
+    (mine / "train.log").write_text("a log redirected here is no reason to refuse")
+    with pytest.raises(SystemExit, match=r"holds files that no training run wrote and this one would replace "
+                                         r"\(README.md\)"):
         run_stage([*argv, "--output_dir", str(mine)])
-    assert sorted(p.name for p in mine.iterdir()) == ["README.md"]
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md", "train.log"]
     assert (mine / "README.md").read_text() == "my notes"
 
 

@@ -244,6 +244,11 @@ def test_a_cellranger_matrix_folder_reads_as_its_h5(tmp_path, shared):
     write_cellranger_mtx(tmp_path / "v2", rna, v2=True)
     v2 = read_cells(tmp_path / "v2")
     assert list(v2.var_names) == list(rna.var_names) and (v2.X != sp.csr_matrix(rna.X, dtype=np.float32)).nnz == 0
+    import gzip
+
+    plain = tmp_path / "run" / "outs" / "filtered_feature_bc_matrix" / "matrix.mtx"
+    plain.write_bytes(gzip.decompress((plain.parent / "matrix.mtx.gz").read_bytes()))  # gunzip -k: one matrix
+    assert (read_cells(plain.parent).X != from_h5.X).nnz == 0
     (tmp_path / "geo" / "GSM42_barcodes.tsv.gz").unlink()
     with pytest.raises(FileNotFoundError, match=r"GSM42_barcodes.tsv.gz \(or without .gz\) is not beside it"):
         read_cells(tmp_path / "geo")
@@ -265,6 +270,14 @@ def test_a_mudata_file_gives_each_side_its_modality(tmp_path, shared):
     assert list(read_cells(tmp_path / "cite.h5mu", "protein file").var_names) == list(adt.var_names)
     genes, antibodies = read_pair(tmp_path / "cite.h5mu", tmp_path / "cite.h5mu")
     assert genes.n_vars == rna.n_vars and antibodies.n_vars == adt.n_vars
+    from argparse import Namespace
+
+    from sctranslator.options import rna_argument
+
+    adata, _ = rna_argument(Namespace(rna=tmp_path / "cite.h5mu", layer=None, gene_column="raw_name"))
+    assert adata.n_vars == rna.n_vars  # --gene-column / --layer read the RNA side too
+    mudata.MuData({"rna": rna, "prot": adt, "adt": adt[:, :3].copy()}).write(tmp_path / "two_normalisations.h5mu")
+    assert read_cells(tmp_path / "two_normalisations.h5mu", "protein file").n_vars == adt.n_vars  # muon's 'prot'
     mudata.MuData({"rna": rna, "atac": rna}).write(tmp_path / "multiome.h5mu")
     with pytest.raises(ValueError, match=r"modalities \['rna', 'atac'\]: the protein side is read from one named"):
         read_cells(tmp_path / "multiome.h5mu", "protein file")

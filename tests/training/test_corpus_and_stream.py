@@ -180,6 +180,9 @@ def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_pat
         rows[corpus] = table.to_pylist()
     assert rows["whole"] == rows["split"] == rows["cellranger"] == rows["folder"]
     assert cellranger["name"] == "cite" and folder["name"] == "donor7"
+    # the cache checks the folder's files, whose changes the folder's own size and time do not show
+    source = find_source(tmp_path / "donor7" / "outs" / "filtered_feature_bc_matrix")
+    assert [f.name for f in source.files] == ["matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz"] * 2
     from training.corpus import CorpusError
 
     rna.write_h5ad(tmp_path / "genes.h5ad")  # no feature types: it cannot be both sides

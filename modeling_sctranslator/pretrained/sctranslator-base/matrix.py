@@ -28,7 +28,7 @@ CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 # value_kinds): log values (bulk log2(x+1), log1p(CP10k)) are read as they are, linear normalised values
 # (CP10k, TPM) get log1p; the report says which (EncodingReport.rna_values). Where every cell sums to one
 # total (normalised over all its genes: CPM, TPM, scanpy's median target, their log1p), that total is
-# known, and the values are brought to log1p(CP10k) exactly (see Matrix.adapt_transform).
+# known, and the values are brought to log1p(CP10k) exactly (see Matrix.choose_reading).
 RNA_TRANSFORMS = ("none", "log1p_cp10k")
 _APPLIED_TRANSFORMS = {
     ("log1p_cp10k", "counts"): ("log1p_cp10k", "raw counts -> log1p(CP10k)"),
