@@ -121,13 +121,13 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
                 f"({[p.strip() for p in proteins.split(',')]}), or a one-name list for a panel label such as "
                 "['HLA-A,B,C']"
             )
-        names = [proteins]
+        names = [proteins.strip()]
     elif proteins is None:
         raise ValueError("say which proteins to predict: proteins=[names] or a protein AnnData")
     elif isinstance(proteins, (set, frozenset)):  # no order of its own: columns in sorted order, the same every run
-        names = sorted(str(p) for p in proteins)
-    else:
-        names = [str(p) for p in proteins]
+        names = sorted(str(p).strip() for p in proteins)
+    else:  # names as written, less the spaces around them (which would stay in the output's var_names)
+        names = [str(p).strip() for p in proteins]
     if not names:
         raise ValueError("the list of proteins to predict is empty")
     report = tokenizer.resolve(names, kind="protein", is_control=is_control)

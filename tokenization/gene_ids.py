@@ -408,6 +408,8 @@ class _Resolver:
         ``gene_named``: the panel names proteins by gene symbol (mass spectrometry), so the gene
         rules are tried before the antibody table.
         """
+        if name.strip() in MISSING_VALUE_NAMES:  # R's NA in a panel table, not the alias NA of XK
+            return None
         if gene_named:
             hit = self.gene(name, protein=True)
             if hit is not None:
@@ -443,6 +445,10 @@ class _Resolver:
         if token is None:
             token = self._symbol(target.gene)
         return (token, target.gene) if token is not None else None
+
+
+# how tables write a missing value (R's NA, pandas' NaN): never a protein's name
+MISSING_VALUE_NAMES = frozenset({"NA", "N/A", "NaN", "nan", "<NA>", "None", "null"})
 
 
 def _no_human_gene(text: str) -> bool:

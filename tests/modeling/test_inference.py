@@ -584,3 +584,13 @@ def test_every_chunk_of_normalised_cells_is_read_as_the_whole_input(data_dir):
     np.testing.assert_allclose(lone_last.X, whole.X, atol=1e-5)
     np.testing.assert_allclose(whole.layers["scaled"], from_counts.layers["scaled"], atol=1e-4)
 
+
+def test_protein_names_lose_the_spaces_around_them(predictor, cells):
+    """' CD8A ' (a list typed by hand, or split on ', ') was predicted but kept its spaces in var_names, so
+    result[:, 'CD8A'] found nothing."""
+    rna, _, _ = cells
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = predictor(rna[:4], proteins=[" CD4", "CD8A ", " CD19 "])
+    assert list(result.var_names) == ["CD4", "CD8A", "CD19"]
+

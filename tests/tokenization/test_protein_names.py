@@ -594,3 +594,10 @@ def test_a_number_before_a_comma_is_no_panel_target(original_tokenizer):
     report = original_tokenizer.resolve(["1,CD8A", "HLA-A,B,C"], kind="protein")
     assert report.status == ["unmapped", "mapped"]
     assert report.token_ids[1] == original_tokenizer.resolve(["HLA-A"], kind="protein").token_ids[0]
+
+
+def test_a_missing_value_is_no_protein(original_tokenizer):
+    """R writes a missing name as NA, which the alias tables give to XK: a panel table's NA row predicted XK."""
+    report = original_tokenizer.resolve(["NA", "nan", "CD4"], kind="protein")
+    assert report.status == ["unmapped", "unmapped", "mapped"]
+
