@@ -83,7 +83,7 @@ def read_h5mu(path: str | os.PathLike[str], what: str = "file", mdata: Any = Non
     if len(found) != 1:
         raise ValueError(f"{path} holds the modalities {names}: the {side} side is read from one named "
                          f"{' or '.join(repr(n) for n in _MODALITIES[side])}; rename it "
-                         "(mdata.mod['prot'] = mdata.mod.pop(name)) and save again")
+                         f"(mdata.mod[{muon!r}] = mdata.mod.pop(name)) and save again")
     return mdata.mod[found[0]]
 
 
