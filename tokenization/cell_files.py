@@ -141,7 +141,6 @@ def read_10x_mtx(path: str | os.PathLike[str]) -> Any:
     """Cells x features AnnData of a Cell Ranger Matrix Market folder (or its matrix file): the names and feature
     types of :func:`read_10x_h5` (v3 ``features.tsv``: id, name, type; v2 ``genes.tsv``: id, name). Counts as
     float32 CSR, barcodes as obs_names."""
-    import anndata
     import pandas as pd
     import scipy.io
     import scipy.sparse as sp
@@ -159,16 +158,13 @@ def read_10x_mtx(path: str | os.PathLike[str]) -> Any:
     var = pd.DataFrame({"gene_ids": table[0].to_numpy(),
                         "feature_types": table[2].to_numpy() if table.shape[1] > 2 else "Gene Expression"},
                        index=pd.Index((table[1] if table.shape[1] > 1 else table[0]).to_numpy(), dtype=str))
-    with warnings.catch_warnings():  # names repeat: the tokenizer reports such columns itself (as read_10x_h5)
-        warnings.filterwarnings("ignore", "Variable names are not unique")
-        return anndata.AnnData(counts, obs=pd.DataFrame(index=pd.Index(cells.to_numpy(), dtype=str)), var=var)
+    return _cells_by_features(counts, pd.DataFrame(index=pd.Index(cells.to_numpy(), dtype=str)), var)
 
 
 def read_10x_h5(path: str | os.PathLike[str]) -> Any:
     """Cells x features AnnData of a Cell Ranger HDF5 matrix: v3+ (``/matrix`` with ``features``: gene symbols
     as var_names, Ensembl ids in ``var["gene_ids"]``, ``var["feature_types"]``) or v2 (one group per genome,
     genes only). Counts as float32 CSR, barcodes as obs_names."""
-    import anndata
     import h5py
     import pandas as pd
     import scipy.sparse as sp
@@ -199,6 +195,13 @@ def read_10x_h5(path: str | os.PathLike[str]) -> Any:
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(f"cannot read {path} as a Cell Ranger .h5 matrix ({type(error).__name__}: {error})") from error
     var.index.name = None
+    return _cells_by_features(counts, obs, var)
+
+
+def _cells_by_features(counts: Any, obs: Any, var: Any) -> Any:
+    """The AnnData of a Cell Ranger matrix read by hand (.h5 or Matrix Market)."""
+    import anndata
+
     with warnings.catch_warnings():  # names repeat (a few symbols; an antibody named as its gene): the tokenizer
         warnings.filterwarnings("ignore", "Variable names are not unique")  # reports such columns itself
         return anndata.AnnData(counts, obs=obs, var=var)

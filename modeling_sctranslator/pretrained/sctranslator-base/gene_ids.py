@@ -105,13 +105,17 @@ _CD_COPY_RE = re.compile(r"^(CD\d+[A-Za-z]*)[-_.]\d{1,2}$", re.IGNORECASE)
 # how a missing name (NaN, None, pandas' NA) reads once turned into text; the NCBI alias "NaN" (SCN11A) is
 # given up for it: a gene column with missing entries must not turn them into one real gene
 _MISSING_NAME_TEXTS = {"", "nan", "<na>", "none"}
+# how tables write a missing value in a protein list (R's NA): no protein's name, though "NA" is an alias of XK
+_MISSING_PROTEIN_TEXTS = {"na", "n/a", "null"}
 
 
-def is_missing_name(value: Any) -> bool:
-    """True for a missing name: None, a float NaN, or text that only a missing value turns into."""
+def is_missing_name(value: Any, protein: bool = False) -> bool:
+    """True for a missing name: None, a float NaN, or text that only a missing value turns into (for a
+    ``protein`` name, also R's NA)."""
     if value is None or (isinstance(value, float) and value != value):
         return True
-    return str(value).strip().lower() in _MISSING_NAME_TEXTS
+    text = str(value).strip().lower()
+    return text in _MISSING_NAME_TEXTS or (protein and text in _MISSING_PROTEIN_TEXTS)
 
 
 def copy_suffix_stems(names: Sequence[str]) -> dict[int, str]:
@@ -408,8 +412,6 @@ class _Resolver:
         ``gene_named``: the panel names proteins by gene symbol (mass spectrometry), so the gene
         rules are tried before the antibody table.
         """
-        if name.strip() in MISSING_VALUE_NAMES:  # R's NA in a panel table, not the alias NA of XK
-            return None
         if gene_named:
             hit = self.gene(name, protein=True)
             if hit is not None:
@@ -445,10 +447,6 @@ class _Resolver:
         if token is None:
             token = self._symbol(target.gene)
         return (token, target.gene) if token is not None else None
-
-
-# how tables write a missing value (R's NA, pandas' NaN): never a protein's name
-MISSING_VALUE_NAMES = frozenset({"NA", "N/A", "NaN", "nan", "<NA>", "None", "null"})
 
 
 def _no_human_gene(text: str) -> bool:
@@ -508,7 +506,7 @@ def resolve_names(
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
     resolver = _Resolver(vocab, species)
     overrides = dict(overrides or {})
-    missing = [is_missing_name(n) for n in names]
+    missing = [is_missing_name(n, protein=kind == "protein") for n in names]
     names = [str(n) for n in names]
     if kind == "gene" and any(missing):
         warnings.warn(
