@@ -85,11 +85,11 @@ def _names_from_table(lines: list[str], path: Path, what: str) -> list[str] | No
         if len(filled) == 1:
             names = [row[0] for row in rows[1:]] if header[0] in _NAME_COLUMNS else [row[0] for row in rows]
             return [n for n in names if n]
-        for column in _NAME_COLUMNS:
-            if column in header:
-                warnings.warn(f"{path} is a table: {what} names read from its column {rows[0][header.index(column)]!r}",
-                              UserWarning, stacklevel=3)
-                return [row[header.index(column)] for row in rows[1:] if row[header.index(column)]]
+        named = next((header.index(column) for column in _NAME_COLUMNS if column in header), None)
+        if named is not None:
+            warnings.warn(f"{path} is a table: {what} names read from its column {rows[0][named]!r}", UserWarning,
+                          stacklevel=3)
+            return [row[named] for row in rows[1:] if row[named]]
         body = rows if rows[0][0].isdigit() else rows[1:]
         first = [row[0] for row in body]
         if len(filled) == 2 and first in ([str(i) for i in range(len(body))], [str(i + 1) for i in range(len(body))]):

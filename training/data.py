@@ -385,6 +385,7 @@ class CorpusCollator:
                 )
             if c["sampled"]:  # the mapped, non-duplicate columns, to sample from per example
                 c["mapped_columns"] = np.asarray(report.columns, dtype=np.int64)
+            c["panel"] = [int(t) for t in report.kept_token_ids[: self.max_proteins]]  # as training asks it
             if self.tokenizer.resolve(c["genes"], kind="gene").n_mapped == 0:
                 raise CorpusError(f"corpus {c['name']}: no gene maps to a token with this tokenizer")
 
@@ -392,13 +393,7 @@ class CorpusCollator:
         """Each corpus's protein panel as training asks it: token ids in column order (controls, unmapped and
         duplicate columns left out; the first ``max_proteins`` where ``protein_truncation`` cuts). Corpora whose
         panel is sampled per example (larger than ``max_proteins``) have none."""
-        panels = []
-        for c in self.corpora:
-            if c.get("sampled"):
-                continue
-            ids = self.tokenizer.resolve(c["proteins"], kind="protein").kept_token_ids
-            panels.append([int(t) for t in ids[: self.max_proteins]])
-        return panels
+        return [c["panel"] for c in self.corpora if not c.get("sampled")]
 
     def _encode_group(self, corpus: int, examples: list[dict[str, Any]]):
         c = self.corpora[corpus]
@@ -480,8 +475,7 @@ class CorpusCollator:
         first training cells as prediction tells it once per input: a batch, or one example of a sampled panel,
         alone may show another (a lone cell shows no common total). Empty for a tokenizer that takes none."""
         if "rna_reading" not in c:
-            from modeling_sctranslator.inference import takes_rna_reading
-            from tokenization.matrix import Matrix
+            from modeling_sctranslator.inference import reading_options
 
             manifest = c["manifest"]
             indices, values = [], []
@@ -494,10 +488,8 @@ class CorpusCollator:
                     values += first.column("rna_values").to_pylist()
                 if len(indices) >= 64:
                     break
-            transform = getattr(self.tokenizer, "rna_transform", "none")
             sample = _rows_matrix(indices, values, len(c["genes"]))
-            c["rna_reading"] = ({"rna_reading": Matrix(sample, "RNA", transform).choose_reading()}
-                                if indices and takes_rna_reading(self.tokenizer) else {})
+            c["rna_reading"] = reading_options(self.tokenizer, sample) if indices else {}
         return c["rna_reading"]
 
     def _tokenize(self, c: dict[str, Any], rna, protein_names: list[str], proteins: np.ndarray, seed: int,
