@@ -346,9 +346,11 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             return_report: also return an :class:`EncodingReport`.
             return_cell_scale: also return what the per-cell scaling removes, for models with the protein
                 scale part: ``cell_covariates`` (float32, cells x 4: log1p of the library size over every
-                column as given, log1p of the mapped genes detected, the RNA minimum and maximum the values
-                were scaled between) and, with protein values, ``protein_scale_labels`` (float32, cells x
-                2: the minimum and maximum the proteins were scaled between; NaN when none is measured).
+                column -- the count total, also for values normalised per cell to one total, where it is
+                recovered; other values summed as given --, log1p of the mapped genes detected, the RNA minimum
+                and maximum the values were scaled between) and, with protein values, ``protein_scale_labels``
+                (float32, cells x 2: the minimum and maximum the proteins were scaled between; NaN when none is
+                measured).
 
             gene_layout: the ordered token ids a position-reading model was trained on: the input's genes are
                 reordered to it, layout genes the input lacks are true zeros, and mapped genes outside it are

@@ -131,6 +131,32 @@ def test_values_logged_in_base_2_or_10_and_lone_cells_are_brought_to_cp10k(log_t
     assert len(warned) == 1 and "exceed log1p(10,000)" in warned[0]
 
 
+def test_library_size_of_normalised_cells_is_their_count_total(log_tokenizer):
+    """The protein scale part reads each cell's library size, learnt from counts. Values normalised per cell
+    summed to the normalisation total instead (1e6 for every CPM cell: 13.8 in log1p against 7-10 for counts);
+    now each cell's count total is recovered, whichever base the values were logged in, also for a cell whose
+    smallest count is 2 or 3."""
+    counts = _single_cell_counts()
+    assert counts[counts > 0].min() >= 1 and sorted({int(c[c > 0].min()) for c in counts}) != [1]
+
+    def library(x):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the subset below: "normalised but not logged", a constant cell
+            out = log_tokenizer(x, gene_names=GENES, return_tensors="np", return_cell_scale=True,
+                                max_length=len(GENES))
+        return out["cell_covariates"][:, 0]
+
+    expected = np.log1p(counts.sum(axis=1))
+    np.testing.assert_allclose(library(counts), expected, rtol=1e-6)
+    cpm = _cp10k(counts) * 100
+    log1p_cp10k = np.log1p(_cp10k(counts)).astype(np.float32)
+    for normalised in (cpm, sp.csr_matrix(np.log1p(cpm)), np.log2(cpm + 1), log1p_cp10k):
+        np.testing.assert_allclose(library(normalised), expected, rtol=1e-5)
+    # a gene subset of normalised values shows no common total: summed as given, as before
+    np.testing.assert_allclose(library(np.hstack([cpm[:, :5], np.zeros((len(cpm), 3))])),
+                               np.log1p(cpm[:, :5].sum(axis=1)), rtol=1e-6)
+
+
 def test_ambient_corrected_counts_are_log_normalised_like_counts(log_tokenizer):
     """SoupX/DecontX counts (non-integer, totals differ, no multiple of counts) were read as log1p of the values,
     without library-size normalisation: 2.4 log units off. They are counts, and normalised as counts are."""

@@ -43,8 +43,10 @@ class ValueReading:
     """How an input's RNA values are read before per-cell scaling: their kind (value_kinds), the transform applied
     ("none", "log1p", "log1p_cp10k", or "relog_cp10k": normalised log values brought back to log1p(CP10k)), what
     was done in words, the base the values were logged in (relog_cp10k), whether they look like counts corrected
-    for ambient RNA, and whether they are log values too large for log1p(CP10k) whose normalisation could not be
-    told (the checks warn about both). Chosen once per input (:meth:`Matrix.choose_reading`)."""
+    for ambient RNA, whether they are log values too large for log1p(CP10k) whose normalisation could not be
+    told (the checks warn about both), and the total every cell was normalised to where one was found (so each
+    cell's count total can be recovered for the library-size covariate: :func:`count_totals`). Chosen once per
+    input (:meth:`Matrix.choose_reading`)."""
 
     kind: str
     applied: str
@@ -52,6 +54,7 @@ class ValueReading:
     log_base: float = math.e
     ambient_corrected: bool = False
     beyond_cp10k: bool = False
+    cell_total: float | None = None
 
 
 def rows_per_chunk(width: int, chunk_size: int | None = None) -> int:
@@ -162,7 +165,7 @@ class Matrix:
                   else np.vstack(blocks))
         kind = value_kind(sample)
         applied, done = _APPLIED_TRANSFORMS.get((self.transform, kind), (self.transform, ""))
-        base, ambient, beyond_cp10k = math.e, False, False
+        base, ambient, beyond_cp10k, cell_total = math.e, False, False, None
         if self.transform == "log1p_cp10k" and kind in ("log", "linear") and single_cell_like(sample):
             dense = _dense_float(sample)
             total = None
@@ -170,6 +173,7 @@ class Matrix:
                 total = common_cell_total(_unlog(dense, base) if kind == "log" else dense)
                 if total is not None:
                     break
+            cell_total = total
             if total is not None and not (kind == "log" and base == math.e
                                           and abs(total / 1e4 - 1) <= TOTAL_TOLERANCE):
                 applied = "log1p_cp10k" if kind == "linear" else "relog_cp10k"
@@ -182,9 +186,9 @@ class Matrix:
                 applied, done, ambient = "log1p_cp10k", AMBIENT_CORRECTED, True
             elif total is None and kind == "log":
                 beyond_cp10k = float(dense.max()) > LOG1P_CP10K_MAX  # no log1p(CP10k) value is this large
-            base = base if applied == "relog_cp10k" else math.e
+            base = base if cell_total is not None else math.e
         done = done or ("as given" if applied == "none" else "raw counts -> log1p(CP10k)")
-        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k)
+        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k, cell_total)
 
     def adapt_transform(self, reading: ValueReading | None = None) -> str:
         """Read the values as ``reading`` says (an input's cells in chunks: the one chosen over the whole input, so
@@ -257,7 +261,8 @@ def take_columns(block, columns: np.ndarray):
 
 
 def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None) -> np.ndarray:
-    """(cells, 4) float32: log1p library size (every column, as given), log1p detected mapped genes, and the
+    """(cells, 4) float32: log1p library size (every column: counts summed, or the count total recovered from
+    values normalised per cell to one total; other values summed as given), log1p detected mapped genes, and the
     minimum and maximum of the mapped genes after the RNA transform: what per-cell scaling leaves out."""
     import scipy.sparse as sp
 
@@ -277,6 +282,10 @@ def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None)
             low, high, detected = mapped.min(axis=1), mapped.max(axis=1), (mapped != 0).sum(axis=1)
         # summed in float64: a float16 matrix overflows to inf above 65,504 counts per cell (NaN predictions)
         library = np.asarray(raw.sum(axis=1, dtype=np.float64)).ravel()
+        reading = getattr(matrix, "reading", None)
+        if reading is not None and reading.cell_total is not None:
+            # normalised values sum to the normalisation total (1e6 for CPM), not to the counts the model learnt
+            library = count_totals(raw, reading)
         out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
     return out
 
@@ -318,19 +327,58 @@ def common_cell_total(values: np.ndarray) -> float | None:
 AMBIENT_CORRECTED = "non-integer counts (as corrected for ambient RNA) -> log1p(CP10k)"
 
 
-def scaled_counts(values: np.ndarray, largest_smallest_count: int = 8) -> bool:
-    """True when each cell's (row's) values are counts times one factor: whole multiples (to 1e-3) of its smallest
-    non-zero value over ``k``, for a smallest count ``k`` up to ``largest_smallest_count`` (scRNA cells nearly
-    always have a gene counted once). Counts normalised per cell, as CP10k of a gene subset, are; counts corrected
-    for ambient RNA are not."""
-    for row in values:
-        stored = row[row > 0]
-        if stored.size:
-            ratios = stored / stored.min()
-            if not any(np.abs(ratios * k - np.round(ratios * k)).max() <= 1e-3 * k
-                       for k in range(1, largest_smallest_count + 1)):
-                return False
-    return True
+LARGEST_SMALLEST_COUNT = 8  # the smallest count a scRNA cell's smallest non-zero value is taken to stand for
+
+
+def scaled_counts(values, largest_smallest_count: int = LARGEST_SMALLEST_COUNT) -> bool:
+    """True when each cell's (row's) values are counts times one factor: whole multiples of its smallest non-zero
+    value over ``k``, for a smallest count ``k`` up to ``largest_smallest_count`` (scRNA cells nearly always have a
+    gene counted once). Counts normalised per cell, as CP10k of a gene subset, are; counts corrected for ambient
+    RNA are not."""
+    smallest_count, _ = _smallest_counts(values, largest_smallest_count)
+    return bool((smallest_count != 0).all())
+
+
+def count_totals(raw, reading: ValueReading) -> np.ndarray:
+    """Each cell's count total, recovered from values normalised per cell to one total (``reading.cell_total``,
+    logged or not): the cell's sum over its smallest non-zero value, times the count that value stands for (1 in
+    nearly every scRNA cell; the smallest ``k`` that makes every value a whole multiple, else 1). Empty cells: 0."""
+    linear = _unlog(raw, reading.log_base) if reading.kind == "log" else raw
+    smallest_count, smallest = _smallest_counts(linear)
+    sums = np.asarray(linear.sum(axis=1, dtype=np.float64)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        totals = np.maximum(smallest_count, 1) * sums / smallest
+    return np.where(sums > 0, totals, 0.0)
+
+
+
+def _smallest_counts(values, largest_smallest_count: int = LARGEST_SMALLEST_COUNT) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``values`` (dense or sparse, non-negative): the count ``k`` (1 .. ``largest_smallest_count``)
+    its smallest non-zero value stands for if the row is counts times one factor -- the smallest ``k`` that makes
+    every value a whole multiple of that value over ``k`` -- else 0, and -1 for a row without non-zero values;
+    and that smallest value (NaN for an empty row). Whole to 1e-3, and to a few float32 roundings of the value's
+    ratio to the smallest (a gene counted thousands of times, logged in float32 and unlogged)."""
+    import scipy.sparse as sp
+
+    rows = sp.csr_matrix(values, dtype=np.float64)
+    rows.data[rows.data < 0] = 0.0
+    rows.eliminate_zeros()
+    lengths = np.diff(rows.indptr)
+    smallest_count = np.where(lengths > 0, 0, -1)
+    smallest = np.full(rows.shape[0], np.nan)
+    filled = lengths > 0
+    if not filled.any():
+        return smallest_count, smallest
+    starts = rows.indptr[:-1][filled]
+    smallest[filled] = np.minimum.reduceat(rows.data, starts)
+    ratios = rows.data / np.repeat(smallest[filled], lengths[filled])
+    for k in range(1, largest_smallest_count + 1):
+        scaled = ratios * k
+        off = np.abs(scaled - np.round(scaled)) - 1e-3 * k - 1e-6 * scaled
+        whole = np.maximum.reduceat(off, starts) <= 0
+        undecided = smallest_count[filled] == 0
+        smallest_count[np.flatnonzero(filled)[undecided & whole]] = k
+    return smallest_count, smallest
 
 
 def _dense_float(block) -> np.ndarray:
