@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .gene_ids import MappingReport
+from .gene_ids import MappingReport, is_species_mix, species_counts
 
 __all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "MixedFeaturesWarning", "check_choice", "check_rna",
            "check_rna_mapped", "check_same_cells", "check_zero_genes", "modality", "modality_columns",
@@ -143,10 +143,6 @@ class InputQualityWarning(UserWarning):
     """The input looks unlike what the model was trained on (few genes mapped, mixed species, log values)."""
 
 
-_HUMAN_ROUTES = {"symbol", "entrez", "ensembl"}
-_MOUSE_ROUTES = {"mouse_symbol", "mouse_ensembl"}
-
-
 FEW_MAPPED = 0.10  # under this share of mapped genes the input is warned about (none mapped: refused)
 
 
@@ -219,10 +215,8 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
             "(return_report=True) for what did not map.",
             InputQualityWarning, stacklevel=3,
         )
-    routes = report.route_counts
-    human = sum(routes.get(r, 0) for r in _HUMAN_ROUTES)
-    mouse = sum(routes.get(r, 0) for r in _MOUSE_ROUTES)
-    if min(human, mouse) >= max(10, 0.05 * (human + mouse)):
+    human, mouse = species_counts(report.route_counts)
+    if is_species_mix(human, mouse):
         warnings.warn(
             f"the genes look like a mix of species ({human} mapped as human, {mouse} as mouse symbols or ids); "
             "pass species='human' or species='mouse' if that is not intended",

@@ -11,7 +11,9 @@ Genes (``kind="gene"``), tried in order:
    MAGOHB; route ``symbol_case``): a file with lower-cased names means the genes it lower-cased (protein labels
    keep the tables' aliases: ``gp39`` is CD40LG);
 5. mouse symbols through the ortholog table (``Cd4`` -> ``CD4``; route ``mouse_symbol``), unless
-   ``species="human"``;
+   ``species="human"``; with ``species="auto"`` a list of genes whose names are mostly mouse symbols or ids (not
+   a mix of species) is read as ``species="mouse"``, mouse symbols first: a mouse file's ``Alb`` is albumin, not
+   the human alias Alb of FBF1 that step 4 finds;
 6. human symbols ignoring case (``lag3`` -> ``LAG3``; route ``symbol_case``), unless ``species="mouse"``;
 7. names added to the reserved slots (route ``added``).
 
@@ -54,11 +56,16 @@ from .vocab import GeneVocab
 
 __all__ = [
     "GENE_NAMED_PANEL_MIN",
+    "HUMAN_ROUTES",
+    "MOUSE_ROUTES",
     "MappingReport",
     "copy_suffix_stems",
     "is_control_name",
     "is_missing_name",
+    "is_species_mix",
+    "numbered_names",
     "resolve_names",
+    "species_counts",
 ]
 
 # --------------------------------------------------------------------------- panel knowledge
@@ -489,6 +496,43 @@ def _override_target(vocab: GeneVocab, name: str, target: Any) -> tuple[int | No
     return hit[0], "override"
 
 
+HUMAN_ROUTES = frozenset({"symbol", "entrez", "ensembl"})
+MOUSE_ROUTES = frozenset({"mouse_symbol", "mouse_ensembl"})
+
+
+def species_counts(route_counts: Mapping[str, int]) -> tuple[int, int]:
+    """(names mapped as human, as mouse) from a report's :attr:`MappingReport.route_counts`."""
+    return (sum(n for r, n in route_counts.items() if r in HUMAN_ROUTES),
+            sum(n for r, n in route_counts.items() if r in MOUSE_ROUTES))
+
+
+def is_species_mix(human: int, mouse: int) -> bool:
+    """Whether ``human`` and ``mouse`` names are both too many to be chance hits of one species' names in the
+    other's tables (warned about as a mix; neither species is chosen for it)."""
+    return min(human, mouse) >= max(10, 0.05 * (human + mouse))
+
+
+SPECIES_SAMPLE = 2000  # names looked at to tell a mouse gene list
+
+
+def _file_species(resolver: _Resolver, names: Sequence[str]) -> str:
+    """"mouse" for gene names that are mostly mouse symbols or ids and not a mix of species, else "auto"."""
+    sample = names[:: max(1, len(names) // SPECIES_SAMPLE)]
+    routes = Counter(result[1] for result in map(lambda name: _gene_result(resolver, name), sample)
+                     if result[0] is not None)
+    human, mouse = species_counts(routes)
+    return "mouse" if mouse > human and not is_species_mix(human, mouse) else "auto"
+
+
+def numbered_names(names: Sequence[str]) -> int | None:
+    """The first number when ``names`` (two or more) are the row numbers 0, 1, 2, ... or 1, 2, 3, ... -- a
+    matrix saved without its feature names -- else None."""
+    if len(names) < 2 or names[0].strip() not in ("0", "1"):
+        return None
+    first = int(names[0])
+    return first if all(name.strip() == str(first + i) for i, name in enumerate(names)) else None
+
+
 def resolve_names(
     vocab: GeneVocab,
     names: Sequence[Any],
@@ -500,11 +544,22 @@ def resolve_names(
     """Map every name to a token id; a column that hits a token another column keeps is a duplicate.
 
     The column kept for a token is one whose whole name resolved; for genes one named as the token's own gene,
-    else the first name in sort order; for proteins the first column (see the module docstring).
+    else the first name in sort order; for proteins the first column (see the module docstring). Names that are
+    row numbers (1..n, 0..n-1) are refused: as digits they would be read as Entrez ids (1 is A1BG).
     """
     if kind not in ("gene", "protein"):
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
+    first = numbered_names([str(n) for n in names])
+    if first is not None:
+        raise ValueError(
+            f"the {len(names):,} {kind} names are the numbers {first}..{first + len(names) - 1:,}, a matrix saved "
+            f"without its {kind} names (R's write.csv without row names, a DataFrame or AnnData made from a bare "
+            f"array); as digits they would be read as Entrez gene ids (1 is A1BG). Give the {kind}s' names "
+            f"(var_names, or {'gene_names=[...]' if kind == 'gene' else 'proteins=[...]'})"
+        )
     resolver = _Resolver(vocab, species)
+    if kind == "gene" and species == "auto":
+        resolver = _Resolver(vocab, _file_species(resolver, [str(n) for n in names]))
     overrides = dict(overrides or {})
     missing = [is_missing_name(n, protein=kind == "protein") for n in names]
     names = [str(n) for n in names]

@@ -471,10 +471,6 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             return report_from_token_ids(self._vocab, np.asarray(matrix.var["my_Id"]).astype(np.int64))
         if matrix.var_names is None:
             raise ValueError("a plain matrix has no gene names: pass gene_names=[...] (or gene_ids=[...])")
-        if n_vars > 1 and list(map(str, matrix.var_names)) == [str(i) for i in range(n_vars)]:
-            # a DataFrame or AnnData built from a bare matrix: its column numbers would be read as Entrez ids
-            raise ValueError(f"the {n_vars} gene columns are named 0..{n_vars - 1} (a DataFrame or AnnData made from "
-                             "a bare matrix): pass gene_names=[...] with one name per column")
         return self.resolve(matrix.var_names, "gene", species, overrides)
 
     def _gene_column_hint(self, matrix: Matrix, report: MappingReport, species: str | None) -> str:

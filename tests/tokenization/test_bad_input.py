@@ -176,14 +176,21 @@ def test_ensembl_var_names_point_to_the_column_that_names_the_genes(tok):
 
 
 def test_column_numbers_as_gene_names_are_refused(tok):
-    """pd.DataFrame(X) or AnnData(X) name their columns 0..n-1, which were read as Entrez ids (512 of 630
-    'mapped') with no word."""
+    """pd.DataFrame(X) or AnnData(X) name their columns 0..n-1, and R's exports without dimnames 1..n; both were
+    read as Entrez ids (8,909 of ECCITE's columns 'mapped', predictions r 0.1-0.4 with the named file's) with no
+    word. Protein panels named so too (evaluate scored A1BG, A2M, ... as the measured proteins)."""
     import anndata as ad
     import pandas as pd
 
-    for unnamed in (pd.DataFrame(_x()), ad.AnnData(_x())):
-        with pytest.raises(ValueError, match=r"gene columns are named 0..5 .*pass gene_names"):
+    one_based = pd.DataFrame(_x(), columns=[str(i + 1) for i in range(_x().shape[1])])
+    for unnamed, first in ((pd.DataFrame(_x()), 0), (ad.AnnData(_x()), 0), (one_based, 1)):
+        with pytest.raises(ValueError, match=rf"the 6 gene names are the numbers {first}..{first + 5}.*"
+                                             r"Entrez gene ids .*gene_names=\[...\]"):
             tok(unnamed, max_length=8)
+    with pytest.raises(ValueError, match=r"the 3 protein names are the numbers 1..3, .*proteins=\[...\]"):
+        tok(_x(), gene_names=GENES, proteins=["1", "2", "3"], max_length=8)
+    # Entrez ids that are no row numbers still read as ids
+    assert tok.convert_genes_to_ids(["920", "925"]) == tok.convert_genes_to_ids(["CD4", "CD8A"])
 
 
 def test_a_cellranger_h5_matrix_reads_as_the_anndata_scanpy_gives(tmp_path, shared):

@@ -145,6 +145,24 @@ def test_mouse_genes_reach_their_ortholog_not_a_paralog(both_vocabs):
     assert tokenizer.convert_genes_to_ids("Cd4") == tokenizer.convert_genes_to_ids("CD4")
 
 
+def test_a_mouse_file_reads_mouse_symbols_first(both_vocabs):
+    """With species "auto", a name was tried as a human symbol or alias before the mouse ortholog table, so in a
+    mouse file Alb became FBF1 (human alias Alb), Met SLTM, Cps1 PM20D1 (39 of the table's 20,252 symbols), although
+    nearly every other name was mouse. A gene list that is mostly mouse, and no mix, is now read as mouse; a mix
+    keeps the old order (and its warning), a lone name too."""
+    _, tokenizer = both_vocabs
+    mouse = ["Cd3g", "Cd8b1", "Gzma", "Ccl5", "Lck", "Zap70", "Itk", "Lat", "Cd247", "Tcf7", "Lef1", "Foxp3", "Il2ra",
+             "Cd74", "Cd83", "Cd86", "Cd40", "Csf1r", "Itgax", "S100a8"]
+    clashes = {"Alb": "ALB", "Met": "MET", "Cps1": "CPS1", "Fli1": "FLI1", "Pak2": "PAK2"}
+    ids = tokenizer.convert_genes_to_ids(mouse + list(clashes))
+    assert ids[len(mouse):] == tokenizer.convert_genes_to_ids(list(clashes.values()))
+    assert tokenizer.convert_genes_to_ids("Alb") == tokenizer.convert_genes_to_ids("FBF1")  # alone: no file to tell
+    human = ["CD4", "CD8A", "PTPRC", "CD19", "MS4A1", "CD14", "LYZ", "NKG7", "GZMB", "CD3E", "IL7R", "CCR7"]
+    mixed = tokenizer.resolve(mouse + human + ["Alb"])
+    assert mixed.token_ids[-1] == tokenizer.convert_genes_to_ids("FBF1")
+    assert mixed.route_counts == {"mouse_symbol": len(mouse), "symbol": len(human) + 1}
+
+
 def test_a_file_with_the_old_and_the_colliding_name_keeps_both_genes(both_vocabs):
     """NOV (CCN3) and RPL10 shared one id: RPL10's column, the far larger one, was dropped as NOV's duplicate."""
     original, tokenizer = both_vocabs
