@@ -376,6 +376,16 @@ class CorpusCollator:
             report = self.tokenizer.resolve(c["proteins"], kind="protein")
             if report.n_mapped == 0:
                 raise CorpusError(f"corpus {c['name']}: no protein maps to a token with this tokenizer")
+            measured = np.setdiff1d(report.columns, c["unmeasured"])
+            if measured.size < 2:
+                # each cell's proteins are scaled between its lowest and highest: one protein is a constant target
+                # (NaN Pearson at every evaluation) and its log1p scale part learns from a degenerate range
+                names = ", ".join(c["proteins"][i] for i in measured) or "none"
+                raise CorpusError(
+                    f"corpus {c['name']}: {measured.size} measured protein maps to a token ({names}); training scales "
+                    "each cell's proteins between its lowest and highest, which needs at least 2. Give the whole "
+                    "panel (a prediction can still ask for one protein)"
+                )
             c["sampled"] = report.n_mapped > self.max_proteins and self.protein_sampling
             if report.n_mapped > self.max_proteins and not (self.protein_truncation or self.protein_sampling):
                 raise CorpusError(

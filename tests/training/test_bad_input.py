@@ -56,6 +56,17 @@ def test_no_mappable_protein(tmp_path, tokenizer):
 
 
 
+def test_a_one_protein_panel_is_refused_before_training(tmp_path, vocab_dir):
+    """A panel of one protein trained with NaN Pearson at every evaluation (a cell's proteins are scaled between
+    its lowest and highest: one protein is constant) and its scale part pulled the shipped model's log1p means
+    down (ECCITE CD4 3.23 -> 2.61 in 20 steps) with no word."""
+    source = _pair(tmp_path, "one", proteins=("CD4", "IgG1"))  # an isotype control is no second protein
+    with pytest.raises(CorpusError, match=r"1 measured protein maps to a token \(CD4\).*at least 2"):
+        main(["--stage", "finetune", "--corpora", str(source), "--vocab_dir", str(vocab_dir),
+              "--output_dir", str(tmp_path / "run"), *TINY_MODEL, *QUIET])
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
 def test_a_protein_file_without_a_measured_value_is_refused_when_built(tmp_path, tokenizer, caplog):
     """An all-NaN protein file trained, then crashed with a Trainer traceback at the first evaluation."""
     folder = _pair(tmp_path, "unmeasured", proteins=("CD4", "CD19", "NotAProtein"))
