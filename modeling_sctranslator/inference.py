@@ -730,7 +730,12 @@ def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray
         return (rows == 0).all(dim=-1).cpu().numpy()
 
 
-def compute_precision(device: torch.device | str, dtype: torch.dtype | None):
+_DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+                "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+
+
+def compute_precision(device: torch.device | str, dtype: torch.dtype | str | None):
     """Context for running a model with its matrix products in ``dtype`` (``torch.bfloat16`` / ``float16``:
     autocast; the weights stay float32). The steps whose rounding would swamp the small differences between
     cells run in float32 inside the model (``favor_attention.in_float32``). None or float32: full precision.
@@ -742,10 +747,12 @@ def compute_precision(device: torch.device | str, dtype: torch.dtype | None):
     """
     import contextlib
 
+    if isinstance(dtype, str):  # "bfloat16", "bf16", "torch.float16", as --dtype and configs write it
+        dtype = _DTYPE_NAMES.get(dtype.strip().lower().removeprefix("torch."), dtype)
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
     if dtype not in (torch.bfloat16, torch.float16):
-        raise ValueError(f"dtype must be float32, bfloat16 or float16, not {dtype}")
+        raise ValueError(f"dtype must be float32, bfloat16 or float16 (a torch.dtype or its name), not {dtype!r}")
     device_type = torch.device(device).type
     warn_if_emulated(device_type, dtype)
     return torch.autocast(device_type, dtype=dtype)

@@ -47,6 +47,7 @@ class ProteinPredictionPipeline(Pipeline):
     _load_image_processor = False
 
     def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        _check_device(kwargs.get("device"))  # else torch's "Torch not compiled with CUDA enabled" from .to(device)
         super().__init__(model, *args, **kwargs)
         given = self.feature_extractor if self.feature_extractor is not None else self.tokenizer
         self.tokenizer = None  # one tokenizer, kept as the feature extractor: the base class reads tokenizers as text
@@ -139,3 +140,19 @@ class ProteinPredictionPipeline(Pipeline):
 
     def postprocess(self, model_outputs: Any, **kwargs: Any) -> Any:
         return model_outputs
+
+
+def _check_device(device: Any) -> None:
+    """A ``device=`` this machine cannot run on, named with the fix, before the base class moves the model."""
+    import torch
+
+    if device is None or isinstance(device, bool):
+        return
+    try:
+        kind = ("cpu" if device < 0 else "cuda") if isinstance(device, int) else torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device this build of PyTorch knows; use 'cpu', 'cuda', "
+                         "'cuda:N' or 'mps'") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but no CUDA device is available here; use device='cpu' "
+                         "(or leave device out)")

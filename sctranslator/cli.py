@@ -69,7 +69,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         rna, gene_names = rna_argument(args)  # a wrong --layer / --gene-column fails before the model loads
         if hasattr(proteins, "obs_names"):  # --protein: its names, and its values for the cells the RNA holds
             rna, gene_names = read_rna(rna, gene_names)  # opened (backed) for its obs_names; read in chunks later
-            proteins = _measured_in_rna_order(rna, proteins, args.protein)
+            proteins = _measured_in_rna_order(rna, proteins, args.protein or args.proteins)  # or: a file as --proteins
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)
         started = time.perf_counter()
         result = predict_proteins(
@@ -166,7 +166,7 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
         raise ValueError(f"{rna.n_obs} cells for {state.num_processes} processes: launch at most {rna.n_obs} "
                          "(or run one process)")
     if hasattr(proteins, "obs_names"):  # whole files, before the split: a share's check sees neither count
-        proteins = _measured_in_rna_order(rna, proteins, args.protein)
+        proteins = _measured_in_rna_order(rna, proteins, args.protein or args.proteins)  # or: a file as --proteins
     if state.is_main_process:
         check_output_target(args.out.absolute(), args.overwrite, _inputs(args))  # fail before any work
     parts = args.out.absolute().parent / f".{args.out.name}.parts"

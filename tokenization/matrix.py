@@ -134,6 +134,9 @@ class Matrix:
             x = x[None, :]
         if len(x.shape) != 2:
             raise ValueError(f"{what} must be a 2-D cells x features matrix, got shape {tuple(x.shape)}")
+        if getattr(x, "dtype", None) == np.bool_:  # binarised (detected or not): read as counts of 0/1, silently
+            raise ValueError(f"the {what} values are True/False (detected or not), not counts; give the counts "
+                             "(e.g. adata.layers['counts'] or adata.raw)")
         self.x = x
         self.file_width = int(x.shape[1])
         self.shape = (int(x.shape[0]), self.file_width if self.columns is None else int(self.columns.size))

@@ -29,6 +29,14 @@ def test_compute_precision_is_autocast_for_low_precision_only():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
         compute_precision("cpu", torch.int8)
+    # the names --dtype and configs use: "bfloat16" was refused as "not bfloat16"
+    for name in ("bfloat16", "bf16", "torch.bfloat16"):
+        with compute_precision("cpu", name):
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with compute_precision("cpu", "float32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="a torch.dtype or its name.*'bfloat61'"):
+        compute_precision("cpu", "bfloat61")
 
 
 @pytest.mark.parametrize(("capabilities", "warns"), [

@@ -17,6 +17,7 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from transformers import AutoModel, pipeline
 
 from sctranslator.cli import main as cli_main
@@ -89,6 +90,10 @@ def _constant_cell(rna):
     return _replace(rna, sp.csr_matrix(x))
 
 
+def _binarised(rna):
+    return _replace(rna, sp.csr_matrix(_dense(rna) > 0))
+
+
 def _renamed(names):
     def make(rna):
         out = rna[:, : len(names)].copy()
@@ -129,6 +134,9 @@ CASES = [
     ("under_10_percent_mapped", _renamed(["CD4"] + [f"NOTAGENE{i}" for i in range(29)]),
      (InputQualityWarning, "only 3.3% of 30 genes")),
     ("mixed_species", _renamed(HUMAN + MOUSE), (InputQualityWarning, "mix of species")),
+    # a matrix saved without gene names (R without dimnames): its numbers were read as Entrez ids (A1BG, A2M, ...)
+    ("numbered_genes", _renamed([str(i + 1) for i in range(30)]), ("error", "names are the numbers 1..30")),
+    ("binarised", _binarised, ("error", "True/False .*not counts")),  # was read as counts of 0/1
     # the original id tables have no human Ensembl ids: say so, and what to pass instead
     ("human_ensembl_ids", _renamed([f"ENSG99{i:09d}" for i in range(30)]), ("error", "human Ensembl ids.*symbols")),
     ("mostly_human_ensembl_ids", _renamed(["CD4"] + [f"ENSG99{i:09d}" for i in range(29)]),
@@ -187,6 +195,16 @@ def test_cli(tiny_model_dir, base_rna, tmp_path, capsys, case, damage, outcome):
     assert np.isfinite(ad.read_h5ad(out).X).all()
     if outcome is not None:
         assert any(issubclass(w.category, outcome[0]) and re.search(outcome[1], str(w.message)) for w in caught)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_pipeline_on_a_device_the_machine_lacks_is_refused_by_name(tiny_model_dir):
+    """pipeline(device="cuda") on a CPU machine raised torch's "Torch not compiled with CUDA enabled" from inside
+    transformers; the CLI already named the fix."""
+    for device, pattern in (("cuda", "no CUDA device is available here; use device='cpu'"), (0, "device=0 was"),
+                            ("tpu", "not a device this build of PyTorch knows")):
+        with pytest.raises(ValueError, match=pattern):
+            pipeline("protein-prediction", model=str(tiny_model_dir), device=device)
 
 
 def test_ensembl_ids_with_version_suffixes_map(predictor, base_rna):

@@ -128,3 +128,9 @@ def test_predict_with_a_protein_file_of_more_cells_uses_the_rnas_cells(scale_mod
     assert list(outputs[1].obs_names) == list(outputs[0].obs_names)
     np.testing.assert_allclose(outputs[1].X, outputs[0].X, atol=1e-6)
     np.testing.assert_array_equal(outputs[1].layers["measured"], outputs[0].layers["measured"])
+    # the same file given as --proteins (its names and values): the warning named "None" as the file
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["predict", "--model", str(scale_model_dir), "--rna", str(rna), "--proteins", str(path),
+                     "--out", str(tmp_path / "pred_names.h5ad"), "--device", "cpu"]) == 0
+    assert any(str(w.message).startswith(f"{path} holds 12 cells, 4 of them") for w in caught)
