@@ -22,7 +22,7 @@ import torch
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix, ValueReading
-from tokenization.value_kinds import protein_transform_for, value_kind
+from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
@@ -291,19 +291,34 @@ def check_vocab_compatible(config: Any, tokenizer: Any) -> None:
         )
 
 
-def transformed_proteins(proteins: Any, transform: str) -> Any:
+def transformed_proteins(proteins: Any, transform: str) -> tuple[Any, str]:
     """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``), as it is (``"none"``),
     or what the kind of its values calls for (``"auto"``: log1p for counts and linear values, as training
-    does for count panels; unchanged for log values and signed ones such as RPPA or TMT ratios)."""
+    does for count panels; unchanged for log values and signed ones such as RPPA or TMT ratios; CLR-normalised
+    ADT, Seurat's or muon's, brought back to its counts first: see ``value_kinds.clr_counts``); and the kind of
+    the values as given, in words (``value_kind``'s, or how CLR values were read)."""
     values = proteins.X
-    transform = protein_transform_for(transform, value_kind(values) if transform == "auto" else "")
+    kind = value_kind(values)
+    if transform == "auto" and kind in ("log", "signed"):
+        recovered = clr_counts(values)
+        if recovered is not None:
+            counts, how = recovered
+            warnings.warn(
+                f"the measured protein values are CLR-normalised ({how}): brought back to their counts (every "
+                "value a whole count again) and read as log1p counts, the scale of the predictions",
+                UserWarning, stacklevel=3,
+            )
+            out = proteins.copy() if not proteins.isbacked else proteins.to_memory()
+            out.X = np.log1p(counts).astype(np.float32)
+            return out, f"CLR ({how}) -> counts"
+    transform = protein_transform_for(transform, kind if transform == "auto" else "")
     if transform == "none":
-        return proteins
+        return proteins, kind
     if (values.min() if hasattr(values, "min") else np.nanmin(values)) < 0:
         raise ValueError("log1p needs non-negative protein values; these look already transformed: use 'none'")
     out = proteins.copy() if not proteins.isbacked else proteins.to_memory()
     out.X = values.log1p() if hasattr(values, "log1p") else np.log1p(values)
-    return out
+    return out, kind
 
 
 def count_cells(rna: Any) -> int:
@@ -397,8 +412,9 @@ def predict_proteins(
     rna, gene_names = read_rna(rna, gene_names)
     check_vocab_compatible(model.config, tokenizer)
     targets = resolve_targets(tokenizer, proteins)
+    measured_values = None
     if targets.values is not None:
-        targets.values = transformed_proteins(targets.values, protein_transform)
+        targets.values, measured_values = transformed_proteins(targets.values, protein_transform)
     config = model.config
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device=device) if device != model.device else model
@@ -514,6 +530,8 @@ def predict_proteins(
         # mapped genes whose embedding the model never trained (rows zeroed in shipped pre-trained models)
         "genes_never_trained": untrained_genes,
     }
+    if measured_values is not None:  # the kind of the measured values as given (counts, log, signed, CLR)
+        result.uns["sctranslator"]["measured_values"] = measured_values
     return (result, targets) if return_targets else result
 
 

@@ -216,7 +216,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from modeling_sctranslator.inference import predict_proteins, read_rna
     from modeling_sctranslator.metrics import protein_prediction_metrics
     from tokenization.atomic_io import atomic_output_file
-    from tokenization.value_kinds import value_kind
 
     # --json is guarded as predict's --out: an existing file, an input or a missing folder fail before any work
     output = (atomic_output_file(args.json, overwrite=args.overwrite, inputs=_inputs(args)) if args.json
@@ -224,7 +223,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     with output as staging:
         rna, gene_names = read_rna(*rna_argument(args))  # opened here for its obs_names; read in chunks later
         proteins = _measured_in_rna_order(rna, _protein_file(args), args.protein)
-        measured_kind = value_kind(proteins.X)
         model, tokenizer = load_model_and_tokenizer(args.model, args.device)
         result, targets = predict_proteins(
             model, tokenizer, rna, proteins, gene_names=gene_names, batch_size=args.batch_size,
@@ -233,6 +231,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         )
         metrics = protein_prediction_metrics(result.X, result.layers["measured"])
         scale = result.uns["sctranslator"]["output_scale"]
+        measured_kind = result.uns["sctranslator"]["measured_values"]
         if "scaled" in result.layers:  # the scale part: log1p counts above, the per-cell scaled scale here
             metrics["per_cell_scaled"] = protein_prediction_metrics(result.layers["scaled"],
                                                                     result.layers["measured_scaled"])
@@ -312,13 +311,14 @@ def _measured_in_rna_order(rna: Any, proteins: Any, path: Path) -> Any:
 
 
 def _warn_signed_measurements(path: Path) -> None:
-    """Signed measured values (CLR-normalised ADT, z-scores, RPPA ratios) cannot be put on the log1p-count
-    scale the predictions are on: say which of the printed numbers still mean something."""
+    """Signed measured values (z-scores, RPPA ratios, CLR whose counts cannot be recovered) cannot be put on the
+    log1p-count scale the predictions are on: say which of the printed numbers still mean something."""
     warnings.warn(
-        f"the measured values in {path} are signed (negative in places): already normalised (e.g. CLR-normalised "
-        "ADT; RPPA and mass-spec ratios are signed too), not counts. mse and cosine_similarity compare log1p-count "
-        "predictions with them and are not comparable with other evaluations; only the correlations (pearson_*) "
-        "and the per_cell_scaled block are meaningful. For ADT, evaluate against the raw ADT counts (e.g. "
+        f"the measured values in {path} are signed (negative in places): already normalised (e.g. z-scored or "
+        "CLR-normalised ADT whose counts cannot be recovered; RPPA and mass-spec ratios are signed too), not counts. "
+        "mse and cosine_similarity compare log1p-count predictions with them and are not comparable with other "
+        "evaluations; the correlations (pearson_*) and the per_cell_scaled block are comparable only with "
+        "evaluations against values normalised the same way. For ADT, evaluate against the raw ADT counts (e.g. "
         "--protein-layer counts) to get every metric",
         UserWarning, stacklevel=2,
     )

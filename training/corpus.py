@@ -43,7 +43,7 @@ import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
 from tokenization.matrix import single_cell_like
-from tokenization.value_kinds import value_kind
+from tokenization.value_kinds import clr_counts, value_kind
 
 __all__ = [
     "CorpusError",
@@ -336,6 +336,12 @@ def build_corpus(
     values_all = _dense_rows(protein_x).astype(np.float32)
     finite = values_all[~np.isnan(values_all)]
     protein_kind = value_kind(finite)
+    recovered = clr_counts(values_all) if protein_kind in ("log", "signed") else None
+    if recovered is not None:  # CLR-normalised ADT: trained on the panel's own counts, as the raw file would be
+        values_all = recovered[0].astype(np.float32)
+        protein_kind = "counts"
+        logger.warning("corpus %s: protein values are CLR-normalised (%s): brought back to their counts, every "
+                       "value a whole count again", source.name, recovered[1])
     rna_x = rna.X
     if not sp.issparse(rna_x):
         rna_x = sp.csr_matrix(np.asarray(rna_x))

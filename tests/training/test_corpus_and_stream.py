@@ -119,6 +119,26 @@ def test_a_corpus_of_normalised_cells_reads_each_cell_alike_alone_or_in_a_batch(
     np.testing.assert_allclose(alone["input_values"][0].numpy(), batch["input_values"][0].numpy(), atol=1e-6)
 
 
+def test_a_corpus_of_clr_normalised_adt_trains_on_its_counts(tmp_path, tokenizer, data_dir):
+    """Seurat's CLR ADT (log1p(x / geometric mean), never negative) was trained as if it were log1p counts: the
+    scale part learnt another scale, and no background check ran. The corpus holds the counts it came from."""
+    import anndata as ad
+
+    from training.corpus import build_corpus, find_source
+
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    counts = adt.X.toarray().astype(np.float32)
+    adt.X = np.log1p(counts / np.exp(np.log1p(counts).mean(axis=0, keepdims=True)))
+    adt.write_h5ad(tmp_path / "clr_adt.h5ad")
+    ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad").write_h5ad(tmp_path / "clr_rna.h5ad")
+    build_corpus(find_source(tmp_path / "clr"), tmp_path / "corpus", tokenizer, num_shards=1)
+    m = load_manifest(tmp_path / "corpus")
+    assert m["protein_values_kind"] == "counts"
+    rows = pq.read_table(tmp_path / "corpus" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
+    for r in rows:
+        np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
+
+
 def test_eval_cells_are_the_held_out_split(corpora):
     m = load_manifest(corpora["eccite"])
     held_out = EvalCells(m, 0)
