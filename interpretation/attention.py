@@ -247,6 +247,7 @@ class AttentionResult:
     received: np.ndarray | None = None
     gene_selection: str = ""
     unmapped_proteins: list[str] = field(default_factory=list)
+    untrained_proteins: list[str] = field(default_factory=list)  # never trained by the model: maps say nothing of them
     gene_cell_counts: np.ndarray | None = None
     pair_cell_counts: np.ndarray | None = None
 
@@ -347,6 +348,7 @@ class AttentionResult:
             "normalized": "column min-max to [0, 1], then row min-max, of the summed map (original's); NaN where "
                           "mean is NaN",
             "unmapped_proteins": list(self.unmapped_proteins),
+            "untrained_proteins": list(self.untrained_proteins),
         }
         return adata
 
@@ -560,13 +562,20 @@ def attention_analysis(
         :class:`AttentionResult` (``recipe`` records the recipe used). For the variant a cell adds only
         to the genes in its encoding and ``mean`` is over those cells (module docstring).
     """
-    from modeling_sctranslator.inference import aligned_to_layout, read_rna, resolve_device, resolve_targets
+    from modeling_sctranslator.inference import (
+        aligned_to_layout,
+        read_rna,
+        resolve_device,
+        resolve_targets,
+        untrained_proteins,
+    )
 
     recipe = resolve_recipe(model, recipe)
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
     rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     targets = resolve_targets(tokenizer, proteins)
+    untrained = untrained_proteins(model, targets)
     config = model.config
     n_proteins = len(targets.token_ids)
     if n_proteins > config.max_proteins:
@@ -600,6 +609,7 @@ def attention_analysis(
         received=None if total_received is None else total_received[positions],
         gene_selection=selection,
         unmapped_proteins=list(targets.unmapped),
+        untrained_proteins=untrained,
         gene_cell_counts=gene_counts,
         pair_cell_counts=sums.pairs.numpy(),
     )

@@ -288,6 +288,7 @@ class KnockoutResult:
     tolerance: float
     groupby: str | None = None
     unmapped_proteins: list[str] = field(default_factory=list)
+    untrained_proteins: list[str] = field(default_factory=list)  # never trained by the model: effects say nothing
     scale: str = KNOCKOUT_SCALE
     scale_description: str = "per-cell scaled predictions"
 
@@ -423,6 +424,7 @@ def knockout_analysis(
         reading_options,
         resolve_device,
         resolve_targets,
+        untrained_proteins,
     )
 
     from .attention import _progress
@@ -439,6 +441,7 @@ def knockout_analysis(
     if n_cells == 0:
         raise ValueError("the RNA data has no cells")
     targets = resolve_targets(tokenizer, proteins)
+    untrained = untrained_proteins(model, targets)
     config = model.config
     device = resolve_device(device) if device is not None else model.device
     model = model.to(device).eval()
@@ -495,7 +498,7 @@ def knockout_analysis(
     return KnockoutResult(
         effects=effects, genes=list(genes), proteins=list(targets.names),
         groups=groups, n_cells=n_cells, tolerance=tolerance, groupby=groupby, unmapped_proteins=list(targets.unmapped),
-        scale_description=_scale_description(config),
+        untrained_proteins=untrained, scale_description=_scale_description(config),
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "protein_request",
     "read_rna",
     "resolve_device",
+    "untrained_proteins",
     "resolve_targets",
 ]
 
@@ -438,16 +439,7 @@ def predict_proteins(
                else " (this model records no training proteins to ask them with, or has no room beside them)"),
             UserWarning, stacklevel=2,
         )
-    untrained = untrained_ids(model.decoder.gene_embedding.weight, targets.token_ids)
-    untrained_names = [targets.names[i] for i in np.flatnonzero(untrained)]
-    if untrained_names:
-        warnings.warn(
-            f"{len(untrained_names)} of {n_targets} proteins were never trained by this model (no panel it learnt "
-            f"from measured them: {', '.join(untrained_names[:8])}{' ...' if len(untrained_names) > 8 else ''}); "
-            "their predictions carry no protein-specific information. Fine-tune on cells whose panel measures "
-            "them (listed in uns['sctranslator']['untrained_proteins'])",
-            UserWarning, stacklevel=2,
-        )
+    untrained_names = untrained_proteins(model, targets)
     layout = gene_layout or reading_layout(model, tokenizer, rna, gene_names, chunk_size)
     encoding = encoding_options(config, layout)  # the model decides the gene encoding
     with_scale = bool(getattr(config, "predict_protein_scale", False))
@@ -746,6 +738,22 @@ def untrained_ids(embedding: torch.Tensor, token_ids: Sequence[int] | np.ndarray
     with torch.no_grad():
         rows = embedding.detach()[ids.to(embedding.device)]
         return (rows == 0).all(dim=-1).cpu().numpy()
+
+
+def untrained_proteins(model: Any, targets: ProteinTargets, stacklevel: int = 3) -> list[str]:
+    """The proteins asked for whose embedding the model never trained (see :func:`untrained_ids`), with a warning
+    naming them: predictions, attention maps and knockout effects of such a protein carry nothing of it."""
+    untrained = untrained_ids(model.decoder.gene_embedding.weight, targets.token_ids)
+    names = [targets.names[i] for i in np.flatnonzero(untrained)]
+    if names:
+        warnings.warn(
+            f"{len(names)} of {len(targets.token_ids)} proteins were never trained by this model (no panel it learnt "
+            f"from measured them: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}); their predictions "
+            "carry no protein-specific information. Fine-tune on cells whose panel measures them (listed as "
+            "untrained_proteins: in uns['sctranslator'], or of an attention or knockout result)",
+            UserWarning, stacklevel=stacklevel,
+        )
+    return names
 
 
 _DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "float": torch.float32,

@@ -215,6 +215,18 @@ def test_proteins_and_genes_the_model_never_trained_are_reported(eccite_test_cel
     info = result.uns["sctranslator"]
     assert info["untrained_proteins"] == [never[0]]
     assert 0 <= info["genes_never_trained"] < rna.n_vars
+    # attention maps and knockout effects of such a protein said nothing of it either
+    from interpretation.attention import attention_analysis
+    from interpretation.knockout import knockout_analysis
+
+    proteins = ["CD4", "CD8A", "CD19", "CD14", never[0]]
+    with pytest.warns(UserWarning, match="never trained by this model"):
+        maps = attention_analysis(model, tokenizer_of_default, rna[:3], proteins, genes=["CD4", "CD8A"])
+    assert maps.untrained_proteins == [never[0]]
+    assert maps.to_anndata().uns["sctranslator_attention"]["untrained_proteins"] == [never[0]]
+    with pytest.warns(UserWarning, match="never trained by this model"):
+        effects = knockout_analysis(model, tokenizer_of_default, rna[:3], proteins, genes=["CD4"])
+    assert effects.untrained_proteins == [never[0]]
 
 
 @pytest.fixture(scope="module")
