@@ -22,6 +22,7 @@ import torch
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix, ValueReading
+from tokenization.scaling import CONSTANT_CELLS, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -451,44 +452,52 @@ def predict_proteins(
     untrained_genes = 0
     reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
     bar = progress_bar(progress, n_cells)
-    for start in range(0, n_cells, chunk_size):
-        stop = min(start + chunk_size, n_cells)
-        protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None
-                        else request.token_ids)  # measured values: never with a context
-        encoded, report = tokenizer(
-            rna=cell_rows(rna, start, stop),
-            **reading,
-            gene_names=gene_names,
-            proteins=protein_spec,
-            max_length=config.max_genes,
-            protein_max_length=max(len(request.token_ids), 1),
-            truncation="first",
-            return_tensors="pt",
-            return_report=True,
-            return_cell_scale=with_scale,
-            **encoding,
-        )
-        if rna_summary is None:
-            layout_info = check_layout(model, report, layout)
-            rna_summary = report.rna.summary()
-            # counted among the genes it reads, not those it leaves out
-            gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
-                                  dtype=np.int64)
-            untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
-        if encoded["protein_ids"].shape[1] != len(request.token_ids):
-            raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
-        with compute_precision(device, dtype):
-            scaled, unscaled = predict_encoded(
-                model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
+    constant_rna = constant_measured = 0
+    with warnings.catch_warnings():  # one catch around every chunk: inside it the once-per-place rule holds
+        # each chunk's count, said once for all below (by message: a saved folder's tokenizer has its own class)
+        warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+        for start in range(0, n_cells, chunk_size):
+            stop = min(start + chunk_size, n_cells)
+            protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None
+                            else request.token_ids)  # measured values: never with a context
+            encoded, report = tokenizer(
+                rna=cell_rows(rna, start, stop),
+                **reading,
+                gene_names=gene_names,
+                proteins=protein_spec,
+                max_length=config.max_genes,
+                protein_max_length=max(len(request.token_ids), 1),
+                truncation="first",
+                return_tensors="pt",
+                return_report=True,
+                return_cell_scale=with_scale,
+                **encoding,
             )
-        predictions[start:stop] = scaled[:, request.positions]
-        if log1p_predictions is not None:
-            log1p_predictions[start:stop] = unscaled[:, request.positions]
-        if measured is not None and "labels" in encoded:
-            measured[start:stop] = encoded["labels"].numpy()
-            if measured_log is not None:
-                measured_log[start:stop] = _dense(cell_rows(targets.values, start, stop).X)[:, targets.columns]
-        bar(stop - start)
+            constant_rna += report.constant_rna_cells
+            constant_measured += report.constant_protein_cells
+            if rna_summary is None:
+                layout_info = check_layout(model, report, layout)
+                rna_summary = report.rna.summary()
+                # counted among the genes it reads, not those it leaves out
+                gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
+                                      dtype=np.int64)
+                untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
+            if encoded["protein_ids"].shape[1] != len(request.token_ids):
+                raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
+            with compute_precision(device, dtype):
+                scaled, unscaled = predict_encoded(
+                    model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
+                )
+            predictions[start:stop] = scaled[:, request.positions]
+            if log1p_predictions is not None:
+                log1p_predictions[start:stop] = unscaled[:, request.positions]
+            if measured is not None and "labels" in encoded:
+                measured[start:stop] = encoded["labels"].numpy()
+                if measured_log is not None:
+                    measured_log[start:stop] = _dense(cell_rows(targets.values, start, stop).X)[:, targets.columns]
+            bar(stop - start)
+    warn_constant_cells(constant_rna, n_cells, "RNA", stacklevel=2)
+    warn_constant_cells(constant_measured, n_cells, "measured protein", stacklevel=2)
     result = anndata.AnnData(
         X=log1p_predictions if with_scale else predictions,
         obs=pd.DataFrame(index=pd.Index(np.asarray(rna.obs_names), dtype=str)) if hasattr(rna, "obs_names")

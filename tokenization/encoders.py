@@ -9,7 +9,6 @@ They take resolved columns and token ids from the tokenizer, read the matrix in 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from .checks import check_rna, first_bad_dense_row
 from .matrix import is_anndata, rows_per_chunk, take_columns
-from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows
+from .scaling import scale_between, scale_rows, warn_constant_cells
 from .truncation import kept_genes, zero_gene_order
 
 __all__ = ["encode_all_genes", "encode_expressed", "encode_proteins", "protein_passes"]
@@ -201,14 +200,7 @@ def encode_proteins(report, values, n_cells, max_len, padding, truncate):
         out["protein_scale_labels"] = bounds
         const &= ~all_nan
         n_const = int(const.sum())
-        if n_const:
-            warnings.warn(
-                f"{n_const} of {n_cells} cells have constant protein values: set to {SCALE_FLOOR} "
-                "(the original "
-                "gives NaN)",
-                ConstantCellWarning,
-                stacklevel=3,
-            )
+        warn_constant_cells(n_const, n_cells, "protein", stacklevel=4)
         labels = np.zeros((n_cells, width), dtype=np.float32)
         labels[:, :keep_n] = scaled[:, :keep_n]
         out["labels"] = labels

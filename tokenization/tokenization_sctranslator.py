@@ -38,7 +38,7 @@ from .checks import (
 from .encoders import encode_all_genes, encode_expressed, encode_proteins, protein_passes
 from .gene_ids import MappingReport, is_missing_name, report_from_token_ids, resolve_names
 from .matrix import RNA_TRANSFORMS, Matrix, ValueReading, align_to_layout, cell_covariates, is_anndata
-from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows
+from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows, warn_constant_cells
 from .truncation import TRUNCATIONS
 from .vocab import GeneVocab
 
@@ -413,16 +413,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             ids, values, mask, n_const = encode_all_genes(
                 matrix, columns, tokens, width, max_length, truncation, seed, chunk_size
             )
-        if n_const:
-            warnings.warn(
-                f"{n_const} of {n_cells} cells have constant RNA over the {n_kept} mapped genes (e.g. all "
-                "zero): "
-                "max-min scaling is undefined there (the original gives NaN); their values are set to "
-                f"{SCALE_FLOOR}. "
-                "Consider removing empty cells (QC) first.",
-                ConstantCellWarning,
-                stacklevel=2,
-            )
+        warn_constant_cells(n_const, n_cells, "RNA", f"the {n_kept} mapped genes")
         data: dict[str, Any] = {"input_ids": ids, "input_values": values, "attention_mask": mask}
         if return_cell_scale:
             data["cell_covariates"] = cell_covariates(matrix, columns, chunk_size)

@@ -597,3 +597,20 @@ def test_protein_names_lose_the_spaces_around_them(predictor, cells):
         result = predictor(rna[:4], proteins=[" CD4", "CD8A ", " CD19 "])
     assert list(result.var_names) == ["CD4", "CD8A", "CD19"]
 
+
+
+def test_constant_cells_are_counted_over_every_chunk_and_said_once(predictor, cells):
+    """Each chunk of a file warned about its own constant cells: a transposed 20,000-"cell" file printed the
+    warning 77 times. The counts of every chunk are now said once, with the total."""
+    import scipy.sparse as sp
+
+    rna, _, _ = cells
+    empty = rna.copy()
+    dense = empty.X.toarray()
+    dense[[0, 5, 9, 16, 22]] = 0  # in four of the five chunks of 5 cells
+    empty.X = sp.csr_matrix(dense)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor(empty, proteins=["CD4", "CD8A", "CD19", "CD14"], chunk_size=5)
+    constant = [str(w.message) for w in caught if "cells have constant" in str(w.message)]
+    assert len(constant) == 1 and constant[0].startswith("5 of 23 cells have constant RNA values"), constant

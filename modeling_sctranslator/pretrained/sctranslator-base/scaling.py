@@ -3,15 +3,35 @@ the formula, :func:`scale_rows` applies it to the rows of a matrix)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-__all__ = ["SCALE_FLOOR", "ConstantCellWarning", "scale_between", "scale_rows"]
+__all__ = ["CONSTANT_CELLS", "SCALE_FLOOR", "ConstantCellWarning", "scale_between", "scale_rows",
+           "warn_constant_cells"]
 
 SCALE_FLOOR = 1e-8
 
 
 class ConstantCellWarning(UserWarning):
     """Some cells have max == min over their genes/proteins; see :func:`scale_rows`."""
+
+
+CONSTANT_CELLS = r"\d+ of \d+ cells have constant "  # the start of every such warning (to filter them by)
+
+
+def warn_constant_cells(n_constant: int, n_cells: int, side: str, over: str = "", stacklevel: int = 3) -> None:
+    """Warn that ``n_constant`` of ``n_cells`` cells have constant ``side`` values ("RNA", "protein"; ``over``: over
+    what, e.g. "the 8 mapped genes"), which :func:`scale_rows` sets to the floor; nothing when there are none."""
+    if not n_constant:
+        return
+    advice = " Consider removing empty cells (QC) first." if side == "RNA" else ""
+    warnings.warn(
+        f"{n_constant} of {n_cells} cells have constant {side} values{' over ' + over if over else ''} (e.g. all "
+        f"zero): max-min scaling is undefined there (the original gives NaN); their values are set to "
+        f"{SCALE_FLOOR}.{advice}",
+        ConstantCellWarning, stacklevel=stacklevel,
+    )
 
 
 def scale_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
