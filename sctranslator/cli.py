@@ -37,6 +37,7 @@ _CLI_EQUIVALENTS = (
     ("adata.raw", "--layer raw, or --layer counts"),
     ("layers[", "--layer NAME"),
     ("overrides=", "the gene symbol itself in --proteins, or as the var_name in a --protein file"),
+    ("adata.T", "write adata.T to a new .h5ad first"),
 )
 
 

@@ -469,24 +469,35 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         (CELLxGENE's ``feature_name``, 10x's ``gene_symbols``), best first, as advice; "" when none or not needed."""
         if matrix.var is None or report.mapped_fraction >= FEW_MAPPED:  # the only inputs whose messages show it
             return ""
+        if matrix.obs_names and self._map_share(matrix.obs_names, species) >= 0.5:
+            return (" Its obs_names (the rows) are gene names: the matrix looks transposed, genes x cells (as R and "
+                    "Seurat store it); pass adata.T.")
         scores = []
         for column in matrix.var.columns:
             values = matrix.var[column]
             if values.dtype.kind not in "OSU" and str(values.dtype) not in ("category", "string"):
                 continue
-            sample = [v for v in values.iloc[:: max(1, len(values) // 200)] if not is_missing_name(v)][:200]
-            if sample:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fraction = self.resolve([str(v) for v in sample], "gene", species).mapped_fraction
-                if fraction >= 0.5:
-                    scores.append((fraction, str(column)))
+            fraction = self._map_share(list(values), species)
+            if fraction >= 0.5:
+                scores.append((fraction, str(column)))
         if not scores:
             return ""
         best = sorted(scores, reverse=True)
         listing = ", ".join(f"{c!r} ({f:.0%} of a sample map)" for f, c in best[:3])
         return (f" This input's var column(s) {listing} name genes the vocabulary knows: pass "
                 f"gene_names=adata.var[{best[0][1]!r}].")
+
+    def _map_share(self, names: Sequence[Any], species: str | None) -> float:
+        """The share of up to 200 evenly spaced ``names`` (missing ones left out) that map to genes; 0.0 for none."""
+        sample = [str(v) for v in names[:: max(1, len(names) // 200)] if not is_missing_name(v)][:200]
+        if not sample:
+            return 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return self.resolve(sample, "gene", species).mapped_fraction
+            except ValueError:  # row numbers as names: none of them a gene
+                return 0.0
 
     def _protein_inputs(self, proteins, protein_values, matrix, n_cells, species, overrides):
         """The proteins' mapping report and their values (cells x proteins as given, or None)."""

@@ -193,6 +193,17 @@ def test_column_numbers_as_gene_names_are_refused(tok):
     assert tok.convert_genes_to_ids(["920", "925"]) == tok.convert_genes_to_ids(["CD4", "CD8A"])
 
 
+def test_a_transposed_matrix_is_named_as_such(tok):
+    """A genes x cells AnnData (as R and Seurat store it) failed with "none of the 6 genes" naming cell barcodes,
+    and no word of the fix."""
+    import anndata as ad
+    import pandas as pd
+
+    cells = ad.AnnData(_x(), var=pd.DataFrame(index=GENES[:6]), obs=pd.DataFrame(index=[f"AAAC{i}" for i in range(4)]))
+    with pytest.raises(ValueError, match=r"none of the 4 genes.*looks transposed, genes x cells.*pass adata\.T"):
+        tok(cells.T.copy(), max_length=8)
+
+
 def test_a_cellranger_h5_matrix_reads_as_the_anndata_scanpy_gives(tmp_path, shared):
     """Cell Ranger's HDF5 (v3: genes and antibodies with their feature types; v2: genes) without scanpy."""
     import anndata as ad
