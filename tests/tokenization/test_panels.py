@@ -83,6 +83,8 @@ def test_control_names():
         "Mouse_IgG2a_TGTGTATA",
         "Hu.Mouse.IgG1_MOPC.21",  # BioLegend's TotalSeq feature names
         "Hu.Rat.IgG2b_RTK4530",
+        "IgG1_MOPC-21",  # an isotype with its clone, no species prefix
+        "IgG2a_MOPC-173",
     ]:
         assert is_control_name(name), name
     for name in ["IgM", "IgD", "CD4", "IGHG1"]:
@@ -147,6 +149,11 @@ def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, nam
     ("HLA.DR", "HLA-DRA"), ("PD.1", "PDCD1"), ("TCR.Va7.2", "TRAV1-2"),
     ("F4/80", "ADGRE1"), ("NK-1.1", "KLRB1"), ("I-A/I-E", "HLA-DRA"), ("CD235ab", "GYPA"), ("F4.80", "ADGRE1"),
     ("Mu.F4.80_BM8", "ADGRE1"), ("Mu.I.A.I.E_M5.114.15.2", "HLA-DRA"), ("Mu.CD8b.2_53.5.8", "CD8B"),
+    # R's make.names of "B220 (CD45R)"; antigen and clone without the species prefix; a barcode after the clone;
+    # a species word or letter before the antigen (mCD4 was PIGN, whose alias MCD4 is)
+    ("B220..CD45R.", "PTPRC"), ("IL7Ralpha..CD127.", "IL7R"), ("PD.1..CD279.", "PDCD1"), ("CD3_UCHT1", "CD3E"),
+    ("CD4_RPA-T4", "CD4"), ("HLA.DR_L243", "HLA-DRA"), ("CD11c_S-HCL-3", "ITGAX"), ("CD4_GTCCAGGC-TotalSeqB", "CD4"),
+    ("Human CD4", "CD4"), ("mCD4", "CD4"), ("hCD8a", "CD8A"),
 ])
 def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_tokenizer, name, gene):
     """Names of real panels outside ../shared that left the protein unmapped (no prediction, no evaluation):

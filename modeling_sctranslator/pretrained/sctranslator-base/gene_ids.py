@@ -94,7 +94,11 @@ _ISOTYPE_RE = re.compile(
 _BARCODE_SUFFIX_RE = re.compile(r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE))$")
 # what labs put around an antigen's name to say it is the antibody's: ADT_CD4, adt-CD4, anti-human CD4, CD4-protein
 _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]+"
-                              r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+)(?=\S)", re.IGNORECASE)
+                              r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+|(?:human|mouse)[-_ ]+)(?=\S)", re.IGNORECASE)
+# R's make.names writes "B220 (CD45R)" as B220..CD45R. and "PD-1 (CD279)" as PD.1..CD279.
+_R_PARENS_RE = re.compile(r"^(.+?)\.\.(.+?)\.$")
+# a species letter before a CD antigen: mCD4, hCD8a (MCD4 is also an alias of PIGN)
+_SPECIES_LETTER_CD_RE = re.compile(r"^[mh](CD\d+[A-Za-z]?\d*)$")
 # BioLegend's TotalSeq feature names: a species prefix and the clone after the antigen (Hu.CD4_RPA.T4, Hu.HLA.DR_L243,
 # Mu.CD8a_53.6.7)
 _SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)\.([A-Za-z].*?)(?:_[^_\s]+)?$", re.IGNORECASE)
@@ -151,8 +155,8 @@ def is_control_name(name: str) -> str | None:
     core = _without_species_clone(core)  # Hu.Mouse.IgG1_MOPC.21
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
-    if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped):
-        return "isotype control"
+    if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped) or _ISOTYPE_RE.match(core.split("_")[0]):
+        return "isotype control"  # the last: with its clone (IgG1_MOPC-21)
     lowered = core.lower()
     if "isotype" in lowered or lowered.startswith(("control_", "control ", "ctrl_")):
         return "isotype control"
@@ -390,6 +394,7 @@ class _Resolver:
         core = m.group(1) if m else s
         core = _LABEL_SUFFIX_RE.sub("", _LABEL_PREFIX_RE.sub("", core)) or core
         core = _without_species_clone(core)
+        core = _R_PARENS_RE.sub(r"\1 (\2)", core)
         parts = [core]
         p = _PAREN_RE.match(core)
         if p:
@@ -411,6 +416,11 @@ class _Resolver:
             mo = _MODIFIED_RE.match(part)
             if mo:
                 push(mo.group(1), "modified_epitope")
+        if "_" in core:  # antigen and clone without BioLegend's prefix (CD3_UCHT1, HLA.DR_L243): tried last
+            antigen = core.split("_")[0]
+            push(antigen, "panel")
+            if "." in antigen:
+                push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "panel")
         return out
 
     def protein(self, name: str, gene_named: bool = False) -> tuple[int, str, str, bool] | None:
@@ -428,6 +438,11 @@ class _Resolver:
         target = self._antibody_target(name)
         if target is not None:
             return target[0], "antibody_table", target[1], True
+        letter = _SPECIES_LETTER_CD_RE.match(name.strip())
+        if letter:
+            hit = self.protein(letter.group(1))
+            if hit is not None:
+                return hit[0], "panel", hit[2], True
         hit = self.gene(name, protein=True)
         if hit is not None:
             return hit[0], hit[1], name, True
