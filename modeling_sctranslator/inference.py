@@ -21,7 +21,7 @@ import torch
 
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
-from tokenization.matrix import Matrix, ValueReading
+from tokenization.matrix import Matrix, ValueReading, check_numeric_columns
 from tokenization.scaling import CONSTANT_CELLS, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
@@ -84,6 +84,7 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
     elif isinstance(rna, tuple) and len(rna) == 2:
         rna, gene_names = rna
     elif type(rna).__name__ == "DataFrame":  # cells as rows, genes as columns
+        check_numeric_columns(rna, "RNA")
         import pandas as pd
 
         rna = anndata.AnnData(X=rna.to_numpy(dtype=np.float32), obs=pd.DataFrame(index=rna.index.astype(str)),
@@ -503,7 +504,9 @@ def predict_proteins(
         obs=pd.DataFrame(index=pd.Index(np.asarray(rna.obs_names), dtype=str)) if hasattr(rna, "obs_names")
         else pd.DataFrame(index=[str(i) for i in range(n_cells)]),
         var=pd.DataFrame(
-            {"token_id": np.asarray(targets.token_ids, dtype=np.int64), "mapping_route": targets.routes},
+            {"token_id": np.asarray(targets.token_ids, dtype=np.int64), "mapping_route": targets.routes,
+             # the gene each name was read as (CD3 -> CD3E, B220 (CD45R) -> PTPRC), to check the mapping
+             "gene": [gene or "" for gene in tokenizer.convert_ids_to_genes(targets.token_ids)]},
             index=pd.Index(targets.names, dtype=str),
         ),
     )

@@ -32,6 +32,10 @@ def require_file(path: Path, what: str) -> None:
     if path.is_dir():
         if is_matrix_market(path):
             return
+        if path.suffix == ".zarr" or (path / ".zgroup").is_file() or (path / "zarr.json").is_file():
+            raise IsADirectoryError(f"{what} {path} is a zarr store, which is not read here: write it as .h5ad "
+                                    "(anndata.read_zarr(path).write_h5ad('cells.h5ad')), or give the AnnData to the "
+                                    "pipeline")
         raise IsADirectoryError(f"{what} {path} is a folder; give the .h5ad, .h5mu or Cell Ranger .h5 file inside it, "
                                 "or a Cell Ranger matrix folder (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz)")
     if not path.is_file():

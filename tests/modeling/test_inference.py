@@ -614,3 +614,13 @@ def test_constant_cells_are_counted_over_every_chunk_and_said_once(predictor, ce
         predictor(empty, proteins=["CD4", "CD8A", "CD19", "CD14"], chunk_size=5)
     constant = [str(w.message) for w in caught if "cells have constant" in str(w.message)]
     assert len(constant) == 1 and constant[0].startswith("5 of 23 cells have constant RNA values"), constant
+
+
+def test_each_predicted_protein_names_the_gene_it_was_read_as(predictor, cells):
+    """The output said a name's token and route, not its gene: whether CD3 was read as CD3E (or B220 (CD45R) as
+    PTPRC) could be checked only through the tokenizer."""
+    rna, _, _ = cells
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = predictor(rna[:3], proteins=["CD3", "B220 (CD45R)", "HLA-DR", "CD16"])
+    assert result.var["gene"].tolist() == ["CD3E", "PTPRC", "HLA-DRA", "FCGR3A"]

@@ -378,6 +378,10 @@ def test_a_pandas_dataframe_is_taken_as_cells_by_genes(predictor, base_rna):
     out = predictor(frame, proteins=["CD4", "CD19"])
     assert out.shape == (base_rna.n_obs, 2) and list(out.obs_names) == list(base_rna.obs_names)
     np.testing.assert_allclose(out.X, predictor(base_rna, proteins=["CD4", "CD19"]).X, atol=1e-6)
+    # a column of text (a cell type beside the genes) failed in pandas: "could not convert string to float: 'T'"
+    frame.insert(0, "cell_type", "T")
+    with pytest.raises(ValueError, match=r"columns that are not numbers \(cell_type\).*df.drop\(columns="):
+        predictor(frame, proteins=["CD4", "CD19"])
 
 
 def test_heatmaps_label_rows_and_columns_with_names_not_indices(tmp_path, monkeypatch):

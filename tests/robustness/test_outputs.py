@@ -192,13 +192,17 @@ def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
         (lambda a, tmp: [tmp if x == "RNA" else x for x in a],
          "is a folder; give the .h5ad, .h5mu or Cell Ranger .h5 file inside it"),
         (lambda a, tmp: a + ["--model", f"{tmp}/model.pt"], "convert-original"),
+        (lambda a, tmp: [f"{tmp}/cells.zarr" if x == "RNA" else x for x in a],
+         "is a zarr store, which is not read here: write it as .h5ad"),
     ],
-    ids=["unknown_device", "folder_as_rna", "checkpoint_file_as_model"],
+    ids=["unknown_device", "folder_as_rna", "checkpoint_file_as_model", "zarr_store_as_rna"],
 )
 def test_cli_mistakes_get_one_line_with_the_fix(tiny_model_dir, cells, tmp_path, capsys, change, message):
     from sctranslator.cli import main
 
     (tmp_path / "model.pt").write_bytes(b"not a folder")
+    (tmp_path / "cells.zarr").mkdir()
+    (tmp_path / "cells.zarr" / "zarr.json").write_text("{}")  # a zarr v3 store's root
     argv = ["predict", "--rna", "RNA", "--proteins", "CD4", "--out", str(tmp_path / "o.h5ad")]
     argv = [str(cells) if x == "RNA" else x for x in change(argv, str(tmp_path))]
     if "--model" not in argv:

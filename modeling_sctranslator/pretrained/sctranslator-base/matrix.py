@@ -18,7 +18,7 @@ from .gene_ids import MappingReport
 from .value_kinds import value_kind
 
 __all__ = ["CHUNK_ELEMENTS", "RNA_TRANSFORMS", "Matrix", "ValueReading", "align_to_layout", "cell_covariates",
-           "is_anndata", "rows_per_chunk", "take_columns"]
+           "check_numeric_columns", "is_anndata", "rows_per_chunk", "take_columns"]
 
 CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 # What the tokenizer does to RNA values before per-cell scaling. "none": the values as given (the
@@ -55,6 +55,17 @@ class ValueReading:
     ambient_corrected: bool = False
     beyond_cp10k: bool = False
     cell_total: float | None = None
+
+
+def check_numeric_columns(frame: Any, what: str) -> None:
+    """Refuse a cells x features DataFrame with columns of text (a cell type, the cell ids), naming them: pandas
+    would fail converting them with "could not convert string to float"."""
+    text = [str(c) for c, dtype in frame.dtypes.items()
+            if dtype.kind not in "biufc" and not hasattr(dtype, "subtype")]  # sparse columns: a numeric subtype
+    if text:
+        raise ValueError(f"the {what} DataFrame has columns that are not numbers ({', '.join(text[:5])}"
+                         f"{' ...' if len(text) > 5 else ''}): give the expression columns only, e.g. "
+                         "df.drop(columns=[...]), with the cell ids as the index (df.set_index(...))")
 
 
 def rows_per_chunk(width: int, chunk_size: int | None = None) -> int:
@@ -116,6 +127,7 @@ class Matrix:
         else:
             self.backed = False
             if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # pandas DataFrame
+                check_numeric_columns(data, what)
                 self.var_names = list(map(str, data.columns))
                 self.obs_names = list(map(str, data.index))
                 x = data.to_numpy()
