@@ -164,6 +164,14 @@ def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_token
     assert report.token_ids.tolist() == original_tokenizer.convert_genes_to_ids([gene])
 
 
+def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(original_tokenizer):
+    """Reading 'antigen_clone' as its antigen sent words, numbers and fluorochromes after an underscore to aliases:
+    Ki_67 to PSME3 (alias Ki), TCR_beta to TRAC, APC_Cy7 to the gene APC, PE_Cy7 to AP3B1."""
+    names = ["Ki_67", "TCR_beta", "APC_Cy7", "PE_Cy7", "Cell_Hashing", "NOT_A_PROTEIN"]
+    report = original_tokenizer.resolve(names, kind="protein")
+    assert report.status == ["unmapped"] * len(names), list(zip(names, report.routes))
+
+
 def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenizer):
     """The alias tables would send them to unrelated genes: Sca-1 to ATXN1, Sca1 to CASP3's record."""
     names = ["Ly-6C", "Ly-6G", "Ter119", "Mu.Ly.6G_1A8", "Sca-1", "Sca1", "Sca-1 (Ly-6A/E)", "Mu.Sca.1_D7", "Gr-1"]
