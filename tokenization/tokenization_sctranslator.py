@@ -488,8 +488,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
                 f"gene_names=adata.var[{best[0][1]!r}].")
 
     def _map_share(self, names: Sequence[Any], species: str | None) -> float:
-        """The share of up to 200 evenly spaced ``names`` (missing ones left out) that map to genes; 0.0 for none."""
-        sample = [str(v) for v in names[:: max(1, len(names) // 200)] if not is_missing_name(v)][:200]
+        """The share of up to 200 evenly spaced ``names`` that map to genes, 0.0 for none; missing names and numbers
+        are left out (a sample of AnnData's default cell names 0..n-1 would read as Entrez ids)."""
+        sample = [str(v) for v in names[:: max(1, len(names) // 200)]
+                  if not is_missing_name(v) and not str(v).strip().isdigit()][:200]
         if not sample:
             return 0.0
         with warnings.catch_warnings():

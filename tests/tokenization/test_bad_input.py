@@ -202,6 +202,11 @@ def test_a_transposed_matrix_is_named_as_such(tok):
     cells = ad.AnnData(_x(), var=pd.DataFrame(index=GENES[:6]), obs=pd.DataFrame(index=[f"AAAC{i}" for i in range(4)]))
     with pytest.raises(ValueError, match=r"none of the 4 genes.*looks transposed, genes x cells.*pass adata\.T"):
         tok(cells.T.copy(), max_length=8)
+    # AnnData's default cell names (0..n-1), sampled, read as Entrez ids: no transposition to see there
+    unknown = ad.AnnData(np.ones((3000, 30), dtype=np.float32), var=pd.DataFrame(index=[f"zgc:{i}" for i in range(30)]))
+    with pytest.raises(ValueError, match="none of the 30 genes") as refused:
+        tok(unknown, max_length=8)
+    assert "transposed" not in str(refused.value)
 
 
 def test_a_cellranger_h5_matrix_reads_as_the_anndata_scanpy_gives(tmp_path, shared):
