@@ -169,7 +169,7 @@ def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(origi
     Ki_67 to PSME3 (alias Ki), TCR_beta to TRAC, APC_Cy7 to the gene APC, PE_Cy7 to AP3B1."""
     names = ["Ki_67", "TCR_beta", "APC_Cy7", "PE_Cy7", "Cell_Hashing", "NOT_A_PROTEIN"]
     report = original_tokenizer.resolve(names, kind="protein")
-    assert report.status == ["unmapped"] * len(names), list(zip(names, report.routes))
+    assert report.status == ["unmapped"] * len(names), list(zip(names, report.routes, strict=True))
 
 
 def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenizer):
