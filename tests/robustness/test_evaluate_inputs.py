@@ -89,8 +89,8 @@ def test_seurat_and_muon_clr_are_scored_as_their_counts(scale_model_dir, pair, t
         geometric_means = np.exp(np.log1p(clr.X).mean(axis=axis, keepdims=True))
         clr.X = np.log1p(clr.X / geometric_means).astype(np.float32)
         code, metrics, warned = _evaluate(scale_model_dir, rna, clr, tmp_path, capsys)
-        assert code == 0 and metrics["measured_values"] == f"CLR (log1p(x / geometric mean) {margin}: Seurat's, " \
-                                                            "muon's) -> counts"
+        assert code == 0 and metrics["measured_values"] == (f"CLR ({margin}: log1p(counts / factor), as Seurat's "
+                                                            "and muon's CLR write it) -> counts")
         assert any("CLR-normalised" in w and "brought back to their counts" in w for w in warned), warned
         for key in ("mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_cell_mean"):
             assert metrics[key] == pytest.approx(counts_metrics[key], abs=1e-6), key

@@ -15,7 +15,7 @@ import numpy as np
 
 from .checks import MixedFeaturesWarning, check_block, check_choice, modality_columns
 from .gene_ids import MappingReport
-from .value_kinds import value_kind
+from .value_kinds import is_whole, value_kind
 
 __all__ = ["CHUNK_ELEMENTS", "RNA_TRANSFORMS", "Matrix", "ValueReading", "align_to_layout", "cell_covariates",
            "check_numeric_columns", "is_anndata", "rows_per_chunk", "take_columns"]
@@ -342,10 +342,10 @@ def common_cell_total(values: np.ndarray) -> float | None:
 AMBIENT_CORRECTED = "non-integer counts (as corrected for ambient RNA) -> log1p(CP10k)"
 
 
-LARGEST_SMALLEST_COUNT = 8  # the smallest count a scRNA cell's smallest non-zero value is taken to stand for
+SCALED_SMALLEST_COUNT = 8  # the smallest count a scRNA cell's smallest non-zero value is taken to stand for
 
 
-def scaled_counts(values, largest_smallest_count: int = LARGEST_SMALLEST_COUNT) -> bool:
+def scaled_counts(values, largest_smallest_count: int = SCALED_SMALLEST_COUNT) -> bool:
     """True when each cell's (row's) values are counts times one factor: whole multiples of its smallest non-zero
     value over ``k``, for a smallest count ``k`` up to ``largest_smallest_count`` (scRNA cells nearly always have a
     gene counted once). Counts normalised per cell, as CP10k of a gene subset, are; counts corrected for ambient
@@ -367,12 +367,12 @@ def count_totals(raw, reading: ValueReading) -> np.ndarray:
 
 
 
-def _smallest_counts(values, largest_smallest_count: int = LARGEST_SMALLEST_COUNT) -> tuple[np.ndarray, np.ndarray]:
+def _smallest_counts(values, largest_smallest_count: int = SCALED_SMALLEST_COUNT) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``values`` (dense or sparse, non-negative): the count ``k`` (1 .. ``largest_smallest_count``)
     its smallest non-zero value stands for if the row is counts times one factor -- the smallest ``k`` that makes
     every value a whole multiple of that value over ``k`` -- else 0, and -1 for a row without non-zero values;
-    and that smallest value (NaN for an empty row). Whole to 1e-3, and to a few float32 roundings of the value's
-    ratio to the smallest (a gene counted thousands of times, logged in float32 and unlogged)."""
+    and that smallest value (NaN for an empty row). Whole as ``value_kinds.is_whole`` says (sparse rows: this is
+    ``value_kinds.smallest_counts`` for a matrix too large to make dense, every value of a row whole)."""
     import scipy.sparse as sp
 
     rows = sp.csr_matrix(values, dtype=np.float64)
@@ -388,9 +388,7 @@ def _smallest_counts(values, largest_smallest_count: int = LARGEST_SMALLEST_COUN
     smallest[filled] = np.minimum.reduceat(rows.data, starts)
     ratios = rows.data / np.repeat(smallest[filled], lengths[filled])
     for k in range(1, largest_smallest_count + 1):
-        scaled = ratios * k
-        off = np.abs(scaled - np.round(scaled)) - 1e-3 * k - 1e-6 * scaled
-        whole = np.maximum.reduceat(off, starts) <= 0
+        whole = np.minimum.reduceat(is_whole(ratios * k), starts).astype(bool)  # every value of the row whole
         undecided = smallest_count[filled] == 0
         smallest_count[np.flatnonzero(filled)[undecided & whole]] = k
     return smallest_count, smallest

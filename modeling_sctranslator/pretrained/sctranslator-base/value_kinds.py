@@ -21,7 +21,8 @@ import numpy as np
 
 __all__ = [
     "CLR_MARGINS", "LOG1P_KINDS", "LOG_SCALE_MAX", "PROTEIN_TRANSFORMS", "VALUE_KINDS", "clr_counts",
-    "protein_transform_for", "to_log_scale", "value_kind",
+    "protein_transform_for", "is_whole", "smallest_counts", "to_log_scale", "value_kind",
+    "whole_share",
 ]
 
 LOG_SCALE_MAX = 30.0
@@ -50,8 +51,8 @@ WHOLE_SHARE = 0.99  # of the non-zero values that must come back as whole counts
 
 
 def clr_counts(values) -> tuple[np.ndarray, str] | None:
-    """The counts behind CLR-normalised values, and how they were normalised, in words (``"log1p(x) - mean per cell
-    across proteins"``); None when ``values`` are
+    """The counts behind CLR-normalised values, and how they were normalised, in words (``"per cell across proteins:
+    log1p(counts) - mean"``); None when ``values`` are
     no such transform of whole counts (RPPA, mass-spec ratios, z-scores, log1p(CP10k), ...).
 
     Two forms, each along either margin (:data:`CLR_MARGINS`):
@@ -65,8 +66,11 @@ def clr_counts(values) -> tuple[np.ndarray, str] | None:
     * The centred log ratio ``log1p(x) - mean(log1p(x))``: signed. Each line's lowest value is its smallest count
       (0 in nearly every line, else a few) less the mean, which gives the mean back.
 
-    Accepted when at least :data:`WHOLE_SHARE` of the non-zero counts come back whole (float32 storage keeps them
-    so; no other normalisation does)."""
+    Either way a line whose smallest non-zero value stands for a count ``k`` (up to :data:`LARGEST_SMALLEST_COUNT`)
+    gives its counts back as its values over that value times ``k``, for the smallest ``k`` that makes them whole:
+    so values CLR-normalised over more cells than given (a file subset to some cells) are read too. Accepted when
+    every line comes back whole, to float32 precision (no other normalisation does); log1p counts, already whole,
+    are left to the other rules (None)."""
     dense = np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float64)
     if dense.ndim != 2 or dense.size == 0 or not np.isfinite(dense).all():
         return None
@@ -74,93 +78,132 @@ def clr_counts(values) -> tuple[np.ndarray, str] | None:
         return _centred_log_counts(dense)
     unlogged = np.expm1(dense)
     nonzero = unlogged > 0
-    if nonzero.sum() < 20:
+    if nonzero.sum() < 20 or whole_share(unlogged[nonzero]) >= WHOLE_SHARE:  # too few values, or log1p counts
         return None
     for axis, margin in CLR_MARGINS.items():
-        log_means = _clr_log_means(unlogged, axis)
-        # a geometric mean of log1p counts is at least 1 and far below e^20; a line without a root (values that are
-        # no CLR: log1p(CP10k) rows without a zero) runs off to infinity
-        if not (np.isfinite(log_means).all() and log_means.min() > -1e-9 and log_means.max() < 20):
-            continue
-        counts = unlogged * np.expand_dims(_whole_count_factors(unlogged, np.exp(log_means), axis), axis)
-        if _mostly_whole(counts[nonzero]):
-            return np.where(nonzero, np.round(counts), 0.0), f"log1p(x / geometric mean) {margin}: Seurat's, muon's"
+        lines = np.moveaxis(unlogged, axis, -1)
+        factors = _clr_factors(lines)
+        if np.isfinite(factors).all():
+            counts = np.moveaxis(np.round(lines * factors[:, None]), -1, axis)
+            return counts, f"{margin}: log1p(counts / factor), as Seurat's and muon's CLR write it"
     return None
 
 
-def _mostly_whole(found: np.ndarray) -> bool:
-    """At least :data:`WHOLE_SHARE` of ``found`` (counts, non-zero) whole, to float32 precision, and none below 1."""
-    whole = np.abs(found - np.round(found)) <= np.maximum(0.02, 2e-6 * np.abs(found))
-    return found.size >= 20 and whole.mean() >= WHOLE_SHARE and np.round(found).min() >= 1
+def is_whole(values: np.ndarray) -> np.ndarray:
+    """Which ``values`` are whole numbers, to float32 precision: the tolerance grows with the value (a count of
+    10,000 read back from float32 log values is 0.01 off). The one rule for recovering counts from normalised
+    values (CLR here, per-cell totals in ``matrix``)."""
+    return np.abs(values - np.round(values)) <= 1e-3 + 2e-6 * np.abs(values)
 
 
-CENTRED_LINE_MIN = 10  # values a centred line needs before its whole counts are evidence, not chance
-LARGEST_SMALLEST_COUNT = 1000
+def whole_share(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """The share of ``values`` (along ``axis``) that are whole (:func:`is_whole`)."""
+    return is_whole(values).mean(axis=axis)
+
+
+LARGEST_SMALLEST_COUNT = 1000  # the largest count a line's smallest non-zero value is taken to stand for
+LINE_MIN = 10  # non-zero values a line needs before its whole counts are evidence, not chance
+
+
+def smallest_counts(lines: np.ndarray, largest: int = LARGEST_SMALLEST_COUNT, share: float = 1.0,
+                    line_min: int = 1) -> np.ndarray:
+    """Per row of ``lines`` (dense, non-negative): the count ``k`` (1 .. ``largest``) its smallest non-zero value
+    stands for if the row is counts times one factor -- the smallest ``k`` for which at least ``share`` of its
+    non-zero values over that value, times ``k``, are whole -- else 0; -1 for a row of fewer than ``line_min``
+    non-zero values (none: always -1)."""
+    positive = np.where(lines > 0, lines, np.nan)
+    n_values = (lines > 0).sum(axis=1)
+    found = np.where(n_values >= max(line_min, 1), 0, -1)
+    undecided = np.flatnonzero(found == 0)
+    if undecided.size == 0:
+        return found
+    ratios = positive[undecided] / np.nanmin(positive[undecided], axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        for count in range(1, largest + 1):
+            whole = np.nanmean(np.where(np.isnan(ratios), np.nan, is_whole(ratios * count)), axis=1) >= share
+            found[undecided[whole]] = count
+            undecided, ratios = undecided[~whole], ratios[~whole]
+            if undecided.size == 0 or (count == 8 and undecided.size > 0.5 * found.size):
+                break  # counts have small counts in most rows; other values (TPM, ratios) none: do not search on
+    return found
+
+
+def _clr_factors(lines: np.ndarray) -> np.ndarray:
+    """Per row of ``lines`` (expm1 of CLR values): the factor that gives its counts back, NaN where none does.
+
+    A row of :data:`LINE_MIN` values or more: its smallest non-zero value over the smallest count ``k`` (up to
+    :data:`LARGEST_SMALLEST_COUNT`) that makes the row whole -- the smallest, as every multiple of the counts is
+    whole too (a subset of the cells a CLR was computed over has another geometric mean, any multiple of the true
+    factor). Other rows (a few cells, or a protein counted more than that in every cell): their geometric mean, the
+    one root of ``mean(log1p(g * y)) = log(g)``, exact for the cells the CLR was computed over, taken where it
+    makes the row's smallest count whole (to 0.05: any factor makes a row whole whose smallest count is 1) and,
+    that count rounded, the whole row."""
+    positive = np.where(lines > 0, lines, np.inf)
+    smallest = positive.min(axis=1)
+    empty = ~np.isfinite(smallest)
+    smallest = np.where(empty, 1.0, smallest)
+    factors = np.full(lines.shape[0], np.nan)
+    factors[empty] = 1.0
+    counts = smallest_counts(lines, share=WHOLE_SHARE, line_min=LINE_MIN)
+    found = counts > 0
+    factors[found] = counts[found] / smallest[found]
+    rest = np.flatnonzero(np.isnan(factors))
+    if rest.size:
+        roots = np.exp(_clr_log_means(lines[rest]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            estimate = smallest[rest] * roots  # the smallest count, whole to float32 precision for a true CLR row
+            pinned = np.round(estimate) / smallest[rest]
+            near = np.isfinite(pinned) & (pinned > 0) & (np.abs(estimate - np.round(estimate)) <= 0.05)
+        rows = np.flatnonzero(near)
+        whole = _line_whole(lines[rest[rows]] * pinned[rows, None]) >= WHOLE_SHARE
+        factors[rest[rows[whole]]] = pinned[rows[whole]]
+    return factors
+
+
+def _line_whole(scaled: np.ndarray) -> np.ndarray:
+    """Per row: the share of its non-zero values that are whole (rows of ``scaled`` counts)."""
+    nonzero = scaled > 0
+    whole = is_whole(scaled) & nonzero
+    return whole.sum(axis=1) / np.maximum(nonzero.sum(axis=1), 1)
 
 
 def _centred_log_counts(dense: np.ndarray) -> tuple[np.ndarray, str] | None:
     """Counts behind ``log1p(x) - mean(log1p(x))`` along either margin (see :func:`clr_counts`). A line's values
     less its lowest are ``log((x + 1) / (k + 1))``, ``k`` its smallest count; the smallest ``k`` (0 in nearly
     every line) for which every ``(k + 1) * exp(value - lowest) - 1`` is whole gives the line's counts. Lines of
-    fewer than :data:`CENTRED_LINE_MIN` values are not read: a few values can be whole by chance."""
+    fewer than :data:`LINE_MIN` values are not read: a few values can be whole by chance."""
     for axis, margin in CLR_MARGINS.items():
-        if dense.shape[axis] < CENTRED_LINE_MIN:
+        if dense.shape[axis] < LINE_MIN:
             continue
         lines = np.moveaxis(dense, axis, -1)  # one line per row
         ratios = np.exp(lines - lines.min(axis=1, keepdims=True))
         smallest = np.full(lines.shape[0], -1)
         open_lines = np.arange(lines.shape[0])
-        for count in range(LARGEST_SMALLEST_COUNT + 1):
+        for count in range(1000 + 1):
             counts = (count + 1) * ratios[open_lines] - 1
-            off = np.abs(counts - np.round(counts)) > np.maximum(0.02, 2e-6 * np.abs(counts))
-            whole = off.mean(axis=1) <= 1 - WHOLE_SHARE
+            whole = whole_share(counts, axis=1) >= WHOLE_SHARE
             smallest[open_lines[whole]] = count
             open_lines = open_lines[~whole]
             if count == 8 and open_lines.size > 0.5 * lines.shape[0]:
                 break  # counts have zeros or small counts in most lines; other values (ratios, z-scores) none
             if open_lines.size == 0:
-                counts = np.round((smallest[:, None] + 1) * ratios - 1)
-                counts = np.moveaxis(counts, -1, axis)
-                return ((counts, f"log1p(x) - mean {margin}") if _mostly_whole(counts[counts > 0])
-                        else None)
+                counts = np.moveaxis(np.round((smallest[:, None] + 1) * ratios - 1), -1, axis)
+                return counts, f"{margin}: log1p(counts) - mean"
     return None
 
 
-def _whole_count_factors(unlogged: np.ndarray, factors: np.ndarray, axis: int, reach: int = 8) -> np.ndarray:
-    """``factors`` (one per line along ``axis``) refined so that the line's counts are whole. A protein counted
-    hundreds of times in every cell pins its geometric mean only loosely (the mean of log1p barely moves with it):
-    from float32 values it comes up to 2e-3 off, a count of 2,450 read as 2,444.7. The line's smallest count is
-    whole: of the whole numbers within ``reach`` of its estimate, the one that makes most of the line whole gives
-    the factor to float32 precision."""
-    lines = np.moveaxis(unlogged, axis, -1)
-    positive = np.where(lines > 0, lines, np.inf)
-    smallest = positive.min(axis=1)
-    usable = np.isfinite(smallest)
-    smallest = np.where(usable, smallest, 1.0)
-    estimate = np.round(smallest * factors)
-    best, best_whole = factors.copy(), np.full(factors.shape, -1.0)
-    for offset in sorted(range(-reach, reach + 1), key=abs):
-        count = estimate + offset
-        candidate = count / smallest
-        scaled = lines * candidate[:, None]
-        whole = (np.abs(scaled - np.round(scaled)) <= np.maximum(0.02, 2e-6 * scaled)).mean(axis=1)
-        better = usable & (count >= 1) & (whole > best_whole)
-        best, best_whole = np.where(better, candidate, best), np.where(better, whole, best_whole)
-    return best
-
-
-def _clr_log_means(unlogged: np.ndarray, axis: int, steps: int = 100) -> np.ndarray:
-    """``t = log(g)`` along ``axis`` solving ``mean(log1p(exp(t) * y)) - t = 0``: Newton from the left, where the
-    function is convex and falling, so every step stays left of the root and none overshoots."""
-    t = np.full(unlogged.shape[1 - axis], -30.0)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a line without a root: inf/NaN, refused
+def _clr_log_means(lines: np.ndarray, steps: int = 100) -> np.ndarray:
+    """``t = log(g)`` per row solving ``mean(log1p(exp(t) * y)) - t = 0``: Newton from the left, where the
+    function is convex and falling, so every step stays left of the root and none overshoots (a row without a
+    root, as log1p(CP10k) rows without a zero, runs off: inf or NaN)."""
+    t = np.full(lines.shape[0], -30.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for _ in range(steps):
-            scaled = np.exp(np.expand_dims(t, axis)) * unlogged
-            value = np.log1p(scaled).mean(axis=axis) - t
-            slope = (scaled / (1 + scaled)).mean(axis=axis) - 1
-            step = value / slope
-            t = t - step
-            if not np.isfinite(t).all() or np.abs(step).max() < 1e-13:
+            scaled = np.exp(t)[:, None] * lines
+            step = (np.log1p(scaled).mean(axis=1) - t) / ((scaled / (1 + scaled)).mean(axis=1) - 1)
+            t = np.where(np.isfinite(t - step), t - step, np.nan)  # a row off to infinity stops there, alone
+            moving = np.abs(step[np.isfinite(t)])
+            if moving.size == 0 or moving.max() < 1e-13:
                 break
     return t
 
