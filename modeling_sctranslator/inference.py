@@ -454,7 +454,9 @@ def predict_proteins(
     reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
     bar = progress_bar(progress, n_cells)
     constant_rna = constant_measured = 0
-    with warnings.catch_warnings():  # one catch around every chunk: inside it the once-per-place rule holds
+    # one catch around every chunk: inside it the once-per-place rule holds. Like any catch_warnings it sets the
+    # process's filters, so predictions running in threads of one process may see each other's filter
+    with warnings.catch_warnings():
         # each chunk's count, said once for all below (by message: a saved folder's tokenizer has its own class)
         warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
         for start in range(0, n_cells, chunk_size):
