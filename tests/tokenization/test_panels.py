@@ -153,7 +153,8 @@ def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, nam
     # a species word or letter before the antigen (mCD4 was PIGN, whose alias MCD4 is)
     ("B220..CD45R.", "PTPRC"), ("IL7Ralpha..CD127.", "IL7R"), ("PD.1..CD279.", "PDCD1"), ("CD3_UCHT1", "CD3E"),
     ("CD4_RPA-T4", "CD4"), ("HLA.DR_L243", "HLA-DRA"), ("CD11c_S-HCL-3", "ITGAX"), ("CD4_GTCCAGGC-TotalSeqB", "CD4"),
-    ("Human CD4", "CD4"), ("mCD4", "CD4"), ("hCD8a", "CD8A"),
+    ("Human CD4", "CD4"), ("mCD4", "CD4"), ("hCD8a", "CD8A"), ("CD34_581", "CD34"), ("CD11b_M1/70", "ITGAM"),
+    ("CD4_PE", "CD4"), ("CD3_SK7_PE", "CD3E"), ("CD101_BB27", "CD101"), ("TCR_Va7.2_3C10", "TRAV1-2"),
 ])
 def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_tokenizer, name, gene):
     """Names of real panels outside ../shared that left the protein unmapped (no prediction, no evaluation):

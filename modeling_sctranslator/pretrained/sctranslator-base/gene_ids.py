@@ -97,11 +97,11 @@ _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]
                               r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+|(?:human|mouse)[-_ ]+)(?=\S)", re.IGNORECASE)
 # R's make.names writes "B220 (CD45R)" as B220..CD45R. and "PD-1 (CD279)" as PD.1..CD279.
 _R_PARENS_RE = re.compile(r"^(.+?)\.\.(.+?)\.$")
-# an antibody clone after an antigen's name (UCHT1, RPA-T4, M5E2, 3G8, S-HCL-3), or a barcode: not a number alone
-# (Ki_67), nor a word (TCR_beta, Cell_Hashing), nor a fluorochrome (APC_Cy7, PE_Cy7)
-_CLONE_RE = re.compile(r"^(?:(?=[A-Za-z0-9.\-]*\d)(?![\d.\-]+$)[A-Za-z0-9.\-]+|[ACGTN]{6,})$")
-_FLUOROCHROME_RE = re.compile(r"^(?:cy\d|bv\d+|buv\d+|bb\d+|af\d+|alexa.*|pe.*|fitc|apc.*|percp.*|dylight.*)$",
-                              re.IGNORECASE)
+# what follows an antigen's name after an underscore: a clone (UCHT1, RPA-T4, 581, 10.1, M1/70, SK7_PE), a barcode,
+# or a fluorochrome (CD4_PE); a word (TCR_beta, Cell_Hashing) is none
+_CLONE_RE = re.compile(r"^(?:(?=.*\d)[A-Za-z0-9.\-/_]+|[ACGTN]{6,})$")
+_FLUOROCHROME_RE = re.compile(r"^(?:cy\d|bv\d{3}|buv\d{3}|bb\d{3}|af\d{3}|alexa(?:fluor)?[-_ ]?\d+|pe(?:[-_]cy\d)?"
+                              r"|fitc|apc(?:[-_]cy\d)?|percp(?:[-_]cy\d\.?\d?)?)$", re.IGNORECASE)
 # a species letter before a CD antigen: mCD4, hCD8a (MCD4 is also an alias of PIGN)
 _SPECIES_LETTER_CD_RE = re.compile(r"^[mh](CD\d+[A-Za-z]?\d*)$")
 # BioLegend's TotalSeq feature names: a species prefix and the clone after the antigen (Hu.CD4_RPA.T4, Hu.HLA.DR_L243,
@@ -421,13 +421,15 @@ class _Resolver:
             mo = _MODIFIED_RE.match(part)
             if mo:
                 push(mo.group(1), "modified_epitope")
-        antigen, _, clone = core.partition("_")
-        if clone and _CLONE_RE.match(clone) and not _FLUOROCHROME_RE.match(clone):
-            # antigen and clone without BioLegend's prefix (CD3_UCHT1, HLA.DR_L243): tried last, and taken only as
-            # an antigen the table knows or a gene's own symbol (Ki_67 is no clone, NOT_A_PROTEIN no protein)
-            push(antigen, "clone")
-            if "." in antigen:
-                push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "clone")
+        pieces = core.split("_")
+        for cut in range(len(pieces) - 1, 0, -1):  # the longest antigen first: TCR_Va7.2_3C10 is TCR Va7.2
+            antigen, clone = "_".join(pieces[:cut]), "_".join(pieces[cut:])
+            if (_CLONE_RE.match(clone) or _FLUOROCHROME_RE.match(clone)) and not _FLUOROCHROME_RE.match(antigen):
+                # antigen and clone without BioLegend's prefix (CD3_UCHT1, HLA.DR_L243): tried last, and taken only as
+                # an antigen the table knows or a gene's own symbol (Ki_67: Ki is an alias; APC_Cy7: a fluorochrome)
+                push(antigen, "clone")
+                if "." in antigen:
+                    push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "clone")
         return out
 
     def protein(self, name: str, gene_named: bool = False) -> tuple[int, str, str, bool] | None:

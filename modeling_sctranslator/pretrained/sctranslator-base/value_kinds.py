@@ -47,7 +47,7 @@ def value_kind(values) -> str:
 
 
 CLR_MARGINS = {0: "per protein across cells", 1: "per cell across proteins"}
-WHOLE_SHARE = 0.99  # of the non-zero values that must come back as whole counts (float32 storage keeps them so)
+WHOLE_SHARE = 1.0  # of the non-zero values that must come back as whole counts (float32 storage keeps them so)
 
 
 def clr_counts(values) -> tuple[np.ndarray, str] | None:
@@ -69,8 +69,9 @@ def clr_counts(values) -> tuple[np.ndarray, str] | None:
     Either way a line whose smallest non-zero value stands for a count ``k`` (up to :data:`LARGEST_SMALLEST_COUNT`)
     gives its counts back as its values over that value times ``k``, for the smallest ``k`` that makes them whole:
     so values CLR-normalised over more cells than given (a file subset to some cells) are read too. Accepted when
-    every line comes back whole, to float32 precision (no other normalisation does); log1p counts, already whole,
-    are left to the other rules (None)."""
+    every value comes back whole, to float32 precision (no other normalisation does), and no line of
+    :data:`LINE_MIN` counts or more shares a factor (another pseudocount); log1p counts, already whole, are left to
+    the other rules (None). Ambiguous inputs give None, never guessed counts."""
     dense = np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float64)
     if dense.ndim != 2 or dense.size == 0 or not np.isfinite(dense).all():
         return None
@@ -78,14 +79,17 @@ def clr_counts(values) -> tuple[np.ndarray, str] | None:
         return _centred_log_counts(dense)
     unlogged = np.expm1(dense)
     nonzero = unlogged > 0
-    if nonzero.sum() < 20 or whole_share(unlogged[nonzero]) >= WHOLE_SHARE:  # too few values, or log1p counts
+    if nonzero.sum() < 20 or whole_share(unlogged[nonzero]) >= 0.99:  # too few values, or log1p counts
         return None
     for axis, margin in CLR_MARGINS.items():
         lines = np.moveaxis(unlogged, axis, -1)
         factors = _clr_factors(lines)
         if np.isfinite(factors).all():
-            counts = np.moveaxis(np.round(lines * factors[:, None]), -1, axis)
-            return counts, f"{margin}: log1p(counts / factor), as Seurat's and muon's CLR write it"
+            counts = np.round(lines * factors[:, None])
+            if not _coprime_lines(counts):
+                return None
+            described = f"{margin}: log1p(counts / factor), as Seurat's and muon's CLR write it"
+            return np.moveaxis(counts, -1, axis), described
     return None
 
 
@@ -130,34 +134,48 @@ def smallest_counts(lines: np.ndarray, largest: int = LARGEST_SMALLEST_COUNT, sh
 
 def _clr_factors(lines: np.ndarray) -> np.ndarray:
     """Per row of ``lines`` (expm1 of CLR values): the factor that gives its counts back, NaN where none does.
+    One rule for all rows, never a mix:
 
-    A row of :data:`LINE_MIN` values or more: its smallest non-zero value over the smallest count ``k`` (up to
-    :data:`LARGEST_SMALLEST_COUNT`) that makes the row whole -- the smallest, as every multiple of the counts is
-    whole too (a subset of the cells a CLR was computed over has another geometric mean, any multiple of the true
-    factor). Other rows (a few cells, or a protein counted more than that in every cell): their geometric mean, the
-    one root of ``mean(log1p(g * y)) = log(g)``, exact for the cells the CLR was computed over, taken where it
-    makes the row's smallest count whole (to 0.05: any factor makes a row whole whose smallest count is 1) and,
-    that count rounded, the whole row."""
+    * the rows' geometric means, each the one root of ``mean(log1p(g * y)) = log(g)``: exact for the cells the
+      CLR was computed over, so taken when, for every row, it makes the smallest count whole to 1e-3 and, that
+      count rounded, the whole row (a row whose smallest count is 1 is whole under any factor, so only all rows
+      together are evidence);
+    * else each row's smallest non-zero value over the smallest count ``k`` (up to
+      :data:`LARGEST_SMALLEST_COUNT`) that makes the row whole -- the smallest, as every multiple of the counts
+      is whole too (a subset of the cells the CLR was computed over has another geometric mean) -- for rows of
+      :data:`LINE_MIN` values or more that are not one value repeated; other rows: their geometric mean as above,
+      where nine in ten of the rows read both ways agree (the means are the CLR's own), else NaN."""
     positive = np.where(lines > 0, lines, np.inf)
     smallest = positive.min(axis=1)
     empty = ~np.isfinite(smallest)
     smallest = np.where(empty, 1.0, smallest)
-    factors = np.full(lines.shape[0], np.nan)
-    factors[empty] = 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        estimate = smallest * np.exp(_clr_log_means(lines))  # the smallest count, for a true CLR row
+        pinned = np.where(empty, 1.0, np.round(estimate) / smallest)
+        near = empty | (np.isfinite(pinned) & (pinned > 0) & (np.abs(estimate - np.round(estimate)) <= 1e-3))
+    if near.all() and (_line_whole(lines * pinned[:, None]) >= WHOLE_SHARE).all():
+        return pinned
+    factors = np.where(empty, 1.0, np.nan)
     counts = smallest_counts(lines, share=WHOLE_SHARE, line_min=LINE_MIN)
-    found = counts > 0
+    informative = np.where(lines > 0, lines, 0.0).max(axis=1) > smallest * (1 + 1e-6)
+    found = (counts > 0) & informative  # a row of one value repeated says nothing of its count
     factors[found] = counts[found] / smallest[found]
-    rest = np.flatnonzero(np.isnan(factors))
-    if rest.size:
-        roots = np.exp(_clr_log_means(lines[rest]))
-        with np.errstate(invalid="ignore", over="ignore"):
-            estimate = smallest[rest] * roots  # the smallest count, whole to float32 precision for a true CLR row
-            pinned = np.round(estimate) / smallest[rest]
-            near = np.isfinite(pinned) & (pinned > 0) & (np.abs(estimate - np.round(estimate)) <= 0.05)
-        rows = np.flatnonzero(near)
-        whole = _line_whole(lines[rest[rows]] * pinned[rows, None]) >= WHOLE_SHARE
-        factors[rest[rows[whole]]] = pinned[rows[whole]]
+    # the rows the search cannot read (few values) take their geometric mean only where the others show the means
+    # are the CLR's own: nearly every row read both ways agrees (a high-count row's mean is loose: the few others)
+    agree = found & near & (np.abs(pinned / np.where(found, factors, 1.0) - 1) <= 1e-6)
+    if found.sum() >= 5 and agree.sum() >= 0.9 * found.sum():
+        rest = np.isnan(factors) & near
+        rest_whole = _line_whole(lines[rest] * pinned[rest, None]) >= WHOLE_SHARE
+        factors[np.flatnonzero(rest)[rest_whole]] = pinned[rest][rest_whole]
     return factors
+
+
+def _coprime_lines(counts: np.ndarray) -> bool:
+    """Whether no row of :data:`LINE_MIN` non-zero counts or more has a factor common to all of them. Counts of a
+    real panel never do (none of a cell's or a protein's in the 9 shared sets); log(x + 1/m) - mean is exactly the
+    centred log1p of m * x, which does (a pseudocount of 0.5 read as counts x2)."""
+    rows = counts[(counts > 0).sum(axis=1) >= LINE_MIN].astype(np.int64)
+    return rows.size == 0 or bool((np.gcd.reduce(rows, axis=1) == 1).all())
 
 
 def _line_whole(scaled: np.ndarray) -> np.ndarray:
@@ -187,8 +205,11 @@ def _centred_log_counts(dense: np.ndarray) -> tuple[np.ndarray, str] | None:
             if count == 8 and open_lines.size > 0.5 * lines.shape[0]:
                 break  # counts have zeros or small counts in most lines; other values (ratios, z-scores) none
             if open_lines.size == 0:
-                counts = np.moveaxis(np.round((smallest[:, None] + 1) * ratios - 1), -1, axis)
-                return counts, f"{margin}: log1p(counts) - mean"
+                counts = np.round((smallest[:, None] + 1) * ratios - 1)
+                if not _coprime_lines(counts):  # a shared factor: another pseudocount (x + 0.5: counts x2)
+                    return None
+                # a constant line reads as zeros: nearly always what it holds (a protein no cell of a subset has)
+                return np.moveaxis(counts, -1, axis), f"{margin}: log1p(counts) - mean"
     return None
 
 
