@@ -46,6 +46,7 @@ __all__ = [
     "read_rna",
     "resolve_device",
     "untrained_proteins",
+    "counts_of_clr",
     "resolve_targets",
 ]
 
@@ -294,6 +295,27 @@ def check_vocab_compatible(config: Any, tokenizer: Any) -> None:
         )
 
 
+def counts_of_clr(proteins: Any, source: Any = None) -> Any:
+    """``proteins`` (an AnnData) with its CLR values (Seurat's, muon's) replaced by the counts behind them, with a
+    warning and ``uns["sctranslator_measured_values"]`` saying so; as it is where they are no such values or their
+    counts cannot be told (``value_kinds.clr_counts``). ``source``: the file, for the warning."""
+    if value_kind(proteins.X) != "log":
+        return proteins
+    recovered = clr_counts(proteins.X)
+    if recovered is None:
+        return proteins
+    counts, how = recovered
+    warnings.warn(
+        f"the measured protein values{' in ' + str(source) if source else ''} are CLR-normalised ({how}): brought "
+        "back to their counts (every value a whole count again) and read as counts",
+        UserWarning, stacklevel=3,
+    )
+    out = proteins.to_memory() if getattr(proteins, "isbacked", False) else proteins.copy()
+    out.X = counts.astype(np.float32)
+    out.uns["sctranslator_measured_values"] = f"CLR ({how}) -> counts"
+    return out
+
+
 def transformed_proteins(proteins: Any, transform: str) -> tuple[Any, str]:
     """A protein AnnData with ``log1p`` applied to its values (``transform="log1p"``), as it is (``"none"``),
     or what the kind of its values calls for (``"auto"``: log1p for counts and linear values, as training
@@ -302,26 +324,22 @@ def transformed_proteins(proteins: Any, transform: str) -> tuple[Any, str]:
     the values as given, in words (``value_kind``'s, or how CLR values were read)."""
     values = proteins.X
     kind = value_kind(values)
-    if transform == "auto" and kind in ("log", "signed"):
-        recovered = clr_counts(values)
-        if recovered is not None:
-            counts, how = recovered
-            warnings.warn(
-                f"the measured protein values are CLR-normalised ({how}): brought back to their counts (every "
-                "value a whole count again) and read as log1p counts, the scale of the predictions",
-                UserWarning, stacklevel=3,
-            )
-            out = proteins.copy() if not proteins.isbacked else proteins.to_memory()
-            out.X = np.log1p(counts).astype(np.float32)
-            return out, f"CLR ({how}) -> counts"
+    if transform == "auto" and kind == "log":
+        recovered = counts_of_clr(proteins)
+        if recovered is not proteins:
+            out = recovered.copy()
+            out.X = np.log1p(recovered.X).astype(np.float32)
+            return out, recovered.uns["sctranslator_measured_values"]
+    # read as counts from CLR before, over the whole file (the CLI): say so
+    said = proteins.uns.get("sctranslator_measured_values", kind)
     transform = protein_transform_for(transform, kind if transform == "auto" else "")
     if transform == "none":
-        return proteins, kind
+        return proteins, said
     if (values.min() if hasattr(values, "min") else np.nanmin(values)) < 0:
         raise ValueError("log1p needs non-negative protein values; these look already transformed: use 'none'")
     out = proteins.copy() if not proteins.isbacked else proteins.to_memory()
     out.X = values.log1p() if hasattr(values, "log1p") else np.log1p(values)
-    return out, kind
+    return out, said
 
 
 def count_cells(rna: Any) -> int:

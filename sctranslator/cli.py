@@ -48,12 +48,17 @@ def _with_cli_equivalents(message: str) -> str:
 
 def _protein_file(args: argparse.Namespace) -> Any:
     """``--protein`` read whole, its antibodies only; the --rna file itself must tell them from its genes."""
+    from modeling_sctranslator.inference import counts_of_clr
+
     proteins = read_cells(args.protein, "protein file")
     if Path(args.protein).resolve() == Path(args.rna).resolve():
         check_one_piece(proteins, args.protein)
     if getattr(args, "protein_layer", None) is not None:  # ADT files often hold CLR values in X, counts in a layer
         use_layer(proteins, args.protein_layer, args.protein)
-    return modality(proteins, "protein")
+    proteins = modality(proteins, "protein")
+    # CLR values tell their counts only over the cells they were computed over: read them before any subsetting
+    # (to the RNA file's cells, or a process's share)
+    return counts_of_clr(proteins, args.protein)
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -371,8 +371,7 @@ def _smallest_counts(values, largest_smallest_count: int = SCALED_SMALLEST_COUNT
     """Per row of ``values`` (dense or sparse, non-negative): the count ``k`` (1 .. ``largest_smallest_count``)
     its smallest non-zero value stands for if the row is counts times one factor -- the smallest ``k`` that makes
     every value a whole multiple of that value over ``k`` -- else 0, and -1 for a row without non-zero values;
-    and that smallest value (NaN for an empty row). Whole as ``value_kinds.is_whole`` says (sparse rows: this is
-    ``value_kinds.smallest_counts`` for a matrix too large to make dense, every value of a row whole)."""
+    and that smallest value (NaN for an empty row). Whole as ``value_kinds.is_whole`` says, every value of a row."""
     import scipy.sparse as sp
 
     rows = sp.csr_matrix(values, dtype=np.float64)

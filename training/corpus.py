@@ -336,7 +336,7 @@ def build_corpus(
     values_all = _dense_rows(protein_x).astype(np.float32)
     finite = values_all[~np.isnan(values_all)]
     protein_kind = value_kind(finite)
-    recovered = clr_counts(values_all) if protein_kind in ("log", "signed") else None
+    recovered = clr_counts(values_all) if protein_kind == "log" else None
     if recovered is not None:  # CLR-normalised ADT: trained on the panel's own counts, as the raw file would be
         values_all = recovered[0].astype(np.float32)
         protein_kind = "counts"

@@ -89,11 +89,17 @@ def test_seurat_and_muon_clr_are_scored_as_their_counts(scale_model_dir, pair, t
         geometric_means = np.exp(np.log1p(clr.X).mean(axis=axis, keepdims=True))
         clr.X = np.log1p(clr.X / geometric_means).astype(np.float32)
         code, metrics, warned = _evaluate(scale_model_dir, rna, clr, tmp_path, capsys)
-        assert code == 0 and metrics["measured_values"] == (f"CLR ({margin}: log1p(counts / factor), as Seurat's "
-                                                            "and muon's CLR write it) -> counts")
+        assert code == 0 and metrics["measured_values"] == (f"CLR ({margin}: log1p(counts / geometric mean), as "
+                                                            "Seurat's and muon's CLR write it) -> counts")
         assert any("CLR-normalised" in w and "brought back to their counts" in w for w in warned), warned
         for key in ("mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_cell_mean"):
             assert metrics[key] == pytest.approx(counts_metrics[key], abs=1e-6), key
+    # normalised over more cells than the RNA file holds: read over the whole file, before its cells are matched
+    clr = adt.copy()
+    clr.X = np.log1p(clr.X / np.exp(np.log1p(clr.X).mean(axis=0, keepdims=True))).astype(np.float32)
+    code, metrics, _ = _evaluate(scale_model_dir, rna, clr, tmp_path, capsys)
+    assert code == 0 and metrics["measured_values"].startswith("CLR (per protein across cells")
+    assert metrics["mse"] == pytest.approx(counts_metrics["mse"], abs=1e-6)
 
 
 def test_a_protein_file_with_more_cells_is_matched_by_obs_names(scale_model_dir, pair, tmp_path, capsys):
