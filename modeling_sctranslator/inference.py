@@ -29,6 +29,7 @@ from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
 from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
 __all__ = [
+    "counts_of_clr",
     "ProteinTargets",
     "encoding_options",
     "cell_rows",
@@ -45,9 +46,8 @@ __all__ = [
     "protein_request",
     "read_rna",
     "resolve_device",
-    "untrained_proteins",
-    "counts_of_clr",
     "resolve_targets",
+    "untrained_proteins",
 ]
 
 SCALE_DESCRIPTION = (
@@ -322,16 +322,11 @@ def transformed_proteins(proteins: Any, transform: str) -> tuple[Any, str]:
     does for count panels; unchanged for log values and signed ones such as RPPA or TMT ratios; CLR-normalised
     ADT, Seurat's or muon's, brought back to its counts first: see ``value_kinds.clr_counts``); and the kind of
     the values as given, in words (``value_kind``'s, or how CLR values were read)."""
+    if transform == "auto":
+        proteins = counts_of_clr(proteins)  # as it is unless CLR values whose counts can be told
     values = proteins.X
     kind = value_kind(values)
-    if transform == "auto" and kind == "log":
-        recovered = counts_of_clr(proteins)
-        if recovered is not proteins:
-            out = recovered.copy()
-            out.X = np.log1p(recovered.X).astype(np.float32)
-            return out, recovered.uns["sctranslator_measured_values"]
-    # read as counts from CLR before, over the whole file (the CLI): say so
-    said = proteins.uns.get("sctranslator_measured_values", kind)
+    said = proteins.uns.get("sctranslator_measured_values", kind)  # counts read from CLR (here or by the CLI)
     transform = protein_transform_for(transform, kind if transform == "auto" else "")
     if transform == "none":
         return proteins, said
