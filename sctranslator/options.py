@@ -126,7 +126,12 @@ def names_argument(value: str | None, what: str) -> Any:
     if path.suffix in CELL_FILE_SUFFIXES or (path.exists() and is_matrix_market(path)):
         return read_cells(path, "RNA file" if what == "gene" else "protein file")
     if path.is_file():
-        return _read_protein_names(path, what)
+        names = _read_protein_names(path, what)
+        if not path.suffix and len(path.parts) == 1 and "," not in value:
+            # a bare word is also a name (--proteins CD4 beside an output file called CD4): say which reading won
+            warnings.warn(f"--{what}s {value} is read as the file {value} in this folder ({len(names)} {what} names); "
+                          f"to ask for the {what} {value} itself, write it as '{value},'", UserWarning, stacklevel=2)
+        return names
     if path.suffix in (".txt", ".tsv", ".csv", ".list"):
         raise FileNotFoundError(f"{what} list {path} does not exist")
     names = _split_names(value)

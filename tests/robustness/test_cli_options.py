@@ -157,6 +157,20 @@ def test_an_empty_protein_list_gets_one_line_not_a_traceback(tiny_model_dir, lay
     assert not (tmp_path / "o.h5ad").exists()
 
 
+def test_a_bare_name_that_is_also_a_file_says_which_reading_won(tmp_path, monkeypatch):
+    """``--proteins CD4`` beside a file called CD4 (an earlier output, a list) read the file's names in silence."""
+    from sctranslator.options import names_argument
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "CD4").write_text("CD19\nCD14\n")
+    with pytest.warns(UserWarning, match="read as the file CD4 in this folder .2 protein names.*write it as 'CD4,'"):
+        assert names_argument("CD4", "protein") == ["CD19", "CD14"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the way out it names, and a name no file has, read as names
+        assert names_argument("CD4,", "protein") == ["CD4"]
+        assert names_argument("CD8A", "protein") == ["CD8A"]
+
+
 def test_raw_genes_the_name_column_lacks_keep_their_own_names(tiny_model_dir, data_dir, tmp_path):
     """An HVG-subset file names 300 genes in var['gene_symbols'] while .raw holds all of them: the others became
     NaN names, read as the text 'nan' (an alias of SCN11A), one gene standing for thousands of columns."""
