@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
+from tokenization.gene_ids import RowNumberNames
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
 
@@ -298,12 +299,21 @@ def build_corpus(
     _check_paired(rna, prot, source)
     genes = [str(g) for g in rna.var_names]
     proteins = [str(p) for p in prot.var_names]
-    gene_report = tokenizer.resolve(genes, kind="gene")
+    try:
+        gene_report = tokenizer.resolve(genes, kind="gene")
+    except RowNumberNames as error:
+        named = tokenizer.gene_name_columns(rna.var)
+        raise CorpusError(f"corpus {source.name}: {error}" + (
+            f"; its var column {named[0][0]!r} names genes: set adata.var_names = adata.var[{named[0][0]!r}] and "
+            "write the file again" if named else "")) from None
     if gene_report.n_mapped == 0:
         raise CorpusError(f"corpus {source.name}: none of its {len(genes)} genes is in the vocabulary "
                           f"(first: {genes[:5]})")
     is_control = prot.var["is_control"].astype(bool).tolist() if "is_control" in prot.var.columns else None
-    protein_report = tokenizer.resolve(proteins, kind="protein", is_control=is_control)
+    try:
+        protein_report = tokenizer.resolve(proteins, kind="protein", is_control=is_control)
+    except RowNumberNames as error:
+        raise CorpusError(f"corpus {source.name}: {error}") from None
     if protein_report.n_mapped == 0:
         raise CorpusError(
             f"corpus {source.name}: no mappable protein among its {len(proteins)} (unmapped: "

@@ -36,7 +36,7 @@ from .checks import (
     warn_about_input_quality,
 )
 from .encoders import encode_all_genes, encode_expressed, encode_proteins, protein_passes
-from .gene_ids import MappingReport, is_missing_name, report_from_token_ids, resolve_names
+from .gene_ids import MappingReport, RowNumberNames, is_missing_name, report_from_token_ids, resolve_names
 from .matrix import RNA_TRANSFORMS, Matrix, ValueReading, align_to_layout, cell_covariates, is_anndata
 from .scaling import SCALE_FLOOR, ConstantCellWarning, scale_between, scale_rows, warn_constant_cells
 from .truncation import TRUNCATIONS
@@ -462,7 +462,10 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
             return report_from_token_ids(self._vocab, np.asarray(matrix.var["my_Id"]).astype(np.int64))
         if matrix.var_names is None:
             raise ValueError("a plain matrix has no gene names: pass gene_names=[...] (or gene_ids=[...])")
-        return self.resolve(matrix.var_names, "gene", species, overrides)
+        try:
+            return self.resolve(matrix.var_names, "gene", species, overrides)
+        except RowNumberNames as error:  # the names may be in a var column (a Seurat export's _index, gene_symbols)
+            raise RowNumberNames(f"{error}.{self._columns_naming_genes(matrix, species)}") from None
 
     def _gene_column_hint(self, matrix: Matrix, report: MappingReport, species: str | None) -> str:
         """When few var_names map (Ensembl ids, feature ids), the var columns of this input whose names do
@@ -472,20 +475,31 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         if matrix.obs_names and self._map_share(matrix.obs_names, species) >= 0.5:
             return (" Its obs_names (the rows) are gene names: the matrix looks transposed, genes x cells (as R and "
                     "Seurat store it); pass adata.T.")
+        return self._columns_naming_genes(matrix, species)
+
+    def _columns_naming_genes(self, matrix: Matrix, species: str | None) -> str:
+        """Advice naming the var columns of this input whose values are gene names the vocabulary knows, best
+        first; "" when there are none."""
+        best = self.gene_name_columns(matrix.var, species)
+        if not best:
+            return ""
+        listing = ", ".join(f"{column!r} ({share:.0%} of a sample map)" for column, share in best[:3])
+        return (f" This input's var column(s) {listing} name genes the vocabulary knows: pass "
+                f"gene_names=adata.var[{best[0][0]!r}].")
+
+    def gene_name_columns(self, var: Any, species: str | None = None) -> list[tuple[str, float]]:
+        """The text columns of a var table (``adata.var``; None: none) whose values mostly map to genes: (column,
+        share of a sample that maps), best first -- where a file keeps its gene names when its var_names are ids
+        or numbers (10x's ``gene_symbols``, CELLxGENE's ``feature_name``, a Seurat export's ``_index``)."""
         scores = []
-        for column in matrix.var.columns:
-            values = matrix.var[column]
+        for column in getattr(var, "columns", ()):
+            values = var[column]
             if values.dtype.kind not in "OSU" and str(values.dtype) not in ("category", "string"):
                 continue
-            fraction = self._map_share(list(values), species)
-            if fraction >= 0.5:
-                scores.append((fraction, str(column)))
-        if not scores:
-            return ""
-        best = sorted(scores, reverse=True)
-        listing = ", ".join(f"{c!r} ({f:.0%} of a sample map)" for f, c in best[:3])
-        return (f" This input's var column(s) {listing} name genes the vocabulary knows: pass "
-                f"gene_names=adata.var[{best[0][1]!r}].")
+            share = self._map_share(list(values), species)
+            if share >= 0.5:
+                scores.append((str(column), share))
+        return sorted(scores, key=lambda item: (-item[1], item[0]))
 
     def _map_share(self, names: Sequence[Any], species: str | None) -> float:
         """The share of up to 200 evenly spaced ``names`` that map to genes, 0.0 for none; missing names and numbers
