@@ -242,7 +242,7 @@ def check_one_piece(adata: Any, path: str | os.PathLike[str]) -> None:
     if columns is None:
         raise ValueError(f"{path} is given as both the RNA and the protein file, but it does not tell genes from "
                          "antibodies (var['feature_types'] with 'Gene Expression' and 'Antibody Capture', as Cell "
-                         "Ranger writes them); give the two files")
+                         "Ranger writes them, or 'GEX' and 'ADT'); give the two files")
 
 
 def read_pair(rna_path: str | os.PathLike[str], protein_path: str | os.PathLike[str]) -> tuple[Any, Any]:

@@ -39,6 +39,19 @@ class MixedFeaturesWarning(UserWarning):
 # 10x Genomics' names in var["feature_types"] (Cell Ranger's matrices; scanpy.read_10x_h5(gex_only=False) and
 # muon keep them): a CITE-seq file saved in one piece holds both sides, and each side reads only its own.
 FEATURE_TYPES = {"RNA": "Gene Expression", "protein": "Antibody Capture"}
+# ... and the other labels tools write for the two sides, in any case: NeurIPS 2021 / openproblems "GEX" and "ADT",
+# Cell Ranger's older "Protein Expression", Seurat and muon exports' "RNA" and "Protein"
+FEATURE_TYPE_LABELS = {
+    "gene expression": "RNA", "gex": "RNA", "rna": "RNA",
+    "antibody capture": "protein", "adt": "protein", "protein expression": "protein", "protein": "protein",
+}
+# the column holding them: 10x's own name, and the singular some exports write
+FEATURE_TYPE_COLUMNS = ("feature_types", "feature_type")
+
+
+def _feature_type_column(var: Any) -> str | None:
+    columns = {str(c).lower(): c for c in getattr(var, "columns", ())}
+    return next((columns[name] for name in FEATURE_TYPE_COLUMNS if name in columns), None)
 
 
 def modality_columns(var: Any, what: str) -> tuple[np.ndarray | None, str]:
@@ -47,26 +60,33 @@ def modality_columns(var: Any, what: str) -> tuple[np.ndarray | None, str]:
     no such column or every feature is of one kind. Left in, antibody counts would be read as the RNA of the
     genes their names map to (CD4 for the CD4 antibody) and would count in every cell's library size.
 
-    Raises ValueError when no feature is of ``what``'s kind (the protein file given as RNA, or the other way
-    round)."""
-    wanted = FEATURE_TYPES.get(what)
-    if wanted is None or var is None or "feature_types" not in getattr(var, "columns", ()):
+    The labels are read in any case, with the other names tools give the two sides (:data:`FEATURE_TYPE_LABELS`),
+    from a column ``feature_types`` or ``feature_type``. Raises ValueError when no feature is of ``what``'s kind
+    (the protein file given as RNA, or the other way round)."""
+    column = _feature_type_column(var) if what in FEATURE_TYPES else None
+    if column is None:
         return None, ""
-    kinds = np.asarray(var["feature_types"]).astype(str)
+    kinds = np.asarray(var[column]).astype(str)
+    sides = np.array([FEATURE_TYPE_LABELS.get(kind.strip().lower(), "") for kind in kinds.tolist()], dtype=object)
+    where = f"var[{str(column)!r}]"
+    wanted = sorted(set(kinds[sides == what].tolist()))
+    wanted_text = " / ".join(map(repr, wanted)) or repr(FEATURE_TYPES[what])
     if kinds.size == 0 or (kinds == kinds[0]).all():
-        other = next(k for w, k in FEATURE_TYPES.items() if w != what)
-        if kinds.size and kinds[0] == other:
-            raise ValueError(f"every feature of this {what} input is {other!r} (var['feature_types']), none "
-                             f"{wanted!r}: is it the {'protein' if what == 'RNA' else 'RNA'} file?")
+        other = "protein" if what == "RNA" else "RNA"
+        if kinds.size and sides[0] == other:
+            raise ValueError(f"every feature of this {what} input is {str(kinds[0])!r} ({where}), none "
+                             f"{FEATURE_TYPES[what]!r}: is it the {other} file?")
         return None, ""
-    columns = np.flatnonzero(kinds == wanted)
-    others = Counter(kinds[kinds != wanted].tolist())
+    columns = np.flatnonzero(sides == what)
+    others = Counter(kinds[sides != what].tolist())
     listed = ", ".join(f"{kind} {n:,}" for kind, n in others.most_common())
     if not columns.size:
-        raise ValueError(f"no feature of this {what} input is {wanted!r} (var['feature_types'] holds {listed}): "
-                         f"give the file that holds the {what}")
-    return columns, (f"the {what} input holds several kinds of features (var['feature_types']): its "
-                     f"{columns.size:,} {wanted!r} ones are read as the {what}, {sum(others.values()):,} others "
+        known = ", ".join(sorted({f"{label!r}" for label, side in FEATURE_TYPE_LABELS.items() if side == what}))
+        raise ValueError(f"no feature of this {what} input is labelled as {what} ({where} holds {listed}; {what} "
+                         f"labels read, in any case: {known}): give the file that holds the {what}, or relabel its "
+                         f"{what} features")
+    return columns, (f"the {what} input holds several kinds of features ({where}): its "
+                     f"{columns.size:,} {wanted_text} ones are read as the {what}, {sum(others.values()):,} others "
                      f"are left out ({listed})")
 
 

@@ -289,6 +289,26 @@ def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells,
         predict_proteins(model, tokenizer, adt_only, PANEL[:5])
 
 
+@pytest.mark.parametrize(("column", "rna_label", "protein_label"), [
+    ("feature_types", "GEX", "ADT"),  # NeurIPS 2021 / openproblems files: refused, "no feature is Gene Expression"
+    ("feature_type", "Gene Expression", "Antibody Capture"),  # singular: the antibodies were read as genes, silently
+    ("feature_types", "gene expression", "antibody capture"),  # lower case: refused as the protein side
+])
+def test_other_feature_type_labels_tell_the_two_sides_apart(model_dir, cells, column, rna_label, protein_label):
+    rna, adt, _ = cells
+    combined = one_piece(rna, adt)
+    labels = combined.var.pop("feature_types").map({"Gene Expression": rna_label, "Antibody Capture": protein_label})
+    combined.var[column] = labels
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    split = predict_proteins(model, tokenizer, rna, adt, batch_size=16)
+    with pytest.warns(UserWarning, match=rf"var\['{column}'\]\): its 49 '{protein_label}' ones are read as the "
+                                         rf"protein, 19,521 others are left out \({rna_label} 19,521\)"):
+        whole = predict_proteins(model, tokenizer, combined, combined, batch_size=16)
+    np.testing.assert_allclose(whole.X, split.X, atol=1e-6)
+    assert list(whole.var_names) == list(split.var_names)
+
+
 def test_chunked_backed_file_equals_in_memory(model_dir, cells):
     rna, _, folder = cells
     model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
