@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anndata
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -178,6 +179,37 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
     )
 
 
+# where a scanpy or Seurat file keeps its counts when X holds scaled values
+COUNT_LAYERS = ("counts", "raw_counts", "count", "umi_counts")
+
+
+def _has_negative(x) -> bool:
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    return bool(values.size) and bool(np.nanmin(values) < 0)
+
+
+def _counts_for_scaled_rna(rna, corpus: str):
+    """``rna`` itself, or, when its X is centred or scaled (negative values: ``sc.pp.scale``, Seurat's scale.data),
+    an AnnData of the counts the file keeps beside it (a counts layer, else ``.raw``), with a warning: scaled values
+    cannot be trained on, and training corpora take no layer option. Without counts: an error naming the fix."""
+    if not _has_negative(rna.X):
+        return rna
+    for layer in COUNT_LAYERS:
+        if layer in rna.layers and not _has_negative(rna.layers[layer]):
+            logger.warning("corpus %s: the RNA's X is centred or scaled (negative values); trained on its "
+                           "layers[%r] instead", corpus, layer)
+            return anndata.AnnData(X=rna.layers[layer], obs=rna.obs[[]], var=rna.var)
+    if rna.raw is not None and not _has_negative(rna.raw.X):
+        logger.warning("corpus %s: the RNA's X is centred or scaled (negative values); trained on its .raw "
+                       "(%d genes) instead", corpus, rna.raw.n_vars)
+        return anndata.AnnData(X=rna.raw.X, obs=rna.obs[[]], var=rna.raw.var)
+    raise CorpusError(
+        f"corpus {corpus}: the RNA's X is centred or scaled (negative values: sc.pp.scale, Seurat's scale.data) and "
+        f"the file keeps no counts beside it (layers: {sorted(rna.layers) or 'none'}, no .raw); the model trains on "
+        "counts: write a file whose X (or layers['counts'], or .raw) holds the raw counts"
+    )
+
+
 def _check_values(corpus: str, rna: sp.csr_matrix, proteins: np.ndarray, obs_names) -> None:
     """Refuse negative/NaN/inf RNA and infinite protein values (NaN protein = not measured) when the corpus
     is built, not at the final evaluation after hours of training."""
@@ -297,6 +329,7 @@ def build_corpus(
                           f"(eval_fraction {eval_fraction}): no cell would be left for training")
     rna, prot = _read_pair(source)
     _check_paired(rna, prot, source)
+    rna = _counts_for_scaled_rna(rna, source.name)
     genes = [str(g) for g in rna.var_names]
     proteins = [str(p) for p in prot.var_names]
     try:

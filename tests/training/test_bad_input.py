@@ -105,6 +105,37 @@ def test_row_numbers_as_gene_names_are_refused_naming_the_column_that_names_them
     assert not (tmp_path / "out").exists()
 
 
+def test_a_scaled_rna_file_trains_on_the_counts_it_keeps_or_names_the_fix(tmp_path, tokenizer, caplog):
+    """sc.pp.scale's X with the counts in a layer was refused with "fill or drop those cells" (every cell is negative
+    somewhere), and training corpora take no layer option."""
+    folder = _pair(tmp_path, "plain")
+    plain = build_corpus(find_source(folder), tmp_path / "plain_corpus", tokenizer)
+    rna = ad.read_h5ad(tmp_path / "plain_rna.h5ad")
+    counts = rna.X.toarray()
+    for keep in ("layer", "raw"):
+        scaled = ad.AnnData((counts - counts.mean(0)) / (counts.std(0) + 1), obs=rna.obs, var=rna.var)
+        if keep == "layer":
+            scaled.layers["counts"] = rna.X
+        else:
+            scaled.raw = rna
+        scaled.write_h5ad(tmp_path / f"{keep}_rna.h5ad")
+        (tmp_path / f"{keep}_adt.h5ad").write_bytes((tmp_path / "plain_adt.h5ad").read_bytes())
+        with caplog.at_level("WARNING", logger="training.corpus"):
+            built = build_corpus(find_source(tmp_path / keep), tmp_path / f"{keep}_corpus", tokenizer)
+        assert "X is centred or scaled (negative values); trained on its" in caplog.text
+        for split in ("train", "eval"):
+            assert len(built["splits"][split]["shards"]) == len(plain["splits"][split]["shards"])
+            for shard in plain["splits"][split]["shards"]:
+                got, want = (pq.read_table(tmp_path / corpus / shard["file"])
+                             for corpus in (f"{keep}_corpus", "plain_corpus"))
+                assert got.select(["rna_indices", "rna_values"]).equals(want.select(["rna_indices", "rna_values"]))
+    ad.AnnData(scaled.X, obs=rna.obs, var=rna.var).write_h5ad(tmp_path / "bare_rna.h5ad")
+    (tmp_path / "bare_adt.h5ad").write_bytes((tmp_path / "plain_adt.h5ad").read_bytes())
+    with pytest.raises(CorpusError, match=r"X is centred or scaled .* keeps no counts beside it \(layers: none, no "
+                                          r"\.raw\).*holds the raw counts"):
+        build_corpus(find_source(tmp_path / "bare"), tmp_path / "bare_corpus", tokenizer)
+
+
 def test_empty_corpus_and_missing_files(tmp_path, tokenizer):
     source = _pair(tmp_path, "empty", n=0)
     with pytest.raises(CorpusError, match="no cells"):
