@@ -95,6 +95,29 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
     return rna, gene_names
 
 
+def with_layer(rna: Any, layer: str | None) -> Any:
+    """``rna`` (an AnnData) with X taken from ``layers[layer]``, or from ``.raw`` for ``layer="raw"`` (its genes,
+    often all of them where X holds a highly variable subset); ``rna`` itself for None. Where scanpy and Seurat
+    exports keep the counts when X holds log-normalised or scaled values. A backed file is read into memory."""
+    if layer is None:
+        return rna
+    import anndata
+
+    if not hasattr(rna, "layers"):
+        raise ValueError(f"layer={layer!r} needs an AnnData (or an .h5ad path), not a {type(rna).__name__}")
+    if getattr(rna, "isbacked", False):
+        rna = rna.to_memory()
+    layers = sorted(rna.layers)
+    if layer == "raw":
+        if rna.raw is None:
+            raise ValueError(f"layer='raw': this RNA input has no .raw; its layers are {layers}")
+        return rna.raw.to_adata()
+    if layer not in rna.layers:
+        raise ValueError(f"this RNA input has no layer {layer!r}; its layers are {layers}"
+                         + (" (and .raw: layer='raw')" if rna.raw is not None else ""))
+    return anndata.AnnData(X=rna.layers[layer], obs=rna.obs, var=rna.var)
+
+
 @dataclass
 class ProteinTargets:
     """The proteins to predict: output names, their token ids, and what could not be used."""

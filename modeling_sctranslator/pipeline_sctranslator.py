@@ -11,7 +11,7 @@ from transformers import Pipeline
 
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from .inference import predict_proteins
+from .inference import predict_proteins, read_rna, with_layer
 
 
 class ProteinPredictionPipeline(Pipeline):
@@ -34,7 +34,8 @@ class ProteinPredictionPipeline(Pipeline):
     products in bfloat16, the weights and precision-sensitive steps float32; see
     ``inference.compute_precision``), and ``protein_context`` ("auto": proteins of the model's fine-tuning panel are
     asked inside that panel, else fewer than 10 proteins inside the model's training proteins, and only those asked
-    are returned; "model", "none"; see ``inference.predict_proteins``).
+    are returned; "model", "none"; see ``inference.predict_proteins``), and ``layer`` (an AnnData's layer to read the
+    RNA from, e.g. "counts", or "raw" for ``.raw``: where the counts are when X holds normalised or scaled values).
     The tokenizer is the model folder's (``preprocessor_config.json`` + ``gene_vocab.json``), or the one passed
     as ``feature_extractor=`` or ``tokenizer=`` (an ``SCTranslatorTokenizer`` or a folder).
     """
@@ -93,10 +94,14 @@ class ProteinPredictionPipeline(Pipeline):
         protein_transform: str = "auto",
         compute_dtype: Any = None,
         protein_context: str = "auto",
+        layer: str | None = None,
         **kwargs: Any,
     ) -> Any:
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        given = rna  # inplace=True writes to the AnnData given, whichever layer was read
+        if layer is not None:
+            rna = with_layer(read_rna(rna)[0], layer)
         if self.feature_extractor is None:
             raise ValueError(
                 "this model folder has no tokenizer (preprocessor_config.json + gene_vocab.json): pass "
@@ -118,6 +123,7 @@ class ProteinPredictionPipeline(Pipeline):
         )
         if not inplace:
             return result
+        rna = given
         if not hasattr(rna, "obsm"):
             raise ValueError("inplace=True needs an in-memory AnnData as input")
         if obsm_key in rna.obsm:  # an earlier run's predictions (another panel, another model) are replaced

@@ -302,5 +302,6 @@ def check_rna(values: np.ndarray, start: int, obs_names, first_row) -> None:
             f"the RNA matrix has negative values (min {float(values.min()):.4g}, first in cell "
             f"{_cell_label(obs_names, start + first_row(values < 0))}); it looks scaled/centred (e.g. "
             "sc.pp.scale). "
-            "Pass raw counts or log-normalised values (adata.raw, adata.layers['counts'])"
+            "Pass raw counts or log-normalised values (adata.raw, adata.layers['counts']; the pipeline reads them with "
+            "layer='raw' or layer='counts')"
         )

@@ -362,6 +362,28 @@ def test_protein_adata_targets_and_inplace(predictor, cells):
     assert list(rna.obsm["sctranslator_proteins"].columns) == PANEL[:11]
 
 
+def test_the_pipeline_reads_a_layer_or_raw_as_its_errors_advise(predictor, cells, tmp_path):
+    """A scaled X was refused with "pass adata.layers['counts']", and layer="counts" then raised TypeError."""
+    rna, _, _ = cells
+    counts = rna.X.toarray() if hasattr(rna.X, "toarray") else np.asarray(rna.X)
+    scaled = ad.AnnData((counts - counts.mean(0)) / (counts.std(0) + 1), obs=rna.obs[[]], var=rna.var[[]])
+    scaled.layers["counts"] = rna.X
+    with pytest.raises(ValueError, match=r"looks scaled.*the pipeline reads them with layer='raw' or layer='counts'"):
+        predictor(scaled, proteins=PANEL[:5])
+    plain = predictor(rna, proteins=PANEL[:5])
+    np.testing.assert_array_equal(predictor(scaled, proteins=PANEL[:5], layer="counts").X, plain.X)
+    scaled.write_h5ad(tmp_path / "scaled.h5ad")  # a path, opened backed
+    np.testing.assert_array_equal(predictor(str(tmp_path / "scaled.h5ad"), proteins=PANEL[:5], layer="counts").X,
+                                  plain.X)
+    with pytest.raises(ValueError, match=r"no .raw; its layers are \['counts'\]"):
+        predictor(scaled, proteins=PANEL[:5], layer="raw")
+    scaled.raw = rna
+    assert predictor(scaled, proteins=PANEL[:5], layer="raw", inplace=True) is None  # written to the AnnData given
+    np.testing.assert_array_equal(scaled.obsm["sctranslator_proteins"].to_numpy(), plain.X)
+    with pytest.raises(ValueError, match=r"no layer 'spliced'; its layers are \['counts'\] \(and .raw: layer='raw'\)"):
+        predictor(scaled, proteins=PANEL[:5], layer="spliced")
+
+
 def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_path, capsys):
     _, _, folder = cells
     code = cli_main(["evaluate", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"),
