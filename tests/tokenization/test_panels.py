@@ -155,6 +155,9 @@ def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, nam
     ("CD4_RPA-T4", "CD4"), ("HLA.DR_L243", "HLA-DRA"), ("CD11c_S-HCL-3", "ITGAX"), ("CD4_GTCCAGGC-TotalSeqB", "CD4"),
     ("Human CD4", "CD4"), ("mCD4", "CD4"), ("hCD8a", "CD8A"), ("CD34_581", "CD34"), ("CD11b_M1/70", "ITGAM"),
     ("CD4_PE", "CD4"), ("CD3_SK7_PE", "CD3E"), ("CD101_BB27", "CD101"), ("TCR_Va7.2_3C10", "TRAV1-2"),
+    # BioLegend's cross-reactive antibodies name every species they bind
+    ("HuMs.CD44_IM7", "CD44"), ("HuMs.CD11b", "ITGAM"), ("HuMsRt.CD278_C398.4A", "ICOS"), ("HuMs.CD49f_GoH3", "ITGA6"),
+    ("HuMs.integrin.b7_FIB504", "ITGB7"),
 ])
 def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_tokenizer, name, gene):
     """Names of real panels outside ../shared that left the protein unmapped (no prediction, no evaluation):

@@ -106,8 +106,8 @@ _FLUOROCHROME_RE = re.compile(r"^(?:cy\d|bv\d{3}|buv\d{3}|bb\d{3}|af\d{3}|alexa(
 # a species letter before a CD antigen: mCD4, hCD8a (MCD4 is also an alias of PIGN)
 _SPECIES_LETTER_CD_RE = re.compile(r"^[mh](CD\d+[A-Za-z]?\d*)$")
 # BioLegend's TotalSeq feature names: a species prefix and the clone after the antigen (Hu.CD4_RPA.T4, Hu.HLA.DR_L243,
-# Mu.CD8a_53.6.7)
-_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)\.([A-Za-z].*?)(?:_[^_\s]+)?$", re.IGNORECASE)
+# Mu.CD8a_53.6.7); its cross-reactive antibodies name every species they bind (HuMs.CD44_IM7, HuMsRt.CD278_C398.4A)
+_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)(?:ms|rt|cf|mu|hu)*\.([A-Za-z].*?)(?:_[^_\s]+)?$", re.IGNORECASE)
 _NON_DECIMAL_DOT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)")
 _LABEL_SUFFIX_RE = re.compile(r"(?<=\S)[-_ .:]+(?:protein|prot|antibody|ab)$", re.IGNORECASE)
 _PAREN_RE = re.compile(r"^\s*(.*?)\s*\(\s*(.+?)\s*\)\s*$")
