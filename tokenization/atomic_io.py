@@ -85,6 +85,12 @@ def check_output_target(
                                 "first, or give an output inside an existing folder")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"cannot write into {parent}: it is read-only for this user")
+    try:  # a read-only mount, or a folder only root's access() calls writable (/proc), fails only on trying
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise PermissionError(f"cannot write into {parent}: {err.strerror or err}; give an output in a folder "
+                              "you can write to") from None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -119,6 +119,23 @@ def test_a_folder_as_out_is_refused_before_any_work(tiny_model_dir, cells, tmp_p
     assert (folder / "keep.txt").read_text() == "mine" and time.perf_counter() - started < 5
 
 
+def test_a_folder_that_refuses_files_is_named_before_any_work(tiny_model_dir, cells, tmp_path, capsys, monkeypatch):
+    """A read-only mount (or /proc, which access() calls writable for root) failed at the end of the run, naming the
+    staging file '.pred.h5ad.5712.ma5132nk.partial' rather than the folder."""
+    import tempfile
+
+    from sctranslator.cli import main
+
+    def read_only_mount(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only_mount)
+    assert main(_predict(tiny_model_dir, cells, tmp_path / "pred.h5ad")) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write into {tmp_path}: Read-only file system; give an output in a folder you can write" in err
+    assert ".partial" not in err and not list(tmp_path.iterdir())
+
+
 def test_a_result_written_meanwhile_by_another_run_is_kept(tmp_path):
     target = tmp_path / "pred.h5ad"
     with pytest.raises(OutputExistsError, match="written by another run") as raised:
