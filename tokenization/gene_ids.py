@@ -115,6 +115,9 @@ _PHOSPHO_RE = re.compile(r"^(.+?)[_ -](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
 _MODIFIED_RE = re.compile(r"^(.+?)[_ ](?:cleaved\w*|acetyl\w*|ac[K]\d+|me\d?[KR]\d+)$", re.IGNORECASE)
 _CD_RE = re.compile(r"^CD\d+[A-Za-z]?\d*$", re.IGNORECASE)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d{6,})(?:\.\d+)?$", re.IGNORECASE)
+# the genome a multi-genome reference puts before each gene (Cell Ranger's barnyard and combined references:
+# GRCh38_CD4, hg19_CD4, mm10___Cd4, GRCh38-CD4): no gene's name starts so
+_GENOME_PREFIX_RE = re.compile(r"^(?:GRCh3[78]|hg19|hg38|GRCm3[89]|mm10|mm39)(?:_+|-+)(.+)$", re.IGNORECASE)
 # a copy number that made a repeated name unique (anndata's var_names_make_unique: CD4, CD4-1; R's make.unique:
 # CD4.1): never part of an antigen's name, though squeezed it reads as another one (CD4-1 -> CD41, ITGA2B)
 _COPY_SUFFIX_RE = re.compile(r"^(.+?)[-_.](\d{1,2})$")
@@ -334,6 +337,9 @@ class _Resolver:
             return None
         if s in vocab.added:
             return vocab.added[s], "added"
+        genome = _GENOME_PREFIX_RE.match(s)
+        if genome:  # the gene after its genome's name, read as its own route says (a human or a mouse one)
+            return self.gene(genome.group(1), protein)
         if "|" in s:  # TCGA's 'SYMBOL|ENTREZ' ('?|ENTREZ' where the symbol was unknown): the id is unambiguous
             symbol, _, entrez = s.rpartition("|")
             if entrez.isascii() and entrez.isdecimal():  # an id without a token: not its (older) symbol's pick

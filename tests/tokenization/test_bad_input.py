@@ -214,6 +214,17 @@ def test_row_numbers_of_a_filtered_matrix_are_refused_and_the_names_column_named
         assert tok.resolve(names, "gene").n_mapped == len(names)
 
 
+def test_gene_names_a_spreadsheet_made_dates_of_are_named(tok):
+    """1-Mar, 9-Sep (MARCH1/MARC1, SEPT9 opened in Excel) were left out with no word among thousands of genes."""
+    names = GENES[:4] + ["1-Mar", "Sep-09"]
+    with pytest.warns(UserWarning, match=r"2 gene names are dates a spreadsheet made of gene symbols \(1-Mar, "
+                                         r"Sep-09: .*cannot be told back"):
+        tok(_x(), gene_names=names, max_length=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gene names with a month's letters are no dates
+        tok(_x(), gene_names=GENES[:4] + ["MARCHF1", "SEPTIN9"], max_length=8)
+
+
 def test_a_transposed_matrix_is_named_as_such(tok):
     """A genes x cells AnnData (as R and Seurat store it) failed with "none of the 6 genes" naming cell barcodes,
     and no word of the fix."""

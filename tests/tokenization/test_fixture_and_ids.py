@@ -108,6 +108,19 @@ def test_id_tables(original_tokenizer, vocab_dir):
     lowered = ["magoh", "emb", "slit2", "neu1", "elk3", "ten1"]
     assert tok.convert_genes_to_ids(lowered) == tok.convert_genes_to_ids([name.upper() for name in lowered])
     assert tok.resolve(["magoh"]).routes == ["symbol_case"]
+
+
+def test_genome_prefixes_of_multi_genome_references_are_read_past(original_tokenizer):
+    """Cell Ranger's barnyard and combined references name genes GRCh38_CD4 / mm10___Cd4: a whole file of them was
+    refused as mapping no gene (or, with a GRCh38- prefix, none)."""
+    tok = original_tokenizer
+    names = ["GRCh38_CD4", "hg19_CD8A", "GRCh38-PTPRC", "grch38_TP53", "GRCh38_3458"]
+    report = tok.resolve(names)
+    assert report.token_ids.tolist() == tok.convert_genes_to_ids(["CD4", "CD8A", "PTPRC", "TP53", "IFNG"])
+    assert report.routes == ["symbol", "symbol", "symbol", "symbol", "entrez"]  # the inner name's route
+    barnyard = tok.resolve(["GRCh38_CD4", "mm10___Cd19"])
+    assert barnyard.routes == ["symbol", "mouse_symbol"]  # so a mixed file is still told to be a mix of species
+    assert tok.resolve(["hg19_", "GRCh38_NOT_A_GENE"]).status == ["unmapped", "unmapped"]
     # protein labels keep the tables' lower-case aliases: gp39 is the CD40LG antibody, not GP39 (CHI3L1)
     assert tok.resolve(["gp39"], kind="protein").token_ids.tolist() == tok.convert_genes_to_ids(["CD40LG"])
     assert tok.convert_genes_to_ids("C17orf1") == tok.vocab.entrez_to_token[tok.vocab.symbol_to_entrez["C17orf1"]]

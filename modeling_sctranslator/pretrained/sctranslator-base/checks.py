@@ -6,6 +6,7 @@ Imports nothing of the package but the mapping report's type, so every other tok
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -225,8 +226,21 @@ def warn_about_duplicates(report: MappingReport) -> None:
         )
 
 
+# gene symbols a spreadsheet turned into dates (MARCH1 -> 1-Mar, SEPT9 -> 9-Sep, also Mar-01 / 01-Mar)
+_SPREADSHEET_DATE_RE = re.compile(r"^(?:\d{1,2}-(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|"
+                                  r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-\d{1,2})$", re.IGNORECASE)
+
+
 def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: str = "") -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
+    dates = [name for name in report.unmapped if _SPREADSHEET_DATE_RE.match(name.strip())]
+    if dates:
+        warnings.warn(
+            f"{len(dates)} gene names are dates a spreadsheet made of gene symbols ({', '.join(dates[:4])}"
+            f"{', ...' if len(dates) > 4 else ''}: 1-Mar was MARCHF1 or MTARC1, 9-Sep SEPTIN9); they cannot be told "
+            "back and are left out. Export the table without opening it in a spreadsheet (or rename those columns)",
+            InputQualityWarning, stacklevel=3,
+        )
     non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
     if len(non_control) >= 20 and report.mapped_fraction < FEW_MAPPED:
         warnings.warn(
