@@ -188,10 +188,9 @@ def check_rna_mapped(report: MappingReport, n_vars: int, column_hint: str = "") 
         examples = ", ".join(report.names[:5])
         raise ValueError(
             f"none of the {n_vars} genes is in the scTranslator vocabulary (first names: {examples}). "
-            "Accepted formats: human symbols or aliases (CD4), Entrez ids ('920'), mouse symbols "
-            "(Cd4), mouse "
-            "Ensembl ids (ENSMUSG..., version suffix ok), or token ids via gene_ids=... / "
-            "var['my_Id']. If "
+            "Accepted formats: human symbols or aliases (CD4), Entrez ids ('920'), human Ensembl ids (ENSG..., "
+            "with HGNC's table), mouse symbols (Cd4), mouse Ensembl ids (ENSMUSG..., version suffix ok), any of "
+            "these after a genome's name (GRCh38_CD4), or token ids via gene_ids=... / var['my_Id']. If "
             "the names are elsewhere (e.g. adata.var['gene_symbols']), pass gene_names=adata.var[...]."
             + human_ensembl_hint(report.unmapped, column_hint)
         )
