@@ -117,6 +117,12 @@ def _read_protein_names(path: Path, what: str = "protein") -> list[str]:
     return names
 
 
+def _looks_like_a_name(word: str) -> bool:
+    """A gene or protein name rather than a file's name: short, upper case or with a digit (CD4, HLA-DR, PTPRC, Cd19;
+    not 'panel' or 'markers')."""
+    return len(word) <= 15 and "," not in word and (word.upper() == word or any(c.isdigit() for c in word))
+
+
 def names_argument(value: str | None, what: str) -> Any:
     """Names from ``A,B,C``, a text file (:func:`_read_protein_names`) or, for proteins, an ``.h5ad``, ``.h5mu``
     or Cell Ranger ``.h5`` file or matrix folder (its var_names; of a CITE-seq file, its antibodies)."""
@@ -127,7 +133,7 @@ def names_argument(value: str | None, what: str) -> Any:
         return read_cells(path, "RNA file" if what == "gene" else "protein file")
     if path.is_file():
         names = _read_protein_names(path, what)
-        if not path.suffix and len(path.parts) == 1 and "," not in value:
+        if not path.suffix and len(path.parts) == 1 and _looks_like_a_name(value):
             # a bare word is also a name (--proteins CD4 beside an output file called CD4): say which reading won
             warnings.warn(f"--{what}s {value} is read as the file {value} in this folder ({len(names)} {what} names); "
                           f"to ask for the {what} {value} itself, write it as '{value},'", UserWarning, stacklevel=2)

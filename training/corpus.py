@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
+from tokenization.checks import modality
 from tokenization.gene_ids import RowNumberNames
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
@@ -200,13 +201,16 @@ def _counts_for_scaled_rna(rna, corpus: str):
                            "layers[%r] instead", corpus, layer)
             return anndata.AnnData(X=rna.layers[layer], obs=rna.obs[[]], var=rna.var)
     if rna.raw is not None and not _has_negative(rna.raw.X):
+        # .raw keeps every feature of a CITE-seq file in one piece (antibodies too): its genes only
+        raw = modality(anndata.AnnData(X=rna.raw.X, obs=rna.obs[[]], var=rna.raw.var), "RNA")
         logger.warning("corpus %s: the RNA's X is centred or scaled (negative values); trained on its .raw "
-                       "(%d genes) instead", corpus, rna.raw.n_vars)
-        return anndata.AnnData(X=rna.raw.X, obs=rna.obs[[]], var=rna.raw.var)
+                       "(%d genes) instead", corpus, raw.n_vars)
+        return raw
     raise CorpusError(
-        f"corpus {corpus}: the RNA's X is centred or scaled (negative values: sc.pp.scale, Seurat's scale.data) and "
-        f"the file keeps no counts beside it (layers: {sorted(rna.layers) or 'none'}, no .raw); the model trains on "
-        "counts: write a file whose X (or layers['counts'], or .raw) holds the raw counts"
+        f"corpus {corpus}: the RNA's X has negative values, centred or scaled (sc.pp.scale, Seurat's scale.data) or "
+        f"log ratios, and the file keeps no counts beside it (layers: {sorted(rna.layers) or 'none'}, no .raw). "
+        "Single cells: write a file whose X (or layers['counts'], or .raw) holds the raw counts; bulk log values: "
+        "shift each sample to a non-negative scale first (as training/pretrain.py does for its bulk arrays)"
     )
 
 

@@ -309,6 +309,18 @@ def test_other_feature_type_labels_tell_the_two_sides_apart(model_dir, cells, co
     assert list(whole.var_names) == list(split.var_names)
 
 
+def test_a_feature_type_column_of_gene_biotypes_is_no_modality(model_dir, cells):
+    """CELLxGENE (schema 5.2+) writes each gene's biotype in var['feature_type']: read as modality labels, every
+    CELLxGENE file was refused as holding no RNA."""
+    rna, adt, _ = cells
+    typed = rna.copy()
+    typed.var["feature_type"] = np.where(np.arange(rna.n_vars) % 3, "protein_coding", "lncRNA")
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    np.testing.assert_array_equal(predict_proteins(model, tokenizer, typed, PANEL[:5]).X,
+                                  predict_proteins(model, tokenizer, rna, PANEL[:5]).X)
+
+
 def test_chunked_backed_file_equals_in_memory(model_dir, cells):
     rna, _, folder = cells
     model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)

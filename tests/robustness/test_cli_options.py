@@ -169,6 +169,8 @@ def test_a_bare_name_that_is_also_a_file_says_which_reading_won(tmp_path, monkey
         warnings.simplefilter("error")  # the way out it names, and a name no file has, read as names
         assert names_argument("CD4,", "protein") == ["CD4"]
         assert names_argument("CD8A", "protein") == ["CD8A"]
+        (tmp_path / "panel").write_text("CD19\n")  # a list file named as files are: read, and nothing to say
+        assert names_argument("panel", "protein") == ["CD19"]
 
 
 def test_raw_genes_the_name_column_lacks_keep_their_own_names(tiny_model_dir, data_dir, tmp_path):

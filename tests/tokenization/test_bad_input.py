@@ -203,15 +203,31 @@ def test_row_numbers_of_a_filtered_matrix_are_refused_and_the_names_column_named
     kept = [i for i in range(60) if i % 3]  # 40 of 60 columns: rising, with gaps
     cells = ad.AnnData(np.ones((2, 40), np.float32),
                        var=pd.DataFrame({"gene_symbols": [symbols[i] for i in kept]}, index=[str(i) for i in kept]))
-    with pytest.raises(ValueError, match=r"the 40 gene names are rising numbers from 1 to 59 with gaps, the row "
-                                         r"numbers of a matrix .*gene_names=adata.var\['gene_symbols'\]"):
+    with pytest.raises(ValueError, match=r"the 40 gene names are numbers from 1 to 59 with gaps, the row numbers of "
+                                         r"a matrix .*gene_names=adata.var\['gene_symbols'\]"):
         tok(cells, max_length=64)
-    # Entrez ids are no row numbers: a whole transcriptome's reach past 100,000, an old-gene panel is sparse
+    # a whole transcriptome's row numbers (36,601 columns), subset: in rank order, or a sparse marker panel
+    rng = np.random.default_rng(0)
+    for subset in (rng.choice(36_601, 2_000, replace=False), np.sort(rng.choice(36_601, 300, replace=False))):
+        with pytest.raises(ValueError, match="row numbers of a matrix saved without its gene names"):
+            tok.resolve([str(i) for i in subset], "gene")
+
+
+def test_entrez_ids_are_no_row_numbers(tok):
+    """A file named by Entrez ids reaches past 100,000 or is all known genes; a panel of old genes clusters far from 0
+    (CD2..CD52: 914..1,043), which the first row-number rule refused."""
     entrez = sorted(tok.vocab.entrez_to_token)
-    assert max(entrez) > 100_000
-    for ids in (entrez[:: len(entrez) // 40], [e for e in entrez if e < 100_000][::200][:40]):
+    old = [e for e in entrez if e < 100_000]
+    panel = ["CD2", "CD3D", "CD3E", "CD3G", "CD4", "CD5", "CD6", "CD7", "CD8A", "CD8B", "CD9", "CD14", "CD19", "MS4A1",
+             "CD22", "CD28", "CD33", "CD34", "CD36", "CD37", "CD38", "CD40", "CD44", "CD47", "CD48", "CD52"]
+    cd_ids = sorted(tok.vocab.symbol_to_entrez[s] for s in panel)
+    assert 900 < cd_ids[0] and cd_ids[-1] < 1100
+    rng = np.random.default_rng(1)
+    for ids in (entrez[:: len(entrez) // 40], old[::200][:40], cd_ids, rng.choice(old[:3_000], 30, replace=False),
+                rng.choice(old, 300, replace=False)):
         names = [str(e) for e in ids]
-        assert tok.resolve(names, "gene").n_mapped == len(names)
+        for kind in ("gene", "protein"):
+            assert tok.resolve(names, kind).n_mapped == len(names)
 
 
 def test_gene_names_a_spreadsheet_made_dates_of_are_named(tok):

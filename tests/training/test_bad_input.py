@@ -99,7 +99,7 @@ def test_row_numbers_as_gene_names_are_refused_naming_the_column_that_names_them
     rna = rna[:, np.arange(rna.n_vars) % 4 != 2].copy()
     rna.write_h5ad(tmp_path / "numbered_rna.h5ad")
     adt.write_h5ad(tmp_path / "numbered_adt.h5ad")
-    with pytest.raises(CorpusError, match=r"corpus numbered: the 1,088 gene names are rising numbers from 0 to "
+    with pytest.raises(CorpusError, match=r"corpus numbered: the 1,088 gene names are numbers from 0 to "
                                           r"1,449 with gaps.*set adata.var_names = adata.var\['gene_symbols'\]"):
         build_corpus(find_source(tmp_path / "numbered"), tmp_path / "out", tokenizer)
     assert not (tmp_path / "out").exists()
@@ -131,8 +131,8 @@ def test_a_scaled_rna_file_trains_on_the_counts_it_keeps_or_names_the_fix(tmp_pa
                 assert got.select(["rna_indices", "rna_values"]).equals(want.select(["rna_indices", "rna_values"]))
     ad.AnnData(scaled.X, obs=rna.obs, var=rna.var).write_h5ad(tmp_path / "bare_rna.h5ad")
     (tmp_path / "bare_adt.h5ad").write_bytes((tmp_path / "plain_adt.h5ad").read_bytes())
-    with pytest.raises(CorpusError, match=r"X is centred or scaled .* keeps no counts beside it \(layers: none, no "
-                                          r"\.raw\).*holds the raw counts"):
+    with pytest.raises(CorpusError, match=r"X has negative values, centred or scaled .* keeps no counts beside it "
+                                          r"\(layers: none, no \.raw\).*holds the raw counts"):
         build_corpus(find_source(tmp_path / "bare"), tmp_path / "bare_corpus", tokenizer)
 
 

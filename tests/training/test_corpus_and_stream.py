@@ -200,6 +200,17 @@ def test_a_cite_seq_file_in_one_piece_builds_the_corpus_of_its_two_files(tmp_pat
         rows[corpus] = table.to_pylist()
     assert rows["whole"] == rows["split"] == rows["cellranger"] == rows["folder"]
     assert cellranger["name"] == "cite" and folder["name"] == "donor7"
+    # scaled in one piece, the counts in .raw (which keeps the antibodies too): the genes of .raw only
+    scaled = one_piece(rna, adt)
+    scaled.raw = scaled.copy()
+    dense = scaled.X.toarray()
+    scaled.X = (dense - dense.mean(0)) / (dense.std(0) + 1)
+    scaled.write_h5ad(tmp_path / "scaled.h5ad")
+    m = build_corpus(find_source(f"{tmp_path}/scaled.h5ad:{tmp_path}/scaled.h5ad"), tmp_path / "scaled", tokenizer)
+    assert m["genes"] == split["genes"]
+    table = pq.read_table(tmp_path / "scaled" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5)
+    assert [{k: row[k] for k in ("rna_indices", "rna_values")} for row in table.to_pylist()] == [
+        {k: row[k] for k in ("rna_indices", "rna_values")} for row in rows["split"]]
     # the cache checks the folder's files, whose changes the folder's own size and time do not show
     source = find_source(tmp_path / "donor7" / "outs" / "filtered_feature_bc_matrix")
     assert [f.name for f in source.files] == ["matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz"] * 2

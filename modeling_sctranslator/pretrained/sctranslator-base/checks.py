@@ -62,13 +62,16 @@ def modality_columns(var: Any, what: str) -> tuple[np.ndarray | None, str]:
     genes their names map to (CD4 for the CD4 antibody) and would count in every cell's library size.
 
     The labels are read in any case, with the other names tools give the two sides (:data:`FEATURE_TYPE_LABELS`),
-    from a column ``feature_types`` or ``feature_type``. Raises ValueError when no feature is of ``what``'s kind
+    from a column ``feature_types`` or ``feature_type``; a column holding none of them means something else (CELLxGENE
+    writes gene biotypes in ``feature_type``) and is not read. Raises ValueError when no feature is of ``what``'s kind
     (the protein file given as RNA, or the other way round)."""
     column = _feature_type_column(var) if what in FEATURE_TYPES else None
     if column is None:
         return None, ""
     kinds = np.asarray(var[column]).astype(str)
     sides = np.array([FEATURE_TYPE_LABELS.get(kind.strip().lower(), "") for kind in kinds.tolist()], dtype=object)
+    if not sides.any():  # another meaning: CELLxGENE's var['feature_type'] is the gene's biotype (protein_coding)
+        return None, ""
     where = f"var[{str(column)!r}]"
     wanted = sorted(set(kinds[sides == what].tolist()))
     wanted_text = " / ".join(map(repr, wanted)) or repr(FEATURE_TYPES[what])
