@@ -51,9 +51,10 @@ class NonFiniteLossError(FloatingPointError):
 
 
 # files of a stage's output folder that stay local: the cells each step trained on, the resume record (it holds
-# this machine's paths)
+# this machine's paths), the Trainer's pickled arguments (this machine's paths; a pickle the Hub flags as unsafe)
 RUN_SIGNATURE = "run_signature.json"
-NOT_PUBLISHED = ("example_ids.tsv", RUN_SIGNATURE)
+TRAINING_ARGS_FILE = "training_args.bin"
+NOT_PUBLISHED = ("example_ids.tsv", RUN_SIGNATURE, TRAINING_ARGS_FILE)
 
 
 def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
@@ -83,6 +84,19 @@ class SCTranslatorTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.example_log = example_log
         self._scale_losses: dict[str, list[float]] = {"train": [], "eval": []}
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """The Trainer's save (final folder and every checkpoint), with ``training_args.bin`` written again without
+        the Hub token: the Trainer pickles its arguments whole, ``--hub_token`` included, in plain text."""
+        super()._save(output_dir, state_dict)
+        saved = Path(output_dir if output_dir is not None else self.args.output_dir) / TRAINING_ARGS_FILE
+        if self.args.hub_token and saved.is_file():
+            hub_token = self.args.hub_token
+            self.args.hub_token = None
+            try:
+                torch.save(self.args, saved)
+            finally:
+                self.args.hub_token = hub_token
 
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, **kwargs: Any) -> Any:

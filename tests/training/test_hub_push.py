@@ -46,11 +46,15 @@ def test_push_to_hub_uploads_the_model_not_the_cells(tmp_path, data_dir, vocab_d
     pair = f"{data_dir / 'eccite_ctcl_rna.h5ad'}:{data_dir / 'eccite_ctcl_adt.h5ad'}"
     main(["--stage", "finetune", "--corpora", pair, "--vocab_dir", str(vocab_dir), *TINY_MODEL, "--max_steps", "2",
           "--save_steps", "2", "--per_device_train_batch_size", "4", "--output_dir", str(out), "--log_example_ids",
-          "true", "--push_to_hub", "true", "--hub_model_id", "me/tiny", "--max_eval_samples", "8", *QUIET])
+          "true", "--push_to_hub", "true", "--hub_model_id", "me/tiny", "--max_eval_samples", "8",
+          "--hub_token", "hf_SECRETprobe123", *QUIET])
     final = hub.uploads[-1]
     assert "model.safetensors" in final and "config.json" in final and "README.md" in final
     assert not [f for upload in hub.uploads for f in upload if f.startswith("corpora") or "parquet" in f
-                or f == "example_ids.tsv"]
+                or f in ("example_ids.tsv", "training_args.bin")]
+    # the Trainer pickled its arguments, --hub_token included, into the folder and every checkpoint (and pushed them)
+    saved = [path for path in out.rglob("*") if path.is_file() and b"hf_SECRETprobe123" in path.read_bytes()]
+    assert saved == [] and (out / "training_args.bin").is_file()
     assert any(out.glob("corpora/*/train-*.parquet"))  # the cells were there to leak
     card = (out / "README.md").read_text()  # the stage's card, not the Trainer's generic one written over it
     assert "Predictions are on the training scale" in card and "## Model" in card
