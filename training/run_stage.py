@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 import torch
 import yaml
-from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import HubStrategy
 
 import modeling_sctranslator  # noqa: F401  (registers the model with AutoModel)
@@ -53,6 +53,7 @@ from training.scale_head_refit import collect_head_inputs, refit_scale_head
 from training.trainer import (
     RUN_SIGNATURE,
     CheckpointCompleteCallback,
+    CorpusMeanEarlyStopping,
     CosineSimilarityStopCallback,
     RunLengthCallback,
     SCTranslatorTrainer,
@@ -720,7 +721,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit("--early_stopping_patience needs evaluation during training and the best weights "
                              "kept: add --eval_strategy steps --load_best_model_at_end true (and "
                              "--validation_fraction to select on validation cells)")
-        callbacks.append(EarlyStoppingCallback(data_args.early_stopping_patience))
+        callbacks.append(CorpusMeanEarlyStopping(data_args.early_stopping_patience))
     if os.environ.get(KILL_ENV):
         callbacks.append(_KillAfterStep(int(os.environ[KILL_ENV])))
 

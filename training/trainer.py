@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainerCallback
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from modeling_sctranslator.metrics import protein_prediction_metrics
@@ -117,6 +117,32 @@ class SCTranslatorTrainer(Trainer):
             token=token if token is not None else self.args.hub_token, run_as_future=not blocking,
             allow_patterns=files, revision=revision or self.args.hub_revision,
         )
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The Trainer's evaluation, and with several corpora (a dict of held-out sets, whose metrics the Trainer names
+        ``eval_<corpus>_<metric>``) also their mean over corpora under the plain name (``eval_<metric>``, each corpus
+        weighing one): the name ``--metric_for_best_model`` gives (finetune.yaml: pearson_per_protein_mean), which
+        was found in no evaluation of several corpora (a KeyError at the first one)."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        sets = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not isinstance(sets, dict) or len(sets) < 2:
+            return metrics
+        per_set = []
+        for name in sets:
+            start = f"{metric_key_prefix}_{name}_"
+            per_set.append({key[len(start):]: value for key, value in metrics.items() if key.startswith(start)
+                            and isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second"))})
+        means = {}
+        for key in sorted(set.intersection(*(set(m) for m in per_set))):
+            values = np.array([m[key] for m in per_set], dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            means[f"{metric_key_prefix}_{key}"] = float(finite.mean()) if finite.size else float("nan")
+        self.log(means)
+        # the callbacks saw each corpus's metrics; early stopping watches the mean (CorpusMeanEarlyStopping)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, means)
+        metrics.update(means)
+        return metrics
 
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
@@ -241,6 +267,19 @@ class CosineSimilarityStopCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
+
+
+class CorpusMeanEarlyStopping(EarlyStoppingCallback):
+    """transformers' early stopping, watching ``--metric_for_best_model`` as :meth:`SCTranslatorTrainer.evaluate`
+    gives it: with several corpora their mean, after each corpus's own metrics (``eval_<corpus>_<metric>``), which it
+    passes over in silence instead of warning, at every corpus, that early stopping is disabled."""
+
+    def on_evaluate(self, args, state, control, metrics, **kwargs):
+        name = args.metric_for_best_model or "loss"
+        name = name[len("eval_"):] if name.startswith("eval_") else name
+        if f"eval_{name}" not in metrics and any(key.endswith(f"_{name}") for key in metrics):
+            return None  # one corpus of several: the mean over them follows
+        return super().on_evaluate(args, state, control, metrics, **kwargs)
 
 
 class RunLengthCallback(TrainerCallback):

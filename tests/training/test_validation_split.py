@@ -90,6 +90,29 @@ def test_early_stopping_stops_after_patience(tmp_path, data_dir, vocab_dir):
     assert "stopped early at step" in (out / "README.md").read_text()
 
 
+def test_several_corpora_select_and_stop_on_their_mean_metric(tmp_path, data_dir, vocab_dir):
+    """finetune.yaml's metric_for_best_model (pearson_per_protein_mean) was in no evaluation of several corpora (the
+    Trainer names them eval_<corpus>_<metric>): a KeyError at the first evaluation, its steps lost."""
+    out = tmp_path / "two"
+    summary = main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), str(data_dir / "eccite_ctcl"),
+                    "--vocab_dir", str(vocab_dir), "--output_dir", str(out), "--max_steps", "40",
+                    "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--validation_fraction", "0.1",
+                    "--max_cells_per_corpus", "120", "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps",
+                    "2", "--load_best_model_at_end", "true", "--logging_steps", "2", "--metric_for_best_model", "loss",
+                    "--greater_is_better", "true", "--early_stopping_patience", "2", *TINY_MODEL, *QUIET])
+    history = json.loads((out / f"checkpoint-{summary['global_step']}" / "trainer_state.json").read_text())
+    evaluations: dict[int, dict] = {}  # each corpus's metrics and their mean, logged apart at one step
+    for entry in history["log_history"]:
+        if any(key.startswith("eval_") for key in entry):
+            evaluations.setdefault(entry["step"], {}).update(entry)
+    for step, e in evaluations.items():  # the mean of the two corpora's, each weighing one
+        assert e["eval_loss"] == pytest.approx((e["eval_eccite_loss"] + e["eval_eccite_ctcl_loss"]) / 2), step
+    assert summary["best_metric_name"] == "eval_loss"
+    assert summary["best_metric"] == pytest.approx(evaluations[summary["best_step"]]["eval_loss"])
+    # "improving" is a higher loss here, so it stops after two evaluations without one, as with one corpus
+    assert summary["stopped_early_at"] is not None and summary["global_step"] - summary["best_step"] == 2 * 2
+
+
 def test_early_stopping_without_evaluation_is_refused(tmp_path, data_dir, vocab_dir):
     with pytest.raises(SystemExit, match="--early_stopping_patience needs evaluation"):
         main(["--stage", "finetune", "--corpora", str(data_dir / "eccite"), "--vocab_dir", str(vocab_dir),
