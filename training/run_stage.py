@@ -461,8 +461,9 @@ FEW_HELD_OUT = 10  # validation or held-out cells below which their metrics say 
 
 def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: Any, args: Any) -> dict[str, Any]:
     """What a resumed run must share with the run that wrote the checkpoints: the data (corpus fingerprints: cells,
-    files, split), the model it started from, the stage, and what orders the stream (seed, batch, processes).
-    ``--max_steps`` may change: raising it trains on."""
+    files, split), the model it started from, the stage, what orders the stream (seed, batch, processes), the
+    optimiser and its schedule, and the protein transform and truncation. ``--max_steps`` may change: raising it
+    trains on."""
     return {
         "stage": data_args.stage,
         "model_name_or_path": str(model_args.model_name_or_path or ""),
@@ -473,6 +474,16 @@ def run_signature(manifests: list[dict[str, Any]], model_args: Any, data_args: A
         "gradient_accumulation_steps": int(args.gradient_accumulation_steps),
         "world_size": int(args.world_size),
         "gene_panel_probability": float(data_args.gene_panel_probability),
+        # what the optimiser and the targets are: a resumed run restores the optimiser and schedule from the
+        # checkpoint (a new learning rate was ignored while the card reported it), and a new protein transform
+        # or truncation would change the target or the input mid-run
+        "optimizer": str(data_args.optimizer),
+        "learning_rate": float(args.learning_rate),
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "warmup_steps": float(args.warmup_steps),
+        "weight_decay": float(args.weight_decay),
+        "protein_transform": str(data_args.protein_transform),
+        "truncation": str(data_args.truncation),
         # which protein columns are trained on: the corpus check's background columns, unless kept
         "proteins_left_at_background": {} if data_args.train_background_proteins else {
             m["name"]: [e["protein"] for e in m["protein_background_evidence"]]
@@ -506,8 +517,8 @@ def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, An
         details = "; ".join(f"{key}: {recorded[key]} there, {signature[key]} now" for key in differs)
         raise SystemExit(
             f"{Path(resume).parent} holds checkpoints of another run ({details}): resuming would continue that run's "
-            "weights on this one's data. Give a new --output_dir, or delete its checkpoint-* folders (and "
-            f"{RUN_SIGNATURE}) to start over there"
+            "weights and optimiser as if they were this one's. Give a new --output_dir, or delete its "
+            f"checkpoint-* folders (and {RUN_SIGNATURE}) to start over there"
             + ("; a run started before antibodies at background were left out resumes with "
                "--train_background_proteins" if "proteins_left_at_background" in differs else "")
         )
@@ -668,6 +679,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     skip = 0
     if resume is not None:
         step = read_global_step(resume)
+        stopped = finished_summary(output_dir, step)
+        if stopped is not None and (stopped.get("stopped_early_at") or stopped.get("stopped_on_cosine_at")):
+            # a run its own rule stopped is finished: resumed, its patience would start again from the last
+            # checkpoint (not the best one kept) and train on, changing the weights a pipeline rerun relies on
+            logger.info("%s already holds a finished run, stopped by its rule at step %d: nothing to train (give a "
+                        "new --output_dir to train again)", output_dir, step)
+            return stopped
         if step >= args.max_steps:
             finished = finished_summary(output_dir, step)
             if finished is not None:

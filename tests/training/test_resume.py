@@ -112,3 +112,25 @@ def test_a_relaunch_on_other_data_is_refused_and_a_finished_run_is_not_trained_a
         _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4)
     more = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 6)  # raising --max_steps trains on
     assert more["global_step"] == 6 and more["resumed_from"].endswith("checkpoint-4")
+    # another learning rate, protein transform or truncation: the checkpoint's optimiser and schedule won (the new
+    # rate was ignored while the card reported it) and the target or input changed mid-run, with no word
+    for option, value, recorded in (("--learning_rate", "5e-4", "0.0002 there, 0.0005"),
+                                    ("--protein_transform", "none", "auto there, none"),
+                                    ("--truncation", "first", "random there, first")):
+        with pytest.raises(SystemExit, match=rf"another run \({option[2:]}: {recorded} now\): resuming would "
+                                             r"continue that run's weights and optimiser"):
+            _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 8, option, value)
+
+
+def test_a_run_stopped_by_its_rule_is_not_trained_again(tmp_path, corpora, vocab_dir):
+    """An early-stopped run relaunched with the same command (a pipeline rerun) resumed from its last checkpoint,
+    not the best one kept, started its patience again and trained on, changing the shipped weights."""
+    out = tmp_path / "stopped"
+    stop = ("--validation_fraction", "0.2", "--eval_strategy", "steps", "--eval_steps", "2",
+            "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better", "true",
+            "--early_stopping_patience", "1")
+    first = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 40, *stop)
+    assert first["stopped_early_at"] is not None and first["global_step"] < 40
+    weights = (out / "model.safetensors").read_bytes()
+    again = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 40, *stop)
+    assert again["global_step"] == first["global_step"] and (out / "model.safetensors").read_bytes() == weights
