@@ -503,6 +503,7 @@ def _select_genes(model, tokenizer, cells: _Cells, genes, recipe: str, progress)
     if top is not None:
         if top < 1:
             raise ValueError("top-K needs K >= 1")
+        _check_gene_map_size(top, f"top-{top}")  # before ranking: top-100000 wrote 5 GB of tables unasked
         total, present = _rank_by_received(model, cells, tokens, recipe, progress)
         candidates = np.flatnonzero(present > 0)
         order = candidates[np.argsort(-total[candidates], kind="stable")][:top]
@@ -510,24 +511,25 @@ def _select_genes(model, tokenizer, cells: _Cells, genes, recipe: str, progress)
     if genes is None:
         present = np.flatnonzero(_genes_in_cells(cells, GeneIndex(tokens, model.config.vocab_size,
                                                                    torch.device("cpu"))) > 0)
-        _check_all_genes_size(present.size)
+        _check_gene_map_size(present.size, "mapping every gene")
         return present.tolist(), "all genes the model sees (in at least one cell)", None
     if isinstance(genes, str):
         genes = genes.split(",")
+    _check_gene_map_size(len(genes), f"the {len(genes):,} genes listed")
     return locate_genes(tokenizer, list(genes), names, tokens), "listed genes", None
 
 
-def _check_all_genes_size(n_genes: int) -> None:
-    """Refuse to map every gene when that is more than :data:`MAX_ALL_GENES`: the gene x gene map grows with the
-    square (a 10x file's ~10,000 expressed genes: 10^8 entries, gigabytes of tables, minutes of work) and a
+def _check_gene_map_size(n_genes: int, what: str) -> None:
+    """Refuse a gene x gene map of more than :data:`MAX_ALL_GENES` genes (every gene, top-K or a list): it grows with
+    the square (a 10x file's ~10,000 expressed genes: 10^8 entries, gigabytes of tables, minutes of work) and a
     gene subset is what such an analysis needs."""
     if n_genes <= MAX_ALL_GENES:
         return
     gigabytes = len(("sum", "mean", "normalized")) * n_genes**2 * _CSV_BYTES_PER_ENTRY / 1e9
     raise ValueError(
-        f"mapping every gene means {n_genes:,} genes here: a {n_genes:,} x {n_genes:,} gene x gene encoder map "
-        f"({n_genes**2:,} entries, about {gigabytes:,.1f} GB as CSV tables); every gene is mapped only up to "
-        f"{MAX_ALL_GENES:,} genes. Choose the genes: --genes top-500 (genes='top-500': the 500 receiving the most "
+        f"{what} means up to {n_genes:,} genes here: a {n_genes:,} x {n_genes:,} gene x gene encoder map "
+        f"({n_genes**2:,} entries, about {gigabytes:,.1f} GB as CSV tables); maps are made of at most "
+        f"{MAX_ALL_GENES:,} genes. Choose fewer: --genes top-500 (genes='top-500': the 500 receiving the most "
         "encoder attention) or --genes A,B,C / a file of names"
     )
 

@@ -101,8 +101,8 @@ def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_common(attention)
     attention.add_argument("--genes", default=None,
                            help="top-K (genes receiving most encoder attention), A,B,C or a text file; "
-                                f"default: every gene the model sees, refused above {MAX_ALL_GENES:,} genes (the "
-                                "gene x gene map grows with the square)")
+                                f"default: every gene the model sees; maps of more than {MAX_ALL_GENES:,} genes are "
+                                "refused (the gene x gene map grows with the square)")
     attention.add_argument("--recipe", choices=RECIPES, default=None,
                            help="default: the model's own (corrected, or cross_attention for the variant). "
                                 "corrected: what each layer attended over; original: the original "

@@ -155,6 +155,13 @@ def test_attention_without_genes_refuses_a_map_of_thousands_of_genes(tokenizer, 
     err = capsys.readouterr().err
     assert "gene x gene encoder map" in err and "GB" in err and "--genes top-500" in err
     assert not (tmp_path / "maps").exists()
+    # top-K above the limit was mapped whatever its size (top-100000: 10,100 genes, 5.4 GB written, no word)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli_main([*argv, "--genes", "top-100000"]) == 2
+    err = capsys.readouterr().err
+    assert "top-100000 means up to 100,000 genes here" in err and "maps are made of at most 1,000 genes" in err
+    assert not (tmp_path / "maps").exists()
 
 
 def test_normalized_attention_is_nan_for_a_gene_in_no_cell_and_it_is_not_ranked(setup, cells, tokenizer, tmp_path):
