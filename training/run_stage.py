@@ -588,6 +588,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if data_args.corpus_weights and len(data_args.corpus_weights) != len(data_args.corpora):
         raise SystemExit(f"--corpus_weights has {len(data_args.corpus_weights)} values for "
                          f"{len(data_args.corpora)} corpora")
+    unweighted = [corpus for corpus, weight in zip(data_args.corpora, data_args.corpus_weights or [], strict=False)
+                  if weight == 0]
+    if unweighted and len(unweighted) < len(data_args.corpora):
+        # it would train nothing of that panel, yet count it as fine-tuned (the card, protein_context="auto")
+        raise SystemExit(f"--corpus_weights gives {', '.join(map(str, unweighted))} a weight of 0: it would not be "
+                         "trained on; leave it out of --corpora")
     if data_args.stage == "finetune" and not model_args.model_name_or_path:
         logger.warning("stage finetune without --model_name_or_path: fine-tuning a freshly initialised model")
     check_start_model(model_args.model_name_or_path)

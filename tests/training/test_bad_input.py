@@ -192,3 +192,13 @@ def test_a_misspelt_option_is_one_line_with_the_likely_one(tmp_path):
     with pytest.raises(SystemExit, match="round multiple of the evaluation steps"):
         main(["--save_steps", "5", "--eval_steps", "10", "--eval_strategy", "steps", "--load_best_model_at_end",
               "true", "--output_dir", str(tmp_path)])
+
+
+def test_a_corpus_weighing_zero_is_refused_not_counted_as_fine_tuned(tmp_path, vocab_dir):
+    """--corpus_weights 1 0 trained on the first corpus only, yet the card and protein_context="auto" counted the
+    second panel as fine-tuned."""
+    first, second = _pair(tmp_path, "first"), _pair(tmp_path, "second", proteins=("CD4", "CD8A", "CD19"))
+    with pytest.raises(SystemExit, match=r"gives .*second a weight of 0: it would not be trained on; leave it out"):
+        main(["--stage", "finetune", "--corpora", str(first), str(second), "--corpus_weights", "1", "0",
+              "--vocab_dir", str(vocab_dir), "--output_dir", str(tmp_path / "run"), *TINY_MODEL, *QUIET])
+    assert not (tmp_path / "run").exists()
