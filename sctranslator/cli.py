@@ -284,7 +284,7 @@ def _left_out_of_the_scores(result: Any, targets: Any) -> dict[str, Any]:
 
     measured = result.layers["measured"]
     not_predicted = {name: "not in the vocabulary" for name in targets.unmapped}
-    not_predicted.update({name: "a control (isotype, blank)" for name in targets.controls})
+    not_predicted.update({name: "a control (isotype, blank, hashtag)" for name in targets.controls})
     not_predicted.update({name: f"the same protein as {kept} (token {token})"
                           for name, kept, token in targets.duplicates})
     out: dict[str, Any] = {

@@ -406,7 +406,7 @@ def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_pat
     assert {"mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_protein_median",
             "pearson_per_cell_mean"} <= set(metrics)
     assert metrics["cells"] == 23 and metrics["proteins"] > 40
-    assert metrics["proteins_not_predicted"]["IgG1"] == "a control (isotype, blank)"
+    assert metrics["proteins_not_predicted"]["IgG1"] == "a control (isotype, blank, hashtag)"
     assert metrics["cells_not_scored"] == 0 and "modified_forms_scored_as_total" not in metrics
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
 

@@ -168,6 +168,16 @@ def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_token
     assert report.token_ids.tolist() == original_tokenizer.convert_genes_to_ids([gene])
 
 
+def test_sample_hashtags_are_controls_not_proteins(original_tokenizer):
+    """Cell hashing's antibodies label samples (TotalSeq hashtags bind CD298 and B2M on every cell):
+    CD298_B2M_hashtag was trained and predicted as ATP1B3; HTO_1 and Hashtag_1 were unmapped, not controls."""
+    names = ["CD298_B2M_hashtag", "HTO_1", "HTO2", "Hashtag_1", "B0251_anti-human_Hashtag1", "CD4"]
+    report = original_tokenizer.resolve(names, kind="protein")
+    assert report.status == ["control"] * 5 + ["mapped"]
+    assert report.controls == names[:5]
+    assert original_tokenizer.resolve(["HTR1A", "HOTAIR"], kind="protein").status == ["mapped", "mapped"]
+
+
 def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(original_tokenizer):
     """Reading 'antigen_clone' as its antigen sent words, numbers and fluorochromes after an underscore to aliases:
     Ki_67 to PSME3 (alias Ki), TCR_beta to TRAC, APC_Cy7 to the gene APC, PE_Cy7 to AP3B1."""

@@ -92,6 +92,8 @@ _ISOTYPE_RE = re.compile(
     r"(?:[ _.,-]*(?:kappa|k|lambda|l|\u03ba|\u03bb|isotype|iso|ctrl|control|\d+))*$",
     re.IGNORECASE,
 )
+# cell hashing's sample labels: HTO1, HTO_2, hto-3 (names with "hashtag" are read as such too)
+_HASHTAG_RE = re.compile(r"^HTO[ _.-]?\d+$", re.IGNORECASE)
 _BARCODE_SUFFIX_RE = re.compile(r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE))$")
 # what labs put around an antigen's name to say it is the antibody's: ADT_CD4, adt-CD4, anti-human CD4, CD4-protein
 _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]+"
@@ -157,7 +159,7 @@ def _without_species_clone(text: str) -> str:
 
 
 def is_control_name(name: str) -> str | None:
-    """The reason ``name`` is a control row (isotype, blank, technical) or ``None``."""
+    """The reason ``name`` is a control row (isotype, blank, technical, a sample hashtag) or ``None``."""
     stripped = name.strip()
     base = _BARCODE_SUFFIX_RE.match(stripped)
     core = base.group(1) if base else stripped
@@ -169,6 +171,9 @@ def is_control_name(name: str) -> str | None:
     lowered = core.lower()
     if "isotype" in lowered or lowered.startswith(("control_", "control ", "ctrl_")):
         return "isotype control"
+    if "hashtag" in stripped.lower() or _HASHTAG_RE.match(stripped):
+        # a sample's label (TotalSeq-A/B/C hashtags bind CD298 and B2M on every cell): CD298_B2M_hashtag was ATP1B3
+        return "sample hashtag (cell multiplexing)"
     return None
 
 
