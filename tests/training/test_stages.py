@@ -154,3 +154,6 @@ def test_trained_models_record_their_gene_layout_and_fine_tuning_keeps_it(tmp_pa
           "--translator_type", "cross_attention", "--output_dir", str(variant), *common])
     genes = SCTranslatorForProteinPrediction.from_pretrained(variant).gene_layout
     assert genes.kind == "set" and set(expected.tolist()) <= set(genes.token_ids)
+    # the card names the model it describes (it said "MLP translator" for every model)
+    assert "cross-attention translator, the order-invariant variant" in (variant / "README.md").read_text()
+    assert "MLP translator" in (random_subsets / "README.md").read_text()
