@@ -236,6 +236,24 @@ def _check_values(corpus: str, rna: sp.csr_matrix, proteins: np.ndarray, obs_nam
         )
 
 
+def _warn_unmeasured(corpus: str, proteins: np.ndarray, protein_report: Any) -> None:
+    """Name mapped protein columns that no cell measured and cells that measured none of them (NaN throughout): they
+    train nothing, which the counts of mapped proteins and cells did not show."""
+    columns = np.asarray(protein_report.columns, dtype=np.int64)
+    if not columns.size or not proteins.size:
+        return
+    measured = ~np.isnan(proteins[:, columns])
+    empty_columns = columns[~measured.any(axis=0)]
+    if empty_columns.size:
+        names = [protein_report.names[c] for c in empty_columns]
+        logger.warning("corpus %s: %d mapped protein column(s) are NaN in every cell (not measured) and train "
+                       "nothing: %s", corpus, len(names), ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""))
+    empty_cells = int((~measured.any(axis=1)).sum())
+    if empty_cells:
+        logger.warning("corpus %s: %d of %d cells measured none of the mapped proteins (NaN throughout) and train "
+                       "nothing", corpus, empty_cells, proteins.shape[0])
+
+
 def _dense_rows(x) -> np.ndarray:
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -394,6 +412,7 @@ def build_corpus(
         rna_x = sp.csr_matrix(np.asarray(rna_x))
     rna_x = sp.csr_matrix(rna_x)
     _check_values(source.name, rna_x, values_all, list(rna.obs_names))
+    _warn_unmeasured(source.name, values_all, protein_report)
     rna_sample = rna_x.data[: 1_000_000]  # the non-zeros of the first cells: enough to tell counts apart
     rna_kind = value_kind(rna_sample)
     if protein_kind == "counts" and len(proteins) >= SWAP_PROTEINS and len(genes) <= SWAP_GENES:

@@ -74,6 +74,17 @@ def test_a_protein_file_without_a_measured_value_is_refused_when_built(tmp_path,
     with caplog.at_level("WARNING", logger="training.corpus"):
         build_corpus(find_source(folder), tmp_path / "ok", tokenizer)  # the unmapped column is named in the log
     assert "NotAProtein" in caplog.text and "not trained on" in caplog.text
+    assert "NaN in every cell" not in caplog.text and "measured none" not in caplog.text
+    partly = adt.copy()
+    partly.X = partly.X.toarray()
+    partly.X[:, 1] = np.nan  # CD19 measured in no cell, and cell 3 measuring nothing: both trained nothing, unsaid
+    partly.X[3, :] = np.nan
+    partly.write_h5ad(tmp_path / "unmeasured_adt.h5ad")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="training.corpus"):
+        build_corpus(find_source(folder), tmp_path / "partly", tokenizer)
+    assert "1 mapped protein column(s) are NaN in every cell (not measured) and train nothing: CD19" in caplog.text
+    assert "1 of 20 cells measured none of the mapped proteins" in caplog.text
     adt.X = np.full(adt.shape, np.nan, dtype=np.float32)
     adt.write_h5ad(tmp_path / "unmeasured_adt.h5ad")
     with pytest.raises(CorpusError, match="every protein value is NaN"):
