@@ -580,19 +580,21 @@ _MAX_KNOWN_SHARE = 0.95  # above it, numbers read as Entrez ids are genes: no ro
 _SPARSE_KNOWN_SHARE = 0.6  # below it, numbers too sparse for the density rule are still row numbers
 
 
-def numbered_names(names: Sequence[str], known_ids: Container[int] | None = None) -> tuple[int, int, float] | None:
+def numbered_names(names: Sequence[str], known_ids: Container[int] | None = None
+                   ) -> tuple[int, int, float | None] | None:
     """(smallest, largest, share of known ids) when ``names`` are row numbers, else None: 0, 1, 2, ... or 1, 2, 3, ...
-    in order (two or more; a matrix saved without its feature names; share NaN), or -- given ``known_ids``, the Entrez
-    ids of the vocabulary -- at least 20 distinct numbers below 100,000 in any order, the smallest near 0 (within 10
-    times the mean gap), under 95 % of them known ids, and either covering at least 1 % of 0..largest or under 60 %
-    known (such a matrix after some columns were dropped or reordered: filtered genes, a highly variable subset)."""
+    in order (two or more; a matrix saved without its feature names; share None: not looked up), or -- given
+    ``known_ids``, the Entrez ids of the vocabulary -- at least 20 distinct numbers below 100,000 in any order, the
+    smallest near 0 (within 10 times the mean gap), under 95 % of them known ids, and either covering at least 1 % of
+    0..largest or under 60 % known (such a matrix after some columns were dropped or reordered: filtered genes, a
+    highly variable subset)."""
     text = [str(name).strip() for name in names]
     if len(text) < 2 or not all(t.isascii() and t.isdecimal() for t in text):
         return None
     numbers = [int(t) for t in text]
     first, last = numbers[0], numbers[-1]
     if first in (0, 1) and numbers == list(range(first, first + len(numbers))):
-        return first, last, float("nan")
+        return first, last, None
     distinct = sorted(set(numbers))
     smallest, largest, n = distinct[0], distinct[-1], len(numbers)
     if (known_ids is None or len(distinct) != n or n < _MIN_ROW_NUMBERS or largest >= _MAX_ROW_NUMBER
@@ -624,7 +626,7 @@ def resolve_names(
     numbered = numbered_names([str(n) for n in names], vocab.entrez_to_token)
     if numbered is not None:
         first, last, known = numbered
-        if known != known:  # NaN: 0..n-1 or 1..n in order
+        if known is None:  # 0..n-1 or 1..n in order
             what = (f"are the numbers {first}..{last:,}, a matrix saved without its {kind} names (R's write.csv "
                     "without row names, a DataFrame or AnnData made from a bare array)")
         else:

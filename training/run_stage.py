@@ -685,15 +685,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     skip = 0
     if resume is not None:
         step = read_global_step(resume)
-        stopped = finished_summary(output_dir, step)
-        if stopped is not None and (stopped.get("stopped_early_at") or stopped.get("stopped_on_cosine_at")):
+        finished = finished_summary(output_dir, step)
+        if finished is not None and (finished.get("stopped_early_at") or finished.get("stopped_on_cosine_at")):
             # a run its own rule stopped is finished: resumed, its patience would start again from the last
             # checkpoint (not the best one kept) and train on, changing the weights a pipeline rerun relies on
             logger.info("%s already holds a finished run, stopped by its rule at step %d: nothing to train (give a "
                         "new --output_dir to train again)", output_dir, step)
-            return stopped
+            return finished
         if step >= args.max_steps:
-            finished = finished_summary(output_dir, step)
             if finished is not None:
                 logger.info("%s already holds a finished run of %d steps (--max_steps %d): nothing to train",
                             output_dir, step, args.max_steps)
