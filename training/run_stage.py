@@ -55,10 +55,12 @@ from training.trainer import (
     CheckpointCompleteCallback,
     CorpusMeanEarlyStopping,
     CosineSimilarityStopCallback,
+    LogLastStepCallback,
     RunLengthCallback,
     SCTranslatorTrainer,
     checkpoint_step,
     find_resume_checkpoint,
+    loss_history,
     make_compute_metrics,
     read_global_step,
 )
@@ -731,7 +733,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     compute_metrics, metrics_backend = make_compute_metrics(data_args.use_evaluate)
     logger.info("metrics computed with %s", metrics_backend)
-    callbacks: list[TrainerCallback] = [CheckpointCompleteCallback(), RunLengthCallback()]
+    callbacks: list[TrainerCallback] = [CheckpointCompleteCallback(), RunLengthCallback(),
+                                          LogLastStepCallback()]
     stop_on_cosine = data_args.stop_on_cosine if data_args.stop_on_cosine is not None else data_args.stage == "sc"
     cosine_cb = None
     if stop_on_cosine:
@@ -785,9 +788,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "stage": data_args.stage,
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "loss_history": [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e],
+        "loss_history": loss_history(trainer.state.log_history),
         # the protein scale part's own loss (part of "loss"); empty for models without it
-        "scale_loss_history": [(e["step"], e["scale_loss"]) for e in trainer.state.log_history if "scale_loss" in e],
+        "scale_loss_history": loss_history(trainer.state.log_history, "scale_loss"),
         "eval": final_metrics,
         "stopped_on_cosine_at": cosine_cb.stopped_at if cosine_cb else None,
         "stopped_early_at": (trainer.state.global_step if data_args.early_stopping_patience

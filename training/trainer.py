@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CheckpointCompleteCallback",
+    "LogLastStepCallback",
     "RunLengthCallback",
     "CosineSimilarityStopCallback",
     "SCTranslatorTrainer",
@@ -311,6 +312,18 @@ class RunLengthCallback(TrainerCallback):
         return control
 
 
+class LogLastStepCallback(TrainerCallback):
+    """Logs the training loss at the last step too. The Trainer logs every ``logging_steps`` only, so a
+    run shorter than ``logging_steps`` (a quick fine-tune) ended with no loss on record, and a longer
+    one lost its last partial interval."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if (args.logging_strategy == "steps" and state.global_step >= state.max_steps
+                and state.logging_steps and state.global_step % state.logging_steps):
+            control.should_log = True
+        return control
+
+
 class CheckpointCompleteCallback(TrainerCallback):
     """Marks a checkpoint folder complete after the Trainer has written all of it.
 
@@ -394,6 +407,6 @@ def read_global_step(checkpoint: str | os.PathLike[str]) -> int:
     return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
 
 
-def loss_history(state_log: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    """``(step, loss)`` pairs from ``trainer.state.log_history``."""
-    return [(int(e["step"]), float(e["loss"])) for e in state_log if "loss" in e]
+def loss_history(state_log: list[dict[str, Any]], key: str = "loss") -> list[tuple[int, float]]:
+    """``(step, value)`` pairs of one logged training quantity from ``trainer.state.log_history``."""
+    return [(int(e["step"]), float(e[key])) for e in state_log if key in e]

@@ -85,6 +85,8 @@ def test_yaml_config_with_overrides(tmp_path, corpora, vocab_dir):
     )
     summary = main([str(cfg), "--max_steps", "2", *QUIET])
     assert summary["global_step"] == 2
+    # logging_steps (10) is longer than the run: the last step's loss is still on record (it was empty)
+    assert [step for step, _ in summary["loss_history"]] == [2] and np.isfinite(summary["loss_history"][0][1])
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["max_genes"] == 64 and config["feature_redraw_interval"] is None
     args = torch.load(tmp_path / "out" / "training_args.bin", weights_only=False)
