@@ -685,6 +685,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             resume = find_resume_checkpoint(output_dir)
     check_same_run(output_dir, resume, run_signature(manifests, model_args, data_args, args), args)
     skip = 0
+    finishing = False
     if resume is not None:
         step = read_global_step(resume)
         finished = finished_summary(output_dir, step)
@@ -699,9 +700,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 logger.info("%s already holds a finished run of %d steps (--max_steps %d): nothing to train",
                             output_dir, step, args.max_steps)
                 return finished
-            raise SystemExit(f"the newest checkpoint, {resume}, is at step {step}, and --max_steps is "
-                             f"{args.max_steps}: nothing is left to train (the Trainer would take one step past it). "
-                             "Raise --max_steps to train on, or use that checkpoint folder as the model")
+            if step == args.max_steps:
+                finishing = True
+                logger.warning("%s holds the run's last step (%s) but not its final folder (the process ended "
+                               "before it was written): finishing the run from that checkpoint, without training",
+                               output_dir, resume)
+            else:
+                raise SystemExit(f"the newest checkpoint, {resume}, is at step {step}, and --max_steps is "
+                                 f"{args.max_steps}: the folder holds a longer run. Raise --max_steps to train on, "
+                                 "give a new --output_dir for a shorter run, or use that checkpoint as the model")
         if not args.ignore_data_skip:
             skip = step * args.per_device_train_batch_size * args.gradient_accumulation_steps
         logger.info("resuming from %s (step %d): skipping %d examples per process", resume, step, skip)
@@ -772,7 +779,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
         example_log=example_log,
     )
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = trainer.finish_from_checkpoint(resume) if finishing else trainer.train(resume_from_checkpoint=resume)
     scale_head_refit = maybe_refit_scale_head(model, manifests, collator, data_args, args, trainer.state,
                                               validation_sets=during_training if during_training is not eval_sets
                                               else {})

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainerState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
 from modeling_sctranslator.metrics import protein_prediction_metrics
 
@@ -85,6 +85,25 @@ class SCTranslatorTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.example_log = example_log
         self._scale_losses: dict[str, list[float]] = {"train": [], "eval": []}
+
+    def finish_from_checkpoint(self, checkpoint: str) -> TrainOutput:
+        """What ``train`` leaves behind, for a run whose last step was checkpointed but whose process ended before
+        its final folder was written (killed, out of time): the checkpoint's weights and state, the best step's
+        weights with ``load_best_model_at_end``. ``train`` itself would take one step past ``max_steps``."""
+        self.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        self._load_from_checkpoint(checkpoint)
+        best = self.state.best_model_checkpoint
+        if self.args.load_best_model_at_end and best is not None:
+            if Path(best).is_dir():
+                self._load_best_model()
+            else:
+                logger.warning("the best checkpoint %s recorded by the run is gone: keeping the last step's weights",
+                               best)
+        # the logged losses are means over their logging intervals: weighted by interval, the run's mean
+        history = np.array(loss_history(self.state.log_history), dtype=float).reshape(-1, 2)
+        lengths = np.diff(history[:, 0], prepend=0)
+        training_loss = float(lengths @ history[:, 1] / lengths.sum()) if len(history) else float("nan")
+        return TrainOutput(self.state.global_step, training_loss, {})
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """The Trainer's save (final folder and every checkpoint), with ``training_args.bin`` written again without

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from training.run_stage import KILL_ENV, main
@@ -107,9 +108,22 @@ def test_a_relaunch_on_other_data_is_refused_and_a_finished_run_is_not_trained_a
     assert again["global_step"] == first["global_step"] == 4
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert (out / "model.safetensors").read_bytes() == weights
-    (out / "training_summary.json").unlink()  # killed after its last checkpoint, before the model was written
-    with pytest.raises(SystemExit, match=r"at step 4, and --max_steps is 4: nothing is left to train"):
-        _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4)
+    # killed after its last checkpoint, before its final folder was written: the rerun finishes it (it was refused)
+    for name in ("training_summary.json", "model.safetensors", "README.md"):
+        (out / name).unlink()
+    finished = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4)
+    assert finished["global_step"] == 4 and finished["loss_history"] == first["loss_history"]
+    assert finished["train_loss"] == pytest.approx(first["train_loss"], rel=1e-6)
+    for metric in ("eval_loss", "eval_pearson_per_protein_mean", "eval_cells_evaluated"):
+        assert finished["eval"][metric] == pytest.approx(first["eval"][metric], rel=1e-5)
+    assert load_file(out / "model.safetensors").keys() == load_file(out / "checkpoint-4" / "model.safetensors").keys()
+    assert all(torch.equal(tensor, load_file(out / "checkpoint-4" / "model.safetensors")[key])
+               for key, tensor in load_file(out / "model.safetensors").items())
+    assert (out / "README.md").is_file() and sorted(p.name for p in out.glob("checkpoint-*")) == [
+        "checkpoint-2", "checkpoint-4"]
+    (out / "training_summary.json").unlink()
+    with pytest.raises(SystemExit, match=r"at step 4, and --max_steps is 3: the folder holds a longer run"):
+        _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 3)
     more = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 6)  # raising --max_steps trains on
     assert more["global_step"] == 6 and more["resumed_from"].endswith("checkpoint-4")
     # another learning rate, protein transform or truncation: the checkpoint's optimiser and schedule won (the new
@@ -134,3 +148,21 @@ def test_a_run_stopped_by_its_rule_is_not_trained_again(tmp_path, corpora, vocab
     weights = (out / "model.safetensors").read_bytes()
     again = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 40, *stop)
     assert again["global_step"] == first["global_step"] and (out / "model.safetensors").read_bytes() == weights
+
+
+def test_finishing_a_killed_run_keeps_its_best_step(tmp_path, corpora, vocab_dir):
+    """A run killed after its last checkpoint is finished by the rerun as the Trainer would have: with
+    --load_best_model_at_end, the folder gets the best step's weights, not the last step's."""
+    out = tmp_path / "best"
+    select = ("--validation_fraction", "0.2", "--eval_strategy", "steps", "--eval_steps", "2",
+              "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better", "true")
+    first = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4, *select)
+    assert first["best_step"] == 2  # the highest loss: not the last step, whose weights a plain finish would keep
+    best = f"checkpoint-{first['best_step']}"
+    for name in ("training_summary.json", "model.safetensors"):
+        (out / name).unlink()
+    finished = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4, *select)
+    assert finished["best_step"] == first["best_step"]
+    kept, expected = load_file(out / "model.safetensors"), load_file(out / best / "model.safetensors")
+    assert kept.keys() == expected.keys() and all(torch.equal(kept[k], expected[k]) for k in kept)
+    assert finished["eval"]["eval_loss"] == pytest.approx(first["eval"]["eval_loss"], rel=1e-5)
