@@ -158,6 +158,9 @@ def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, nam
     # BioLegend's cross-reactive antibodies name every species they bind
     ("HuMs.CD44_IM7", "CD44"), ("HuMs.CD11b", "ITGAM"), ("HuMsRt.CD278_C398.4A", "ICOS"), ("HuMs.CD49f_GoH3", "ITGA6"),
     ("HuMs.integrin.b7_FIB504", "ITGB7"),
+    # short receptor-chain names with a clone, and the bare light chains (were unmapped)
+    ("IL7Ra_A7R34", "IL7R"), ("IL2Rb_TU27", "IL2RB"), ("Kappa", "IGKC"), ("Lambda", "IGLC2"),
+    ("Kappa_MHK-49", "IGKC"),
 ])
 def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_tokenizer, name, gene):
     """Names of real panels outside ../shared that left the protein unmapped (no prediction, no evaluation):
@@ -176,6 +179,19 @@ def test_sample_hashtags_are_controls_not_proteins(original_tokenizer):
     assert report.status == ["control"] * 5 + ["mapped"]
     assert report.controls == names[:5]
     assert original_tokenizer.resolve(["HTR1A", "HOTAIR"], kind="protein").status == ["mapped", "mapped"]
+
+
+def test_a_control_row_named_by_a_bare_word_is_a_control_unless_the_panel_names_genes(original_tokenizer):
+    """An antibody panel's CTRL row was read as the gene CTRL (chymotrypsin-like), trained and predicted; a mass
+    spectrometry panel (named by gene symbol) measures that protein."""
+    names = ["CTRL", "Control", "NEG", "negative_control", "CD4"]
+    report = original_tokenizer.resolve(names, kind="protein")
+    assert report.status == ["control"] * 4 + ["mapped"]
+    from tokenization.gene_ids import GENE_NAMED_PANEL_MIN
+
+    symbols = [s for s in original_tokenizer.vocab.symbol_to_entrez if s.isupper() and s.isalnum()]
+    panel = ["CTRL", *sorted(set(symbols) - {"CTRL"})[:GENE_NAMED_PANEL_MIN]]
+    assert original_tokenizer.resolve(panel, kind="protein").status[0] == "mapped"
 
 
 def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(original_tokenizer):
