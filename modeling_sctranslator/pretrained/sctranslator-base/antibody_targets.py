@@ -496,6 +496,13 @@ Igkappa	IGKC	panel
 IgkappaLightChain	IGKC	panel
 Iglambda	IGLC2	panel
 IglambdaLightChain	IGLC2	panel
+# the light chains bare, as BD and flow panels write them (no gene is named Kappa or Lambda)
+Kappa	IGKC	panel
+KappaLightChain	IGKC	panel
+IgLightChainKappa	IGKC	panel
+Lambda	IGLC2	panel
+LambdaLightChain	IGLC2	panel
+IgLightChainLambda	IGLC2	panel
 integrinb7	ITGB7	panel
 LOX1	OLR1	panel
 TCRVa7.2	TRAV1-2	panel
@@ -507,7 +514,9 @@ TCRVgamma9	TRGV9	panel
 FceRIa	FCER1A	panel
 FcepsilonRIalpha	FCER1A	panel
 IL7Ralpha	IL7R	panel
+IL7Ra	IL7R	panel
 IL2Rbeta	IL2RB	panel
+IL2Rb	IL2RB	panel
 ckit	KIT	panel
 PECAM	PECAM1	panel
 EpCAM	EPCAM	panel

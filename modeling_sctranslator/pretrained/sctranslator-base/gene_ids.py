@@ -84,6 +84,9 @@ _TECHNICAL_CONTROLS = {
     "empty",
     "none",
 }
+# an antibody panel's control rows named by a bare word; CTRL (chymotrypsin-like) is also a gene, which only a
+# mass spectrometry panel (named by gene symbol) measures
+_CONTROL_WORDS = {"ctrl", "control", "neg", "negative", "negctrl", "negcontrol", "negative_control", "neg_ctrl"}
 _ISOTYPE_RE = re.compile(
     r"^(?:(?:isotype|iso|control|ctrl|neg|negative)[ _.-]*)*"
     r"(?:(?:mouse|ms|rat|hamster|armenian[ _-]?hamster|human|goat|rabbit|rag)[ _.-]*)?"
@@ -158,14 +161,17 @@ def _without_species_clone(text: str) -> str:
     return match.group(1) if match else text
 
 
-def is_control_name(name: str) -> str | None:
-    """The reason ``name`` is a control row (isotype, blank, technical, a sample hashtag) or ``None``."""
+def is_control_name(name: str, gene_named: bool = False) -> str | None:
+    """The reason ``name`` is a control row (isotype, blank, technical, a sample hashtag) or ``None``.
+    ``gene_named``: a panel named by gene symbol, whose ``CTRL`` is the protein of that name."""
     stripped = name.strip()
     base = _BARCODE_SUFFIX_RE.match(stripped)
     core = base.group(1) if base else stripped
     core = _without_species_clone(core)  # Hu.Mouse.IgG1_MOPC.21
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
+    if not gene_named and (core.lower() in _CONTROL_WORDS or stripped.lower() in _CONTROL_WORDS):
+        return "control row"
     if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped) or _ISOTYPE_RE.match(core.split("_")[0]):
         return "isotype control"  # the last: with its clone (IgG1_MOPC-21)
     lowered = core.lower()
@@ -674,7 +680,7 @@ def resolve_names(
         elif name in memo:
             result = memo[name]
         else:
-            reason = is_control_name(name) if kind == "protein" else None
+            reason = is_control_name(name, gene_named) if kind == "protein" else None
             if reason is not None:
                 result = (None, "control", reason, True)
             elif kind == "protein":
