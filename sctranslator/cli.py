@@ -250,6 +250,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             staging.write_text(line + "\n")
     if measured_kind == "signed" and scale == "log1p_counts":
         _warn_signed_measurements(args.protein)
+    missing = metrics["measured_values_missing"]
+    if missing:
+        warnings.warn(f"{missing} measured values of {args.protein} are missing (NaN or infinite; "
+                      f"measured_values_missing): each protein and cell is scored on the values it has "
+                      f"({metrics['cells_not_scored']} cells measured none)", stacklevel=2)
     if undefined:
         warnings.warn(f"{', '.join(undefined)} undefined here (written as null): a Pearson r needs at least 2 values "
                       "that differ, over cells for a protein's r (1 cell, or a protein measured the same in every "
@@ -292,6 +297,8 @@ def _left_out_of_the_scores(result: Any, targets: Any) -> dict[str, Any]:
         "proteins_untrained": list(result.uns["sctranslator"].get("untrained_proteins") or []),
         "proteins_not_scored": proteins_not_scored(list(result.var_names), result.X, measured),
         "cells_not_scored": int((~np.isfinite(measured)).all(axis=1).sum()),
+        # single missing values (NaN): each cell and protein is scored on the values it has
+        "measured_values_missing": int((~np.isfinite(measured)).sum()),
     }
     modified = result.var["mapping_route"].isin(["phospho", "modified_epitope"]).to_numpy()
     if modified.any():

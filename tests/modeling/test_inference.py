@@ -408,7 +408,25 @@ def test_evaluate_prints_metrics_as_the_last_json_line(model_dir, cells, tmp_pat
     assert metrics["cells"] == 23 and metrics["proteins"] > 40
     assert metrics["proteins_not_predicted"]["IgG1"] == "a control (isotype, blank, hashtag)"
     assert metrics["cells_not_scored"] == 0 and "modified_forms_scored_as_total" not in metrics
+    assert metrics["measured_values_missing"] == 0
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
+
+
+def test_evaluate_names_missing_measured_values(model_dir, cells, tmp_path, capsys):
+    """A NaN in the measured proteins was left out of the scores without a word."""
+    _, _, folder = cells
+    adt = ad.read_h5ad(folder / "adt.h5ad")
+    values = adt.X.toarray() if hasattr(adt.X, "toarray") else np.array(adt.X, dtype=float)
+    values[0, :3] = np.nan
+    values[1] = np.nan
+    adt.X = values
+    adt.write_h5ad(tmp_path / "adt_missing.h5ad")
+    missing = r"are missing \(NaN or infinite; measured_values_missing\).*1 cells measured none"
+    with pytest.warns(UserWarning, match=missing):
+        cli_main(["evaluate", "--model", str(model_dir), "--rna", str(folder / "rna.h5ad"),
+                  "--protein", str(tmp_path / "adt_missing.h5ad"), "--device", "cpu"])
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["cells_not_scored"] == 1 and metrics["measured_values_missing"] > 3
 
 
 def test_evaluate_of_one_cell_writes_strict_json_and_says_what_is_undefined(model_dir, cells, tmp_path, capsys):
