@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,10 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
         raise CorpusError(f"corpus {where} has no cells")
     if rna_names.shape == prot_names.shape and (rna_names == prot_names).all():
         if len(set(rna_names)) != len(rna_names):
-            raise CorpusError(f"corpus {where}: obs_names are not unique; make them unique (obs_names_make_unique)")
+            counts = Counter(rna_names.tolist())
+            repeated = [name for name, k in counts.items() if k > 1]
+            raise CorpusError(f"corpus {where}: {len(repeated)} obs_names repeat (e.g. {repeated[0]!r}); the two "
+                              "files list the cells in one order, so obs_names_make_unique() on each keeps them paired")
         return
     common = len(set(rna_names) & set(prot_names))
     if common == len(rna_names) == len(prot_names):

@@ -160,3 +160,15 @@ def test_predict_with_a_protein_file_of_more_cells_uses_the_rnas_cells(scale_mod
         assert main(["predict", "--model", str(scale_model_dir), "--rna", str(rna), "--proteins", str(path),
                      "--out", str(tmp_path / "pred_names.h5ad"), "--device", "cpu"]) == 0
     assert any(str(w.message).startswith(f"{path} holds 12 cells, 4 of them") for w in caught)
+
+
+def test_repeated_barcodes_are_named_with_a_fix_that_keeps_cells_paired(scale_model_dir, pair, tmp_path, capsys):
+    """Two samples merged without a prefix repeat barcodes; the advice was obs_names_make_unique(), which numbers the
+    copies in each file's own order and pairs the wrong cells when the files' orders differ."""
+    rna, adt = pair
+    merged = adt.copy()
+    merged.obs_names = [name if i % 2 else str(adt.obs_names[0]) for i, name in enumerate(adt.obs_names)]
+    code, error, _ = _evaluate(scale_model_dir, rna, merged[::-1], tmp_path, capsys)
+    assert code == 2 and len(error.strip().splitlines()) == 1, error
+    assert f"protein: 1 repeat, e.g. {str(adt.obs_names[0])!r}" in error and "RNA:" not in error
+    assert "index_unique='_'" in error and "pairs the right cells only if both list them in one order" in error
