@@ -130,6 +130,18 @@ def check_same_cells(matrix: Any, proteins: Any) -> None:
     )
 
 
+def _repeated_names_advice(rna_names: Sequence[str], prot_names: Sequence[str]) -> str:
+    """Which obs_names repeat, and how to make them unique without pairing the wrong cells: barcodes repeat across
+    samples merged without a sample prefix, and ``obs_names_make_unique`` on each file numbers the copies in that
+    file's order, so it pairs cells correctly only when both files list them in one order."""
+    repeated = {side: [n for n, k in Counter(names).items() if k > 1]
+                for side, names in (("RNA", rna_names), ("protein", prot_names))}
+    where = "; ".join(f"{side}: {len(names)} repeat, e.g. {names[0]!r}" for side, names in repeated.items() if names)
+    return (f" (some obs_names repeat -- {where}: barcodes of samples merged without a sample prefix? Give each cell "
+            "one name in both files, e.g. anndata.concat(..., index_unique='_') or the sample prefixed; "
+            "obs_names_make_unique() on each file pairs the right cells only if both list them in one order)")
+
+
 def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
                          drop_extra: bool = False) -> tuple[Any, int]:
     """``prot`` with the RNA's cells (``rna_cells``, its obs_names) in the RNA's order, and how many protein
@@ -147,7 +159,7 @@ def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
     raise ValueError(
         f"{name + ': ' if name else ''}the RNA file has {len(rna_names)} cells and the protein file "
         f"{len(prot_names)}, {len(rna_set & prot_set)} shared obs_names"
-        + ("" if unique else " (some obs_names repeat: make them unique, e.g. adata.obs_names_make_unique())")
+        + ("" if unique else _repeated_names_advice(rna_names, prot_names))
         + ": the two files must hold the same cells (subset both to the shared cells first)"
         # few shared names are mostly two spellings of one barcode (a '-1' suffix, a sample prefix): show both
         + (f"; the names differ in form? e.g. RNA {next(n for n in rna_names if n not in prot_set)!r}, protein "
