@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import time
@@ -65,6 +67,26 @@ def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
                   if p.is_file() and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
 
 
+@contextlib.contextmanager
+def _global_rng_kept():
+    """Runs the block with the global random states (torch, its GPU, NumPy, Python) restored after it: an evaluation
+    during training drew from them (its DataLoader's seed), so evaluating every N steps changed the dropout and
+    random features of every later step, and the trained weights with them."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+
+def _cell_weighted_mean(values: list[tuple[float, int]]) -> float:
+    losses, cells = np.array(values, dtype=np.float64).T
+    return float(losses @ cells / cells.sum())
+
+
 class SCTranslatorTrainer(Trainer):
     """``Trainer`` for per-rank streams: own DataLoader, lean prediction step, example-id log.
 
@@ -84,7 +106,8 @@ class SCTranslatorTrainer(Trainer):
     def __init__(self, *args, example_log: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.example_log = example_log
-        self._scale_losses: dict[str, list[float]] = {"train": [], "eval": []}
+        # (scale loss, cells) of each batch since the last log of its kind
+        self._scale_losses: dict[str, list[tuple[float, int]]] = {"train": [], "eval": []}
 
     def finish_from_checkpoint(self, checkpoint: str) -> TrainOutput:
         """What ``train`` leaves behind, for a run whose last step was checkpointed but whose process ended before
@@ -144,7 +167,8 @@ class SCTranslatorTrainer(Trainer):
         ``eval_<corpus>_<metric>``) also their mean over corpora under the plain name (``eval_<metric>``, each corpus
         weighing one): the name ``--metric_for_best_model`` gives (finetune.yaml: pearson_per_protein_mean), which
         was found in no evaluation of several corpora (a KeyError at the first one)."""
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        with _global_rng_kept():
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         sets = eval_dataset if eval_dataset is not None else self.eval_dataset
         if not isinstance(sets, dict) or len(sets) < 2:
             return metrics
@@ -192,18 +216,20 @@ class SCTranslatorTrainer(Trainer):
     def _record_scale_loss(self, kind: str, outputs) -> None:
         scale_loss = outputs.get("scale_loss") if hasattr(outputs, "get") else None
         if scale_loss is not None and bool(torch.isfinite(scale_loss.detach())):
-            self._scale_losses[kind].append(float(scale_loss.detach()))
+            predictions = outputs.get("predictions")
+            cells = int(predictions.shape[0]) if predictions is not None else 1
+            self._scale_losses[kind].append((float(scale_loss.detach()), cells))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the mean scale loss since the last log of its kind (``logs`` of evaluations are also the
         metrics ``evaluate`` returns, so they carry it too)."""
         train, held_out = self._scale_losses["train"], self._scale_losses["eval"]
         if "loss" in logs and train:
-            logs["scale_loss"] = round(float(np.mean(train)), 6)
+            logs["scale_loss"] = round(_cell_weighted_mean(train), 6)
             train.clear()
         eval_loss = next((k for k in logs if k.startswith("eval") and k.endswith("_loss")), None)
-        if eval_loss is not None and held_out:
-            logs[eval_loss[: -len("loss")] + "scale_loss"] = float(np.mean(held_out))
+        if eval_loss is not None and held_out:  # weighted by cells, as the Trainer weighs eval_loss
+            logs[eval_loss[: -len("loss")] + "scale_loss"] = _cell_weighted_mean(held_out)
             held_out.clear()
         super().log(logs, start_time)
 

@@ -166,3 +166,15 @@ def test_finishing_a_killed_run_keeps_its_best_step(tmp_path, corpora, vocab_dir
     kept, expected = load_file(out / "model.safetensors"), load_file(out / best / "model.safetensors")
     assert kept.keys() == expected.keys() and all(torch.equal(kept[k], expected[k]) for k in kept)
     assert finished["eval"]["eval_loss"] == pytest.approx(first["eval"]["eval_loss"], rel=1e-5)
+
+
+def test_evaluating_during_training_leaves_the_training_unchanged(tmp_path, corpora, vocab_dir):
+    """Each evaluation drew from the global random state (its DataLoader's seed): evaluating every N steps moved the
+    dropout and random features of the steps after it, so --eval_steps or early stopping changed the weights."""
+    split = ("--validation_fraction", "0.2", "--feature_redraw_interval", "1")
+    plain = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, tmp_path / "plain", 4, *split, "--eval_strategy", "no")
+    evaluated = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, tmp_path / "evaluated", 4, *split,
+                          "--eval_strategy", "steps", "--eval_steps", "1")
+    assert evaluated["loss_history"] == plain["loss_history"]
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "evaluated" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
