@@ -63,6 +63,7 @@ from training.trainer import (
     loss_history,
     make_compute_metrics,
     read_global_step,
+    run_mean_loss,
 )
 
 logger = logging.getLogger("training.run_stage")
@@ -794,7 +795,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {
         "stage": data_args.stage,
         "global_step": trainer.state.global_step,
-        "train_loss": result.training_loss,
+        # over the whole run (a resumed run's own mean covers the steps after its checkpoint only)
+        "train_loss": run_mean_loss(trainer.state.log_history) if loss_history(trainer.state.log_history)
+        else result.training_loss,
         "loss_history": loss_history(trainer.state.log_history),
         # the protein scale part's own loss (part of "loss"); empty for models without it
         "scale_loss_history": loss_history(trainer.state.log_history, "scale_loss"),

@@ -122,11 +122,7 @@ class SCTranslatorTrainer(Trainer):
             else:
                 logger.warning("the best checkpoint %s recorded by the run is gone: keeping the last step's weights",
                                best)
-        # the logged losses are means over their logging intervals: weighted by interval, the run's mean
-        history = np.array(loss_history(self.state.log_history), dtype=float).reshape(-1, 2)
-        lengths = np.diff(history[:, 0], prepend=0)
-        training_loss = float(lengths @ history[:, 1] / lengths.sum()) if len(history) else float("nan")
-        return TrainOutput(self.state.global_step, training_loss, {})
+        return TrainOutput(self.state.global_step, run_mean_loss(self.state.log_history), {})
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """The Trainer's save (final folder and every checkpoint), with ``training_args.bin`` written again without
@@ -358,13 +354,13 @@ class RunLengthCallback(TrainerCallback):
 
 
 class LogLastStepCallback(TrainerCallback):
-    """Logs the training loss at the last step too. The Trainer logs every ``logging_steps`` only, so a
-    run shorter than ``logging_steps`` (a quick fine-tune) ended with no loss on record, and a longer
-    one lost its last partial interval."""
+    """Logs the training loss at the last step and at each checkpoint too. The Trainer logs every
+    ``logging_steps`` only, so a run shorter than ``logging_steps`` (a quick fine-tune) ended with no loss on
+    record, a longer one lost its last partial interval, and a resumed run the steps between its last log and
+    its checkpoint: with them, the logged losses cover every step (:func:`run_mean_loss`)."""
 
     def on_step_end(self, args, state, control, **kwargs):
-        if (args.logging_strategy == "steps" and state.global_step >= state.max_steps
-                and state.logging_steps and state.global_step % state.logging_steps):
+        if args.logging_strategy == "steps" and (state.global_step >= state.max_steps or control.should_save):
             control.should_log = True
         return control
 
@@ -450,6 +446,17 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
 
 def read_global_step(checkpoint: str | os.PathLike[str]) -> int:
     return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+
+
+def run_mean_loss(state_log: list[dict[str, Any]]) -> float:
+    """The mean training loss over the whole run, from its logged losses (each the mean over its logging interval,
+    so weighted by the interval's steps). ``train``'s own mean covers only the steps of its call: a resumed run
+    reported the mean of the steps after its checkpoint."""
+    history = np.array(loss_history(state_log), dtype=np.float64).reshape(-1, 2)
+    if not len(history):
+        return float("nan")
+    steps = np.diff(history[:, 0], prepend=0)
+    return float(steps @ history[:, 1] / steps.sum())
 
 
 def loss_history(state_log: list[dict[str, Any]], key: str = "loss") -> list[tuple[int, float]]:

@@ -50,6 +50,8 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, corpora, vocab_dir)
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["global_step"] == reference["global_step"] == 12
     assert summary["resumed_from"].endswith("checkpoint-8")
+    # the whole run's mean loss (it was the mean of the steps after the checkpoint)
+    assert summary["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-5)
     ref_losses = dict(reference["loss_history"])
     assert summary["loss_history"][-1][1] == pytest.approx(ref_losses[12], rel=1e-5, abs=1e-7)
     for step, loss in summary["loss_history"]:  # steps 9..12 after the resume
