@@ -657,6 +657,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer.encoder_inputs, tokenizer.expressed_zero_genes = encoder_inputs, zero_genes
     if variable_length:
         tokenizer.padding = "longest"
+    # the saved tokenizer's defaults encode what the model reads (they stayed at the original's 20,000 genes, so a
+    # direct call gave a 2,048-gene variant 20,000 genes); the variant reads any number of proteins
+    tokenizer.max_length = model.config.max_genes
+    if not variable_length:
+        tokenizer.protein_max_length = model.config.max_proteins
     model.gene_layout = gene_layout_for(model, tokenizer, manifests, data_args.truncation)
     logger.info("gene layout: %s (%d genes): %s", model.gene_layout.kind, len(model.gene_layout.token_ids),
                 model.gene_layout.source)

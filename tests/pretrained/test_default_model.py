@@ -39,6 +39,9 @@ def test_the_shipped_folder_is_a_small_complete_hf_folder():
         assert section in card
     summary = json.loads((DEFAULT_MODEL_DIR / "pretrain_summary.json").read_text())
     assert summary["corpus"]["eccite"]["benchmark_test_cells_left_out"] == 100
+    # the saved tokenizer's default length is the model's (it was the original's 20,000 for a 2,048-gene model)
+    tokenizer_defaults = json.loads((DEFAULT_MODEL_DIR / "preprocessor_config.json").read_text())
+    assert tokenizer_defaults["max_length"] == config["max_genes"]
 
 
 def test_automodel_loads_it_offline_in_float32_with_untrained_ids_zeroed():

@@ -29,6 +29,8 @@ def _check_folder(folder, n_proteins):
     model = AutoModel.from_pretrained(folder)
     tok = SCTranslatorTokenizer.from_pretrained(folder)
     assert type(model).__name__ == "SCTranslatorForProteinPrediction"
+    # its defaults encode what the model reads (the original's 20,000 genes and 1,000 proteins were kept)
+    assert (tok.max_length, tok.protein_max_length) == (model.config.max_genes, model.config.max_proteins)
     assert (folder / "model.safetensors").is_file() and (folder / "README.md").is_file()
     card = (folder / "README.md").read_text()
     for needle in ("library_name: transformers", "single-cell", "CITE-seq", "proteomics", "Intended use"):
