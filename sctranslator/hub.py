@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from modeling_sctranslator.configuration_sctranslator import SUPPORTED_FORMAT
+
 __all__ = [
     "REQUIRED_FILES",
     "FolderProblem",
@@ -34,8 +36,6 @@ REQUIRED_FILES = {
     "gene_vocab.json": "the gene vocabulary",
     "tokenization_sctranslator.py": "the tokenizer code (for trust_remote_code)",
 }
-# 2: the cross-attention variant, 3: the protein scale part; bump when saved folders change incompatibly
-SUPPORTED_FORMAT = 3
 
 
 class FolderProblem(ValueError):

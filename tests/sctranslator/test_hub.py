@@ -177,3 +177,23 @@ def test_a_token_in_place_of_its_variable_or_an_unset_variable_stops_before_anyt
     monkeypatch.setenv("hf_token_of_ci", SECRET)  # a variable whose name starts like a token is still a variable
     assert cli_main(["push", "--model", str(folder), "--repo-id", REPO, "--token-env", "hf_token_of_ci"]) == 0
     assert hub.calls[0][-1] == SECRET
+
+
+def test_a_folder_from_a_newer_release_is_refused_by_automodel_too(tmp_path):
+    """Only the CLI's folder check read the format: AutoModel.from_pretrained loaded a newer folder as this version's
+    model (a part it does not know would be dropped or misread)."""
+    import json
+    import shutil
+
+    from transformers import AutoModel
+
+    import modeling_sctranslator  # noqa: F401 (registers the model)
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+
+    folder = shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "newer")
+    config = json.loads((folder / "config.json").read_text())
+    config["sctranslator_format"] = 99
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"saved by a newer sctranslator \(folder format 99; this version reads "
+                                         r"formats up to 3\): upgrade sctranslator"):
+        AutoModel.from_pretrained(folder)

@@ -125,6 +125,12 @@ class SCTranslatorConfig(PreTrainedConfig):
         if not isinstance(self.expressed_zero_genes, int) or self.expressed_zero_genes < 0:
             raise ValueError(f"expressed_zero_genes must be an integer >= 0, got {self.expressed_zero_genes!r}")
         # readers that predate a part must refuse folders that need it, not load them as something else
+        if int(self.sctranslator_format) > SUPPORTED_FORMAT:
+            raise ValueError(
+                f"this model was saved by a newer sctranslator (folder format {self.sctranslator_format}; this "
+                f"version reads formats up to {SUPPORTED_FORMAT}): upgrade sctranslator (pip install -U "
+                "sctranslator), or load the folder with trust_remote_code=True to use the code saved with it"
+            )
         self.sctranslator_format = max(self.sctranslator_format, self.required_format)
         if self.protein_context is not None:
             self.protein_context = sorted(set(self._protein_ids("protein_context", self.protein_context)))
@@ -209,6 +215,9 @@ class SCTranslatorConfig(PreTrainedConfig):
         return rates[: depth - 1]
 
 
+# saved-folder formats this code reads (2: the cross-attention variant, 3: the protein scale part); bump when saved
+# folders change incompatibly
+SUPPORTED_FORMAT = 3
 TRANSLATOR_TYPES = ("mlp", "cross_attention")
 ENCODER_INPUTS = ("all_genes", "expressed")
 ATTENTION_MASKING = ("original", "masked", "exact")
