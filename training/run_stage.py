@@ -224,6 +224,9 @@ class StageTrainingArguments(TrainingArguments):
     max_steps: int = field(default=1000, metadata={"help": "required with streamed data"})
     logging_steps: float = field(default=10, metadata={"help": "log every N steps"})
     save_steps: float = field(default=200, metadata={"help": "checkpoint every N steps"})
+    # True here so that --do_train false is seen (and refused: this script trains; it trained anyway)
+    do_train: bool = field(default=True, metadata={"help": "always true: to score a model on a paired set, use "
+                                                           "`sctranslator evaluate`"})
 
 
 def parse_args(argv: list[str] | None = None):
@@ -557,6 +560,12 @@ def cli() -> None:
     except CorpusError as error:
         print(f"run_stage: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as stop:  # a refused argument or run (a message): exit 2 as argument errors do, not 1
+        if not isinstance(stop.code, str):
+            raise
+        message = stop.code if stop.code.startswith("run_stage: error:") else f"run_stage: error: {stop.code}"
+        print(message, file=sys.stderr)
+        sys.exit(2)
 
 
 def fine_tune_shipped_model(source: str | os.PathLike[str], output_dir: str | os.PathLike[str], steps: int,
@@ -586,6 +595,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--stage must be one of {STAGES}")
     if not data_args.corpora:
         raise SystemExit("--corpora is empty: give at least one corpus or source")
+    if not args.do_train:
+        raise SystemExit("--do_train false: run_stage trains (it would have trained anyway); to score a model on a "
+                         "paired set without training, use `sctranslator evaluate --model FOLDER --rna RNA.h5ad "
+                         "--protein ADT.h5ad`")
+    if args.gradient_checkpointing:
+        raise SystemExit("--gradient_checkpointing: this model does not support it; to fit memory, lower "
+                         "--per_device_train_batch_size and raise --gradient_accumulation_steps (the same step)")
     if args.max_steps is None or args.max_steps <= 0:
         raise SystemExit("--max_steps must be positive: the training data is an endless stream")
     if data_args.corpus_weights and len(data_args.corpus_weights) != len(data_args.corpora):

@@ -213,3 +213,25 @@ def test_a_corpus_weighing_zero_is_refused_not_counted_as_fine_tuned(tmp_path, v
         main(["--stage", "finetune", "--corpora", str(first), str(second), "--corpus_weights", "1", "0",
               "--vocab_dir", str(vocab_dir), "--output_dir", str(tmp_path / "run"), *TINY_MODEL, *QUIET])
     assert not (tmp_path / "run").exists()
+
+
+def test_options_this_script_cannot_honour_are_refused_in_one_line_with_exit_2(tmp_path):
+    """--do_train false trained anyway (and wrote over the folder); --gradient_checkpointing ended in a traceback from
+    transformers after the corpus was built; refusals exited 1 where argument errors exit 2."""
+    import subprocess
+    import sys
+
+    from ._training_helpers import RUN_STAGE, subprocess_env
+
+    for option, message in ((["--do_train", "false"], "use `sctranslator evaluate"),
+                            (["--gradient_checkpointing", "true"], "this model does not support it"),
+                            (["--max_steps", "0"], "--max_steps must be positive")):
+        with pytest.raises(SystemExit, match=message):
+            main(["--stage", "sc", "--corpora", str(tmp_path / "none"), "--output_dir", str(tmp_path / "out"),
+                  *option, *QUIET])
+    run = subprocess.run([sys.executable, str(RUN_STAGE), "--stage", "sc", "--corpora", str(tmp_path / "none"),
+                          "--output_dir", str(tmp_path / "out"), "--do_train", "false"],
+                         env=subprocess_env(), capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("run_stage: error: --do_train false")
+    assert not (tmp_path / "out").exists()
