@@ -428,6 +428,22 @@ class SCTranslatorForProteinPrediction(SCTranslatorPreTrainedModel):
     # compute padded gene positions once (see shared_padding_length); False: the plain path, for reference
     use_shared_padding: bool = True
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The encoder's gene embedding (the decoder has its own, for protein ids)."""
+        return self.encoder.gene_embedding
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.gene_embedding = value
+
+    def resize_token_embeddings(self, *args, **kwargs):
+        """Refused: the vocabulary is fixed at ``config.vocab_size`` ids, ids of released checkpoints, whose last
+        10,000 are reserved for genes the tables lack (``tokenizer.add_genes``); it needs no resizing."""
+        raise NotImplementedError(
+            f"the gene vocabulary is fixed ({self.config.vocab_size:,} ids; the released checkpoints' ids) and "
+            "reserves its last 10,000 for new genes: add one with tokenizer.add_genes([...]) and fine-tune, no "
+            "resizing needed"
+        )
+
     def fix_projection_matrices_(self) -> None:
         """Stop redrawing random features in training (kept in the saved config)."""
         self.config.feature_redraw_interval = None

@@ -249,3 +249,12 @@ def test_predictions_do_not_depend_on_batch_composition():
         together = model(**batch).predictions
         alone = model(**{k: v[1:2] for k, v in batch.items()}).predictions
     np.testing.assert_allclose(together[1:2].numpy(), alone.numpy(), atol=1e-6)
+
+
+def test_input_embeddings_are_the_gene_embedding_and_resizing_names_the_reserved_ids():
+    """get_input_embeddings and resize_token_embeddings raised transformers' bare NotImplementedError."""
+    model = small_model()
+    assert model.get_input_embeddings() is model.encoder.gene_embedding
+    with pytest.raises(NotImplementedError, match=r"reserves its last 10,000 for new genes: add one with "
+                                                  r"tokenizer.add_genes"):
+        model.resize_token_embeddings(600)
