@@ -25,8 +25,8 @@ class ProteinPredictionPipeline(Pipeline):
         predictor(adata, proteins=protein_adata, inplace=True)                # -> adata.obsm["sctranslator_proteins"]
 
     Any number of proteins may be asked for: they are split into passes of the decoder's length.
-    Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward; default:
-    ``inference.default_batch_size``),
+    Keyword arguments: ``proteins``, ``gene_names``, ``batch_size`` (cells per forward; default: the one given to
+    ``pipeline(...)``, else ``inference.default_batch_size``),
     ``chunk_size`` (cells tokenized at once), ``inplace``, ``obsm_key``, ``progress``, and
     ``protein_transform`` (what puts measured proteins given as a protein AnnData on the training scale
     in ``layers["measured"]``: "auto", the default, takes log1p of counts and leaves RPPA or mass-spec
@@ -99,6 +99,8 @@ class ProteinPredictionPipeline(Pipeline):
     ) -> Any:
         if kwargs:
             raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        if batch_size is None:  # pipeline(..., batch_size=N) sets the default, as for transformers' pipelines
+            batch_size = self._batch_size
         given = rna  # inplace=True writes to the AnnData given, whichever layer was read
         if layer is not None:
             rna = with_layer(read_rna(rna)[0], layer)

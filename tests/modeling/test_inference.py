@@ -107,6 +107,23 @@ def test_a_set_of_proteins_gives_the_same_columns_every_run_and_sizes_must_be_wh
     assert predictor(rna, proteins=["CD4"], batch_size=np.int64(4)).n_obs == rna.n_obs
 
 
+def test_the_pipelines_own_batch_size_is_its_default(model_dir, cells):
+    """pipeline(..., batch_size=2) was ignored (batches of the model's default), as transformers' pipelines read it."""
+    rna, _, _ = cells
+    small_batches = pipeline("protein-prediction", model=str(model_dir), device="cpu", batch_size=2)
+    seen: list[int] = []
+    hook = small_batches.model.register_forward_hook(lambda module, args, kwargs, out: seen.append(
+        int(kwargs["input_ids"].shape[0])), with_kwargs=True)
+    try:
+        small_batches(rna[:5], proteins=["CD4"])
+        assert seen == [2, 2, 1]
+        seen.clear()
+        small_batches(rna[:5], proteins=["CD4"], batch_size=5)  # the call's own wins
+        assert seen == [5]
+    finally:
+        hook.remove()
+
+
 def test_rna_that_is_no_cells_by_genes_matrix_is_named(predictor, cells):
     """A list of cells ended in AttributeError ('list' object has no attribute 'shape'); one cell's 1-D vector was
     read as that many cells."""
