@@ -176,8 +176,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         self._vocab = vocab
         self.max_length = int(max_length)
         self.protein_max_length = int(protein_max_length)
-        self.padding = check_choice("padding", padding, ("max_length", "longest"))
-        self.truncation = check_choice("truncation", truncation, TRUNCATIONS)
+        self.padding = _padding_choice(padding, "max_length")
+        self.truncation = _truncation_choice(truncation, "first")
         self.species = check_choice("species", species, ("auto", "human", "mouse"))
         self.overrides = dict(overrides or {})
         self.vocab_file = vocab_file
@@ -310,8 +310,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         protein_values: Any = None,
         max_length: int | None = None,
         protein_max_length: int | None = None,
-        padding: str | None = None,
-        truncation: str | None = None,
+        padding: str | bool | None = None,
+        truncation: str | bool | None = None,
         protein_truncation: bool = False,
         seed: int | None = None,
         return_tensors: str | None = "pt",
@@ -370,8 +370,8 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         """
         max_length = int(max_length or self.max_length)
         protein_max_length = int(protein_max_length or self.protein_max_length)
-        padding = check_choice("padding", padding or self.padding, ("max_length", "longest"))
-        truncation = check_choice("truncation", truncation or self.truncation, TRUNCATIONS)
+        padding = _padding_choice(padding, self.padding)
+        truncation = _truncation_choice(truncation, self.truncation)
         encoder_inputs = check_choice("encoder_inputs", encoder_inputs or self.encoder_inputs, ENCODER_INPUTS)
         if expressed_zero_genes is None:
             expressed_zero_genes = self.expressed_zero_genes
@@ -661,3 +661,28 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
     def __repr__(self) -> str:
         settings = {k: v for k, v in self.to_dict().items() if k != "overrides"}
         return f"{type(self).__name__}({self._vocab!r}, {settings})"
+
+
+def _padding_choice(padding: str | bool | None, default: str) -> str:
+    """``padding`` as this tokenizer names it, read as transformers' tokenizers read theirs: True is ``"longest"``,
+    None the default; ``False`` / ``"do_not_pad"`` are refused (they fell back to the default in silence): cells
+    hold different numbers of genes, and a batch needs one length."""
+    if padding is None:
+        return default
+    if padding is True:
+        return "longest"
+    if padding is False or padding == "do_not_pad":
+        raise ValueError(f"padding={padding!r}: the cells of a batch hold different numbers of genes and must be "
+                         "padded to one length: padding='longest' (or True) or 'max_length'")
+    return check_choice("padding", padding, ("max_length", "longest"))
+
+
+def _truncation_choice(truncation: str | bool | None, default: str) -> str:
+    """``truncation``: True or None is the default rule; ``False`` / ``"do_not_truncate"`` are refused (they fell back
+    to the default in silence): a cell never gives the model more than ``max_length`` genes."""
+    if truncation is None or truncation is True:
+        return default
+    if truncation is False or truncation == "do_not_truncate":
+        raise ValueError(f"truncation={truncation!r}: a cell with more genes than max_length is always cut to "
+                         "max_length (the model reads at most its max_genes); raise max_length to keep more genes")
+    return check_choice("truncation", truncation, TRUNCATIONS)

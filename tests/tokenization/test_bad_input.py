@@ -154,6 +154,23 @@ def test_too_many_proteins(tok):
     assert list(protein_passes(list(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
 
 
+def test_padding_and_truncation_read_transformers_booleans(tok):
+    """padding=True and truncation=True (transformers' spelling) were refused; padding=False and truncation=False
+    fell back to the defaults in silence."""
+    x = _x(2)
+    x[0, :3] = 0  # cells of 3 and 6 genes
+    longest = tok(x, gene_names=GENES, max_length=8, padding="longest", encoder_inputs="expressed")
+    boolean = tok(x, gene_names=GENES, max_length=8, padding=True, truncation=True, encoder_inputs="expressed")
+    assert longest["input_ids"].shape == boolean["input_ids"].shape == (2, 6)
+    np.testing.assert_array_equal(longest["input_values"], boolean["input_values"])
+    for options, message in (({"padding": False}, r"padding=False: the cells of a batch .* padding='longest' \(or "
+                                                   r"True\)"),
+                             ({"padding": "do_not_pad"}, "padding='do_not_pad'"),
+                             ({"truncation": False}, r"truncation=False: .*raise max_length to keep more genes")):
+        with pytest.raises(ValueError, match=message):
+            tok(x, gene_names=GENES, max_length=8, **options)
+
+
 def test_bad_token_ids(tok):
     with pytest.raises(ValueError, match="outside 1..85499"):
         tok(_x(), gene_ids=[0, 1, 2, 3, 4, 5])
