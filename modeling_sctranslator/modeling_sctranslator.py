@@ -35,8 +35,10 @@ The optional protein scale part (``config.predict_protein_scale``) undoes the pe
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -370,8 +372,20 @@ class SCTranslatorPreTrainedModel(PreTrainedModel):
     gene_layout: GeneLayout | None = None  # the genes it reads (gene_layout.json); None: not recorded
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """``PreTrainedModel.save_pretrained`` plus the model's gene layout (``gene_layout.json``)."""
+        """``PreTrainedModel.save_pretrained`` plus the model's gene layout (``gene_layout.json``), leaving no weights
+        of an earlier save beside the new ones: transformers removes old shards only, so saved sharded into a folder
+        holding ``model.safetensors``, the folder kept that file, and loading it gave the old weights."""
+        index = Path(save_directory) / "model.safetensors.index.json"
+        before = index.stat().st_mtime_ns if index.is_file() else None
         super().save_pretrained(save_directory, *args, **kwargs)
+        single = Path(save_directory) / "model.safetensors"
+        if index.is_file() and index.stat().st_mtime_ns != before:  # saved in shards now
+            if single.is_file() and "model.safetensors" not in json.loads(index.read_text())["weight_map"].values():
+                single.unlink()
+        elif index.is_file() and single.is_file():  # saved whole now: the shards' index is an earlier save's
+            for shard in set(json.loads(index.read_text())["weight_map"].values()):
+                (Path(save_directory) / shard).unlink(missing_ok=True)
+            index.unlink()
         if self.gene_layout is not None:
             self.gene_layout.save(save_directory)
 

@@ -258,3 +258,23 @@ def test_input_embeddings_are_the_gene_embedding_and_resizing_names_the_reserved
     with pytest.raises(NotImplementedError, match=r"reserves its last 10,000 for new genes: add one with "
                                                   r"tokenizer.add_genes"):
         model.resize_token_embeddings(600)
+
+
+def test_saving_again_in_shards_or_whole_leaves_only_the_new_weights(tmp_path):
+    """Saved in shards into a folder holding model.safetensors, the folder kept that file beside the shards, and
+    from_pretrained loaded the old weights."""
+    model = small_model()
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        model.encoder.output_head.bias.add_(1.0)
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert not (tmp_path / "model.safetensors").exists() and len(list(tmp_path.glob("model-*-of-*"))) > 1
+    reloaded = SCTranslatorForProteinPrediction.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.encoder.output_head.bias, model.encoder.output_head.bias)
+    with torch.no_grad():
+        model.encoder.output_head.bias.add_(1.0)
+    model.save_pretrained(tmp_path)  # whole again: the shards and their index go
+    assert sorted(p.name for p in tmp_path.glob("model*safetensors*")) == ["model.safetensors"]
+    assert not list(tmp_path.glob("model-*-of-*"))
+    reloaded = SCTranslatorForProteinPrediction.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.encoder.output_head.bias, model.encoder.output_head.bias)
