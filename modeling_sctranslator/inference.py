@@ -485,7 +485,7 @@ def predict_proteins(
     log1p_predictions = np.empty((n_cells, n_targets), dtype=np.float32) if with_scale else None
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     measured_log = measured.copy() if measured is not None and with_scale else None
-    rna_summary = None
+    rna_summary = rna_values = None
     untrained_genes = 0
     reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
     bar = progress_bar(progress, n_cells)
@@ -517,6 +517,7 @@ def predict_proteins(
             if rna_summary is None:
                 layout_info = check_layout(model, report, layout)
                 rna_summary = report.rna.summary()
+                rna_values = report.rna_values  # how the values were read (raw counts, log1p of counts, CPM, ...)
                 # counted among the genes it reads, not those it leaves out
                 gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
                                       dtype=np.int64)
@@ -564,6 +565,7 @@ def predict_proteins(
         "control_proteins": list(targets.controls),
         "duplicate_proteins": [f"{a} = {b} (token {t})" for a, b, t in targets.duplicates],
         "rna_mapping": rna_summary or "",
+        "rna_values": rna_values or "",
         "gene_layout": layout_info,
         "max_genes": int(config.max_genes),
         "untrained_proteins": untrained_names,

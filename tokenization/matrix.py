@@ -55,6 +55,7 @@ class ValueReading:
     ambient_corrected: bool = False
     beyond_cp10k: bool = False
     cell_total: float | None = None
+    logged_counts: bool = False  # log values of raw counts (log1p without normalising): their counts are exact
 
 
 def check_numeric_columns(frame: Any, what: str) -> None:
@@ -180,7 +181,7 @@ class Matrix:
                   else np.vstack(blocks))
         kind = value_kind(sample)
         applied, done = _APPLIED_TRANSFORMS.get((self.transform, kind), (self.transform, ""))
-        base, ambient, beyond_cp10k, cell_total = math.e, False, False, None
+        base, ambient, beyond_cp10k, cell_total, logged_counts = math.e, False, False, None, False
         if self.transform == "log1p_cp10k" and kind in ("log", "linear") and single_cell_like(sample):
             dense = _dense_float(sample)
             total = None
@@ -199,11 +200,17 @@ class Matrix:
                 # totals differ and the values are no cell-wise multiple of counts: counts corrected for ambient
                 # RNA (SoupX, DecontX), which need their library size as much as raw counts do
                 applied, done, ambient = "log1p_cp10k", AMBIENT_CORRECTED, True
+            elif total is None and kind == "log" and (counts_base := logged_counts_base(dense)) is not None:
+                # log1p (or log2(x+1)) run on counts without normalising them: read as they were, each cell's values
+                # sat up to 2 log units off the scale the model learnt, in silence; unlogged, they are the counts
+                base, logged_counts, applied = counts_base, True, "relog_cp10k"
+                logged = {math.e: "log1p", 2.0: "log2(x+1)", 10.0: "log10(x+1)"}[base]
+                done = f"{logged} of raw counts (not normalised) -> log1p(CP10k)"
             elif total is None and kind == "log":
                 beyond_cp10k = float(dense.max()) > LOG1P_CP10K_MAX  # no log1p(CP10k) value is this large
-            base = base if cell_total is not None else math.e
+            base = base if cell_total is not None or logged_counts else math.e
         done = done or ("as given" if applied == "none" else "raw counts -> log1p(CP10k)")
-        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k, cell_total)
+        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k, cell_total, logged_counts)
 
     def adapt_transform(self, reading: ValueReading | None = None) -> str:
         """Read the values as ``reading`` says (an input's cells in chunks: the one chosen over the whole input, so
@@ -298,7 +305,9 @@ def cell_covariates(matrix: Matrix, columns: np.ndarray, chunk_size: int | None)
         # summed in float64: a float16 matrix overflows to inf above 65,504 counts per cell (NaN predictions)
         library = np.asarray(raw.sum(axis=1, dtype=np.float64)).ravel()
         reading = getattr(matrix, "reading", None)
-        if reading is not None and reading.cell_total is not None:
+        if reading is not None and reading.logged_counts:
+            library = np.asarray(_unlog(raw, reading.log_base).sum(axis=1, dtype=np.float64)).ravel()
+        elif reading is not None and reading.cell_total is not None:
             # normalised values sum to the normalisation total (1e6 for CPM), not to the counts the model learnt
             library = count_totals(raw, reading)
         out[start:stop] = np.stack([np.log1p(library), np.log1p(detected), low, high], axis=1)
@@ -337,6 +346,22 @@ def common_cell_total(values: np.ndarray) -> float | None:
         return None
     middle = float(np.median(totals))
     return middle if (totals.max() - totals.min()) <= TOTAL_TOLERANCE * middle else None
+
+
+LOGGED_COUNTS_MIN_VALUES = 50  # non-zero values a sample needs before its whole unlogged values read as counts
+
+
+def logged_counts_base(values: np.ndarray) -> float | None:
+    """The base (e, 2 or 10) in which ``values`` are logged raw counts -- ``log(x + 1)`` of whole numbers, as
+    ``sc.pp.log1p`` leaves counts it was given without ``normalize_total`` -- or None. Normalised values unlogged are
+    whole by chance only: every non-zero value must be whole (:func:`value_kinds.is_whole`), over at least
+    :data:`LOGGED_COUNTS_MIN_VALUES` of them."""
+    for base in (math.e, 2.0, 10.0):
+        linear = _unlog(values, base)
+        nonzero = linear[linear > 0]
+        if nonzero.size >= LOGGED_COUNTS_MIN_VALUES and is_whole(nonzero).all():
+            return base
+    return None
 
 
 AMBIENT_CORRECTED = "non-integer counts (as corrected for ambient RNA) -> log1p(CP10k)"

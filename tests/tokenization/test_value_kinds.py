@@ -66,9 +66,9 @@ def _encode(tok, x):
     return out["input_values"], report, quality
 
 
-def _single_cell_counts() -> np.ndarray:
+def _single_cell_counts(n: int = 6) -> np.ndarray:
     """Counts shaped like single-cell data: mostly zeros (5 of the 8 genes undetected in each cell)."""
-    counts = _counts()
+    counts = _counts(n)
     detected = (np.arange(len(GENES))[None, :] - np.arange(counts.shape[0])[:, None]) % len(GENES) < 3
     return counts * detected
 
@@ -129,6 +129,23 @@ def test_values_logged_in_base_2_or_10_and_lone_cells_are_brought_to_cp10k(log_t
     _, report, warned = _encode(log_tokenizer, np.log1p(cpm[:1] * 0.6))
     assert report.rna_values == "log values, read as they are"
     assert len(warned) == 1 and "exceed log1p(10,000)" in warned[0]
+
+
+def test_logged_counts_that_were_never_normalised_are_read_as_their_counts(log_tokenizer):
+    """sc.pp.log1p run without normalize_total (or log2(x + 1) of counts): read as log1p(CP10k) values as they were,
+    predictions sat up to 2 log units off, with no word. Their counts are exact: read as counts, library size too."""
+    rng = np.random.default_rng(5)
+    counts = (_single_cell_counts(24) * rng.integers(1, 40, size=(24, 1))).astype(np.float32)  # depths differ
+    from_counts, _, _ = _encode(log_tokenizer, counts)
+    for logged, words in ((np.log1p(counts), "log1p"), (sp.csr_matrix(np.log2(counts + 1)), "log2(x+1)")):
+        values, report, warned = _encode(log_tokenizer, logged)
+        assert report.rna_values == f"{words} of raw counts (not normalised) -> log1p(CP10k)" and not warned
+        np.testing.assert_allclose(values, from_counts, atol=1e-6)
+        covariates = log_tokenizer(logged, gene_names=GENES, return_tensors="np", return_cell_scale=True,
+                                   max_length=len(GENES))["cell_covariates"]
+        np.testing.assert_allclose(covariates[:, 0], np.log1p(counts.sum(axis=1)), rtol=1e-5)
+    # log1p(CP10k) of the same cells stays a normalised reading (its unlogged values are not whole)
+    assert _encode(log_tokenizer, np.log1p(_cp10k(counts)))[1].rna_values == "log values, read as they are"
 
 
 def test_library_size_of_normalised_cells_is_their_count_total(log_tokenizer):
