@@ -248,7 +248,9 @@ class Matrix:
                 block = block.copy()
                 block.sum_duplicates()
             return block
-        return np.asarray(block)
+        block = np.asarray(block)
+        # float16 (a dense matrix saved small) widened exactly: scipy.sparse refuses it, and sums of it overflow
+        return block.astype(np.float32) if block.dtype == np.float16 else block
 
 
 

@@ -221,3 +221,12 @@ def test_clr_normalised_adt_gives_its_counts_back_or_none(data_dir, axis):
     if axis == 0:  # a subset of the cells it was computed over: another geometric mean, so not read here
         for rows in (slice(0, 125), np.arange(0, 500, 7), rng.choice(500, 13, replace=False)):
             assert clr_counts(whole_file[rows]) is None
+
+
+def test_dense_float16_normalised_values_are_read_like_float32(log_tokenizer):
+    """Log-normalised values in a dense float16 matrix ended in scipy's 'does not support dtype float16'."""
+    counts = _single_cell_counts()
+    half = np.log1p(_cp10k(counts)).astype(np.float16)
+    from_half, report, _ = _encode(log_tokenizer, half)
+    from_single, _, _ = _encode(log_tokenizer, half.astype(np.float32))
+    np.testing.assert_array_equal(from_half, from_single)
