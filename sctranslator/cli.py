@@ -430,6 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _close_progress_bars()
         print(f"sctranslator {args.command}: error: {_with_cli_equivalents(str(message))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: outputs were unwound (staging files removed); one line, the shell's 130
+        if os.environ.get("SCTRANSLATOR_DEBUG"):
+            raise
+        _close_progress_bars()
+        print(f"sctranslator {args.command}: interrupted; an output not finished is not written (an existing one is "
+              "unchanged)", file=sys.stderr)
+        return 130
 
 
 def _check_input_files(args: argparse.Namespace) -> None:

@@ -190,6 +190,22 @@ def test_sigterm_leaves_no_partial_file(tmp_path):
     assert not list(tmp_path.glob(".out.txt.*")) and not target.exists()
 
 
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C printed a traceback of ~30 frames, where every other stop is one line."""
+    import sctranslator.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_check_input_files", interrupted)
+    monkeypatch.delenv("SCTRANSLATOR_DEBUG", raising=False)
+    code = cli.main(["predict", "--rna", str(tmp_path / "rna.h5ad"), "--proteins", "CD4", "--out",
+                     str(tmp_path / "out.h5ad")])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err and err.strip().splitlines() == [
+        "sctranslator predict: interrupted; an output not finished is not written (an existing one is unchanged)"]
+
+
 def test_sigkill_litter_is_swept_by_the_next_write(tmp_path):
     target = tmp_path / "out.txt"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
