@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokenization.antibody_targets import ANTIBODY_TARGETS, antibody_key
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix, ValueReading, check_numeric_columns
@@ -280,6 +281,8 @@ def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
     name other proteins (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
     joined = []
     for name, token in zip(targets.names, targets.token_ids, strict=True):
+        if antibody_key(name) in ANTIBODY_TARGETS:  # one antigen, as the antibody table names it (TCR gamma/delta)
+            continue
         parts = [p.strip() for p in re.split(r"[,/]", name)[1:] if p.strip()]
         if parts:
             with warnings.catch_warnings():

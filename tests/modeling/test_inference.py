@@ -90,6 +90,13 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
     # a list line written into one name: read as a panel label (its first target), and said so
     with pytest.warns(UserWarning, match=r"join several names.*'CD4,CD8A'"):
         assert list(predictor(rna, proteins=["CD4,CD8A", "CD19"]).var_names) == ["CD4,CD8A", "CD19"]
+    # one antigen with a slash in its name (TCR gamma/delta) was said to be a list cut to its first target
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor(rna, proteins=["TCR gamma/delta", "TCR alpha/beta"])
+    assert not [w for w in caught if "join several names" in str(w.message)]
 
 
 

@@ -161,6 +161,10 @@ def test_antibody_labels_around_the_antigen_are_stripped(original_tokenizer, nam
     # short receptor-chain names with a clone, and the bare light chains (were unmapped)
     ("IL7Ra_A7R34", "IL7R"), ("IL2Rb_TU27", "IL2RB"), ("Kappa", "IGKC"), ("Lambda", "IGLC2"),
     ("Kappa_MHK-49", "IGKC"),
+    # the T cell receptors spelled out or in Greek (TCR-alpha-beta reached an id of the original tables of its own,
+    # apart from TCR alpha/beta's), the mouse Thy1 alleles as CD90.1 / CD90.2 read
+    ("TCR-alpha-beta", "TRAC"), ("TCR α/β", "TRAC"), ("TCR_gamma_delta", "TRGC1"), ("TCR-gamma-delta", "TRGC1"),
+    ("TCR beta", "TRBC1"), ("TCR β", "TRBC1"), ("TCR β chain", "TRBC1"), ("Thy1.2", "THY1"), ("Thy-1.1", "THY1"),
 ])
 def test_totalseq_feature_names_r_dots_and_mouse_antigens_resolve(original_tokenizer, name, gene):
     """Names of real panels outside ../shared that left the protein unmapped (no prediction, no evaluation):

@@ -175,6 +175,9 @@ CD87	PLAUR	hcdm
 CD88	C5AR1	hcdm
 CD89	FCAR	hcdm
 CD90	THY1	hcdm
+# mouse Thy1 alleles (CD90.1 = Thy1.1, CD90.2 = Thy1.2), as CD90.1 / CD90.2 read
+Thy1.1	THY1	mouse
+Thy1.2	THY1	mouse
 CD91	LRP1	hcdm
 CD92	SLC44A1	hcdm
 CD93	CD93	hcdm
@@ -467,10 +470,28 @@ TCRalpha/beta	TRAC	complex
 TCRgd	TRGC1	complex
 TCRg/d	TRGC1	complex
 TCRgamma/delta	TRGC1	complex
+# the same receptors spelled out (TCR-alpha-beta, TCR_gamma_delta; the original tables give TCR-alpha-beta and
+# TCR-gamma-delta ids of their own, which split one antigen in two across panels) and in Greek letters
+TCRalphabeta	TRAC	complex
+TCRgammadelta	TRGC1	complex
+TCRαβ	TRAC	complex
+TCRα/β	TRAC	complex
+TCRγδ	TRGC1	complex
+TCRγ/δ	TRGC1	complex
 TCRa	TRAC	panel
 TCRb	TRBC1	panel
 TCRg	TRGC1	panel
 TCRd	TRDC	panel
+TCRalpha	TRAC	panel
+TCRbeta	TRBC1	panel
+TCRgamma	TRGC1	panel
+TCRdelta	TRDC	panel
+TCRα	TRAC	panel
+TCRβ	TRBC1	panel
+TCRγ	TRGC1	panel
+TCRδ	TRDC	panel
+TCRbetachain	TRBC1	panel
+TCRβchain	TRBC1	panel
 # ---- panel: non-CD names on TotalSeq / BioLegend / BD / ECCITE / REAP panels
 PD1	PDCD1	panel
 PDL1	CD274	panel
