@@ -23,7 +23,7 @@ from tokenization.antibody_targets import ANTIBODY_TARGETS, antibody_key
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix, ValueReading, check_numeric_columns
-from tokenization.scaling import CONSTANT_CELLS, warn_constant_cells
+from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -485,6 +485,7 @@ def predict_proteins(
     encoding = encoding_options(config, layout)  # the model decides the gene encoding
     with_scale = bool(getattr(config, "predict_protein_scale", False))
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
+    genes_detected = np.zeros(n_cells, dtype=np.int64)  # of the genes the model reads: the cell's RNA evidence
     log1p_predictions = np.empty((n_cells, n_targets), dtype=np.float32) if with_scale else None
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     measured_log = measured.copy() if measured is not None and with_scale else None
@@ -532,6 +533,10 @@ def predict_proteins(
                     model, encoded, config.max_proteins, batch_size, device, by_length=not config.pads_to_fixed_length
                 )
             predictions[start:stop] = scaled[:, request.positions]
+            expressed = encoded["input_values"] > SCALE_FLOOR  # zeros (and padding) sit at or below the floor
+            if "attention_mask" in encoded:
+                expressed &= encoded["attention_mask"].bool()
+            genes_detected[start:stop] = expressed.sum(dim=1).numpy()
             if log1p_predictions is not None:
                 log1p_predictions[start:stop] = unscaled[:, request.positions]
             if measured is not None and "labels" in encoded:
@@ -554,6 +559,8 @@ def predict_proteins(
     )
     if hasattr(rna, "obs"):
         result.obs = rna.obs.copy()
+    result.obs[GENES_DETECTED_COLUMN] = genes_detected
+    warn_few_genes_detected(genes_detected, min(MIN_GENES_DETECTED, config.max_genes // 4))
     if with_scale:
         result.layers["scaled"] = predictions
     if measured is not None:
@@ -580,6 +587,24 @@ def predict_proteins(
     if measured_values is not None:  # the kind of the measured values as given (counts, log, signed, CLR)
         result.uns["sctranslator"]["measured_values"] = measured_values
     return (result, targets) if return_targets else result
+
+
+GENES_DETECTED_COLUMN = "sctranslator_genes_detected"
+MIN_GENES_DETECTED = 100  # below it a cell's prediction rests on a handful of genes (QC filters keep >= 200)
+
+
+def warn_few_genes_detected(genes_detected: np.ndarray, minimum: int = MIN_GENES_DETECTED) -> None:
+    """Cells that express fewer than ``minimum`` (:data:`MIN_GENES_DETECTED`, a quarter of a small model's
+    positions) of the genes the model reads get predictions as confident as any other's (a cell thinned to 1 UMI
+    predicted CD3 at 280 counts); say how many, and where the count is."""
+    few = genes_detected < minimum
+    if few.any():
+        warnings.warn(
+            f"{int(few.sum())} of {few.size} cells express fewer than {minimum} of the genes the model "
+            f"reads (fewest: {int(genes_detected.min())}): their predictions rest on little RNA and are unreliable. "
+            f"Filter such cells first, as QC does (e.g. sc.pp.filter_cells(adata, min_genes=200)); each cell's count "
+            f"is in obs['{GENES_DETECTED_COLUMN}']", InputQualityWarning, stacklevel=3,
+        )
 
 
 def _dense(values: Any) -> np.ndarray:

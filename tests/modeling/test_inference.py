@@ -720,3 +720,23 @@ def test_each_predicted_protein_names_the_gene_it_was_read_as(predictor, cells):
         warnings.simplefilter("ignore")
         result = predictor(rna[:3], proteins=["CD3", "B220 (CD45R)", "HLA-DR", "CD16"])
     assert result.var["gene"].tolist() == ["CD3E", "PTPRC", "HLA-DRA", "FCGR3A"]
+
+
+def test_cells_with_few_genes_are_counted_and_warned(predictor, cells):
+    """A cell thinned to a few UMIs got a prediction as confident as any other's (CD3 at 280 counts from 1 UMI),
+    and nothing marked it."""
+    import scipy.sparse as sp
+
+    from tokenization.checks import InputQualityWarning
+
+    rna, _, _ = cells
+    thin = rna[:6].copy()
+    values = thin.X.toarray() if sp.issparse(thin.X) else np.array(thin.X)
+    values[0] = 0
+    values[1, np.flatnonzero(values[2])[3:]] = 0  # 3 genes left
+    thin.X = sp.csr_matrix(values)
+    with pytest.warns(InputQualityWarning, match=r"2 of 6 cells express fewer than 16 of the genes the model reads "
+                                                 r"\(fewest: 0\).*obs\['sctranslator_genes_detected'\]"):
+        result = predictor(thin, proteins=["CD4"])  # a model of 64 positions: a quarter of them
+    detected = result.obs["sctranslator_genes_detected"].to_numpy()
+    assert detected[0] == 0 and detected[1] <= 3 and (detected[2:] >= 16).all()  # among the 64 genes it reads
