@@ -203,7 +203,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="the var column of --rna that holds gene names (e.g. gene_symbols; default var_names)")
     parser.add_argument(
         "--batch-size", type=int, default=None,
-        help="cells per forward pass (default: 1 for the full-size model on CPU, where it is fastest; up to 8)",
+        help="cells per forward pass, any number memory allows (default: 1 to 8, chosen by model size: 1 for the "
+             "full-size model on CPU, where it is fastest; 8 on a GPU)",
     )
     parser.add_argument("--chunk-size", type=int, default=256, help="cells read and tokenized at once")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
