@@ -201,9 +201,12 @@ def test_a_control_row_named_by_a_bare_word_is_a_control_unless_the_panel_names_
 def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(original_tokenizer):
     """Reading 'antigen_clone' as its antigen sent words, numbers and fluorochromes after an underscore to aliases:
     Ki_67 to PSME3 (alias Ki), TCR_beta to TRAC, APC_Cy7 to the gene APC, PE_Cy7 to AP3B1."""
-    names = ["Ki_67", "TCR_beta", "APC_Cy7", "PE_Cy7", "Cell_Hashing", "NOT_A_PROTEIN"]
+    names = ["Ki_67", "APC_Cy7", "PE_Cy7", "Cell_Hashing", "NOT_A_PROTEIN"]
     report = original_tokenizer.resolve(names, kind="protein")
     assert report.status == ["unmapped"] * len(names), list(zip(names, report.routes, strict=True))
+    # TCR_beta is the beta chain's antibody (the antibody table's TCR beta), not TCR read as TRAC
+    beta = original_tokenizer.resolve(["TCR_beta"], kind="protein")
+    assert beta.token_ids.tolist() == original_tokenizer.convert_genes_to_ids(["TRBC1"])
 
 
 def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenizer):
