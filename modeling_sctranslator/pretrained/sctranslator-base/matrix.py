@@ -204,8 +204,7 @@ class Matrix:
                 # log1p (or log2(x+1)) run on counts without normalising them: read as they were, each cell's values
                 # sat up to 2 log units off the scale the model learnt, in silence; unlogged, they are the counts
                 base, logged_counts, applied = counts_base, True, "relog_cp10k"
-                logged = {math.e: "log1p", 2.0: "log2(x+1)", 10.0: "log10(x+1)"}[base]
-                done = f"{logged} of raw counts (not normalised) -> log1p(CP10k)"
+                done = f"{'log1p' if base == math.e else 'log2(x+1)'} of raw counts (not normalised) -> log1p(CP10k)"
             elif total is None and kind == "log":
                 beyond_cp10k = float(dense.max()) > LOG1P_CP10K_MAX  # no log1p(CP10k) value is this large
             base = base if cell_total is not None or logged_counts else math.e
@@ -353,15 +352,25 @@ def common_cell_total(values: np.ndarray) -> float | None:
 LOGGED_COUNTS_MIN_VALUES = 50  # non-zero values a sample needs before its whole unlogged values read as counts
 
 
+LOGGED_COUNTS_ONES = 0.9  # cells whose smallest count must be 1 (nearly every scRNA cell has a gene counted once)
+
+
 def logged_counts_base(values: np.ndarray) -> float | None:
-    """The base (e, 2 or 10) in which ``values`` are logged raw counts -- ``log(x + 1)`` of whole numbers, as
-    ``sc.pp.log1p`` leaves counts it was given without ``normalize_total`` -- or None. Normalised values unlogged are
-    whole by chance only: every non-zero value must be whole (:func:`value_kinds.is_whole`), over at least
-    :data:`LOGGED_COUNTS_MIN_VALUES` of them."""
-    for base in (math.e, 2.0, 10.0):
+    """The base (e or 2) in which ``values`` (cells x genes) are logged raw counts -- ``log(x + 1)`` of whole
+    numbers, as ``sc.pp.log1p`` leaves counts it was given without ``normalize_total`` -- or None. Unlogged,
+    every non-zero value must be whole (:func:`value_kinds.is_whole`, over at least
+    :data:`LOGGED_COUNTS_MIN_VALUES`), and the smallest of :data:`LOGGED_COUNTS_ONES` of the cells exactly 1:
+    ``is_whole`` allows float32's error, relative, so large values pass whatever their fraction, and the unlogged
+    values of log1p(CPM) or log2(TPM + 1) are large (a cell's smallest is hundreds, never 1). Base 10 is not tried:
+    its unlogged values grow so fast that the test says nothing."""
+    for base in (math.e, 2.0):
         linear = _unlog(values, base)
         nonzero = linear[linear > 0]
-        if nonzero.size >= LOGGED_COUNTS_MIN_VALUES and is_whole(nonzero).all():
+        if nonzero.size < LOGGED_COUNTS_MIN_VALUES or not is_whole(nonzero).all():
+            continue
+        smallest = np.where(linear > 0, linear, np.inf).min(axis=1)
+        smallest = smallest[np.isfinite(smallest)]
+        if (np.abs(smallest - 1.0) <= 1e-3).mean() >= LOGGED_COUNTS_ONES:
             return base
     return None
 
