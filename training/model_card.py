@@ -88,7 +88,7 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
            f"{data_args.early_stopping_patience} evaluations)" if summary.get("stopped_early_at") else "")
         + (f"; weights of step {summary['best_step']}, the best {summary['best_metric_name']} "
            f"({summary['best_metric']:.4g}) on the validation cells" if summary.get("best_step") else "")
-        + f". Final training loss {summary['train_loss']:.4f}."
+        + (f". Mean training loss {summary['train_loss']:.4f}." if summary.get("train_loss") is not None else ".")
     )
     card = render_card(
         TEMPLATE,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -818,7 +819,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "global_step": trainer.state.global_step,
         # over the whole run (a resumed run's own mean covers the steps after its checkpoint only)
         "train_loss": run_mean_loss(trainer.state.log_history) if loss_history(trainer.state.log_history)
-        else result.training_loss,
+        else result.training_loss if math.isfinite(result.training_loss) else None,  # None: no loss was logged
         "loss_history": loss_history(trainer.state.log_history),
         # the protein scale part's own loss (part of "loss"); empty for models without it
         "scale_loss_history": loss_history(trainer.state.log_history, "scale_loss"),

@@ -119,9 +119,10 @@ class SCTranslatorTrainer(Trainer):
         if self.args.load_best_model_at_end and best is not None:
             if Path(best).is_dir():
                 self._load_best_model()
-            else:
+            else:  # the summary and card must not name a step whose weights are not the ones kept
                 logger.warning("the best checkpoint %s recorded by the run is gone: keeping the last step's weights",
                                best)
+                self.state.best_model_checkpoint = self.state.best_global_step = None
         return TrainOutput(self.state.global_step, run_mean_loss(self.state.log_history), {})
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:

@@ -168,6 +168,17 @@ def test_finishing_a_killed_run_keeps_its_best_step(tmp_path, corpora, vocab_dir
     kept, expected = load_file(out / "model.safetensors"), load_file(out / best / "model.safetensors")
     assert kept.keys() == expected.keys() and all(torch.equal(kept[k], expected[k]) for k in kept)
     assert finished["eval"]["eval_loss"] == pytest.approx(first["eval"]["eval_loss"], rel=1e-5)
+    # review: with the best checkpoint gone, the last step's weights are kept, and neither the summary nor the card
+    # names the best step any more
+    import shutil
+
+    shutil.rmtree(out / best)
+    for name in ("training_summary.json", "model.safetensors"):
+        (out / name).unlink()
+    kept_last = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4, *select)
+    assert "best_step" not in kept_last and "weights of step" not in (out / "README.md").read_text()
+    kept, last = load_file(out / "model.safetensors"), load_file(out / "checkpoint-4" / "model.safetensors")
+    assert all(torch.equal(kept[k], last[k]) for k in kept)
 
 
 def test_evaluating_during_training_leaves_the_training_unchanged(tmp_path, corpora, vocab_dir):
