@@ -15,8 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from modeling_sctranslator.configuration_sctranslator import SUPPORTED_FORMAT
-
 __all__ = [
     "REQUIRED_FILES",
     "FolderProblem",
@@ -98,6 +96,8 @@ def check_model_folder(folder: str | os.PathLike[str], require_card: bool = Fals
     config = _check_json(folder / "config.json")
     if config.get("model_type") != "sctranslator":
         raise FolderProblem(f"{folder}/config.json describes a {config.get('model_type')!r} model, not sctranslator")
+    from modeling_sctranslator.configuration_sctranslator import SUPPORTED_FORMAT  # here: it loads transformers
+
     if int(config.get("sctranslator_format", 1)) > SUPPORTED_FORMAT:
         raise FolderProblem(
             f"{folder} was written by a newer sctranslator (format {config['sctranslator_format']}, this version "

@@ -129,7 +129,8 @@ class SCTranslatorConfig(PreTrainedConfig):
             raise ValueError(
                 f"this model was saved by a newer sctranslator (folder format {self.sctranslator_format}; this "
                 f"version reads formats up to {SUPPORTED_FORMAT}): upgrade sctranslator (pip install -U "
-                "sctranslator), or load the folder with trust_remote_code=True to use the code saved with it"
+                "sctranslator); a Python process that does not import sctranslator can load the folder with the code "
+                "saved in it: AutoModel.from_pretrained(folder, trust_remote_code=True)"
             )
         self.sctranslator_format = max(self.sctranslator_format, self.required_format)
         if self.protein_context is not None:
