@@ -486,6 +486,7 @@ def predict_proteins(
     with_scale = bool(getattr(config, "predict_protein_scale", False))
     predictions = np.empty((n_cells, n_targets), dtype=np.float32)
     genes_detected = np.zeros(n_cells, dtype=np.int64)  # of the genes the model reads: the cell's RNA evidence
+    gene_ids = None
     log1p_predictions = np.empty((n_cells, n_targets), dtype=np.float32) if with_scale else None
     measured = np.full((n_cells, n_targets), np.nan, dtype=np.float32) if targets.values is not None else None
     measured_log = measured.copy() if measured is not None and with_scale else None
@@ -560,7 +561,7 @@ def predict_proteins(
     if hasattr(rna, "obs"):
         result.obs = rna.obs.copy()
     result.obs[GENES_DETECTED_COLUMN] = genes_detected
-    warn_few_genes_detected(genes_detected, min(MIN_GENES_DETECTED, config.max_genes // 4))
+    warn_few_genes_detected(genes_detected, int(gene_ids.size) if gene_ids is not None else 0, config.max_genes)
     if with_scale:
         result.layers["scaled"] = predictions
     if measured is not None:
@@ -593,17 +594,20 @@ GENES_DETECTED_COLUMN = "sctranslator_genes_detected"
 MIN_GENES_DETECTED = 100  # below it a cell's prediction rests on a handful of genes (QC filters keep >= 200)
 
 
-def warn_few_genes_detected(genes_detected: np.ndarray, minimum: int = MIN_GENES_DETECTED) -> None:
-    """Cells that express fewer than ``minimum`` (:data:`MIN_GENES_DETECTED`, a quarter of a small model's
-    positions) of the genes the model reads get predictions as confident as any other's (a cell thinned to 1 UMI
-    predicted CD3 at 280 counts); say how many, and where the count is."""
+def warn_few_genes_detected(genes_detected: np.ndarray, genes_given: int, max_genes: int) -> None:
+    """Cells that express few of the genes the model reads get predictions as confident as any other's (a cell
+    thinned to 1 UMI predicted CD3 at 280 counts); say how many, and where the count is. Few: under
+    :data:`MIN_GENES_DETECTED`, or under 1 % of the genes the input gives (a file of 3,000 highly variable genes: 30,
+    where QC'd cells express 58 or more) and a quarter of a small model's positions."""
+    minimum = max(1, min(MIN_GENES_DETECTED, genes_given // 100, max_genes // 4))
     few = genes_detected < minimum
     if few.any():
         warnings.warn(
-            f"{int(few.sum())} of {few.size} cells express fewer than {minimum} of the genes the model "
-            f"reads (fewest: {int(genes_detected.min())}): their predictions rest on little RNA and are unreliable. "
-            f"Filter such cells first, as QC does (e.g. sc.pp.filter_cells(adata, min_genes=200)); each cell's count "
-            f"is in obs['{GENES_DETECTED_COLUMN}']", InputQualityWarning, stacklevel=3,
+            f"{int(few.sum())} of {few.size} cells express fewer than {minimum} of the {genes_given:,} genes the "
+            f"model reads here (fewest: {int(genes_detected.min())}): their predictions rest on little RNA and are "
+            f"unreliable. Check them, as QC does (cells with under 200 genes over the whole transcriptome are "
+            f"usually removed); each cell's count is in obs['{GENES_DETECTED_COLUMN}']",
+            InputQualityWarning, stacklevel=3,
         )
 
 
