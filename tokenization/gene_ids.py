@@ -170,7 +170,9 @@ def is_control_name(name: str, gene_named: bool = False) -> str | None:
     core = _without_species_clone(core)  # Hu.Mouse.IgG1_MOPC.21
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
-    if not gene_named and (core.lower() in _CONTROL_WORDS or stripped.lower() in _CONTROL_WORDS):
+    numbered = _COPY_SUFFIX_RE.match(core)  # CTRL-1, NEG_2: numbered control rows
+    spellings = {core.lower(), stripped.lower(), numbered.group(1).lower() if numbered else ""}
+    if not gene_named and spellings & _CONTROL_WORDS:
         return "control row"
     if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped) or _ISOTYPE_RE.match(core.split("_")[0]):
         return "isotype control"  # the last: with its clone (IgG1_MOPC-21)

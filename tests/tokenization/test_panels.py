@@ -188,9 +188,9 @@ def test_sample_hashtags_are_controls_not_proteins(original_tokenizer):
 def test_a_control_row_named_by_a_bare_word_is_a_control_unless_the_panel_names_genes(original_tokenizer):
     """An antibody panel's CTRL row was read as the gene CTRL (chymotrypsin-like), trained and predicted; a mass
     spectrometry panel (named by gene symbol) measures that protein."""
-    names = ["CTRL", "Control", "NEG", "negative_control", "CD4"]
+    names = ["CTRL", "Control", "NEG", "negative_control", "CTRL-1", "NEG_2", "CD4"]
     report = original_tokenizer.resolve(names, kind="protein")
-    assert report.status == ["control"] * 4 + ["mapped"]
+    assert report.status == ["control"] * 6 + ["mapped"]
     from tokenization.gene_ids import GENE_NAMED_PANEL_MIN
 
     symbols = [s for s in original_tokenizer.vocab.symbol_to_entrez if s.isupper() and s.isalnum()]
