@@ -3,7 +3,7 @@
 A corpus folder holds::
 
     manifest.json                      name, cells, splits, shard files (+ rows, bytes), gene and protein
-                                       names, source files (size, mtime), vocabulary summary, build settings
+                                       names, source files (size, mtime in ns), vocabulary summary, build settings
     train-00000-of-00004.parquet ...   held-in cells (the training stream)
     validation-00000-of-00001.parquet  cells held out of training for model selection (only with
                                        ``validation_fraction`` > 0)
@@ -264,7 +264,10 @@ def _dense_rows(x) -> np.ndarray:
 
 def _file_info(path: Path) -> dict[str, Any]:
     stat = path.stat()
-    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime": int(stat.st_mtime)}
+    # mtime_ns: a file rewritten within the same second at the same size kept its stale corpus (mtime, in seconds,
+    # stays for the fingerprints of corpora built before it)
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime": int(stat.st_mtime),
+            "mtime_ns": stat.st_mtime_ns}
 
 
 def _vocab_summary(tokenizer) -> dict[str, Any]:
@@ -353,6 +356,7 @@ def build_corpus(
     if not 0.0 <= validation_fraction < 1.0 - eval_fraction:
         raise CorpusError(f"validation_fraction must be in [0, 1 - eval_fraction), got {validation_fraction} "
                           f"(eval_fraction {eval_fraction}): no cell would be left for training")
+    _check_replaceable(Path(out_dir), source)
     rna, prot = _read_pair(source)
     _check_paired(rna, prot, source)
     rna = _counts_for_scaled_rna(rna, source.name)
@@ -513,6 +517,8 @@ def build_corpus(
 def _fingerprint(manifest: dict[str, Any]) -> str:
     keys = ("name", "n_cells", "split_seed", "eval_fraction", "source_files", "splits")
     fields = {k: manifest[k] for k in keys}
+    # as fingerprinted before source files recorded mtime_ns, so earlier runs' fingerprints still match
+    fields["source_files"] = [{k: v for k, v in f.items() if k != "mtime_ns"} for f in manifest["source_files"]]
     if manifest.get("eval_fold"):  # other test cells; fold 0 keeps the fingerprints of earlier corpora
         fields["eval_fold"] = manifest["eval_fold"]
     blob = json.dumps(fields, sort_keys=True, default=str)
@@ -575,6 +581,47 @@ def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, e
     )
 
 
+def _check_replaceable(out_dir: Path, source: CorpusSource) -> None:
+    """A build replaces ``out_dir`` as a whole: refuse a folder that holds the source's files, or files that are no
+    corpus (a data folder named as the set: building into the cache dir ``data`` erased ``data/pbmc``'s h5ad files)."""
+    target = out_dir.resolve()
+    for path in source.files:
+        if Path(path).resolve().is_relative_to(target):
+            raise CorpusError(f"the corpus of {source.name} would be written to {out_dir}, which holds its source file "
+                              f"{path}: a build replaces that folder as a whole. Build it elsewhere (e.g. "
+                              "--corpus_cache_dir corpora)")
+    if out_dir.is_file():
+        raise CorpusError(f"the corpus folder {out_dir} is a file: give a folder for the corpus")
+    if out_dir.is_dir() and not (out_dir / MANIFEST).is_file():
+        present = next(out_dir.iterdir(), None)
+        if present is not None:
+            raise CorpusError(f"{out_dir} holds files that are no corpus (e.g. {present.name}): a build replaces the "
+                              "folder as a whole. Give an empty or new folder (e.g. --corpus_cache_dir corpora)")
+
+
+# a built corpus's split options: a folder passed as it is keeps its own (its test cells are fixed in it)
+_SPLIT_OPTIONS = {"eval_fraction": 0.2, "validation_fraction": 0.0, "split_seed": 0, "eval_fold": 0}
+
+
+def _check_split_options(folder: Path, asked: dict[str, float]) -> None:
+    """A built corpus passed as its folder has its split in it: options asking another (``--eval_fold 2`` to
+    cross-validate) were dropped in silence, so every fold tested the same cells. Refused when asked for explicitly
+    (not the default); a default that differs from the folder's is said and the folder's split kept."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    built = {name: manifest.get(name, default) for name, default in _SPLIT_OPTIONS.items()}
+    differing = {name: value for name, value in asked.items() if float(value) != float(built[name])}
+    explicit = {name: value for name, value in differing.items() if float(value) != float(_SPLIT_OPTIONS[name])}
+    if explicit:
+        raise CorpusError(
+            f"the corpus folder {folder} was built with {', '.join(f'{n} {built[n]}' for n in explicit)}; this run "
+            f"asks {', '.join(f'{n} {v}' for n, v in explicit.items())}, which only a new build gives (its test cells "
+            "are fixed in the folder): pass the source files (RNA.h5ad:PROTEIN.h5ad) instead of the built folder"
+        )
+    if differing:
+        logger.info("corpus %s keeps the split it was built with (%s)", folder,
+                    ", ".join(f"{n} {built[n]}" for n in differing))
+
+
 def prepare_corpus(
     spec: str,
     cache_dir: str | os.PathLike[str],
@@ -592,6 +639,8 @@ def prepare_corpus(
     """
     path = Path(spec)
     if path.is_dir() and (path / MANIFEST).is_file():
+        _check_split_options(path, {"eval_fraction": eval_fraction, "validation_fraction": validation_fraction,
+                                    "split_seed": split_seed, "eval_fold": eval_fold})
         return path
     source = find_source(spec)
     out = Path(cache_dir) / source.name

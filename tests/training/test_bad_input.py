@@ -235,3 +235,64 @@ def test_options_this_script_cannot_honour_are_refused_in_one_line_with_exit_2(t
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("run_stage: error: --do_train false")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_build_never_replaces_a_folder_of_data_and_a_rewritten_file_is_built_again(tmp_path, tokenizer, data_dir):
+    """A build replaced its output folder whole: building set 'pbmc' into the data root erased data/pbmc's h5ad files.
+    A source file rewritten within a second at the same size kept its stale corpus (mtime in whole seconds)."""
+    import shutil
+
+    from training.corpus import prepare_corpus
+
+    pbmc = tmp_path / "data" / "pbmc"
+    pbmc.mkdir(parents=True)
+    rna = ad.read_h5ad(data_dir / "tenx_pbmc10k_s200_rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "tenx_pbmc10k_s200_adt.h5ad")
+    rna.write_h5ad(pbmc / "pbmc_rna.h5ad")
+    adt.write_h5ad(pbmc / "pbmc_adt.h5ad")
+    (pbmc / "README.txt").write_text("where these cells came from")
+    spec = f"{pbmc / 'pbmc_rna.h5ad'}:{pbmc / 'pbmc_adt.h5ad'}"
+    with pytest.raises(CorpusError, match=r"holds its source file .*pbmc_rna.h5ad: a build replaces that folder"):
+        prepare_corpus(spec, tmp_path / "data", tokenizer, num_shards=2)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(pbmc, elsewhere / "pbmc_files")
+    (tmp_path / "cache" / "pbmc").mkdir(parents=True)
+    (tmp_path / "cache" / "pbmc" / "notes.txt").write_text("mine")
+    spec = f"{elsewhere / 'pbmc_files' / 'pbmc_rna.h5ad'}:{elsewhere / 'pbmc_files' / 'pbmc_adt.h5ad'}"
+    with pytest.raises(CorpusError, match=r"holds files that are no corpus \(e.g. notes.txt\)"):
+        prepare_corpus(spec, tmp_path / "cache", tokenizer, num_shards=2)
+    assert sorted(p.name for p in pbmc.iterdir()) == ["README.txt", "pbmc_adt.h5ad", "pbmc_rna.h5ad"]
+    assert (tmp_path / "cache" / "pbmc" / "notes.txt").read_text() == "mine"
+
+    import os
+
+    def first_row_proteins(folder):
+        manifest = load_manifest(folder)
+        row = pq.read_table(folder / manifest["splits"]["train"]["shards"][0]["file"]).slice(0, 1).to_pylist()[0]
+        return row["row"], np.asarray(row["protein_values"])
+
+    built = prepare_corpus(spec, tmp_path / "corpora", tokenizer, num_shards=2)
+    row, before = first_row_proteins(built)
+    path = elsewhere / "pbmc_files" / "pbmc_adt.h5ad"
+    stat = path.stat()
+    adt.X = adt.X * 10  # the same shape and size, rewritten within the same second
+    adt.write_h5ad(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert path.stat().st_size == stat.st_size and int(path.stat().st_mtime) == int(stat.st_mtime)
+    rebuilt = prepare_corpus(spec, tmp_path / "corpora", tokenizer, num_shards=2)
+    assert first_row_proteins(rebuilt)[0] == row
+    np.testing.assert_array_equal(first_row_proteins(rebuilt)[1], before * 10)
+
+
+def test_a_built_corpus_refuses_split_options_it_was_not_built_with(corpora, tokenizer, caplog):
+    """--eval_fold 2 (cross-validation) with a built corpus folder was dropped in silence: every fold tested the same
+    cells."""
+    from training.corpus import prepare_corpus
+
+    folder = corpora["eccite_ctcl"]
+    assert prepare_corpus(str(folder), folder.parent, tokenizer) == folder  # its own split: taken as it is
+    with pytest.raises(CorpusError, match=r"built with eval_fold 0; this run asks eval_fold 2, which only a new build "
+                                          r"gives .*pass the source files"):
+        prepare_corpus(str(folder), folder.parent, tokenizer, eval_fold=2)
+    with pytest.raises(CorpusError, match=r"validation_fraction 0.0; this run asks validation_fraction 0.1"):
+        prepare_corpus(str(folder), folder.parent, tokenizer, validation_fraction=0.1)

@@ -138,32 +138,32 @@ def test_a_relaunch_on_other_data_is_refused_and_a_finished_run_is_not_trained_a
             _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 8, option, value)
 
 
-def test_a_run_stopped_by_its_rule_is_not_trained_again(tmp_path, corpora, vocab_dir):
+def test_a_run_stopped_by_its_rule_is_not_trained_again(tmp_path, data_dir, vocab_dir):
     """An early-stopped run relaunched with the same command (a pipeline rerun) resumed from its last checkpoint,
     not the best one kept, started its patience again and trained on, changing the shipped weights."""
     out = tmp_path / "stopped"
     stop = ("--validation_fraction", "0.2", "--eval_strategy", "steps", "--eval_steps", "2",
             "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better", "true",
             "--early_stopping_patience", "1")
-    first = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 40, *stop)
+    first = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, out, 40, *stop)
     assert first["stopped_early_at"] is not None and first["global_step"] < 40
     weights = (out / "model.safetensors").read_bytes()
-    again = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 40, *stop)
+    again = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, out, 40, *stop)
     assert again["global_step"] == first["global_step"] and (out / "model.safetensors").read_bytes() == weights
 
 
-def test_finishing_a_killed_run_keeps_its_best_step(tmp_path, corpora, vocab_dir):
+def test_finishing_a_killed_run_keeps_its_best_step(tmp_path, data_dir, vocab_dir):
     """A run killed after its last checkpoint is finished by the rerun as the Trainer would have: with
     --load_best_model_at_end, the folder gets the best step's weights, not the last step's."""
     out = tmp_path / "best"
     select = ("--validation_fraction", "0.2", "--eval_strategy", "steps", "--eval_steps", "2",
               "--load_best_model_at_end", "true", "--metric_for_best_model", "loss", "--greater_is_better", "true")
-    first = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4, *select)
+    first = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, out, 4, *select)
     assert first["best_step"] == 2  # the highest loss: not the last step, whose weights a plain finish would keep
     best = f"checkpoint-{first['best_step']}"
     for name in ("training_summary.json", "model.safetensors"):
         (out / name).unlink()
-    finished = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4, *select)
+    finished = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, out, 4, *select)
     assert finished["best_step"] == first["best_step"]
     kept, expected = load_file(out / "model.safetensors"), load_file(out / best / "model.safetensors")
     assert kept.keys() == expected.keys() and all(torch.equal(kept[k], expected[k]) for k in kept)
@@ -175,18 +175,18 @@ def test_finishing_a_killed_run_keeps_its_best_step(tmp_path, corpora, vocab_dir
     shutil.rmtree(out / best)
     for name in ("training_summary.json", "model.safetensors"):
         (out / name).unlink()
-    kept_last = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 4, *select)
+    kept_last = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, out, 4, *select)
     assert "best_step" not in kept_last and "weights of step" not in (out / "README.md").read_text()
     kept, last = load_file(out / "model.safetensors"), load_file(out / "checkpoint-4" / "model.safetensors")
     assert all(torch.equal(kept[k], last[k]) for k in kept)
 
 
-def test_evaluating_during_training_leaves_the_training_unchanged(tmp_path, corpora, vocab_dir):
+def test_evaluating_during_training_leaves_the_training_unchanged(tmp_path, data_dir, vocab_dir):
     """Each evaluation drew from the global random state (its DataLoader's seed): evaluating every N steps moved the
     dropout and random features of the steps after it, so --eval_steps or early stopping changed the weights."""
     split = ("--validation_fraction", "0.2", "--feature_redraw_interval", "1")
-    plain = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, tmp_path / "plain", 4, *split, "--eval_strategy", "no")
-    evaluated = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, tmp_path / "evaluated", 4, *split,
+    plain = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, tmp_path / "plain", 4, *split, "--eval_strategy", "no")
+    evaluated = _tiny_run(data_dir / "tenx_pbmc10k_s200", vocab_dir, tmp_path / "evaluated", 4, *split,
                           "--eval_strategy", "steps", "--eval_steps", "1")
     assert evaluated["loss_history"] == plain["loss_history"]
     a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "evaluated" / "model.safetensors")
