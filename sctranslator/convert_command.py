@@ -8,7 +8,7 @@ from pathlib import Path
 from modeling_sctranslator import convert_original_checkpoint as conversion
 from modeling_sctranslator.configuration_sctranslator import SCTranslatorConfig
 from modeling_sctranslator.convert_original_checkpoint import convert_original_checkpoint
-from tokenization.hgnc import HGNC_OPTION_HELP, hgnc_option
+from tokenization.hgnc import hgnc_option
 
 from .hub import TOKEN_ENV_HELP, hub_token, push_model_folder
 
@@ -25,8 +25,9 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output model folder")
     parser.add_argument("--id-tables", type=Path, help="folder with the original id tables (writes the tokenizer)")
     parser.add_argument("--hgnc", default="none",
-                        help="with --id-tables: 'none' (default) maps names as the original code does, so the "
-                             "converted model reads what it was trained on; 'bundled' or a path: " + HGNC_OPTION_HELP)
+                        help="with --id-tables: 'none' (the default here) maps names as the original code does, so "
+                             "the converted model reads what it was trained on; 'bundled' (the table sctranslator "
+                             "ships) or a path to hgnc_complete_set.txt from genenames.org ranks names as HGNC does")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload the converted folder to the Hub")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
@@ -36,6 +37,9 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_convert(args: argparse.Namespace) -> int:
     token = None
+    if args.hgnc != "none" and args.id_tables is None:  # it was ignored: without the tables no tokenizer is written
+        raise ValueError(f"--hgnc {args.hgnc} names genes for the tokenizer, which only --id-tables DIR writes: add "
+                         "--id-tables (the original id tables), or leave --hgnc out")
     if args.push_to_hub:  # both checked before converting: a failed push would leave the folder half-published
         if args.id_tables is None:
             raise ValueError("--push-to-hub uploads a complete model folder, tokenizer included: add --id-tables "

@@ -130,6 +130,14 @@ def test_plain_state_dict_converts_to_the_same_model(fixtures_dir, converted_dir
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_convert_refuses_hgnc_without_the_id_tables(fixtures_dir, tmp_path, capsys):
+    """--hgnc bundled without --id-tables was ignored in silence (no tokenizer is written to rank names for)."""
+    code = cli_main(["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(tmp_path / "m"),
+                     "--hgnc", "bundled"])
+    assert code == 2 and "only --id-tables DIR writes" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_convert_refuses_to_overwrite_an_existing_folder(fixtures_dir, converted_dir, capsys):
     before = sorted(p.name for p in converted_dir.iterdir())
     code = cli_main(["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(converted_dir)])
