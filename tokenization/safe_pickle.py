@@ -147,7 +147,8 @@ def load_restricted_pickle(
         return _RestrictedUnpickler(stream, allowed, persistent_load, label).load()
     except UnsafePickleError:
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError) as error:
+    # RuntimeError: a tensor record claiming more elements than its storage holds (torch refuses to resize it)
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, RuntimeError) as error:
         raise ValueError(
             f"{label} is not a readable pickle (truncated or another format): {error}"
         ) from error

@@ -65,6 +65,34 @@ def test_truncated_checkpoint_gives_a_clear_error(fixtures_dir, tmp_path):
         read_original_checkpoint(truncated)
 
 
+def test_a_tensor_claiming_more_than_its_storage_is_a_clear_error(tmp_path):
+    """A tensor record of 10^6 elements over a storage of 4 ended in torch's RuntimeError traceback (nothing was read
+    out of bounds)."""
+    import collections
+    import io
+
+    class Storage:
+        pass
+
+    class Oversized:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (Storage(), 0, (1000000,), (1,), False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", 4) if isinstance(obj, Storage) else None
+
+    payload = io.BytesIO()
+    Pickler(payload, protocol=2).dump(collections.OrderedDict([("enc.token_emb.weight", Oversized())]))
+    path = tmp_path / "oversized.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload.getvalue())
+        archive.writestr("archive/version", "3\n")
+        archive.writestr("archive/data/0", b"\0" * 16)
+    with pytest.raises(ValueError, match="not a readable pickle.*resize storage"):
+        read_original_checkpoint(path)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
