@@ -176,7 +176,8 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
     if common == len(rna_names) == len(prot_names):
         raise CorpusError(
             f"corpus {where}: RNA and protein files hold the same {common} cells in a different order; "
-            "write them in one order (e.g. adt = adt[rna.obs_names]) before building the corpus"
+            "write them in one order (e.g. adt = adt[rna.obs_names]; in a .h5mu, mdata.mod['prot'] = "
+            "mdata.mod['prot'][mdata.mod['rna'].obs_names]) before building the corpus: its rows index both files"
         )
     raise CorpusError(
         f"corpus {where}: unpaired cells — RNA has {len(rna_names)} cells, protein {len(prot_names)}, "
