@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from benchmarks.arguments import model_folder, positive_int
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
 from benchmarks.quality import BUDGETS, evaluate
@@ -59,9 +60,9 @@ def score_columns(model, tokenizer, data: PairedSet, columns: np.ndarray) -> dic
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", type=Path, default=[DEFAULT_MODEL_DIR])
+    parser.add_argument("--models", nargs="+", type=model_folder, default=[DEFAULT_MODEL_DIR])
     parser.add_argument("--sets", nargs="+", choices=sorted(PAIRED_SETS), default=list(SETS))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[2000, 1000, 500],
+    parser.add_argument("--sizes", nargs="+", type=positive_int, default=[2000, 1000, 500],
                         help="highly variable genes kept (besides all genes)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/gene_subsets.json"))
     args = parser.parse_args(argv)

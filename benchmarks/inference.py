@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tokenizer import synthetic, synthetic_tokenizer  # noqa: E402
 
+from benchmarks.arguments import positive_int
 from benchmarks.machine import machine_facts  # noqa: E402
 from benchmarks.output import write_result
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction  # noqa: E402
@@ -405,8 +406,8 @@ def variant_rows(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--end-to-end-cells", type=int, default=8, help="0 skips the end-to-end comparison")
     parser.add_argument("--memory", action="store_true", help="also measure streaming memory (a few minutes)")
     parser.add_argument("--memory-probe", nargs=2, metavar=("H5AD", "CELLS"), help=argparse.SUPPRESS)

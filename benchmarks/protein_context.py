@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from benchmarks.arguments import model_folder, positive_int
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
 from benchmarks.quality import BUDGETS, measured_proteins
@@ -56,10 +57,10 @@ def predicted(model, tokenizer, rna, proteins: list[str], mode: str) -> np.ndarr
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--model", type=model_folder, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--sets", nargs="+", choices=sorted(PAIRED_SETS), default=list(SETS))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[1, 2, 4, 8], help="proteins per request")
-    parser.add_argument("--draws", type=int, default=6, help="random requests per set and size")
+    parser.add_argument("--sizes", nargs="+", type=positive_int, default=[1, 2, 4, 8], help="proteins per request")
+    parser.add_argument("--draws", type=positive_int, default=6, help="random requests per set and size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/protein_context.json"))
     args = parser.parse_args(argv)

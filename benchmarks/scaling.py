@@ -34,6 +34,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
+from benchmarks.arguments import positive_int
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
 from modeling_sctranslator import SCTranslatorConfig, SCTranslatorForProteinPrediction
@@ -200,7 +201,7 @@ def plot(results: dict, path: Path, note: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--hidden_size", type=int, default=32)
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--head_dim", type=int, default=16)

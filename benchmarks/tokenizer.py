@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.arguments import fraction, positive_int  # noqa: E402
 from benchmarks.machine import machine_facts  # noqa: E402
 from benchmarks.output import write_result  # noqa: E402
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer  # noqa: E402
@@ -79,10 +80,10 @@ def best_of(fn, repeats: int) -> tuple[float, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=1000)
-    parser.add_argument("--genes", type=int, default=20000)
-    parser.add_argument("--density", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cells", type=positive_int, default=1000)
+    parser.add_argument("--genes", type=positive_int, default=20000)
+    parser.add_argument("--density", type=fraction, default=0.1)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "tokenizer.json"))
     args = parser.parse_args(argv)
 

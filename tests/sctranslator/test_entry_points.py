@@ -27,3 +27,20 @@ def test_the_forwarders_import_nothing_above_the_model_package():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), [
+    ("tokenizer", ["--repeats", "0"], "argument --repeats: 0 must be at least 1"),
+    ("tokenizer", ["--density", "2"], "argument --density: 2.0 must be above 0 and at most 1"),
+    ("protein_context", ["--model", "no/such/folder"], "no/such/folder is not a folder: give a saved model folder"),
+])
+def test_benchmark_arguments_are_checked_before_any_work(script, argv, message):
+    """--repeats 0 divided by zero after the data loaded, --density 2 drew impossible matrices, a missing model folder
+    was read as a Hub repo id: each a traceback."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / f"{script}.py"), *argv], capture_output=True,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)},
+                            timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
