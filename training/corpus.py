@@ -181,8 +181,19 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
         )
     raise CorpusError(
         f"corpus {where}: unpaired cells — RNA has {len(rna_names)} cells, protein {len(prot_names)}, "
-        f"{common} shared obs_names. Keep only shared cells, in one order, in both files."
+        f"{common} shared obs_names. Keep only shared cells, in one order, in both files.{_transposed_hint(rna, prot)}"
     )
+
+
+def _transposed_hint(rna, prot) -> str:
+    """A file saved features x cells (a CSV read without .T) names its cells in var_names: say which, and the fix."""
+    rna_cells, prot_cells = set(map(str, rna.obs_names)), set(map(str, prot.obs_names))
+    for side, cells_as_features, other_cells in (("RNA", set(map(str, rna.var_names)), prot_cells),
+                                                  ("protein", set(map(str, prot.var_names)), rna_cells)):
+        if len(cells_as_features & other_cells) > len(other_cells) / 2:
+            return (f" The {side} file's var_names are the other file's cells: it holds features as rows, cells as "
+                    "columns; transpose it (adata.T) first")
+    return ""
 
 
 # where a scanpy or Seurat file keeps its counts when X holds scaled values

@@ -296,3 +296,13 @@ def test_a_built_corpus_refuses_split_options_it_was_not_built_with(corpora, tok
         prepare_corpus(str(folder), folder.parent, tokenizer, eval_fold=2)
     with pytest.raises(CorpusError, match=r"validation_fraction 0.0; this run asks validation_fraction 0.1"):
         prepare_corpus(str(folder), folder.parent, tokenizer, validation_fraction=0.1)
+
+
+def test_a_file_saved_genes_by_cells_is_named_as_transposed(tmp_path, tokenizer, data_dir):
+    """A genes x cells table read without .T was 'unpaired cells — RNA has 19521 cells' with no hint."""
+    rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    rna.T.write_h5ad(tmp_path / "t_rna.h5ad")
+    adt.write_h5ad(tmp_path / "t_adt.h5ad")
+    with pytest.raises(CorpusError, match=r"The RNA file's var_names are the other file's cells: .*transpose it"):
+        build_corpus(find_source(f"{tmp_path / 't_rna.h5ad'}:{tmp_path / 't_adt.h5ad'}"), tmp_path / "c", tokenizer)
