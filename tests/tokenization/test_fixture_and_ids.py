@@ -167,3 +167,13 @@ def test_scaling_keeps_the_floor_that_tells_a_true_zero_from_padding():
     np.testing.assert_array_equal(scaled[1, :2], [1e-8, 1e-8])
     assert np.isnan(scaled[1, 2])
     assert constant.tolist() == [False, True]
+
+
+def test_transformers_lookup_names_work_on_genes(original_tokenizer):
+    """Code written for transformers' tokenizers called convert_tokens_to_ids, convert_ids_to_tokens, get_vocab and
+    len(): each an AttributeError or TypeError."""
+    tok = original_tokenizer
+    cd4 = tok.convert_genes_to_ids("CD4")
+    assert tok.convert_tokens_to_ids("CD4") == cd4 and tok.convert_tokens_to_ids(["CD4", "NotAGene"]) == [cd4, None]
+    assert tok.convert_ids_to_tokens(cd4) == "CD4" and tok.convert_ids_to_tokens([cd4]) == ["CD4"]
+    assert tok.get_vocab()["CD4"] == cd4 and len(tok) == tok.vocab_size == 85500

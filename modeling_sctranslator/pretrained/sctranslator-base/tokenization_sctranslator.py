@@ -290,6 +290,25 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         names = self._vocab.token_names()
         return [names.get(int(i)) for i in ids]
 
+    # transformers' tokenizer names for the same lookups (code written for text tokenizers calls these)
+    def convert_tokens_to_ids(self, tokens: Sequence[str] | str) -> list[int | None] | int | None:
+        """:meth:`convert_genes_to_ids` (gene names are this tokenizer's tokens)."""
+        return self.convert_genes_to_ids(tokens)
+
+    def convert_ids_to_tokens(self, ids: Sequence[int] | int) -> list[str | None] | str | None:
+        """:meth:`convert_ids_to_genes`; one id gives one name, as transformers' tokenizers do."""
+        if isinstance(ids, (int, np.integer)):
+            return self.convert_ids_to_genes([ids])[0]
+        return self.convert_ids_to_genes(ids)
+
+    def get_vocab(self) -> dict[str, int]:
+        """Each token id's readable name -> the id (the tables' many aliases per gene are left out)."""
+        return {name: token for token, name in self._vocab.token_names().items()}
+
+    def __len__(self) -> int:
+        """The number of token ids (85,500 for the released vocabulary: 75,500 known, 10,000 reserved)."""
+        return self.vocab_size
+
     def split_proteins(
         self, proteins: Sequence[Any], protein_max_length: int | None = None
     ) -> list[list[Any]]:
