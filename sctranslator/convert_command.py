@@ -37,7 +37,8 @@ def add_convert_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_convert(args: argparse.Namespace) -> int:
     token = None
-    if args.hgnc != "none" and args.id_tables is None:  # it was ignored: without the tables no tokenizer is written
+    # it was ignored: without the tables no tokenizer is written
+    if args.hgnc.lower() != "none" and args.id_tables is None:
         raise ValueError(f"--hgnc {args.hgnc} names genes for the tokenizer, which only --id-tables DIR writes: add "
                          "--id-tables (the original id tables), or leave --hgnc out")
     if args.push_to_hub:  # both checked before converting: a failed push would leave the folder half-published

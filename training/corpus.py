@@ -529,8 +529,6 @@ def build_corpus(
 def _fingerprint(manifest: dict[str, Any]) -> str:
     keys = ("name", "n_cells", "split_seed", "eval_fraction", "source_files", "splits")
     fields = {k: manifest[k] for k in keys}
-    # as fingerprinted before source files recorded mtime_ns, so earlier runs' fingerprints still match
-    fields["source_files"] = [{k: v for k, v in f.items() if k != "mtime_ns"} for f in manifest["source_files"]]
     if manifest.get("eval_fold"):  # other test cells; fold 0 keeps the fingerprints of earlier corpora
         fields["eval_fold"] = manifest["eval_fold"]
     blob = json.dumps(fields, sort_keys=True, default=str)
@@ -582,7 +580,7 @@ def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, e
     want_cells = n_source if max_cells is None else min(max_cells, n_source)
     return (
         manifest.get("format_version") == FORMAT_VERSION
-        and manifest.get("source_files") == [_file_info(p) for p in source.files]
+        and _same_files(manifest.get("source_files"), [_file_info(p) for p in source.files])
         and len(manifest["splits"]["train"]["shards"]) == num_shards
         and manifest.get("eval_fraction") == float(eval_fraction)
         and manifest.get("validation_fraction", 0.0) == float(validation_fraction)
@@ -591,6 +589,18 @@ def _is_up_to_date(manifest_path: Path, source: CorpusSource, num_shards: int, e
         and manifest.get("n_cells") == want_cells
         and "protein_at_background" in manifest  # built before the background check: build again
     )
+
+
+def _same_files(recorded: list[dict[str, Any]] | None, current: list[dict[str, Any]]) -> bool:
+    """The source files are those recorded: compared with mtime_ns where recorded; a manifest written before it
+    was recorded compares path, size and mtime in seconds (so its corpus and fingerprint stay as they were)."""
+    if recorded is None or len(recorded) != len(current):
+        return False
+    return all(old == {k: v for k, v in new.items() if k in old} and set(old) <= set(new)
+               for old, new in zip(recorded, current, strict=True))
+
+
+CORPUS_FILE_SUFFIXES = (".parquet",)  # with the manifest: what a build writes (a half-deleted one is replaceable)
 
 
 def _check_replaceable(out_dir: Path, source: CorpusSource) -> None:
@@ -602,27 +612,34 @@ def _check_replaceable(out_dir: Path, source: CorpusSource) -> None:
             raise CorpusError(f"the corpus of {source.name} would be written to {out_dir}, which holds its source file "
                               f"{path}: a build replaces that folder as a whole. Build it elsewhere (e.g. "
                               "--corpus_cache_dir corpora)")
+    if out_dir.is_symlink():
+        raise CorpusError(f"the corpus folder {out_dir} is a symbolic link: a build replaces the folder as a whole; "
+                          "give the folder it points to, or another one")
     if out_dir.is_file():
         raise CorpusError(f"the corpus folder {out_dir} is a file: give a folder for the corpus")
     if out_dir.is_dir() and not (out_dir / MANIFEST).is_file():
-        present = next(out_dir.iterdir(), None)
-        if present is not None:
-            raise CorpusError(f"{out_dir} holds files that are no corpus (e.g. {present.name}): a build replaces the "
-                              "folder as a whole. Give an empty or new folder (e.g. --corpus_cache_dir corpora)")
+        # a build stopped while replacing the folder leaves shards without a manifest: those may go
+        foreign = next((p for p in out_dir.iterdir() if not p.name.startswith(".")
+                        and not (p.is_file() and p.name.endswith(CORPUS_FILE_SUFFIXES))), None)
+        if foreign is not None:
+            raise CorpusError(f"{out_dir} holds files that are no corpus (e.g. {foreign.name}): a build replaces the "
+                              "folder as a whole. Give an empty or new folder for the corpus (--corpus_cache_dir)")
 
 
 # a built corpus's split options: a folder passed as it is keeps its own (its test cells are fixed in it)
 _SPLIT_OPTIONS = {"eval_fraction": 0.2, "validation_fraction": 0.0, "split_seed": 0, "eval_fold": 0}
 
 
-def _check_split_options(folder: Path, asked: dict[str, float]) -> None:
+def _check_split_options(folder: Path, asked: dict[str, float], given: set[str] | None = None) -> None:
     """A built corpus passed as its folder has its split in it: options asking another (``--eval_fold 2`` to
-    cross-validate) were dropped in silence, so every fold tested the same cells. Refused when asked for explicitly
-    (not the default); a default that differs from the folder's is said and the folder's split kept."""
+    cross-validate) were dropped in silence, so every fold tested the same cells. Refused when asked for: ``given``
+    (the options the command line or config named, even at their default), else those off their default; a default
+    nobody asked for that differs from the folder's is said and the folder's split kept."""
     manifest = json.loads((folder / MANIFEST).read_text())
     built = {name: manifest.get(name, default) for name, default in _SPLIT_OPTIONS.items()}
     differing = {name: value for name, value in asked.items() if float(value) != float(built[name])}
-    explicit = {name: value for name, value in differing.items() if float(value) != float(_SPLIT_OPTIONS[name])}
+    explicit = {name: value for name, value in differing.items()
+                if (given is not None and name in given) or float(value) != float(_SPLIT_OPTIONS[name])}
     if explicit:
         raise CorpusError(
             f"the corpus folder {folder} was built with {', '.join(f'{n} {built[n]}' for n in explicit)}; this run "
@@ -644,15 +661,18 @@ def prepare_corpus(
     max_cells: int | None = None,
     validation_fraction: float = 0.0,
     eval_fold: int = 0,
+    given_options: set[str] | None = None,
 ) -> Path:
-    """A built corpus folder for ``spec``: itself when it holds a manifest, else built (or reused) in ``cache_dir``.
+    """A built corpus folder for ``spec``: itself when it holds a manifest (its split must be the one asked:
+    ``given_options`` names the split options the user gave, see :func:`_check_split_options`), else built (or
+    reused) in ``cache_dir``.
 
     Call on one process only (the main one) and let the others wait; returns the folder.
     """
     path = Path(spec)
     if path.is_dir() and (path / MANIFEST).is_file():
         _check_split_options(path, {"eval_fraction": eval_fraction, "validation_fraction": validation_fraction,
-                                    "split_seed": split_seed, "eval_fold": eval_fold})
+                                    "split_seed": split_seed, "eval_fold": eval_fold}, given_options)
         return path
     source = find_source(spec)
     out = Path(cache_dir) / source.name

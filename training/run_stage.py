@@ -272,6 +272,8 @@ def parse_args(argv: list[str] | None = None):
         raise SystemExit(f"run_stage: error: unknown option{'s' if len(options) > 1 else ''} "
                          f"{'; '.join(hints) or ' '.join(unknown)}")
     model_args, data_args, training_args = parsed
+    # the options named on the command line or in the config (a built corpus checks its split against them)
+    data_args.given_options = {o[2:].split("=", 1)[0] for o in prefix + argv if o.startswith("--")}
     return model_args, data_args, training_args
 
 
@@ -643,7 +645,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prepare_corpus(spec, cache_dir, tokenizer, num_shards=data_args.num_shards,
                            eval_fraction=data_args.eval_fraction, split_seed=data_args.split_seed,
                            max_cells=data_args.max_cells_per_corpus,
-                           validation_fraction=data_args.validation_fraction, eval_fold=data_args.eval_fold)
+                           validation_fraction=data_args.validation_fraction, eval_fold=data_args.eval_fold,
+                           given_options=getattr(data_args, "given_options", None))
             for spec in data_args.corpora
         ]
     manifests = [load_manifest(f) for f in folders]

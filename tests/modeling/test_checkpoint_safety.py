@@ -89,7 +89,7 @@ def test_a_tensor_claiming_more_than_its_storage_is_a_clear_error(tmp_path):
         archive.writestr("archive/data.pkl", payload.getvalue())
         archive.writestr("archive/version", "3\n")
         archive.writestr("archive/data/0", b"\0" * 16)
-    with pytest.raises(ValueError, match="not a readable pickle.*resize storage"):
+    with pytest.raises(ValueError, match="holds a tensor that does not fit its storage.*resize storage"):
         read_original_checkpoint(path)
 
 

@@ -136,6 +136,9 @@ def test_convert_refuses_hgnc_without_the_id_tables(fixtures_dir, tmp_path, caps
                      "--hgnc", "bundled"])
     assert code == 2 and "only --id-tables DIR writes" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+    # review: 'NONE' is 'none' (any case), as the option reads it
+    assert cli_main(["convert-original", str(fixtures_dir / "original_small_model.pt"), "--out", str(tmp_path / "m"),
+                     "--hgnc", "NONE"]) == 0
 
 
 def test_convert_refuses_to_overwrite_an_existing_folder(fixtures_dir, converted_dir, capsys):

@@ -177,3 +177,6 @@ def test_transformers_lookup_names_work_on_genes(original_tokenizer):
     assert tok.convert_tokens_to_ids("CD4") == cd4 and tok.convert_tokens_to_ids(["CD4", "NotAGene"]) == [cd4, None]
     assert tok.convert_ids_to_tokens(cd4) == "CD4" and tok.convert_ids_to_tokens([cd4]) == ["CD4"]
     assert tok.get_vocab()["CD4"] == cd4 and len(tok) == tok.vocab_size == 85500
+    # review: names of ids without a symbol (Entrez:N) map back, as transformers' rule says
+    unnamed = {name: token for name, token in tok.get_vocab().items() if name.startswith("Entrez:")}
+    assert unnamed and all(tok.convert_tokens_to_ids(name) == token for name, token in list(unnamed.items())[:20])

@@ -279,12 +279,37 @@ def test_a_build_never_replaces_a_folder_of_data_and_a_rewritten_file_is_built_a
     adt.write_h5ad(path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert path.stat().st_size == stat.st_size and int(path.stat().st_mtime) == int(stat.st_mtime)
+    fingerprint = load_manifest(built)["fingerprint"]
     rebuilt = prepare_corpus(spec, tmp_path / "corpora", tokenizer, num_shards=2)
     assert first_row_proteins(rebuilt)[0] == row
     np.testing.assert_array_equal(first_row_proteins(rebuilt)[1], before * 10)
+    # review: other data, another fingerprint, so a run's checkpoints are not resumed on it
+    assert load_manifest(rebuilt)["fingerprint"] != fingerprint
+    # review: a corpus built before mtime_ns was recorded is still up to date (not rebuilt, its fingerprint kept)
+    import json
+
+    from training.corpus import _fingerprint
+
+    manifest = load_manifest(rebuilt)
+    manifest["source_files"] = [{k: v for k, v in f.items() if k != "mtime_ns"} for f in manifest["source_files"]]
+    manifest["fingerprint"] = _fingerprint(manifest)
+    (rebuilt / "manifest.json").write_text(json.dumps(manifest))
+    prepare_corpus(spec, tmp_path / "corpora", tokenizer, num_shards=2)
+    assert json.loads((rebuilt / "manifest.json").read_text()) == manifest
+    # review: a rebuild stopped while replacing the folder leaves shards without a manifest: replaced, not refused
+    (rebuilt / "manifest.json").unlink()
+    (rebuilt / ".DS_Store").write_text("")
+    assert load_manifest(prepare_corpus(spec, tmp_path / "corpora", tokenizer, num_shards=2))["n_cells"] > 0
 
 
-def test_a_built_corpus_refuses_split_options_it_was_not_built_with(corpora, tokenizer, caplog):
+def _built_with_fold_1(data_dir, tokenizer, folder):
+    from training.corpus import build_corpus, find_source
+
+    build_corpus(find_source(data_dir / "eccite_ctcl"), folder, tokenizer, num_shards=2, eval_fold=1)
+    return folder
+
+
+def test_a_built_corpus_refuses_split_options_it_was_not_built_with(corpora, tokenizer, data_dir, tmp_path):
     """--eval_fold 2 (cross-validation) with a built corpus folder was dropped in silence: every fold tested the same
     cells."""
     from training.corpus import prepare_corpus
@@ -296,6 +321,16 @@ def test_a_built_corpus_refuses_split_options_it_was_not_built_with(corpora, tok
         prepare_corpus(str(folder), folder.parent, tokenizer, eval_fold=2)
     with pytest.raises(CorpusError, match=r"validation_fraction 0.0; this run asks validation_fraction 0.1"):
         prepare_corpus(str(folder), folder.parent, tokenizer, validation_fraction=0.1)
+    # review: a folder built with another split, asked for the default split by name, was kept without a word
+    other = _built_with_fold_1(data_dir, tokenizer, tmp_path / "eccite_ctcl")
+    with pytest.raises(CorpusError, match=r"built with eval_fold 1; this run asks eval_fold 0"):
+        prepare_corpus(str(other), other.parent, tokenizer, eval_fold=0, given_options={"eval_fold"})
+    assert prepare_corpus(str(other), other.parent, tokenizer) == other  # not asked: the folder's own split
+    from training.run_stage import parse_args
+
+    _, data_args, _ = parse_args(["--stage", "sc", "--corpora", str(other), "--output_dir", str(tmp_path / "o"),
+                                  "--eval_fold=0", "--use_cpu", "true"])
+    assert {"eval_fold", "corpora"} <= data_args.given_options and "split_seed" not in data_args.given_options
 
 
 def test_a_file_saved_genes_by_cells_is_named_as_transposed(tmp_path, tokenizer, data_dir):

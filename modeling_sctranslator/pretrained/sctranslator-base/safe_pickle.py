@@ -147,8 +147,13 @@ def load_restricted_pickle(
         return _RestrictedUnpickler(stream, allowed, persistent_load, label).load()
     except UnsafePickleError:
         raise
-    # RuntimeError: a tensor record claiming more elements than its storage holds (torch refuses to resize it)
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, RuntimeError) as error:
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError) as error:
         raise ValueError(
             f"{label} is not a readable pickle (truncated or another format): {error}"
         ) from error
+    except RuntimeError as error:
+        if type(error) is not RuntimeError:  # NotImplementedError, RecursionError: not the file's fault
+            raise
+        # torch's refusal of a tensor record that claims more elements than its storage holds
+        raise ValueError(f"{label} holds a tensor that does not fit its storage (damaged or crafted): "
+                         f"{error}") from error

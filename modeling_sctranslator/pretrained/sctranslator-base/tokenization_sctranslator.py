@@ -292,8 +292,12 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
 
     # transformers' tokenizer names for the same lookups (code written for text tokenizers calls these)
     def convert_tokens_to_ids(self, tokens: Sequence[str] | str) -> list[int | None] | int | None:
-        """:meth:`convert_genes_to_ids` (gene names are this tokenizer's tokens)."""
-        return self.convert_genes_to_ids(tokens)
+        """:meth:`convert_genes_to_ids` (gene names are this tokenizer's tokens); the ``Entrez:N`` names
+        :meth:`get_vocab` gives ids without a symbol map back to their id."""
+        def plain(token: str) -> str:
+            return token[len("Entrez:"):] if str(token).startswith("Entrez:") else token
+
+        return self.convert_genes_to_ids(plain(tokens) if isinstance(tokens, str) else [plain(t) for t in tokens])
 
     def convert_ids_to_tokens(self, ids: Sequence[int] | int) -> list[str | None] | str | None:
         """:meth:`convert_ids_to_genes`; one id gives one name, as transformers' tokenizers do."""
@@ -306,7 +310,7 @@ class SCTranslatorTokenizer(FeatureExtractionMixin):
         return {name: token for token, name in self._vocab.token_names().items()}
 
     def __len__(self) -> int:
-        """The number of token ids (85,500 for the released vocabulary: 75,500 known, 10,000 reserved)."""
+        """The number of token ids: the embedding rows a model needs (85,500 for the released vocabulary)."""
         return self.vocab_size
 
     def split_proteins(
