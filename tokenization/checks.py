@@ -18,7 +18,7 @@ from .gene_ids import MappingReport, is_species_mix, species_counts
 
 __all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "MixedFeaturesWarning", "check_choice", "check_rna",
            "check_rna_mapped", "check_same_cells", "check_zero_genes", "modality", "modality_columns",
-           "protein_in_rna_order", "warn_about_duplicates", "warn_about_input_quality"]
+           "protein_in_rna_order", "repeated_names", "warn_about_duplicates", "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -130,12 +130,16 @@ def check_same_cells(matrix: Any, proteins: Any) -> None:
     )
 
 
+def repeated_names(names: Sequence[str]) -> list[str]:
+    """The names that occur more than once, each once, in order of first occurrence."""
+    return [name for name, count in Counter(names).items() if count > 1]
+
+
 def _repeated_names_advice(rna_names: Sequence[str], prot_names: Sequence[str]) -> str:
     """Which obs_names repeat, and how to make them unique without pairing the wrong cells: barcodes repeat across
     samples merged without a sample prefix, and ``obs_names_make_unique`` on each file numbers the copies in that
     file's order, so it pairs cells correctly only when both files list them in one order."""
-    repeated = {side: [n for n, k in Counter(names).items() if k > 1]
-                for side, names in (("RNA", rna_names), ("protein", prot_names))}
+    repeated = {side: repeated_names(names) for side, names in (("RNA", rna_names), ("protein", prot_names))}
     where = "; ".join(f"{side}: {len(names)} repeat, e.g. {names[0]!r}" for side, names in repeated.items() if names)
     return (f" (some obs_names repeat -- {where}: barcodes of samples merged without a sample prefix? Give each cell "
             "one name in both files, e.g. anndata.concat(..., index_unique='_') or the sample prefixed; "

@@ -368,7 +368,7 @@ def logged_counts_base(values: np.ndarray) -> float | None:
         nonzero = linear[linear > 0]
         if nonzero.size < LOGGED_COUNTS_MIN_VALUES or not is_whole(nonzero).all():
             continue
-        smallest = np.where(linear > 0, linear, np.inf).min(axis=1)
+        _, smallest = _smallest_counts(linear)  # each cell's smallest non-zero value (NaN: an empty cell)
         smallest = smallest[np.isfinite(smallest)]
         if (np.abs(smallest - 1.0) <= 1e-3).mean() >= LOGGED_COUNTS_ONES:
             return base

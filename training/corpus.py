@@ -32,7 +32,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
-from tokenization.checks import modality
+from tokenization.checks import modality, repeated_names
 from tokenization.gene_ids import RowNumberNames
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
@@ -167,8 +166,7 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
         raise CorpusError(f"corpus {where} has no cells")
     if rna_names.shape == prot_names.shape and (rna_names == prot_names).all():
         if len(set(rna_names)) != len(rna_names):
-            counts = Counter(rna_names.tolist())
-            repeated = [name for name, k in counts.items() if k > 1]
+            repeated = repeated_names(rna_names.tolist())
             raise CorpusError(f"corpus {where}: {len(repeated)} obs_names repeat (e.g. {repeated[0]!r}); the two "
                               "files list the cells in one order, so obs_names_make_unique() on each keeps them paired")
         return
@@ -596,8 +594,7 @@ def _same_files(recorded: list[dict[str, Any]] | None, current: list[dict[str, A
     was recorded compares path, size and mtime in seconds (so its corpus and fingerprint stay as they were)."""
     if recorded is None or len(recorded) != len(current):
         return False
-    return all(old == {k: v for k, v in new.items() if k in old} and set(old) <= set(new)
-               for old, new in zip(recorded, current, strict=True))
+    return all(old == {k: v for k, v in new.items() if k in old} for old, new in zip(recorded, current, strict=True))
 
 
 CORPUS_FILE_SUFFIXES = (".parquet",)  # with the manifest: what a build writes (a half-deleted one is replaceable)

@@ -817,12 +817,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prefix = "eval" if len(eval_sets) == 1 else f"eval_{name}"
             final_metrics.update(trainer.evaluate(dataset, metric_key_prefix=prefix))
     trainer.save_model(str(output_dir))
+    # over the whole run (a resumed run's own mean covers the steps after its checkpoint only); None: none logged
+    train_loss = run_mean_loss(trainer.state.log_history)
+    if not math.isfinite(train_loss):
+        train_loss = result.training_loss if math.isfinite(result.training_loss) else None
     summary = {
         "stage": data_args.stage,
         "global_step": trainer.state.global_step,
-        # over the whole run (a resumed run's own mean covers the steps after its checkpoint only)
-        "train_loss": run_mean_loss(trainer.state.log_history) if loss_history(trainer.state.log_history)
-        else result.training_loss if math.isfinite(result.training_loss) else None,  # None: no loss was logged
+        "train_loss": train_loss,
         "loss_history": loss_history(trainer.state.log_history),
         # the protein scale part's own loss (part of "loss"); empty for models without it
         "scale_loss_history": loss_history(trainer.state.log_history, "scale_loss"),
