@@ -23,7 +23,7 @@ from tokenization.antibody_targets import ANTIBODY_TARGETS, antibody_key
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
 from tokenization.matrix import Matrix, ValueReading, check_numeric_columns
-from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, warn_constant_cells
+from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, scale_between, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
 from .gene_layout import MIN_LAYOUT_SHARE, UNKNOWN_NOTICE, GeneLayout
@@ -40,6 +40,7 @@ __all__ = [
     "count_cells",
     "low_precision_in_hardware",
     "warn_if_emulated",
+    "decoder_passes",
     "predict_encoded",
     "predict_proteins",
     "progress_bar",
@@ -480,6 +481,16 @@ def predict_proteins(
                else " (this model records no training proteins to ask them with, or has no room beside them)"),
             UserWarning, stacklevel=2,
         )
+    n_asked = len(request.token_ids)
+    if n_asked > config.max_proteins and not getattr(config, "predict_protein_scale", False):
+        n_passes = len(decoder_passes(np.asarray(request.token_ids), config.max_proteins, by_id=True))
+        warnings.warn(
+            f"{n_asked} proteins run in {n_passes} decoder passes (max_proteins={config.max_proteins}) and this model "
+            "has no protein scale part, so each pass is scaled per cell within its own proteins: within a cell, "
+            "values of proteins from different passes are not on one scale (across cells each protein is). Ask at "
+            f"most {config.max_proteins} proteins at a time, or use a model with the scale part (sctranslator-base)",
+            UserWarning, stacklevel=2,
+        )
     untrained_names = untrained_proteins(model, targets)
     layout = gene_layout or reading_layout(model, tokenizer, rna, gene_names, chunk_size)
     encoding = encoding_options(config, layout)  # the model decides the gene encoding
@@ -912,21 +923,40 @@ def warn_if_emulated(device_type: str, dtype: torch.dtype) -> None:
     )
 
 
+def decoder_passes(protein_ids: torch.Tensor | np.ndarray, max_proteins: int, by_id: bool) -> list[np.ndarray]:
+    """The protein columns of each decoder pass: all in one pass when they fit in ``max_proteins``, else
+    ``ceil(n / max_proteins)`` passes of equal size (within one). ``by_id`` (models that read no protein
+    positions): the columns are dealt into passes in order of token id, so a protein is asked with the same
+    others however the request is ordered; otherwise in the order given (the MLP translator reads positions)."""
+    n_proteins = len(protein_ids)
+    if n_proteins <= max_proteins:
+        return [np.arange(n_proteins)]
+    order = np.argsort(np.asarray(protein_ids), kind="stable") if by_id else np.arange(n_proteins)
+    return np.array_split(order, -(-n_proteins // max_proteins))
+
+
 def predict_encoded(
     model, encoded, max_proteins: int, batch_size: int, device: torch.device, by_length: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes.
+    """Run one tokenized chunk through the model: mini-batches of cells × decoder-sized protein passes
+    (:func:`decoder_passes`).
 
     Returns the scaled predictions and, when the model has the protein scale part and ``encoded`` holds
-    ``cell_covariates``, the log1p-count ones (else None); each pass brings its proteins back with the scale
-    predicted for them. ``by_length`` (models whose predictions do not depend on padding: the cross-attention variant):
+    ``cell_covariates``, the log1p-count ones (else None); each pass brings its proteins back with the bounds
+    predicted for them. A request in several passes is then scaled again as one panel: between the lowest of
+    the passes' predicted minima and the highest of their maxima, so the scaled predictions of one cell are
+    one affine map of its log1p ones (without the scale part each pass stays scaled within itself).
+    ``by_length`` (models whose predictions do not depend on padding or order: the cross-attention variant):
     cells are batched in order of length and each batch is cut to its longest cell, so little
-    padding is computed; results are scattered back to the input order.
+    padding is computed; results are scattered back to the input order; such models' passes are dealt by
+    protein id.
     """
     n_cells, n_proteins = encoded["protein_ids"].shape
     out = np.empty((n_cells, n_proteins), dtype=np.float32)
     covariates = encoded.get("cell_covariates") if getattr(model, "scale_head", None) is not None else None
     out_log1p = np.empty_like(out) if covariates is not None else None
+    passes = decoder_passes(encoded["protein_ids"][0], max_proteins, by_id=by_length) if n_cells else []
+    bounds = np.empty((n_cells, len(passes), 2), dtype=np.float64) if out_log1p is not None else None
     order = None
     if by_length:
         lengths = encoded["attention_mask"].sum(dim=1)
@@ -945,18 +975,21 @@ def predict_encoded(
                 rna_side = {
                     key: encoded[key][cells].to(device) for key in ("input_ids", "input_values", "attention_mask")
                 }
-            for begin in range(0, n_proteins, max_proteins):
-                proteins = slice(begin, begin + max_proteins)
+            rows = cells.numpy() if order is not None else np.arange(n_cells)[cells]
+            for index, columns in enumerate(passes):
+                proteins = torch.as_tensor(columns)
                 result = model(
                     **rna_side,
-                    protein_ids=encoded["protein_ids"][cells, proteins].to(device),
-                    protein_attention_mask=encoded["protein_attention_mask"][cells, proteins].to(device),
+                    protein_ids=encoded["protein_ids"][cells][:, proteins].to(device),
+                    protein_attention_mask=encoded["protein_attention_mask"][cells][:, proteins].to(device),
                     cell_covariates=None if covariates is None else covariates[cells].to(device),
                 )
-                out_rows = cells.numpy() if order is not None else cells
-                out[out_rows, proteins] = result.predictions.float().cpu().numpy()
+                out[np.ix_(rows, columns)] = result.predictions.float().cpu().numpy()
                 if out_log1p is not None:
-                    out_log1p[out_rows, proteins] = result.log1p_predictions.float().cpu().numpy()
+                    out_log1p[np.ix_(rows, columns)] = result.log1p_predictions.float().cpu().numpy()
+                    bounds[rows, index] = result.protein_scale.float().cpu().numpy()
+    if out_log1p is not None and len(passes) > 1:
+        out = scale_between(out_log1p, bounds[:, :, :1].min(axis=1), bounds[:, :, 1:].max(axis=1)).astype(np.float32)
     return out, out_log1p
 
 

@@ -4,6 +4,7 @@ scaled predictions, and log1p-count outputs from ``predict_proteins`` / the CLI.
 from __future__ import annotations
 
 import json
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -182,3 +183,48 @@ def test_the_part_leaves_every_other_weight_as_the_same_seed_draws_it():
     with_part = SCTranslatorForProteinPrediction(SCTranslatorConfig(**config, predict_protein_scale=True)).state_dict()
     for name, value in without.items():
         torch.testing.assert_close(with_part[name], value, rtol=0, atol=0, msg=name)
+
+
+MANY_PROTEINS = ["CD3E", "CD4", "CD8A", "CD19", "CD14", "MS4A1", "PTPRC", "NCAM1", "IL2RA", "FCGR3A", "ITGAM"]
+
+
+def test_a_request_longer_than_the_decoder_is_one_panel_in_any_order(scale_model_dir, tokenizer):
+    """11 proteins, max_proteins 6: two passes. They were cut in the order given and each pass scaled within
+    itself, so reordering the names moved predictions (0.7 log1p on CPTAC's 8,065 proteins) and a cell's scaled
+    values were no affine map of its log1p ones."""
+    model = SCTranslatorForProteinPrediction.from_pretrained(scale_model_dir)
+    rna, _ = _counts(seed=3, n=8)
+    rna_data = ad.AnnData(rna.astype(np.float32))
+    rna_data.var_names = GENES
+    forward = predict_proteins(model, tokenizer, rna_data, MANY_PROTEINS, protein_context="none")
+    backward = predict_proteins(model, tokenizer, rna_data, MANY_PROTEINS[::-1], protein_context="none")
+    assert len(set(forward.var["token_id"])) == 11 > model.config.max_proteins
+    backward = backward[:, forward.var_names]
+    np.testing.assert_array_equal(backward.X, forward.X)
+    np.testing.assert_array_equal(backward.layers["scaled"], forward.layers["scaled"])
+
+    # each pass is the proteins of its ids' rank, predicted as they would be asked alone
+    by_id = forward.var.sort_values("token_id").index
+    for names in (list(by_id[:6]), list(by_id[6:])):
+        alone = predict_proteins(model, tokenizer, rna_data, names, protein_context="none")
+        np.testing.assert_allclose(forward[:, names].X, alone.X, rtol=1e-6, atol=1e-6)
+
+    # one scale for the whole request: per cell, scaled = a + b * log1p
+    scaled, log1p = forward.layers["scaled"].astype(np.float64), forward.X.astype(np.float64)
+    for cell in range(len(log1p)):
+        design = np.c_[log1p[cell], np.ones(11)]
+        fitted = design @ np.linalg.lstsq(design, scaled[cell], rcond=None)[0]
+        np.testing.assert_allclose(fitted, scaled[cell], atol=1e-5)
+    assert scaled.min() > -0.5 and scaled.max() < 1.5 and np.ptp(scaled, axis=1).min() > 0.5
+
+
+def test_a_model_without_the_part_warns_that_passes_have_their_own_scales(tiny_model_dir, data_dir):
+    model = SCTranslatorForProteinPrediction.from_pretrained(tiny_model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(tiny_model_dir)
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:4].copy()
+    with pytest.warns(UserWarning, match=r"11 proteins run in 2 decoder passes \(max_proteins=6\)"):
+        predict_proteins(model, tokenizer, rna, MANY_PROTEINS, protein_context="none")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        predict_proteins(model, tokenizer, rna, MANY_PROTEINS[:6], protein_context="none")
+    assert shown and not any("decoder passes" in str(w.message) for w in shown)  # one pass: nothing to say
