@@ -128,6 +128,16 @@ def test_large_protein_panels_are_sampled_per_example_from_measured_proteins(tok
         chosen_sets.add(tuple(ids))
     assert len(chosen_sets) > 1  # each example draws its own subset
 
+    # held-out cells are all asked one seeded set of proteins: a column is one protein, as metrics per protein read it
+    held_out = collator([{**e, "augment": False} for e in examples])
+    ids = held_out["protein_ids"].numpy()
+    assert (ids == ids[:1]).all() and len(set(ids[0])) == 5
+    np.testing.assert_array_equal(collator([{**e, "augment": False} for e in examples[3:]])["protein_ids"][0], ids[0])
+    labels = held_out["labels"].numpy()
+    for i in range(8):  # unmeasured proteins are NaN labels (left out), measured ones scaled
+        measured = np.array([not np.isnan(values[i][proteins.index(token_of[t])]) for t in ids[i]])
+        assert (np.isfinite(labels[i]) == measured).all()
+
 
 def test_raw_count_corpora_get_the_tokenizers_rna_transform(tokenizer, corpora):
     from training.corpus import load_manifest
