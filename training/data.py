@@ -263,6 +263,13 @@ PANEL_STREAM = 7  # keeps the panel draws apart from the other draws of a batch 
 EVAL_PROTEINS_STREAM = 11  # the one draw of a sampled corpus's held-out proteins
 
 
+def teaches_protein_scale(manifest: dict[str, Any], protein_transform: str = "auto") -> bool:
+    """Whether a corpus's protein values teach the protein scale part, which predicts log1p counts: count panels
+    read as log1p. RPPA and mass-spec values (no counts) leave it out of its loss."""
+    kind = manifest.get("protein_values_kind", "")
+    return kind == "counts" and protein_transform_for(protein_transform, kind) == "log1p"
+
+
 class CorpusCollator:
     """Raw examples -> model inputs, with the tokenizer (the only place values are scaled).
 
@@ -367,7 +374,7 @@ class CorpusCollator:
             self.corpora.append(
                 {"genes": list(m["genes"]), "proteins": [m["proteins"][i] for i in keep], "keep": keep,
                  "unmeasured": unmeasured, "transform": transform, "name": m["name"], "manifest": m,
-                 "log1p_counts": transform == "log1p" and m.get("protein_values_kind") == "counts"}
+                 "log1p_counts": teaches_protein_scale(m, protein_transform)}
             )
         self.check()
 

@@ -48,6 +48,7 @@ from training.data import (
     bucketed_skip,
     build_train_stream,
     check_divisible,
+    teaches_protein_scale,
 )
 from training.model_card import write_model_card
 from training.scale_head_refit import collect_head_inputs, refit_scale_head
@@ -291,11 +292,25 @@ class _KillAfterStep(TrainerCallback):
             os._exit(17)
 
 
-def build_model(model_args: ModelArguments) -> SCTranslatorForProteinPrediction:
+def build_model(model_args: ModelArguments, count_corpora: list[str]) -> SCTranslatorForProteinPrediction:
+    """The model to train: loaded (with its protein scale part added or left out as ``--predict_protein_scale``
+    says) or new. ``count_corpora``: the corpora whose protein counts teach that part (log1p counts); with none, a
+    loaded part is left out (else the fine-tuned model would give its new panels in the count units of the panels
+    it learnt before, from a part that learnt nothing here), and asking for one is refused."""
     want_scale = model_args.predict_protein_scale
+    if want_scale and not count_corpora:
+        raise SystemExit("--predict_protein_scale true: the protein scale part predicts log1p protein counts and "
+                         "none of these corpora holds protein counts (RPPA, mass-spec or normalised values teach it "
+                         "nothing); leave the option out: the model then gives per-cell scaled predictions")
     if model_args.model_name_or_path:
         path = model_args.model_name_or_path
         config = SCTranslatorConfig.from_pretrained(path)
+        if want_scale is None and config.predict_protein_scale and not count_corpora:
+            logger.warning("none of these corpora holds protein counts, so the protein scale part of %s (outputs in "
+                           "log1p counts) would learn nothing and give the new panels the units of the count panels "
+                           "it learnt before: it is left out; the trained model gives per-cell scaled predictions",
+                           path)
+            want_scale = False
         adding = bool(want_scale) and not config.predict_protein_scale
         dropping = want_scale is False and config.predict_protein_scale
         if adding or dropping:
@@ -664,7 +679,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # -- model -----------------------------------------------------------------------------------------
     set_seed(args.seed)
-    model = build_model(model_args)
+    model = build_model(model_args, [m["name"] for m in manifests
+                                     if teaches_protein_scale(m, data_args.protein_transform)])
     check_vocab_compatible(model.config, tokenizer)
     # the model config decides the gene encoding; the saved tokenizer records it for direct calls
     variable_length = not getattr(model.config, "pads_to_fixed_length", True)

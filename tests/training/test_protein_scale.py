@@ -94,6 +94,25 @@ def test_the_part_can_be_left_out_when_fine_tuning(tmp_path, corpora, start_mode
     assert model.scale_head is None and model.config.sctranslator_format == 1
 
 
+def test_a_part_with_no_counts_to_learn_from_is_left_out(tmp_path, corpora, start_model, caplog):
+    """Fine-tuned on RPPA, the part learnt nothing (no labels) yet the model gave the new panel in the log1p-count
+    units of the panels it learnt before (a CPTAC fine-tune: X 3.5-5.3 for log2 ratios, still 'log1p counts')."""
+    tuned = tmp_path / "tuned"
+    _finetune(tuned, start_model, corpora["eccite"], "--predict_protein_scale", "true", "--max_steps", "2")
+    with caplog.at_level("WARNING", logger="training.run_stage"):
+        _finetune(tmp_path / "rppa", tuned, corpora["tcga_brca_bulk"], "--max_steps", "2")
+    assert "none of these corpora holds protein counts" in caplog.text
+    model = SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "rppa")
+    assert model.scale_head is None and not model.config.predict_protein_scale
+    with pytest.raises(SystemExit, match="none of these corpora holds protein counts"):
+        _finetune(tmp_path / "asked", tuned, corpora["tcga_brca_bulk"], "--predict_protein_scale", "true",
+                  "--max_steps", "2")
+    main(["--stage", "finetune", "--model_name_or_path", str(tuned), "--corpora", str(corpora["eccite"]),
+          str(corpora["tcga_brca_bulk"]), "--output_dir", str(tmp_path / "mixed"), "--max_steps", "2",
+          "--per_device_train_batch_size", "4", "--eval_strategy", "no", "--save_steps", "100", *QUIET])
+    assert SCTranslatorForProteinPrediction.from_pretrained(tmp_path / "mixed").scale_head is not None  # counts too
+
+
 
 def test_refitting_the_head_learns_bounds_that_validate_better(tokenizer):
     """On cells whose bounds follow their pooled inputs and whose scaled predictions are good, the refit finds
