@@ -209,6 +209,18 @@ def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(origi
     assert beta.token_ids.tolist() == original_tokenizer.convert_genes_to_ids(["TRBC1"])
 
 
+def test_the_antigen_before_a_clone_in_brackets_is_the_protein(original_tokenizer):
+    """'CD45RO (UCHL1)' was read as its clone's name, UCHL1, which is also a gene (ubiquitin hydrolase L1): the
+    wrong protein, silently (3.35 log1p off). The antigen before the brackets is the protein; a CD name in brackets
+    still wins (B220 (CD45R), PD-1 (CD279))."""
+    cases = {"CD45RO (UCHL1)": "CD45RO", "anti-human CD45RO (UCHL1)": "CD45RO", "CD4 (RPA-T4)": "CD4",
+             "B220 (CD45R)": "CD45R", "PD-1 (CD279)": "PD-1", "CD56 (NCAM)": "CD56", "TCRab (IP26)": "TCRab"}
+    got = original_tokenizer.resolve(list(cases), kind="protein").token_ids.tolist()
+    expected = original_tokenizer.resolve(list(cases.values()), kind="protein").token_ids.tolist()
+    assert got == expected
+    assert original_tokenizer.convert_genes_to_ids(["UCHL1"])[0] not in got
+
+
 def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenizer):
     """The alias tables would send them to unrelated genes: Sca-1 to ATXN1, Sca1 to CASP3's record."""
     names = ["Ly-6C", "Ly-6G", "Ter119", "Mu.Ly.6G_1A8", "Sca-1", "Sca1", "Sca-1 (Ly-6A/E)", "Mu.Sca.1_D7", "Gr-1"]

@@ -424,8 +424,10 @@ class _Resolver:
         p = _PAREN_RE.match(core)
         if p:
             outer, inner = p.group(1), p.group(2)
+            # a CD name first (B220 (CD45R)), then the antigen before the clone or other name in brackets:
+            # "CD45RO (UCHL1)" names clone UCHL1, which is also a gene's symbol (ubiquitin hydrolase L1)
             cd_parts = [x for x in (inner, outer) if _CD_RE.match(x)]
-            parts = cd_parts + [x for x in (inner, outer) if x not in cd_parts]
+            parts = cd_parts + [x for x in (outer, inner) if x not in cd_parts]
         for part in parts:
             push(part, "panel")
             if "." in part:  # R's make.names writes HLA-DR as HLA.DR and PD-1 as PD.1 (Seurat exports); a dot
