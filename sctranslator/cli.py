@@ -51,8 +51,8 @@ def _protein_file(args: argparse.Namespace) -> Any:
     from modeling_sctranslator.inference import counts_of_clr
 
     proteins = read_cells(args.protein, "protein file")
-    if Path(args.protein).resolve() == Path(args.rna).resolve():
-        check_one_piece(proteins, args.protein)
+    if Path(args.protein).resolve() == Path(args.rna).resolve() and Path(args.protein).suffix.lower() != ".h5mu":
+        check_one_piece(proteins, args.protein)  # a .h5mu's modalities are chosen by name, each its own AnnData
     if getattr(args, "protein_layer", None) is not None:  # ADT files often hold CLR values in X, counts in a layer
         use_layer(proteins, args.protein_layer, args.protein)
     proteins = modality(proteins, "protein")

@@ -172,3 +172,25 @@ def test_repeated_barcodes_are_named_with_a_fix_that_keeps_cells_paired(scale_mo
     assert code == 2 and len(error.strip().splitlines()) == 1, error
     assert f"protein: 1 repeat, e.g. {str(adt.obs_names[0])!r}" in error and "RNA:" not in error
     assert "index_unique='_'" in error and "pairs the right cells only if both list them in one order" in error
+
+
+def test_one_h5mu_given_as_both_sides_is_read_as_its_two_modalities(scale_model_dir, data_dir, tmp_path, capsys):
+    """The README says one .h5mu can be both --rna and --protein; the CLI refused it ('does not tell genes from
+    antibodies'), while a copy of the same file under another name was accepted."""
+    import mudata
+
+    from sctranslator.cli import main
+
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:8].copy()
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:8, PANEL].copy()
+    mudata.MuData({"rna": rna, "prot": adt}).write(tmp_path / "cite.h5mu")
+    mudata.MuData({"rna": rna, "prot": adt}).write(tmp_path / "copy.h5mu")
+    results = []
+    for protein in ("cite.h5mu", "copy.h5mu"):
+        assert main(["evaluate", "--model", str(scale_model_dir), "--rna", str(tmp_path / "cite.h5mu"), "--protein",
+                     str(tmp_path / protein), "--device", "cpu"]) == 0, capsys.readouterr().err
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert results[0] == results[1] and results[0]["proteins_evaluated"] == len(PANEL)
+    assert main(["predict", "--model", str(scale_model_dir), "--rna", str(tmp_path / "cite.h5mu"), "--protein",
+                 str(tmp_path / "cite.h5mu"), "--out", str(tmp_path / "out.h5ad"), "--device", "cpu"]) == 0
+    assert list(ad.read_h5ad(tmp_path / "out.h5ad").var_names) == PANEL
