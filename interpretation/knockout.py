@@ -484,9 +484,11 @@ def knockout_analysis(
     effects = sums.table(genes, groups, targets.names)
     unexpressed = [gene for g, gene in enumerate(genes) if sums.perturbed[g, 0] == 0]
     if unexpressed:  # exactly zero effects: correct, but easy to read as "no influence"
-        warnings.warn(f"{len(unexpressed)} of {len(genes)} knocked-out genes are expressed in none of these cells "
-                      f"({', '.join(unexpressed[:5])}{' ...' if len(unexpressed) > 5 else ''}): knocking them out "
-                      "changes nothing, so their effects are exactly 0 (frac_perturbed 0)", stacklevel=2)
+        warnings.warn(f"{len(unexpressed)} of {len(genes)} knocked-out genes are read in none of these cells "
+                      f"({', '.join(unexpressed[:5])}{' ...' if len(unexpressed) > 5 else ''}): not expressed, or "
+                      f"not among the {config.max_genes} most expressed genes the model reads of a cell that has "
+                      "more; knocking them out changes nothing, so their effects are exactly 0 (frac_perturbed 0)",
+                      stacklevel=2)
     flat = effects.drop_duplicates(["group", "protein"])
     undefined = flat[flat["standardized_effect"].isna()]
     if len(undefined):  # documented: mean_diff / sd is undefined where the unperturbed predictions do not vary

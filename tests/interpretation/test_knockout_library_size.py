@@ -87,7 +87,7 @@ def test_only_the_cells_expressing_a_gene_are_perturbed_and_a_gene_in_no_cell_ha
                                                                                            files):
     with_unmapped, _, counts = files
     genes = [gene_names[0], gene_names[3], gene_names[11]]
-    with pytest.warns(UserWarning, match=rf"1 of 3 knocked-out genes are expressed in none of these cells "
+    with pytest.warns(UserWarning, match=rf"1 of 3 knocked-out genes are read in none of these cells "
                                          rf"\({gene_names[0]}\): .* exactly 0"):
         result = knockout_analysis(model(True), tokenizer, with_unmapped, PROTEINS, genes, chunk_size=10)
     effects = result.effects.set_index("gene")

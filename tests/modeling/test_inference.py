@@ -740,3 +740,15 @@ def test_cells_with_few_genes_are_counted_and_warned(predictor, cells):
         result = predictor(thin, proteins=["CD4"])  # a model of 64 positions: a quarter of them
     detected = result.obs["sctranslator_genes_detected"].to_numpy()
     assert detected[0] == 0 and detected[1] <= 3 and (detected[2:] >= 16).all()  # among the 64 genes it reads
+
+
+def test_bulk_samples_are_flagged_without_naming_the_shipped_model(model_dir, data_dir):
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    bulk = ad.read_h5ad(data_dir / "tcga_rppa_rnaseq_rna.h5ad")[:5].copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict_proteins(model, tokenizer, bulk, ["EGFR", "ERBB2", "CDH1", "VIM", "KRT8", "ACTB"])
+    said = [str(w.message) for w in caught if "look like bulk" in str(w.message)]
+    assert len(said) == 1 and "64 most expressed genes" in said[0] and "sctranslator-base" not in said[0]
+    assert "unless fine-tuned on paired bulk data" in said[0]

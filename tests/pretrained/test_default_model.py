@@ -86,8 +86,9 @@ def test_pipeline_without_a_model_predicts_unseen_cells(eccite_test_cells):
     # the shipped model has the protein scale part: log1p counts in X, per-cell scaled values beside them
     assert info["output_scale"] == "log1p_counts" and "scaled" in result.layers
     assert info["gene_layout"]["kind"] == "set" and info["gene_layout"]["input_genes_outside"] > 0
-    # zero-shot on cells (and a lab) it never saw: far above chance on both scales (the shipped model's own
-    # numbers are in its card and the README)
+    # without fine-tuning, on cells it never saw (ECCITE's test cells; its 400 training cells, from the same lab
+    # and panel, were in pre-training): far above chance on both scales (the shipped model's own numbers are in
+    # its card and the README)
     log1p = protein_prediction_metrics(result.X, result.layers["measured"])
     scaled = protein_prediction_metrics(result.layers["scaled"], result.layers["measured_scaled"])
     assert log1p["pearson_per_protein_mean"] > 0.3 and scaled["pearson_per_protein_mean"] > 0.3
@@ -135,6 +136,26 @@ def test_cli_predict_without_model(eccite_test_cells, tmp_path, capsys):
     assert np.isfinite(pred.X).all()
     added = pred.uns["sctranslator"]["protein_context"]["proteins_added"]
     assert added > 100 and f"asked with {added} of the model's training proteins" in capsys.readouterr().out
+
+
+def test_bulk_samples_are_named_with_what_the_model_reads_of_them(eccite_test_cells):
+    """CPTAC tumours: 13,459 genes detected per sample, of which the model reads 2,048, and a single-cell model at
+    chance on them; nothing was said. Single cells are not flagged."""
+    import warnings
+
+    import anndata as ad
+    from transformers import pipeline
+
+    predictor = pipeline("protein-prediction")
+    bulk = ad.read_h5ad(shared_path("data") / "cptac_coad_rna.h5ad")[:6].copy()
+    with pytest.warns(UserWarning, match=r"look like bulk RNA samples \(13,4\d\d of 13,482 genes detected.*2,048 most "
+                                         r"expressed genes; 11,4\d\d of a typical sample's genes are left out.*"
+                                         r"single-cell model"):
+        predictor(bulk, proteins=["EGFR", "ERBB2", "CDH1", "VIM", "KRT8", "ACTB", "GAPDH", "TP53", "MKI67", "CD44"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor(eccite_test_cells[0][:20], proteins=eccite_test_cells[1][:20])
+    assert not any("bulk" in str(w.message) for w in caught)
 
 
 def test_a_protein_matrix_passed_as_rna_is_flagged(eccite_test_cells):
@@ -253,8 +274,11 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
         assert main(["evaluate", "--rna", str(data / "tcga_brca_bulk_rna.h5ad"),
                      "--protein", str(data / "tcga_brca_bulk_rppa.h5ad"), "--json", str(out)]) == 0
     quality = [str(w.message) for w in caught if w.category.__name__ == "InputQualityWarning"]
-    # the shared TCGA file keeps 200 genes: that, and nothing else, is worth a word
-    assert len(quality) == 1 and "gene-selected file" in quality[0], quality
+    # the shared TCGA file keeps 200 genes, and it is bulk, which this single-cell model predicts at chance: that,
+    # and nothing else, is worth a word
+    assert len(quality) == 2 and "gene-selected file" in quality[0], quality
+    assert "look like bulk RNA samples (200 of 200 genes detected" in quality[1]
+    assert "sctranslator-base is a single-cell model" in quality[1] and "left out" not in quality[1]
     metrics = json.loads(out.read_text())
     assert metrics["protein_transform"] == "auto" and metrics["cells_evaluated"] == 150
     assert metrics["proteins_evaluated"] == metrics["proteins"] > 100
