@@ -280,13 +280,14 @@ def _request(order: Sequence[int], wanted: Sequence[int] | None = None, note: st
 
 
 def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
-    """A label with commas or slashes is read as a panel's (``HLA-A,B,C``: its first target); when its other parts
-    name other proteins (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
+    """A label with commas or slashes is read as a panel's (``HLA-A,B,C``: its first target), a mass-spec protein
+    group (``GAPDH;GAPDHS``, ``KRT8|KRT18``) as its leading member; when its other parts name other proteins
+    (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
     joined = []
     for name, token in zip(targets.names, targets.token_ids, strict=True):
         if antibody_key(name) in ANTIBODY_TARGETS:  # one antigen, as the antibody table names it (TCR gamma/delta)
             continue
-        parts = [p.strip() for p in re.split(r"[,/]", name)[1:] if p.strip()]
+        parts = [p.strip() for p in re.split(r"[,/;|]", name)[1:] if p.strip()]
         if parts:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -295,8 +296,9 @@ def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
                 joined.append(name)
     if joined:
         warnings.warn(
-            f"{len(joined)} protein names join several names with ',' or '/' ({joined[:5]}): each is read as one "
-            "panel label, i.e. its first target only. Give the proteins as separate names (a list, or one per line)",
+            f"{len(joined)} protein names join several names with ',', '/', ';' or '|' ({joined[:5]}): each is read as "
+            "one panel label or protein group, i.e. its first (leading) member only. Give the proteins as separate "
+            "names (a list, or one per line)",
             UserWarning, stacklevel=4,
         )
 

@@ -432,8 +432,8 @@ class _Resolver:
             push(part, "panel")
             if "." in part:  # R's make.names writes HLA-DR as HLA.DR and PD-1 as PD.1 (Seurat exports); a dot
                 push(_NON_DECIMAL_DOT_RE.sub("-", part), "panel")  # between digits is the antigen's (Va7.2)
-            if "," in part or "/" in part:  # "HLA-A,B,C": the first listed target
-                first = re.split(r"[,/]", part)[0]
+            if any(mark in part for mark in ",/;"):  # "HLA-A,B,C": the first listed target; a mass-spec protein
+                first = re.split(r"[,/;]", part)[0]  # group "GAPDH;GAPDHS": its leading member
                 if not first.strip().isdigit():  # "1,CD8A" is a table's row (index, name), not Entrez gene 1
                     push(first, "panel")
         for part in list(parts):

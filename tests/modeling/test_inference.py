@@ -97,6 +97,15 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
         warnings.simplefilter("always")
         predictor(rna, proteins=["TCR gamma/delta", "TCR alpha/beta"])
     assert not [w for w in caught if "join several names" in str(w.message)]
+    # mass-spec protein groups (MaxQuant's "GAPDH;GAPDHS") were unmapped, "KRT8|KRT18" cut to KRT8 in silence: both
+    # are read as their leading member, and said so; TCGA's SYMBOL|ENTREZ names one protein and is not
+    with pytest.warns(UserWarning, match=r"join several names.*'ERBB2;ERBB3', 'KRT8\|KRT18'"):
+        grouped = predictor(rna, proteins=["ERBB2;ERBB3", "KRT8|KRT18", "TP53|7157", "CD19"])
+    assert list(grouped.var["gene"]) == ["ERBB2", "KRT8", "TP53", "CD19"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor(rna, proteins=["TP53|7157", "CD19", "CD4"])
+    assert not [w for w in caught if "join several names" in str(w.message)]
 
 
 
