@@ -485,6 +485,14 @@ def predict_proteins(
                else " (this model records no training proteins to ask them with, or has no room beside them)"),
             UserWarning, stacklevel=2,
         )
+    modified = [name for name, route in zip(targets.names, targets.routes, strict=True) if route in MODIFIED_ROUTES]
+    if modified:  # RPPA panels: a quarter of TCGA's antibodies are phospho or cleaved forms
+        warnings.warn(
+            f"{len(modified)} of the proteins asked name a modified form (a phospho-site or cleaved epitope, e.g. "
+            f"{modified[:3]}): the model knows proteins, not their modifications, so each is predicted as its total "
+            "protein (var['mapping_route'] marks them)",
+            UserWarning, stacklevel=2,
+        )
     n_asked = len(request.token_ids)
     if n_asked > config.max_proteins and not getattr(config, "predict_protein_scale", False):
         n_passes = len(decoder_passes(np.asarray(request.token_ids), config.max_proteins, by_id=True))
@@ -610,6 +618,7 @@ GENES_DETECTED_COLUMN = "sctranslator_genes_detected"
 MIN_GENES_DETECTED = 100  # below it a cell's prediction rests on a handful of genes (QC filters keep >= 200)
 
 
+MODIFIED_ROUTES = ("phospho", "modified_epitope")  # how the resolver reports AKT1_pS473, Caspase-7_cleavedD198
 BULK_DETECTED_GENES = 12_000  # genes detected per sample: deep single cells reach several thousand
 BULK_DETECTED_SHARE = 0.95  # ... or nearly every column of a gene-selected bulk table (single cells: sparse)
 BULK_ON_DEFAULT_MODEL = (

@@ -300,7 +300,9 @@ def _left_out_of_the_scores(result: Any, targets: Any) -> dict[str, Any]:
         # single missing values (NaN): each cell and protein is scored on the values it has
         "measured_values_missing": int((~np.isfinite(measured)).sum()),
     }
-    modified = result.var["mapping_route"].isin(["phospho", "modified_epitope"]).to_numpy()
+    from modeling_sctranslator.inference import MODIFIED_ROUTES
+
+    modified = result.var["mapping_route"].isin(MODIFIED_ROUTES).to_numpy()
     if modified.any():
         out["modified_forms_scored_as_total"] = list(result.var_names[modified])
         if (~modified).any():

@@ -287,6 +287,9 @@ def test_evaluate_on_a_bulk_pair_reads_it_as_bulk(tmp_path):
     phospho = metrics["modified_forms_scored_as_total"]
     assert "A-Raf_pS299" in phospho and "Caspase-7_cleavedD198" in phospho and "Akt" not in phospho
     assert metrics["total_forms_only"]["proteins_evaluated"] == metrics["proteins"] - len(phospho)
+    # ... and said when they are predicted: a phospho-site's prediction is its total protein's
+    modified = [str(w.message) for w in caught if "name a modified form" in str(w.message)]
+    assert len(modified) == 1 and f"{len(phospho)} of the proteins asked" in modified[0]
 
 
 def test_genes_the_model_never_learnt_do_not_move_its_predictions(eccite_test_cells, tokenizer_of_default):

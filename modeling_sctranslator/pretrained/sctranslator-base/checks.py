@@ -327,7 +327,8 @@ def check_rna(values: np.ndarray, start: int, obs_names, first_row) -> None:
                 f"the RNA matrix has {int((~finite).sum())} NaN/inf values (first in cell "
                 f"{_cell_label(obs_names, start + first_row(~finite))}). scTranslator needs finite, "
                 "non-negative "
-                "expression: fill them (e.g. numpy.nan_to_num) or drop those cells"
+                "expression: fill them (e.g. numpy.nan_to_num; in bulk tables, where NaN marks an unmeasured gene, "
+                "the sample's lowest value, as pre-training did) or drop those cells"
             )
     if values.size and values.min() < 0:
         raise ValueError(
@@ -335,5 +336,6 @@ def check_rna(values: np.ndarray, start: int, obs_names, first_row) -> None:
             f"{_cell_label(obs_names, start + first_row(values < 0))}); it looks scaled/centred (e.g. "
             "sc.pp.scale). "
             "Pass raw counts or log-normalised values (adata.raw, adata.layers['counts']; the pipeline reads them with "
-            "layer='raw' or layer='counts')"
+            "layer='raw' or layer='counts'). Bulk values on a signed log scale (array log ratios, log2(TPM + 0.001)) "
+            "can be shifted per sample to start at 0, as pre-training read them: X - X.min(axis=1, keepdims=True)"
         )
