@@ -550,7 +550,10 @@ def predict_proteins(
                 gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
                                       dtype=np.int64)
                 untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
-                warn_if_bulk(Matrix(cell_rows(rna, start, stop), "RNA"), config.max_genes, model)
+                first_cells = Matrix(cell_rows(rna, start, stop), "RNA")
+                warn_if_bulk(first_cells, config.max_genes, model)
+                if getattr(reading.get("rna_reading"), "applied", "") == "log1p_cp10k":  # counts, normalised here
+                    warn_if_non_gene_counts(first_cells, report.rna)
             if encoded["protein_ids"].shape[1] != len(request.token_ids):
                 raise RuntimeError("the tokenizer mapped the proteins differently from resolve(); please report this")
             with compute_precision(device, dtype):
@@ -649,6 +652,33 @@ def warn_if_bulk(rna: Matrix, max_genes: int, model: Any) -> None:
            "unless fine-tuned on paired bulk data"),
         InputQualityWarning, stacklevel=3,
     )
+
+
+# columns of an RNA file that hold no gene: ERCC spike-ins, antibody or hashtag counts left in without feature types
+NON_GENE_COLUMN = re.compile(r"^(ERCC-\d+|(ADT|CITE|HTO|AB)[_\-.].+|.*(hashtag|totalseq|_prot$|_adt$).*)$",
+                             re.IGNORECASE)
+
+
+def warn_if_non_gene_counts(rna: Matrix, genes: Any) -> None:
+    """Counts in columns named as no gene (:data:`NON_GENE_COLUMN`) still count in each cell's library size when
+    counts are normalised (log1p(CP10k)), lowering every gene's value; say so when they hold over 1 % of the counts
+    of the first cells (``genes``: their mapping report)."""
+    suspects = np.array([status == "unmapped" and bool(NON_GENE_COLUMN.match(str(name)))
+                         for name, status in zip(genes.names, genes.status, strict=True)], dtype=bool)
+    if not suspects.any() or suspects.size != rna.shape[1]:
+        return
+    block = rna.raw_rows(0, rna.shape[0])
+    totals = np.asarray(block.sum(axis=0)).ravel()
+    share = float(totals[suspects].sum() / max(totals.sum(), 1e-12))
+    if share > 0.01:
+        named = [genes.names[i] for i in np.flatnonzero(suspects)[:3]]
+        warnings.warn(
+            f"{int(suspects.sum())} RNA columns are named as spike-ins, antibody or hashtag counts, not genes (e.g. "
+            f"{named}), and hold {share:.0%} of the counts: they count in each cell's library size, which lowers "
+            "every gene's log1p(CP10k) value. Drop them (adata[:, ~mask].copy()) or label the sides in "
+            "var['feature_types'] ('Gene Expression' / 'Antibody Capture')",
+            InputQualityWarning, stacklevel=3,
+        )
 
 
 def warn_few_genes_detected(genes_detected: np.ndarray, genes_given: int, max_genes: int) -> None:

@@ -354,6 +354,34 @@ def test_a_feature_type_column_of_gene_biotypes_is_no_modality(model_dir, cells)
                                   predict_proteins(model, tokenizer, rna, PANEL[:5]).X)
 
 
+def test_other_features_in_an_rna_file_are_left_out_or_named(model_dir, cells):
+    """Antibody counts labelled in var['modality'] (GEX / ADT) were read as RNA, and ERCC spike-ins or unlabelled
+    'ADT_' columns counted in every cell's library size: predictions moved up to 1.8 log1p, with no word."""
+    import scipy.sparse as sp
+
+    rna, adt, _ = cells
+    model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)
+    tokenizer = SCTranslatorTokenizer.from_pretrained(model_dir)
+    alone = predict_proteins(model, tokenizer, rna, PANEL[:5]).X
+    joined = ad.concat([rna, adt], axis=1, merge="first")
+    joined.obs_names = rna.obs_names
+    joined.var["modality"] = ["GEX"] * rna.n_vars + ["ADT"] * adt.n_vars
+    with pytest.warns(UserWarning, match=r"var\['modality'\]\): its 19,521 'GEX' ones are read as the RNA"):
+        np.testing.assert_array_equal(predict_proteins(model, tokenizer, joined, PANEL[:5]).X, alone)
+
+    spikes = ad.AnnData(sp.csr_matrix(np.full((rna.n_obs, 3), 200, dtype=np.float32)), obs=rna.obs.copy())
+    spikes.var_names = ["ERCC-00002", "ERCC-00004", "ADT_CD3"]
+    spiked = ad.concat([rna, spikes], axis=1)
+    spiked.obs_names = rna.obs_names
+    tokenizer.rna_transform = "log1p_cp10k"  # as the shipped model reads counts: library sizes matter
+    with pytest.warns(UserWarning, match=r"3 RNA columns are named as spike-ins.*'ERCC-00002'.*library size"):
+        predict_proteins(model, tokenizer, spiked, PANEL[:5])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict_proteins(model, tokenizer, rna, PANEL[:5])
+    assert not any("spike-ins" in str(w.message) for w in caught)
+
+
 def test_chunked_backed_file_equals_in_memory(model_dir, cells):
     rna, _, folder = cells
     model = SCTranslatorForProteinPrediction.from_pretrained(model_dir)

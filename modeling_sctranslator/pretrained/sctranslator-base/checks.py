@@ -46,13 +46,19 @@ FEATURE_TYPE_LABELS = {
     "gene expression": "RNA", "gex": "RNA", "rna": "RNA",
     "antibody capture": "protein", "adt": "protein", "protein expression": "protein", "protein": "protein",
 }
-# the column holding them: 10x's own name, and the singular some exports write
-FEATURE_TYPE_COLUMNS = ("feature_types", "feature_type")
+# the column holding them: 10x's own name, the singular some exports write, and what other tools call it
+FEATURE_TYPE_COLUMNS = ("feature_types", "feature_type", "modality", "assay")
 
 
 def _feature_type_column(var: Any) -> str | None:
+    """The first of :data:`FEATURE_TYPE_COLUMNS` that holds a label of :data:`FEATURE_TYPE_LABELS`."""
     columns = {str(c).lower(): c for c in getattr(var, "columns", ())}
-    return next((columns[name] for name in FEATURE_TYPE_COLUMNS if name in columns), None)
+    for name in FEATURE_TYPE_COLUMNS:
+        if name in columns:
+            labels = {str(kind).strip().lower() for kind in np.unique(np.asarray(var[columns[name]]).astype(str))}
+            if labels & FEATURE_TYPE_LABELS.keys():
+                return columns[name]
+    return None
 
 
 def modality_columns(var: Any, what: str) -> tuple[np.ndarray | None, str]:
@@ -62,9 +68,9 @@ def modality_columns(var: Any, what: str) -> tuple[np.ndarray | None, str]:
     genes their names map to (CD4 for the CD4 antibody) and would count in every cell's library size.
 
     The labels are read in any case, with the other names tools give the two sides (:data:`FEATURE_TYPE_LABELS`),
-    from a column ``feature_types`` or ``feature_type``; a column holding none of them means something else (CELLxGENE
-    writes gene biotypes in ``feature_type``) and is not read. Raises ValueError when no feature is of ``what``'s kind
-    (the protein file given as RNA, or the other way round)."""
+    from a column ``feature_types``, ``feature_type``, ``modality`` or ``assay``; a column holding none of them means
+    something else (CELLxGENE writes gene biotypes in ``feature_type``) and is not read. Raises ValueError when no
+    feature is of ``what``'s kind (the protein file given as RNA, or the other way round)."""
     column = _feature_type_column(var) if what in FEATURE_TYPES else None
     if column is None:
         return None, ""
