@@ -143,7 +143,8 @@ def matrix_market_files(path: Path) -> tuple[Path, Path, Path]:
 
 def read_10x_mtx(path: str | os.PathLike[str]) -> Any:
     """Cells x features AnnData of a Cell Ranger Matrix Market folder (or its matrix file): the names and feature
-    types of :func:`read_10x_h5` (v3 ``features.tsv``: id, name, type; v2 ``genes.tsv``: id, name). Counts as
+    types of :func:`read_10x_h5` (v3 ``features.tsv``: id, name, type; v2 ``genes.tsv``: id, name; CITE-seq-Count's
+    ``umi_count`` folder: one column of tags, no type). Counts as
     float32 CSR, barcodes as obs_names."""
     import pandas as pd
     import scipy.io
@@ -159,9 +160,10 @@ def read_10x_mtx(path: str | os.PathLike[str]) -> Any:
     if counts.shape != (len(cells), len(table)):
         raise ValueError(f"{matrix} is {counts.shape[1]} features x {counts.shape[0]} cells, but {features.name} "
                          f"lists {len(table)} features and {barcodes.name} {len(cells)} cells: are they one sample's?")
-    var = pd.DataFrame({"gene_ids": table[0].to_numpy(),
-                        "feature_types": table[2].to_numpy() if table.shape[1] > 2 else "Gene Expression"},
+    var = pd.DataFrame({"gene_ids": table[0].to_numpy()},
                        index=pd.Index((table[1] if table.shape[1] > 1 else table[0]).to_numpy(), dtype=str))
+    if table.shape[1] > 1:  # v2 genes.tsv (id, name) holds genes; one column of names (CITE-seq-Count) says nothing
+        var["feature_types"] = table[2].to_numpy() if table.shape[1] > 2 else "Gene Expression"
     return _cells_by_features(counts, pd.DataFrame(index=pd.Index(cells.to_numpy(), dtype=str)), var)
 
 

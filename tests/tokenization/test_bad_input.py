@@ -345,6 +345,29 @@ def test_a_cellranger_matrix_folder_reads_as_its_h5(tmp_path, shared):
         read_cells(tmp_path / "geo")
 
 
+def test_cite_seq_counts_tag_folder_reads_as_antibodies(tmp_path, shared):
+    """CITE-seq-Count's umi_count folder lists one column of tags: read as Cell Ranger v2's genes, every tag was
+    labelled 'Gene Expression' and the protein file refused as 'is it the RNA file?'."""
+    import gzip
+
+    import anndata as ad
+    import scipy.io
+
+    from tokenization.cell_files import read_cells
+
+    adt = ad.read_h5ad(shared("data", "eccite_ctcl_adt.h5ad"))[:20].copy()
+    folder = tmp_path / "umi_count"
+    folder.mkdir()
+    tags = [f"{name}-ACGTACGTACGT" for name in adt.var_names] + ["unmapped"]
+    with gzip.open(folder / "matrix.mtx.gz", "wb") as f:
+        scipy.io.mmwrite(f, sp.coo_matrix(sp.hstack([sp.csr_matrix(adt.X), sp.csr_matrix((20, 1))]).T))
+    (folder / "features.tsv.gz").write_bytes(gzip.compress("".join(f"{t}\n" for t in tags).encode()))
+    (folder / "barcodes.tsv.gz").write_bytes(gzip.compress("".join(f"{b}\n" for b in adt.obs_names).encode()))
+    proteins = read_cells(folder, "protein file")
+    assert list(proteins.var_names) == tags and "feature_types" not in proteins.var
+    assert (proteins.X[:, :-1] != sp.csr_matrix(adt.X, dtype=np.float32)).nnz == 0
+
+
 def test_a_mudata_file_gives_each_side_its_modality(tmp_path, shared):
     mudata = pytest.importorskip("mudata")
     import anndata as ad
