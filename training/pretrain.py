@@ -477,7 +477,7 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         sets=sets, cells_single_cell=f"{summary['cells_single_cell']:,}", samples_bulk=summary["samples_bulk"],
         n_single_cell=sum(s["kind"] == "single_cell" for s in sets), n_bulk=sum(s["kind"] == "bulk" for s in sets),
         procedure=procedure, eval_rows=rows, eval_fraction_pct=round(100 * float(args["eval_fraction"])),
-        repo_or_path=name, bulk_r_after_stage1=_stage1_bulk_r(s1),
+        max_eval_samples=args.get("max_eval_samples"), repo_or_path=name, bulk_r_after_stage1=_stage1_bulk_r(s1),
     )
     card.save(folder / "README.md")
 
