@@ -321,10 +321,18 @@ TOTAL_TOLERANCE = 0.01  # cells whose totals agree to 1 % were normalised to one
 SINGLE_CELL_ZEROS = 0.5  # single-cell matrices are mostly zeros, even over highly variable genes; bulk ones are not
 
 
+SEEN_COLUMNS_ROWS = 8  # rows enough to leave out the columns none of them expresses (a lone cell's are most)
+
+
 def single_cell_like(block) -> bool:
     """True when at least :data:`SINGLE_CELL_ZEROS` of ``block``'s values are zero (sparse: counting the implicit
-    ones)."""
-    n = block.shape[0] * block.shape[1]
+    ones). Over :data:`SEEN_COLUMNS_ROWS` rows or more, only over the columns some row expresses: a bulk table
+    listing every annotated gene (GENCODE's 60,000, most never expressed in these samples) is no sparser for it,
+    and was read as single cells (its TPM as normalised counts, its scaled values moved by up to 0.45)."""
+    rows = block.shape[0]
+    expressed = (np.asarray((block != 0).sum(axis=0)).ravel() > 0) if rows >= SEEN_COLUMNS_ROWS else None
+    width = int(expressed.sum()) if expressed is not None else block.shape[1]
+    n = rows * width
     nonzero = block.count_nonzero() if hasattr(block, "count_nonzero") else int(np.count_nonzero(block))
     return n > 0 and (n - nonzero) >= SINGLE_CELL_ZEROS * n
 
