@@ -203,23 +203,48 @@ def _has_negative(x) -> bool:
     return bool(values.size) and bool(np.nanmin(values) < 0)
 
 
-def _counts_for_scaled_rna(rna, corpus: str):
-    """``rna`` itself, or, when its X is centred or scaled (negative values: ``sc.pp.scale``, Seurat's scale.data),
-    an AnnData of the counts the file keeps beside it (a counts layer, else ``.raw``), with a warning: scaled values
-    cannot be trained on, and training corpora take no layer option. Without counts: an error naming the fix."""
-    if not _has_negative(rna.X):
-        return rna
+def _nonzero_sample(x) -> np.ndarray:
+    """The non-zeros of the first cells of ``x``: enough to tell counts from normalised values."""
+    values = x.data if sp.issparse(x) else np.asarray(x[: min(x.shape[0], 64)]).ravel()
+    values = values[: 1_000_000]
+    return values[values != 0]
+
+
+def _kept_counts(rna, counts_only: bool = True):
+    """(where, AnnData) of the raw counts a file keeps beside X (a counts layer, else ``.raw``), or None;
+    ``counts_only=False``: any non-negative values there (scanpy keeps log-normalised values in ``.raw``)."""
+    def usable(x) -> bool:
+        return value_kind(_nonzero_sample(x)) == "counts" if counts_only else not _has_negative(x)
+
     for layer in COUNT_LAYERS:
-        if layer in rna.layers and not _has_negative(rna.layers[layer]):
-            logger.warning("corpus %s: the RNA's X is centred or scaled (negative values); trained on its "
-                           "layers[%r] instead", corpus, layer)
-            return anndata.AnnData(X=rna.layers[layer], obs=rna.obs[[]], var=rna.var)
-    if rna.raw is not None and not _has_negative(rna.raw.X):
+        if layer in rna.layers and usable(rna.layers[layer]):
+            return f"layers[{layer!r}]", anndata.AnnData(X=rna.layers[layer], obs=rna.obs[[]], var=rna.var)
+    if rna.raw is not None and usable(rna.raw.X):
         # .raw keeps every feature of a CITE-seq file in one piece (antibodies too): its genes only
         raw = modality(anndata.AnnData(X=rna.raw.X, obs=rna.obs[[]], var=rna.raw.var), "RNA")
-        logger.warning("corpus %s: the RNA's X is centred or scaled (negative values); trained on its .raw "
-                       "(%d genes) instead", corpus, raw.n_vars)
-        return raw
+        return f".raw ({raw.n_vars:,} genes)", raw
+    return None
+
+
+def _counts_for_scaled_rna(rna, corpus: str):
+    """``rna`` itself, or, when its X holds no counts but the file keeps them beside it (a counts layer, else
+    ``.raw``), an AnnData of those counts, with a warning. Centred or scaled values (negative: ``sc.pp.scale``,
+    Seurat's scale.data) cannot be trained on; log-normalised ones can, but counts give the tokenizer's own
+    normalisation, each cell's library size, and the check for antibodies at background (it needs counts: on
+    Seurat's data slot it was skipped and an isotype-like column trained on). Training corpora take no layer
+    option. Scaled values without counts: an error naming the fix."""
+    negative = _has_negative(rna.X)
+    if not negative and value_kind(_nonzero_sample(rna.X)) == "counts":
+        return rna
+    kept = _kept_counts(rna) or (_kept_counts(rna, counts_only=False) if negative else None)
+    if kept is not None:
+        where, counts = kept
+        logger.warning("corpus %s: the RNA's X %s; trained on its %s instead", corpus,
+                       "is centred or scaled (negative values)" if negative else "holds normalised values, not counts",
+                       where)
+        return counts
+    if not negative:
+        return rna
     raise CorpusError(
         f"corpus {corpus}: the RNA's X has negative values, centred or scaled (sc.pp.scale, Seurat's scale.data) or "
         f"log ratios, and the file keeps no counts beside it (layers: {sorted(rna.layers) or 'none'}, no .raw). "

@@ -147,6 +147,26 @@ def test_a_scaled_rna_file_trains_on_the_counts_it_keeps_or_names_the_fix(tmp_pa
         build_corpus(find_source(tmp_path / "bare"), tmp_path / "bare_corpus", tokenizer)
 
 
+def test_a_log_normalised_rna_file_trains_on_the_counts_it_keeps(tmp_path, tokenizer, caplog):
+    """Seurat's data slot (log-normalised X) with the counts in .raw was trained on as X: the check for antibodies at
+    background, which needs counts, was skipped, and an isotype-like column trained on."""
+    folder = _pair(tmp_path, "plain")
+    plain = build_corpus(find_source(folder), tmp_path / "plain_corpus", tokenizer)
+    rna = ad.read_h5ad(tmp_path / "plain_rna.h5ad")
+    counts = rna.X.toarray()
+    lognorm = ad.AnnData(np.log1p(counts / counts.sum(1, keepdims=True) * 1e4), obs=rna.obs, var=rna.var)
+    lognorm.raw = rna
+    lognorm.write_h5ad(tmp_path / "seurat_rna.h5ad")
+    (tmp_path / "seurat_adt.h5ad").write_bytes((tmp_path / "plain_adt.h5ad").read_bytes())
+    with caplog.at_level("WARNING", logger="training.corpus"):
+        built = build_corpus(find_source(tmp_path / "seurat"), tmp_path / "seurat_corpus", tokenizer)
+    assert "X holds normalised values, not counts; trained on its .raw" in caplog.text
+    assert built["protein_at_background"] == plain["protein_at_background"]
+    for shard in plain["splits"]["train"]["shards"]:
+        got, want = (pq.read_table(tmp_path / corpus / shard["file"]) for corpus in ("seurat_corpus", "plain_corpus"))
+        assert got.select(["rna_indices", "rna_values"]).equals(want.select(["rna_indices", "rna_values"]))
+
+
 def test_empty_corpus_and_missing_files(tmp_path, tokenizer):
     source = _pair(tmp_path, "empty", n=0)
     with pytest.raises(CorpusError, match="no cells"):
