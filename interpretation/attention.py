@@ -621,8 +621,8 @@ def _warn_absent(genes: Sequence[str], counts: np.ndarray) -> None:
     absent = [gene for gene, count in zip(genes, counts, strict=True) if count == 0]
     if absent:
         warnings.warn(
-            f"{len(absent)} of the listed genes are in no cell's encoding (not expressed, or not among the most "
-            "expressed genes the model reads of a cell that has more than its max_genes), so they "
+            f"{len(absent)} of the listed genes are in no cell's encoding (not expressed, or beyond the genes the "
+            "model reads of a cell: at most its max_genes), so they "
             f"have no attention: {absent[:10]}; their means and normalized values are NaN and they are left out of "
             "the ranked lists",
             UserWarning, stacklevel=3,

@@ -425,6 +425,7 @@ def knockout_analysis(
         resolve_device,
         resolve_targets,
         untrained_proteins,
+        warn_if_passes_scaled_apart,
     )
 
     from .attention import _progress
@@ -451,6 +452,8 @@ def knockout_analysis(
     groups, group_index = _groups(rna, groupby, n_cells)
     n_prot = len(targets.token_ids)
     request = protein_request(config, targets, protein_context)  # maybe with others, their predictions dropped
+    warn_if_passes_scaled_apart(config, len(request.token_ids), "knock-out effects are differences of the per-cell "
+                                "scaled predictions")
     sums = _EffectSums(len(genes), len(groups), n_prot, tolerance)
 
     bar = _progress(progress, "knockout", n_cells)
@@ -486,8 +489,8 @@ def knockout_analysis(
     if unexpressed:  # exactly zero effects: correct, but easy to read as "no influence"
         warnings.warn(f"{len(unexpressed)} of {len(genes)} knocked-out genes are read in none of these cells "
                       f"({', '.join(unexpressed[:5])}{' ...' if len(unexpressed) > 5 else ''}): not expressed, or "
-                      f"not among the {config.max_genes} most expressed genes the model reads of a cell that has "
-                      "more; knocking them out changes nothing, so their effects are exactly 0 (frac_perturbed 0)",
+                      f"beyond the {config.max_genes:,} genes the model reads of a cell; knocking them out changes "
+                      "nothing, so their effects are exactly 0 (frac_perturbed 0)",
                       stacklevel=2)
     flat = effects.drop_duplicates(["group", "protein"])
     undefined = flat[flat["standardized_effect"].isna()]

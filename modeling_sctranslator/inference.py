@@ -23,7 +23,7 @@ import torch
 from tokenization.antibody_targets import ANTIBODY_TARGETS, antibody_key
 from tokenization.cell_files import read_cells, read_h5mu
 from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
-from tokenization.matrix import Matrix, ValueReading, check_numeric_columns
+from tokenization.matrix import BULK_DETECTED_GENES, Matrix, ValueReading, check_numeric_columns, detected_per_row
 from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, scale_between, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
@@ -43,6 +43,7 @@ __all__ = [
     "low_precision_in_hardware",
     "warn_if_emulated",
     "decoder_passes",
+    "warn_if_passes_scaled_apart",
     "predict_encoded",
     "predict_proteins",
     "progress_bar",
@@ -493,16 +494,9 @@ def predict_proteins(
             "protein (var['mapping_route'] marks them)",
             UserWarning, stacklevel=2,
         )
-    n_asked = len(request.token_ids)
-    if n_asked > config.max_proteins and not getattr(config, "predict_protein_scale", False):
-        n_passes = len(decoder_passes(np.asarray(request.token_ids), config.max_proteins, by_id=True))
-        warnings.warn(
-            f"{n_asked} proteins run in {n_passes} decoder passes (max_proteins={config.max_proteins}) and this model "
-            "has no protein scale part, so each pass is scaled per cell within its own proteins: within a cell, "
-            "values of proteins from different passes are not on one scale (across cells each protein is). Ask at "
-            f"most {config.max_proteins} proteins at a time, or use a model with the scale part (sctranslator-base)",
-            UserWarning, stacklevel=2,
-        )
+    if not getattr(config, "predict_protein_scale", False):
+        warn_if_passes_scaled_apart(config, len(request.token_ids), "this model has no protein scale part",
+                                    " or use a model with the scale part (sctranslator-base)")
     untrained_names = untrained_proteins(model, targets)
     layout = gene_layout or reading_layout(model, tokenizer, rna, gene_names, chunk_size)
     encoding = encoding_options(config, layout)  # the model decides the gene encoding
@@ -527,8 +521,11 @@ def predict_proteins(
             stop = min(start + chunk_size, n_cells)
             protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None
                             else request.token_ids)  # measured values: never with a context
+            chunk = cell_rows(rna, start, stop)
+            if rna_summary is None and getattr(chunk, "isbacked", False):
+                chunk = chunk.to_memory()  # read once: the first chunk's checks below read it again
             encoded, report = tokenizer(
-                rna=cell_rows(rna, start, stop),
+                rna=chunk,
                 **reading,
                 gene_names=gene_names,
                 proteins=protein_spec,
@@ -550,7 +547,7 @@ def predict_proteins(
                 gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
                                       dtype=np.int64)
                 untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
-                first_cells = Matrix(cell_rows(rna, start, stop), "RNA")
+                first_cells = Matrix(chunk, "RNA")
                 warn_if_bulk(first_cells, config.max_genes, model)
                 if getattr(reading.get("rna_reading"), "applied", "") == "log1p_cp10k":  # counts, normalised here
                     warn_if_non_gene_counts(first_cells, report.rna)
@@ -622,8 +619,9 @@ MIN_GENES_DETECTED = 100  # below it a cell's prediction rests on a handful of g
 
 
 MODIFIED_ROUTES = ("phospho", "modified_epitope")  # how the resolver reports AKT1_pS473, Caspase-7_cleavedD198
-BULK_DETECTED_GENES = 12_000  # genes detected per sample: deep single cells reach several thousand
-BULK_DETECTED_SHARE = 0.95  # ... or nearly every column of a gene-selected bulk table (single cells: sparse)
+# ... or nearly every column in every sample of a gene-selected bulk table: single cells kept to their 100-200 most
+# detected genes are dense in a typical cell, but some cell of the first chunk always misses many (at most 75 %)
+BULK_DETECTED_SHARE = 0.95
 BULK_ON_DEFAULT_MODEL = (
     " sctranslator-base is a single-cell model (bulk proteomes were only its warm start): on the CPTAC COAD tumours it "
     "was pre-trained on, its mean per-protein r with the measured proteome is 0.02, each protein's own mRNA 0.33. "
@@ -634,17 +632,16 @@ BULK_ON_DEFAULT_MODEL = (
 def warn_if_bulk(rna: Matrix, max_genes: int, model: Any) -> None:
     """Warn when the RNA looks like bulk samples (judged on one chunk of them): the model reads each sample's
     ``max_genes`` most expressed genes, and a model trained on single cells is no bulk model."""
-    block = rna.raw_rows(0, rna.shape[0])
-    detected = np.asarray(block.getnnz(axis=1) if hasattr(block, "getnnz") else (block != 0).sum(axis=1)).ravel()
+    detected = detected_per_row(rna.raw_rows(0, rna.shape[0]))
     typical, width = float(np.median(detected)), rna.shape[1]
-    if not (typical >= BULK_DETECTED_GENES or (width >= 100 and typical >= BULK_DETECTED_SHARE * width)):
+    if not (typical >= BULK_DETECTED_GENES or (width >= 100 and detected.min() >= BULK_DETECTED_SHARE * width)):
         return
     shipped = Path(str(getattr(model, "name_or_path", "") or "")).resolve() == DEFAULT_MODEL_DIR.resolve()
-    left_out = (f"; {int(np.median(np.maximum(detected - max_genes, 0))):,} of a typical sample's genes are left out "
+    left_out = (f"; a typical sample detects {int(np.median(np.maximum(detected - max_genes, 0))):,} more, left out "
                 "(knock-outs and attention then find those genes not read)" if typical > max_genes else "")
     warnings.warn(
         f"these look like bulk RNA samples ({typical:,.0f} of {width:,} genes detected in a typical one; single cells "
-        f"show hundreds to a few thousand): the model reads each sample's {max_genes:,} most expressed genes"
+        f"show hundreds to a few thousand): the model reads at most {max_genes:,} genes of each sample"
         f"{left_out}, "
         "and predicts proteins in the units of the panels it learnt (log1p antibody counts for count panels, per-cell "
         "scaled otherwise), not RPPA or mass-spec units."
@@ -999,15 +996,33 @@ def warn_if_emulated(device_type: str, dtype: torch.dtype) -> None:
     )
 
 
+def warn_if_passes_scaled_apart(config: Any, n_asked: int, why: str, alternative: str = "") -> None:
+    """Warn when ``n_asked`` proteins take several decoder passes whose scaled predictions cannot be put on one
+    scale (``why``: no protein scale part, or a use of the scaled predictions themselves)."""
+    if n_asked <= config.max_proteins:
+        return
+    n_passes = -(-n_asked // config.max_proteins)
+    warnings.warn(
+        f"{n_asked} proteins run in {n_passes} decoder passes (max_proteins={config.max_proteins}) and {why}, so "
+        "each pass is scaled per cell within its own proteins: within a cell, values of proteins from different "
+        f"passes are not on one scale (across cells each protein is). Ask at most {config.max_proteins} proteins at "
+        f"a time{alternative}",
+        UserWarning, stacklevel=3,
+    )
+
+
 def decoder_passes(protein_ids: torch.Tensor | np.ndarray, max_proteins: int, by_id: bool) -> list[np.ndarray]:
-    """The protein columns of each decoder pass: all in one pass when they fit in ``max_proteins``, else
-    ``ceil(n / max_proteins)`` passes of equal size (within one). ``by_id`` (models that read no protein
-    positions): the columns are dealt into passes in order of token id, so a protein is asked with the same
-    others however the request is ordered; otherwise in the order given (the MLP translator reads positions)."""
+    """The protein columns of each decoder pass: all in one pass when they fit in ``max_proteins``. ``by_id``
+    (models that read no protein positions): ``ceil(n / max_proteins)`` passes of equal size (within one), the
+    columns dealt into them in order of token id, so a protein is asked with the same others however the request
+    is ordered. Otherwise consecutive runs of ``max_proteins`` in the order given, as ``tokenizer.split_proteins``
+    cuts them: the MLP translator reads positions, and a fine-tuned panel's proteins keep theirs."""
     n_proteins = len(protein_ids)
     if n_proteins <= max_proteins:
         return [np.arange(n_proteins)]
-    order = np.argsort(np.asarray(protein_ids), kind="stable") if by_id else np.arange(n_proteins)
+    if not by_id:
+        return [np.arange(first, min(first + max_proteins, n_proteins)) for first in range(0, n_proteins, max_proteins)]
+    order = np.argsort(np.asarray(protein_ids), kind="stable")
     return np.array_split(order, -(-n_proteins // max_proteins))
 
 

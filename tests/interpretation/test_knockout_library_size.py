@@ -118,3 +118,16 @@ def test_a_model_that_learnt_a_gene_set_knocks_out_within_it(tokenizer, gene_nam
     assert (effects.set_index("gene").loc[gene_names[3], "mean_abs_diff"] > 0).any()
     with pytest.raises(ValueError, match="not among the data's genes the model reads"):
         quiet(knockout_analysis, learner, tokenizer, with_unmapped, PROTEINS, [gene_names[25]], chunk_size=10)
+
+
+def test_knock_outs_over_several_decoder_passes_say_their_scales_differ(tokenizer, gene_names, files):
+    """Effects are differences of scaled predictions, and each pass is scaled within itself: said when there are
+    several (max_proteins 4 here), not for one."""
+    with_unmapped, _, _ = files
+    many = ["CD4", "CD8A", "CD19", "PTPRC", "CD14", "MS4A1", "NCAM1"]
+    with pytest.warns(UserWarning, match=r"7 proteins run in 2 decoder passes \(max_proteins=4\) and knock-out"):
+        knockout_analysis(model(True), tokenizer, with_unmapped, many, gene_names[1:3], chunk_size=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        knockout_analysis(model(True), tokenizer, with_unmapped, PROTEINS, gene_names[1:3], chunk_size=10)
+    assert not any("decoder passes" in str(w.message) for w in caught)

@@ -279,6 +279,10 @@ def test_more_proteins_than_the_decoder_equals_separate_calls(predictor, cells):
     first = predictor(rna, proteins=names[:6])
     second = predictor(rna, proteins=names[6:])
     np.testing.assert_array_equal(together.X, np.concatenate([first.X, second.X], axis=1))
+    # 13 = 6 + 6 + 1 for this model, which reads protein positions (equal passes, 5 + 4 + 4, moved them)
+    names = [*PANEL[:11], "FCGR3A", "IL2RA"]
+    parts = [predictor(rna, proteins=names[i:i + 6]).X for i in (0, 6, 12)]
+    np.testing.assert_array_equal(predictor(rna, proteins=names).X, np.concatenate(parts, axis=1))
 
 
 def test_a_cite_seq_file_in_one_piece_is_read_as_its_two_sides(model_dir, cells, tmp_path, capsys):
@@ -368,6 +372,10 @@ def test_other_features_in_an_rna_file_are_left_out_or_named(model_dir, cells):
     joined.var["modality"] = ["GEX"] * rna.n_vars + ["ADT"] * adt.n_vars
     with pytest.warns(UserWarning, match=r"var\['modality'\]\): its 19,521 'GEX' ones are read as the RNA"):
         np.testing.assert_array_equal(predict_proteins(model, tokenizer, joined, PANEL[:5]).X, alone)
+    from tokenization.checks import modality_columns
+
+    joined.var["modality"] = ["rna"] * rna.n_vars + ["prot"] * adt.n_vars  # muon's names
+    assert modality_columns(joined.var, "protein")[0].tolist() == list(range(rna.n_vars, joined.n_vars))
 
     spikes = ad.AnnData(sp.csr_matrix(np.full((rna.n_obs, 3), 200, dtype=np.float32)), obs=rna.obs.copy())
     spikes.var_names = ["ERCC-00002", "ERCC-00004", "ADT_CD3"]
@@ -787,5 +795,5 @@ def test_bulk_samples_are_flagged_without_naming_the_shipped_model(model_dir, da
         warnings.simplefilter("always")
         predict_proteins(model, tokenizer, bulk, ["EGFR", "ERBB2", "CDH1", "VIM", "KRT8", "ACTB"])
     said = [str(w.message) for w in caught if "look like bulk" in str(w.message)]
-    assert len(said) == 1 and "64 most expressed genes" in said[0] and "sctranslator-base" not in said[0]
+    assert len(said) == 1 and "at most 64 genes of each sample" in said[0] and "sctranslator-base" not in said[0]
     assert "unless fine-tuned on paired bulk data" in said[0]

@@ -148,8 +148,8 @@ def test_bulk_samples_are_named_with_what_the_model_reads_of_them(eccite_test_ce
 
     predictor = pipeline("protein-prediction")
     bulk = ad.read_h5ad(shared_path("data") / "cptac_coad_rna.h5ad")[:6].copy()
-    with pytest.warns(UserWarning, match=r"look like bulk RNA samples \(13,4\d\d of 13,482 genes detected.*2,048 most "
-                                         r"expressed genes; 11,4\d\d of a typical sample's genes are left out.*"
+    with pytest.warns(UserWarning, match=r"look like bulk RNA samples \(13,4\d\d of 13,482 genes detected.*at most "
+                                         r"2,048 genes of each sample; a typical sample detects 11,4\d\d more.*"
                                          r"single-cell model"):
         predictor(bulk, proteins=["EGFR", "ERBB2", "CDH1", "VIM", "KRT8", "ACTB", "GAPDH", "TP53", "MKI67", "CD44"])
     with warnings.catch_warnings(record=True) as caught:

@@ -271,6 +271,8 @@ def test_bulk_values_are_read_alike_with_or_without_never_expressed_genes(data_d
     narrow_reading = Matrix(tpm, "RNA", "log1p_cp10k").choose_reading()
     wide_reading = Matrix(wide, "RNA", "log1p_cp10k").choose_reading()
     assert wide_reading == narrow_reading and narrow_reading.applied == "log1p"
+    few = Matrix(wide[:3], "RNA", "log1p_cp10k").choose_reading()  # a few samples: judged by genes detected
+    assert few == Matrix(tpm[:3], "RNA", "log1p_cp10k").choose_reading() and few.applied == "log1p"
     # single cells stay single cells however few genes a file lists, and a lone cell as before
     cells = ad.read_h5ad(data_dir / "eccite_rna.h5ad").X[:40]
     cp10k = sp.diags(1e4 / np.asarray(cells.sum(axis=1)).ravel()) @ cells

@@ -321,20 +321,25 @@ TOTAL_TOLERANCE = 0.01  # cells whose totals agree to 1 % were normalised to one
 SINGLE_CELL_ZEROS = 0.5  # single-cell matrices are mostly zeros, even over highly variable genes; bulk ones are not
 
 
-SEEN_COLUMNS_ROWS = 8  # rows enough to leave out the columns none of them expresses (a lone cell's are most)
+BULK_DETECTED_GENES = 12_000  # genes detected in a typical bulk sample; deep single cells reach several thousand
 
 
 def single_cell_like(block) -> bool:
     """True when at least :data:`SINGLE_CELL_ZEROS` of ``block``'s values are zero (sparse: counting the implicit
-    ones). Over :data:`SEEN_COLUMNS_ROWS` rows or more, only over the columns some row expresses: a bulk table
-    listing every annotated gene (GENCODE's 60,000, most never expressed in these samples) is no sparser for it,
-    and was read as single cells (its TPM as normalised counts, its scaled values moved by up to 0.45)."""
-    rows = block.shape[0]
-    expressed = (np.asarray((block != 0).sum(axis=0)).ravel() > 0) if rows >= SEEN_COLUMNS_ROWS else None
-    width = int(expressed.sum()) if expressed is not None else block.shape[1]
-    n = rows * width
+    ones) and its typical row detects fewer than :data:`BULK_DETECTED_GENES` genes: a bulk table listing every
+    annotated gene (GENCODE's 60,000, most never expressed) is mostly zeros too, and its TPM was read as normalised
+    single cells (scaled values 0.45 off the same samples without those columns)."""
+    n = block.shape[0] * block.shape[1]
     nonzero = block.count_nonzero() if hasattr(block, "count_nonzero") else int(np.count_nonzero(block))
-    return n > 0 and (n - nonzero) >= SINGLE_CELL_ZEROS * n
+    if n == 0 or (n - nonzero) < SINGLE_CELL_ZEROS * n:
+        return False
+    return float(np.median(detected_per_row(block))) < BULK_DETECTED_GENES
+
+
+def detected_per_row(block) -> np.ndarray:
+    """Non-zero values per row of a dense or sparse block."""
+    counts = block.getnnz(axis=1) if hasattr(block, "getnnz") else (np.asarray(block) != 0).sum(axis=1)
+    return np.asarray(counts).ravel()
 
 
 # the totals a lone cell is taken as normalised to when it sums to one of them (CP10k, CPM)
