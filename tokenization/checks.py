@@ -45,6 +45,7 @@ FEATURE_TYPES = {"RNA": "Gene Expression", "protein": "Antibody Capture"}
 FEATURE_TYPE_LABELS = {
     "gene expression": "RNA", "gex": "RNA", "rna": "RNA",
     "antibody capture": "protein", "adt": "protein", "protein expression": "protein", "protein": "protein",
+    "prot": "protein",  # muon's name for the protein modality
 }
 # the column holding them: 10x's own name, the singular some exports write, and what other tools call it
 FEATURE_TYPE_COLUMNS = ("feature_types", "feature_type", "modality", "assay")

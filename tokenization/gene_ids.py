@@ -424,10 +424,12 @@ class _Resolver:
         p = _PAREN_RE.match(core)
         if p:
             outer, inner = p.group(1), p.group(2)
-            # a CD name first (B220 (CD45R)), then the antigen before the clone or other name in brackets:
-            # "CD45RO (UCHL1)" names clone UCHL1, which is also a gene's symbol (ubiquitin hydrolase L1)
+            # the part that names its protein most surely: an antigen of the antibody table, then a gene's own
+            # symbol, then an alias; among equals a CD name (B220 (CD45R)), then the antigen before the brackets.
+            # "CD45RO (UCHL1)" names clone UCHL1, also a gene's symbol; "p62 (SQSTM1)" an alias, then its gene
             cd_parts = [x for x in (inner, outer) if _CD_RE.match(x)]
-            parts = cd_parts + [x for x in (outer, inner) if x not in cd_parts]
+            parts = sorted(cd_parts + [x for x in (outer, inner) if x not in cd_parts], key=self._naming_strength,
+                           reverse=True)
         for part in parts:
             push(part, "panel")
             if "." in part:  # R's make.names writes HLA-DR as HLA.DR and PD-1 as PD.1 (Seurat exports); a dot
@@ -453,6 +455,13 @@ class _Resolver:
                 if "." in antigen:
                     push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "clone")
         return out
+
+    def _naming_strength(self, text: str) -> int:
+        """2: an antigen of the antibody table; 1: a gene's own (approved) symbol; 0: an alias, or nothing."""
+        if self._antibody_target(text) is not None:
+            return 2
+        hit = self.gene(text, protein=True)
+        return int(hit is not None and self.vocab.token_names().get(hit[0], "").upper() == text.upper())
 
     def protein(self, name: str, gene_named: bool = False) -> tuple[int, str, str, bool] | None:
         """(token id, route, matched text, whole name resolved) for a protein name, or None.

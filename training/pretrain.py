@@ -224,6 +224,8 @@ def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, 
     if start is None:
         argv += ["--vocab_dir", str(args.vocab_dir), "--rna_transform", "log1p_cp10k"]
         for key, value in model_settings(args.model).items():
+            if stage == "bulk" and key == "predict_protein_scale":  # stage 2 adds the part, where counts teach it
+                continue
             argv += [f"--{key}", str(value)]
     else:
         argv += ["--model_name_or_path", str(start)]

@@ -219,6 +219,11 @@ def test_the_antigen_before_a_clone_in_brackets_is_the_protein(original_tokenize
     expected = original_tokenizer.resolve(list(cases.values()), kind="protein").token_ids.tolist()
     assert got == expected
     assert original_tokenizer.convert_genes_to_ids(["UCHL1"])[0] not in got
+    # an alias before a gene's own symbol in brackets is the alias's protein: the symbol names it surely
+    aliases = {"p62 (SQSTM1)": "SQSTM1", "GP130 (IL6ST)": "IL6ST", "CAR (CXADR)": "CXADR", "ST2 (IL1RL1)": "IL1RL1",
+               "DEC-205 (LY75)": "LY75", "KLRG1 (MAFA)": "KLRG1"}
+    got = original_tokenizer.resolve(list(aliases), kind="protein").token_ids.tolist()
+    assert got == original_tokenizer.convert_genes_to_ids(list(aliases.values()))
 
 
 def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenizer):

@@ -234,6 +234,10 @@ def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones():
     assert argv[argv.index("--hidden_size") + 1] == "128" and argv[argv.index("--bf16") + 1] == "true"
     args.bf16 = False
     assert "--bf16" not in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
+    # the scale part asked of the model is added where counts teach it (stage 2): stage 1's bulk corpora hold none,
+    # and run_stage refuses the part there
+    args.model = ["predict_protein_scale=true"]
+    assert "--predict_protein_scale" not in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
 
 
 def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_card_says_so(tmp_path):
