@@ -521,11 +521,8 @@ def predict_proteins(
             stop = min(start + chunk_size, n_cells)
             protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None
                             else request.token_ids)  # measured values: never with a context
-            chunk = cell_rows(rna, start, stop)
-            if rna_summary is None and getattr(chunk, "isbacked", False):
-                chunk = chunk.to_memory()  # read once: the first chunk's checks below read it again
             encoded, report = tokenizer(
-                rna=chunk,
+                rna=cell_rows(rna, start, stop),
                 **reading,
                 gene_names=gene_names,
                 proteins=protein_spec,
@@ -547,7 +544,7 @@ def predict_proteins(
                 gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
                                       dtype=np.int64)
                 untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
-                first_cells = Matrix(chunk, "RNA")
+                first_cells = Matrix(cell_rows(rna, start, stop), "RNA")  # a backed file's first chunk, again
                 warn_if_bulk(first_cells, config.max_genes, model)
                 if getattr(reading.get("rna_reading"), "applied", "") == "log1p_cp10k":  # counts, normalised here
                     warn_if_non_gene_counts(first_cells, report.rna)
