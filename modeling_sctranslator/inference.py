@@ -627,8 +627,8 @@ BULK_ON_DEFAULT_MODEL = (
 
 
 def warn_if_bulk(rna: Matrix, max_genes: int, model: Any) -> None:
-    """Warn when the RNA looks like bulk samples (judged on one chunk of them): the model reads each sample's
-    ``max_genes`` most expressed genes, and a model trained on single cells is no bulk model."""
+    """Warn when the RNA looks like bulk samples (judged on one chunk of them): the model reads at most
+    ``max_genes`` genes of each, and a model trained on single cells is no bulk model."""
     detected = detected_per_row(rna.raw_rows(0, rna.shape[0]))
     typical, width = float(np.median(detected)), rna.shape[1]
     if not (typical >= BULK_DETECTED_GENES or (width >= 100 and detected.min() >= BULK_DETECTED_SHARE * width)):
