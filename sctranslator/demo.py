@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     test = held_out_rows(model_dir / "corpora" / "eccite")
     train_rows = np.setdiff1d(np.arange(rna.n_obs), test)
 
-    print("[2/4] zero-shot: pipeline('protein-prediction') with no model (the shipped sctranslator-base)",
+    print("[2/4] as shipped: pipeline('protein-prediction') with no model (sctranslator-base, not fine-tuned)",
           flush=True)
     zero_shot = pipeline("protein-prediction", device="cpu")(rna[test], proteins=adt[test], protein_transform="log1p")
     print("[3/4] the fine-tuned folder, reloaded with pipeline('protein-prediction')", flush=True)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                for scale in ("log1p", "scaled")}
     shown = "log1p" if predictions["sctranslator_base_finetuned"]["log1p"] is not None else "scaled"
     scatter_plot(args.out / "scatter.png", names,
-                 {"zero-shot": predictions["sctranslator_base_zero_shot"][shown],
+                 {"as shipped": predictions["sctranslator_base_zero_shot"][shown],
                   "fine-tuned": predictions["sctranslator_base_finetuned"][shown],
                   "ridge": predictions["ridge"][shown]}, measured["log1p"])
     tuned.write_h5ad(args.out / "heldout_predictions.h5ad")
@@ -156,7 +156,8 @@ Data: ECCITE-seq PBMC (Mimitou et al. 2019), {rna.n_obs} cells, all {rna.n_vars}
 {', '.join(info['unmapped_proteins']) or 'none'}). Split: {len(train_rows)} training / {len(test)} held-out cells
 (seed 0, the benchmark's split: the pre-trained model never saw the held-out cells).
 
-Models: `sctranslator-base`, the pre-trained model shipped with the package, as it is (zero-shot), and
+Models: `sctranslator-base`, the pre-trained model shipped with the package, as it is (not zero-shot: its
+pre-training held these training cells, never the held-out ones), and
 fine-tuned from it for {summary.get('global_step', args.steps)} steps on the training cells (batch 16,
 Adam/amsgrad, lr 1e-4), saved to `{model_dir}` and reloaded with `pipeline("protein-prediction")`.
 Ridge: 50 PCs of log-normalised RNA, fitted on the training cells, on log1p counts then scaled per
@@ -164,13 +165,13 @@ cell, or fitted on the scaled target.
 
 Held-out metrics on log1p counts ({OUTPUT_NOTE[shown]}):
 
-| metric | zero-shot | fine-tuned | ridge | ridge (scaled target) |
+| metric | as shipped | fine-tuned | ridge | ridge (scaled target) |
 |---|---|---|---|---|
 {tables["log1p"]}
 
 On the training scale (log1p counts, max-min scaled per cell):
 
-| metric | zero-shot | fine-tuned | ridge | ridge (scaled target) |
+| metric | as shipped | fine-tuned | ridge | ridge (scaled target) |
 |---|---|---|---|---|
 {tables["scaled"]}
 

@@ -1,4 +1,4 @@
-"""`make demo` runs end to end: the shipped model zero-shot, a few fine-tuning steps, report and plot."""
+"""`make demo` runs end to end: the shipped model as it is, a few fine-tuning steps, report and plot."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_demo_writes_report_plot_and_predictions(tmp_path, capsys):
     assert set(metrics["scaled"]) == {*models, "ridge", "ridge_scaled_target"}
     assert set(metrics["log1p"]) >= {"ridge"}
     assert 0 < metrics["scaled"]["ridge"]["pearson_per_protein_mean"] < 1
-    # the shipped model never saw these cells and still predicts them (zero-shot well above chance), on the
+    # the shipped model never saw these cells and still predicts them (not fine-tuned, well above chance), on the
     # training scale and, when it has the protein scale part, in log1p counts
     assert metrics["scaled"]["sctranslator_base_zero_shot"]["pearson_per_protein_mean"] > 0.2
     if models <= set(metrics["log1p"]):
