@@ -304,6 +304,15 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
             "or adata.raw)",
             InputQualityWarning, stacklevel=3,
         )
+    elif getattr(getattr(matrix, "reading", None), "total_unknown", False):
+        warnings.warn(
+            "the expression values are log values whose cells share no total (a gene subset of normalised cells?): "
+            "they are read as log1p(counts per 10,000), the scale the model learnt. Normalised to another total "
+            "(scanpy's normalize_total without target_sum uses the median count, often 2,000-5,000), every value "
+            "sits off that scale and predictions move (up to 1.9 log1p, 0.4 on average, measured): pass raw counts "
+            "(adata.layers['counts'] or adata.raw), or normalise with target_sum=1e4 before selecting genes",
+            InputQualityWarning, stacklevel=3,
+        )
     elif getattr(matrix, "ambient_corrected", False):
         warnings.warn(
             "the expression values are non-integer, not logged, and no cell-wise multiple of counts: they are "

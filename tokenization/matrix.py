@@ -56,6 +56,7 @@ class ValueReading:
     beyond_cp10k: bool = False
     cell_total: float | None = None
     logged_counts: bool = False  # log values of raw counts (log1p without normalising): their counts are exact
+    total_unknown: bool = False  # single cells' log values sharing no total (a gene subset): taken as log1p(CP10k)
 
 
 def check_numeric_columns(frame: Any, what: str) -> None:
@@ -182,6 +183,7 @@ class Matrix:
         kind = value_kind(sample)
         applied, done = _APPLIED_TRANSFORMS.get((self.transform, kind), (self.transform, ""))
         base, ambient, beyond_cp10k, cell_total, logged_counts = math.e, False, False, None, False
+        total_unknown = False
         if self.transform == "log1p_cp10k" and kind in ("log", "linear") and single_cell_like(sample):
             dense = _dense_float(sample)
             total = None
@@ -207,9 +209,10 @@ class Matrix:
                 done = f"{'log1p' if base == math.e else 'log2(x+1)'} of raw counts (not normalised) -> log1p(CP10k)"
             elif total is None and kind == "log":
                 beyond_cp10k = float(dense.max()) > LOG1P_CP10K_MAX  # no log1p(CP10k) value is this large
+                total_unknown = not beyond_cp10k
             base = base if cell_total is not None or logged_counts else math.e
         done = done or ("as given" if applied == "none" else "raw counts -> log1p(CP10k)")
-        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k, cell_total, logged_counts)
+        return ValueReading(kind, applied, done, base, ambient, beyond_cp10k, cell_total, logged_counts, total_unknown)
 
     def adapt_transform(self, reading: ValueReading | None = None) -> str:
         """Read the values as ``reading`` says (an input's cells in chunks: the one chosen over the whole input, so

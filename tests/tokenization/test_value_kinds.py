@@ -278,3 +278,25 @@ def test_bulk_values_are_read_alike_with_or_without_never_expressed_genes(data_d
     cp10k = sp.diags(1e4 / np.asarray(cells.sum(axis=1)).ravel()) @ cells
     assert Matrix(cp10k, "RNA", "log1p_cp10k").choose_reading().applied == "log1p_cp10k"
     assert Matrix(cp10k[:1], "RNA", "log1p_cp10k").choose_reading().applied == "log1p_cp10k"
+
+
+def test_log_values_of_a_gene_subset_say_their_total_is_taken_as_10000(log_tokenizer, data_dir):
+    """scanpy's default normalize_total (the median count) then a highly variable gene subset: the cells share no
+    total, the values were read as log1p(CP10k) in silence (predictions up to 1.9 log1p off)."""
+    import anndata as ad
+
+    counts = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:60].copy()
+    x = counts.X.toarray().astype(np.float64)
+    totals = x.sum(axis=1, keepdims=True)
+    median_normalised = np.log1p(x / totals * np.median(totals))
+    subset = np.sort(np.random.default_rng(0).choice(np.flatnonzero((x > 0).sum(axis=0) >= 3), 1000, replace=False))
+
+    def said(values, names):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            log_tokenizer(ad.AnnData(values, var=counts.var.iloc[names].copy()), return_tensors="np")
+        return [str(w.message) for w in caught if "share no total" in str(w.message)]
+
+    assert len(said(median_normalised[:, subset], subset)) == 1
+    assert not said(median_normalised, np.arange(x.shape[1]))  # the whole file: its total is found, and used
+    assert not said(np.log1p(x / totals * 1e4)[:, np.arange(x.shape[1])], np.arange(x.shape[1]))
