@@ -544,7 +544,7 @@ def predict_proteins(
                 gene_ids = np.asarray(report.rna.token_ids[report.rna.read_columns(encoding.get("learnt_genes"))],
                                       dtype=np.int64)
                 untrained_genes = int(untrained_ids(model.encoder.gene_embedding.weight, gene_ids).sum())
-                first_cells = Matrix(cell_rows(rna, start, stop), "RNA")  # a backed file's first chunk, again
+                first_cells = Matrix(cell_rows(rna, start, stop), "RNA").raw_rows(0, stop - start)  # read again
                 warn_if_bulk(first_cells, config.max_genes, model)
                 if getattr(reading.get("rna_reading"), "applied", "") == "log1p_cp10k":  # counts, normalised here
                     warn_if_non_gene_counts(first_cells, report.rna)
@@ -626,11 +626,12 @@ BULK_ON_DEFAULT_MODEL = (
 )
 
 
-def warn_if_bulk(rna: Matrix, max_genes: int, model: Any) -> None:
-    """Warn when the RNA looks like bulk samples (judged on one chunk of them): the model reads at most
-    ``max_genes`` genes of each, and a model trained on single cells is no bulk model."""
-    detected = detected_per_row(rna.raw_rows(0, rna.shape[0]))
-    typical, width = float(np.median(detected)), rna.shape[1]
+def warn_if_bulk(block: Any, max_genes: int, model: Any) -> None:
+    """Warn when the RNA looks like bulk samples (judged on ``block``, the RNA values of one chunk of them, as
+    stored): the model reads at most ``max_genes`` genes of each, and a model trained on single cells is no bulk
+    model."""
+    detected = detected_per_row(block)
+    typical, width = float(np.median(detected)), block.shape[1]
     if not (typical >= BULK_DETECTED_GENES or (width >= 100 and detected.min() >= BULK_DETECTED_SHARE * width)):
         return
     shipped = Path(str(getattr(model, "name_or_path", "") or "")).resolve() == DEFAULT_MODEL_DIR.resolve()
@@ -653,15 +654,14 @@ NON_GENE_COLUMN = re.compile(r"^(ERCC-\d+|(ADT|CITE|HTO|AB)[_\-.].+|.*(hashtag|t
                              re.IGNORECASE)
 
 
-def warn_if_non_gene_counts(rna: Matrix, genes: Any) -> None:
+def warn_if_non_gene_counts(block: Any, genes: Any) -> None:
     """Counts in columns named as no gene (:data:`NON_GENE_COLUMN`) still count in each cell's library size when
     counts are normalised (log1p(CP10k)), lowering every gene's value; say so when they hold over 1 % of the counts
-    of the first cells (``genes``: their mapping report)."""
+    of the first cells (``block``: their counts as stored, ``genes``: their mapping report)."""
     suspects = np.array([status == "unmapped" and bool(NON_GENE_COLUMN.match(str(name)))
                          for name, status in zip(genes.names, genes.status, strict=True)], dtype=bool)
-    if not suspects.any() or suspects.size != rna.shape[1]:
+    if not suspects.any() or suspects.size != block.shape[1]:
         return
-    block = rna.raw_rows(0, rna.shape[0])
     totals = np.asarray(block.sum(axis=0)).ravel()
     share = float(totals[suspects].sum() / max(totals.sum(), 1e-12))
     if share > 0.01:

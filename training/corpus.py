@@ -456,8 +456,7 @@ def build_corpus(
     rna_x = sp.csr_matrix(rna_x)
     _check_values(source.name, rna_x, values_all, list(rna.obs_names))
     _warn_unmeasured(source.name, values_all, protein_report)
-    rna_sample = rna_x.data[: 1_000_000]  # the non-zeros of the first cells: enough to tell counts apart
-    rna_kind = value_kind(rna_sample)
+    rna_kind = value_kind(_nonzero_sample(rna_x))
     if protein_kind == "counts" and len(proteins) >= SWAP_PROTEINS and len(genes) <= SWAP_GENES:
         raise CorpusError(
             f"corpus {source.name}: the protein side has {len(proteins):,} columns of counts and the RNA side "
