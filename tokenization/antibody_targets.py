@@ -34,9 +34,9 @@ Sources, by the ``rule`` column:
   core's antibody list), including the cohorts' spelling variants (``LBK1``, ``XPB1``: each occurs
   only in cohorts whose array lacks the correctly spelled antibody).
 
-Names are compared after removing spaces, hyphens and underscores and lower-casing (``PD-1``, ``pd1``
-and ``PD_1`` are one name). Names with no single gene (e.g. the RPPA ``Mitochondria`` antibody) are
-deliberately absent and stay unmapped.
+Names are compared after removing spaces, hyphens and underscores, writing Greek letters as Latin ones and
+lower-casing (``PD-1``, ``pd1`` and ``PD_1`` are one name; so are ``TCR Vα7.2`` and ``TCRVa7.2``). Names with no
+single gene (e.g. the RPPA ``Mitochondria`` antibody) are deliberately absent and stay unmapped.
 """
 
 from __future__ import annotations
@@ -463,6 +463,12 @@ HLA-ABC	HLA-A	complex
 HLA-A,B,C	HLA-A	complex
 HLA-A-B-C	HLA-A	complex
 HLA-A2	HLA-A	complex
+# names the original tables give records of their own, which no other panel's name reaches (a pan-class II
+# antibody, MICA/MICB, mast cell tryptase): the first gene listed, as for the names above
+HLA-DR-DP-DQ	HLA-DRA	complex
+CD66a-c-e	CEACAM1	complex
+MICA-MICB	MICA	complex
+MastCellTryptase	TPSAB1	complex
 TCR	TRAC	complex
 TCRab	TRAC	complex
 TCRa/b	TRAC	complex
@@ -514,6 +520,8 @@ IgM	IGHM	panel
 IgD	IGHD	panel
 IgA	IGHA1	panel
 IgE	IGHE	panel
+# anti-IgG Fc (B cells' surface IgG): the first subclass, as IgA is IGHA1
+IgGFc	IGHG1	panel
 Igkappa	IGKC	panel
 IgkappaLightChain	IGKC	panel
 Iglambda	IGLC2	panel
@@ -533,6 +541,26 @@ TCRVd2	TRDV2	panel
 TCRVdelta2	TRDV2	panel
 TCRVg9	TRGV9	panel
 TCRVgamma9	TRGV9	panel
+TCRVg2	TRGV2	panel
+TCRVd1	TRDV1	panel
+# the invariant NKT receptor (V alpha 24-J alpha 18: TRAV10 joined to TRAJ18; 6B11 binds the junction) as its V gene
+TCRVa24Ja18	TRAV10	panel
+TCRVa24JaQ	TRAV10	panel
+TCRVa24	TRAV10	panel
+# V beta 13.1 in the Arden nomenclature that antibody catalogues keep is TRBV6-5 in IMGT's
+TCRVb13.1	TRBV6-5	panel
+TCRVb131	TRBV6-5	panel
+# Hao et al. 2021's PBMC panel (Seurat v4 reference), whose names lost their Greek letters: TCR-1 is TCR gamma/delta
+# (clone B1) and TCR-2 TCR alpha/beta (IP26), as the original tables' own TCR-1/TCR-2 records say; TCR-V-7.2 is
+# V alpha 7.2, TCR-V-2 V delta 2, TCR-V-9 V gamma 9, TCR-V-24-J-18 V alpha 24-J alpha 18, Integrin-7 integrin beta 7
+# (FIB504)
+TCR-1	TRGC1	complex
+TCR-2	TRAC	complex
+TCR-V-7.2	TRAV1-2	panel
+TCR-V-2	TRDV2	panel
+TCR-V-9	TRGV9	panel
+TCR-V-24-J-18	TRAV10	panel
+Integrin-7	ITGB7	panel
 FceRIa	FCER1A	panel
 FcepsilonRIalpha	FCER1A	panel
 IL7Ralpha	IL7R	panel
@@ -562,7 +590,19 @@ KLRG1	KLRG1	panel
 CX3CR1	CX3CR1	panel
 CLEC12A	CLEC12A	panel
 Galectin9	LGALS9	panel
+Galectin1	LGALS1	panel
+Galectin3	LGALS3	panel
 Mac2	LGALS3	panel
+# gp130 (IL6ST, CD130); the alias table gives GP130 to LRPPRC
+GP130	IL6ST	panel
+Langerin	CD207	panel
+Podocalyxin	PODXL	panel
+Cadherin11	CDH11	panel
+VE-Cadherin	CDH5	panel
+FRalpha	FOLR1	panel
+FRbeta	FOLR2	panel
+FolateReceptorAlpha	FOLR1	panel
+FolateReceptorBeta	FOLR2	panel
 HER2	ERBB2	panel
 CD235ab	GYPA	complex
 # ---- mouse: mouse antigen names -> the human ortholog of the gene bound
@@ -725,9 +765,13 @@ class AntibodyTarget(NamedTuple):
     rule: str
 
 
+# Greek letters as the Latin ones panels write for them (TCR Valpha7.2 is Va7.2, Integrin beta7 is integrinb7)
+_GREEK_AS_LATIN = str.maketrans("αβγδεκλ", "abgdekl")
+
+
 def antibody_key(name: str) -> str:
-    """The form names are compared in: no spaces, hyphens or underscores, lower case."""
-    return re.sub(r"[\s_\-]+", "", name).lower()
+    """The form names are compared in: no spaces, hyphens or underscores, Greek letters as Latin ones, lower case."""
+    return re.sub(r"[\s_\-]+", "", name).lower().translate(_GREEK_AS_LATIN)
 
 
 def _parse(table: str) -> dict[str, AntibodyTarget]:

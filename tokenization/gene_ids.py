@@ -23,8 +23,11 @@ Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are 
 IL2RA although the NCBI alias table also lists it for ISG20, ``CD16`` is FCGR3A, RPPA ``PDK1`` is
 PDPK1. Then the gene rules above; then parts of a label: barcode and ``_TotalSeqB`` suffixes are
 stripped, so are labels such as ``ADT_``, ``anti-human`` and ``-protein`` and BioLegend's species prefix and
-clone (``Hu.CD4_RPA.T4``); dots R's ``make.names`` put for hyphens are tried as hyphens (``HLA.DR``); both parts of
-``"PD-1 (CD279)"`` are tried (a ``CD<number>`` part first; route ``panel``),
+clone (``Hu.CD4_RPA.T4``) and catalogue numbers (``CD3-A0034``, ``CD4-AHS0032``); dots R's ``make.names`` put for
+hyphens are tried as hyphens (``HLA.DR``); the names of a compound label are tried surest first (an antigen of the
+table, a gene's own symbol, an alias; a ``CD<number>`` part first among equals; route ``panel``): ``"PD-1 (CD279)"``,
+``CD274--B7-H1--PD-L1``, BD AbSeq's ``CD45RA:HI100|PTPRC|AHS0009|pAbO`` (antigen, gene) and a CD antigen with another
+name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``); R's ``make.unique`` number (``CX3CR1.1``) is dropped last,
 hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map
 to the total protein's gene (routes ``phospho`` / ``modified_epitope``).
 
@@ -95,9 +98,22 @@ _ISOTYPE_RE = re.compile(
     r"(?:[ _.,-]*(?:kappa|k|lambda|l|\u03ba|\u03bb|isotype|iso|ctrl|control|\d+))*$",
     re.IGNORECASE,
 )
+_IG_FC_RE = re.compile(r"^ig[gamde]\d*[ _.-]*fc$", re.IGNORECASE)
 # cell hashing's sample labels: HTO1, HTO_2, hto-3 (names with "hashtag" are read as such too)
 _HASHTAG_RE = re.compile(r"^HTO[ _.-]?\d+$", re.IGNORECASE)
-_BARCODE_SUFFIX_RE = re.compile(r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE))$")
+# after the antigen: its barcode, the kit, or a catalogue number (TotalSeq-A/B/C A0034, BD AbSeq AHS0032 / AMM2008)
+_BARCODE_SUFFIX_RE = re.compile(
+    r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE|pAbO)|[ABC]\d{4}|A(?:HS|MM)\d{4})$"
+)
+# BD AbSeq's feature names: antigen, its clone, the gene, the catalogue number (CD4:SK3|CD4|AHS0032|pAbO)
+_ABSEQ_RE = re.compile(r"^([^|:]+?)(?::[^|]*)?\|([^|]*)\|[^|]*\|pAbO$", re.IGNORECASE)
+# a CD antigen and what a lab wrote after it: the gene or another name (CD127-IL7Ra, CD197-CCR7, CD56_NCAM), a clone
+# (CD4-RPA-T4, CD3-UCHT1); not a copy number (CD4-1), which copy_suffix_stems reads
+_CD_LED_RE = re.compile(r"^(CD\d+[A-Za-z]{0,2}\d*)[-_ ]+(?!\d{1,2}$)(\S.*)$", re.IGNORECASE)
+# a V segment after TCR (TCR_Vg2, TCR_VB_13_1): the receptor's variable gene, not a clone of TCR alpha/beta
+_V_SEGMENT_RE = re.compile(r"^V[A-Za-z]{0,5}[_ .-]?\d")
+# R's make.unique numbering (CX3CR1.1 beside the gene CX3CR1 in one matrix, CD14.2)
+_R_UNIQUE_RE = re.compile(r"^(.*[A-Za-z].*?)\.\d{1,2}$")
 # what labs put around an antigen's name to say it is the antibody's: ADT_CD4, adt-CD4, anti-human CD4, CD4-protein
 _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]+"
                               r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+|(?:human|mouse)[-_ ]+)(?=\S)", re.IGNORECASE)
@@ -167,13 +183,15 @@ def is_control_name(name: str, gene_named: bool = False) -> str | None:
     stripped = name.strip()
     base = _BARCODE_SUFFIX_RE.match(stripped)
     core = base.group(1) if base else stripped
-    core = _without_species_clone(core)  # Hu.Mouse.IgG1_MOPC.21
+    core = _without_species_clone(_LABEL_PREFIX_RE.sub("", core))  # Hu.Mouse.IgG1_MOPC.21, AB_Mouse_IgG1_K_Iso
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
     numbered = _COPY_SUFFIX_RE.match(core)  # CTRL-1, NEG_2: numbered control rows
     spellings = {core.lower(), stripped.lower(), numbered.group(1).lower() if numbered else ""}
     if not gene_named and spellings & _CONTROL_WORDS:
         return "control row"
+    if _IG_FC_RE.match(core):
+        return None  # anti-IgG Fc binds B cells' own IgG: an antigen, though its name starts as an isotype's
     if _ISOTYPE_RE.match(core) or _ISOTYPE_RE.match(stripped) or _ISOTYPE_RE.match(core.split("_")[0]):
         return "isotype control"  # the last: with its clone (IgG1_MOPC-21)
     lowered = core.lower()
@@ -421,14 +439,14 @@ class _Resolver:
         core = _without_species_clone(core)
         core = _R_PARENS_RE.sub(r"\1 (\2)", core)
         parts = [core]
-        p = _PAREN_RE.match(core)
-        if p:
-            outer, inner = p.group(1), p.group(2)
+        compound = _compound_parts(core)
+        if compound:
             # the part that names its protein most surely: an antigen of the antibody table, then a gene's own
-            # symbol, then an alias; among equals a CD name (B220 (CD45R)), then the antigen before the brackets.
+            # symbol, then an alias; among equals a CD name (B220 (CD45R)), then the parts in the order written.
             # "CD45RO (UCHL1)" names clone UCHL1, also a gene's symbol; "p62 (SQSTM1)" an alias, then its gene
-            cd_parts = [x for x in (inner, outer) if _CD_RE.match(x)]
-            parts = sorted(cd_parts + [x for x in (outer, inner) if x not in cd_parts], key=self._naming_strength,
+            # (in brackets the CD name inside first: B220 (CD45R); else as written: CD11a-CD18 is CD11a's, LFA-1)
+            cd_parts = [x for x in (compound[::-1] if _PAREN_RE.match(core) else compound) if _CD_RE.match(x)]
+            parts = sorted(cd_parts + [x for x in compound if x not in cd_parts], key=self._naming_strength,
                            reverse=True)
         for part in parts:
             push(part, "panel")
@@ -448,12 +466,17 @@ class _Resolver:
         pieces = core.split("_")
         for cut in range(len(pieces) - 1, 0, -1):  # the longest antigen first: TCR_Va7.2_3C10 is TCR Va7.2
             antigen, clone = "_".join(pieces[:cut]), "_".join(pieces[cut:])
+            if antigen.upper().startswith("TCR") and _V_SEGMENT_RE.match(clone):
+                continue  # TCR_Vb8 is a V segment's antibody: unmapped (warned), not TCR alpha/beta
             if (_CLONE_RE.match(clone) or _FLUOROCHROME_RE.match(clone)) and not _FLUOROCHROME_RE.match(antigen):
                 # antigen and clone without BioLegend's prefix (CD3_UCHT1, HLA.DR_L243): tried last, and taken only as
                 # an antigen the table knows or a gene's own symbol (Ki_67: Ki is an alias; APC_Cy7: a fluorochrome)
                 push(antigen, "clone")
                 if "." in antigen:
                     push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "clone")
+        numbered = _R_UNIQUE_RE.match(core)
+        if numbered:  # the last resort: TCR Va7.2 and NK-1.1 end in such a number, and are tried whole above
+            push(numbered.group(1), "panel")
         return out
 
     def _naming_strength(self, text: str) -> int:
@@ -513,6 +536,23 @@ class _Resolver:
         if token is None:
             token = self._symbol(target.gene)
         return (token, target.gene) if token is not None else None
+
+
+def _compound_parts(core: str) -> list[str] | None:
+    """The names a compound label gives one antigen, in the order written, or None for a plain name:
+    ``PD-1 (CD279)``, ``CD274--B7-H1--PD-L1``, BD AbSeq's ``CD45RA:HI100|PTPRC|AHS0009|pAbO`` (antigen, gene) and a
+    CD antigen with another name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``)."""
+    p = _PAREN_RE.match(core)
+    if p:
+        return [p.group(1), p.group(2)]
+    if "--" in core:
+        parts = [x.strip() for x in core.split("--") if x.strip()]
+        return parts if len(parts) > 1 else None
+    for pattern in (_ABSEQ_RE, _CD_LED_RE):
+        m = pattern.match(core)
+        if m:
+            return [x.strip() for x in m.groups() if x.strip()]
+    return None
 
 
 def _no_human_gene(text: str) -> bool:

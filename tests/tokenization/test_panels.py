@@ -255,3 +255,47 @@ def test_gene_names_r_wrote_with_dots_are_read_as_their_genes(original_tokenizer
     assert dotted and all(from_r.matched[i] == names[i] for i in dotted)  # read as written, not re-hyphened
     hla = names.index("HLA-DRA")
     assert from_r.matched[hla] == "HLA-DRA" and from_r.routes[hla] == written.routes[hla]  # route kept: symbol
+
+
+@pytest.mark.parametrize(("name", "gene"), [
+    # Hao et al. 2021 (Seurat v4's PBMC reference), whose names lost their Greek letters: TCR-1/TCR-2 reached the
+    # original tables' records of their own (never trained), the V segments and Integrin-7 nothing, GP130 LRPPRC
+    ("TCR-1", "TRGC1"), ("TCR-2", "TRAC"), ("TCR-V-7.2", "TRAV1-2"), ("TCR-V-2", "TRDV2"), ("TCR-V-9", "TRGV9"),
+    ("TCR-V-24-J-18", "TRAV10"), ("Integrin-7", "ITGB7"), ("GP130", "IL6ST"), ("TCR Vα7.2", "TRAV1-2"),
+    # Stuart et al. 2019 (Seurat's bone marrow CITE-seq): a CD antigen, then its gene or another name or a clone
+    ("CD127-IL7Ra", "IL7R"), ("CD197-CCR7", "CCR7"), ("CD278-ICOS", "ICOS"), ("CD4-RPA-T4", "CD4"),
+    ("CD56_NCAM", "NCAM1"), ("CD62L-selectin", "SELL"),
+    # every name of an antigen, joined by double hyphens
+    ("CD274--B7-H1--PD-L1", "CD274"), ("CD158--KIR2DL1--KIR2DS1", "KIR2DL1"), ("TCR-A--TCR-B", "TRAC"),
+    ("KLRG1--MAFA", "KLRG1"), ("CD226--DNAM-1.1", "CD226"), ("CD169--Sialoadhesin--Siglec-1", "SIGLEC1"),
+    # BD AbSeq (antigen:clone|gene|catalogue number|pAbO) and catalogue numbers after the antigen
+    ("CD4:SK3|CD4|AHS0032|pAbO", "CD4"), ("CD8:RPA-T8|CD8A|AHS0027|pAbO", "CD8A"),
+    ("CD11c:HL3|Itgax|AMM2008|pAbO", "ITGAX"), ("CD4-AHS0032", "CD4"), ("CD3-A0034", "CD3E"),
+    # R's make.unique numbering of an antibody named as a gene of the same matrix
+    ("CX3CR1.1", "CX3CR1"), ("MERTK.1", "MERTK"),
+    # a T cell receptor's V segment with an underscore was read as TCR alpha/beta (TRAC)
+    ("AB_TCR_Vg2", "TRGV2"), ("AB_TCR_VB_13_1", "TRBV6-5"), ("AB_TCR_Va24-Ja18", "TRAV10"),
+    # names the original tables give records of their own, which no other panel's name reaches
+    ("HLA-DR-DP-DQ", "HLA-DRA"), ("CD66a-c-e", "CEACAM1"), ("MICA-MICB", "MICA"),
+    # anti-IgG Fc binds B cells' IgG: a protein, not an isotype control
+    ("AB_IgG_Fc", "IGHG1"), ("IgG-Fc", "IGHG1"),
+    ("Langerin", "CD207"), ("Podocalyxin", "PODXL"), ("Galectin-3", "LGALS3"), ("VE-Cadherin", "CDH5"),
+])
+def test_names_of_public_reference_panels_resolve(original_tokenizer, name, gene):
+    """Names from widely used CITE-seq and AbSeq panels outside ../shared that were unmapped (no prediction) or, for
+    GP130, TCR_Vg2 and TCR-1/TCR-2, mapped to a wrong or never-trained protein, silently."""
+    report = original_tokenizer.resolve([name], kind="protein")
+    assert report.status == ["mapped"], report.routes
+    assert report.token_ids.tolist() == original_tokenizer.convert_genes_to_ids([gene])
+
+
+def test_compound_names_keep_isoforms_and_unknown_v_segments_stay_unmapped(original_tokenizer):
+    """An AbSeq CD45RA reads as CD45RA (its own record), not as total CD45 from its gene field; a V segment the
+    table does not know stays unmapped (warned) rather than read as TCR alpha/beta; a mouse antigen with no human
+    gene stays unmapped whatever its gene field says; isotype controls with a label prefix are controls."""
+    tok = original_tokenizer
+    report = tok.resolve(["CD45RA:HI100|PTPRC|AHS0009|pAbO", "TCR_Vb8", "Siglec-F|Siglecf|AMM2013|pAbO",
+                          "AB_Mouse_IgG1_K_Iso"], kind="protein")
+    assert report.token_ids[0] == tok.resolve(["CD45RA"], kind="protein").token_ids[0]
+    assert report.token_ids[0] != tok.convert_genes_to_ids(["PTPRC"])[0]
+    assert report.status[1:] == ["unmapped", "unmapped", "control"]
