@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenization.cell_files import check_one_piece, read_cells
-from tokenization.checks import modality
+from tokenization.cell_files import protein_side, read_cells
+from tokenization.checks import modality, modality_columns
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
@@ -47,14 +47,21 @@ def _with_cli_equivalents(message: str) -> str:
 
 
 def _protein_file(args: argparse.Namespace) -> Any:
-    """``--protein`` read whole, its antibodies only; the --rna file itself must tell them from its genes."""
+    """``--protein`` read whole, its antibodies only; the --rna file itself must tell them from its genes (or keep
+    them in obsm)."""
     from modeling_sctranslator.inference import counts_of_clr
 
     proteins = read_cells(args.protein, "protein file")
+    layer = getattr(args, "protein_layer", None)
+    if layer is not None:  # ADT files often hold CLR values in X, counts in a layer
+        use_layer(proteins, layer, args.protein)
     if Path(args.protein).resolve() == Path(args.rna).resolve() and Path(args.protein).suffix.lower() != ".h5mu":
-        check_one_piece(proteins, args.protein)  # a .h5mu's modalities are chosen by name, each its own AnnData
-    if getattr(args, "protein_layer", None) is not None:  # ADT files often hold CLR values in X, counts in a layer
-        use_layer(proteins, args.protein_layer, args.protein)
+        # one file for both sides (a .h5mu's modalities are chosen by name, each its own AnnData): its antibody
+        # columns, or the antibodies it keeps in obsm, whose values no layer holds
+        if layer is not None and modality_columns(proteins.var, "RNA")[0] is None:
+            raise ValueError(f"--protein-layer reads a layer of the protein file's X, but {args.protein} keeps no "
+                             "antibodies in X; give the antibodies' counts as a protein file of their own")
+        proteins = protein_side(proteins, args.protein)
     proteins = modality(proteins, "protein")
     # CLR values tell their counts only over the cells they were computed over: read them before any subsetting
     # (to the RNA file's cells, or a process's share)

@@ -18,12 +18,17 @@ import numpy as np
 
 from .checks import modality, modality_columns
 
-__all__ = ["CELL_FILE_SUFFIXES", "check_one_piece", "is_matrix_market", "matrix_market_files", "read_10x_h5",
-           "read_10x_mtx", "read_cells", "read_h5mu", "read_pair", "require_file", "set_name"]
+__all__ = ["CELL_FILE_SUFFIXES", "PROTEIN_OBSM_KEYS", "check_one_piece", "is_matrix_market", "matrix_market_files",
+           "protein_side", "proteins_in_obsm", "read_10x_h5", "read_10x_mtx", "read_cells", "read_h5mu", "read_pair",
+           "require_file", "set_name"]
 
 CELL_FILE_SUFFIXES = (".h5ad", ".h5", ".h5mu")
 # MuData modality names of each side (muon writes 'rna' and 'prot'; other tools 'gex', 'adt', ...)
 _MODALITIES = {"RNA": ("rna", "gex", "gene_expression"), "protein": ("prot", "adt", "protein", "cite", "antibody")}
+# where a file with the genes in X keeps its antibodies: scvi-tools and totalVI's 'protein_expression' (a DataFrame,
+# or an array with the names in uns['protein_names']), and what other tools name it; the first present is read
+PROTEIN_OBSM_KEYS = ("protein_expression", "protein_counts", "protein", "proteins", "prot", "adt", "ADT",
+                     "antibody_capture", "Antibody Capture", "cite", "CITE")
 
 
 def require_file(path: Path, what: str) -> None:
@@ -238,18 +243,64 @@ def set_name(path: str | os.PathLike[str]) -> str:
     return folders[0] if folders else stem
 
 
-def check_one_piece(adata: Any, path: str | os.PathLike[str]) -> None:
-    """``path`` is given as both the RNA and the protein file: it must tell its genes from its antibodies."""
+def proteins_in_obsm(adata: Any, path: str | os.PathLike[str]) -> Any | None:
+    """The antibodies a file keeps beside its genes in ``obsm`` (:data:`PROTEIN_OBSM_KEYS`), as an AnnData of the
+    same cells (X: the values, var_names: the antibodies' names), or None when it keeps none there."""
+    import anndata
+    import pandas as pd
+    import scipy.sparse as sp
+
+    obsm = getattr(adata, "obsm", None)
+    key = next((k for k in PROTEIN_OBSM_KEYS if obsm is not None and k in obsm), None)
+    if key is None:
+        return None
+    held = obsm[key]
+    where = f"{path}'s obsm[{key!r}]"
+    if isinstance(held, pd.DataFrame):
+        names = [str(c) for c in held.columns]
+        non_numeric = [str(c) for c, kind in held.dtypes.items() if not pd.api.types.is_numeric_dtype(kind)]
+        if non_numeric:
+            raise ValueError(f"{where} holds columns that are not numbers ({', '.join(non_numeric[:3])}); keep only "
+                             "the antibodies' values there")
+        values = held.to_numpy(dtype=np.float32)
+    else:
+        listed = next((adata.uns[k] for k in (f"{key}_names", "protein_names") if k in getattr(adata, "uns", {})),
+                      None)
+        if listed is None:
+            raise ValueError(f"{where} holds {np.shape(held)[1]:,} antibodies without names: store it as a DataFrame "
+                             "whose columns name them (as scvi-tools does), or list the names in uns['protein_names']")
+        names = [str(n) for n in np.asarray(listed).ravel().tolist()]
+        values = held.tocsr() if sp.issparse(held) else np.asarray(held)
+        if len(names) != values.shape[1]:
+            raise ValueError(f"{where} has {values.shape[1]:,} columns but uns lists {len(names):,} protein names")
+    obs = pd.DataFrame(index=pd.Index(adata.obs_names, dtype=str))
+    return anndata.AnnData(X=values, obs=obs, var=pd.DataFrame(index=pd.Index(names, dtype=str)))
+
+
+def protein_side(adata: Any, path: str | os.PathLike[str]) -> Any:
+    """The antibodies of a file given as both the RNA and the protein file: its antibody columns (told from its
+    genes by feature types), else the antibodies it keeps in ``obsm`` (:func:`proteins_in_obsm`)."""
     columns, _ = modality_columns(getattr(adata, "var", None), "RNA")
-    if columns is None:
+    if columns is not None:
+        return modality(adata, "protein")
+    in_obsm = proteins_in_obsm(adata, path)
+    if in_obsm is None:
         raise ValueError(f"{path} is given as both the RNA and the protein file, but it does not tell genes from "
                          "antibodies (var['feature_types'] with 'Gene Expression' and 'Antibody Capture', as Cell "
-                         "Ranger writes them, or 'GEX' and 'ADT'); give the two files")
+                         "Ranger writes them, or 'GEX' and 'ADT'), nor keeps antibodies in obsm (read from: "
+                         f"{', '.join(PROTEIN_OBSM_KEYS[:4])}, ...); give the two files")
+    return in_obsm
+
+
+def check_one_piece(adata: Any, path: str | os.PathLike[str]) -> None:
+    """``path`` is given as both the RNA and the protein file: it must tell its genes from its antibodies."""
+    protein_side(adata, path)
 
 
 def read_pair(rna_path: str | os.PathLike[str], protein_path: str | os.PathLike[str]) -> tuple[Any, Any]:
     """The RNA and protein AnnData of a paired set, each with its own features; one CITE-seq file given as both
-    sides (a Cell Ranger .h5 or matrix folder, an .h5ad with feature types, a MuData .h5mu) is read once."""
+    sides (a Cell Ranger .h5 or matrix folder, an .h5ad with feature types or with its antibodies in obsm, a MuData
+    .h5mu) is read once."""
     same = Path(protein_path).resolve() == Path(rna_path).resolve()
     if same and Path(rna_path).suffix.lower() == ".h5mu":
         require_file(Path(rna_path), "RNA file")
@@ -257,6 +308,5 @@ def read_pair(rna_path: str | os.PathLike[str], protein_path: str | os.PathLike[
         return read_h5mu(rna_path, "RNA file", mdata), read_h5mu(rna_path, "protein file", mdata)
     rna = read_cells(rna_path, "RNA file")
     if same:
-        check_one_piece(rna, rna_path)
-    prot = rna if same else read_cells(protein_path, "protein file")
-    return modality(rna, "RNA"), modality(prot, "protein")
+        return modality(rna, "RNA"), protein_side(rna, rna_path)
+    return modality(rna, "RNA"), modality(read_cells(protein_path, "protein file"), "protein")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 
 from ..conftest import TINY_MODEL
@@ -172,6 +173,46 @@ def test_repeated_barcodes_are_named_with_a_fix_that_keeps_cells_paired(scale_mo
     assert code == 2 and len(error.strip().splitlines()) == 1, error
     assert f"protein: 1 repeat, e.g. {str(adt.obs_names[0])!r}" in error and "RNA:" not in error
     assert "index_unique='_'" in error and "pairs the right cells only if both list them in one order" in error
+
+
+def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_model_dir, data_dir, tmp_path, capsys):
+    """scvi-tools and totalVI keep a CITE-seq set's antibodies in obsm['protein_expression'] (a DataFrame, or an
+    array named by uns['protein_names']) beside the genes in X; such a file given as both sides was refused ('does
+    not tell genes from antibodies'). It now scores as the same cells given as two files, and trains as a corpus."""
+    from sctranslator.cli import main
+    from tokenization.cell_files import read_pair
+
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:8].copy()
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:8, PANEL].copy()
+    rna.write_h5ad(tmp_path / "rna.h5ad")
+    adt.write_h5ad(tmp_path / "adt.h5ad")
+    counts = adt.X.toarray() if hasattr(adt.X, "toarray") else np.asarray(adt.X)
+    as_frame = rna.copy()
+    as_frame.obsm["protein_expression"] = pd.DataFrame(counts, index=rna.obs_names, columns=PANEL)
+    as_frame.write_h5ad(tmp_path / "frame.h5ad")
+    as_array = rna.copy()
+    as_array.obsm["protein_expression"] = counts
+    as_array.uns["protein_names"] = np.array(PANEL)
+    as_array.write_h5ad(tmp_path / "array.h5ad")
+    results = []
+    for rna_file, protein_file in (("rna.h5ad", "adt.h5ad"), ("frame.h5ad", "frame.h5ad"), ("array.h5ad", "array.h5ad")):
+        assert main(["evaluate", "--model", str(scale_model_dir), "--rna", str(tmp_path / rna_file), "--protein",
+                     str(tmp_path / protein_file), "--device", "cpu"]) == 0, capsys.readouterr().err
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert results[0]["proteins_evaluated"] == len(PANEL)
+    assert results[1] == results[0] and results[2] == results[0]
+    genes, antibodies = read_pair(tmp_path / "array.h5ad", tmp_path / "array.h5ad")
+    assert genes.n_vars == rna.n_vars and list(antibodies.var_names) == PANEL
+    np.testing.assert_array_equal(np.asarray(antibodies.X), counts)
+    # unnamed antibodies, or a layer asked of a file whose X holds none: one line naming the fix
+    del as_array.uns["protein_names"]
+    as_array.write_h5ad(tmp_path / "unnamed.h5ad")
+    for extra, expected in (([], "without names"), (["--protein-layer", "counts"], "no layer 'counts'")):
+        path = str(tmp_path / ("unnamed.h5ad" if not extra else "frame.h5ad"))
+        assert main(["evaluate", "--model", str(scale_model_dir), "--rna", path, "--protein", path, "--device", "cpu",
+                     *extra]) == 2
+        error = capsys.readouterr().err
+        assert expected in error and len(error.strip().splitlines()) == 1, error
 
 
 def test_one_h5mu_given_as_both_sides_is_read_as_its_two_modalities(scale_model_dir, data_dir, tmp_path, capsys):
