@@ -195,7 +195,7 @@ def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_mode
     as_array.uns["protein_names"] = np.array(PANEL)
     as_array.write_h5ad(tmp_path / "array.h5ad")
     results = []
-    for rna_file, protein_file in (("rna.h5ad", "adt.h5ad"), ("frame.h5ad", "frame.h5ad"), ("array.h5ad", "array.h5ad")):
+    for rna_file, protein_file in (("rna.h5ad", "adt.h5ad"), ("frame.h5ad",) * 2, ("array.h5ad",) * 2):
         assert main(["evaluate", "--model", str(scale_model_dir), "--rna", str(tmp_path / rna_file), "--protein",
                      str(tmp_path / protein_file), "--device", "cpu"]) == 0, capsys.readouterr().err
         results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
