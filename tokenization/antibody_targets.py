@@ -526,6 +526,8 @@ Igkappa	IGKC	panel
 IgkappaLightChain	IGKC	panel
 Iglambda	IGLC2	panel
 IglambdaLightChain	IGLC2	panel
+IgKappaLight	IGKC	panel
+IgLambdaLight	IGLC2	panel
 # the light chains bare, as BD and flow panels write them (no gene is named Kappa or Lambda)
 Kappa	IGKC	panel
 KappaLightChain	IGKC	panel
@@ -562,6 +564,8 @@ TCR-V-9	TRGV9	panel
 TCR-V-24-J-18	TRAV10	panel
 Integrin-7	ITGB7	panel
 FceRIa	FCER1A	panel
+# antibodies to FcepsilonRI bind its alpha chain (AER-37, CRA-1); the alias table gives FCERI to the beta chain
+FceRI	FCER1A	panel
 FcepsilonRIalpha	FCER1A	panel
 IL7Ralpha	IL7R	panel
 IL7Ra	IL7R	panel
@@ -593,6 +597,21 @@ Galectin9	LGALS9	panel
 Galectin1	LGALS1	panel
 Galectin3	LGALS3	panel
 Mac2	LGALS3	panel
+# intracellular antigens of CITE-seq and flow panels; TCF-1 is the T cell factor TCF7 (the previous symbol TCF1 is
+# HNF1A's, which a panel named by gene symbol still reads: those panels try the gene rules first)
+Ki67	MKI67	panel
+GranzymeA	GZMA	panel
+GranzymeB	GZMB	panel
+GranzymeK	GZMK	panel
+Perforin	PRF1	panel
+TCF1	TCF7	panel
+Tbet	TBX21	panel
+Helios	IKZF2	panel
+Blimp1	PRDM1	panel
+RORgt	RORC	panel
+# MHC class I (W6/32 binds HLA-A, -B and -C) as HLA-ABC; VE-cadherin as ECCITE-like panels shorten it
+MHCI	HLA-A	complex
+VECAD	CDH5	panel
 # gp130 (IL6ST, CD130); the alias table gives GP130 to LRPPRC
 GP130	IL6ST	panel
 Langerin	CD207	panel
@@ -607,6 +626,11 @@ HER2	ERBB2	panel
 CD235ab	GYPA	complex
 # ---- mouse: mouse antigen names -> the human ortholog of the gene bound
 F4/80	ADGRE1	mouse
+F480	ADGRE1	mouse
+# CD301a / CD301b are Mgl1 / Mgl2, whose one human ortholog is CLEC10A (CD301); FR4 is folate receptor 4, Izumo1r
+CD301a	CLEC10A	mouse
+CD301b	CLEC10A	mouse
+FR4	IZUMO1R	mouse
 NK1.1	KLRB1	mouse
 F4.80	ADGRE1	mouse
 I-A/I-E	HLA-DRA	mouse
@@ -765,8 +789,8 @@ class AntibodyTarget(NamedTuple):
     rule: str
 
 
-# Greek letters as the Latin ones panels write for them (TCR Valpha7.2 is Va7.2, Integrin beta7 is integrinb7)
-_GREEK_AS_LATIN = str.maketrans("αβγδεκλ", "abgdekl")
+# Greek letters as panels write them in Latin (TCR Valpha7.2 is Va7.2, Integrin beta7 integrinb7, Ig kappa Igkappa)
+_GREEK_AS_LATIN = str.maketrans({"α": "a", "β": "b", "γ": "g", "δ": "d", "ε": "e", "κ": "kappa", "λ": "lambda"})
 
 
 def antibody_key(name: str) -> str:

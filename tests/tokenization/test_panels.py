@@ -201,9 +201,12 @@ def test_a_control_row_named_by_a_bare_word_is_a_control_unless_the_panel_names_
 def test_an_underscore_part_is_read_as_a_clone_only_when_it_looks_like_one(original_tokenizer):
     """Reading 'antigen_clone' as its antigen sent words, numbers and fluorochromes after an underscore to aliases:
     Ki_67 to PSME3 (alias Ki), TCR_beta to TRAC, APC_Cy7 to the gene APC, PE_Cy7 to AP3B1."""
-    names = ["Ki_67", "APC_Cy7", "PE_Cy7", "Cell_Hashing", "NOT_A_PROTEIN"]
+    names = ["APC_Cy7", "PE_Cy7", "Cell_Hashing", "NOT_A_PROTEIN"]
     report = original_tokenizer.resolve(names, kind="protein")
     assert report.status == ["unmapped"] * len(names), list(zip(names, report.routes, strict=True))
+    # Ki_67 is the antibody table's Ki-67 (MKI67), not Ki read as PSME3
+    ki67 = original_tokenizer.resolve(["Ki_67"], kind="protein")
+    assert ki67.token_ids.tolist() == original_tokenizer.convert_genes_to_ids(["MKI67"])
     # TCR_beta is the beta chain's antibody (the antibody table's TCR beta), not TCR read as TRAC
     beta = original_tokenizer.resolve(["TCR_beta"], kind="protein")
     assert beta.token_ids.tolist() == original_tokenizer.convert_genes_to_ids(["TRBC1"])
@@ -280,6 +283,21 @@ def test_gene_names_r_wrote_with_dots_are_read_as_their_genes(original_tokenizer
     # anti-IgG Fc binds B cells' IgG: a protein, not an isotype control
     ("AB_IgG_Fc", "IGHG1"), ("IgG-Fc", "IGHG1"),
     ("Langerin", "CD207"), ("Podocalyxin", "PODXL"), ("Galectin-3", "LGALS3"), ("VE-Cadherin", "CDH5"),
+    # BD's gene field is wrong for its HLA-DR antibody (CD74 is the invariant chain): the antigen field is read first
+    ("HLA-DR|CD74|AHS0035|pAbO", "HLA-DRA"),
+    # AbSeq names after Seurat (pipes as hyphens) and R's make.names (dots)
+    ("CD279:EH12-1-PDCD1-AHS0014-pAbO", "PDCD1"), ("CD4.SK3.CD4.AHS0032.pAbO", "CD4"),
+    ("CD158e1-KIR3DL1-AHS0211-pAbO", "KIR3DL1"),
+    # BioLegend's antibodies to several species (KLRG1 (MAFA) was the transcription factor MAFA), 10x's mouse cocktail
+    ("anti-mouse/human KLRG1 (MAFA)", "KLRG1"), ("anti_mouse_human_CD44", "CD44"), ("anti-mouse/rat CD29", "ITGB1"),
+    ("Ms.CD8a", "CD8A"), ("MsRt.CD29", "ITGB1"), ("Ms.F4_80", "ADGRE1"), ("Ms.I.A_I.E", "HLA-DRA"),
+    # FcepsilonRI antibodies bind the alpha chain (FceRI was MS4A2, the beta chain); TCF-1 is TCF7 (TCF1 was HNF1A)
+    ("FceRI", "FCER1A"), ("TCF1", "TCF7"),
+    # intracellular antigens, with the -Ab suffix and joined names of one panel
+    ("Ki-67", "MKI67"), ("Granzyme B", "GZMB"), ("Granzyme-B-Ab", "GZMB"), ("Blimp-1-PRDI-BF1-Ab", "PRDM1"),
+    # a copy number after a hyphenated name, a dot between a CD antigen and its other name, Greek kappa
+    ("HLA-DR-1", "HLA-DRA"), ("ITGB7-1", "ITGB7"), ("CD11a.CD18", "ITGAL"), ("CD56.NCAM.Recombinant", "NCAM1"),
+    ("Ig light chain κ", "IGKC"), ("VECAD-TCCACTCATTCTG", "CDH5"), ("MHCI", "HLA-A"),
 ])
 def test_names_of_public_reference_panels_resolve(original_tokenizer, name, gene):
     """Names from widely used CITE-seq and AbSeq panels outside ../shared that were unmapped (no prediction) or, for
@@ -292,10 +310,15 @@ def test_names_of_public_reference_panels_resolve(original_tokenizer, name, gene
 def test_compound_names_keep_isoforms_and_unknown_v_segments_stay_unmapped(original_tokenizer):
     """An AbSeq CD45RA reads as CD45RA (its own record), not as total CD45 from its gene field; a V segment the
     table does not know stays unmapped (warned) rather than read as TCR alpha/beta; a mouse antigen with no human
-    gene stays unmapped whatever its gene field says; isotype controls with a label prefix are controls."""
+    gene stays unmapped whatever its gene field says; isotype controls with a label prefix are controls; missing
+    names stay missing with any affix."""
     tok = original_tokenizer
     report = tok.resolve(["CD45RA:HI100|PTPRC|AHS0009|pAbO", "TCR_Vb8", "Siglec-F|Siglecf|AMM2013|pAbO",
                           "AB_Mouse_IgG1_K_Iso"], kind="protein")
     assert report.token_ids[0] == tok.resolve(["CD45RA"], kind="protein").token_ids[0]
     assert report.token_ids[0] != tok.convert_genes_to_ids(["PTPRC"])[0]
     assert report.status[1:] == ["unmapped", "unmapped", "control"]
+    # a missing name with a suffix or a copy number is no gene's name (nan_TotalSeqC was SCN11A, NA_PROT XK)
+    missing = tok.resolve(["nan_TotalSeqC", "NaN_TotalSeqB", "nan.1", "NA_TotalSeqC", "NA.1", "ADT_NA", "NA_PROT"],
+                          kind="protein")
+    assert missing.status == ["unmapped"] * 7

@@ -22,12 +22,15 @@ Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are 
 :mod:`antibody_targets` *before* the symbol/alias lookup (route ``antibody_table``): ``CD25`` is
 IL2RA although the NCBI alias table also lists it for ISG20, ``CD16`` is FCGR3A, RPPA ``PDK1`` is
 PDPK1. Then the gene rules above; then parts of a label: barcode and ``_TotalSeqB`` suffixes are
-stripped, so are labels such as ``ADT_``, ``anti-human`` and ``-protein`` and BioLegend's species prefix and
-clone (``Hu.CD4_RPA.T4``) and catalogue numbers (``CD3-A0034``, ``CD4-AHS0032``); dots R's ``make.names`` put for
+stripped, so are labels such as ``ADT_``, ``anti-human`` (``anti-mouse/human``) and ``-protein``, BioLegend's and
+10x's species prefix and clone (``Hu.CD4_RPA.T4``, ``Ms.CD8a``) and catalogue numbers (``CD3-A0034``,
+``CD4-AHS0032``); a missing name with such affixes (``nan_TotalSeqC``, ``NA.1``) stays missing; dots R's ``make.names`` put for
 hyphens are tried as hyphens (``HLA.DR``); the names of a compound label are tried surest first (an antigen of the
 table, a gene's own symbol, an alias; a ``CD<number>`` part first among equals; route ``panel``): ``"PD-1 (CD279)"``,
 ``CD274--B7-H1--PD-L1``, BD AbSeq's ``CD45RA:HI100|PTPRC|AHS0009|pAbO`` (antigen, gene) and a CD antigen with another
-name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``); R's ``make.unique`` number (``CX3CR1.1``) is dropped last,
+name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``; BD's antigen before its gene field, which is wrong for
+HLA-DR); last, a copy number (``CX3CR1.1``, ``HLA-DR-1``) is dropped and the longest leading part the antigen table
+knows is tried (``Blimp-1-PRDI-BF1``), each taken only as a sure name,
 hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map
 to the total protein's gene (routes ``phospho`` / ``modified_epitope``).
 
@@ -105,18 +108,21 @@ _HASHTAG_RE = re.compile(r"^HTO[ _.-]?\d+$", re.IGNORECASE)
 _BARCODE_SUFFIX_RE = re.compile(
     r"^(.+?)[_ .-]+(?:[ACGTN]{6,}|(?i:TotalSeq[-_ ]?[ABCD]?|ADT|CITE|pAbO)|[ABC]\d{4}|A(?:HS|MM)\d{4})$"
 )
-# BD AbSeq's feature names: antigen, its clone, the gene, the catalogue number (CD4:SK3|CD4|AHS0032|pAbO)
-_ABSEQ_RE = re.compile(r"^([^|:]+?)(?::[^|]*)?\|([^|]*)\|[^|]*\|pAbO$", re.IGNORECASE)
+# BD AbSeq's feature names: antigen, its clone, the gene, the catalogue number (CD4:SK3|CD4|AHS0032|pAbO); Seurat
+# writes the pipes as hyphens, R's make.names as dots (CD4.SK3.CD4.AHS0032.pAbO)
+_ABSEQ_RE = re.compile(r"^(.+?)[|.-]A(?:HS|MM)\d{4}(?:[|.-]pAbO)?$", re.IGNORECASE)
 # a CD antigen and what a lab wrote after it: the gene or another name (CD127-IL7Ra, CD197-CCR7, CD56_NCAM), a clone
 # (CD4-RPA-T4, CD3-UCHT1); not a copy number (CD4-1), which copy_suffix_stems reads
-_CD_LED_RE = re.compile(r"^(CD\d+[A-Za-z]{0,2}\d*)[-_ ]+(?!\d{1,2}$)(\S.*)$", re.IGNORECASE)
+_CD_LED_RE = re.compile(r"^(CD\d+[A-Za-z]{0,2}\d*)[-_ .]+(?!\d{1,2}$)(\S.*)$", re.IGNORECASE)
 # a V segment after TCR (TCR_Vg2, TCR_VB_13_1): the receptor's variable gene, not a clone of TCR alpha/beta
 _V_SEGMENT_RE = re.compile(r"^V[A-Za-z]{0,5}[_ .-]?\d")
-# R's make.unique numbering (CX3CR1.1 beside the gene CX3CR1 in one matrix, CD14.2)
-_R_UNIQUE_RE = re.compile(r"^(.*[A-Za-z].*?)\.\d{1,2}$")
+# a copy number that made a name unique (R's make.unique: CX3CR1.1 beside the gene CX3CR1 in one matrix; HLA-DR-1)
+_UNIQUE_NUMBER_RE = re.compile(r"^(.*[A-Za-z].*?)[-_.]\d{1,2}$")
 # what labs put around an antigen's name to say it is the antibody's: ADT_CD4, adt-CD4, anti-human CD4, CD4-protein
+_SPECIES_WORD = r"(?:human|mouse|rat|hu|ms)"
 _LABEL_PREFIX_RE = re.compile(r"^(?:(?:adt|cite|ab|antibody|prot|protein)[-_ .:]+"
-                              r"|anti[-_ ]?(?:human|mouse|hu|ms)?[-_ ]+|(?:human|mouse)[-_ ]+)(?=\S)", re.IGNORECASE)
+                              rf"|anti[-_ ]?(?:{_SPECIES_WORD}(?:[-_/]{_SPECIES_WORD})*)?[-_ ]+"
+                              r"|(?:human|mouse)[-_ ]+)(?=\S)", re.IGNORECASE)
 # R's make.names writes "B220 (CD45R)" as B220..CD45R. and "PD-1 (CD279)" as PD.1..CD279.
 _R_PARENS_RE = re.compile(r"^(.+?)\.\.(.+?)\.$")
 # what follows an antigen's name after an underscore: a clone (UCHT1, RPA-T4, 581, 10.1, M1/70, SK7_PE), a barcode,
@@ -127,8 +133,11 @@ _FLUOROCHROME_RE = re.compile(r"^(?:cy\d|bv\d{3}|buv\d{3}|bb\d{3}|af\d{3}|alexa(
 # a species letter before a CD antigen: mCD4, hCD8a (MCD4 is also an alias of PIGN)
 _SPECIES_LETTER_CD_RE = re.compile(r"^[mh](CD\d+[A-Za-z]?\d*)$")
 # BioLegend's TotalSeq feature names: a species prefix and the clone after the antigen (Hu.CD4_RPA.T4, Hu.HLA.DR_L243,
-# Mu.CD8a_53.6.7); its cross-reactive antibodies name every species they bind (HuMs.CD44_IM7, HuMsRt.CD278_C398.4A)
-_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm)(?:ms|rt|cf|mu|hu)*\.([A-Za-z].*?)(?:_[^_\s]+)?$", re.IGNORECASE)
+# Mu.CD8a_53.6.7; 10x's mouse cocktail writes Ms.CD4); its cross-reactive antibodies name every species they bind
+# (HuMs.CD44_IM7, HuMsRt.CD278_C398.4A, MsRt.CD29)
+_SPECIES_CLONE_RE = re.compile(r"^(?:hu|hs|mu|mm|ms)(?:ms|rt|cf|mu|hu)*\.([A-Za-z].*?)(?:_[^_\s]+)?$",
+                               re.IGNORECASE)
+_SPECIES_PREFIX_RE = re.compile(r"^(?:hu|hs|mu|mm|ms)(?:ms|rt|cf|mu|hu)*\.(?=[A-Za-z])", re.IGNORECASE)
 _NON_DECIMAL_DOT_RE = re.compile(r"(?<!\d)\.|\.(?!\d)")
 _LABEL_SUFFIX_RE = re.compile(r"(?<=\S)[-_ .:]+(?:protein|prot|antibody|ab)$", re.IGNORECASE)
 _PAREN_RE = re.compile(r"^\s*(.*?)\s*\(\s*(.+?)\s*\)\s*$")
@@ -436,11 +445,15 @@ class _Resolver:
         m = _BARCODE_SUFFIX_RE.match(s)
         core = m.group(1) if m else s
         core = _LABEL_SUFFIX_RE.sub("", _LABEL_PREFIX_RE.sub("", core)) or core
+        uncut = _SPECIES_PREFIX_RE.sub("", core)  # Ms.F4_80 and Ms.I.A_I.E have no clone after the underscore
         core = _without_species_clone(core)
         core = _R_PARENS_RE.sub(r"\1 (\2)", core)
         parts = [core]
-        compound = _compound_parts(core)
-        if compound:
+        abseq = _ABSEQ_RE.match(core)
+        compound = None if abseq else _compound_parts(core)
+        if abseq:  # BD's antigen first, its gene field after (HLA-DR|CD74|AHS0035|pAbO binds HLA-DR, not the CD74
+            parts = self._abseq_parts(abseq.group(1))  # its gene field names)
+        elif compound:
             # the part that names its protein most surely: an antigen of the antibody table, then a gene's own
             # symbol, then an alias; among equals a CD name (B220 (CD45R)), then the parts in the order written.
             # "CD45RO (UCHL1)" names clone UCHL1, also a gene's symbol; "p62 (SQSTM1)" an alias, then its gene
@@ -456,6 +469,9 @@ class _Resolver:
                 first = re.split(r"[,/;]", part)[0]  # group "GAPDH;GAPDHS": its leading member
                 if not first.strip().isdigit():  # "1,CD8A" is a table's row (index, name), not Entrez gene 1
                     push(first, "panel")
+        if uncut != core:
+            push(uncut, "panel")
+            push(_NON_DECIMAL_DOT_RE.sub("-", uncut), "panel")
         for part in list(parts):
             ph = _PHOSPHO_RE.match(part)
             if ph:
@@ -474,10 +490,27 @@ class _Resolver:
                 push(antigen, "clone")
                 if "." in antigen:
                     push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "clone")
-        numbered = _R_UNIQUE_RE.match(core)
-        if numbered:  # the last resort: TCR Va7.2 and NK-1.1 end in such a number, and are tried whole above
-            push(numbered.group(1), "panel")
+        numbered = _UNIQUE_NUMBER_RE.match(core)
+        if numbered:  # the last resorts, taken as an antigen of the table or a gene's own symbol (TCR Va7.2 and NK-1.1
+            push(numbered.group(1), "numbered")  # end in such a number, and are tried whole above); then the longest
+        for cut in reversed([m.start() for m in re.finditer(r"-", core)]):  # leading part before a hyphen that the
+            if self._antibody_target(core[:cut]) is not None:  # table knows (Blimp-1-PRDI-BF1: Blimp-1)
+                push(core[:cut], "numbered")
+                break
         return out
+
+    def _abseq_parts(self, body: str) -> list[str]:
+        """The names in a BD AbSeq label's antigen, clone and gene fields, antigen first: split at its pipes and the
+        colon before the clone; where Seurat or R turned the pipes into hyphens or dots, the longest leading part
+        that names an antigen of the table or a gene's own symbol (HLA-DR-CD74: HLA-DR)."""
+        if "|" in body:
+            antigen, gene = body.split("|", 1)
+            return [antigen.split(":")[0], gene]
+        if ":" in body:
+            return [body.split(":")[0]]
+        cuts = [m.start() for m in re.finditer(r"[-.]", body)]
+        leading = [body[:cut] for cut in reversed(cuts)]
+        return [part for part in leading if self._naming_strength(part) > 0][:1] or [body]
 
     def _naming_strength(self, text: str) -> int:
         """2: an antigen of the antibody table; 1: a gene's own (approved) symbol; 0: an alias, or nothing."""
@@ -496,7 +529,7 @@ class _Resolver:
             hit = self.gene(name, protein=True)
             if hit is not None:
                 return hit[0], hit[1], name, True
-        if _no_human_gene(name):
+        if _no_human_gene(name) or is_missing_name(name, protein=True):
             return None
         target = self._antibody_target(name)
         if target is not None:
@@ -512,11 +545,13 @@ class _Resolver:
         for text, route, whole in self._panel_candidates(name):
             if _no_human_gene(text):  # Sca-1 (Ly-6A/E), Mu.Ly.6G_1A8
                 return None
+            if is_missing_name(text, protein=True):  # nan_TotalSeqC, NA_PROT: a missing name, not SCN11A or XK
+                continue
             target = self._antibody_target(text)
             if target is not None:
-                return target[0], "panel" if route == "clone" else route, target[1], whole
+                return target[0], "panel" if route in ("clone", "numbered") else route, target[1], whole
             hit = self.gene(text, protein=True)
-            if route == "clone":
+            if route in ("clone", "numbered"):
                 if hit is not None and self.vocab.token_names().get(hit[0], "").upper() == text.upper():
                     return hit[0], "panel", text, whole
                 continue
@@ -540,19 +575,16 @@ class _Resolver:
 
 def _compound_parts(core: str) -> list[str] | None:
     """The names a compound label gives one antigen, in the order written, or None for a plain name:
-    ``PD-1 (CD279)``, ``CD274--B7-H1--PD-L1``, BD AbSeq's ``CD45RA:HI100|PTPRC|AHS0009|pAbO`` (antigen, gene) and a
-    CD antigen with another name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``)."""
+    ``PD-1 (CD279)``, ``CD274--B7-H1--PD-L1`` and a CD antigen with another name or a clone after it
+    (``CD127-IL7Ra``, ``CD4-RPA-T4``, ``CD11a.CD18``)."""
     p = _PAREN_RE.match(core)
     if p:
         return [p.group(1), p.group(2)]
     if "--" in core:
         parts = [x.strip() for x in core.split("--") if x.strip()]
         return parts if len(parts) > 1 else None
-    for pattern in (_ABSEQ_RE, _CD_LED_RE):
-        m = pattern.match(core)
-        if m:
-            return [x.strip() for x in m.groups() if x.strip()]
-    return None
+    m = _CD_LED_RE.match(core)
+    return [x.strip() for x in m.groups() if x.strip()] if m else None
 
 
 def _no_human_gene(text: str) -> bool:
