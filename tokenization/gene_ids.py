@@ -21,18 +21,20 @@ Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are 
 *controls* (never mapped). Antibody names go through the curated antigen -> gene table of
 :mod:`antibody_targets` *before* the symbol/alias lookup (route ``antibody_table``): ``CD25`` is
 IL2RA although the NCBI alias table also lists it for ISG20, ``CD16`` is FCGR3A, RPPA ``PDK1`` is
-PDPK1. Then the gene rules above; then parts of a label: barcode and ``_TotalSeqB`` suffixes are
-stripped, so are labels such as ``ADT_``, ``anti-human`` (``anti-mouse/human``) and ``-protein``, BioLegend's and
-10x's species prefix and clone (``Hu.CD4_RPA.T4``, ``Ms.CD8a``) and catalogue numbers (``CD3-A0034``,
-``CD4-AHS0032``); a missing name with such affixes (``nan_TotalSeqC``, ``NA.1``) stays missing; dots R's ``make.names`` put for
-hyphens are tried as hyphens (``HLA.DR``); the names of a compound label are tried surest first (an antigen of the
-table, a gene's own symbol, an alias; a ``CD<number>`` part first among equals; route ``panel``): ``"PD-1 (CD279)"``,
-``CD274--B7-H1--PD-L1``, BD AbSeq's ``CD45RA:HI100|PTPRC|AHS0009|pAbO`` (antigen, gene) and a CD antigen with another
-name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``; BD's antigen before its gene field, which is wrong for
-HLA-DR); last, a copy number (``CX3CR1.1``, ``HLA-DR-1``) is dropped and the longest leading part the antigen table
-knows is tried (``Blimp-1-PRDI-BF1``), each taken only as a sure name,
-hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map
-to the total protein's gene (routes ``phospho`` / ``modified_epitope``).
+PDPK1. Then the gene rules above; then parts of a label:
+
+* barcode, kit and catalogue-number suffixes (``_TotalSeqB``, ``CD3-A0034``, ``CD4-AHS0032``), labels such as
+  ``ADT_``, ``anti-human`` (``anti-mouse/human``) and ``-protein``, BioLegend's and 10x's species prefix and clone
+  (``Hu.CD4_RPA.T4``, ``Ms.CD8a``) are stripped; a missing name with such affixes (``nan_TotalSeqC``) stays missing;
+* dots R's ``make.names`` put for hyphens are tried as hyphens (``HLA.DR``);
+* the names of a compound label are tried surest first (an antigen of the table, a gene's own symbol, an alias; a
+  ``CD<number>`` part first among equals; route ``panel``): ``"PD-1 (CD279)"``, ``CD274--B7-H1--PD-L1``, a CD
+  antigen with another name or a clone after it (``CD127-IL7Ra``, ``CD4-RPA-T4``); BD AbSeq's
+  ``CD45RA:HI100|PTPRC|AHS0009|pAbO`` antigen first, then its gene field (wrong for BD's HLA-DR: CD74);
+* hyphens/underscores/spaces are dropped, and phospho-epitopes (``4E-BP1_pS65``) or cleaved forms map to the total
+  protein's gene (routes ``phospho`` / ``modified_epitope``);
+* last, taken only as an antigen of the table or a gene's own symbol: the name without a copy number (``CX3CR1.1``,
+  ``HLA-DR-1``), and its longest leading part before a hyphen that the table knows (``Blimp-1-PRDI-BF1``).
 
 A panel of at least :data:`GENE_NAMED_PANEL_MIN` proteins is mass-spectrometry-sized (antibody panels
 have at most a few hundred antibodies) and named by gene symbol: there the gene rules come first, so
