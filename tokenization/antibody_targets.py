@@ -27,7 +27,7 @@ Sources, by the ``rule`` column:
 * ``mouse``: antigen names of mouse panels with no CD or gene name, mapped to the human ortholog of the gene
   the antibody binds (F4/80 = Adgre1 -> ADGRE1, NK-1.1 = Klrb1c -> KLRB1, I-A/I-E = MHC class II -> HLA-DRA
   as ``MHCII`` on human panels; CD8b.1/CD8b.2, the two alleles of Cd8b1, -> CD8B). Mouse antigens whose gene
-  has no human ortholog (Ly-6C, Ly-6G, Gr-1, Ter119 = Ly76, Sca-1 = Ly6a, Siglec-F) are listed in
+  has no human ortholog (Ly-6C, Ly-6G, Gr-1, Ter119 = Ly76, Sca-1 = Ly6a, Siglec-F, Siglec-H) are listed in
   :data:`NO_HUMAN_GENE`: they stay unmapped, where the alias tables would send them to an unrelated gene
   (``Sca-1`` is an alias of ATXN1, ``Sca1`` of CASP3's).
 * ``rppa``: antibody names of the MD Anderson RPPA core as TCGA distributes them (gene per the
@@ -817,5 +817,5 @@ ANTIBODY_TARGETS: dict[str, AntibodyTarget] = _parse(_TABLE)
 # mouse antigens whose gene has no human ortholog (keys as antibody_key writes them): no token means them
 NO_HUMAN_GENE = frozenset(antibody_key(name) for name in (
     "Sca-1", "Sca1", "Ly-6A/E", "Ly-6A.2/Ly-6E.1", "Ly-6C", "Ly-6G", "Ly-6G/Ly-6C", "Ly-6G/C", "Gr-1", "Ter119",
-    "TER-119", "Ly-76", "Siglec-F", "SiglecF",
+    "TER-119", "Ly-76", "Siglec-F", "SiglecF", "Ly-6A", "Ly-6A_E", "Siglec-H", "SiglecH",
 ))

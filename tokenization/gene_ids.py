@@ -544,9 +544,10 @@ class _Resolver:
         hit = self.gene(name, protein=True)
         if hit is not None:
             return hit[0], hit[1], name, True
-        for text, route, whole in self._panel_candidates(name):
-            if _no_human_gene(text):  # Sca-1 (Ly-6A/E), Mu.Ly.6G_1A8
-                return None
+        candidates = self._panel_candidates(name)
+        if any(_no_human_gene(text) for text, _, _ in candidates):  # Sca-1 (Ly-6A/E), Mu.Ly.6G_1A8; a mouse CD170
+            return None  # named Siglec-F (CD170_Siglec_F) is not human CD170 (SIGLEC5)
+        for text, route, whole in candidates:
             if is_missing_name(text, protein=True):  # nan_TotalSeqC, NA_PROT: a missing name, not SCN11A or XK
                 continue
             target = self._antibody_target(text)

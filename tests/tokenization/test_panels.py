@@ -234,6 +234,10 @@ def test_mouse_antigens_without_a_human_ortholog_stay_unmapped(original_tokenize
     names = ["Ly-6C", "Ly-6G", "Ter119", "Mu.Ly.6G_1A8", "Sca-1", "Sca1", "Sca-1 (Ly-6A/E)", "Mu.Sca.1_D7", "Gr-1"]
     report = original_tokenizer.resolve(names, kind="protein")
     assert report.status == ["unmapped"] * len(names)
+    # read as mouse names (10x's mouse cocktail, a mouse atlas): the ortholog table's one-to-many rows sent Siglec-H to
+    # SIGLEC6 and Ly-6A/E to LY6S, and a CD170 named Siglec-F (mouse CD170) was human CD170, SIGLEC5
+    mouse = ["Ms.Siglec_H", "Ms.Ly.6A_E", "ADT-CD170_Siglec_F", "CD170 (Siglec-F)"]
+    assert original_tokenizer.resolve(mouse, kind="protein", species="mouse").status == ["unmapped"] * len(mouse)
 
 
 def test_gene_names_r_wrote_with_dots_are_read_as_their_genes(original_tokenizer, shared):
