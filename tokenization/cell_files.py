@@ -10,6 +10,7 @@ names and feature types of scanpy's ``read_10x_h5(..., gex_only=False)``, read w
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ import numpy as np
 from .checks import modality, modality_columns
 
 __all__ = ["CELL_FILE_SUFFIXES", "PROTEIN_OBSM_KEYS", "check_one_piece", "is_matrix_market", "matrix_market_files",
-           "protein_side", "proteins_in_obsm", "read_10x_h5", "read_10x_mtx", "read_cells", "read_h5mu", "read_pair",
-           "require_file", "set_name"]
+           "is_delimited", "protein_side", "proteins_in_obsm", "read_10x_h5", "read_10x_mtx", "read_cells",
+           "read_delimited", "read_h5mu", "read_pair", "require_file", "set_name"]
 
 CELL_FILE_SUFFIXES = (".h5ad", ".h5", ".h5mu")
 # MuData modality names of each side (muon writes 'rna' and 'prot'; other tools 'gex', 'adt', ...)
@@ -49,8 +50,8 @@ def require_file(path: Path, what: str) -> None:
 
 def read_cells(path: str | os.PathLike[str], what: str = "file", backed: bool = False) -> Any:
     """The AnnData in ``path``: an ``.h5ad`` (opened backed with ``backed``: read in chunks later), the ``what``
-    side of a MuData ``.h5mu``, a Cell Ranger ``.h5`` or matrix folder (read whole). A missing, damaged or unknown
-    file is one clear error naming it."""
+    side of a MuData ``.h5mu``, a Cell Ranger ``.h5`` or matrix folder, a delimited table (:func:`read_delimited`;
+    these read whole). A missing, damaged or unknown file is one clear error naming it."""
     import anndata
 
     path = Path(path)
@@ -62,10 +63,13 @@ def read_cells(path: str | os.PathLike[str], what: str = "file", backed: bool = 
         return read_10x_h5(path)
     if suffix == ".h5mu":
         return read_h5mu(path, what)
+    if is_delimited(path):
+        return read_delimited(path, what)
     if suffix != ".h5ad":
-        raise ValueError(f"{path}: cells are read from .h5ad, .h5mu, Cell Ranger .h5 files or matrix folders, not "
-                         f"{path.suffix or 'a file without a suffix'}; convert it first (e.g. anndata.read_csv or "
-                         "read_loom, then .write_h5ad)")
+        kind = path.suffix or "a file without a suffix"
+        raise ValueError(f"{path}: cells are read from .h5ad, .h5mu, Cell Ranger .h5 files or matrix folders and "
+                         f"delimited tables (.csv, .tsv, .txt, also gzipped), not {kind}; convert it first (e.g. "
+                         "anndata.read_loom, then .write_h5ad)")
     try:
         adata = anndata.read_h5ad(path, backed="r" if backed else None)
         has_x = not backed or "X" in adata.file._file  # backed files read X lazily: find a missing one now
@@ -108,6 +112,66 @@ def _read_mudata(path: str | os.PathLike[str]) -> Any:
 
 
 _MTX_NAMES = ("matrix.mtx", "matrix.mtx.gz")
+_DELIMITED = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+# a cell barcode in a name: 10x's 16 bases (AAACCTGAGAAGGCCT-1), Drop-seq's 12, sample prefixes around them
+_BARCODE_IN_NAME_RE = re.compile(r"[ACGTN]{10,}")
+_DELIMITED_ROWS_PER_CHUNK = 2000
+
+
+def is_delimited(path: str | os.PathLike[str]) -> bool:
+    """True for a delimited text table of values (``.csv``, ``.tsv``, ``.txt``, each maybe ``.gz``), as GEO holds
+    many CITE-seq sets (GSE100866's ``..._RNA_umi.csv.gz``)."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    return Path(name).suffix in _DELIMITED
+
+
+def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """A delimited table of values with names in its first row and column, as an AnnData of cells x features. GEO
+    and R write features x cells (genes in rows, cells in columns), pandas cells x features: the axis whose names
+    hold cell barcodes is the cells'; when neither does, features in rows (with a warning saying so). Read in chunks
+    of rows into a sparse matrix."""
+    import anndata
+    import pandas as pd
+    import scipy.sparse as sp
+
+    path = Path(path)
+    name = path.name.lower().removesuffix(".gz")
+    sep = _DELIMITED[Path(name).suffix]
+    try:
+        columns = [str(c) for c in pd.read_csv(path, sep=sep, index_col=0, nrows=0).columns]
+        if not columns:
+            raise ValueError("no column names in its first row")
+        rows: list[str] = []
+        blocks = []
+        for chunk in pd.read_csv(path, sep=sep, index_col=0, chunksize=_DELIMITED_ROWS_PER_CHUNK):
+            text = next((c for c, kind in chunk.dtypes.items() if not pd.api.types.is_numeric_dtype(kind)), None)
+            if text is not None:  # pandas reads a column with any non-number in it as text
+                numbers = pd.to_numeric(chunk[text], errors="coerce")
+                row = int(np.flatnonzero(numbers.isna() & chunk[text].notna())[0])
+                raise ValueError(f"row {str(chunk.index[row])!r}, column {str(text)!r} holds "
+                                 f"{chunk[text].iloc[row]!r}, not a number")
+            rows.extend(map(str, chunk.index))
+            blocks.append(sp.csr_matrix(chunk.to_numpy(dtype=np.float32)))
+    except ValueError as error:
+        raise ValueError(f"cannot read {path} as a {what} table ({error}); it needs names in its first row and "
+                         "column and numbers elsewhere") from error
+    except Exception as error:  # pandas' parser and gzip raise errors of many kinds for damaged files
+        raise ValueError(f"cannot read {path} as a {what} table ({type(error).__name__}: {error})") from error
+    if not rows:
+        raise ValueError(f"{path} holds no rows of values")
+    matrix = sp.vstack(blocks).tocsr()
+    barcodes_in = [np.mean([bool(_BARCODE_IN_NAME_RE.search(n)) for n in names[:2000]]) for names in (rows, columns)]
+    if barcodes_in[0] >= 0.5 and barcodes_in[1] < 0.5:  # cells x features, as pandas writes an AnnData's table
+        cells, features = rows, columns
+    else:
+        if barcodes_in[1] < 0.5:
+            warnings.warn(f"{path}: neither its rows nor its columns are named by cell barcodes; read as features x "
+                          f"cells (its {len(rows):,} rows as {what.split()[0]} features, its {len(columns):,} columns "
+                          "as cells), as GEO and R write tables. If its rows are the cells, write it transposed",
+                          UserWarning, stacklevel=3)
+        cells, features, matrix = columns, rows, matrix.T.tocsr()
+    return anndata.AnnData(X=matrix, obs=pd.DataFrame(index=pd.Index(cells, dtype=str)),
+                           var=pd.DataFrame(index=pd.Index(features, dtype=str)))
 
 
 def is_matrix_market(path: str | os.PathLike[str]) -> bool:
@@ -236,7 +300,10 @@ def set_name(path: str | os.PathLike[str]) -> str:
         if prefix:
             return prefix
         path = path.parent
-    stem = path.name.removesuffix(".h5ad").removesuffix(".h5mu").removesuffix(".h5").removesuffix("_rna")
+    stem = path.name.removesuffix(".h5ad").removesuffix(".h5mu").removesuffix(".h5")
+    if is_delimited(path):  # GSE100866_CBMC_8K_13AB_10X-RNA_umi.csv.gz
+        stem = Path(stem.removesuffix(".gz")).stem
+    stem = stem.removesuffix("_rna")
     if stem not in _CELL_RANGER_FILES:
         return stem
     folders = [p.name for p in path.absolute().parents if p.name and p.name not in ("outs", "count")]

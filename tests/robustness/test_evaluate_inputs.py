@@ -175,6 +175,37 @@ def test_repeated_barcodes_are_named_with_a_fix_that_keeps_cells_paired(scale_mo
     assert "index_unique='_'" in error and "pairs the right cells only if both list them in one order" in error
 
 
+def test_geo_csv_tables_are_read_as_cells_by_features(scale_model_dir, data_dir, tmp_path, capsys):
+    """GEO holds many CITE-seq sets as delimited tables, genes (or antibodies) in rows and cells in columns
+    (GSE100866's ..._RNA_umi.csv.gz and ..._ADT_umi.csv.gz); they were refused ('convert it first'). Read either
+    way round (the axis named by cell barcodes is the cells'), they score as the same cells in .h5ad files."""
+    from sctranslator.cli import main
+    from tokenization.cell_files import read_cells
+
+    rna = ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:8].copy()
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:8, PANEL].copy()
+    rna.write_h5ad(tmp_path / "rna.h5ad")
+    adt.write_h5ad(tmp_path / "adt.h5ad")
+    genes = rna.X.toarray() if hasattr(rna.X, "toarray") else np.asarray(rna.X)
+    tags = adt.X.toarray() if hasattr(adt.X, "toarray") else np.asarray(adt.X)
+    pd.DataFrame(genes.T, index=rna.var_names, columns=rna.obs_names).to_csv(tmp_path / "rna_umi.csv.gz")
+    pd.DataFrame(tags, index=adt.obs_names, columns=PANEL).to_csv(tmp_path / "adt_umi.tsv", sep="\t")  # cells x tags
+    results = []
+    for rna_file, protein_file in (("rna.h5ad", "adt.h5ad"), ("rna_umi.csv.gz", "adt_umi.tsv")):
+        assert main(["evaluate", "--model", str(scale_model_dir), "--rna", str(tmp_path / rna_file), "--protein",
+                     str(tmp_path / protein_file), "--device", "cpu"]) == 0, capsys.readouterr().err
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert results[1] == results[0] and results[0]["proteins_evaluated"] == len(PANEL)
+    # names that are no barcodes: read as features x cells, as GEO writes, and said so; a text value is named
+    pd.DataFrame(tags.T, index=PANEL, columns=[f"cell{i}" for i in range(8)]).to_csv(tmp_path / "plain.csv")
+    with pytest.warns(UserWarning, match="read as features x cells"):
+        table = read_cells(tmp_path / "plain.csv", "protein file")
+    assert list(table.var_names) == PANEL and table.n_obs == 8
+    (tmp_path / "text.csv").write_text("tag,c1,c2\nCD4,1,n/a?\n")
+    with pytest.raises(ValueError, match="row 'CD4', column 'c2' holds 'n/a\\?', not a number"):
+        read_cells(tmp_path / "text.csv", "protein file")
+
+
 def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_model_dir, data_dir, tmp_path, capsys):
     """scvi-tools and totalVI keep a CITE-seq set's antibodies in obsm['protein_expression'] (a DataFrame, or an
     array named by uns['protein_names']) beside the genes in X; such a file given as both sides was refused ('does
