@@ -17,6 +17,9 @@ Genes (``kind="gene"``), tried in order:
 6. human symbols ignoring case (``lag3`` -> ``LAG3``; route ``symbol_case``), unless ``species="mouse"``;
 7. names added to the reserved slots (route ``added``).
 
+A genome's name before a gene (``GRCh38_CD4``, ``mm10___Cd4``, ``HUMAN_CD4``) is read past; in a file of both species'
+genomes (a barnyard or spike-in reference) only the human genome's genes are read (``species="mouse"``: the mouse's).
+
 Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are reported as
 *controls* (never mapped). Antibody names go through the curated antigen -> gene table of
 :mod:`antibody_targets` *before* the symbol/alias lookup (route ``antibody_table``): ``CD25`` is
@@ -148,8 +151,11 @@ _MODIFIED_RE = re.compile(r"^(.+?)[_ ](?:cleaved\w*|acetyl\w*|ac[K]\d+|me\d?[KR]
 _CD_RE = re.compile(r"^CD\d+[A-Za-z]?\d*$", re.IGNORECASE)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d{6,})(?:\.\d+)?$", re.IGNORECASE)
 # the genome a multi-genome reference puts before each gene (Cell Ranger's barnyard and combined references:
-# GRCh38_CD4, hg19_CD4, mm10___Cd4, GRCh38-CD4): no gene's name starts so
-_GENOME_PREFIX_RE = re.compile(r"^(?:GRCh3[78]|hg19|hg38|GRCm3[89]|mm10|mm39)(?:_+|-+)(.+)$", re.IGNORECASE)
+# GRCh38_CD4, hg19_CD4, mm10___Cd4, GRCh38-CD4; the CITE-seq CBMC set of GSE100866: HUMAN_CD4, MOUSE_Cd4): no gene's
+# name starts so
+_GENOME_PREFIX_RE = re.compile(r"^(GRCh3[78]|hg19|hg38|GRCm3[89]|mm10|mm39|human|mouse)(?:_+|-+)(.+)$",
+                               re.IGNORECASE)
+_MOUSE_GENOMES = ("grcm38", "grcm39", "mm10", "mm39", "mouse")
 # a copy number that made a repeated name unique (anndata's var_names_make_unique: CD4, CD4-1; R's make.unique:
 # CD4.1): never part of an antigen's name, though squeezed it reads as another one (CD4-1 -> CD41, ITGA2B)
 _COPY_SUFFIX_RE = re.compile(r"^(.+?)[-_.](\d{1,2})$")
@@ -380,8 +386,10 @@ class _Resolver:
         if s in vocab.added:
             return vocab.added[s], "added"
         genome = _GENOME_PREFIX_RE.match(s)
-        if genome:  # the gene after its genome's name, read as its own route says (a human or a mouse one)
-            return self.gene(genome.group(1), protein)
+        if genome:  # the gene after its genome's name, read as its own route says (a human or a mouse one); with
+            if self.species not in ("auto", _genome_species(genome.group(1))):  # a species given, only its genome's
+                return None
+            return self.gene(genome.group(2), protein)
         if "|" in s:  # TCGA's 'SYMBOL|ENTREZ' ('?|ENTREZ' where the symbol was unknown): the id is unambiguous
             symbol, _, entrez = s.rpartition("|")
             if entrez.isascii() and entrez.isdecimal():  # an id without a token: not its (older) symbol's pick
@@ -649,6 +657,17 @@ def is_species_mix(human: int, mouse: int) -> bool:
 SPECIES_SAMPLE = 2000  # names looked at to tell a mouse gene list
 
 
+def _genome_species(prefix: str) -> str:
+    """"human" or "mouse": the species of a genome's name in a multi-genome reference (GRCh38, mm10, MOUSE)."""
+    return "mouse" if prefix.lower() in _MOUSE_GENOMES else "human"
+
+
+def _barnyard_genomes(names: Sequence[str]) -> Counter:
+    """How many gene names carry each species' genome prefix (GRCh38_CD4, mm10___Cd4, HUMAN_CD4, MOUSE_Cd4)."""
+    sample = names[:: max(1, len(names) // SPECIES_SAMPLE)]
+    return Counter(_genome_species(m.group(1)) for m in map(_GENOME_PREFIX_RE.match, sample) if m)
+
+
 def _file_species(resolver: _Resolver, names: Sequence[str]) -> str:
     """"mouse" for gene names that are mostly mouse symbols or ids and not a mix of species, else "auto"."""
     sample = names[:: max(1, len(names) // SPECIES_SAMPLE)]
@@ -733,7 +752,18 @@ def resolve_names(
             f"Give the {kind}s' names (var_names, or {'gene_names=[...]' if kind == 'gene' else 'proteins=[...]'})"
         )
     resolver = _Resolver(vocab, species)
-    if kind == "gene" and species == "auto":
+    genomes = _barnyard_genomes([str(n) for n in names]) if kind == "gene" and species == "auto" else Counter()
+    if genomes["human"] and genomes["mouse"]:
+        # a barnyard or spike-in reference (GSE100866's CBMC: HUMAN_ and MOUSE_ genes in one matrix): the mouse genes
+        # read through their human orthologs would add mouse cells' reads to the human genes
+        resolver = _Resolver(vocab, "human")
+        warnings.warn(
+            "the genes come from a human and a mouse genome (prefixes such as GRCh38_/mm10___ or HUMAN_/MOUSE_, a "
+            "mixed-species reference): the human genome's genes are read and the mouse genome's left out; pass "
+            "species='mouse' to read the mouse genes instead",
+            UserWarning, stacklevel=3,
+        )
+    elif kind == "gene" and species == "auto":
         resolver = _Resolver(vocab, _file_species(resolver, [str(n) for n in names]))
     overrides = dict(overrides or {})
     missing = [is_missing_name(n, protein=kind == "protein") for n in names]

@@ -112,14 +112,22 @@ def test_id_tables(original_tokenizer, vocab_dir):
 
 def test_genome_prefixes_of_multi_genome_references_are_read_past(original_tokenizer):
     """Cell Ranger's barnyard and combined references name genes GRCh38_CD4 / mm10___Cd4: a whole file of them was
-    refused as mapping no gene (or, with a GRCh38- prefix, none)."""
+    refused as mapping no gene (or, with a GRCh38- prefix, none); a file of both genomes reads one genome's genes."""
     tok = original_tokenizer
     names = ["GRCh38_CD4", "hg19_CD8A", "GRCh38-PTPRC", "grch38_TP53", "GRCh38_3458"]
     report = tok.resolve(names)
     assert report.token_ids.tolist() == tok.convert_genes_to_ids(["CD4", "CD8A", "PTPRC", "TP53", "IFNG"])
     assert report.routes == ["symbol", "symbol", "symbol", "symbol", "entrez"]  # the inner name's route
-    barnyard = tok.resolve(["GRCh38_CD4", "mm10___Cd19"])
-    assert barnyard.routes == ["symbol", "mouse_symbol"]  # so a mixed file is still told to be a mix of species
+    # a barnyard file (both genomes; GSE100866's CBMC writes HUMAN_ / MOUSE_): the human genome's genes, said so;
+    # the mouse genes read through their orthologs added mouse cells' reads to the human genes (MOUSE_Cd4 was CD4)
+    barnyard = ["GRCh38_CD4", "mm10___Cd19", "HUMAN_CD8A", "MOUSE_Cd8a", "MOUSE_Ptprc"]
+    with pytest.warns(UserWarning, match="the human genome's genes are read and the mouse genome's left out"):
+        report = tok.resolve(barnyard)
+    assert report.status == ["mapped", "unmapped", "mapped", "unmapped", "unmapped"]
+    assert report.token_ids[[0, 2]].tolist() == tok.convert_genes_to_ids(["CD4", "CD8A"])
+    mouse = tok.resolve(barnyard, species="mouse")
+    assert mouse.status == ["unmapped", "mapped", "unmapped", "mapped", "mapped"]
+    assert mouse.routes[1] == "mouse_symbol"
     assert tok.resolve(["hg19_", "GRCh38_NOT_A_GENE"]).status == ["unmapped", "unmapped"]
     # protein labels keep the tables' lower-case aliases: gp39 is the CD40LG antibody, not GP39 (CHI3L1)
     assert tok.resolve(["gp39"], kind="protein").token_ids.tolist() == tok.convert_genes_to_ids(["CD40LG"])
