@@ -116,6 +116,10 @@ _DELIMITED = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 # a cell barcode in a name: 10x's 16 bases (AAACCTGAGAAGGCCT-1), Drop-seq's 12, sample prefixes around them
 _BARCODE_IN_NAME_RE = re.compile(r"[ACGTN]{10,}")
 _DELIMITED_ROWS_PER_CHUNK = 2000
+# the first column's header where it names what the rows are
+_CELL_WORDS_RE = re.compile(r"^(?:cells?|barcodes?|cell[ _.]?(?:ids?|names?|barcodes?)|obs(?:_names)?)$")
+_FEATURE_WORDS_RE = re.compile(r"^(?:genes?|gene[ _.]?(?:ids?|names?|symbols?)|symbols?|features?|proteins?|"
+                               r"antibod(?:y|ies)|adts?|tags?|var(?:_names)?|ensembl(?:[ _.]?ids?)?)$")
 
 
 def is_delimited(path: str | os.PathLike[str]) -> bool:
@@ -127,9 +131,10 @@ def is_delimited(path: str | os.PathLike[str]) -> bool:
 
 def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     """A delimited table of values with names in its first row and column, as an AnnData of cells x features. GEO
-    and R write features x cells (genes in rows, cells in columns), pandas cells x features: the axis whose names
-    hold cell barcodes is the cells'; when neither does, features in rows (with a warning saying so). Read in chunks
-    of rows into a sparse matrix."""
+    and R write features x cells (genes in rows, cells in columns), pandas cells x features: the first column's header
+    says which where it names the rows (``cell``, ``barcode``; ``gene``, ``protein``), else the axis whose names hold
+    cell barcodes is the cells'; when neither does, features in rows (with a warning saying so). Read in chunks of
+    rows into a sparse matrix."""
     import anndata
     import pandas as pd
     import scipy.sparse as sp
@@ -138,7 +143,8 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     name = path.name.lower().removesuffix(".gz")
     sep = _DELIMITED[Path(name).suffix]
     try:
-        columns = [str(c) for c in pd.read_csv(path, sep=sep, index_col=0, nrows=0).columns]
+        head = pd.read_csv(path, sep=sep, index_col=0, nrows=0)
+        columns = [str(c) for c in head.columns]
         if not columns:
             raise ValueError("no column names in its first row")
         rows: list[str] = []
@@ -160,11 +166,14 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     if not rows:
         raise ValueError(f"{path} holds no rows of values")
     matrix = sp.vstack(blocks).tocsr()
+    # what the rows are: the first column's header says it where it names them (cell / barcode, gene / protein)
+    said = str(head.index.name or "").strip().lower()
+    rows_are = ("cells" if _CELL_WORDS_RE.match(said) else "features" if _FEATURE_WORDS_RE.match(said) else None)
     barcodes_in = [np.mean([bool(_BARCODE_IN_NAME_RE.search(n)) for n in names[:2000]]) for names in (rows, columns)]
-    if barcodes_in[0] >= 0.5 and barcodes_in[1] < 0.5:  # cells x features, as pandas writes an AnnData's table
-        cells, features = rows, columns
+    if rows_are == "cells" or (rows_are is None and barcodes_in[0] >= 0.5 and barcodes_in[1] < 0.5):
+        cells, features = rows, columns  # cells x features, as pandas writes an AnnData's table
     else:
-        if barcodes_in[1] < 0.5:
+        if rows_are is None and barcodes_in[1] < 0.5:
             warnings.warn(f"{path}: neither its rows nor its columns are named by cell barcodes; read as features x "
                           f"cells (its {len(rows):,} rows as {what.split()[0]} features, its {len(columns):,} columns "
                           "as cells), as GEO and R write tables. If its rows are the cells, write it transposed",

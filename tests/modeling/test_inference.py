@@ -571,7 +571,8 @@ def test_crash_during_write_leaves_no_partial_file(model_dir, cells, tmp_path, m
         (["--rna", "{rna}", "--proteins", "empty.txt"], "lists no protein names"),
         (["--rna", "{rna}", "--proteins", "bogus.txt"], "none of the 2 proteins"),
         (["--rna", "{rna}"], "say which proteins"),
-        (["--rna", "cells.csv", "--proteins", "p.txt"], "cells are read from .h5ad, .h5mu, Cell Ranger .h5"),
+        (["--rna", "cells.loom", "--proteins", "p.txt"], "cells are read from .h5ad, .h5mu, Cell Ranger .h5"),
+        (["--rna", "cells.csv", "--proteins", "p.txt"], "holds 'x', not a number"),
         (["--rna", "damaged.h5", "--proteins", "p.txt"], "cannot read"),
     ],
 )
@@ -580,10 +581,12 @@ def test_predict_bad_input_is_one_clear_line(model_dir, cells, tmp_path, capsys,
     (tmp_path / "p.txt").write_text("CD4\n")
     (tmp_path / "empty.txt").write_text("\n# nothing\n")
     (tmp_path / "bogus.txt").write_text("NotAProtein\nAlsoNot\n")
-    (tmp_path / "cells.csv").write_text("cell,CD4\nA,1\n")
+    (tmp_path / "cells.csv").write_text("cell,CD4\nA,x\n")
+    (tmp_path / "cells.loom").write_bytes(b"a loom file")
     (tmp_path / "damaged.h5").write_bytes(b"not an HDF5 file")
     args = [a.format(rna=folder / "rna.h5ad") for a in args]
-    args = [str(tmp_path / a) if a.endswith((".txt", ".csv", ".h5")) or a == "missing.h5ad" else a for a in args]
+    args = [str(tmp_path / a) if a.endswith((".txt", ".csv", ".h5", ".loom")) or a == "missing.h5ad" else a
+            for a in args]
     code = cli_main(["predict", "--model", str(model_dir), *args, "--out", str(tmp_path / "o.h5ad")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err

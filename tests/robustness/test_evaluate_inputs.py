@@ -201,6 +201,14 @@ def test_geo_csv_tables_are_read_as_cells_by_features(scale_model_dir, data_dir,
     with pytest.warns(UserWarning, match="read as features x cells"):
         table = read_cells(tmp_path / "plain.csv", "protein file")
     assert list(table.var_names) == PANEL and table.n_obs == 8
+    # the first column's header names the rows: cells (no warning), or genes
+    frame = pd.DataFrame(tags, index=pd.Index([f"cell{i}" for i in range(8)], name="cell_id"), columns=PANEL)
+    frame.to_csv(tmp_path / "named.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(read_cells(tmp_path / "named.csv", "protein file").var_names) == PANEL
+    frame.T.rename_axis("gene").to_csv(tmp_path / "genes.csv")
+    assert list(read_cells(tmp_path / "genes.csv", "protein file").var_names) == PANEL
     (tmp_path / "text.csv").write_text("tag,c1,c2\nCD4,1,n/a?\n")
     with pytest.raises(ValueError, match="row 'CD4', column 'c2' holds 'n/a\\?', not a number"):
         read_cells(tmp_path / "text.csv", "protein file")
