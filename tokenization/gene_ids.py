@@ -19,6 +19,9 @@ Genes (``kind="gene"``), tried in order:
 
 A genome's name before a gene (``GRCh38_CD4``, ``mm10___Cd4``, ``HUMAN_CD4``) is read past; in a file of both species'
 genomes (a barnyard or spike-in reference) only the human genome's genes are read (``species="mouse"``: the mouse's).
+A symbol joined to its Ensembl id (``TSPAN6_ENSG00000000003.10``, ``ENSG00000000003|TSPAN6|8eab823``) is read by the id,
+else the symbol; CEL-seq's ``A1BG__chr19`` past its chromosome; synonyms joined by ``;`` by the first that maps. A file
+with names only mouse genomes have (``4930430F08Rik``, ``Gm15663``, in any case) is read as mouse.
 
 Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are reported as
 *controls* (never mapped). Antibody names go through the curated antigen -> gene table of
@@ -150,6 +153,14 @@ _PHOSPHO_RE = re.compile(r"^(.+?)[_ -](?:p[STY]\d+(?:[_/]p?[STY]?\d+)*)$")
 _MODIFIED_RE = re.compile(r"^(.+?)[_ ](?:cleaved\w*|acetyl\w*|ac[K]\d+|me\d?[KR]\d+)$", re.IGNORECASE)
 _CD_RE = re.compile(r"^CD\d+[A-Za-z]?\d*$", re.IGNORECASE)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d{6,})(?:\.\d+)?$", re.IGNORECASE)
+# a gene's symbol and its Ensembl id in one name, either way round (GEO tables' TSPAN6_ENSG00000000003.10, scPerturb's
+# TBCE_ENSG00000284770 where a symbol repeats, ENSG00000243485_MIR1302-2HG, ENSG...:MAU2, MAU2 (ENSG...); 10x Flex
+# probe and targeted-panel bait ids ENSG00000000003|TSPAN6|8eab823, whose last field read as an Entrez id was a
+# random gene): the id names the gene surely, the symbol where the vocabulary lacks the id
+_ID_FIRST_RE = re.compile(r"^(ENS[A-Z]*G\d{6,}(?:\.\d+)?)(?:_PAR_Y)?[_|:.-]([^|]+)(?:\|.*)?$", re.IGNORECASE)
+_ID_LAST_RE = re.compile(r"^([^|]+?)[\s_|:(-]+(ENS[A-Z]*G\d{6,}(?:\.\d+)?)\)?$", re.IGNORECASE)
+# CEL-seq pipelines' SYMBOL__chrN (Grun et al., Muraro et al. pancreas)
+_CHROMOSOME_SUFFIX_RE = re.compile(r"^(.+?)__chr(?:\d{1,2}|[XYM]|MT|Un\S*|\S+_random)$", re.IGNORECASE)
 # the genome a multi-genome reference puts before each gene (Cell Ranger's barnyard and combined references:
 # GRCh38_CD4, hg19_CD4, mm10___Cd4, GRCh38-CD4; the CITE-seq CBMC set of GSE100866: HUMAN_CD4, MOUSE_Cd4): no gene's
 # name starts so
@@ -390,6 +401,13 @@ class _Resolver:
             if self.species not in ("auto", _genome_species(genome.group(1))):  # a species given, only its genome's
                 return None
             return self.gene(genome.group(2), protein)
+        id_first, id_last = _ID_FIRST_RE.match(s), _ID_LAST_RE.match(s)
+        if id_first or id_last:
+            ensembl, symbol = id_first.groups() if id_first else id_last.groups()[::-1]
+            return self.gene(ensembl, protein) or self.gene(symbol, protein)
+        chromosome = _CHROMOSOME_SUFFIX_RE.match(s)
+        if chromosome:
+            return self.gene(chromosome.group(1), protein)
         if "|" in s:  # TCGA's 'SYMBOL|ENTREZ' ('?|ENTREZ' where the symbol was unknown): the id is unambiguous
             symbol, _, entrez = s.rpartition("|")
             if entrez.isascii() and entrez.isdecimal():  # an id without a token: not its (older) symbol's pick
@@ -655,6 +673,8 @@ def is_species_mix(human: int, mouse: int) -> bool:
 
 
 SPECIES_SAMPLE = 2000  # names looked at to tell a mouse gene list
+MOUSE_ONLY_SHARE = 0.01  # of those, named as only mouse genes are (a mouse reference has ~20 % such names)
+_MOUSE_ONLY_NAME_RE = re.compile(r"^(?:[0-9A-Z]{6,10}RIK\d?|GM\d{3,}|OLFR\d+(?:-PS\d*)?|VMN\d[RT]\d+)$", re.IGNORECASE)
 
 
 def _genome_species(prefix: str) -> str:
@@ -674,7 +694,13 @@ def _file_species(resolver: _Resolver, names: Sequence[str]) -> str:
     routes = Counter(result[1] for result in map(lambda name: _gene_result(resolver, name), sample)
                      if result[0] is not None)
     human, mouse = species_counts(routes)
-    return "mouse" if mouse > human and not is_species_mix(human, mouse) else "auto"
+    if mouse > human and not is_species_mix(human, mouse):
+        return "mouse"
+    # names only mouse genomes have (RIKEN clones, Gm models, olfactory and vomeronasal receptors) in any case: a mouse
+    # file written in capitals (4930430F08RIK, GM15663) reads its other names as human symbols (TAC2 -> TAC1; mouse
+    # Tac2 is TAC3's ortholog) unless read as mouse
+    mouse_only = sum(bool(_MOUSE_ONLY_NAME_RE.match(str(name))) for name in sample)
+    return "mouse" if mouse_only >= MOUSE_ONLY_SHARE * len(sample) else "auto"
 
 
 class RowNumberNames(ValueError):
@@ -863,13 +889,21 @@ def _gene_result(resolver: _Resolver, name: str) -> tuple[int | None, str, str, 
     mapped genes (HLA-DRA, the MT- genes, every -AS1 antisense gene) would otherwise be lost. It yields to a column
     named exactly."""
     hit = resolver.gene(name)
+    own = resolver.vocab.token_names()
+    if hit is not None and not ("." in name and own.get(hit[0], "").upper() != name.upper()):
+        return hit[0], hit[1], name, True
+    if "." in name:  # also where the dotted name is another gene's alias: NKX1.1 is NKX1-2's, KRTAP2.4 KRTAP2-3's
+        for hyphened in dict.fromkeys((_NON_DECIMAL_DOT_RE.sub("-", name), name.replace(".", "-"))):
+            dashed = resolver.gene(hyphened)
+            if dashed is not None and (hit is None or own.get(dashed[0], "").upper() == hyphened.upper()):
+                return dashed[0], dashed[1], hyphened, False  # the route the hyphened name took; matched: that name
     if hit is not None:
         return hit[0], hit[1], name, True
-    if "." in name:
-        for hyphened in dict.fromkeys((_NON_DECIMAL_DOT_RE.sub("-", name), name.replace(".", "-"))):
-            hit = resolver.gene(hyphened)
+    if ";" in name:  # synonyms of one gene joined (scanpy's paul15: 0610007C21Rik;Apr3): the first that maps
+        for part in name.split(";"):
+            hit = resolver.gene(part.strip()) if part.strip() else None
             if hit is not None:
-                return hit[0], hit[1], hyphened, False  # the route the hyphened name took; matched: that name
+                return hit[0], hit[1], part.strip(), True
     return None, "unmapped", "", True
 
 

@@ -188,3 +188,39 @@ def test_transformers_lookup_names_work_on_genes(original_tokenizer):
     # review: names of ids without a symbol (Entrez:N) map back, as transformers' rule says
     unnamed = {name: token for name, token in tok.get_vocab().items() if name.startswith("Entrez:")}
     assert unnamed and all(tok.convert_tokens_to_ids(name) == token for name, token in list(unnamed.items())[:20])
+
+
+@pytest.mark.parametrize(("name", "gene"), [
+    # a symbol and its Ensembl id in one name (GEO tables, scPerturb, CELLxGENE-derived exports), either way round
+    ("TSPAN6_ENSG00000000003.10", "TSPAN6"), ("ENSG00000000003_TSPAN6", "TSPAN6"),
+    ("ENSG00000000003.15_TSPAN6", "TSPAN6"),
+    ("ENSG00000000003:TSPAN6", "TSPAN6"), ("ENSG00000000003-TSPAN6", "TSPAN6"), ("TSPAN6 (ENSG00000000003)", "TSPAN6"),
+    # 10x Flex probe ids and targeted-panel bait ids: the last field was read as an Entrez id (|1 was A1BG)
+    ("ENSG00000000003|TSPAN6|8eab823", "TSPAN6"), ("ENSG00000000003|TSPAN6|1", "TSPAN6"),
+    # CEL-seq's chromosome suffix (Grun, Muraro pancreas sets)
+    ("A1BG__chr19", "A1BG"), ("ZZZ3__chr1", "ZZZ3"),
+    # R's dots, also where the dotted name is another gene's alias (NKX1.1 was NKX1-2, KRTAP2.4 KRTAP2-3)
+    ("NKX1.1", "NKX1-1"), ("KRTAP2.4", "KRTAP2-4"), ("KRTAP10.9", "KRTAP10-9"),
+    # synonyms of one gene joined by a semicolon (scanpy's paul15 data set)
+    ("0610007C21Rik;Apr3", "ATRAID"),
+])
+def test_gene_names_of_public_pipelines_resolve(original_tokenizer, name, gene):
+    """Gene-name conventions of real pipelines and exports that were unmapped (a file of them was refused as mapping
+    no gene) or, for bait ids and R-dotted aliases, read as another gene."""
+    report = original_tokenizer.resolve([name, "CD4", "ACTB"])
+    assert report.status[0] == "mapped", report.routes
+    assert report.token_ids[0] == original_tokenizer.convert_genes_to_ids([gene])[0]
+
+
+def test_a_mouse_file_in_capitals_is_read_as_mouse(original_tokenizer):
+    """A mouse file whose names were upper-cased (4930430F08RIK, GM15663) was read as human symbols: TAC2 reached
+    TAC1 (mouse Tac2 is TAC3's ortholog), RDH1 RDH5, CAR2 NR1I4, HC TCN1, in silence. Names only mouse genomes have
+    tell the file's species."""
+    tok = original_tokenizer
+    mouse = sorted(tok.vocab.mouse_symbol_to_human)[:: 40][:400]
+    names = [n.upper() for n in mouse] + ["4930430F08RIK", "GM15663", "1700017N19RIK", "GM26917", "TAC2", "RDH1",
+                                          "CAR2", "HC"]
+    report = tok.resolve(names)
+    got = dict(zip(names, report.token_ids.tolist(), strict=True))
+    assert [got[n] for n in ("TAC2", "RDH1", "CAR2", "HC")] == tok.convert_genes_to_ids(["TAC3", "RDH16", "CA2", "C5"])
+    assert tok.resolve(["TAC2", "RDH1", "CD4", "ACTB"]).token_ids[0] == tok.convert_genes_to_ids(["TAC1"])[0]  # human
