@@ -520,6 +520,14 @@ IgM	IGHM	panel
 IgD	IGHD	panel
 IgA	IGHA1	panel
 IgE	IGHE	panel
+# chains and ligands spelled out after a CD name (CD8 beta is CD8B, CD40 Ligand CD40LG)
+CD8alpha	CD8A	panel
+CD8beta	CD8B	panel
+CD40Ligand	CD40LG	panel
+CD30Ligand	TNFSF8	panel
+CD27Ligand	CD70	panel
+CD137Ligand	TNFSF9	panel
+OX40Ligand	TNFSF4	panel
 # anti-IgG Fc (B cells' surface IgG): the first subclass, as IgA is IGHA1
 IgGFc	IGHG1	panel
 Igkappa	IGKC	panel

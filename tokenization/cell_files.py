@@ -116,6 +116,7 @@ _DELIMITED = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 # a cell barcode in a name: 10x's 16 bases (AAACCTGAGAAGGCCT-1), Drop-seq's 12, sample prefixes around them
 _BARCODE_IN_NAME_RE = re.compile(r"[ACGTN]{10,}")
 _DELIMITED_ROWS_PER_CHUNK = 2000
+_DELIMITED_VALUES_PER_CHUNK = 20_000_000  # about 160 MB as pandas parses them: a chunk's rows shrink as rows widen
 # the first column's header where it names what the rows are
 _CELL_WORDS_RE = re.compile(r"^(?:cells?|barcodes?|cell[ _.]?(?:ids?|names?|barcodes?)|obs(?:_names)?)$")
 _FEATURE_WORDS_RE = re.compile(r"^(?:genes?|gene[ _.]?(?:ids?|names?|symbols?)|symbols?|features?|proteins?|"
@@ -147,29 +148,47 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
         columns = [str(c) for c in head.columns]
         if not columns:
             raise ValueError("no column names in its first row")
+        # the header as written: pandas renames a repeated name (a cell listed twice becomes X.1), which would hide
+        # the repeat from the checks that refuse it
+        written = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+        if len(written) in (len(columns), len(columns) + 1):  # R's write.table leaves the first field out
+            columns = [str(c) for c in written[len(written) - len(columns):]]
         rows: list[str] = []
         blocks = []
-        for chunk in pd.read_csv(path, sep=sep, index_col=0, chunksize=_DELIMITED_ROWS_PER_CHUNK):
-            text = next((c for c, kind in chunk.dtypes.items() if not pd.api.types.is_numeric_dtype(kind)), None)
+        empty = np.ones(len(columns), dtype=bool)  # a trailing separator adds a column with no values
+        chunk_rows = max(1, min(_DELIMITED_ROWS_PER_CHUNK, _DELIMITED_VALUES_PER_CHUNK // len(columns)))
+        for chunk in pd.read_csv(path, sep=sep, index_col=0, chunksize=chunk_rows):
+            if chunk.empty:
+                continue
+            text = next((c for c, kind in chunk.dtypes.items()
+                         if not pd.api.types.is_numeric_dtype(kind) and chunk[c].notna().any()), None)
             if text is not None:  # pandas reads a column with any non-number in it as text
                 numbers = pd.to_numeric(chunk[text], errors="coerce")
                 row = int(np.flatnonzero(numbers.isna() & chunk[text].notna())[0])
                 raise ValueError(f"row {str(chunk.index[row])!r}, column {str(text)!r} holds "
                                  f"{chunk[text].iloc[row]!r}, not a number")
+            values = chunk.to_numpy(dtype=np.float32)
+            empty &= np.isnan(values).all(axis=0)
             rows.extend(map(str, chunk.index))
-            blocks.append(sp.csr_matrix(chunk.to_numpy(dtype=np.float32)))
+            blocks.append(sp.csr_matrix(values))
     except ValueError as error:
         raise ValueError(f"cannot read {path} as a {what} table ({error}); it needs names in its first row and "
                          "column and numbers elsewhere") from error
     except Exception as error:  # pandas' parser and gzip raise errors of many kinds for damaged files
         raise ValueError(f"cannot read {path} as a {what} table ({type(error).__name__}: {error})") from error
     if not rows:
-        raise ValueError(f"{path} holds no rows of values")
+        raise ValueError(f"{path} holds no rows of values, only its header")
     matrix = sp.vstack(blocks).tocsr()
+    unnamed = np.array([c == "" or c.startswith("Unnamed: ") for c in columns]) & empty
+    if unnamed.any():  # the empty column a trailing separator makes
+        matrix = matrix[:, np.flatnonzero(~unnamed)]
+        columns = [c for c, drop in zip(columns, unnamed, strict=True) if not drop]
     # what the rows are: the first column's header says it where it names them (cell / barcode, gene / protein)
     said = str(head.index.name or "").strip().lower()
     rows_are = ("cells" if _CELL_WORDS_RE.match(said) else "features" if _FEATURE_WORDS_RE.match(said) else None)
     barcodes_in = [np.mean([bool(_BARCODE_IN_NAME_RE.search(n)) for n in names[:2000]]) for names in (rows, columns)]
+    if rows_are is None and min(barcodes_in) >= 0.5:  # antibody tags named with their barcodes (CD3-CTCATTGTAACTCCT)
+        rows_are = "cells" if len(rows) > len(columns) else "features"  # and cells: a panel has fewer tags than cells
     if rows_are == "cells" or (rows_are is None and barcodes_in[0] >= 0.5 and barcodes_in[1] < 0.5):
         cells, features = rows, columns  # cells x features, as pandas writes an AnnData's table
     else:

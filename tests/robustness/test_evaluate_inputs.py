@@ -209,6 +209,18 @@ def test_geo_csv_tables_are_read_as_cells_by_features(scale_model_dir, data_dir,
         assert list(read_cells(tmp_path / "named.csv", "protein file").var_names) == PANEL
     frame.T.rename_axis("gene").to_csv(tmp_path / "genes.csv")
     assert list(read_cells(tmp_path / "genes.csv", "protein file").var_names) == PANEL
+    # antibody tags named with their barcodes, as cells are: the longer axis is the cells'
+    tagged = pd.DataFrame(tags, index=adt.obs_names, columns=[f"{p}-CTCATTGTAACTCCT" for p in PANEL])
+    tagged.to_csv(tmp_path / "tagged.csv")
+    assert read_cells(tmp_path / "tagged.csv", "protein file").n_obs == 8
+    # a repeated cell stays repeated (pandas renamed it X.1), a trailing separator adds no cell, a header alone is
+    # one clear error
+    (tmp_path / "repeat.tsv").write_text("gene\tAAACCTGAGAAGGCCT-1\tAAACCTGAGAAGGCCT-1\t\nCD4\t1\t2\t\n")
+    repeat = read_cells(tmp_path / "repeat.tsv", "protein file")
+    assert list(repeat.obs_names) == ["AAACCTGAGAAGGCCT-1"] * 2 and repeat.n_vars == 1
+    (tmp_path / "header.csv").write_text("cell,CD4,CD8\n")
+    with pytest.raises(ValueError, match="holds no rows of values, only its header"):
+        read_cells(tmp_path / "header.csv", "protein file")
     (tmp_path / "text.csv").write_text("tag,c1,c2\nCD4,1,n/a?\n")
     with pytest.raises(ValueError, match="row 'CD4', column 'c2' holds 'n/a\\?', not a number"):
         read_cells(tmp_path / "text.csv", "protein file")
@@ -217,7 +229,8 @@ def test_geo_csv_tables_are_read_as_cells_by_features(scale_model_dir, data_dir,
 def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_model_dir, data_dir, tmp_path, capsys):
     """scvi-tools and totalVI keep a CITE-seq set's antibodies in obsm['protein_expression'] (a DataFrame, or an
     array named by uns['protein_names']) beside the genes in X; such a file given as both sides was refused ('does
-    not tell genes from antibodies'). It now scores as the same cells given as two files, and trains as a corpus."""
+    not tell genes from antibodies'). It now scores as the same cells given as two files, and reads as a training
+    corpus's pair (read_pair)."""
     from sctranslator.cli import main
     from tokenization.cell_files import read_pair
 
@@ -228,6 +241,7 @@ def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_mode
     counts = adt.X.toarray() if hasattr(adt.X, "toarray") else np.asarray(adt.X)
     as_frame = rna.copy()
     as_frame.obsm["protein_expression"] = pd.DataFrame(counts, index=rna.obs_names, columns=PANEL)
+    as_frame.layers["counts"] = as_frame.X.copy()  # the genes' counts: --protein-layer would put genes in X
     as_frame.write_h5ad(tmp_path / "frame.h5ad")
     as_array = rna.copy()
     as_array.obsm["protein_expression"] = counts
@@ -246,7 +260,7 @@ def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_mode
     # unnamed antibodies, or a layer asked of a file whose X holds none: one line naming the fix
     del as_array.uns["protein_names"]
     as_array.write_h5ad(tmp_path / "unnamed.h5ad")
-    for extra, expected in (([], "without names"), (["--protein-layer", "counts"], "no layer 'counts'")):
+    for extra, expected in (([], "without names"), (["--protein-layer", "counts"], "keeps no antibodies in X")):
         path = str(tmp_path / ("unnamed.h5ad" if not extra else "frame.h5ad"))
         assert main(["evaluate", "--model", str(scale_model_dir), "--rna", path, "--protein", path, "--device", "cpu",
                      *extra]) == 2

@@ -314,14 +314,28 @@ def test_names_of_public_reference_panels_resolve(original_tokenizer, name, gene
 def test_compound_names_keep_isoforms_and_unknown_v_segments_stay_unmapped(original_tokenizer):
     """An AbSeq CD45RA reads as CD45RA (its own record), not as total CD45 from its gene field; a V segment the
     table does not know stays unmapped (warned) rather than read as TCR alpha/beta; a mouse antigen with no human
-    gene stays unmapped whatever its gene field says; isotype controls with a label prefix are controls; missing
-    names stay missing with any affix."""
+    gene stays unmapped whatever its gene field says; isotype controls with a label prefix are controls; the whole
+    name is read before its parts; missing names stay missing with any affix."""
     tok = original_tokenizer
     report = tok.resolve(["CD45RA:HI100|PTPRC|AHS0009|pAbO", "TCR_Vb8", "Siglec-F|Siglecf|AMM2013|pAbO",
                           "AB_Mouse_IgG1_K_Iso"], kind="protein")
     assert report.token_ids[0] == tok.resolve(["CD45RA"], kind="protein").token_ids[0]
     assert report.token_ids[0] != tok.convert_genes_to_ids(["PTPRC"])[0]
     assert report.status[1:] == ["unmapped", "unmapped", "control"]
+    # the whole name before its parts: a chain, ligand, receptor, antisense gene or reagent after a CD name is
+    # another molecule (read as the CD antigen by a first version of the CD-led split, in silence)
+    whole = {"CD40-L": "CD40LG", "CD137-L": "TNFSF9", "CD200-R": "CD200R1", "CD3 gamma": "CD3G", "CD3 zeta": "CD247",
+             "CD8 beta": "CD8B", "CD40 Ligand": "CD40LG", "CD101.AS1": "CD101-AS1", "CD44.DT": "CD44-DT",
+             "ERVFC1.1": "ERVFC1-1"}
+    got = [int(tok.resolve([name], kind="protein").token_ids[0]) for name in whole]
+    assert got == tok.convert_genes_to_ids(list(whole.values()))
+    # TCR alone is TCR alpha/beta; a part of a TCR name the table does not know is no reason to read it so
+    assert tok.resolve(["TCR-Vb8", "TCR-3", "TCR-Cb", "CD1d-tetramer"], kind="protein").status == ["unmapped"] * 4
+    dotted = tok.resolve(["TCR.gamma.delta.B1.TRGC1.AHS0015.pAbO", "TCR.Va7.2.3C10.TRAV1.2.AHS0055.pAbO"],
+                         kind="protein")
+    assert dotted.token_ids.tolist() == tok.convert_genes_to_ids(["TRGC1", "TRAV1-2"])
+    # an anti-IgG antibody stains B cells' IgG: a protein, not an isotype control
+    assert tok.resolve(["anti-human IgG"], kind="protein").token_ids.tolist() == tok.convert_genes_to_ids(["IGHG1"])
     # a missing name with a suffix or a copy number is no gene's name (nan_TotalSeqC was SCN11A, NA_PROT XK)
     missing = tok.resolve(["nan_TotalSeqC", "NaN_TotalSeqB", "nan.1", "NA_TotalSeqC", "NA.1", "ADT_NA", "NA_PROT"],
                           kind="protein")

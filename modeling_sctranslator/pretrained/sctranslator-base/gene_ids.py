@@ -122,6 +122,12 @@ _ABSEQ_RE = re.compile(r"^(.+?)[|.-]A(?:HS|MM)\d{4}(?:[|.-]pAbO)?$", re.IGNORECA
 # a CD antigen and what a lab wrote after it: the gene or another name (CD127-IL7Ra, CD197-CCR7, CD56_NCAM), a clone
 # (CD4-RPA-T4, CD3-UCHT1); not a copy number (CD4-1), which copy_suffix_stems reads
 _CD_LED_RE = re.compile(r"^(CD\d+[A-Za-z]{0,2}\d*)[-_ .]+(?!\d{1,2}$)(\S.*)$", re.IGNORECASE)
+# what after an antigen's name makes it another molecule or no antibody's target: a chain (CD3 zeta is CD247, CD8 beta
+# CD8B), the ligand or receptor (CD40-L is CD40LG, CD200-R CD200R1), an antisense or divergent gene (CD101-AS1,
+# CD44-DT), a pseudogene (CD24P4), a phospho-site (CD3-zeta-pY142), a staining reagent (CD1d-tetramer binds a TCR)
+_QUALIFIER_RE = re.compile(r"^(?:(?:alpha|beta|gamma|delta|epsilon|zeta|eta|ligand|receptor|chain|as\d*|dt|p\d+"
+                           r"|(?:tetra|dextra|penta|multi)mer)(?:[-_ .].*)?|[a-z]|[α-ω]|r\d?|.*\bp[STY]\d+.*)$",
+                           re.IGNORECASE)
 # a V segment after TCR (TCR_Vg2, TCR_VB_13_1): the receptor's variable gene, not a clone of TCR alpha/beta
 _V_SEGMENT_RE = re.compile(r"^V[A-Za-z]{0,5}[_ .-]?\d")
 # a copy number that made a name unique (R's make.unique: CX3CR1.1 beside the gene CX3CR1 in one matrix; HLA-DR-1)
@@ -157,7 +163,8 @@ _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d{6,})(?:\.\d+)?$", re.IGNORECASE)
 # TBCE_ENSG00000284770 where a symbol repeats, ENSG00000243485_MIR1302-2HG, ENSG...:MAU2, MAU2 (ENSG...); 10x Flex
 # probe and targeted-panel bait ids ENSG00000000003|TSPAN6|8eab823, whose last field read as an Entrez id was a
 # random gene): the id names the gene surely, the symbol where the vocabulary lacks the id
-_ID_FIRST_RE = re.compile(r"^(ENS[A-Z]*G\d{6,}(?:\.\d+)?)(?:_PAR_Y)?[_|:.-]([^|]+)(?:\|.*)?$", re.IGNORECASE)
+_ID_FIRST_RE = re.compile(r"^(ENS[A-Z]*G\d{6,}(?:\.\d+)?)(?:_PAR_Y)?[_|:.-]([A-Za-z][^|]*)(?:\|.*)?$",
+                          re.IGNORECASE)
 _ID_LAST_RE = re.compile(r"^([^|]+?)[\s_|:(-]+(ENS[A-Z]*G\d{6,}(?:\.\d+)?)\)?$", re.IGNORECASE)
 # CEL-seq pipelines' SYMBOL__chrN (Grun et al., Muraro et al. pancreas)
 _CHROMOSOME_SUFFIX_RE = re.compile(r"^(.+?)__chr(?:\d{1,2}|[XYM]|MT|Un\S*|\S+_random)$", re.IGNORECASE)
@@ -211,7 +218,9 @@ def is_control_name(name: str, gene_named: bool = False) -> str | None:
     stripped = name.strip()
     base = _BARCODE_SUFFIX_RE.match(stripped)
     core = base.group(1) if base else stripped
-    core = _without_species_clone(_LABEL_PREFIX_RE.sub("", core))  # Hu.Mouse.IgG1_MOPC.21, AB_Mouse_IgG1_K_Iso
+    if not core.lower().startswith("anti"):  # AB_Mouse_IgG1_K_Iso is a control, anti-human IgG stains B cells' IgG
+        core = _LABEL_PREFIX_RE.sub("", core)
+    core = _without_species_clone(core)  # Hu.Mouse.IgG1_MOPC.21
     if core.lower() in _TECHNICAL_CONTROLS or stripped.lower() in _TECHNICAL_CONTROLS:
         return "technical/blank row"
     numbered = _COPY_SUFFIX_RE.match(core)  # CTRL-1, NEG_2: numbered control rows
@@ -402,7 +411,7 @@ class _Resolver:
                 return None
             return self.gene(genome.group(2), protein)
         id_first, id_last = _ID_FIRST_RE.match(s), _ID_LAST_RE.match(s)
-        if id_first or id_last:
+        if (id_first or id_last) and not _ENSEMBL_RE.match(s):  # ENSG00000230699.2 is an id and its version
             ensembl, symbol = id_first.groups() if id_first else id_last.groups()[::-1]
             return self.gene(ensembl, protein) or self.gene(symbol, protein)
         chromosome = _CHROMOSOME_SUFFIX_RE.match(s)
@@ -478,6 +487,10 @@ class _Resolver:
         core = _R_PARENS_RE.sub(r"\1 (\2)", core)
         parts = [core]
         abseq = _ABSEQ_RE.match(core)
+        if abseq or _compound_parts(core):  # the whole name first (CD40-L is CD40LG's, CD101.AS1 a gene), then parts
+            push(core, "panel")
+            if "." in core:
+                push(_NON_DECIMAL_DOT_RE.sub("-", core), "panel")
         compound = None if abseq else _compound_parts(core)
         if abseq:  # BD's antigen first, its gene field after (HLA-DR|CD74|AHS0035|pAbO binds HLA-DR, not the CD74
             parts = self._abseq_parts(abseq.group(1))  # its gene field names)
@@ -492,7 +505,8 @@ class _Resolver:
         for part in parts:
             push(part, "panel")
             if "." in part:  # R's make.names writes HLA-DR as HLA.DR and PD-1 as PD.1 (Seurat exports); a dot
-                push(_NON_DECIMAL_DOT_RE.sub("-", part), "panel")  # between digits is the antigen's (Va7.2)
+                push(_NON_DECIMAL_DOT_RE.sub("-", part), "panel")  # between digits is the antigen's (Va7.2), or
+                push(part.replace(".", "-"), "panel")  # a gene's (ERVFC1.1 is ERVFC1-1)
             if any(mark in part for mark in ",/;"):  # "HLA-A,B,C": the first listed target; a mass-spec protein
                 first = re.split(r"[,/;]", part)[0]  # group "GAPDH;GAPDHS": its leading member
                 if not first.strip().isdigit():  # "1,CD8A" is a table's row (index, name), not Entrez gene 1
@@ -519,11 +533,13 @@ class _Resolver:
                 if "." in antigen:
                     push(_NON_DECIMAL_DOT_RE.sub("-", antigen), "clone")
         numbered = _UNIQUE_NUMBER_RE.match(core)
-        if numbered:  # the last resorts, taken as an antigen of the table or a gene's own symbol (TCR Va7.2 and NK-1.1
-            push(numbered.group(1), "numbered")  # end in such a number, and are tried whole above); then the longest
-        for cut in reversed([m.start() for m in re.finditer(r"-", core)]):  # leading part before a hyphen that the
-            if self._antibody_target(core[:cut]) is not None:  # table knows (Blimp-1-PRDI-BF1: Blimp-1)
-                push(core[:cut], "numbered")
+        if numbered and not _is_family_name(numbered.group(1)):  # the last resorts, taken as an antigen of the table
+            push(numbered.group(1), "numbered")  # or a gene's own symbol (TCR Va7.2 and NK-1.1 end in such a number,
+        for cut in reversed([m.start() for m in re.finditer(r"-", core)]):  # tried whole above); then the longest
+            leading, rest = core[:cut], core[cut + 1:]  # leading part before a hyphen that the table knows
+            if self._antibody_target(leading) is not None and not _is_family_name(leading):  # (Blimp-1-PRDI-BF1)
+                if not _QUALIFIER_RE.match(rest):
+                    push(leading, "numbered")
                 break
         return out
 
@@ -536,8 +552,9 @@ class _Resolver:
             return [antigen.split(":")[0], gene]
         if ":" in body:
             return [body.split(":")[0]]
+        body = _NON_DECIMAL_DOT_RE.sub("-", body)  # R's dots: TCR.gamma.delta.B1.TRGC1 is TCR-gamma-delta's
         cuts = [m.start() for m in re.finditer(r"[-.]", body)]
-        leading = [body[:cut] for cut in reversed(cuts)]
+        leading = [body[:cut] for cut in reversed(cuts) if not _is_family_name(body[:cut])]
         return [part for part in leading if self._naming_strength(part) > 0][:1] or [body]
 
     def _naming_strength(self, text: str) -> int:
@@ -602,6 +619,12 @@ class _Resolver:
         return (token, target.gene) if token is not None else None
 
 
+def _is_family_name(text: str) -> bool:
+    """A name too general to be read off a part of a label: TCR alone is TCR alpha/beta (TRAC), but TCR-Vb8 and
+    TCR-3 name receptors the table does not know."""
+    return antibody_key(text) in ("tcr",)
+
+
 def _compound_parts(core: str) -> list[str] | None:
     """The names a compound label gives one antigen, in the order written, or None for a plain name:
     ``PD-1 (CD279)``, ``CD274--B7-H1--PD-L1`` and a CD antigen with another name or a clone after it
@@ -613,7 +636,9 @@ def _compound_parts(core: str) -> list[str] | None:
         parts = [x.strip() for x in core.split("--") if x.strip()]
         return parts if len(parts) > 1 else None
     m = _CD_LED_RE.match(core)
-    return [x.strip() for x in m.groups() if x.strip()] if m else None
+    if m is None or _QUALIFIER_RE.match(m.group(2).strip()):
+        return None
+    return [x.strip() for x in m.groups() if x.strip()]
 
 
 def _no_human_gene(text: str) -> bool:
@@ -700,7 +725,8 @@ def _file_species(resolver: _Resolver, names: Sequence[str]) -> str:
     # file written in capitals (4930430F08RIK, GM15663) reads its other names as human symbols (TAC2 -> TAC1; mouse
     # Tac2 is TAC3's ortholog) unless read as mouse
     mouse_only = sum(bool(_MOUSE_ONLY_NAME_RE.match(str(name))) for name in sample)
-    return "mouse" if mouse_only >= MOUSE_ONLY_SHARE * len(sample) else "auto"
+    mouse_file = mouse_only >= MOUSE_ONLY_SHARE * len(sample) and not is_species_mix(human, mouse)
+    return "mouse" if mouse_file else "auto"
 
 
 class RowNumberNames(ValueError):
