@@ -487,11 +487,11 @@ class _Resolver:
         core = _R_PARENS_RE.sub(r"\1 (\2)", core)
         parts = [core]
         abseq = _ABSEQ_RE.match(core)
-        if abseq or _compound_parts(core):  # the whole name first (CD40-L is CD40LG's, CD101.AS1 a gene), then parts
+        compound = None if abseq else _compound_parts(core)
+        if abseq or compound:  # the whole name first (CD40-L is CD40LG's, CD101.AS1 a gene), then its parts
             push(core, "panel")
             if "." in core:
                 push(_NON_DECIMAL_DOT_RE.sub("-", core), "panel")
-        compound = None if abseq else _compound_parts(core)
         if abseq:  # BD's antigen first, its gene field after (HLA-DR|CD74|AHS0035|pAbO binds HLA-DR, not the CD74
             parts = self._abseq_parts(abseq.group(1))  # its gene field names)
         elif compound:
