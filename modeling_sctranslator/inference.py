@@ -21,8 +21,14 @@ import numpy as np
 import torch
 
 from tokenization.antibody_targets import ANTIBODY_TARGETS, antibody_key
-from tokenization.cell_files import read_cells, read_h5mu
-from tokenization.checks import InputQualityWarning, MixedFeaturesWarning, check_same_cells, modality
+from tokenization.cell_files import CELL_FILE_SUFFIXES, is_delimited, proteins_in_obsm, read_cells, read_h5mu
+from tokenization.checks import (
+    InputQualityWarning,
+    MixedFeaturesWarning,
+    check_same_cells,
+    modality,
+    modality_columns,
+)
 from tokenization.matrix import BULK_DETECTED_GENES, Matrix, ValueReading, check_numeric_columns, detected_per_row
 from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, scale_between, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
@@ -33,6 +39,7 @@ from .modeling_sctranslator import SCTranslatorForProteinPrediction
 
 __all__ = [
     "counts_of_clr",
+    "proteins_argument",
     "ProteinTargets",
     "encoding_options",
     "cell_rows",
@@ -98,6 +105,20 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
     if type(rna).__name__ == "MuData":
         rna = read_h5mu("the MuData", "RNA file", mdata=rna)  # the modality a .h5mu path gives
     return rna, gene_names
+
+
+def proteins_argument(proteins: Any, rna: Any) -> Any:
+    """``proteins`` as predict reads them: a cell file's path read as that file (its antibodies); the RNA's own
+    AnnData given again, whose antibodies are in obsm (scvi-tools' ``protein_expression``), as those antibodies
+    (its genes read as protein names gave thousands of 'proteins')."""
+    if isinstance(proteins, (str, os.PathLike)) and os.path.isfile(proteins) and (
+            is_delimited(proteins) or str(proteins).lower().endswith(CELL_FILE_SUFFIXES)):
+        return read_cells(proteins, "protein file")
+    if proteins is rna and hasattr(rna, "obsm") and modality_columns(getattr(rna, "var", None), "RNA")[0] is None:
+        in_obsm = proteins_in_obsm(rna, "the AnnData")
+        if in_obsm is not None:
+            return in_obsm
+    return proteins
 
 
 def with_layer(rna: Any, layer: str | None) -> Any:
@@ -457,6 +478,7 @@ def predict_proteins(
         # a whole number: "2" from a config file or 2.5 would fail deep in the batching (or round silently)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    proteins = proteins_argument(proteins, rna)
     rna, gene_names = read_rna(rna, gene_names)
     check_vocab_compatible(model.config, tokenizer)
     targets = resolve_targets(tokenizer, proteins)

@@ -11,7 +11,7 @@ from transformers import Pipeline
 
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from .inference import predict_proteins, read_rna, with_layer
+from .inference import predict_proteins, proteins_argument, read_rna, with_layer
 
 
 class ProteinPredictionPipeline(Pipeline):
@@ -102,6 +102,7 @@ class ProteinPredictionPipeline(Pipeline):
         if batch_size is None:  # pipeline(..., batch_size=N) sets the default, as for transformers' pipelines
             batch_size = self._batch_size
         given = rna  # inplace=True writes to the AnnData given, whichever layer was read
+        proteins = proteins_argument(proteins, given)  # the AnnData itself: its antibodies in obsm
         if layer is not None:
             rna = with_layer(read_rna(rna)[0], layer)
         if self.feature_extractor is None:

@@ -254,6 +254,16 @@ def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_mode
         results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
     assert results[0]["proteins_evaluated"] == len(PANEL)
     assert results[1] == results[0] and results[2] == results[0]
+    # the Python API: the same AnnData as both arguments, or the protein file's path (its genes were read as
+    # thousands of protein names; the path as one name)
+    from transformers import pipeline
+
+    predictor = pipeline("protein-prediction", model=str(scale_model_dir), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert list(predictor(as_frame, proteins=as_frame).var_names) == PANEL
+        assert list(predictor(rna, proteins=str(tmp_path / "adt.h5ad")).var_names) == PANEL
+    capsys.readouterr()  # the pipeline's loading bar
     genes, antibodies = read_pair(tmp_path / "array.h5ad", tmp_path / "array.h5ad")
     assert genes.n_vars == rna.n_vars and list(antibodies.var_names) == PANEL
     np.testing.assert_array_equal(np.asarray(antibodies.X), counts)

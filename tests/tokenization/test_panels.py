@@ -334,6 +334,10 @@ def test_compound_names_keep_isoforms_and_unknown_v_segments_stay_unmapped(origi
     dotted = tok.resolve(["TCR.gamma.delta.B1.TRGC1.AHS0015.pAbO", "TCR.Va7.2.3C10.TRAV1.2.AHS0055.pAbO"],
                          kind="protein")
     assert dotted.token_ids.tolist() == tok.convert_genes_to_ids(["TRGC1", "TRAV1-2"])
+    # Hao's TCR-1 (TCR gamma/delta) beside a TCR (alpha/beta) of another panel's naming was read as its copy, dropped
+    both = tok.resolve(["TCR", "TCR-1", "CD4", "CD4-1"], kind="protein")
+    assert both.status == ["mapped", "mapped", "mapped", "duplicate"]
+    assert both.token_ids[:2].tolist() == tok.convert_genes_to_ids(["TRAC", "TRGC1"])
     # an anti-IgG antibody stains B cells' IgG: a protein, not an isotype control
     assert tok.resolve(["anti-human IgG"], kind="protein").token_ids.tolist() == tok.convert_genes_to_ids(["IGHG1"])
     # a missing name with a suffix or a copy number is no gene's name (nan_TotalSeqC was SCN11A, NA_PROT XK)

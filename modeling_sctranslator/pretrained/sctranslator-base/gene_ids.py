@@ -201,6 +201,8 @@ def copy_suffix_stems(names: Sequence[str]) -> dict[int, str]:
     stems: dict[int, str] = {}
     for i, name in enumerate(names):
         m = _COPY_SUFFIX_RE.match(name.strip())
+        if m and antibody_key(name) in ANTIBODY_TARGETS and not _CD_COPY_RE.match(name.strip()):
+            continue  # Hao's TCR-1 (TCR gamma/delta) beside a TCR is a name of its own (CD4-1 squeezed is CD41's key)
         if m and (m.group(1) in present or _CD_COPY_RE.match(name.strip())):
             stems[i] = m.group(1)
     return stems
