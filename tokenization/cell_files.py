@@ -130,6 +130,23 @@ def is_delimited(path: str | os.PathLike[str]) -> bool:
     return Path(name).suffix in _DELIMITED
 
 
+def _separator(path: Path) -> str:
+    """The separator a table's second line (its first of values) splits on into the most fields: the suffix's own
+    first, then tabs, commas, semicolons and runs of spaces (R's write.table writes spaces by default; a .txt may hold
+    commas, a .csv tabs)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
+        handle.readline()
+        line = handle.readline().rstrip("\r\n")
+    own = _DELIMITED[Path(path.name.lower().removesuffix(".gz")).suffix]
+    fields = {sep: len(re.split(sep, line.strip()) if sep == r"\s+" else line.split(sep))
+              for sep in dict.fromkeys((own, "\t", ",", ";", r"\s+"))}
+    best = max(fields.values())
+    return own if fields[own] == best else next(sep for sep, n in fields.items() if n == best)
+
+
 def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     """A delimited table of values with names in its first row and column, as an AnnData of cells x features. GEO
     and R write features x cells (genes in rows, cells in columns), pandas cells x features: the first column's header
@@ -141,9 +158,8 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     import scipy.sparse as sp
 
     path = Path(path)
-    name = path.name.lower().removesuffix(".gz")
-    sep = _DELIMITED[Path(name).suffix]
     try:
+        sep = _separator(path)
         head = pd.read_csv(path, sep=sep, index_col=0, nrows=0)
         columns = [str(c) for c in head.columns]
         if not columns:

@@ -278,7 +278,8 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
     if is_species_mix(human, mouse):
         warnings.warn(
             f"the genes look like a mix of species ({human} mapped as human, {mouse} as mouse symbols or ids); "
-            "pass species='human' or species='mouse' if that is not intended",
+            "if that is not intended, load the tokenizer with species='human' or 'mouse' (SCTranslatorTokenizer"
+            ".from_pretrained(MODEL, species=...), given to pipeline(..., feature_extractor=...))",
             InputQualityWarning, stacklevel=3,
         )
     if matrix.transform == "none" and matrix.kind in ("log", "linear"):

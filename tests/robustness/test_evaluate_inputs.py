@@ -221,6 +221,13 @@ def test_geo_csv_tables_are_read_as_cells_by_features(scale_model_dir, data_dir,
     (tmp_path / "header.csv").write_text("cell,CD4,CD8\n")
     with pytest.raises(ValueError, match="holds no rows of values, only its header"):
         read_cells(tmp_path / "header.csv", "protein file")
+    # the separator a file holds, whatever its suffix says: R's write.table (spaces, quotes, no first header field),
+    # commas in a .txt, tabs in a .csv.gz
+    (tmp_path / "table.txt").write_text('"AAACCTGAGAAGGCCT-1" "AAACCTGAGACAGACC-1"\n"CD4" 1 0\n"CD8" 0 2\n')
+    (tmp_path / "commas.txt").write_text("gene,AAACCTGAGAAGGCCT-1,AAACCTGAGACAGACC-1\nCD4,1,0\nCD8,0,2\n")
+    for table in ("table.txt", "commas.txt"):
+        read = read_cells(tmp_path / table, "protein file")
+        assert list(read.var_names) == ["CD4", "CD8"] and read.X.toarray().tolist() == [[1, 0], [0, 2]]
     (tmp_path / "text.csv").write_text("tag,c1,c2\nCD4,1,n/a?\n")
     with pytest.raises(ValueError, match="row 'CD4', column 'c2' holds 'n/a\\?', not a number"):
         read_cells(tmp_path / "text.csv", "protein file")

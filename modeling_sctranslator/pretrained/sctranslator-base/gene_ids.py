@@ -813,8 +813,9 @@ def resolve_names(
         resolver = _Resolver(vocab, "human")
         warnings.warn(
             "the genes come from a human and a mouse genome (prefixes such as GRCh38_/mm10___ or HUMAN_/MOUSE_, a "
-            "mixed-species reference): the human genome's genes are read and the mouse genome's left out; pass "
-            "species='mouse' to read the mouse genes instead",
+            "mixed-species reference): the human genome's genes are read and the mouse genome's left out; to read "
+            "the mouse genes instead, load the tokenizer with species='mouse' (SCTranslatorTokenizer.from_pretrained("
+            "MODEL, species='mouse'), given to pipeline(..., feature_extractor=...))",
             UserWarning, stacklevel=3,
         )
     elif kind == "gene" and species == "auto":
