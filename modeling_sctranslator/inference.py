@@ -301,14 +301,17 @@ def _request(order: Sequence[int], wanted: Sequence[int] | None = None, note: st
                           note if added or fine_tuned_panel else "", fine_tuned_panel)
 
 
+_ABSEQ_CATALOGUE_RE = re.compile(r"[|.-]A(?:HS|MM)\d{4}(?:[|.-]pAbO)?$", re.IGNORECASE)
+
+
 def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
     """A label with commas or slashes is read as a panel's (``HLA-A,B,C``: its first target), a mass-spec protein
     group (``GAPDH;GAPDHS``, ``KRT8|KRT18``) as its leading member; when its other parts name other proteins
     (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
     joined = []
     for name, token in zip(targets.names, targets.token_ids, strict=True):
-        if antibody_key(name) in ANTIBODY_TARGETS:  # one antigen, as the antibody table names it (TCR gamma/delta)
-            continue
+        if antibody_key(name) in ANTIBODY_TARGETS or _ABSEQ_CATALOGUE_RE.search(name):  # one antigen: as the table
+            continue  # names it (TCR gamma/delta), or a BD AbSeq label (antigen:clone|gene|catalogue number|pAbO)
         parts = [p.strip() for p in re.split(r"[,/;|]", name)[1:] if p.strip()]
         if parts:
             with warnings.catch_warnings():
@@ -380,6 +383,14 @@ def transformed_proteins(proteins: Any, transform: str) -> tuple[Any, str]:
     values = proteins.X
     kind = value_kind(values)
     said = proteins.uns.get("sctranslator_measured_values", kind)  # counts read from CLR (here or by the CLI)
+    if kind == "log" and transform == "auto":
+        warnings.warn(
+            "the measured protein values are log-scale values, not counts (log1p counts, log-normalised or CLR ADT, "
+            "CLR rounded when written, whose counts cannot be told): they are compared as given, while predictions "
+            "are log1p counts; correlations hold, MSE and cosine only if the values are log1p counts. Give the raw "
+            "ADT counts (a counts layer: --protein-layer counts) to compare on one scale",
+            InputQualityWarning, stacklevel=2,
+        )
     transform = protein_transform_for(transform, kind if transform == "auto" else "")
     if transform == "none":
         return proteins, said

@@ -106,6 +106,11 @@ def test_one_string_of_several_names_is_refused_not_cut_to_the_first(predictor, 
         warnings.simplefilter("always")
         predictor(rna, proteins=["TP53|7157", "CD19", "CD4"])
     assert not [w for w in caught if "join several names" in str(w.message)]
+    # a BD AbSeq label names one antigen (its gene field is PTPRC for CD45RA): it mapped right and was said to be cut
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor(rna, proteins=["CD45RA:HI100|PTPRC|AHS0009|pAbO", "CD19", "CD4"])
+    assert not [w for w in caught if "join several names" in str(w.message)]
 
 
 

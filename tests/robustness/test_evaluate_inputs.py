@@ -305,3 +305,21 @@ def test_one_h5mu_given_as_both_sides_is_read_as_its_two_modalities(scale_model_
     assert main(["predict", "--model", str(scale_model_dir), "--rna", str(tmp_path / "cite.h5mu"), "--protein",
                  str(tmp_path / "cite.h5mu"), "--out", str(tmp_path / "out.h5ad"), "--device", "cpu"]) == 0
     assert list(ad.read_h5ad(tmp_path / "out.h5ad").var_names) == PANEL
+
+
+def test_log_scale_measured_proteins_are_said_to_be_compared_as_given(data_dir):
+    """CLR ADT written to 6 decimals (its counts cannot be told back) was compared with log1p-count predictions as
+    given, in silence: MSE 2.93 against 0.63 on the counts. Log-scale values now say so; counts do not."""
+    from modeling_sctranslator.inference import transformed_proteins
+    from tokenization.checks import InputQualityWarning
+
+    adt = ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:40, PANEL].copy()
+    counts = adt.X.toarray() if hasattr(adt.X, "toarray") else np.asarray(adt.X)
+    logged = adt.copy()
+    logged.X = np.round(np.log1p(counts / np.exp(np.log1p(counts).mean(axis=0))), 6).astype(np.float32)
+    with pytest.warns(InputQualityWarning, match="compared as given"):
+        _, kind = transformed_proteins(logged, "auto")
+    assert kind == "log"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert transformed_proteins(adt, "auto")[1] == "counts"
