@@ -29,6 +29,7 @@ from tokenization.checks import (
     modality,
     modality_columns,
 )
+from tokenization.gene_ids import ABSEQ_LABEL_RE
 from tokenization.matrix import BULK_DETECTED_GENES, Matrix, ValueReading, check_numeric_columns, detected_per_row
 from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, scale_between, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
@@ -301,16 +302,13 @@ def _request(order: Sequence[int], wanted: Sequence[int] | None = None, note: st
                           note if added or fine_tuned_panel else "", fine_tuned_panel)
 
 
-_ABSEQ_CATALOGUE_RE = re.compile(r"[|.-]A(?:HS|MM)\d{4}(?:[|.-]pAbO)?$", re.IGNORECASE)
-
-
 def warn_about_joined_names(tokenizer: Any, targets: ProteinTargets) -> None:
     """A label with commas or slashes is read as a panel's (``HLA-A,B,C``: its first target), a mass-spec protein
     group (``GAPDH;GAPDHS``, ``KRT8|KRT18``) as its leading member; when its other parts name other proteins
     (``CD4,CD8A``: a list written on one line), say that only the first is predicted."""
     joined = []
     for name, token in zip(targets.names, targets.token_ids, strict=True):
-        if antibody_key(name) in ANTIBODY_TARGETS or _ABSEQ_CATALOGUE_RE.search(name):  # one antigen: as the table
+        if antibody_key(name) in ANTIBODY_TARGETS or ABSEQ_LABEL_RE.match(name):  # one antigen: as the table
             continue  # names it (TCR gamma/delta), or a BD AbSeq label (antigen:clone|gene|catalogue number|pAbO)
         parts = [p.strip() for p in re.split(r"[,/;|]", name)[1:] if p.strip()]
         if parts:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .checks import modality, modality_columns
 
-__all__ = ["CELL_FILE_SUFFIXES", "PROTEIN_OBSM_KEYS", "check_one_piece", "is_matrix_market", "matrix_market_files",
+__all__ = ["CELL_FILE_SUFFIXES", "PROTEIN_OBSM_KEYS", "is_matrix_market", "matrix_market_files",
            "is_delimited", "protein_side", "proteins_in_obsm", "read_10x_h5", "read_10x_mtx", "read_cells",
            "read_delimited", "read_h5mu", "read_pair", "require_file", "set_name"]
 
@@ -123,11 +123,15 @@ _FEATURE_WORDS_RE = re.compile(r"^(?:genes?|gene[ _.]?(?:ids?|names?|symbols?)|s
                                r"antibod(?:y|ies)|adts?|tags?|var(?:_names)?|ensembl(?:[ _.]?ids?)?)$")
 
 
+def _table_suffix(path: str | os.PathLike[str]) -> str:
+    """A file's suffix before any ``.gz``, in lower case (``x.CSV.gz`` -> ``.csv``)."""
+    return Path(Path(path).name.lower().removesuffix(".gz")).suffix
+
+
 def is_delimited(path: str | os.PathLike[str]) -> bool:
     """True for a delimited text table of values (``.csv``, ``.tsv``, ``.txt``, each maybe ``.gz``), as GEO holds
     many CITE-seq sets (GSE100866's ``..._RNA_umi.csv.gz``)."""
-    name = Path(path).name.lower().removesuffix(".gz")
-    return Path(name).suffix in _DELIMITED
+    return _table_suffix(path) in _DELIMITED
 
 
 def _separator(path: Path) -> str:
@@ -140,7 +144,7 @@ def _separator(path: Path) -> str:
     with opener(path, "rt", encoding="utf-8-sig", errors="replace") as handle:
         handle.readline()
         line = handle.readline().rstrip("\r\n")
-    own = _DELIMITED[Path(path.name.lower().removesuffix(".gz")).suffix]
+    own = _DELIMITED[_table_suffix(path)]
     fields = {sep: len(re.split(sep, line.strip()) if sep == r"\s+" else line.split(sep))
               for sep in dict.fromkeys((own, "\t", ",", ";", r"\s+"))}
     best = max(fields.values())
@@ -401,11 +405,6 @@ def protein_side(adata: Any, path: str | os.PathLike[str]) -> Any:
                          "Ranger writes them, or 'GEX' and 'ADT'), nor keeps antibodies in obsm (read from: "
                          f"{', '.join(PROTEIN_OBSM_KEYS[:4])}, ...); give the two files")
     return in_obsm
-
-
-def check_one_piece(adata: Any, path: str | os.PathLike[str]) -> None:
-    """``path`` is given as both the RNA and the protein file: it must tell its genes from its antibodies."""
-    protein_side(adata, path)
 
 
 def read_pair(rna_path: str | os.PathLike[str], protein_path: str | os.PathLike[str]) -> tuple[Any, Any]:

@@ -69,6 +69,7 @@ from .antibody_targets import ANTIBODY_TARGETS, NO_HUMAN_GENE, antibody_key
 from .vocab import GeneVocab
 
 __all__ = [
+    "ABSEQ_LABEL_RE",
     "GENE_NAMED_PANEL_MIN",
     "HUMAN_ROUTES",
     "MOUSE_ROUTES",
@@ -118,7 +119,7 @@ _BARCODE_SUFFIX_RE = re.compile(
 )
 # BD AbSeq's feature names: antigen, its clone, the gene, the catalogue number (CD4:SK3|CD4|AHS0032|pAbO); Seurat
 # writes the pipes as hyphens, R's make.names as dots (CD4.SK3.CD4.AHS0032.pAbO)
-_ABSEQ_RE = re.compile(r"^(.+?)[|.-]A(?:HS|MM)\d{4}(?:[|.-]pAbO)?$", re.IGNORECASE)
+ABSEQ_LABEL_RE = re.compile(r"^(.+?)[|.-]A(?:HS|MM)\d{4}(?:[|.-]pAbO)?$", re.IGNORECASE)
 # a CD antigen and what a lab wrote after it: the gene or another name (CD127-IL7Ra, CD197-CCR7, CD56_NCAM), a clone
 # (CD4-RPA-T4, CD3-UCHT1); not a copy number (CD4-1), which copy_suffix_stems reads
 _CD_LED_RE = re.compile(r"^(CD\d+[A-Za-z]{0,2}\d*)[-_ .]+(?!\d{1,2}$)(\S.*)$", re.IGNORECASE)
@@ -488,7 +489,7 @@ class _Resolver:
         core = _without_species_clone(core)
         core = _R_PARENS_RE.sub(r"\1 (\2)", core)
         parts = [core]
-        abseq = _ABSEQ_RE.match(core)
+        abseq = ABSEQ_LABEL_RE.match(core)
         compound = None if abseq else _compound_parts(core)
         if abseq or compound:  # the whole name first (CD40-L is CD40LG's, CD101.AS1 a gene), then its parts
             push(core, "panel")
@@ -559,12 +560,16 @@ class _Resolver:
         leading = [body[:cut] for cut in reversed(cuts) if not _is_family_name(body[:cut])]
         return [part for part in leading if self._naming_strength(part) > 0][:1] or [body]
 
+    def is_own_name(self, token: int, text: str) -> bool:
+        """``text`` is the token's own (approved) symbol, in any case, not an alias or another spelling of it."""
+        return self.vocab.token_names().get(token, "").upper() == text.upper()
+
     def _naming_strength(self, text: str) -> int:
         """2: an antigen of the antibody table; 1: a gene's own (approved) symbol; 0: an alias, or nothing."""
         if self._antibody_target(text) is not None:
             return 2
         hit = self.gene(text, protein=True)
-        return int(hit is not None and self.vocab.token_names().get(hit[0], "").upper() == text.upper())
+        return int(hit is not None and self.is_own_name(hit[0], text))
 
     def protein(self, name: str, gene_named: bool = False) -> tuple[int, str, str, bool] | None:
         """(token id, route, matched text, whole name resolved) for a protein name, or None.
@@ -600,7 +605,7 @@ class _Resolver:
                 return target[0], "panel" if route in ("clone", "numbered") else route, target[1], whole
             hit = self.gene(text, protein=True)
             if route in ("clone", "numbered"):
-                if hit is not None and self.vocab.token_names().get(hit[0], "").upper() == text.upper():
+                if hit is not None and self.is_own_name(hit[0], text):
                     return hit[0], "panel", text, whole
                 continue
             if hit is None:
@@ -704,6 +709,11 @@ MOUSE_ONLY_SHARE = 0.01  # of those, named as only mouse genes are (a mouse refe
 _MOUSE_ONLY_NAME_RE = re.compile(r"^(?:[0-9A-Z]{6,10}RIK\d?|GM\d{3,}|OLFR\d+(?:-PS\d*)?|VMN\d[RT]\d+)$", re.IGNORECASE)
 
 
+def _species_sample(names: Sequence[str]) -> Sequence[str]:
+    """At most about :data:`SPECIES_SAMPLE` names, spread over the list, that the species rules look at."""
+    return names[:: max(1, len(names) // SPECIES_SAMPLE)]
+
+
 def _genome_species(prefix: str) -> str:
     """"human" or "mouse": the species of a genome's name in a multi-genome reference (GRCh38, mm10, MOUSE)."""
     return "mouse" if prefix.lower() in _MOUSE_GENOMES else "human"
@@ -711,13 +721,12 @@ def _genome_species(prefix: str) -> str:
 
 def _barnyard_genomes(names: Sequence[str]) -> Counter:
     """How many gene names carry each species' genome prefix (GRCh38_CD4, mm10___Cd4, HUMAN_CD4, MOUSE_Cd4)."""
-    sample = names[:: max(1, len(names) // SPECIES_SAMPLE)]
-    return Counter(_genome_species(m.group(1)) for m in map(_GENOME_PREFIX_RE.match, sample) if m)
+    return Counter(_genome_species(m.group(1)) for m in map(_GENOME_PREFIX_RE.match, _species_sample(names)) if m)
 
 
 def _file_species(resolver: _Resolver, names: Sequence[str]) -> str:
     """"mouse" for gene names that are mostly mouse symbols or ids and not a mix of species, else "auto"."""
-    sample = names[:: max(1, len(names) // SPECIES_SAMPLE)]
+    sample = _species_sample(names)
     routes = Counter(result[1] for result in map(lambda name: _gene_result(resolver, name), sample)
                      if result[0] is not None)
     human, mouse = species_counts(routes)
@@ -790,7 +799,8 @@ def resolve_names(
     """
     if kind not in ("gene", "protein"):
         raise ValueError(f"kind must be 'gene' or 'protein', not {kind!r}")
-    numbered = numbered_names([str(n) for n in names], vocab.entrez_to_token)
+    texts = [str(n) for n in names]
+    numbered = numbered_names(texts, vocab.entrez_to_token)
     if numbered is not None:
         first, last, known = numbered
         if known is None:  # 0..n-1 or 1..n in order
@@ -806,7 +816,7 @@ def resolve_names(
             f"Give the {kind}s' names (var_names, or {'gene_names=[...]' if kind == 'gene' else 'proteins=[...]'})"
         )
     resolver = _Resolver(vocab, species)
-    genomes = _barnyard_genomes([str(n) for n in names]) if kind == "gene" and species == "auto" else Counter()
+    genomes = _barnyard_genomes(texts) if kind == "gene" and species == "auto" else Counter()
     if genomes["human"] and genomes["mouse"]:
         # a barnyard or spike-in reference (GSE100866's CBMC: HUMAN_ and MOUSE_ genes in one matrix): the mouse genes
         # read through their human orthologs would add mouse cells' reads to the human genes
@@ -819,10 +829,10 @@ def resolve_names(
             UserWarning, stacklevel=3,
         )
     elif kind == "gene" and species == "auto":
-        resolver = _Resolver(vocab, _file_species(resolver, [str(n) for n in names]))
+        resolver = _Resolver(vocab, _file_species(resolver, texts))
     overrides = dict(overrides or {})
     missing = [is_missing_name(n, protein=kind == "protein") for n in names]
-    names = [str(n) for n in names]
+    names = texts
     if kind == "gene" and any(missing):
         warnings.warn(
             f"{sum(missing)} of {len(names)} gene names are missing (NaN or empty; e.g. column "
@@ -918,13 +928,12 @@ def _gene_result(resolver: _Resolver, name: str) -> tuple[int | None, str, str, 
     mapped genes (HLA-DRA, the MT- genes, every -AS1 antisense gene) would otherwise be lost. It yields to a column
     named exactly."""
     hit = resolver.gene(name)
-    own = resolver.vocab.token_names()
-    if hit is not None and not ("." in name and own.get(hit[0], "").upper() != name.upper()):
+    if hit is not None and not ("." in name and not resolver.is_own_name(hit[0], name)):
         return hit[0], hit[1], name, True
     if "." in name:  # also where the dotted name is another gene's alias: NKX1.1 is NKX1-2's, KRTAP2.4 KRTAP2-3's
         for hyphened in dict.fromkeys((_NON_DECIMAL_DOT_RE.sub("-", name), name.replace(".", "-"))):
             dashed = resolver.gene(hyphened)
-            if dashed is not None and (hit is None or own.get(dashed[0], "").upper() == hyphened.upper()):
+            if dashed is not None and (hit is None or resolver.is_own_name(dashed[0], hyphened)):
                 return dashed[0], dashed[1], hyphened, False  # the route the hyphened name took; matched: that name
     if hit is not None:
         return hit[0], hit[1], name, True
