@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
-from tokenization.checks import modality, repeated_names
+from tokenization.checks import modality, protein_in_rna_order, repeated_names
 from tokenization.gene_ids import RowNumberNames
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
@@ -158,7 +158,11 @@ def _read_pair(source: CorpusSource):
         raise CorpusError(f"corpus {source.name}: {err}") from err
 
 
-def _check_paired(rna, prot, source: CorpusSource) -> None:
+def _paired(rna, prot, source: CorpusSource):
+    """The protein side with the RNA's cells in the RNA's order (a shard's ``row`` is the cell's row in the RNA
+    file): files that list the same cells in another order are matched by obs_names, as ``evaluate`` matches
+    them, and protein cells the RNA file lacks (an ADT matrix of every barcode beside filtered RNA) are left out,
+    with a warning. A :class:`CorpusError` when the RNA holds cells the protein file lacks or names repeat."""
     rna_names = np.asarray(rna.obs_names).astype(str)
     prot_names = np.asarray(prot.obs_names).astype(str)
     where = f"{source.name} ({', '.join(map(str, source.files))})"
@@ -169,18 +173,16 @@ def _check_paired(rna, prot, source: CorpusSource) -> None:
             repeated = repeated_names(rna_names.tolist())
             raise CorpusError(f"corpus {where}: {len(repeated)} obs_names repeat (e.g. {repeated[0]!r}); the two "
                               "files list the cells in one order, so obs_names_make_unique() on each keeps them paired")
-        return
-    common = len(set(rna_names) & set(prot_names))
-    if common == len(rna_names) == len(prot_names):
-        raise CorpusError(
-            f"corpus {where}: RNA and protein files hold the same {common} cells in a different order; "
-            "write them in one order (e.g. adt = adt[rna.obs_names]; in a .h5mu, mdata.mod['prot'] = "
-            "mdata.mod['prot'][mdata.mod['rna'].obs_names]) before building the corpus: its rows index both files"
-        )
-    raise CorpusError(
-        f"corpus {where}: unpaired cells — RNA has {len(rna_names)} cells, protein {len(prot_names)}, "
-        f"{common} shared obs_names. Keep only shared cells, in one order, in both files.{_transposed_hint(rna, prot)}"
-    )
+        return prot
+    try:
+        aligned, left_out = protein_in_rna_order("", rna_names, prot, drop_extra=True)
+    except ValueError as error:
+        raise CorpusError(f"corpus {where}: unpaired cells — {error}.{_transposed_hint(rna, prot)}") from None
+    logger.info("corpus %s: protein cells matched to the RNA file's order by obs_names", source.name)
+    if left_out:
+        logger.warning("corpus %s: %d of the protein file's %d cells are not in the RNA file and are left out",
+                       source.name, left_out, len(prot_names))
+    return aligned
 
 
 def _transposed_hint(rna, prot) -> str:
@@ -393,7 +395,7 @@ def build_corpus(
                           f"(eval_fraction {eval_fraction}): no cell would be left for training")
     _check_replaceable(Path(out_dir), source)
     rna, prot = _read_pair(source)
-    _check_paired(rna, prot, source)
+    prot = _paired(rna, prot, source)
     rna = _counts_for_scaled_rna(rna, source.name)
     genes = [str(g) for g in rna.var_names]
     proteins = [str(p) for p in prot.var_names]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -31,14 +35,50 @@ def _pair(folder, name, n=20, rna_obs=None, adt_obs=None, proteins=("CD4", "CD19
 
 
 def test_unpaired_cells_are_refused(tmp_path, tokenizer):
-    obs = [f"cell{i}" for i in range(20)]
-    shuffled = _pair(tmp_path, "shuffled", adt_obs=obs[::-1])
-    with pytest.raises(CorpusError, match="different order"):
-        build_corpus(find_source(shuffled), tmp_path / "out1", tokenizer)
     other = _pair(tmp_path, "other", adt_obs=[f"x{i}" for i in range(20)])
-    with pytest.raises(CorpusError, match="unpaired cells"):
+    with pytest.raises(CorpusError, match="unpaired cells.*20 cells.*0 shared"):
         build_corpus(find_source(other), tmp_path / "out2", tokenizer)
-    assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+    fewer = _pair(tmp_path, "fewer")  # the RNA holds cells the protein file lacks: no label to train them on
+    adt = ad.read_h5ad(tmp_path / "fewer_adt.h5ad")
+    adt[:15].copy().write_h5ad(tmp_path / "fewer_adt.h5ad")
+    with pytest.raises(CorpusError, match="unpaired cells.*15 shared"):
+        build_corpus(find_source(fewer), tmp_path / "out3", tokenizer)
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
+
+
+def _shard_rows(corpus_dir):
+    manifest = load_manifest(corpus_dir)
+    rows = {}
+    for split in manifest["splits"].values():
+        for shard in split["shards"]:
+            for r in pq.read_table(Path(corpus_dir) / shard["file"]).to_pylist():
+                rows[r["cell_id"]] = (r["row"], np.asarray(r["protein_values"]))
+    return rows
+
+
+def test_cells_in_another_order_or_extra_protein_cells_are_matched_by_name(tmp_path, tokenizer, caplog):
+    """Fine-tuning refused files listing the same cells in another order ('write them in one order'), while
+    evaluate matched them by name; and an ADT matrix of more barcodes than the filtered RNA was 'unpaired'."""
+    obs = [f"cell{i}" for i in range(20)]
+    _pair(tmp_path, "ordered")
+    build_corpus(find_source(tmp_path / "ordered"), tmp_path / "ref", tokenizer)
+    reference = _shard_rows(tmp_path / "ref")
+    adt = ad.read_h5ad(tmp_path / "ordered_adt.h5ad")
+    order = np.random.default_rng(1).permutation(20)
+    extra = ad.AnnData(np.full((3, adt.n_vars), 7, np.float32), obs=pd.DataFrame(index=["e0", "e1", "e2"]),
+                       var=adt.var.copy())
+    shuffled = ad.concat([adt[order].copy(), extra])
+    shuffled.var_names = adt.var_names
+    shutil.copy(tmp_path / "ordered_rna.h5ad", tmp_path / "shuffled_rna.h5ad")
+    shuffled.write_h5ad(tmp_path / "shuffled_adt.h5ad")
+    with caplog.at_level(logging.WARNING, logger="training.corpus"):
+        build_corpus(find_source(tmp_path / "shuffled"), tmp_path / "out", tokenizer)
+    assert "3 of the protein file's 23 cells are not in the RNA file" in caplog.text
+    rows = _shard_rows(tmp_path / "out")
+    assert sorted(rows) == sorted(obs)
+    for cell, (row, values) in reference.items():  # each cell keeps its own protein values and its RNA row
+        assert rows[cell][0] == row
+        np.testing.assert_array_equal(rows[cell][1], values)
 
 
 def test_unpaired_cells_stop_run_stage_before_training(tmp_path, vocab_dir):
