@@ -155,7 +155,8 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     """A delimited table of values with names in its first row and column, as an AnnData of cells x features. GEO
     and R write features x cells (genes in rows, cells in columns), pandas cells x features: the first column's header
     says which where it names the rows (``cell``, ``barcode``; ``gene``, ``protein``), else the axis whose names hold
-    cell barcodes is the cells'; when neither does, features in rows (with a warning saying so). Read in chunks of
+    cell barcodes is the cells', or else the axis of numbered names (``cell_1``, ``c2``); when neither
+    tells, features in rows (with a warning saying so). Read in chunks of
     rows into a sparse matrix."""
     import anndata
     import pandas as pd
@@ -209,6 +210,9 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     barcodes_in = [np.mean([bool(_BARCODE_IN_NAME_RE.search(n)) for n in names[:2000]]) for names in (rows, columns)]
     if rows_are is None and min(barcodes_in) >= 0.5:  # antibody tags named with their barcodes (CD3-CTCATTGTAACTCCT)
         rows_are = "cells" if len(rows) > len(columns) else "features"  # and cells: a panel has fewer tags than cells
+    if rows_are is None and max(barcodes_in) < 0.5:  # no barcodes: cells numbered as pandas and R name them
+        numbered = [_numbered(names) for names in (rows, columns)]  # (cell_1.., 0..n-1; AnnData.to_df().to_csv())
+        rows_are = "cells" if numbered == [True, False] else "features" if numbered == [False, True] else None
     if rows_are == "cells" or (rows_are is None and barcodes_in[0] >= 0.5 and barcodes_in[1] < 0.5):
         cells, features = rows, columns  # cells x features, as pandas writes an AnnData's table
     else:
@@ -220,6 +224,25 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
         cells, features, matrix = columns, rows, matrix.T.tocsr()
     return anndata.AnnData(X=matrix, obs=pd.DataFrame(index=pd.Index(cells, dtype=str)),
                            var=pd.DataFrame(index=pd.Index(features, dtype=str)))
+
+
+_NUMBERED_NAME_RE = re.compile(r"^(\D*?)[ _.-]?(\d+)$")
+
+
+def _numbered(names: list[str]) -> bool:
+    """Names that number things: at least 10, nearly all one stem and numbers filling at least half their range
+    (``cell_1`` .. ``cell_500`` less filtered cells, ``C12``), as cells are named where they have no barcode.
+    Genes (``CD4``, ``CD8``, ``CD19``; Entrez ids) share a stem at most with numbers far apart."""
+    sample = names[:2000]
+    numbers: dict[str, set[int]] = {}
+    for name in sample:
+        m = _NUMBERED_NAME_RE.match(name.strip())
+        if m and m.group(1):  # bare numbers are as likely Entrez ids (dense from 1: 0.81 of 1..2,475)
+            numbers.setdefault(m.group(1).lower(), set()).add(int(m.group(2)))
+    if len(sample) < 10 or not numbers:
+        return False
+    found = max(numbers.values(), key=len)
+    return len(found) >= 0.9 * len(sample) and len(found) >= 0.5 * (max(found) - min(found) + 1)
 
 
 def is_matrix_market(path: str | os.PathLike[str]) -> bool:

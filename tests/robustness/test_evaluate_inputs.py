@@ -209,6 +209,18 @@ def test_geo_csv_tables_are_read_as_cells_by_features(scale_model_dir, data_dir,
         assert list(read_cells(tmp_path / "named.csv", "protein file").var_names) == PANEL
     frame.T.rename_axis("gene").to_csv(tmp_path / "genes.csv")
     assert list(read_cells(tmp_path / "genes.csv", "protein file").var_names) == PANEL
+    # AnnData.to_df().to_csv() of cells without barcodes (cell_3, cell_7 ...: numbered, some filtered out), and its
+    # transpose: read the right way round without a warning (it was read as features x cells, genes as cells)
+    numbered = [f"cell_{i}" for i in range(0, 40, 2)]
+    cells_by_tags = pd.DataFrame(np.resize(tags, (len(numbered), len(PANEL))), index=numbered, columns=PANEL)
+    cells_by_tags.to_csv(tmp_path / "to_df.csv")
+    cells_by_tags.T.to_csv(tmp_path / "to_df_T.csv")
+    for name in ("to_df.csv", "to_df_T.csv"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            table = read_cells(tmp_path / name, "protein file")
+        assert list(table.obs_names) == numbered and list(table.var_names) == PANEL
+        np.testing.assert_array_equal(table.X.toarray(), cells_by_tags.to_numpy())
     # antibody tags named with their barcodes, as cells are: the longer axis is the cells'
     tagged = pd.DataFrame(tags, index=adt.obs_names, columns=[f"{p}-CTCATTGTAACTCCT" for p in PANEL])
     tagged.to_csv(tmp_path / "tagged.csv")
