@@ -21,7 +21,9 @@ A genome's name before a gene (``GRCh38_CD4``, ``mm10___Cd4``, ``HUMAN_CD4``) is
 genomes (a barnyard or spike-in reference) only the human genome's genes are read (``species="mouse"``: the mouse's).
 A symbol joined to its Ensembl id (``TSPAN6_ENSG00000000003.10``, ``ENSG00000000003|TSPAN6|8eab823``) is read by the id,
 else the symbol; CEL-seq's ``A1BG__chr19`` past its chromosome; synonyms joined by ``;`` by the first that maps. A file
-with names only mouse genomes have (``4930430F08Rik``, ``Gm15663``, in any case) is read as mouse.
+with names only mouse genomes have (``4930430F08Rik``, ``Gm15663``, in any case) is read as mouse. Reporters and
+transgenes of custom references whose names the tables hold as human aliases (``RFP``, ``BFP``, ``CAR``, ``TK``:
+:data:`TRANSGENE_NAMES`) are not genes (an override maps one).
 
 Proteins (``kind="protein"``) add panel rules. Isotype/blank/technical rows are reported as
 *controls* (never mapped). Antibody names go through the curated antigen -> gene table of
@@ -175,6 +177,11 @@ _CHROMOSOME_SUFFIX_RE = re.compile(r"^(.+?)__chr(?:\d{1,2}|[XYM]|MT|Un\S*|\S+_ra
 _GENOME_PREFIX_RE = re.compile(r"^(GRCh3[78]|hg19|hg38|GRCm3[89]|mm10|mm39|human|mouse)(?:_+|-+)(.+)$",
                                re.IGNORECASE)
 _MOUSE_GENOMES = ("grcm38", "grcm39", "mm10", "mm39", "mouse")
+# reporters and transgenes that custom references add beside the genes, whose names the original tables hold as
+# aliases of human genes (BFP: RNF112, RFP: TRIM27, TK: TKT, CAR: CXADRP1, ERT2: MAPK3, GAL4: LGALS4, tdT: DNTT). A
+# reference names genes by approved symbol, so in an RNA file these are the construct (a CAR-T product's CAR, a
+# reporter line's RFP), whose counts would land on the gene; protein panels keep them (a TdT antibody binds DNTT)
+TRANSGENE_NAMES = frozenset({"BFP", "RFP", "TK", "CAR", "ERT2", "GAL4", "TDT"})
 # a copy number that made a repeated name unique (anndata's var_names_make_unique: CD4, CD4-1; R's make.unique:
 # CD4.1): never part of an antigen's name, though squeezed it reads as another one (CD4-1 -> CD41, ITGA2B)
 _COPY_SUFFIX_RE = re.compile(r"^(.+?)[-_.](\d{1,2})$")
@@ -408,6 +415,8 @@ class _Resolver:
             return None
         if s in vocab.added:
             return vocab.added[s], "added"
+        if not protein and s.upper() in TRANSGENE_NAMES:
+            return None
         genome = _GENOME_PREFIX_RE.match(s)
         if genome:  # the gene after its genome's name, read as its own route says (a human or a mouse one); with
             if self.species not in ("auto", _genome_species(genome.group(1))):  # a species given, only its genome's

@@ -212,6 +212,19 @@ def test_gene_names_of_public_pipelines_resolve(original_tokenizer, name, gene):
     assert report.token_ids[0] == original_tokenizer.convert_genes_to_ids([gene])[0]
 
 
+def test_reporter_and_transgene_names_are_no_genes_in_an_rna_file(original_tokenizer):
+    """A custom reference's reporter or construct (a CAR-T product's CAR, a reporter line's RFP) was read as the human
+    gene the original tables give that alias: its counts went to CXADRP1, TRIM27, RNF112, TKT. An override still maps
+    one, and a protein panel's TdT antibody is DNTT's."""
+    tok = original_tokenizer
+    names = ["CAR", "RFP", "BFP", "TK", "Gal4", "ERT2", "tdT", "CD4", "ACTB"]
+    report = tok.resolve(names)
+    assert report.status == ["unmapped"] * 7 + ["mapped"] * 2
+    assert tok.resolve(names, overrides={"TK": "TKT"}).token_ids[3] == tok.convert_genes_to_ids(["TKT"])[0]
+    proteins = tok.resolve(["TdT", "CD3"], kind="protein")
+    assert proteins.token_ids[0] == tok.convert_genes_to_ids(["DNTT"])[0]
+
+
 def test_a_versioned_ensembl_id_is_no_symbol_and_id(original_tokenizer):
     """An Ensembl id with its version is one id: read as 'id_symbol' its version became an Entrez id
     (ENSG00000230699.2 was A2M, ENSG00000290825.1 A1BG) in a first version of the joined-names rule."""
