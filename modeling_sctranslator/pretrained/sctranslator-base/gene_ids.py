@@ -718,6 +718,12 @@ MOUSE_ONLY_SHARE = 0.01  # of those, named as only mouse genes are (a mouse refe
 _MOUSE_ONLY_NAME_RE = re.compile(r"^(?:[0-9A-Z]{6,10}RIK\d?|GM\d{3,}|OLFR\d+(?:-PS\d*)?|VMN\d[RT]\d+)$", re.IGNORECASE)
 
 
+# names a gene carries until it has a symbol: mouse models and RIKEN clones (Gm28040, 1700017N19Rik), GenBank
+# accessions (AI182371, BC024139), human clone-based names (AC000061.1, RP11-34P13.7)
+_PLACEHOLDER_NAME_RE = re.compile(r"^(?:[0-9A-Z]{6,10}RIK\d?|GM\d{3,}|[A-Z]{2}\d{6}(?:\.\d+)?|RP\d+-\w+\.\d+)$",
+                                  re.IGNORECASE)
+
+
 def _species_sample(names: Sequence[str]) -> Sequence[str]:
     """At most about :data:`SPECIES_SAMPLE` names, spread over the list, that the species rules look at."""
     return names[:: max(1, len(names) // SPECIES_SAMPLE)]
@@ -897,12 +903,17 @@ def resolve_names(
     # C2orf48 sorting first fed its counts to RRM2 in every whole-transcriptome file), then the name that sorts
     # first (so a model reads the same value whatever the column order); for proteins the panel's first column
     own_name = vocab.token_names() if kind == "gene" else {}
+    mouse_file = resolver.species == "mouse"  # human files keep their choice (C6orf165 or C6ORF165: sort order)
 
-    def preference(i: int) -> tuple[bool, bool, str, int]:
-        token = results[i][0]
+    def preference(i: int) -> tuple[bool, bool, bool, bool, bool, str, int]:
         if kind != "gene":
-            return not results[i][3], False, "", i
-        return not results[i][3], own_name.get(token) != names[i].strip(), names[i], i
+            return not results[i][3], False, False, False, False, "", i
+        own, name = own_name.get(results[i][0], ""), names[i].strip()
+        # a mouse file names the token's gene in its own case (Lcn8 for LCN8, Slc25a19): read through the ortholog
+        # table, it comes before a name the case-insensitive fallback took there (Lcn5 by LCN8's previous symbol,
+        # Mup1 by an alias of SLC25A19), and a named gene before a clone or accession name (Hc before AI182371)
+        return (not results[i][3], own != name, own.upper() != name.upper(),
+                mouse_file and results[i][1] == "symbol_case", bool(_PLACEHOLDER_NAME_RE.match(name)), names[i], i)
 
     kept: dict[int, int] = {}
     order = sorted(range(len(results)), key=preference)
