@@ -807,8 +807,10 @@ def resolve_names(
 ) -> MappingReport:
     """Map every name to a token id; a column that hits a token another column keeps is a duplicate.
 
-    The column kept for a token is one whose whole name resolved; for genes one named as the token's own gene,
-    else the first name in sort order; for proteins the first column (see the module docstring). Names that are
+    The column kept for a token is one whose whole name resolved; for genes one named as the token's own gene (as
+    written, then in any case: a mouse file's Lcn8), in a mouse file one read through the ortholog table before one
+    the case-insensitive fallback took, a named gene before a placeholder (Gm28040, AI182371), else the first name
+    in sort order; for proteins the first column (see the module docstring). Names that are
     row numbers (1..n, 0..n-1, or those of a filtered matrix: :func:`numbered_names`) are refused
     (:class:`RowNumberNames`): as digits they would be read as Entrez ids (1 is A1BG).
     """
