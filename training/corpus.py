@@ -9,7 +9,7 @@ A corpus folder holds::
                                        ``validation_fraction`` > 0)
     eval-00000-of-00001.parquet  ...   held-out cells (evaluation: the test split)
 
-One row per cell: ``cell_id`` (the source obs name), ``row`` (its row in the RNA file; the protein file is matched to it by name), ``split``,
+One row per cell: ``cell_id`` (the source obs name), ``row`` (its row in the RNA file), ``split``,
 ``rna_indices`` / ``rna_values`` (the raw RNA row, sparse over ``manifest["genes"]``) and
 ``protein_values`` (one value per ``manifest["proteins"]``, NaN = missing). Nothing is scaled,
 truncated or tokenized here: the tokenizer does all of that at training time (see ``training.data``),
