@@ -153,12 +153,12 @@ def _run_stage(argv: list[str], reuse: bool = False) -> dict:
     return summary
 
 
-def _check_split(summary: dict, data: PairedSet) -> None:
+def _check_split(summary: dict, data: PairedSet, out: Path) -> None:
     import pyarrow.parquet as pq
 
     from training.corpus import load_manifest
 
-    m = load_manifest(summary["corpora"][0]["dir"])
+    m = load_manifest(out / summary["corpora"][0]["dir"])  # relative to the model folder (absolute before 12-04)
     rows = sorted(r for s in m["splits"]["eval"]["shards"]
                   for r in pq.read_table(f"{m['dir']}/{s['file']}", columns=["row"])["row"].to_pylist())
     if rows != data.eval.tolist():
@@ -437,7 +437,7 @@ def run_fold(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict
             extra = ["--model_name_or_path", str(start)]  # the stage-2 model's sizes
         extra += ["--predict_protein_scale", "true" if scale_part else "false"]
         summary = _run_stage(_stage_argv("finetune", [str(base)], out, cfg, extra), args.reuse_models)
-        _check_split(summary, data)
+        _check_split(summary, data, out)
         train_seconds = summary["benchmark_train_seconds"]  # of the run that trained it (also when reused)
         t = time.perf_counter()
         predict_into(preds, log1p_preds, method, out, f"{base}_rna.h5ad", data)
@@ -504,7 +504,7 @@ def run_base_model(name: str, data: PairedSet, base_all: Path, cfg: dict, args,
         out = work / "models" / f"{name}_base_finetuned{SCALE_SUFFIX if scale_part else ''}"
         extra = ["--model_name_or_path", str(model), "--predict_protein_scale", "true" if scale_part else "false"]
         summary = _run_stage(_stage_argv("finetune", [str(base_all)], out, finetune, extra), args.reuse_models)
-        _check_split(summary, data)
+        _check_split(summary, data, out)
         t = time.perf_counter()
         predict_into(preds, log1p_preds, method, out, rna_path, data)
         info[method] = {

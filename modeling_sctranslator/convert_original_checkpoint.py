@@ -322,7 +322,11 @@ def converted_card(model: SCTranslatorForProteinPrediction, checkpoint: Path, to
     )
     return render_card(
         "converted_original.md",
-        card_data(tags=["converted-checkpoint"], model_name=name),
+        # the original release grants no licence ("The copyright holder ... is Tencent AI Lab. All rights
+        # reserved."): the package's own Apache-2.0 is not the converted weights' to give
+        card_data(tags=["converted-checkpoint"], model_name=name, license="other",
+                  license_name="sctranslator-original-all-rights-reserved",
+                  license_link="https://github.com/TencentAILabHealthcare/scTranslator"),
         model_name=name,
         checkpoint_name=checkpoint.name,
         checkpoint_sha256=_sha256(checkpoint),

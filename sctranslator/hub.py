@@ -9,9 +9,14 @@ variable and handed to ``huggingface_hub`` only; they are never printed, logged 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,25 +122,32 @@ def push_model_folder(
     commit_message: str | None = None,
     api: Any = None,
 ) -> list[str]:
-    """Upload a complete model folder to ``repo_id``; returns the uploaded file names."""
+    """Upload a complete model folder to ``repo_id``; returns the uploaded file names (those a saved model is made
+    of: :func:`training.trainer.publishable_files`; other files in the folder stay local, with a warning)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from training.trainer import publishable_files
+    from training.trainer import publishable_files, unpublished_files
 
     folder = Path(folder)
     check_model_folder(folder, require_card=True)
     api = api or HfApi()
     files = publishable_files(folder)
+    others = unpublished_files(folder)
+    if others:  # a user's cells or notes kept beside the model are not the model's to publish
+        warnings.warn(f"{len(others)} file(s) in {folder} are not part of a model folder and are not uploaded: "
+                      f"{', '.join(others)} (upload one on purpose with huggingface_hub's upload_file)",
+                      UserWarning, stacklevel=2)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, token=token)
-        api.upload_folder(  # one commit: all files or none
-            repo_id=repo_id,
-            folder_path=str(folder),
-            commit_message=commit_message or "Upload sctranslator model",
-            token=token,
-            allow_patterns=files,
-        )
+        with _staged_for_repo(folder, files, repo_id) as staged:
+            api.upload_folder(  # one commit: all files or none
+                repo_id=repo_id,
+                folder_path=str(staged),
+                commit_message=commit_message or "Upload sctranslator model",
+                token=token,
+                allow_patterns=files,
+            )
     except HfHubHTTPError as error:
         raise OSError(f"the Hub refused the push to {repo_id} ({error}); check the token's write access "
                       "and the repository name; nothing was uploaded") from error
@@ -145,6 +157,41 @@ def push_model_folder(
         raise OSError(f"cannot reach the Hugging Face Hub to push {repo_id} ({type(error).__name__}: {error}); "
                       "check the network, a proxy or HF_ENDPOINT; nothing was uploaded") from error
     return files
+
+
+_CARD_MODEL_RE = re.compile(r'pipeline\("protein-prediction", model="([^"]+)"\)')
+
+
+def card_for_repo(card: str, repo_id: str) -> str:
+    """The model card with its usage lines naming ``repo_id``: a card is written where the model is saved, naming
+    that folder (``model="ft"``, ``--model ft``), which on the Hub loads nothing."""
+    found = _CARD_MODEL_RE.search(card)
+    if found is None or found.group(1) == repo_id:
+        return card
+    name = found.group(1)
+    return card.replace(f'"{name}"', f'"{repo_id}"').replace(f"--model {name} ", f"--model {repo_id} ")
+
+
+@contextlib.contextmanager
+def _staged_for_repo(folder: Path, files: list[str], repo_id: str) -> Iterator[Path]:
+    """A folder to upload from: links to ``files`` of ``folder``, its card's usage naming ``repo_id``. The user's
+    folder is left as it is."""
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    for_repo = card_for_repo(card, repo_id)
+    if for_repo == card:
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix=".sctranslator-push-") as staged:
+        for name in files:
+            target = Path(staged) / name
+            if name == "README.md":
+                target.write_text(for_repo, encoding="utf-8")
+                continue
+            try:
+                os.symlink((folder / name).resolve(), target)
+            except OSError:  # no symlinks here (Windows without the right): copy
+                shutil.copy2(folder / name, target)
+        yield Path(staged)
 
 
 def _is_network_error(error: BaseException) -> bool:

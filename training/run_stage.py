@@ -851,10 +851,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              and not (cosine_cb and cosine_cb.stopped_at) else None),
         **best_checkpoint_summary(trainer.state, args),
         "scale_head_refit": scale_head_refit,
-        "resumed_from": resume,
+        "resumed_from": _portable(resume, output_dir),
         "world_size": world_size,
         "metrics_backend": metrics_backend,
-        "corpora": [{"name": m["name"], "dir": m["dir"], "fingerprint": m.get("fingerprint")} for m in manifests],
+        # paths relative to the model folder (the summary is published with it: absolute ones name the user's disk)
+        "corpora": [{"name": m["name"], "dir": _portable(m["dir"], output_dir), "fingerprint": m.get("fingerprint")}
+                    for m in manifests],
     }
     if trainer.is_world_process_zero():
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -862,6 +864,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.push_to_hub:  # the folder's own files, this card included (SCTranslatorTrainer.push_to_hub)
             trainer.push_to_hub(commit_message=f"sctranslator stage {data_args.stage}")
     return summary
+
+
+def _portable(path: str | os.PathLike[str] | None, output_dir: Path) -> str | None:
+    """``path`` relative to the model folder where it is inside it (corpora run_stage caches there, its
+    checkpoints), else only its last part: a summary published with the model never names the user's folders."""
+    if path is None:
+        return None
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path(output_dir).resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 if __name__ == "__main__":

@@ -58,13 +58,35 @@ class NonFiniteLossError(FloatingPointError):
 RUN_SIGNATURE = "run_signature.json"
 TRAINING_ARGS_FILE = "training_args.bin"
 NOT_PUBLISHED = ("example_ids.tsv", RUN_SIGNATURE, TRAINING_ARGS_FILE)
+# what a model folder publishes, named one by one: the model, its tokenizer, the card and the run's summaries, with
+# the code of both (PUBLISHED_CODE). Anything else a user keeps there (their cells, notes) stays on their machine.
+PUBLISHED_FILES = frozenset({
+    "config.json", "model.safetensors", "model.safetensors.index.json", "preprocessor_config.json",
+    "tokenizer_config.json", "special_tokens_map.json", "gene_vocab.json", "gene_layout.json", "trained_tokens.json",
+    "README.md", "pretrain_summary.json", "training_summary.json",
+})
+_WEIGHT_SHARD_RE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
+# the modules save_pretrained copies beside the weights for trust_remote_code: those of the model and tokenizer
+PUBLISHED_CODE = frozenset(
+    path.name for package in ("modeling_sctranslator", "tokenization")
+    for path in (Path(__file__).resolve().parents[1] / package).glob("*.py") if path.name != "__init__.py")
+
+
+def _is_published(name: str) -> bool:
+    return name in PUBLISHED_FILES or name in PUBLISHED_CODE or bool(_WEIGHT_SHARD_RE.match(name))
 
 
 def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
-    """The files of a model folder that go to the Hub (its top-level files, not hidden, not :data:`NOT_PUBLISHED`):
-    the one list for run_stage's ``--push_to_hub`` and ``sctranslator push``."""
-    return sorted(p.name for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
+    """The files of a model folder that go to the Hub: its top-level files that a saved model, tokenizer, card or
+    run summary is made of (an allow-list: the folder's other files, such as a user's cells or notes, never go); the
+    one list for run_stage's ``--push_to_hub`` and ``sctranslator push``."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and _is_published(p.name))
+
+
+def unpublished_files(folder: str | os.PathLike[str]) -> list[str]:
+    """The folder's other top-level files (not hidden, not the run's own logs), which a push leaves out and names."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and not _is_published(p.name)
+                  and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
 
 
 @contextlib.contextmanager
@@ -152,6 +174,10 @@ class SCTranslatorTrainer(Trainer):
             return None
         self._finish_current_push()
         files = publishable_files(self.args.output_dir)
+        others = unpublished_files(self.args.output_dir)
+        if others:
+            logger.warning("push_to_hub: %d file(s) of %s are not part of a model folder and stay local: %s",
+                           len(others), self.args.output_dir, ", ".join(others))
         return hf_trainer.hf_api().upload_folder(
             repo_id=self.hub_model_id, folder_path=str(self.args.output_dir), commit_message=commit_message,
             token=token if token is not None else self.args.hub_token, run_as_future=not blocking,

@@ -47,6 +47,8 @@ def test_push_uploads_model_tokenizer_code_and_a_valid_card(pushed):
     assert card.data.library_name == "transformers"
     assert card.data.pipeline_tag == "tabular-regression"
     assert {"single-cell", "proteomics", "CITE-seq", "converted-checkpoint"} <= set(card.data.tags)
+    # the original weights carry no licence (its README: all rights reserved), not the package's Apache-2.0
+    assert card.data.license == "other" and "All rights reserved" in card.text
     assert "original_small_model.pt" in card.text and "sha256" in card.text
 
 
@@ -149,10 +151,38 @@ def test_the_shipped_default_model_is_pushed_as_it_is(hub, capsys):
     (_, _, files, _) = hub.calls[-1]
     assert {"model.safetensors", "config.json", "gene_vocab.json", "preprocessor_config.json", "README.md",
             "trained_tokens.json", "pretrain_summary.json"} <= set(files)
+    assert set(files) == {p.name for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()}  # the allow-list covers it
     assert ModelCard.load(hub.snapshot(repo) / "README.md").data.model_name == "sctranslator-base"
     # the pushed repo id then loads like the folder
     model = AutoModel.from_pretrained(repo)
     assert model.config.translator_type == "cross_attention"
+
+
+def test_a_users_own_files_in_the_model_folder_stay_local_and_the_card_names_the_repo(hub, tmp_path):
+    """`push` uploaded every top-level file but a deny-list: cells a user kept beside the model (patient_cells.h5ad)
+    and their notes went to the Hub with it. Only the files a model folder is made of go; the others are named. The
+    card's usage lines named the local folder on the Hub."""
+    import shutil
+
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    (folder / "patient_cells.h5ad").write_bytes(b"cells")
+    (folder / "notes.txt").write_text("private")
+    (folder / "analysis.py").write_text("print('mine')")
+    with pytest.warns(UserWarning, match=r"3 file\(s\) .* not uploaded: analysis.py, notes.txt, patient_cells.h5ad"):
+        assert cli_main(["push", "--model", str(folder), "--repo-id", REPO, "--token-env", "HF_TOKEN_FOR_TESTS"]) == 0
+    (_, _, files, _) = hub.calls[-1]
+    assert set(files) == {p.name for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()}
+    assert not {"patient_cells.h5ad", "notes.txt", "analysis.py"} & {p.name for p in hub.snapshot(REPO).iterdir()}
+    # the card's usage names the repository, not the local folder (model="sctranslator-base" loads nothing there);
+    # the folder's own card is left as written
+    card = (hub.snapshot(REPO) / "README.md").read_text()
+    assert f'pipeline("protein-prediction", model="{REPO}")' in card and f"--model {REPO} --rna" in card
+    assert f'AutoModel.from_pretrained("{REPO}", trust_remote_code=True)' in card and '"sctranslator-base"' not in card
+    assert (folder / "README.md").read_bytes() == (DEFAULT_MODEL_DIR / "README.md").read_bytes()
+    assert (hub.snapshot(REPO) / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
 
 
 def test_a_token_in_place_of_its_variable_or_an_unset_variable_stops_before_anything_is_written(
