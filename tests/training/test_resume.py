@@ -49,7 +49,8 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, corpora, vocab_dir)
 
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["global_step"] == reference["global_step"] == 12
-    assert summary["resumed_from"].endswith("checkpoint-8")
+    assert summary["resumed_from"] == "checkpoint-8"  # relative to the model folder: the summary is published
+    assert str(tmp_path) not in (out / "training_summary.json").read_text()  # with the model, naming no user folder
     # the whole run's mean loss (it was the mean of the steps after the checkpoint)
     assert summary["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-5)
     ref_losses = dict(reference["loss_history"])
