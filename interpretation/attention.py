@@ -496,6 +496,10 @@ def _rank_by_received(model, cells: _Cells, tokens: np.ndarray, recipe: str, pro
     return total.cpu().numpy(), present.cpu().numpy()
 
 
+_NO_GENE_EXPRESSED = ("no cell of the input expresses a gene the model reads (every cell is zero over its genes), so "
+                      "there is no attention between genes to rank or map: give cells with expression")
+
+
 def _select_genes(model, tokenizer, cells: _Cells, genes, recipe: str, progress):
     """Window indices of the genes to map, a description, and (top-K) the attention they received."""
     names, tokens = cells.window()
@@ -506,11 +510,15 @@ def _select_genes(model, tokenizer, cells: _Cells, genes, recipe: str, progress)
         _check_gene_map_size(top, f"top-{top}")  # before ranking: top-100000 wrote 5 GB of tables unasked
         total, present = _rank_by_received(model, cells, tokens, recipe, progress)
         candidates = np.flatnonzero(present > 0)
+        if not candidates.size:
+            raise ValueError(_NO_GENE_EXPRESSED)
         order = candidates[np.argsort(-total[candidates], kind="stable")][:top]
         return order.tolist(), f"top-{top} by encoder attention received (summed over cells)", total
     if genes is None:
         present = np.flatnonzero(_genes_in_cells(cells, GeneIndex(tokens, model.config.vocab_size,
                                                                    torch.device("cpu"))) > 0)
+        if not present.size:
+            raise ValueError(_NO_GENE_EXPRESSED)
         _check_gene_map_size(present.size, "mapping every gene")
         return present.tolist(), "all genes the model sees (in at least one cell)", None
     if isinstance(genes, str):

@@ -181,6 +181,17 @@ def test_normalized_attention_is_nan_for_a_gene_in_no_cell_and_it_is_not_ranked(
     assert len(ranked) == 3 and not any(line.startswith(absent + "\t") for line in ranked)
 
 
+@pytest.mark.parametrize("genes", ["top-5", None])
+def test_attention_over_cells_that_express_nothing_is_refused_in_words(cells, tokenizer, genes):
+    """Cells with no count over the model's genes ended attention (top-K or every gene) in a RuntimeError from a
+    reshape deep in the map code."""
+    empty = ad.AnnData(X=sp.csr_matrix(cells[:3].shape, dtype=np.float32), var=cells.var.copy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="no cell of the input expresses a gene the model reads"):
+            attention_analysis(variant(), tokenizer, empty, PROTEINS, genes=genes)
+
+
 def test_knockout_outputs_say_the_scale_of_the_differences(setup, tmp_path, capsys):
     assert run(setup, "knockout", tmp_path / "ko") == 0
     assert "differences are per-cell scaled predictions" in capsys.readouterr().out
