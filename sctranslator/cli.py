@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenization.cell_files import protein_side, read_cells
-from tokenization.checks import modality, modality_columns
+from tokenization.checks import modality, modality_columns, rna_like_protein_message, rna_like_protein_side
 
 from .convert_command import add_convert_command
 from .hub import add_push_command
@@ -63,6 +63,8 @@ def _protein_file(args: argparse.Namespace) -> Any:
                              "antibodies in X; give the antibodies' counts as a protein file of their own")
         proteins = protein_side(proteins, args.protein)
     proteins = modality(proteins, "protein")
+    if rna_like_protein_side(proteins):  # evaluate predicted 16,148 "proteins" from an RNA file given as --protein
+        raise ValueError(rna_like_protein_message(args.protein, proteins.shape[1]))
     # CLR values tell their counts only over the cells they were computed over: read them before any subsetting
     # (to the RNA file's cells, or a process's share)
     return counts_of_clr(proteins, args.protein)

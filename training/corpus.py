@@ -43,7 +43,14 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
-from tokenization.checks import modality, protein_in_rna_order, repeated_names
+from tokenization.checks import (
+    PANEL_MAX_COLUMNS,
+    modality,
+    protein_in_rna_order,
+    repeated_names,
+    rna_like_protein_message,
+    rna_like_protein_side,
+)
 from tokenization.gene_ids import RowNumberNames
 from tokenization.matrix import single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
@@ -61,7 +68,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # a protein side this wide holding counts, next to an RNA side this narrow, is an RNA and a protein file swapped
-SWAP_PROTEINS, SWAP_GENES = 2000, 500
+SWAP_GENES = 500  # an RNA side this narrow beside a protein side of thousands of counts: the files swapped
 
 MANIFEST = "manifest.json"
 
@@ -459,11 +466,13 @@ def build_corpus(
     _check_values(source.name, rna_x, values_all, list(rna.obs_names))
     _warn_unmeasured(source.name, values_all, protein_report)
     rna_kind = value_kind(_nonzero_sample(rna_x))
-    if protein_kind == "counts" and len(proteins) >= SWAP_PROTEINS and len(genes) <= SWAP_GENES:
+    if protein_kind == "counts" and len(proteins) >= PANEL_MAX_COLUMNS and len(genes) <= SWAP_GENES:
         raise CorpusError(
             f"corpus {source.name}: the protein side has {len(proteins):,} columns of counts and the RNA side "
             f"{len(genes)}: are the two files swapped? Give the RNA file first: --corpora RNA.h5ad:PROTEIN.h5ad"
         )
+    if rna_like_protein_side(prot):
+        raise CorpusError(f"corpus {source.name}: " + rna_like_protein_message("its protein file", len(proteins)))
     if single_cell_like(rna_x[: min(rna_x.shape[0], 64)]):  # bulk pairs are log RNA and signed RPPA by nature
         if protein_kind == "signed":
             logger.warning("corpus %s: protein values are signed (CLR or z-scores): trained as given, scaled per "

@@ -335,3 +335,13 @@ def test_log_scale_measured_proteins_are_said_to_be_compared_as_given(data_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert transformed_proteins(adt, "auto")[1] == "counts"
+
+
+def test_an_rna_file_given_as_the_protein_file_is_refused(scale_model_dir, pair, tmp_path, capsys):
+    """evaluate --protein with an RNA file (log-normalised, as a user's processed copy is) predicted 16,148 'proteins'
+    and printed a 600 KB line of metrics, exit 0."""
+    rna, _ = pair
+    log_rna = ad.read_h5ad(rna)
+    log_rna.X = log_rna.X.log1p() if hasattr(log_rna.X, "log1p") else np.log1p(log_rna.X)
+    code, error, _ = _evaluate(scale_model_dir, rna, log_rna, tmp_path, capsys)
+    assert code == 2 and "single-cell columns, as an RNA matrix does" in error and "is it the RNA file?" in error

@@ -139,6 +139,14 @@ def test_swapped_rna_and_protein_files_are_named_as_such(tmp_path, tokenizer, da
     rna.write_h5ad(tmp_path / "swapped_adt.h5ad")
     with pytest.raises(CorpusError, match=r"protein side has 19,521 columns of counts and the RNA side 49: are"):
         build_corpus(find_source(tmp_path / "swapped"), tmp_path / "out", tokenizer)
+    # the RNA file as both sides (a log-normalised copy as the protein file): named, not trained as 19,521 proteins
+    rna.write_h5ad(tmp_path / "twice_rna.h5ad")
+    logged = rna.copy()
+    logged.X = logged.X.log1p()
+    logged.write_h5ad(tmp_path / "twice_adt.h5ad")
+    with pytest.raises(CorpusError, match=r"19,521 single-cell columns, as an RNA matrix does .* is it the RNA file"):
+        build_corpus(find_source(tmp_path / "twice"), tmp_path / "out", tokenizer)
+
 
 def test_row_numbers_as_gene_names_are_refused_naming_the_column_that_names_them(tmp_path, tokenizer, data_dir):
     """A bare array's 0..n-1 gene names after a gene filter (0, 1, 3, ...) trained as Entrez ids with no word
