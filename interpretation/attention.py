@@ -554,6 +554,7 @@ def attention_analysis(
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     progress: bool | Callable[[int], None] = False,
+    layer: str | None = None,
 ) -> AttentionResult:
     """Encoder, decoder and gene→protein attention maps aggregated over the cells of ``rna``, by gene.
 
@@ -568,6 +569,8 @@ def attention_analysis(
         recipe: None = the model's default (``"corrected"``; ``"cross_attention"`` for the variant), or
             ``"original"`` (module docstring).
         batch_size: cells per forward pass; chunk_size: cells read and tokenized at once.
+        layer: read the RNA from ``layers[layer]`` (``"raw"``: ``.raw``) where X holds scaled or normalised values,
+            as the pipeline's ``layer=`` and the CLI's ``--layer`` do.
     Returns:
         :class:`AttentionResult` (``recipe`` records the recipe used). For the variant a cell adds only
         to the genes in its encoding and ``mean`` is over those cells (module docstring).
@@ -578,11 +581,14 @@ def attention_analysis(
         resolve_device,
         resolve_targets,
         untrained_proteins,
+        with_layer,
     )
 
     recipe = resolve_recipe(model, recipe)
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
+    if layer is not None:
+        rna = with_layer(read_rna(rna)[0], layer)
     rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     targets = resolve_targets(tokenizer, proteins)
     untrained = untrained_proteins(model, targets)

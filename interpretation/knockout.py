@@ -394,6 +394,7 @@ def knockout_analysis(
     device: str | torch.device | None = None,
     progress: bool | Callable[[int], None] = False,
     protein_context: str = "auto",
+    layer: str | None = None,
 ) -> KnockoutResult:
     """Predict ``proteins`` with each of ``genes`` removed and compare with the unperturbed prediction.
 
@@ -409,6 +410,8 @@ def knockout_analysis(
         protein_context: as ``predict_proteins``'s: a small request is predicted inside the model's training
             proteins, a request inside a fine-tuning panel inside that panel (``"auto"``), so the effects are on the
             predictions ``predict`` gives.
+        layer: read the RNA from ``layers[layer]`` (``"raw"``: ``.raw``) where X holds scaled or normalised values,
+            as the pipeline's ``layer=`` and the CLI's ``--layer`` do.
     Returns:
         :class:`KnockoutResult`.
     """
@@ -426,6 +429,7 @@ def knockout_analysis(
         resolve_targets,
         untrained_proteins,
         warn_if_passes_scaled_apart,
+        with_layer,
     )
 
     from .attention import _progress
@@ -437,6 +441,8 @@ def knockout_analysis(
     if isinstance(genes, str):
         genes = genes.split(",")
     genes = [str(g).strip() for g in genes if str(g).strip()]
+    if layer is not None:
+        rna = with_layer(read_rna(rna)[0], layer)
     rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     n_cells = count_cells(rna)
     if n_cells == 0:

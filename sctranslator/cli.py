@@ -21,6 +21,7 @@ from .convert_command import add_convert_command
 from .hub import add_push_command
 from .options import (
     add_model_options,
+    add_protein_context,
     compute_dtype,
     load_model_and_tokenizer,
     names_argument,
@@ -369,7 +370,7 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--protein", type=Path,
                        help="protein .h5ad (or .h5mu, Cell Ranger .h5 or matrix folder) whose var_names are the "
                             "targets")
-    _add_protein_context(predict)
+    add_protein_context(predict)
     predict.add_argument("--out", type=_h5ad_output, required=True, help="output .h5ad (cells x proteins)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     predict.set_defaults(func=_run_predict)
@@ -388,23 +389,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
         help="applied to measured protein values before per-cell scaling, as training does: auto (default) "
         "takes log1p of counts and leaves log values and signed ones (RPPA, mass-spec ratios) as they are",
     )
-    _add_protein_context(evaluate)
+    add_protein_context(evaluate)
     evaluate.set_defaults(func=_run_evaluate)
-
-
-# modeling_sctranslator.inference.PROTEIN_CONTEXTS and SMALL_PANEL, written out: the parser is built without torch
-# (a test keeps the two in step)
-PROTEIN_CONTEXT_CHOICES, CONTEXT_BELOW = ("auto", "model", "none"), 10
-
-
-def _add_protein_context(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--protein-context", choices=PROTEIN_CONTEXT_CHOICES, default="auto",
-        help="a protein is predicted best inside a panel like the training ones: auto (default) asks proteins of "
-        "the model's fine-tuning panel inside that panel, else fewer than "
-        f"{CONTEXT_BELOW} proteins together with the model's training proteins, and keeps those asked; model does "
-        "so for any number; none asks exactly the proteins given",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

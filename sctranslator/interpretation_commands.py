@@ -15,7 +15,14 @@ from interpretation.outputs import TABLE_FORMATS, _table_formats, attention_writ
 from modeling_sctranslator.inference import compute_precision
 from tokenization.atomic_io import check_output_target
 
-from .options import add_model_options, compute_dtype, load_model_and_tokenizer, names_argument, rna_argument
+from .options import (
+    add_model_options,
+    add_protein_context,
+    compute_dtype,
+    load_model_and_tokenizer,
+    names_argument,
+    rna_argument,
+)
 
 __all__ = ["add_interpretation_commands"]
 
@@ -83,7 +90,7 @@ def _run_knockout(args: argparse.Namespace) -> int:
     with compute_precision(model.device, compute_dtype(args.dtype)):
         result = knockout_analysis(
             model, tokenizer, rna, proteins, genes, gene_names=gene_names, groupby=args.groupby,
-            tolerance=args.tolerance,
+            tolerance=args.tolerance, protein_context=args.protein_context,
             batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
         )
     files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots, overwrite=args.overwrite)
@@ -119,4 +126,5 @@ def add_interpretation_commands(subparsers: argparse._SubParsersAction) -> None:
     knockout.add_argument("--groupby", default=None, help="obs column: effects per cell group too")
     knockout.add_argument("--tolerance", type=float, default=1e-3,
                           help="a cell's prediction counts as changed above this absolute difference")
+    add_protein_context(knockout)
     knockout.set_defaults(func=_run_knockout)

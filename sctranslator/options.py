@@ -12,8 +12,8 @@ from typing import Any
 
 from tokenization.cell_files import CELL_FILE_SUFFIXES, is_matrix_market, read_cells
 
-__all__ = ["DTYPES", "add_model_options", "compute_dtype", "load_model_and_tokenizer", "names_argument", "rna_argument",
-           "use_layer"]
+__all__ = ["CONTEXT_BELOW", "DTYPES", "PROTEIN_CONTEXT_CHOICES", "add_model_options", "add_protein_context",
+           "compute_dtype", "load_model_and_tokenizer", "names_argument", "rna_argument", "use_layer"]
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -209,3 +209,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, default=256, help="cells read and tokenized at once")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="compute precision (default float32)")
+
+
+# modeling_sctranslator.inference.PROTEIN_CONTEXTS and SMALL_PANEL, written out: the parser is built without torch
+# (a test keeps the two in step)
+PROTEIN_CONTEXT_CHOICES, CONTEXT_BELOW = ("auto", "model", "none"), 10
+
+
+def add_protein_context(parser: argparse.ArgumentParser) -> None:
+    """``--protein-context`` (predict, evaluate, knockout)."""
+    parser.add_argument(
+        "--protein-context", choices=PROTEIN_CONTEXT_CHOICES, default="auto",
+        help="a protein is predicted best inside a panel like the training ones: auto (default) asks proteins of "
+        "the model's fine-tuning panel inside that panel, else fewer than "
+        f"{CONTEXT_BELOW} proteins together with the model's training proteins, and keeps those asked; model does "
+        "so for any number; none asks exactly the proteins given",
+    )

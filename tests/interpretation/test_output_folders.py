@@ -195,6 +195,9 @@ def test_attention_over_cells_that_express_nothing_is_refused_in_words(cells, to
 def test_knockout_outputs_say_the_scale_of_the_differences(setup, tmp_path, capsys):
     assert run(setup, "knockout", tmp_path / "ko") == 0
     assert "differences are per-cell scaled predictions" in capsys.readouterr().out
+    # --protein-context reaches the analysis (the CLI had none; this model records no training proteins)
+    assert run(setup, "knockout", tmp_path / "ko_model", "--protein-context", "model") == 2
+    assert "protein_context='model' needs a model that records" in capsys.readouterr().err
     effects = pd.read_csv(tmp_path / "ko" / "knockout_effects.csv")
     assert set(effects["scale"]) == {"per_cell_scaled"}
 
@@ -216,6 +219,23 @@ def test_layer_and_gene_column_are_read_as_predict_reads_them(setup, cells, tmp_
         warnings.simplefilter("ignore")
         assert cli_main(argv) == 0
     assert files_in(tmp_path / "moved") == files_in(tmp_path / "plain")
+
+
+def test_the_python_analyses_read_a_layer_as_the_cli_does(cells, tokenizer):
+    """knockout_analysis(..., layer='counts') was a TypeError (attention_analysis had no layer= either), while the
+    error for a scaled X told the user to pass layer='counts'."""
+    from interpretation import knockout_analysis
+
+    moved = ad.AnnData(X=sp.csr_matrix(cells.shape, dtype=np.float32), layers={"counts": cells.X}, var=cells.var)
+    genes = list(map(str, cells.var_names[[2, 5]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = knockout_analysis(variant(), tokenizer, cells, PROTEINS, genes)
+        layered = knockout_analysis(variant(), tokenizer, moved, PROTEINS, genes, layer="counts")
+        maps = [attention_analysis(variant(), tokenizer, rna, PROTEINS, genes=genes, **extra).to_anndata()
+                for rna, extra in ((cells, {}), (moved, {"layer": "counts"}))]
+    np.testing.assert_array_equal(layered.matrix("mean_diff"), plain.matrix("mean_diff"))
+    np.testing.assert_array_equal(maps[1].layers["mean"], maps[0].layers["mean"])
 
 
 def test_knockout_warns_where_its_standardized_effect_is_undefined_and_names_cells_without_a_group(cells, tokenizer):

@@ -264,7 +264,7 @@ def test_a_request_inside_a_fine_tuning_panel_is_asked_inside_that_panel(model_d
 
 def test_the_command_line_offers_the_protein_contexts_predict_knows():
     from modeling_sctranslator.inference import PROTEIN_CONTEXTS, SMALL_PANEL
-    from sctranslator.cli import CONTEXT_BELOW, PROTEIN_CONTEXT_CHOICES
+    from sctranslator.options import CONTEXT_BELOW, PROTEIN_CONTEXT_CHOICES
 
     assert PROTEIN_CONTEXT_CHOICES == PROTEIN_CONTEXTS and CONTEXT_BELOW == SMALL_PANEL
 
