@@ -53,6 +53,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         f"converted {args.checkpoint} -> {out} (hidden {config.hidden_size}, {config.num_encoder_layers}+"
         f"{config.num_decoder_layers} layers, {config.max_genes} genes -> {config.max_proteins} proteins"
         f"{', with tokenizer' if args.id_tables else ''})"
+        + ("; no tokenizer: predict, evaluate and the pipeline need one, so convert again with --id-tables DIR "
+           "(the original id tables) to use it" if args.id_tables is None else "")
     )
     if args.push_to_hub:
         files = push_model_folder(out, args.push_to_hub, private=args.private, token=token)

@@ -41,6 +41,9 @@ REQUIRED_FILES = {
 }
 
 
+_TOKENIZER_FILES = frozenset({"preprocessor_config.json", "gene_vocab.json", "tokenization_sctranslator.py"})
+
+
 class FolderProblem(ValueError):
     """A model folder or repository lacks a file, or a file is damaged or from an incompatible version."""
 
@@ -91,9 +94,12 @@ def check_model_folder(folder: str | os.PathLike[str], require_card: bool = Fals
     required = dict(REQUIRED_FILES)
     if require_card:
         required["README.md"] = "the model card"
-    missing = [f"{name} ({what})" for name, what in required.items() if not (folder / name).is_file()]
-    if missing:
-        raise FolderProblem(f"{folder} lacks {', '.join(missing)}")
+    absent = [name for name in required if not (folder / name).is_file()]
+    if absent:
+        tokenizer_only = set(absent) <= _TOKENIZER_FILES
+        raise FolderProblem(f"{folder} lacks {', '.join(f'{name} ({required[name]})' for name in absent)}"
+                            + ("; it has a model but no tokenizer, as convert-original writes without --id-tables: "
+                               "convert again with --id-tables DIR (the original id tables)" if tokenizer_only else ""))
     unresolved = missing_code_modules(folder)
     if unresolved:
         raise FolderProblem(f"{folder} lacks {', '.join(unresolved)}: its code imports them, so the folder does not "

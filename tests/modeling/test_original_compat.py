@@ -34,6 +34,15 @@ def model(converted_dir):
     return loaded.eval()
 
 
+def test_a_folder_converted_without_id_tables_says_how_to_get_its_tokenizer(converted_dir, data_dir, tmp_path, capsys):
+    """convert-original without --id-tables writes no tokenizer; predict then named three missing files and not the
+    fix."""
+    rna = data_dir / "eccite_ctcl_rna.h5ad"
+    assert cli_main(["predict", "--model", str(converted_dir), "--rna", str(rna), "--proteins",
+                     "CD4", "--out", str(tmp_path / "out.h5ad")]) == 2
+    assert "convert again with --id-tables DIR" in capsys.readouterr().err
+
+
 def run(model, io, cells=slice(None), masks=True, **kwargs):
     with torch.no_grad():
         return model(
