@@ -424,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("SCTRANSLATOR_DEBUG"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        if isinstance(error, OSError) and error.strerror and error.filename:  # "[Errno 2] ..." as words and a path
+            message = f"{error.filename}: {error.strerror.lower()}"
         _close_progress_bars()
         print(f"sctranslator {args.command}: error: {_with_cli_equivalents(str(message))}", file=sys.stderr)
         return 2

@@ -198,8 +198,9 @@ def atomic_output_dir(
     ``overwrite``, and only a folder whose every entry ``writes`` accepts, when given). With
     ``replaces_only_its_own`` (writers whose file names depend on what they write: a model folder's code files),
     ``target`` is replaced only if everything in it is something this run wrote too; checked once the block is done.
-    Files get the mode a plain ``open()`` gives (safetensors, mkstemp write 0600: unreadable to a shared group)."""
-    target = Path(target).absolute()
+    Files get the mode a plain ``open()`` gives (safetensors, mkstemp write 0600: unreadable to a shared group).
+    A ``target`` that is a symbolic link is written where it points (the link was rmdir'ed: 'Not a directory')."""
+    target = _followed(target)
     check_output_target(target, overwrite, inputs, is_dir=True, writes=writes)
     _sweep_stale_partials(target)
     staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), suffix=".partial", dir=target.parent))
@@ -228,13 +229,20 @@ def atomic_output_dir(
         shutil.rmtree(staging, ignore_errors=True)  # gone once published; removed if the move failed
 
 
+def _followed(target: str | os.PathLike[str]) -> Path:
+    """``target`` as an absolute path, through a symbolic link to where it points (``results -> /big/disk/run1``)."""
+    target = Path(target).absolute()
+    return target.resolve() if target.is_symlink() else target
+
+
 @contextmanager
 def atomic_output_file(
     target: str | os.PathLike[str], overwrite: bool = False, inputs: Sequence[str | os.PathLike[str]] = ()
 ) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; it replaces ``target`` only on success, and never
-    replaces one of ``inputs`` or (without ``overwrite``) a file that another run wrote meanwhile."""
-    target = Path(target).absolute()
+    replaces one of ``inputs`` or (without ``overwrite``) a file that another run wrote meanwhile. A ``target`` that
+    is a symbolic link is written where it points."""
+    target = _followed(target)
     check_output_target(target, overwrite, inputs)
     _sweep_stale_partials(target)
     handle, name = tempfile.mkstemp(prefix=_staging_prefix(target), suffix=".partial", dir=target.parent)

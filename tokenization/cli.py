@@ -52,21 +52,20 @@ def _write_atomically(tokenizer, out: Path, overwrite: bool, inputs: list[Path])
 def run_vocab(args: argparse.Namespace) -> int:
     from .tokenization_sctranslator import SCTranslatorTokenizer
 
-    try:
-        hgnc = hgnc_option(args.hgnc)
-        if args.vocab_command == "from-original":
-            tokenizer = SCTranslatorTokenizer.from_original_tables(args.directory, hgnc=hgnc)
-        else:
-            tokenizer = SCTranslatorTokenizer.from_ncbi_gene_info(
-                args.file, tax_id=args.tax_id, gene_types=args.gene_types, hgnc=hgnc
-            )
-        inputs = [Path(args.directory if args.vocab_command == "from-original" else args.file)]
-        if isinstance(hgnc, str):
-            inputs.append(Path(hgnc))
-        _write_atomically(tokenizer, Path(args.out), args.overwrite, inputs)
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    hgnc = hgnc_option(args.hgnc)
+    source = Path(args.directory if args.vocab_command == "from-original" else args.file)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    if args.vocab_command == "from-original":
+        tokenizer = SCTranslatorTokenizer.from_original_tables(args.directory, hgnc=hgnc)
+    else:
+        tokenizer = SCTranslatorTokenizer.from_ncbi_gene_info(
+            args.file, tax_id=args.tax_id, gene_types=args.gene_types, hgnc=hgnc
+        )
+    inputs = [source]
+    if isinstance(hgnc, str):
+        inputs.append(Path(hgnc))
+    _write_atomically(tokenizer, Path(args.out), args.overwrite, inputs)
     vocab = tokenizer.vocab
     print(
         f"wrote {args.out}: {vocab.n_known} genes, {len(vocab.symbol_to_entrez)} symbols/aliases, "
@@ -80,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sctranslator-vocab")
     add_vocab_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:  # user errors: one line and status 2, as the sctranslator command gives them
+        return args.func(args)
+    except (OSError, ValueError) as error:
+        print(f"sctranslator-vocab: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -343,3 +343,22 @@ def test_the_readme_low_level_snippet_runs_and_gives_cells_by_proteins(data_dir)
     predictions, report = namespace["predictions"], namespace["report"]
     assert tuple(predictions.shape) == (4, 2) and report.protein.mapped == ["CD4", "CD19"]
     assert np.isfinite(predictions.numpy()).all()
+
+
+def test_an_output_through_a_symbolic_link_is_written_where_it_points(tmp_path):
+    """--out given as a link to an (empty) folder, as results on another disk often are, failed with
+    '[Errno 20] Not a directory' (the link was rmdir'ed); a linked file was replaced by a file, the link lost."""
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "results").symlink_to(tmp_path / "disk")
+    with atomic_output_dir(tmp_path / "results") as staging:
+        (staging / "table.csv").write_text("a,b\n")
+    assert (tmp_path / "results").is_symlink() and (tmp_path / "disk" / "table.csv").read_text() == "a,b\n"
+    (tmp_path / "old.h5ad").write_text("old")
+    (tmp_path / "latest.h5ad").symlink_to(tmp_path / "old.h5ad")
+    with atomic_output_file(tmp_path / "latest.h5ad", overwrite=True) as staging:
+        staging.write_text("new")
+    assert (tmp_path / "latest.h5ad").is_symlink() and (tmp_path / "old.h5ad").read_text() == "new"
+    with pytest.raises(OutputExistsError):  # and without --overwrite the file it points to is kept
+        with atomic_output_file(tmp_path / "latest.h5ad") as staging:
+            staging.write_text("newer")
+    assert (tmp_path / "old.h5ad").read_text() == "new"

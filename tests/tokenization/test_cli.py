@@ -43,7 +43,7 @@ def test_from_ncbi(tmp_path, capsys):
         3,
     ]
     assert tok.vocab.reserved_start == 4 and tok.vocab_size == 85500
-    assert _run(["vocab", "from-ncbi", str(path), "--out", str(out)]) == 1  # refuses to overwrite
+    assert _run(["vocab", "from-ncbi", str(path), "--out", str(out)]) == 2  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert _run(["vocab", "from-ncbi", str(path), "--out", str(out), "--overwrite"]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
@@ -53,7 +53,7 @@ def test_from_ncbi(tmp_path, capsys):
     notes.mkdir()
     (notes / "notes.txt").write_text("mine")
     for target in (data, notes):
-        assert _run(["vocab", "from-ncbi", str(path), "--out", str(target), "--overwrite"]) == 1
+        assert _run(["vocab", "from-ncbi", str(path), "--out", str(target), "--overwrite"]) == 2
         assert "is not a tokenizer folder" in capsys.readouterr().err
     assert data.read_bytes() == b"user data" and (notes / "notes.txt").read_text() == "mine"
 
@@ -97,5 +97,17 @@ def test_a_binary_file_given_as_gene_info_is_named(tmp_path, capsys):
     """An .h5ad given by mistake said only "'utf-8' codec can't decode byte 0x89"."""
     binary = tmp_path / "cells.h5ad"
     binary.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
-    assert _run(["vocab", "from-ncbi", str(binary), "--out", str(tmp_path / "out")]) == 1
+    assert _run(["vocab", "from-ncbi", str(binary), "--out", str(tmp_path / "out")]) == 2
     assert "is not an NCBI gene_info text file" in capsys.readouterr().err
+
+
+def test_vocab_errors_read_as_every_command_s(tmp_path, capsys):
+    """`sctranslator vocab from-ncbi nofile.gz` printed '[Errno 2] No such file or directory' with no command name
+    and exit 1, where every other command says 'sctranslator NAME: error: ...' and exits 2."""
+    from sctranslator.cli import main as sctranslator_main
+
+    missing = tmp_path / "nofile.gz"
+    assert sctranslator_main(["vocab", "from-ncbi", str(missing), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sctranslator vocab: error: ") and f"{missing} does not exist" in error
+    assert "Errno" not in error and not (tmp_path / "out").exists()

@@ -199,7 +199,7 @@ def test_vocab_command_hgnc_option(vocab_dir, tmp_path, capsys):
     b = SCTranslatorTokenizer.from_pretrained(tmp_path / "b")
     assert a.convert_genes_to_ids("SEPT2") != b.convert_genes_to_ids("SEPT2")
     assert main(["vocab", "from-original", str(vocab_dir), "--hgnc", str(tmp_path / "missing.txt"),
-                 "--out", str(tmp_path / "c")]) == 1
+                 "--out", str(tmp_path / "c")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert np.array_equal(a.convert_genes_to_ids(["CD4", "CD8A"]), b.convert_genes_to_ids(["CD4", "CD8A"]))
 
@@ -226,7 +226,7 @@ def test_vocab_overwrite_never_deletes_the_tables_it_reads(vocab_dir, tmp_path, 
     assert main(["vocab", "from-original", str(vocab_dir), "--out", str(out)]) == 0
     shutil.copytree(vocab_dir, out / "tables")
     before = sorted(p.name for p in (out / "tables").iterdir())
-    assert main(["vocab", "from-original", str(out / "tables"), "--out", str(out), "--overwrite"]) == 1
+    assert main(["vocab", "from-original", str(out / "tables"), "--out", str(out), "--overwrite"]) == 2
     assert "holds the input" in capsys.readouterr().err
     assert sorted(p.name for p in (out / "tables").iterdir()) == before
 
@@ -241,7 +241,7 @@ def test_vocab_overwrite_never_deletes_a_model_folder_or_other_files(vocab_dir, 
     (model / "model.safetensors").write_bytes(b"weights")
     (model / "notes.txt").write_text("mine")
     before = sorted(p.name for p in model.iterdir())
-    assert main(["vocab", "from-original", str(vocab_dir), "--out", str(model), "--overwrite"]) == 1
+    assert main(["vocab", "from-original", str(vocab_dir), "--out", str(model), "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "holds 'model.safetensors' and 1 more, which this command does not write" in err
     assert "nothing was replaced" in err
