@@ -18,7 +18,8 @@ from .gene_ids import MappingReport, is_species_mix, species_counts
 
 __all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "MixedFeaturesWarning", "check_choice", "check_rna",
            "check_rna_mapped", "check_same_cells", "check_zero_genes", "modality", "modality_columns",
-           "protein_in_rna_order", "repeated_names", "warn_about_duplicates", "warn_about_input_quality"]
+           "protein_in_rna_order", "repeated_names", "rna_like_protein_message", "rna_like_protein_side",
+           "warn_about_duplicates", "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -135,6 +136,26 @@ def check_same_cells(matrix: Any, proteins: Any) -> None:
         "keep the shared cells in one order first, e.g. common = rna.obs_names.intersection(adt.obs_names); "
         "rna, adt = rna[common], adt[common]"
     )
+
+
+# antibody panels count tens to a few hundred proteins (TotalSeq's largest, ~550); a matrix of thousands of mostly-zero
+# single-cell columns is an RNA file (mass-spec proteomes of thousands of proteins are bulk, not mostly zeros)
+PANEL_MAX_COLUMNS = 2000
+
+
+def rna_like_protein_side(proteins: Any) -> bool:
+    """Whether a protein AnnData looks like an RNA matrix: at least :data:`PANEL_MAX_COLUMNS` columns whose first
+    cells are single-cell-like (mostly zeros), as a file of genes given as the protein file is."""
+    from .matrix import single_cell_like
+
+    if proteins.shape[1] < PANEL_MAX_COLUMNS or proteins.shape[0] == 0:
+        return False
+    return single_cell_like(proteins.X[: min(proteins.shape[0], 64)])
+
+
+def rna_like_protein_message(path: Any, n_columns: int) -> str:
+    return (f"{path} holds {n_columns:,} single-cell columns, as an RNA matrix does (an antibody panel has tens to "
+            "hundreds): is it the RNA file? Give the antibody counts as the protein file")
 
 
 def repeated_names(names: Sequence[str]) -> list[str]:
