@@ -165,11 +165,13 @@ def _read_pair(source: CorpusSource):
         raise CorpusError(f"corpus {source.name}: {err}") from err
 
 
-def _paired(rna, prot, source: CorpusSource):
-    """The protein side with the RNA's cells in the RNA's order (a shard's ``row`` is the cell's row in the RNA
-    file): files that list the same cells in another order are matched by obs_names, as ``evaluate`` matches
-    them, and protein cells the RNA file lacks (an ADT matrix of every barcode beside filtered RNA) are left out,
-    with a warning. A :class:`CorpusError` when the RNA holds cells the protein file lacks or names repeat."""
+def _paired(rna, prot, source: CorpusSource) -> np.ndarray | None:
+    """The protein file's rows of the RNA's cells, in the RNA's order (a shard's ``row`` is the cell's row in the
+    RNA file), or None where both files list the same cells in one order: files that list them in another order are
+    matched by obs_names, as ``evaluate`` matches them, and protein cells the RNA file lacks (an ADT matrix of every
+    barcode beside filtered RNA) are left out, with a warning. Rows, not a subset: CLR values tell their counts only
+    over every cell they were computed over. A :class:`CorpusError` when the RNA holds cells the protein file lacks or
+    names repeat."""
     rna_names = np.asarray(rna.obs_names).astype(str)
     prot_names = np.asarray(prot.obs_names).astype(str)
     where = f"{source.name} ({', '.join(map(str, source.files))})"
@@ -180,16 +182,17 @@ def _paired(rna, prot, source: CorpusSource):
             repeated = repeated_names(rna_names.tolist())
             raise CorpusError(f"corpus {where}: {len(repeated)} obs_names repeat (e.g. {repeated[0]!r}); the two "
                               "files list the cells in one order, so obs_names_make_unique() on each keeps them paired")
-        return prot
+        return None
     try:
-        aligned, left_out = protein_in_rna_order("", rna_names, prot, drop_extra=True)
+        _, left_out = protein_in_rna_order("", rna_names, prot, drop_extra=True)
     except ValueError as error:
         raise CorpusError(f"corpus {where}: unpaired cells — {error}.{_transposed_hint(rna, prot)}") from None
     logger.info("corpus %s: protein cells matched to the RNA file's order by obs_names", source.name)
     if left_out:
         logger.warning("corpus %s: %d of the protein file's %d cells are not in the RNA file and are left out",
                        source.name, left_out, len(prot_names))
-    return aligned
+    row_of = {name: row for row, name in enumerate(prot_names)}  # unique: checked above
+    return np.array([row_of[name] for name in rna_names], dtype=np.int64)
 
 
 def _transposed_hint(rna, prot) -> str:
@@ -402,7 +405,7 @@ def build_corpus(
                           f"(eval_fraction {eval_fraction}): no cell would be left for training")
     _check_replaceable(Path(out_dir), source)
     rna, prot = _read_pair(source)
-    prot = _paired(rna, prot, source)
+    protein_rows = _paired(rna, prot, source)
     rna = _counts_for_scaled_rna(rna, source.name)
     genes = [str(g) for g in rna.var_names]
     proteins = [str(p) for p in prot.var_names]
@@ -459,6 +462,8 @@ def build_corpus(
         protein_kind = "counts"
         logger.warning("corpus %s: protein values are CLR-normalised (%s): brought back to their counts, every "
                        "value a whole count again", source.name, recovered[1])
+    if protein_rows is not None:  # the RNA's cells, once CLR has been read over every cell of the file
+        values_all = values_all[protein_rows]
     rna_x = rna.X
     if not sp.issparse(rna_x):
         rna_x = sp.csr_matrix(np.asarray(rna_x))

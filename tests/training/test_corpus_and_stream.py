@@ -137,6 +137,19 @@ def test_a_corpus_of_clr_normalised_adt_trains_on_its_counts(tmp_path, tokenizer
     rows = pq.read_table(tmp_path / "corpus" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
     for r in rows:
         np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
+    # the RNA file filtered to fewer cells, the CLR file in another order: its counts are read over all its cells (a
+    # subset has other geometric means), then matched by name; reading the subset trained on the CLR values
+    rna = ad.read_h5ad(tmp_path / "clr_rna.h5ad")
+    keep = np.arange(rna.n_obs)[::3]
+    rna[keep].copy().write_h5ad(tmp_path / "fewer_rna.h5ad")
+    adt[::-1].copy().write_h5ad(tmp_path / "fewer_adt.h5ad")
+    build_corpus(find_source(tmp_path / "fewer"), tmp_path / "fewer_corpus", tokenizer, num_shards=1)
+    m = load_manifest(tmp_path / "fewer_corpus")
+    assert m["protein_values_kind"] == "counts" and m["n_cells"] == len(keep)
+    for split in m["splits"].values():
+        for shard in split["shards"]:
+            for r in pq.read_table(tmp_path / "fewer_corpus" / shard["file"]).to_pylist():
+                np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[keep[r["row"]]])
 
 
 def test_eval_cells_are_the_held_out_split(corpora):
