@@ -344,4 +344,19 @@ def test_an_rna_file_given_as_the_protein_file_is_refused(scale_model_dir, pair,
     log_rna = ad.read_h5ad(rna)
     log_rna.X = log_rna.X.log1p() if hasattr(log_rna.X, "log1p") else np.log1p(log_rna.X)
     code, error, _ = _evaluate(scale_model_dir, rna, log_rna, tmp_path, capsys)
-    assert code == 2 and "single-cell columns, as an RNA matrix does" in error and "is it the RNA file?" in error
+    assert code == 2 and "single-cell columns of counts or log-normalised values" in error
+    assert "is it the RNA file?" in error
+
+
+def test_a_sparse_proteome_of_thousands_of_proteins_is_no_rna_file():
+    """The RNA-file check refused a single-cell proteome stored sparse (3,000 proteins, 60 % missing as 0): log2
+    intensities or ratios are not counts or log-normalised RNA."""
+    import scipy.sparse as sp
+
+    from tokenization.checks import rna_like_protein_side
+
+    rng = np.random.default_rng(0)
+    missed = rng.random((200, 3000)) < 0.6
+    for values in (rng.normal(20, 3, missed.shape), rng.lognormal(0, 0.5, missed.shape)):
+        values[missed] = 0
+        assert not rna_like_protein_side(ad.AnnData(sp.csr_matrix(values)))
