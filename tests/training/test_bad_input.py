@@ -144,7 +144,7 @@ def test_swapped_rna_and_protein_files_are_named_as_such(tmp_path, tokenizer, da
     logged = rna.copy()
     logged.X = logged.X.log1p()
     logged.write_h5ad(tmp_path / "twice_adt.h5ad")
-    with pytest.raises(CorpusError, match=r"19,521 single-cell columns of counts or log-normalised values, .* RNA file"):
+    with pytest.raises(CorpusError, match=r"19,521 single-cell columns of counts or log-normalised values.* RNA file"):
         build_corpus(find_source(tmp_path / "twice"), tmp_path / "out", tokenizer)
 
 
