@@ -406,16 +406,17 @@ class _Resolver:
                 return token
         return vocab.added.get(symbol, vocab.added_upper.get(symbol.upper()))
 
-    def gene(self, name: str, protein: bool = False) -> tuple[int, str] | None:
+    def gene(self, name: str, protein: bool = False, chosen: bool = False) -> tuple[int, str] | None:
         """(token id, route) for a gene name, or None. ``protein``: a protein label, whose lower-case aliases
-        ('gp39' = CD40LG, the antibody target) are kept as the tables give them."""
+        ('gp39' = CD40LG, the antibody target) are kept as the tables give them. ``chosen``: a name a user chose
+        (an override's target), not a data column's, so a reporter's name (:data:`TRANSGENE_NAMES`) is a gene's."""
         vocab = self.vocab
         s = name.strip()
         if not s:
             return None
         if s in vocab.added:
             return vocab.added[s], "added"
-        if not protein and s.upper() in TRANSGENE_NAMES:
+        if not protein and not chosen and s.upper() in TRANSGENE_NAMES:
             return None
         genome = _GENOME_PREFIX_RE.match(s)
         if genome:  # the gene after its genome's name, read as its own route says (a human or a mouse one); with
@@ -691,7 +692,7 @@ def _override_target(vocab: GeneVocab, name: str, target: Any) -> tuple[int | No
         if token is None:
             raise ValueError(f"override for {name!r}: Entrez id {entrez} is not in the vocabulary")
         return token, "override"
-    hit = _Resolver(vocab, "auto").gene(text)
+    hit = _Resolver(vocab, "auto").gene(text, chosen=True)
     if hit is None:
         raise ValueError(f"override for {name!r}: {text!r} is not a known symbol/id of the vocabulary")
     return hit[0], "override"
@@ -905,7 +906,9 @@ def resolve_names(
     # C2orf48 sorting first fed its counts to RRM2 in every whole-transcriptome file), then the name that sorts
     # first (so a model reads the same value whatever the column order); for proteins the panel's first column
     own_name = vocab.token_names() if kind == "gene" else {}
-    mouse_file = resolver.species == "mouse"  # human files keep their choice (C6orf165 or C6ORF165: sort order)
+    # the fallback rule is a mouse file's only: a human file keeps C6orf165 or C6ORF165 by sort order, as the shipped
+    # model trained; the own name in any case and placeholders rank in every file (no shared file changes)
+    mouse_file = resolver.species == "mouse"
 
     def preference(i: int) -> tuple[bool, bool, bool, bool, bool, str, int]:
         if kind != "gene":

@@ -221,6 +221,11 @@ def test_reporter_and_transgene_names_are_no_genes_in_an_rna_file(original_token
     report = tok.resolve(names)
     assert report.status == ["unmapped"] * 7 + ["mapped"] * 2
     assert tok.resolve(names, overrides={"TK": "TKT"}).token_ids[3] == tok.convert_genes_to_ids(["TKT"])[0]
+    # an override's target is the user's choice: 'TdT' names DNTT there (it raised 'not a known symbol')
+    dntt = tok.convert_genes_to_ids(["DNTT"])[0]
+    assert tok.resolve(["anti-terminal-transferase", "CD3"], kind="protein",
+                       overrides={"anti-terminal-transferase": "TdT"}).token_ids[0] == dntt
+    assert tok.resolve(["my_TdT", "CD4"], overrides={"my_TdT": "TdT"}).token_ids[0] == dntt
     proteins = tok.resolve(["TdT", "CD3"], kind="protein")
     assert proteins.token_ids[0] == tok.convert_genes_to_ids(["DNTT"])[0]
 
