@@ -165,6 +165,7 @@ def push_model_folder(
     return files
 
 
+_LOADING_CALLS = ('pipeline("protein-prediction"', "from_pretrained(", "hf_hub_download(", "--model ")
 _CARD_MODEL_RE = re.compile(r'pipeline\("protein-prediction", model="([^"]+)"\)')
 
 
@@ -175,7 +176,11 @@ def card_for_repo(card: str, repo_id: str) -> str:
     if found is None or found.group(1) == repo_id:
         return card
     name = found.group(1)
-    return card.replace(f'"{name}"', f'"{repo_id}"').replace(f"--model {name} ", f"--model {repo_id} ")
+    lines = card.splitlines(keepends=True)
+    for i, line in enumerate(lines):  # only where the name loads the model: a folder named "scaled" is also a layer
+        if any(call in line for call in _LOADING_CALLS):
+            lines[i] = line.replace(f'"{name}"', f'"{repo_id}"').replace(f"--model {name} ", f"--model {repo_id} ")
+    return "".join(lines)
 
 
 @contextlib.contextmanager

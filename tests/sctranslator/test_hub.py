@@ -185,6 +185,19 @@ def test_a_users_own_files_in_the_model_folder_stay_local_and_the_card_names_the
     assert (hub.snapshot(REPO) / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
 
 
+def test_the_cards_folder_name_is_replaced_only_where_it_loads_the_model():
+    """A folder named like a word of the card ("scaled") became the repo id in layers["scaled"] too."""
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+    from sctranslator.hub import card_for_repo
+
+    card = (DEFAULT_MODEL_DIR / "README.md").read_text().replace('"sctranslator-base"', '"scaled"')
+    card = card.replace("--model sctranslator-base ", "--model scaled ")
+    pushed = card_for_repo(card, "me/x")
+    assert pushed.count('layers["scaled"]') == card.count('layers["scaled"]') > 0
+    assert 'pipeline("protein-prediction", model="me/x")' in pushed and "--model me/x --rna" in pushed
+    assert '"scaled", trust_remote_code' not in pushed
+
+
 def test_a_token_in_place_of_its_variable_or_an_unset_variable_stops_before_anything_is_written(
         hub, fixtures_dir, vocab_dir, tmp_path, capsys, monkeypatch):
     """`push --token hf_...` is argparse's abbreviation of --token-env: the token became a variable name, unset, so
