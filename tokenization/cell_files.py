@@ -210,8 +210,8 @@ def read_delimited(path: str | os.PathLike[str], what: str = "file") -> Any:
     barcodes_in = [np.mean([bool(_BARCODE_IN_NAME_RE.search(n)) for n in names[:2000]]) for names in (rows, columns)]
     if rows_are is None and min(barcodes_in) >= 0.5:  # antibody tags named with their barcodes (CD3-CTCATTGTAACTCCT)
         rows_are = "cells" if len(rows) > len(columns) else "features"  # and cells: a panel has fewer tags than cells
-    if rows_are is None and max(barcodes_in) < 0.5:  # no barcodes: cells numbered as pandas and R name them
-        numbered = [_numbered(names) for names in (rows, columns)]  # (cell_1.., 0..n-1; AnnData.to_df().to_csv())
+    if rows_are is None and max(barcodes_in) < 0.5:  # no barcodes: cells named by a stem and a number
+        numbered = [_numbered(names) for names in (rows, columns)]  # cell_1, cell_2 ... (bare numbers are not)
         rows_are = "cells" if numbered == [True, False] else "features" if numbered == [False, True] else None
     if rows_are == "cells" or (rows_are is None and barcodes_in[0] >= 0.5 and barcodes_in[1] < 0.5):
         cells, features = rows, columns  # cells x features, as pandas writes an AnnData's table
