@@ -425,17 +425,29 @@ class _Cells:
         if self.n_cells == 0:
             raise ValueError("the RNA data has no cells")
         self.reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
+        self.constant: dict[int, int] = {}  # chunk start -> its cells of constant RNA, said once for all
         self.first, self.report = self._encode(0, min(chunk_size, self.n_cells))
 
     def _encode(self, start: int, stop: int):
         from modeling_sctranslator.inference import cell_rows, encoding_options
+        from tokenization.scaling import CONSTANT_CELLS
 
-        return self.tokenizer(
-            rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
-            **self.reading,
-            max_length=self.config.max_genes, protein_max_length=self.config.max_proteins, truncation="first",
-            return_tensors="pt", return_report=True, **encoding_options(self.config, self.layout),
-        )
+        with warnings.catch_warnings():  # each chunk's count ("10 of 256 cells", "20 of 244"): said once, in total
+            warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+            encoded, report = self.tokenizer(
+                rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
+                **self.reading,
+                max_length=self.config.max_genes, protein_max_length=self.config.max_proteins, truncation="first",
+                return_tensors="pt", return_report=True, **encoding_options(self.config, self.layout),
+            )
+        self.constant[start] = report.constant_rna_cells
+        return encoded, report
+
+    def warn_constant(self) -> None:
+        """The cells of constant RNA over every chunk read, in one warning (as ``predict`` says it)."""
+        from tokenization.scaling import warn_constant_cells
+
+        warn_constant_cells(sum(self.constant.values()), self.n_cells, "RNA", stacklevel=4)
 
     def window(self) -> tuple[list[str], np.ndarray]:
         """Names and token ids of the data's genes the model can see, in data order.
@@ -612,6 +624,7 @@ def attention_analysis(
         for batch in cells.batches(encoded):
             sums.add(model, batch, recipe)
         bar(stop - start)
+    cells.warn_constant()
     gene_counts = sums.gene_counts.cpu().numpy()
     _warn_absent([names[p] for p in positions], gene_counts)
     return AttentionResult(

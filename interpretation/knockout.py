@@ -431,6 +431,7 @@ def knockout_analysis(
         warn_if_passes_scaled_apart,
         with_layer,
     )
+    from tokenization.scaling import CONSTANT_CELLS, warn_constant_cells
 
     from .attention import _progress
 
@@ -465,13 +466,17 @@ def knockout_analysis(
     bar = _progress(progress, "knockout", n_cells)
     ranks = None
     reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk, and for its knockouts
+    constant = 0
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
-        encoded, report = tokenizer(
-            rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=request.token_ids, **reading,
-            max_length=config.max_genes, protein_max_length=max(len(request.token_ids), 1), truncation="first",
-            return_tensors="pt", return_report=True, **options,
-        )
+        with warnings.catch_warnings():  # each chunk's count ("10 of 256 cells", "20 of 244"): said once, in total
+            warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+            encoded, report = tokenizer(
+                rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=request.token_ids, **reading,
+                max_length=config.max_genes, protein_max_length=max(len(request.token_ids), 1), truncation="first",
+                return_tensors="pt", return_report=True, **options,
+            )
+        constant += report.constant_rna_cells
         if ranks is None:
             ranks = _locate_knockouts(tokenizer, genes, report.rna, options)  # errors before any model work
         builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options,
@@ -489,6 +494,7 @@ def knockout_analysis(
             )
             sums.add_knockout(g, onehot, base, knockout[:, request.positions], perturbed)
         bar(stop - start)
+    warn_constant_cells(constant, n_cells, "RNA", stacklevel=2)
 
     effects = sums.table(genes, groups, targets.names)
     unexpressed = [gene for g, gene in enumerate(genes) if sums.perturbed[g, 0] == 0]

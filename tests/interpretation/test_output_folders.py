@@ -192,6 +192,23 @@ def test_attention_over_cells_that_express_nothing_is_refused_in_words(cells, to
             attention_analysis(variant(), tokenizer, empty, PROTEINS, genes=genes)
 
 
+def test_cells_of_constant_rna_are_counted_once_over_all_chunks(cells, tokenizer):
+    """knockout and attention warned per chunk ('1 of 8 cells ...', '2 of 8 cells ...'); predict says the total."""
+    from interpretation import knockout_analysis
+
+    X = cells.X.toarray()
+    X[[1, 9, 12]] = 0
+    some_empty = ad.AnnData(X=sp.csr_matrix(X), var=cells.var)
+    genes = list(map(str, cells.var_names[[2, 5]]))
+    for analysis in (lambda: knockout_analysis(variant(), tokenizer, some_empty, PROTEINS, genes, chunk_size=8),
+                     lambda: attention_analysis(variant(), tokenizer, some_empty, PROTEINS, genes=genes, chunk_size=8)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            analysis()
+        said = [str(w.message) for w in caught if "cells have constant RNA" in str(w.message)]
+        assert len(said) == 1 and said[0].startswith("3 of 16 cells"), said
+
+
 def test_knockout_outputs_say_the_scale_of_the_differences(setup, tmp_path, capsys):
     assert run(setup, "knockout", tmp_path / "ko") == 0
     assert "differences are per-cell scaled predictions" in capsys.readouterr().out
