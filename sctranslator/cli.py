@@ -394,6 +394,8 @@ def add_inference_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
     from tokenization.cli import add_vocab_commands
 
     from .interpretation_commands import add_interpretation_commands
@@ -401,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sctranslator", description="scTranslator: translate single-cell transcriptomes into proteomes"
     )
+    try:
+        installed = version("sctranslator")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        installed = "unknown (not installed)"
+    parser.add_argument("--version", action="version", version=f"sctranslator {installed}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_convert_command(subparsers)
     add_vocab_commands(subparsers)

@@ -44,3 +44,14 @@ def test_benchmark_arguments_are_checked_before_any_work(script, argv, message):
                             text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)},
                             timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
+
+
+def test_version_is_the_installed_distributions(capsys):
+    """Bug reports need the version; there was no --version."""
+    from importlib.metadata import version
+
+    from sctranslator.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out.strip() == f"sctranslator {version('sctranslator')}"
