@@ -23,6 +23,7 @@ from .options import (
     add_model_options,
     add_protein_context,
     compute_dtype,
+    counted,
     load_model_and_tokenizer,
     names_argument,
     rna_argument,
@@ -98,7 +99,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     info = result.uns["sctranslator"]
     skipped = sum(len(info[key]) for key in ("unmapped_proteins", "control_proteins", "duplicate_proteins"))
     print(
-        f"predicted {result.n_vars} proteins for {result.n_obs} cells in {elapsed:.1f} s "
+        f"predicted {counted(result.n_vars, 'protein')} for {counted(result.n_obs, 'cell')} in {elapsed:.1f} s "
         f"({result.n_obs / max(elapsed, 1e-9):.1f} cells/s), {OUTPUT_SCALES[info['output_scale']]} -> {args.out}"
         + (f"; {skipped} not predicted (unmapped, controls, duplicates: listed in uns['sctranslator'])"
            if skipped else "")
@@ -216,7 +217,8 @@ def _run_predict_distributed(args: argparse.Namespace, proteins, state) -> int:
         with atomic_output_file(args.out, overwrite=args.overwrite, inputs=_inputs(args)) as staging:
             merged.write_h5ad(staging)
         shutil.rmtree(parts, ignore_errors=True)
-        print(f"predicted {merged.n_vars} proteins for {merged.n_obs} cells on {state.num_processes} processes "
+        print(f"predicted {counted(merged.n_vars, 'protein')} for {counted(merged.n_obs, 'cell')} on "
+              f"{counted(state.num_processes, 'process', 'processes')} "
               f"-> {args.out}")
     state.wait_for_everyone()
     return 0

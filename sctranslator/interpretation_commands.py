@@ -19,6 +19,7 @@ from .options import (
     add_model_options,
     add_protein_context,
     compute_dtype,
+    counted,
     load_model_and_tokenizer,
     names_argument,
     rna_argument,
@@ -74,8 +75,9 @@ def _run_attention(args: argparse.Namespace) -> int:
         )
     files = write_attention(result, args.out, args.table_format, plots=not args.no_plots, rank_by=args.rank_by,
                             top_n=args.top_n, overwrite=args.overwrite)
-    print(f"attention maps ({result.recipe} recipe) of {len(result.genes)} genes x {len(result.proteins)} proteins "
-          f"over {result.n_cells} cells in {time.perf_counter() - started:.1f} s: {len(files)} files -> {args.out}")
+    print(f"attention maps ({result.recipe} recipe) of {counted(len(result.genes), 'gene')} x "
+          f"{counted(len(result.proteins), 'protein')} over {counted(result.n_cells, 'cell')} in "
+          f"{time.perf_counter() - started:.1f} s: {counted(len(files), 'file')} -> {args.out}")
     return 0
 
 
@@ -94,9 +96,9 @@ def _run_knockout(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, chunk_size=args.chunk_size, device=model.device, progress=True,
         )
     files = write_knockout(result, args.out, args.table_format, plots=not args.no_plots, overwrite=args.overwrite)
-    print(f"knocked out {len(result.genes)} genes for {len(result.proteins)} proteins over {result.n_cells} cells "
-          f"in {time.perf_counter() - started:.1f} s; differences are {result.scale_description}: {len(files)} files "
-          f"-> {args.out}")
+    print(f"knocked out {counted(len(result.genes), 'gene')} for {counted(len(result.proteins), 'protein')} over "
+          f"{counted(result.n_cells, 'cell')} in {time.perf_counter() - started:.1f} s; differences are "
+          f"{result.scale_description}: {counted(len(files), 'file')} -> {args.out}")
     return 0
 
 

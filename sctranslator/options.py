@@ -13,7 +13,7 @@ from typing import Any
 from tokenization.cell_files import CELL_FILE_SUFFIXES, is_matrix_market, read_cells
 
 __all__ = ["CONTEXT_BELOW", "DTYPES", "PROTEIN_CONTEXT_CHOICES", "add_model_options", "add_protein_context",
-           "compute_dtype", "load_model_and_tokenizer", "names_argument", "rna_argument", "use_layer"]
+           "compute_dtype", "counted", "load_model_and_tokenizer", "names_argument", "rna_argument", "use_layer"]
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -225,3 +225,9 @@ def add_protein_context(parser: argparse.ArgumentParser) -> None:
         f"{CONTEXT_BELOW} proteins together with the model's training proteins, and keeps those asked; model does "
         "so for any number; none asks exactly the proteins given",
     )
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 protein``, ``2 proteins``, ``1,024 cells`` (``plural``: where it is not ``noun`` + s): the summary lines'
+    counts."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
