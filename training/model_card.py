@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,22 @@ def _evaluated_rows(metrics: dict[str, float], manifests: list[dict[str, Any]]) 
     return rows
 
 
+def _sets_in_base_pretraining(base: str | None, manifests: list[dict[str, Any]]) -> list[str]:
+    """The corpora named as sets the base model was pre-trained on with every cell (its pretrain_summary.json):
+    their held-out cells were likely in pre-training, so the card's numbers are not on unseen cells."""
+    if not base:
+        return []
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_model_name
+
+    folder = Path(resolve_model_name(base) if str(base) == DEFAULT_MODEL_NAME else base)
+    try:
+        corpus = json.loads((folder / "pretrain_summary.json").read_text()).get("corpus", {})
+    except (OSError, ValueError):
+        return []
+    return [m["name"] for m in manifests
+            if m["name"] in corpus and not corpus[m["name"]].get("benchmark_test_cells_left_out")]
+
+
 def write_model_card(output_dir, model, manifests, data_args, model_args, training_args, metrics, summary) -> ModelCard:
     """Render the card to ``output_dir/README.md`` and return it."""
     output_dir = Path(output_dir)
@@ -90,9 +107,11 @@ def write_model_card(output_dir, model, manifests, data_args, model_args, traini
            f"({summary['best_metric']:.4g}) on the validation cells" if summary.get("best_step") else "")
         + (f". Mean training loss {summary['train_loss']:.4f}." if summary.get("train_loss") is not None else ".")
     )
+    seen = _sets_in_base_pretraining(base, manifests)
     card = render_card(
         TEMPLATE,
         card_data,
+        seen_in_pretraining=seen,
         model_name=card_data.model_name,
         stage=data_args.stage,
         stage_description=STAGE_DESCRIPTIONS[data_args.stage],

@@ -61,3 +61,21 @@ def test_push_to_hub_uploads_the_model_not_the_cells(tmp_path, data_dir, vocab_d
     # it travels: no path of this machine, no file stem posing as a Hub dataset, and the cells its metrics cover
     assert str(tmp_path) not in card and "datasets:" not in card
     assert "| eccite_ctcl | cells evaluated | 8 of 35 |" in card
+
+
+def test_a_card_says_when_its_test_cells_were_in_the_base_models_pre_training():
+    """Fine-tuned from sctranslator-base on a set it was pre-trained on with every cell (eccite_ctcl), the card called
+    its evaluation cells held-out with no word that the base model had trained on them."""
+    from model_cards import card_data, render_card
+    from training.model_card import _sets_in_base_pretraining
+
+    manifests = [{"name": "eccite_ctcl"}, {"name": "eccite"}, {"name": "my_own_set"}]
+    seen = _sets_in_base_pretraining("sctranslator-base", manifests)
+    assert seen == ["eccite_ctcl"]  # eccite's benchmark test cells were left out of pre-training; my_own_set is new
+    assert _sets_in_base_pretraining(None, manifests) == [] and _sets_in_base_pretraining("me/other", manifests) == []
+    from modeling_sctranslator import SCTranslatorConfig
+
+    fields = {"config": SCTranslatorConfig(), "corpora": [], "eval_results": []}
+    card = render_card("sctranslator_stage.md", card_data(model_name="x"), seen_in_pretraining=seen, **fields).text
+    assert "**Not unseen cells:** eccite_ctcl is" in card
+    assert "Not unseen cells" not in render_card("sctranslator_stage.md", card_data(model_name="x"), **fields).text
