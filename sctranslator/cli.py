@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tokenization.cell_files import protein_side, read_cells
-from tokenization.checks import modality, modality_columns, rna_like_protein_message, rna_like_protein_side
+from tokenization.checks import modality, modality_columns
+from tokenization.matrix import rna_like_protein_message, rna_like_protein_side
 
 from .convert_command import add_convert_command
 from .hub import add_push_command

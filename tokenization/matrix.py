@@ -17,8 +17,9 @@ from .checks import MixedFeaturesWarning, check_block, check_choice, modality_co
 from .gene_ids import MappingReport
 from .value_kinds import is_whole, value_kind
 
-__all__ = ["CHUNK_ELEMENTS", "RNA_TRANSFORMS", "Matrix", "ValueReading", "align_to_layout", "cell_covariates",
-           "check_numeric_columns", "is_anndata", "rows_per_chunk", "take_columns"]
+__all__ = ["CHUNK_ELEMENTS", "PANEL_MAX_COLUMNS", "RNA_TRANSFORMS", "Matrix", "ValueReading", "align_to_layout",
+           "cell_covariates", "check_numeric_columns", "is_anndata", "rna_like_protein_message",
+           "rna_like_protein_side", "rows_per_chunk", "take_columns"]
 
 CHUNK_ELEMENTS = 1 << 24  # values per dense chunk (128 MiB in float64)
 # What the tokenizer does to RNA values before per-cell scaling. "none": the values as given (the
@@ -479,3 +480,33 @@ def _log1p_cp10k(block, start: int, obs_names):
         np.log1p(out.data, out=out.data)
         return out
     return np.log1p(block.astype(np.float64) * factors[:, None])
+
+
+# antibody panels count tens to a few hundred proteins (TotalSeq's largest, ~550); a matrix of thousands of mostly-zero
+# single-cell columns is an RNA file (mass-spec proteomes of thousands of proteins are bulk, not mostly zeros)
+PANEL_MAX_COLUMNS = 2000
+
+
+def rna_like_protein_side(proteins: Any) -> bool:
+    """Whether a protein AnnData looks like an RNA matrix: at least :data:`PANEL_MAX_COLUMNS` columns whose first
+    cells are single-cell-like (mostly zeros) and hold counts, or log values no larger than log1p(CP10k)'s with
+    three zeros in four (log-normalised RNA), as a file of genes given as the protein file is. Proteomes of
+    thousands of proteins hold intensities or ratios, zero only where a protein was missed (NaN is better there)."""
+    from .value_kinds import value_kind
+
+    if proteins.shape[1] < PANEL_MAX_COLUMNS or proteins.shape[0] == 0:
+        return False
+    first = proteins.X[: min(proteins.shape[0], 64)]
+    if not single_cell_like(first):
+        return False
+    dense = np.asarray(first.toarray() if hasattr(first, "toarray") else first, dtype=np.float64)
+    values = dense[np.isfinite(dense) & (dense != 0)]
+    kind = value_kind(values)
+    return kind == "counts" or (kind == "log" and (dense == 0).mean() >= 0.75
+                                and (values.size == 0 or values.max() <= LOG1P_CP10K_MAX))
+
+
+def rna_like_protein_message(path: Any, n_columns: int) -> str:
+    return (f"{path} holds {n_columns:,} single-cell columns of counts or log-normalised values, as an RNA matrix "
+            "does (an antibody panel has tens to hundreds): is it the RNA file? Give the antibody counts as the "
+            "protein file (a proteome of that many proteins: write proteins not measured in a cell as NaN, not 0)")

@@ -43,16 +43,9 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
-from tokenization.checks import (
-    PANEL_MAX_COLUMNS,
-    modality,
-    protein_in_rna_order,
-    repeated_names,
-    rna_like_protein_message,
-    rna_like_protein_side,
-)
+from tokenization.checks import modality, protein_in_rna_order, repeated_names
 from tokenization.gene_ids import RowNumberNames
-from tokenization.matrix import single_cell_like
+from tokenization.matrix import PANEL_MAX_COLUMNS, rna_like_protein_message, rna_like_protein_side, single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
 
 __all__ = [

@@ -353,7 +353,7 @@ def test_a_sparse_proteome_of_thousands_of_proteins_is_no_rna_file():
     intensities or ratios are not counts or log-normalised RNA."""
     import scipy.sparse as sp
 
-    from tokenization.checks import rna_like_protein_side
+    from tokenization.matrix import rna_like_protein_side
 
     rng = np.random.default_rng(0)
     missed = rng.random((200, 3000)) < 0.6

@@ -18,8 +18,7 @@ from .gene_ids import MappingReport, is_species_mix, species_counts
 
 __all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "MixedFeaturesWarning", "check_choice", "check_rna",
            "check_rna_mapped", "check_same_cells", "check_zero_genes", "modality", "modality_columns",
-           "protein_in_rna_order", "repeated_names", "rna_like_protein_message", "rna_like_protein_side",
-           "warn_about_duplicates", "warn_about_input_quality"]
+           "protein_in_rna_order", "repeated_names", "warn_about_duplicates", "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -136,37 +135,6 @@ def check_same_cells(matrix: Any, proteins: Any) -> None:
         "keep the shared cells in one order first, e.g. common = rna.obs_names.intersection(adt.obs_names); "
         "rna, adt = rna[common], adt[common]"
     )
-
-
-# antibody panels count tens to a few hundred proteins (TotalSeq's largest, ~550); a matrix of thousands of mostly-zero
-# single-cell columns is an RNA file (mass-spec proteomes of thousands of proteins are bulk, not mostly zeros)
-PANEL_MAX_COLUMNS = 2000
-
-
-def rna_like_protein_side(proteins: Any) -> bool:
-    """Whether a protein AnnData looks like an RNA matrix: at least :data:`PANEL_MAX_COLUMNS` columns whose first
-    cells are single-cell-like (mostly zeros) and hold counts, or log values no larger than log1p(CP10k)'s with
-    three zeros in four (log-normalised RNA), as a file of genes given as the protein file is. Proteomes of
-    thousands of proteins hold intensities or ratios, zero only where a protein was missed (NaN is better there)."""
-    from .matrix import LOG1P_CP10K_MAX, single_cell_like
-    from .value_kinds import value_kind
-
-    if proteins.shape[1] < PANEL_MAX_COLUMNS or proteins.shape[0] == 0:
-        return False
-    first = proteins.X[: min(proteins.shape[0], 64)]
-    if not single_cell_like(first):
-        return False
-    dense = np.asarray(first.toarray() if hasattr(first, "toarray") else first, dtype=np.float64)
-    values = dense[np.isfinite(dense) & (dense != 0)]
-    kind = value_kind(values)
-    return kind == "counts" or (kind == "log" and (dense == 0).mean() >= 0.75
-                                and (values.size == 0 or values.max() <= LOG1P_CP10K_MAX))
-
-
-def rna_like_protein_message(path: Any, n_columns: int) -> str:
-    return (f"{path} holds {n_columns:,} single-cell columns of counts or log-normalised values, as an RNA matrix "
-            "does (an antibody panel has tens to hundreds): is it the RNA file? Give the antibody counts as the "
-            "protein file (a proteome of that many proteins: write proteins not measured in a cell as NaN, not 0)")
 
 
 def repeated_names(names: Sequence[str]) -> list[str]:
