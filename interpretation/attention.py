@@ -249,6 +249,7 @@ class AttentionResult:
     unmapped_proteins: list[str] = field(default_factory=list)
     untrained_proteins: list[str] = field(default_factory=list)  # never trained by the model: maps say nothing of them
     gene_cell_counts: np.ndarray | None = None
+    model: str = ""  # the model's folder or Hub id, as predict records it (uns['sctranslator']['model'])
     pair_cell_counts: np.ndarray | None = None
 
     def cell_counts(self, name: str) -> np.ndarray | float:
@@ -337,6 +338,7 @@ class AttentionResult:
             adata.obsm[f"encoder_{stat}"] = self.get("encoder", stat)
             adata.varm[f"decoder_{stat}"] = self.get("decoder", stat)
         adata.uns["sctranslator_attention"] = {
+            "model": self.model,
             "recipe": self.recipe,
             "n_cells": int(self.n_cells),
             "gene_selection": self.gene_selection,
@@ -641,6 +643,7 @@ def attention_analysis(
         untrained_proteins=untrained,
         gene_cell_counts=gene_counts,
         pair_cell_counts=sums.pairs.numpy(),
+        model=str(getattr(config, "_name_or_path", "") or "in-memory model"),
     )
 
 
@@ -648,7 +651,8 @@ def _warn_absent(genes: Sequence[str], counts: np.ndarray) -> None:
     absent = [gene for gene, count in zip(genes, counts, strict=True) if count == 0]
     if absent:
         warnings.warn(
-            f"{len(absent)} of the listed genes are in no cell's encoding (not expressed, or beyond the genes the "
+            f"{len(absent)} of the listed genes {'is' if len(absent) == 1 else 'are'} in no cell's encoding (not "
+            "expressed, or beyond the genes the "
             "model reads of a cell: at most its max_genes), so they "
             f"have no attention: {absent[:10]}; their means and normalized values are NaN and they are left out of "
             "the ranked lists",

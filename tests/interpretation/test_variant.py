@@ -234,6 +234,7 @@ def test_cli_attention_and_knockout_run_on_a_variant_folder(cells, tokenizer, tm
     assert cross.shape == (8, 4) and np.isfinite(cross.to_numpy()).all()
     adata = ad.read_h5ad(tmp_path / "attention" / "attention.h5ad")
     assert adata.uns["sctranslator_attention"]["recipe"] == "cross_attention" and "n_cells_present" in adata.obs
+    assert adata.uns["sctranslator_attention"]["model"] == str(folder)  # which model made the maps, as predict says
     assert len((tmp_path / "attention" / "ranked_genes" / "CD4.rnk").read_text().splitlines()) == 8
     effects = pd.read_csv(tmp_path / "knockout" / "knockout_effects.csv")
     assert set(effects["group"]) == {"all", "a", "b"} and effects["gene"].nunique() == 2
