@@ -19,19 +19,20 @@ STAGE_DESCRIPTIONS = {
     "finetune": "stage 3: fine-tuning on paired cells of the target panel",
 }
 CARD_METRICS = ("mse", "cosine_similarity", "pearson_per_protein_mean", "pearson_per_protein_median",
-                "pearson_per_cell_mean")
+                "pearson_per_cell_mean", "log1p_pearson_per_protein_mean")
 
 
 def _eval_rows(metrics: dict[str, float], manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     names = [m["name"] for m in manifests]
     for key, value in sorted(metrics.items()):
-        for metric in CARD_METRICS:
+        for metric in sorted(CARD_METRICS, key=len, reverse=True):  # log1p_pearson_... before pearson_...
             if key.endswith("_" + metric):
                 prefix = key[: -len(metric) - 1]
                 set_name = prefix.removeprefix("eval_") if prefix != "eval" else names[0]
                 if isinstance(value, float) and math.isfinite(value):
                     rows.append({"set": set_name, "metric": metric, "value": f"{value:.4f}"})
+                break
     return rows
 
 

@@ -438,6 +438,20 @@ def maybe_refit_scale_head(model, manifests: list[dict[str, Any]], collator, dat
     return refit_scale_head(model, train, validation)
 
 
+def log1p_metrics(model, cells, collator, batch_size: int, prefix: str) -> dict[str, float]:
+    """``<prefix>_log1p_pearson_per_protein_mean``: the held-out cells' mean per-protein Pearson r on log1p protein
+    counts, the output of a model with the protein scale part (the Trainer's metrics are on the per-cell scaled
+    values it trains on); nothing for other models or cells without counts."""
+    if getattr(model, "scale_head", None) is None:
+        return {}
+    inputs = collect_head_inputs(model, cells, collator, batch_size)
+    if inputs is None:
+        return {}
+    with torch.no_grad():
+        bounds = model.scale_head.bounds(inputs.pooled.to(model.device)).float().cpu()
+    return {f"{prefix}_log1p_pearson_per_protein_mean": inputs.log1p_pearson(bounds)}
+
+
 def check_start_model(name: str | None) -> None:
     """A stage that starts from a folder that is not there (e.g. stage sc before stage bulk has written
     its output) says so, instead of a Hub lookup error about an invalid repository id."""
@@ -832,6 +846,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name, dataset in eval_sets.items():
             prefix = "eval" if len(eval_sets) == 1 else f"eval_{name}"
             final_metrics.update(trainer.evaluate(dataset, metric_key_prefix=prefix))
+            final_metrics.update(log1p_metrics(model, dataset, collator, args.per_device_eval_batch_size, prefix))
     trainer.save_model(str(output_dir))
     # over the whole run (a resumed run's own mean covers the steps after its checkpoint only); None: none logged
     train_loss = run_mean_loss(trainer.state.log_history)

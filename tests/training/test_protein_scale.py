@@ -72,6 +72,13 @@ def test_adding_the_part_leaves_the_scaled_predictions_exactly_as_without(tmp_pa
     assert len(logged) >= 3 and logged[-1] < logged[0], logged
     assert without["scale_loss_history"] == []
     assert "eval_scale_loss" in with_part["eval"] and "eval_scale_loss" not in without["eval"]
+    # the test cells scored on the model's output, log1p counts, too (the card gave only per-cell scaled metrics)
+    log1p_r = with_part["eval"]["eval_log1p_pearson_per_protein_mean"]
+    assert -1 <= log1p_r <= 1 and "eval_log1p_pearson_per_protein_mean" not in without["eval"]
+    card = (tmp_path / "with" / "README.md").read_text()
+    assert f"| eccite | log1p_pearson_per_protein_mean | {log1p_r:.4f} |" in card
+    assert "log1p_pearson" not in (tmp_path / "without" / "README.md").read_text()
+    assert "| log1p |" not in card  # the row is the set's, not a set named by the metric's prefix
 
     tokenizer = SCTranslatorTokenizer.from_pretrained(tmp_path / "with")
     rng = np.random.default_rng(0)
