@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from tokenization.cell_files import is_matrix_market, matrix_market_files, read_pair, set_name
-from tokenization.checks import modality, protein_in_rna_order, repeated_names
+from tokenization.checks import modality, protein_rows_in_rna_order, repeated_names
 from tokenization.gene_ids import RowNumberNames
 from tokenization.matrix import PANEL_MAX_COLUMNS, rna_like_protein_message, rna_like_protein_side, single_cell_like
 from tokenization.value_kinds import clr_counts, value_kind
@@ -60,8 +60,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# a protein side this wide holding counts, next to an RNA side this narrow, is an RNA and a protein file swapped
-SWAP_GENES = 500  # an RNA side this narrow beside a protein side of thousands of counts: the files swapped
+# a protein side of PANEL_MAX_COLUMNS counts or more, next to an RNA side this narrow, is an RNA and a protein file
+# swapped
+SWAP_GENES = 500
 
 MANIFEST = "manifest.json"
 
@@ -177,15 +178,14 @@ def _paired(rna, prot, source: CorpusSource) -> np.ndarray | None:
                               "files list the cells in one order, so obs_names_make_unique() on each keeps them paired")
         return None
     try:
-        _, left_out = protein_in_rna_order("", rna_names, prot, drop_extra=True)
+        rows, left_out = protein_rows_in_rna_order("", rna_names, prot_names, drop_extra=True)
     except ValueError as error:
         raise CorpusError(f"corpus {where}: unpaired cells — {error}.{_transposed_hint(rna, prot)}") from None
     logger.info("corpus %s: protein cells matched to the RNA file's order by obs_names", source.name)
     if left_out:
         logger.warning("corpus %s: %d of the protein file's %d cells are not in the RNA file and are left out",
                        source.name, left_out, len(prot_names))
-    row_of = {name: row for row, name in enumerate(prot_names)}  # unique: checked above
-    return np.array([row_of[name] for name in rna_names], dtype=np.int64)
+    return rows
 
 
 def _transposed_hint(rna, prot) -> str:

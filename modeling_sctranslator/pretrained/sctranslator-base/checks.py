@@ -18,7 +18,8 @@ from .gene_ids import MappingReport, is_species_mix, species_counts
 
 __all__ = ["FEATURE_TYPES", "FEW_MAPPED", "InputQualityWarning", "MixedFeaturesWarning", "check_choice", "check_rna",
            "check_rna_mapped", "check_same_cells", "check_zero_genes", "modality", "modality_columns",
-           "protein_in_rna_order", "repeated_names", "warn_about_duplicates", "warn_about_input_quality"]
+           "protein_in_rna_order", "protein_rows_in_rna_order", "repeated_names", "warn_about_duplicates",
+           "warn_about_input_quality"]
 
 
 def check_zero_genes(value: Any) -> int:
@@ -156,17 +157,27 @@ def _repeated_names_advice(rna_names: Sequence[str], prot_names: Sequence[str]) 
 def protein_in_rna_order(name: str, rna_cells: Sequence[str], prot: Any,
                          drop_extra: bool = False) -> tuple[Any, int]:
     """``prot`` with the RNA's cells (``rna_cells``, its obs_names) in the RNA's order, and how many protein
-    cells were left out: with ``drop_extra``, a protein file may hold cells the RNA file lacks (a panel
-    measured on more cells). A clear error, with both files' cell counts, when the RNA holds cells the
-    protein file lacks or obs_names repeat (``name``: what the message starts with; "" for nothing)."""
-    rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in prot.obs_names]
+    cells were left out (:func:`protein_rows_in_rna_order`)."""
+    rows, extra = protein_rows_in_rna_order(name, rna_cells, prot.obs_names, drop_extra)
+    return (prot if rows is None else prot[rows]), extra
+
+
+def protein_rows_in_rna_order(name: str, rna_cells: Sequence[str], protein_cells: Sequence[str],
+                              drop_extra: bool = False) -> tuple[np.ndarray | None, int]:
+    """The protein file's rows of the RNA's cells (``rna_cells``, its obs_names), in the RNA's order (None where the
+    two list the same cells in one order), and how many protein cells were left out: with ``drop_extra``, a protein
+    file may hold cells the RNA file lacks (a panel measured on more cells). A clear error, with both files' cell
+    counts, when the RNA holds cells the protein file lacks or obs_names repeat (``name``: what the message starts
+    with; "" for nothing)."""
+    rna_names, prot_names = [str(c) for c in rna_cells], [str(c) for c in protein_cells]
     if rna_names == prot_names:
-        return prot, 0
+        return None, 0
     rna_set, prot_set = set(rna_names), set(prot_names)
     unique = len(rna_set) == len(rna_names) and len(prot_set) == len(prot_names)  # else a name is ambiguous
     extra = len(prot_set - rna_set)
     if unique and rna_set <= prot_set and (drop_extra or not extra):
-        return prot[rna_names], extra
+        row_of = {cell: row for row, cell in enumerate(prot_names)}
+        return np.array([row_of[cell] for cell in rna_names], dtype=np.int64), extra
     raise ValueError(
         f"{name + ': ' if name else ''}the RNA file has {len(rna_names)} cells and the protein file "
         f"{len(prot_names)}, {len(rna_set & prot_set)} shared obs_names"
