@@ -601,8 +601,7 @@ def attention_analysis(
     recipe = resolve_recipe(model, recipe)
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
-    if layer is not None:
-        rna = with_layer(read_rna(rna)[0], layer)
+    rna = with_layer(rna, layer)
     rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     targets = resolve_targets(tokenizer, proteins)
     untrained = untrained_proteins(model, targets)

@@ -442,8 +442,7 @@ def knockout_analysis(
     if isinstance(genes, str):
         genes = genes.split(",")
     genes = [str(g).strip() for g in genes if str(g).strip()]
-    if layer is not None:
-        rna = with_layer(read_rna(rna)[0], layer)
+    rna = with_layer(rna, layer)
     rna, gene_names = aligned_to_layout(model, tokenizer, *read_rna(rna, gene_names))
     n_cells = count_cells(rna)
     if n_cells == 0:

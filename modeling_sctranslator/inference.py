@@ -123,13 +123,15 @@ def proteins_argument(proteins: Any, rna: Any) -> Any:
 
 
 def with_layer(rna: Any, layer: str | None) -> Any:
-    """``rna`` (an AnnData) with X taken from ``layers[layer]``, or from ``.raw`` for ``layer="raw"`` (its genes,
-    often all of them where X holds a highly variable subset); ``rna`` itself for None. Where scanpy and Seurat
-    exports keep the counts when X holds log-normalised or scaled values. A backed file is read into memory."""
+    """``rna`` (an AnnData, or any input :func:`read_rna` takes) with X taken from ``layers[layer]``, or from
+    ``.raw`` for ``layer="raw"`` (its genes, often all of them where X holds a highly variable subset); ``rna`` itself
+    for None. Where scanpy and Seurat exports keep the counts when X holds log-normalised or scaled values. A backed
+    file is read into memory."""
     if layer is None:
         return rna
     import anndata
 
+    rna = read_rna(rna)[0]
     if not hasattr(rna, "layers"):
         raise ValueError(f"layer={layer!r} needs an AnnData (or an .h5ad path), not a {type(rna).__name__}")
     if getattr(rna, "isbacked", False):

@@ -11,7 +11,7 @@ from transformers import Pipeline
 
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
 
-from .inference import predict_proteins, proteins_argument, read_rna, with_layer
+from .inference import predict_proteins, proteins_argument, with_layer
 
 
 class ProteinPredictionPipeline(Pipeline):
@@ -103,8 +103,7 @@ class ProteinPredictionPipeline(Pipeline):
             batch_size = self._batch_size
         given = rna  # inplace=True writes to the AnnData given, whichever layer was read
         proteins = proteins_argument(proteins, given)  # the AnnData itself: its antibodies in obsm
-        if layer is not None:
-            rna = with_layer(read_rna(rna)[0], layer)
+        rna = with_layer(rna, layer)
         if self.feature_extractor is None:
             raise ValueError(
                 "this model folder has no tokenizer (preprocessor_config.json + gene_vocab.json): pass "

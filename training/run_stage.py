@@ -447,9 +447,7 @@ def log1p_metrics(model, cells, collator, batch_size: int, prefix: str) -> dict[
     inputs = collect_head_inputs(model, cells, collator, batch_size)
     if inputs is None:
         return {}
-    with torch.no_grad():
-        bounds = model.scale_head.bounds(inputs.pooled.to(model.device)).float().cpu()
-    return {f"{prefix}_log1p_pearson_per_protein_mean": inputs.log1p_pearson(bounds)}
+    return {f"{prefix}_log1p_pearson_per_protein_mean": inputs.head_log1p_pearson(model.scale_head)}
 
 
 def check_start_model(name: str | None) -> None:

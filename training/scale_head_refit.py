@@ -46,6 +46,11 @@ class HeadInputs:
         r = pearson_per_protein(unscale(self.predictions, bounds).numpy(), self.measured_log1p)
         return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
 
+    @torch.no_grad()
+    def head_log1p_pearson(self, head: torch.nn.Module) -> float:
+        """:meth:`log1p_pearson` of the bounds ``head`` (a model's scale head) gives these cells."""
+        return self.log1p_pearson(head.bounds(self.pooled.to(_device(head))).float().cpu())
+
 
 @torch.no_grad()
 def collect_head_inputs(model, cells, collator, batch_size: int = 32) -> HeadInputs | None:
@@ -90,8 +95,7 @@ def refit_scale_head(model, train: list[HeadInputs], validation: list[HeadInputs
     pooled, targets = pooled[known].to(_device(head)), targets[known].to(_device(head))
 
     def score() -> float:
-        with torch.no_grad():
-            values = [v.log1p_pearson(head.bounds(v.pooled.to(_device(head))).float().cpu()) for v in validation]
+        values = [v.head_log1p_pearson(head) for v in validation]
         return float(np.nanmean(values)) if np.isfinite(values).any() else float("-inf")
 
     was_training = head.training
