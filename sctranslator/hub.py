@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,17 +132,12 @@ def push_model_folder(
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from training.trainer import publishable_files, unpublished_files
+    from training.trainer import publishable_files
 
     folder = Path(folder)
     check_model_folder(folder, require_card=True)
     api = api or HfApi()
-    files = publishable_files(folder)
-    others = unpublished_files(folder)
-    if others:  # a user's cells or notes kept beside the model are not the model's to publish
-        warnings.warn(f"{len(others)} file(s) in {folder} are not part of a model folder and are not uploaded: "
-                      f"{', '.join(others)} (upload one on purpose with huggingface_hub's upload_file)",
-                      UserWarning, stacklevel=2)
+    files = publishable_files(folder)  # names, in a warning, what it leaves out
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, token=token)
         with _staged_for_repo(folder, files, repo_id) as staged:

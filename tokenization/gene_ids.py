@@ -716,12 +716,11 @@ def is_species_mix(human: int, mouse: int) -> bool:
 
 SPECIES_SAMPLE = 2000  # names looked at to tell a mouse gene list
 MOUSE_ONLY_SHARE = 0.01  # of those, named as only mouse genes are (a mouse reference has ~20 % such names)
-_MOUSE_ONLY_NAME_RE = re.compile(r"^(?:[0-9A-Z]{6,10}RIK\d?|GM\d{3,}|OLFR\d+(?:-PS\d*)?|VMN\d[RT]\d+)$", re.IGNORECASE)
-
-
-# names a gene carries until it has a symbol: mouse models and RIKEN clones (Gm28040, 1700017N19Rik), GenBank
-# accessions (AI182371, BC024139), human clone-based names (AC000061.1, RP11-34P13.7)
-_PLACEHOLDER_NAME_RE = re.compile(r"^(?:[0-9A-Z]{6,10}RIK\d?|GM\d{3,}|[A-Z]{2}\d{6}(?:\.\d+)?|RP\d+-\w+\.\d+)$",
+_MOUSE_MODEL_NAMES = r"[0-9A-Z]{6,10}RIK\d?|GM\d{3,}"  # RIKEN clones and gene models (1700017N19Rik, Gm28040)
+_MOUSE_ONLY_NAME_RE = re.compile(rf"^(?:{_MOUSE_MODEL_NAMES}|OLFR\d+(?:-PS\d*)?|VMN\d[RT]\d+)$", re.IGNORECASE)
+# names a gene carries until it has a symbol: the mouse models above, GenBank accessions (AI182371, BC024139), human
+# clone-based names (AC000061.1, RP11-34P13.7)
+_PLACEHOLDER_NAME_RE = re.compile(rf"^(?:{_MOUSE_MODEL_NAMES}|[A-Z]{{2}}\d{{6}}(?:\.\d+)?|RP\d+-\w+\.\d+)$",
                                   re.IGNORECASE)
 
 

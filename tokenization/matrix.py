@@ -492,8 +492,6 @@ def rna_like_protein_side(proteins: Any) -> bool:
     cells are single-cell-like (mostly zeros) and hold counts, or log values no larger than log1p(CP10k)'s with
     three zeros in four (log-normalised RNA), as a file of genes given as the protein file is. Proteomes of
     thousands of proteins hold intensities or ratios, zero only where a protein was missed (NaN is better there)."""
-    from .value_kinds import value_kind
-
     if proteins.shape[1] < PANEL_MAX_COLUMNS or proteins.shape[0] == 0:
         return False
     first = proteins.X[: min(proteins.shape[0], 64)]

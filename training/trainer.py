@@ -10,6 +10,7 @@ import random
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,15 +79,17 @@ def _is_published(name: str) -> bool:
 
 def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
     """The files of a model folder that go to the Hub: its top-level files that a saved model, tokenizer, card or
-    run summary is made of (an allow-list: the folder's other files, such as a user's cells or notes, never go); the
-    one list for run_stage's ``--push_to_hub`` and ``sctranslator push``."""
-    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and _is_published(p.name))
-
-
-def unpublished_files(folder: str | os.PathLike[str]) -> list[str]:
-    """The folder's other top-level files (not hidden, not the run's own logs), which a push leaves out and names."""
-    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and not _is_published(p.name)
-                  and not p.name.startswith(".") and p.name not in NOT_PUBLISHED)
+    run summary is made of (an allow-list: the folder's other files, such as a user's cells or notes, never go, and
+    a warning names them; hidden files and the run's own logs go unnamed); the one list for run_stage's
+    ``--push_to_hub`` and ``sctranslator push``."""
+    names = sorted(p.name for p in Path(folder).iterdir() if p.is_file())
+    others = [name for name in names if not _is_published(name) and not name.startswith(".")
+              and name not in NOT_PUBLISHED]
+    if others:  # a user's cells or notes kept beside the model are not the model's to publish
+        warnings.warn(f"{len(others)} file(s) in {folder} are not part of a model folder and are not uploaded: "
+                      f"{', '.join(others)} (upload one on purpose with huggingface_hub's upload_file)",
+                      UserWarning, stacklevel=3)
+    return [name for name in names if _is_published(name)]
 
 
 @contextlib.contextmanager
@@ -174,10 +177,6 @@ class SCTranslatorTrainer(Trainer):
             return None
         self._finish_current_push()
         files = publishable_files(self.args.output_dir)
-        others = unpublished_files(self.args.output_dir)
-        if others:
-            logger.warning("push_to_hub: %d file(s) of %s are not part of a model folder and stay local: %s",
-                           len(others), self.args.output_dir, ", ".join(others))
         return hf_trainer.hf_api().upload_folder(
             repo_id=self.hub_model_id, folder_path=str(self.args.output_dir), commit_message=commit_message,
             token=token if token is not None else self.args.hub_token, run_as_future=not blocking,
