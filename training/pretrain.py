@@ -209,6 +209,12 @@ def model_settings(overrides: list[str]) -> dict[str, Any]:
     return settings
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, args, start: Path | None) -> list[str]:
     argv = ["--stage", stage, "--corpora", *corpora, "--corpus_weights", *map(str, weights),
             "--output_dir", str(out), "--num_shards", "2", "--eval_fraction", str(args.eval_fraction),
@@ -217,8 +223,10 @@ def stage_argv(stage: str, corpora: list[str], weights: list[float], out: Path, 
             "--learning_rate", str(args.learning_rate), "--lr_scheduler_type", args.lr_scheduler_type,
             "--warmup_steps", str(args.warmup_steps), "--eval_strategy", "steps",
             "--eval_steps", str(args.eval_steps), "--save_steps", str(args.eval_steps), "--save_total_limit", "2",
-            "--logging_steps", "50", "--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true",
-            "--seed", str(args.seed), "--dataloader_num_workers", "0"]
+            "--logging_steps", "50", "--report_to", "none", "--disable_tqdm", "true",
+            "--seed", str(args.seed), "--dataloader_num_workers", str(args.dataloader_num_workers)]
+    if args.use_cpu or not _cuda_available():  # else the Trainer's own choice: an Apple GPU, where bf16 is refused
+        argv += ["--use_cpu", "true"]
     if args.bf16:  # matrix products in bfloat16 (autocast), weights float32: fast only where the CPU has AVX512-BF16
         argv += ["--bf16", "true"]
     if start is None:
@@ -247,6 +255,26 @@ def second_cycle_args(args: argparse.Namespace) -> argparse.Namespace:
                                  "learning_rate": args.sc_cycle2_learning_rate, "seed": args.seed + 1})
 
 
+# where and how a stage runs, not what it trains: a stage finished on a GPU, or with a background reader, is reused
+# by a launch on the CPU (and by folders of runs that forced the CPU: --use_cpu true was always there then)
+EXECUTION_OPTIONS = ("--use_cpu", "--dataloader_num_workers")
+
+
+def same_training(saved: list[str], argv: list[str]) -> bool:
+    """Whether two stage argument lists train the same model (equal apart from ``EXECUTION_OPTIONS``)."""
+    def training_part(arguments: list[str]) -> list[str]:
+        kept, i = [], 0
+        while i < len(arguments):
+            if arguments[i] in EXECUTION_OPTIONS:
+                i += 2
+                continue
+            kept.append(arguments[i])
+            i += 1
+        return kept
+
+    return training_part(saved) == training_part(argv)
+
+
 def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
     """One stage through run_stage (resumes from its own checkpoints); (summary, seconds). Seconds is None for
     a stage that had finished before this launch without its timing file: it was not timed."""
@@ -258,7 +286,7 @@ def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
     saved_argv = out / "pretrain_argv.json"
     finished_before = done.is_file() and (out / "model.safetensors").is_file()
     if finished_before and timing.is_file():
-        if saved_argv.is_file() and json.loads(saved_argv.read_text()) == argv:
+        if saved_argv.is_file() and same_training(json.loads(saved_argv.read_text()), argv):
             logger.info("%s is complete with the same arguments: reusing it", out)
             return json.loads(done.read_text()), float(json.loads(timing.read_text()))
         raise SystemExit(f"{out} holds a finished stage trained with other arguments; give another --out or "
@@ -571,6 +599,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--bf16", action="store_true",
                    help="train with bfloat16 matrix products (weights float32); faster only on CPUs that multiply "
                         "bfloat16 in hardware (AVX512-BF16, AMX) and on GPUs")
+    p.add_argument("--use_cpu", action="store_true",
+                   help="train on the CPU even where an NVIDIA GPU is there (default: that GPU when there is one)")
+    p.add_argument("--dataloader_num_workers", type=int, default=0, choices=(0, 1),
+                   help="1: read and tokenize the training cells in a background process, beside the model's "
+                        "steps (worth it on a GPU, where tokenizing in the training process leaves it waiting). The "
+                        "same stream of cells, mixed into batches differently: not step for step the run with 0, so "
+                        "resume a run with the value it started with")
     p.add_argument("--prepare_only", action="store_true", help="write the training sources and stop")
     p.add_argument("--ship", type=Path, help="copy the last stage-2 model folder here (the package's default model)")
     args = p.parse_args(argv)

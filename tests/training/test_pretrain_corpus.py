@@ -209,7 +209,7 @@ def test_the_card_does_not_pass_a_resumed_stages_last_sitting_off_as_its_cost():
     assert whole == "Wall time 23 min on 2 CPU cores (`make pretrain`: stage 1 10 min, stage 2 12 min)"
 
 
-def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones():
+def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones(monkeypatch):
     """``--model KEY=VALUE`` reaches the stage-1 arguments with JSON-typed values; a misspelt key or a value
     without a key stops before any training, naming the problem."""
     import argparse
@@ -229,11 +229,20 @@ def test_pretraining_takes_other_model_settings_and_refuses_unknown_ones():
 
     args = argparse.Namespace(eval_fraction=0.1, max_eval_samples=200, batch_size=16, learning_rate=1e-3,
                               lr_scheduler_type="cosine", warmup_steps=200, eval_steps=500, seed=0,
-                              vocab_dir="vocab", model=["hidden_size=128"], bf16=True, bulk_steps=10)
+                              vocab_dir="vocab", model=["hidden_size=128"], bf16=True, bulk_steps=10,
+                              use_cpu=False, dataloader_num_workers=0)
     argv = stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
     assert argv[argv.index("--hidden_size") + 1] == "128" and argv[argv.index("--bf16") + 1] == "true"
     args.bf16 = False
     assert "--bf16" not in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
+    # the CPU where there is no NVIDIA GPU (the Trainer would take an Apple GPU, and refuse bf16 there), or when asked
+    monkeypatch.setattr("training.pretrain._cuda_available", lambda: True)
+    assert "--use_cpu" not in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
+    args.use_cpu = True
+    assert "--use_cpu" in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
+    monkeypatch.setattr("training.pretrain._cuda_available", lambda: False)
+    args.use_cpu = False
+    assert "--use_cpu" in stage_argv("bulk", ["c"], [1.0], Path("out"), args, None)
     # the scale part asked of the model is added where counts teach it (stage 2): stage 1's bulk corpora hold none,
     # and run_stage refuses the part there
     args.model = ["predict_protein_scale=true"]
@@ -250,7 +259,8 @@ def test_the_second_cycle_continues_stage_2_on_the_same_held_out_cells_and_the_c
     args = argparse.Namespace(eval_fraction=0.1, max_eval_samples=200, batch_size=16, learning_rate=1e-3,
                               lr_scheduler_type="cosine", warmup_steps=200, eval_steps=500, seed=0, vocab_dir="v",
                               model=[], bf16=True, sc_steps=16000, cosine_min_steps=16000, sc_cycle2_steps=8000,
-                              sc_cycle2_learning_rate=3e-4, gene_panel_probability=0.5)
+                              sc_cycle2_learning_rate=3e-4, gene_panel_probability=0.5,
+                              use_cpu=True, dataloader_num_workers=1)
     first = stage_argv("sc", ["c"], [1.0], Path("out/stage2_sc"), args, Path("out/stage1_bulk"))
     second = stage_argv("sc", ["c"], [1.0], Path("out/stage2_cycle2"), second_cycle_args(args), Path("out/stage2_sc"))
 
@@ -381,3 +391,17 @@ def test_proteins_read_as_unmeasured_are_not_counted_as_trained(tmp_path, tokeni
     stage.mkdir()
     (stage / "run_signature.json").write_text(json.dumps({"proteins_left_at_background": {"s": ["CD45"]}}))
     assert trained_tokens(sets, tokenizer, stage_left_out(stage))["proteins"] == [cd4]
+
+
+def test_a_stage_finished_on_another_device_or_with_a_background_reader_is_reused_but_not_one_trained_otherwise():
+    """Where a stage ran (--use_cpu, the GPU) and whether a background process tokenized its cells change nothing it
+    learnt: a relaunch reuses the finished folder (folders of earlier runs recorded ``--use_cpu true`` and 0 workers);
+    any training setting that differs still refuses it."""
+    from training.pretrain import same_training
+
+    saved = ["--stage", "sc", "--learning_rate", "0.001", "--use_cpu", "true", "--seed", "0",
+             "--dataloader_num_workers", "0"]
+    on_gpu = ["--stage", "sc", "--learning_rate", "0.001", "--seed", "0", "--dataloader_num_workers", "1"]
+    assert same_training(saved, on_gpu)
+    assert not same_training(saved, [a.replace("0.001", "0.002") for a in on_gpu])
+    assert not same_training(saved, on_gpu[:-2] + ["--seed", "1"])
