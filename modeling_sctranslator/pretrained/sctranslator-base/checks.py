@@ -6,7 +6,6 @@ Imports nothing of the package but the mapping report's type, so every other tok
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -239,9 +238,9 @@ def warn_about_duplicates(report: MappingReport) -> None:
     names of one gene (aliases the id tables share)."""
     if not report.n_duplicates:
         return
-    repeated = Counter(report.names)
     same_name = [(a, b) for a, b, _ in report.duplicates if a == b]
     if same_name:
+        repeated = Counter(report.names)
         names = list(dict.fromkeys(a for a, _ in same_name))
         examples = ", ".join(f"{a!r} ({repeated[a]} columns)" for a in names[:5]) + (", ..." if len(names) > 5 else "")
         warnings.warn(
@@ -262,14 +261,11 @@ def warn_about_duplicates(report: MappingReport) -> None:
         )
 
 
-# gene symbols a spreadsheet turned into dates (MARCH1 -> 1-Mar, SEPT9 -> 9-Sep, also Mar-01 / 01-Mar)
-_SPREADSHEET_DATE_RE = re.compile(r"^(?:\d{1,2}-(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|"
-                                  r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-\d{1,2})$", re.IGNORECASE)
 
 
 def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: str = "") -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
-    dates = [name for name in report.unmapped if _SPREADSHEET_DATE_RE.match(name.strip())]
+    dates = report.spreadsheet_dates
     if dates:
         warnings.warn(
             f"{len(dates)} gene names are dates a spreadsheet made of gene symbols ({', '.join(dates[:4])}"
@@ -277,10 +273,9 @@ def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: st
             "back and are left out. Export the table without opening it in a spreadsheet (or rename those columns)",
             InputQualityWarning, stacklevel=3,
         )
-    non_control = [n for n, s in zip(report.names, report.status, strict=True) if s != "control"]
-    if len(non_control) >= 20 and report.mapped_fraction < FEW_MAPPED:
+    if report.n_non_control >= 20 and report.mapped_fraction < FEW_MAPPED:
         warnings.warn(
-            f"only {report.mapped_fraction:.1%} of {len(non_control)} genes map to the vocabulary; predictions "
+            f"only {report.mapped_fraction:.1%} of {report.n_non_control} genes map to the vocabulary; predictions "
             f"from so few genes are unreliable.{human_ensembl_hint(report.unmapped, column_hint)} See the report "
             "(return_report=True) for what did not map.",
             InputQualityWarning, stacklevel=3,

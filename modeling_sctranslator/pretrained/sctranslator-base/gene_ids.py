@@ -63,6 +63,7 @@ import warnings
 from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -250,7 +251,17 @@ def is_control_name(name: str, gene_named: bool = False) -> str | None:
     return None
 
 
+# gene symbols a spreadsheet turned into dates (MARCH1 -> 1-Mar, SEPT9 -> 9-Sep, also Mar-01 / 01-Mar)
+_SPREADSHEET_DATE_RE = re.compile(r"^(?:\d{1,2}-(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|"
+                                  r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)-\d{1,2})$", re.IGNORECASE)
+
+
 # --------------------------------------------------------------------------- report
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # shared by every caller of a cached report: an edit in place would change it
+    return array
+
+
 @dataclass
 class MappingReport:
     """How each input column was mapped. ``token_ids[i]`` is 0 for unmapped/control/duplicate columns.
@@ -258,6 +269,10 @@ class MappingReport:
     ``status`` per column: ``mapped`` (used), ``duplicate`` (maps to a token an earlier column already
     took: dropped, listed in :attr:`duplicates`), ``control`` or ``unmapped``. Every column is in
     exactly one status, so mapped + duplicates + controls + unmapped == all columns.
+
+    A report is not changed after it is built (the tokenizer's cache hands the same one to every call with these
+    names: a training run encodes each corpus's gene list once per batch), so what is derived from the columns is
+    computed once; the arrays it hands out are read-only.
     """
 
     kind: str
@@ -271,14 +286,14 @@ class MappingReport:
     def n_total(self) -> int:
         return len(self.names)
 
-    @property
+    @cached_property
     def columns(self) -> np.ndarray:
         """Indices of the columns used in the encoding, in data order."""
-        return np.flatnonzero(np.asarray(self.status) == "mapped")
+        return _read_only(np.flatnonzero(np.asarray(self.status) == "mapped"))
 
-    @property
+    @cached_property
     def kept_token_ids(self) -> np.ndarray:
-        return self.token_ids[self.columns]
+        return _read_only(self.token_ids[self.columns])
 
     def read_columns(self, learnt_genes: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """The mapped columns a model reads, in data order: all of them, or, for a model that learnt a set of
@@ -290,19 +305,24 @@ class MappingReport:
             return columns
         return columns[np.isin(self.token_ids[columns], np.asarray(learnt_genes, dtype=np.int64))]
 
-    @property
+    @cached_property
     def mapped(self) -> list[str]:
         return [n for n, s in zip(self.names, self.status, strict=True) if s == "mapped"]
 
-    @property
+    @cached_property
     def unmapped(self) -> list[str]:
         return [n for n, s in zip(self.names, self.status, strict=True) if s == "unmapped"]
 
-    @property
+    @cached_property
+    def spreadsheet_dates(self) -> list[str]:
+        """Unmapped names that are dates a spreadsheet made of gene symbols (1-Mar, 9-Sep)."""
+        return [name for name in self.unmapped if _SPREADSHEET_DATE_RE.match(name.strip())]
+
+    @cached_property
     def controls(self) -> list[str]:
         return [n for n, s in zip(self.names, self.status, strict=True) if s == "control"]
 
-    @property
+    @cached_property
     def duplicates(self) -> list[tuple[str, str, int]]:
         """``(dropped column name, name of the first column with that token, token id)``."""
         first: dict[int, str] = {}
@@ -320,21 +340,25 @@ class MappingReport:
     def n_duplicates(self) -> int:
         return self._n_duplicates
 
-    @property
+    @cached_property
     def route_counts(self) -> dict[str, int]:
         """Mapped columns per route (duplicates not counted)."""
         return dict(Counter(r for r, s in zip(self.routes, self.status, strict=True) if s == "mapped"))
 
-    @property
+    @cached_property
     def n_mapped(self) -> int:
         return sum(s == "mapped" for s in self.status)
 
-    @property
+    @cached_property
+    def n_non_control(self) -> int:
+        """Columns that are not controls: the genes or proteins the input names."""
+        return sum(s != "control" for s in self.status)
+
+    @cached_property
     def mapped_fraction(self) -> float:
         """Columns that got a token (used or duplicate) over columns that are not controls."""
-        non_control = sum(s != "control" for s in self.status)
         got = sum(s in ("mapped", "duplicate") for s in self.status)
-        return got / non_control if non_control else 0.0
+        return got / self.n_non_control if self.n_non_control else 0.0
 
     def __post_init__(self) -> None:
         self.token_ids = np.asarray(self.token_ids, dtype=np.int64)
