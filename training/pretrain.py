@@ -275,6 +275,19 @@ def same_training(saved: list[str], argv: list[str]) -> bool:
     return training_part(saved) == training_part(argv)
 
 
+PATH_ARGUMENTS = ("out", "data_dir", "vocab_dir", "stage2_from", "ship")
+
+
+def summary_args(args: argparse.Namespace) -> dict[str, str]:
+    """The run's arguments as its summary records them: published with ``--ship`` (and quoted by the card), so a path
+    is given relative to ``--out`` where it is inside it, else by its last part, never as the user's folders."""
+    from training.run_stage import portable_path
+
+    out = Path(args.out)
+    return {key: (out.resolve().name if key == "out" else portable_path(value, out))
+            if key in PATH_ARGUMENTS and value is not None else str(value) for key, value in vars(args).items()}
+
+
 def run(argv: list[str]) -> tuple[dict[str, Any], float | None]:
     """One stage through run_stage (resumes from its own checkpoints); (summary, seconds). Seconds is None for
     a stage that had finished before this launch without its timing file: it was not timed."""
@@ -671,12 +684,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "samples_bulk": sum(sets[n]["cells_used"] for n in bulk if n in trained_sets),
         "trained_sets": trained_sets,
         "model": previous.get("model") or model_settings(args.model),
-        "args": {k: str(v) for k, v in vars(args).items()},
+        "args": summary_args(args),
         "seconds": {**seconds, "total": None if None in seconds.values() else sum(seconds.values())},
         "stage1": stage1 and {k: stage1.get(k) for k in ("global_step", "train_loss", "eval", "resumed_from")},
         "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at",
                                               "scale_loss_history", "resumed_from")},
-        "stage2_from": args.stage2_from and str(args.stage2_from),
+        "stage2_from": summary_args(args)["stage2_from"] if args.stage2_from else None,
         "stage2_from_args": previous.get("args"),
         "stage2_cycle2": cycle2 and {k: cycle2.get(k) for k in ("global_step", "train_loss", "eval",
                                                                 "scale_loss_history", "resumed_from")},

@@ -864,11 +864,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              and not (cosine_cb and cosine_cb.stopped_at) else None),
         **best_checkpoint_summary(trainer.state, args),
         "scale_head_refit": scale_head_refit,
-        "resumed_from": _portable(resume, output_dir),
+        "resumed_from": portable_path(resume, output_dir),
         "world_size": world_size,
         "metrics_backend": metrics_backend,
         # paths relative to the model folder (the summary is published with it: absolute ones name the user's disk)
-        "corpora": [{"name": m["name"], "dir": _portable(m["dir"], output_dir), "fingerprint": m.get("fingerprint")}
+        "corpora": [{"name": m["name"], "dir": portable_path(m["dir"], output_dir), "fingerprint": m.get("fingerprint")}
                     for m in manifests],
     }
     if trainer.is_world_process_zero():
@@ -879,7 +879,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-def _portable(path: str | os.PathLike[str] | None, output_dir: Path) -> str | None:
+def portable_path(path: str | os.PathLike[str] | None, output_dir: Path) -> str | None:
     """``path`` relative to the model folder where it is inside it (corpora run_stage caches there, its
     checkpoints), else only its last part: a summary published with the model never names the user's folders."""
     if path is None:

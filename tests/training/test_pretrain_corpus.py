@@ -405,3 +405,22 @@ def test_a_stage_finished_on_another_device_or_with_a_background_reader_is_reuse
     assert same_training(saved, on_gpu)
     assert not same_training(saved, [a.replace("0.001", "0.002") for a in on_gpu])
     assert not same_training(saved, on_gpu[:-2] + ["--seed", "1"])
+
+
+def test_the_summary_published_with_the_model_names_no_folder_of_the_users_disk(tmp_path):
+    """pretrain_summary.json ships with the model (and the card quotes --stage2_from): a path inside --out is given
+    relative to it, any other by its last part; the shipped model's own summary keeps to that."""
+    import argparse
+
+    from training.pretrain import summary_args
+
+    out = tmp_path / "runs" / "base"
+    args = argparse.Namespace(out=str(out), data_dir=Path("/home/alice/private/cohort_7/data"),
+                              vocab_dir=Path("/home/alice/tables/vocab"), stage2_from=out / "stage2_sc",
+                              ship=None, seed=0, bf16=True)
+    recorded = summary_args(args)
+    assert recorded == {"out": "base", "data_dir": "data", "vocab_dir": "vocab", "stage2_from": "stage2_sc",
+                        "ship": "None", "seed": "0", "bf16": "True"}
+    shipped = (Path(__file__).resolve().parents[2] / "modeling_sctranslator" / "pretrained" / "sctranslator-base"
+               / "pretrain_summary.json").read_text()
+    assert "/work/" not in shipped and '"/' not in shipped
