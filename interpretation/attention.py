@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .gene_lookup import find_genes
 from .maps import (
     RECIPES,
     VARIANT_RECIPE,
@@ -372,42 +373,26 @@ def _parse_top(genes: Any) -> int | None:
 def locate_genes(
     tokenizer, requested: Sequence[str], window_names: Sequence[str], window_tokens: np.ndarray
 ) -> list[int]:
-    """Indices among the window's genes (:meth:`_Cells.window`) of the ``requested`` genes (by name, else by token).
+    """Indices among the window's genes (:meth:`_Cells.window`) of the ``requested`` genes (by name, else by token),
+    each gene once (:func:`.gene_lookup.find_genes`).
 
     Raises ValueError listing every gene that is not in the vocabulary or not among the window's genes.
     """
     requested = [str(g).strip() for g in requested if str(g).strip()]
     if not requested:
         raise ValueError("the list of genes is empty")
-    by_name = {name: i for i, name in enumerate(window_names)}
-    by_token = {int(t): i for i, t in enumerate(np.asarray(window_tokens).tolist())}
-    report = tokenizer.resolve(requested, kind="gene")
-    positions, not_in_vocab, not_in_data = [], [], []
-    for j, gene in enumerate(requested):
-        if gene in by_name:
-            positions.append(by_name[gene])
-            continue
-        status = report.status[j]
-        token = int(report._dup_tokens[j]) if status in ("mapped", "duplicate") else 0
-        if not token:
-            not_in_vocab.append(gene)
-        elif token in by_token:
-            positions.append(by_token[token])
-        else:
-            not_in_data.append(gene)
+    found = find_genes(tokenizer, requested, window_names, window_tokens)
     problems = []
-    if not_in_vocab:
-        problems.append(f"not in the scTranslator vocabulary: {not_in_vocab}")
-    if not_in_data:
+    if found.not_in_vocab:
+        problems.append(f"not in the scTranslator vocabulary: {found.not_in_vocab}")
+    if found.not_in_data:
         problems.append(
             f"not among the data's genes the model sees (mapped genes; for the compatible model, within the first "
-            f"max_genes): {not_in_data}"
+            f"max_genes): {found.not_in_data}"
         )
     if problems:
-        raise ValueError(f"{len(not_in_vocab) + len(not_in_data)} of {len(requested)} genes cannot be used; "
-                         + "; ".join(problems))
-    seen: set[int] = set()
-    return [p for p in positions if not (p in seen or seen.add(p))]
+        raise ValueError(f"{found.n_problems} of {len(requested)} genes cannot be used; " + "; ".join(problems))
+    return found.positions
 
 
 MODEL_INPUTS = ("input_ids", "input_values", "attention_mask", "protein_ids", "protein_attention_mask")

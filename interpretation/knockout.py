@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .gene_lookup import GeneLookup, find_genes
+
 __all__ = ["KNOCKOUT_SCALE", "KnockoutResult", "knockout_analysis", "knockout_encoding"]
 
 ALL_CELLS = "all"
@@ -193,7 +195,7 @@ def knockout_encoding(
     rna, gene_names = read_rna(rna, gene_names)
     options = {"encoder_inputs": encoder_inputs, "expressed_zero_genes": expressed_zero_genes}
     _, report = tokenizer(rna=rna[:1], gene_names=gene_names, max_length=max_length, return_report=True)
-    ranks = _locate_knockouts(tokenizer, [gene], report.rna)
+    ranks = _locate_knockouts(tokenizer, [gene], report.rna).positions
     builder = _chunk_knockout(tokenizer, rna, 0, rna.shape[0], report.rna, max_length, options)
     return {k: torch.from_numpy(v) for k, v in builder.encode(ranks[0]).items()}
 
@@ -230,50 +232,29 @@ def _knockout_predictions(model, encoded, perturbed: dict[str, np.ndarray], base
     return predictions, changed
 
 
-def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report, options: dict | None = None) -> list[int]:
-    """Ranks (among the data's mapped genes the model reads: :func:`_read_columns`) of the genes to knock out; a
-    clear error lists the bad ones."""
+def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report, options: dict | None = None) -> GeneLookup:
+    """Where the genes to knock out are among the data's mapped genes the model reads (:func:`_read_columns`),
+    each gene once; a clear error lists the bad ones."""
     genes = [str(g).strip() for g in genes if str(g).strip()]
     if not genes:
         raise ValueError("give at least one gene to knock out (--genes TP53,CD4,...)")
     columns = _read_columns(rna_report, options or {})
-    mapped_names = [rna_report.names[c] for c in columns]
-    by_name = {name: i for i, name in enumerate(mapped_names)}
-    by_token = {int(t): i for i, t in enumerate(rna_report.token_ids[columns].tolist())}
-    data_names = set(rna_report.names)
-    duplicate_of = {name: first for name, first, _ in rna_report.duplicates}
-    lookup = tokenizer.resolve(genes, kind="gene")
-    ranks, not_in_vocab, not_in_data = [], [], []
-    for j, gene in enumerate(genes):
-        if gene in by_name:
-            ranks.append(by_name[gene])
-            continue
-        if gene in duplicate_of:
-            not_in_data.append(f"{gene} (a duplicate column of {duplicate_of[gene]}, ignored by the tokenizer)")
-            continue
-        status = lookup.status[j]
-        token = int(lookup._dup_tokens[j]) if status in ("mapped", "duplicate") else 0
-        if token and token in by_token:
-            ranks.append(by_token[token])
-        elif not token:
-            not_in_vocab.append(gene + (" (a data column that does not map)" if gene in data_names else ""))
-        else:
-            not_in_data.append(gene)
-    if not_in_vocab or not_in_data:
+    duplicate_columns = {name: f"a duplicate column of {first}, ignored by the tokenizer"
+                         for name, first, _ in rna_report.duplicates}
+    found = find_genes(tokenizer, genes, [rna_report.names[c] for c in columns], rna_report.token_ids[columns],
+                       refused=duplicate_columns)
+    if found.n_problems:
+        data_names = set(rna_report.names)
+        not_in_vocab = [g + (" (a data column that does not map)" if g in data_names else "")
+                        for g in found.not_in_vocab]
         parts = []
-        if not_in_data:
+        if found.not_in_data:
             parts.append(f"not among the data's genes the model reads (its gene layout, when it records one, or the "
-                         f"genes it learnt): "
-                         f"{not_in_data}")
+                         f"genes it learnt): {found.not_in_data}")
         if not_in_vocab:
             parts.append(f"not in the scTranslator vocabulary: {not_in_vocab}")
-        raise ValueError(
-            f"{len(not_in_vocab) + len(not_in_data)} of {len(genes)} knockout genes cannot be used: "
-            + "; ".join(parts)
-        )
-    if len(set(ranks)) != len(ranks):
-        raise ValueError(f"the knockout genes {genes} name the same gene twice")
-    return ranks
+        raise ValueError(f"{found.n_problems} of {len(genes)} knockout genes cannot be used: " + "; ".join(parts))
+    return found
 
 
 @dataclass
@@ -349,8 +330,10 @@ class _EffectSums:
         self.changed[g] += onehot.T @ (np.abs(diff) > self.tolerance)
         self.perturbed[g] += onehot.T @ perturbed.astype(np.float64)
 
-    def table(self, genes: Sequence[str], groups: Sequence[str], proteins: Sequence[str]):
-        """The long effects table, one row per (gene, protein, group)."""
+    def table(self, genes: Sequence[str], groups: Sequence[str], proteins: Sequence[str],
+              genes_read: Sequence[str | None]):
+        """The long effects table, one row per (gene, protein, group); ``gene_read``: the vocabulary's name of the
+        gene each row's name reached (``CD8A`` for ``Leu2``)."""
         import pandas as pd
 
         n = self.count[:, None]
@@ -361,19 +344,20 @@ class _EffectSums:
         # identical cells leave a rounding residue in sum-of-squares - n*mean^2: treat an sd that small as 0
         base_sd = np.where(base_sd > 1e-6 * np.abs(base_mean) + 1e-12, base_sd, np.where(n > 1, 0.0, np.nan))
         rows = []
-        for g, gene in enumerate(genes):
+        for g, (gene, read) in enumerate(zip(genes, genes_read, strict=True)):
             mean_diff = self.diff_sum[g] / cells
             with np.errstate(divide="ignore", invalid="ignore"):
                 standardized = np.where(base_sd > 0, mean_diff / base_sd, np.nan)
             for k, group in enumerate(groups):
                 for p, protein in enumerate(proteins):
                     rows.append((
-                        gene, protein, group, int(self.count[k]), base_mean[k, p], self.ko_sum[g, k, p] / cells[k, 0],
-                        mean_diff[k, p], base_sd[k, p], standardized[k, p], self.abs_sum[g, k, p] / cells[k, 0],
-                        self.changed[g, k, p] / cells[k, 0], self.perturbed[g, k] / cells[k, 0],
+                        gene, read, protein, group, int(self.count[k]), base_mean[k, p],
+                        self.ko_sum[g, k, p] / cells[k, 0], mean_diff[k, p], base_sd[k, p], standardized[k, p],
+                        self.abs_sum[g, k, p] / cells[k, 0], self.changed[g, k, p] / cells[k, 0],
+                        self.perturbed[g, k] / cells[k, 0],
                     ))
         table = pd.DataFrame(rows, columns=[
-            "gene", "protein", "group", "n_cells", "mean_unperturbed", "mean_knockout", "mean_diff",
+            "gene", "gene_read", "protein", "group", "n_cells", "mean_unperturbed", "mean_knockout", "mean_diff",
             "sd_unperturbed", "standardized_effect", "mean_abs_diff", "frac_changed", "frac_perturbed",
         ])
         table["scale"] = KNOCKOUT_SCALE  # in every row: the CSV alone says what the differences are on
@@ -460,7 +444,7 @@ def knockout_analysis(
     request = protein_request(config, targets, protein_context)  # maybe with others, their predictions dropped
     warn_if_passes_scaled_apart(config, len(request.token_ids), "knock-out effects are differences of the per-cell "
                                 "scaled predictions")
-    sums = _EffectSums(len(genes), len(groups), n_prot, tolerance)
+    sums = genes_read = None  # sized once the genes are found (a gene named twice is analysed once)
 
     bar = _progress(progress, "knockout", n_cells)
     ranks = None
@@ -477,7 +461,10 @@ def knockout_analysis(
             )
         constant += report.constant_rna_cells
         if ranks is None:
-            ranks = _locate_knockouts(tokenizer, genes, report.rna, options)  # errors before any model work
+            found = _locate_knockouts(tokenizer, genes, report.rna, options)  # errors before any model work
+            ranks, genes = found.positions, found.kept
+            sums = _EffectSums(len(genes), len(groups), n_prot, tolerance)
+            genes_read = tokenizer.convert_ids_to_genes(found.tokens)
         builder = _chunk_knockout(tokenizer, rna, start, stop, report.rna, config.max_genes, options,
                                   reading.get("rna_reading"))
         onehot = np.zeros((stop - start, len(groups)))
@@ -495,7 +482,7 @@ def knockout_analysis(
         bar(stop - start)
     warn_constant_cells(constant, n_cells, "RNA", stacklevel=2)
 
-    effects = sums.table(genes, groups, targets.names)
+    effects = sums.table(genes, groups, targets.names, genes_read)
     unexpressed = [gene for g, gene in enumerate(genes) if sums.perturbed[g, 0] == 0]
     if unexpressed:  # exactly zero effects: correct, but easy to read as "no influence"
         warnings.warn(f"{len(unexpressed)} of {len(genes)} knocked-out genes are read in none of these cells "

@@ -212,7 +212,8 @@ def write_knockout(result, out_dir: str | Path, table_format: str = "csv", plots
                    overwrite: bool = False) -> list[Path]:
     """Write a :class:`~.knockout.KnockoutResult` as the folder ``out_dir``; returns the files.
 
-    * ``knockout_effects.csv``: long table (gene, protein, group, n_cells, means, mean_diff,
+    * ``knockout_effects.csv``: long table (gene as given, gene_read: the vocabulary's name of the gene it reached,
+      protein, group, n_cells, means, mean_diff,
       sd_unperturbed, standardized_effect, mean_abs_diff, frac_changed, frac_perturbed, and ``scale``: the
       scale of the predictions compared, :data:`~.knockout.KNOCKOUT_SCALE`);
     * ``knockout_standardized_effect.csv`` / ``knockout_mean_diff.csv``: genes × proteins, all cells;

@@ -131,3 +131,32 @@ def test_knock_outs_over_several_decoder_passes_say_their_scales_differ(tokenize
         warnings.simplefilter("always")
         knockout_analysis(model(True), tokenizer, with_unmapped, PROTEINS, gene_names[1:3], chunk_size=10)
     assert not any("decoder passes" in str(w.message) for w in caught)
+
+
+def test_a_gene_asked_for_under_two_names_is_knocked_out_once_and_the_table_names_the_gene_read(tokenizer,
+                                                                                                 gene_names, files):
+    """Knockout refused two names of one gene ("name the same gene twice") where attention merged them: both now
+    analyse the gene once, under the name given first, and say so; the table's gene_read column gives the
+    vocabulary's name of the gene each name reached (a mouse symbol, an alias: the gene whose column was zeroed)."""
+    from interpretation.attention import locate_genes
+
+    with_unmapped, _, _ = files
+    other_name = gene_names[3].capitalize()  # NOC2L as a mouse symbol, Noc2l: one token
+    assert other_name != gene_names[3]
+    with pytest.warns(UserWarning, match=rf"1 of the genes asked for name a gene already asked for "
+                                         rf"\('{other_name}' = '{gene_names[3]}'"):
+        result = knockout_analysis(model(True), tokenizer, with_unmapped, PROTEINS,
+                                   [gene_names[3], other_name, gene_names[11]], chunk_size=10)
+    assert result.genes == [gene_names[3], gene_names[11]]
+    effects = result.effects
+    assert list(effects.columns[:3]) == ["gene", "gene_read", "protein"]
+    assert set(effects["gene"]) == {gene_names[3], gene_names[11]}
+    assert (effects.loc[effects["gene"] == gene_names[3], "gene_read"] == gene_names[3]).all()
+    alone = quiet(knockout_analysis, model(True), tokenizer, with_unmapped, PROTEINS, [other_name], chunk_size=10)
+    assert (alone.effects["gene_read"] == gene_names[3]).all() and (alone.effects["gene"] == other_name).all()
+    numbers = ["mean_diff", "mean_abs_diff", "frac_perturbed"]
+    np.testing.assert_allclose(alone.effects[numbers].to_numpy(),
+                               effects.loc[effects["gene"] == gene_names[3], numbers].to_numpy(), atol=1e-6)
+    with pytest.warns(UserWarning, match="name a gene already asked for"):  # attention: the same rule, one position
+        assert locate_genes(tokenizer, [gene_names[3], other_name], gene_names, np.asarray(
+            tokenizer.convert_genes_to_ids(gene_names))) == [3]
