@@ -417,10 +417,9 @@ class _Cells:
 
     def _encode(self, start: int, stop: int):
         from modeling_sctranslator.inference import cell_rows, encoding_options
-        from tokenization.scaling import CONSTANT_CELLS
+        from tokenization.scaling import constant_cells_counted_apart
 
-        with warnings.catch_warnings():  # each chunk's count ("10 of 256 cells", "20 of 244"): said once, in total
-            warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+        with constant_cells_counted_apart():
             encoded, report = self.tokenizer(
                 rna=cell_rows(self.rna, start, stop), gene_names=self.gene_names, proteins=self.protein_ids,
                 **self.reading,

@@ -415,7 +415,7 @@ def knockout_analysis(
         warn_if_passes_scaled_apart,
         with_layer,
     )
-    from tokenization.scaling import CONSTANT_CELLS, warn_constant_cells
+    from tokenization.scaling import constant_cells_counted_apart, warn_constant_cells
 
     from .attention import _progress
 
@@ -452,8 +452,7 @@ def knockout_analysis(
     constant = 0
     for start in range(0, n_cells, chunk_size):
         stop = min(start + chunk_size, n_cells)
-        with warnings.catch_warnings():  # each chunk's count ("10 of 256 cells", "20 of 244"): said once, in total
-            warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+        with constant_cells_counted_apart():
             encoded, report = tokenizer(
                 rna=cell_rows(rna, start, stop), gene_names=gene_names, proteins=request.token_ids, **reading,
                 max_length=config.max_genes, protein_max_length=max(len(request.token_ids), 1), truncation="first",

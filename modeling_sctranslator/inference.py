@@ -31,7 +31,7 @@ from tokenization.checks import (
 )
 from tokenization.gene_ids import ABSEQ_LABEL_RE
 from tokenization.matrix import BULK_DETECTED_GENES, Matrix, ValueReading, check_numeric_columns, detected_per_row
-from tokenization.scaling import CONSTANT_CELLS, SCALE_FLOOR, scale_between, warn_constant_cells
+from tokenization.scaling import SCALE_FLOOR, constant_cells_counted_apart, scale_between, warn_constant_cells
 from tokenization.value_kinds import clr_counts, protein_transform_for, value_kind
 
 from .default_model import DEFAULT_MODEL_DIR
@@ -545,11 +545,7 @@ def predict_proteins(
     reading = reading_options(tokenizer, rna, chunk_size)  # one for every chunk
     bar = progress_bar(progress, n_cells)
     constant_rna = constant_measured = 0
-    # one catch around every chunk: inside it the once-per-place rule holds. Like any catch_warnings it sets the
-    # process's filters, so predictions running in threads of one process may see each other's filter
-    with warnings.catch_warnings():
-        # each chunk's count, said once for all below (by message: a saved folder's tokenizer has its own class)
-        warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+    with constant_cells_counted_apart():  # around every chunk: inside it, the once-per-place rule of warnings holds
         for start in range(0, n_cells, chunk_size):
             stop = min(start + chunk_size, n_cells)
             protein_spec = (cell_rows(targets.values, start, stop) if targets.values is not None

@@ -4,11 +4,13 @@ the formula, :func:`scale_rows` applies it to the rows of a matrix)."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["CONSTANT_CELLS", "SCALE_FLOOR", "ConstantCellWarning", "scale_between", "scale_rows",
-           "warn_constant_cells"]
+__all__ = ["CONSTANT_CELLS", "SCALE_FLOOR", "ConstantCellWarning", "constant_cells_counted_apart", "scale_between",
+           "scale_rows", "warn_constant_cells"]
 
 SCALE_FLOOR = 1e-8
 
@@ -18,6 +20,17 @@ class ConstantCellWarning(UserWarning):
 
 
 CONSTANT_CELLS = r"\d+ of \d+ cells have constant "  # the start of every such warning (to filter them by)
+
+
+@contextmanager
+def constant_cells_counted_apart() -> Iterator[None]:
+    """Hold back the constant-cell warnings of the tokenizer calls inside: a caller that encodes its cells in chunks
+    counts them itself and says it once, in total (:func:`warn_constant_cells`), where each chunk would say its own
+    ("10 of 256 cells", then "20 of 244"). Filtered by message: a saved folder's tokenizer has its own warning class.
+    Like any ``catch_warnings`` it sets the process's filters (threads of one process share them)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=CONSTANT_CELLS)
+        yield
 
 
 def warn_constant_cells(n_constant: int, n_cells: int, side: str, over: str = "", stacklevel: int = 3) -> None:
