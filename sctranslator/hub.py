@@ -28,19 +28,20 @@ __all__ = [
     "resolve_model_folder",
 ]
 
-REQUIRED_FILES = {
+_MODEL_FILES = {
     "config.json": "the model configuration",
     "model.safetensors": "the weights",
     "configuration_sctranslator.py": "the model code (for trust_remote_code)",
     "modeling_sctranslator.py": "the model code (for trust_remote_code)",
     "favor_attention.py": "the model code (for trust_remote_code)",
+}
+# what a folder converted without the original id tables lacks (it has a model and no tokenizer)
+_TOKENIZER_FILES = {
     "preprocessor_config.json": "the gene tokenizer's settings",
     "gene_vocab.json": "the gene vocabulary",
     "tokenization_sctranslator.py": "the tokenizer code (for trust_remote_code)",
 }
-
-
-_TOKENIZER_FILES = frozenset({"preprocessor_config.json", "gene_vocab.json", "tokenization_sctranslator.py"})
+REQUIRED_FILES = {**_MODEL_FILES, **_TOKENIZER_FILES}
 
 
 class FolderProblem(ValueError):
@@ -95,7 +96,7 @@ def check_model_folder(folder: str | os.PathLike[str], require_card: bool = Fals
         required["README.md"] = "the model card"
     absent = [name for name in required if not (folder / name).is_file()]
     if absent:
-        tokenizer_only = set(absent) <= _TOKENIZER_FILES
+        tokenizer_only = set(absent) <= set(_TOKENIZER_FILES)
         raise FolderProblem(f"{folder} lacks {', '.join(f'{name} ({required[name]})' for name in absent)}"
                             + ("; it has a model but no tokenizer, as convert-original writes without --id-tables: "
                                "convert again with --id-tables DIR (the original id tables)" if tokenizer_only else ""))
