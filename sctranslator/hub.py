@@ -161,20 +161,23 @@ def push_model_folder(
 
 
 _LOADING_CALLS = ('pipeline("protein-prediction"', "from_pretrained(", "hf_hub_download(", "--model ")
-_CARD_MODEL_RE = re.compile(r'pipeline\("protein-prediction", model="([^"]+)"\)')
+_CARD_MODEL_RE = re.compile(r'pipeline\("protein-prediction", model="([^"]+)"\)|--model (\S+) ')
+# the default model's card loads it with no model named (the package's default): on the Hub it must name the repo
+_CARD_DEFAULT_PIPELINE = 'pipeline("protein-prediction")  # no model named: the package\'s default, this one'
 
 
 def card_for_repo(card: str, repo_id: str) -> str:
     """The model card with its usage lines naming ``repo_id``: a card is written where the model is saved, naming
     that folder (``model="ft"``, ``--model ft``), which on the Hub loads nothing."""
     found = _CARD_MODEL_RE.search(card)
-    if found is None or found.group(1) == repo_id:
+    if found is None:
         return card
-    name = found.group(1)
+    name = found.group(1) or found.group(2)
     lines = card.splitlines(keepends=True)
     for i, line in enumerate(lines):  # only where the name loads the model: a folder named "scaled" is also a layer
         if any(call in line for call in _LOADING_CALLS):
-            lines[i] = line.replace(f'"{name}"', f'"{repo_id}"').replace(f"--model {name} ", f"--model {repo_id} ")
+            lines[i] = (line.replace(f'"{name}"', f'"{repo_id}"').replace(f"--model {name} ", f"--model {repo_id} ")
+                        .replace(_CARD_DEFAULT_PIPELINE, f'pipeline("protein-prediction", model="{repo_id}")'))
     return "".join(lines)
 
 

@@ -471,6 +471,8 @@ def wall_time_text(summary: dict[str, Any]) -> str:
 
 
 def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_data, render_card) -> None:
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME
+
     sets = []
     for set_name, info in cells["sets"].items():
         notes = []
@@ -521,6 +523,8 @@ def _render_card(folder: Path, name: str, model, tokens, cells, summary, card_da
         n_single_cell=sum(s["kind"] == "single_cell" for s in sets), n_bulk=sum(s["kind"] == "bulk" for s in sets),
         procedure=procedure, eval_rows=rows, eval_fraction_pct=round(100 * float(args["eval_fraction"])),
         max_eval_samples=args.get("max_eval_samples"), repo_or_path=name, bulk_r_after_stage1=_stage1_bulk_r(s1),
+        # the package's default is loaded with no model named: transformers looks a name up on the Hub first
+        package_default=name == DEFAULT_MODEL_NAME,
     )
     card.save(folder / "README.md")
 

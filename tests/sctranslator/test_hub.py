@@ -198,6 +198,20 @@ def test_the_cards_folder_name_is_replaced_only_where_it_loads_the_model():
     assert '"scaled", trust_remote_code' not in pushed
 
 
+def test_the_default_models_card_loads_it_without_naming_it_and_names_the_repo_once_pushed():
+    """The shipped card said pipeline("protein-prediction", model="sctranslator-base"), which transformers looks up
+    on the Hub (no such repo): locally it loads the default with no model named; pushed, it names the repo."""
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+    from sctranslator.hub import card_for_repo
+
+    card = (DEFAULT_MODEL_DIR / "README.md").read_text()
+    assert 'pipeline("protein-prediction")  #' in card and 'model="sctranslator-base"' not in card
+    pushed = card_for_repo(card, "lab/sctranslator-base")
+    assert 'pipeline("protein-prediction", model="lab/sctranslator-base")' in pushed
+    assert 'pipeline("protein-prediction")' not in pushed and "--model lab/sctranslator-base --rna" in pushed
+    assert 'from_pretrained("lab/sctranslator-base", trust_remote_code=True)' in pushed
+
+
 def test_a_token_in_place_of_its_variable_or_an_unset_variable_stops_before_anything_is_written(
         hub, fixtures_dir, vocab_dir, tmp_path, capsys, monkeypatch):
     """`push --token hf_...` is argparse's abbreviation of --token-env: the token became a variable name, unset, so
