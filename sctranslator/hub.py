@@ -67,20 +67,12 @@ def _check_safetensors(path: Path) -> None:
         raise FolderProblem(f"{path.name} in {path.parent} holds no tensors")
 
 
-_RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w*)\s+import\s+([\w, ()]+)", re.MULTILINE)
-
-
 def missing_code_modules(folder: Path) -> list[str]:
     """The ``.py`` files the folder's code imports relatively (``from .encoders import ...``) that it lacks: the
     fixed list of required files does not follow what the copied tokenizer and model code import."""
-    wanted: set[str] = set()
-    for source in folder.glob("*.py"):
-        for module, names in _RELATIVE_IMPORT.findall(source.read_text(encoding="utf-8", errors="replace")):
-            if module:
-                wanted.add(f"{module}.py")
-            else:  # from . import a, b
-                wanted.update(f"{n.strip()}.py" for n in names.strip("() ").split(",") if n.strip())
-    return sorted(name for name in wanted if not (folder / name).is_file())
+    from training.published import imported_code
+
+    return sorted(name for name in imported_code(folder) if not (folder / name).is_file())
 
 
 def check_model_folder(folder: str | os.PathLike[str], require_card: bool = False) -> dict[str, Any]:
@@ -129,11 +121,11 @@ def push_model_folder(
     api: Any = None,
 ) -> list[str]:
     """Upload a complete model folder to ``repo_id``; returns the uploaded file names (those a saved model is made
-    of: :func:`training.trainer.publishable_files`; other files in the folder stay local, with a warning)."""
+    of: :func:`training.published.publishable_files`; other files in the folder stay local, with a warning)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from training.trainer import publishable_files
+    from training.published import publishable_files
 
     folder = Path(folder)
     check_model_folder(folder, require_card=True)

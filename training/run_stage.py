@@ -51,9 +51,9 @@ from training.data import (
     teaches_protein_scale,
 )
 from training.model_card import write_model_card
+from training.published import RUN_SIGNATURE
 from training.scale_head_refit import collect_head_inputs, refit_scale_head
 from training.trainer import (
-    RUN_SIGNATURE,
     CheckpointCompleteCallback,
     CorpusMeanEarlyStopping,
     CosineSimilarityStopCallback,

@@ -10,7 +10,6 @@ import random
 import re
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traine
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
 from modeling_sctranslator.metrics import protein_prediction_metrics
+from training.published import TRAINING_ARGS_FILE, publishable_files
 
 logger = logging.getLogger(__name__)
 
@@ -52,44 +52,6 @@ class NonFiniteLossError(FloatingPointError):
             f"{' ...' if len(cells) > 8 else ''}. Check those cells for extreme values, lower the learning "
             "rate, or resume from the last checkpoint (it was written before this step)."
         )
-
-
-# files of a stage's output folder that stay local: the cells each step trained on, the resume record (it holds
-# this machine's paths), the Trainer's pickled arguments (this machine's paths; a pickle the Hub flags as unsafe)
-RUN_SIGNATURE = "run_signature.json"
-TRAINING_ARGS_FILE = "training_args.bin"
-NOT_PUBLISHED = ("example_ids.tsv", RUN_SIGNATURE, TRAINING_ARGS_FILE)
-# what a model folder publishes, named one by one: the model, its tokenizer, the card and the run's summaries, with
-# the code of both (PUBLISHED_CODE). Anything else a user keeps there (their cells, notes) stays on their machine.
-PUBLISHED_FILES = frozenset({
-    "config.json", "model.safetensors", "model.safetensors.index.json", "preprocessor_config.json",
-    "tokenizer_config.json", "special_tokens_map.json", "gene_vocab.json", "gene_layout.json", "trained_tokens.json",
-    "README.md", "pretrain_summary.json", "training_summary.json",
-})
-_WEIGHT_SHARD_RE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
-# the modules save_pretrained copies beside the weights for trust_remote_code: those of the model and tokenizer
-PUBLISHED_CODE = frozenset(
-    path.name for package in ("modeling_sctranslator", "tokenization")
-    for path in (Path(__file__).resolve().parents[1] / package).glob("*.py") if path.name != "__init__.py")
-
-
-def _is_published(name: str) -> bool:
-    return name in PUBLISHED_FILES or name in PUBLISHED_CODE or bool(_WEIGHT_SHARD_RE.match(name))
-
-
-def publishable_files(folder: str | os.PathLike[str]) -> list[str]:
-    """The files of a model folder that go to the Hub: its top-level files that a saved model, tokenizer, card or
-    run summary is made of (an allow-list: the folder's other files, such as a user's cells or notes, never go, and
-    a warning names them; hidden files and the run's own logs go unnamed); the one list for run_stage's
-    ``--push_to_hub`` and ``sctranslator push``."""
-    names = sorted(p.name for p in Path(folder).iterdir() if p.is_file())
-    others = [name for name in names if not _is_published(name) and not name.startswith(".")
-              and name not in NOT_PUBLISHED]
-    if others:  # a user's cells or notes kept beside the model are not the model's to publish
-        warnings.warn(f"{len(others)} file(s) in {folder} are not part of a model folder and are not uploaded: "
-                      f"{', '.join(others)} (upload one on purpose with huggingface_hub's upload_file)",
-                      UserWarning, stacklevel=3)
-    return [name for name in names if _is_published(name)]
 
 
 @contextlib.contextmanager

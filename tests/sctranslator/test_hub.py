@@ -254,3 +254,25 @@ def test_a_folder_from_a_newer_release_is_refused_by_automodel_too(tmp_path):
     with pytest.raises(ValueError, match=r"saved by a newer sctranslator \(folder format 99; this version reads "
                                          r"formats up to 3\): upgrade sctranslator"):
         AutoModel.from_pretrained(folder)
+
+
+def test_a_module_the_folders_code_imports_is_published_even_when_this_version_has_no_such_module(tmp_path):
+    """The code files published were this package's module names: a folder saved by a version whose module was since
+    renamed (its modeling code imports .old_helpers) pushed without it and did not load from the Hub. What the
+    folder's model and tokenizer code imports goes too; a user's script beside it (importing nothing) stays."""
+    import shutil
+
+    from modeling_sctranslator.default_model import DEFAULT_MODEL_DIR
+    from training.published import publishable_files
+
+    folder = tmp_path / "saved_by_an_earlier_version"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    modeling = folder / "modeling_sctranslator.py"
+    modeling.write_text(modeling.read_text() + "\nfrom .old_helpers import helper  # noqa\n")
+    (folder / "old_helpers.py").write_text("from .renamed_since import x  # noqa\n\nhelper = 1\n")
+    (folder / "renamed_since.py").write_text("x = 2\n")
+    (folder / "analysis.py").write_text("print('mine')\n")
+    with pytest.warns(UserWarning, match=r"1 file\(s\) .* not uploaded: analysis.py"):
+        files = publishable_files(folder)
+    assert {"old_helpers.py", "renamed_since.py", "modeling_sctranslator.py"} <= set(files)
+    assert "analysis.py" not in files
