@@ -231,6 +231,19 @@ def _kept_counts(rna, counts_only: bool = True):
     return None
 
 
+def _protein_counts_kept(prot):
+    """(where, matrix) of the antibody counts a protein file keeps beside a normalised X (a counts layer, else a
+    ``.raw`` of the same columns), or None."""
+    for layer in COUNT_LAYERS:
+        if layer in prot.layers and value_kind(_nonzero_sample(prot.layers[layer])) == "counts":
+            return f"layers[{layer!r}]", prot.layers[layer]
+    raw = prot.raw
+    if (raw is not None and list(raw.var_names) == list(prot.var_names)
+            and value_kind(_nonzero_sample(raw.X)) == "counts"):
+        return ".raw", raw.X
+    return None
+
+
 def _counts_for_scaled_rna(rna, corpus: str):
     """``rna`` itself, or, when its X holds no counts but the file keeps them beside it (a counts layer, else
     ``.raw``), an AnnData of those counts, with a warning. Centred or scaled values (negative: ``sc.pp.scale``,
@@ -449,6 +462,14 @@ def build_corpus(
     values_all = _dense_rows(protein_x).astype(np.float32)
     finite = values_all[~np.isnan(values_all)]
     protein_kind = value_kind(finite)
+    kept = _protein_counts_kept(prot) if protein_kind != "counts" else None
+    if kept is not None:  # an ADT file as muon/Seurat write it: CLR or log1p in X, the counts beside it
+        where, counts = kept
+        logger.warning("corpus %s: the protein X holds %s values, not counts; trained on its %s instead (counts give "
+                       "the log1p-count output and the check for antibodies at background)", source.name,
+                       protein_kind, where)
+        values_all = _dense_rows(counts).astype(np.float32)
+        protein_kind = "counts"
     recovered = clr_counts(values_all) if protein_kind == "log" else None
     if recovered is not None:  # CLR-normalised ADT: trained on the panel's own counts, as the raw file would be
         values_all = recovered[0].astype(np.float32)

@@ -152,6 +152,30 @@ def test_a_corpus_of_clr_normalised_adt_trains_on_its_counts(tmp_path, tokenizer
                 np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[keep[r["row"]]])
 
 
+@pytest.mark.parametrize("normalised", ["centred_clr", "log1p"])
+def test_a_protein_file_with_its_counts_in_a_layer_trains_on_them(tmp_path, tokenizer, data_dir, normalised):
+    """An ADT file as muon or Seurat writes it, X normalised (per-cell centred CLR: signed; or log1p) and the counts
+    in layers['counts']: training read X alone, so the model lost its log1p-count output and the background check.
+    The corpus holds the layer's counts, as the RNA side already took its counts layer."""
+    import anndata as ad
+
+    from training.corpus import build_corpus, find_source
+
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    counts = adt.X.toarray().astype(np.float32)
+    logged = np.log1p(counts)
+    adt.X = logged - logged.mean(axis=1, keepdims=True) if normalised == "centred_clr" else logged
+    adt.layers["counts"] = counts
+    adt.write_h5ad(tmp_path / "layer_adt.h5ad")
+    ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad").write_h5ad(tmp_path / "layer_rna.h5ad")
+    build_corpus(find_source(tmp_path / "layer"), tmp_path / "corpus", tokenizer, num_shards=1)
+    m = load_manifest(tmp_path / "corpus")
+    assert m["protein_values_kind"] == "counts"
+    rows = pq.read_table(tmp_path / "corpus" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
+    for r in rows:
+        np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
+
+
 def test_eval_cells_are_the_held_out_split(corpora):
     m = load_manifest(corpora["eccite"])
     held_out = EvalCells(m, 0)
