@@ -466,7 +466,7 @@ def check_start_model(name: str | None) -> None:
 
 
 # what a run writes into its output folder before anything else (the corpus cache, then the run's signature) ...
-RUN_MARKERS = (RUN_SIGNATURE, "training_summary.json")
+RUN_MARKERS = (RUN_SIGNATURE,)
 # ... and the files of the model it saves there, which would replace a folder's own
 MODEL_FOLDER_FILES = ("model.safetensors", "config.json", "README.md", "preprocessor_config.json",
                       "tokenizer_config.json", "gene_vocab.json", "pytorch_model.bin")
@@ -475,8 +475,9 @@ MODEL_FOLDER_FILES = ("model.safetensors", "config.json", "README.md", "preproce
 def check_output_dir(output_dir: Path, start_model: str | None) -> None:
     """Refuse an ``--output_dir`` whose files a run would replace: the start model's own folder (its weights and
     card would be overwritten by the fine-tuned ones), or a folder no run wrote that holds a model's files (a
-    model, a card). A run's folder (its signature, checkpoints or summary) is resumed or refused by
-    :func:`check_same_run` as before; other files (a log redirected there) are left alone."""
+    model, a card; a model folder downloaded from the Hub has its training summary but no signature). A run's folder
+    (its signature or checkpoints) is resumed or refused by :func:`check_same_run`; other files (a log redirected
+    there) are left alone."""
     if start_model and Path(start_model).is_dir() and output_dir.exists() \
             and output_dir.resolve() == Path(start_model).resolve():
         raise SystemExit(f"--output_dir {output_dir} is the folder of --model_name_or_path: the run would overwrite "
@@ -537,6 +538,13 @@ def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, An
     run's card. A fresh run records its signature (:data:`RUN_SIGNATURE`) for later relaunches; folders written
     before it resume as before."""
     if resume is None:
+        finished = output_dir / RUN_SIGNATURE
+        if finished.is_file() and (output_dir / "model.safetensors").is_file():  # a finished run, checkpoints gone
+            differs = _signature_differences(json.loads(finished.read_text()), signature)
+            if differs:
+                raise SystemExit(
+                    f"{output_dir} holds the model of another finished run ({differs}): training here would replace "
+                    "its weights and card. Give a new --output_dir, or delete that folder to train there again")
         if args.process_index == 0:
             output_dir.mkdir(parents=True, exist_ok=True)
             with atomic_output_file(output_dir / RUN_SIGNATURE, overwrite=True) as staging:
@@ -545,19 +553,23 @@ def check_same_run(output_dir: Path, resume: str | None, signature: dict[str, An
     recorded_path = Path(resume).parent / RUN_SIGNATURE
     if not recorded_path.is_file():
         return
-    recorded = json.loads(recorded_path.read_text())
-    # keys added later compare with what runs recorded before them did: their default
-    recorded = {**SIGNATURE_DEFAULTS, **recorded}
-    differs = [key for key in signature if key in recorded and recorded[key] != signature[key]]
-    if differs:
-        details = "; ".join(f"{key}: {recorded[key]} there, {signature[key]} now" for key in differs)
+    details = _signature_differences(json.loads(recorded_path.read_text()), signature)
+    if details:
         raise SystemExit(
             f"{Path(resume).parent} holds checkpoints of another run ({details}): resuming would continue that run's "
             "weights and optimiser as if they were this one's. Give a new --output_dir, or delete its "
             f"checkpoint-* folders (and {RUN_SIGNATURE}) to start over there"
             + ("; a run started before antibodies at background were left out resumes with "
-               "--train_background_proteins" if "proteins_left_at_background" in differs else "")
+               "--train_background_proteins" if "proteins_left_at_background:" in details else "")
         )
+
+
+def _signature_differences(recorded: dict[str, Any], signature: dict[str, Any]) -> str:
+    """What differs between a recorded run signature and this run's, in words ("" when nothing does); keys added
+    later compare with what runs recorded before them did: their default."""
+    recorded = {**SIGNATURE_DEFAULTS, **recorded}
+    differs = [key for key in signature if key in recorded and recorded[key] != signature[key]]
+    return "; ".join(f"{key}: {recorded[key]} there, {signature[key]} now" for key in differs)
 
 
 def finished_summary(output_dir: Path, step: int) -> dict[str, Any] | None:

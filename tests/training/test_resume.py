@@ -192,3 +192,27 @@ def test_evaluating_during_training_leaves_the_training_unchanged(tmp_path, data
     assert evaluated["loss_history"] == plain["loss_history"]
     a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "evaluated" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_model_folder_without_checkpoints_is_not_trained_over(tmp_path, corpora, vocab_dir):
+    """A copy of a finished run's folder with its checkpoints deleted (or a model folder downloaded from the Hub,
+    which has the run's training_summary.json but no signature) was trained over with other data, its weights and
+    card replaced without a word. Refused now; the same run relaunched there still trains."""
+    import shutil
+
+    out = tmp_path / "run"
+    _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 2)
+    for checkpoint in out.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit, match=r"holds the model of another finished run \(corpora: .*tenx_pbmc10k_s200.* "
+                                         r"there, .*eccite_ctcl.* now\).*new --output_dir"):
+        _tiny_run(corpora["eccite_ctcl"], vocab_dir, out, 2)
+    assert (out / "model.safetensors").read_bytes() == weights
+    downloaded = tmp_path / "downloaded"
+    shutil.copytree(out, downloaded, ignore=shutil.ignore_patterns("run_signature.json", "corpora"))
+    with pytest.raises(SystemExit, match=r"holds files that no training run wrote and this one would replace"):
+        _tiny_run(corpora["eccite_ctcl"], vocab_dir, downloaded, 2)
+    assert (downloaded / "model.safetensors").read_bytes() == weights
+    again = _tiny_run(corpora["tenx_pbmc10k_s200"], vocab_dir, out, 2)  # the same run: trains there again
+    assert again["global_step"] == 2
