@@ -40,7 +40,7 @@ from modeling_sctranslator.inference import check_vocab_compatible, warn_if_emul
 from tokenization.atomic_io import atomic_output_file
 from tokenization.hgnc import HGNC_OPTION_HELP, hgnc_option
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
-from training.corpus import CorpusError, load_manifest, prepare_corpus
+from training.corpus import MANIFEST, CorpusError, find_source, load_manifest, prepare_corpus
 from training.data import (
     CorpusCollator,
     EvalCells,
@@ -472,6 +472,21 @@ MODEL_FOLDER_FILES = ("model.safetensors", "config.json", "README.md", "preproce
                       "tokenizer_config.json", "gene_vocab.json", "pytorch_model.bin")
 
 
+def check_distinct_corpus_names(specs: list[str]) -> None:
+    """Refuse two corpora of one name (a corpus is named by its files, ``s1/pbmc`` and ``s2/pbmc`` both ``pbmc``):
+    built into one cache folder, the second replaced the first, and metrics per corpus are keyed by name."""
+    names: dict[str, str] = {}
+    for spec in specs:
+        path = Path(spec)
+        name = load_manifest(path)["name"] if (path / MANIFEST).is_file() else find_source(spec).name
+        if name in names:
+            raise CorpusError(
+                f"--corpora {names[name]} and {spec} are both named {name!r} (a corpus is named by its files): their "
+                f"corpora would share one cache folder and one set of metrics. Rename one pair of files (e.g. "
+                f"{name}_b_rna.h5ad + {name}_b_adt.h5ad)")
+        names[name] = spec
+
+
 def check_output_dir(output_dir: Path, start_model: str | None) -> None:
     """Refuse an ``--output_dir`` whose files a run would replace: the start model's own folder (its weights and
     card would be overwritten by the fine-tuned ones), or a folder no run wrote that holds a model's files (a
@@ -679,6 +694,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if model_args.rna_transform is not None:
         tokenizer.rna_transform = model_args.rna_transform
     cache_dir = Path(data_args.corpus_cache_dir or output_dir / "corpora")
+    check_distinct_corpus_names(data_args.corpora)  # before any is built: one would replace the other's cache
     with args.main_process_first(desc="corpus preparation"):
         folders = [
             prepare_corpus(spec, cache_dir, tokenizer, num_shards=data_args.num_shards,
@@ -689,9 +705,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for spec in data_args.corpora
         ]
     manifests = [load_manifest(f) for f in folders]
-    names = [m["name"] for m in manifests]
-    if len(set(names)) != len(names):
-        raise CorpusError(f"corpus names must be distinct, got {names}")
     check_divisible(manifests, world_size)
     for manifest in manifests:  # per-protein correlations need cells to vary across; selection needs enough of them
         for split in ("validation", "eval"):

@@ -89,6 +89,17 @@ def test_unpaired_cells_stop_run_stage_before_training(tmp_path, vocab_dir):
     assert not list((tmp_path / "run").glob("checkpoint-*"))
 
 
+def test_two_corpora_of_one_name_are_refused_before_either_is_built(tmp_path, vocab_dir):
+    """s1/pbmc and s2/pbmc were both built into corpora/pbmc, the second replacing the first, and only then did the
+    run stop ("corpus names must be distinct") without saying how to give them apart."""
+    (tmp_path / "s1").mkdir(), (tmp_path / "s2").mkdir()
+    first, second = _pair(tmp_path / "s1", "pbmc"), _pair(tmp_path / "s2", "pbmc")
+    with pytest.raises(CorpusError, match=r"both named 'pbmc' .*Rename one pair of files \(e.g. pbmc_b_rna.h5ad"):
+        main(["--stage", "finetune", "--corpora", str(first), str(second), "--vocab_dir", str(vocab_dir),
+              "--output_dir", str(tmp_path / "run"), *TINY_MODEL, *QUIET])
+    assert not (tmp_path / "run" / "corpora").exists()
+
+
 def test_no_mappable_protein(tmp_path, tokenizer):
     source = _pair(tmp_path, "panel", proteins=("NotAProtein1", "zzz_unknown", "IgG1"))
     with pytest.raises(CorpusError, match="no mappable protein"):
