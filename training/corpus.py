@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -484,6 +485,24 @@ def build_corpus(
     rna_x = sp.csr_matrix(rna_x)
     _check_values(source.name, rna_x, values_all, list(rna.obs_names))
     _warn_unmeasured(source.name, values_all, protein_report)
+    no_rna = np.diff(rna_x.indptr) == 0
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no measurement, no loss (said above)
+        constant_protein = np.nanmax(values_all, axis=1) == np.nanmin(values_all, axis=1)
+    empty = no_rna | constant_protein
+    if empty.any():  # after the split, so every other cell keeps its split (and held-out cells their names)
+        train_rows, validation_rows, eval_rows = (np.asarray(rows)[~empty[np.asarray(rows, dtype=np.int64)]]
+                                                  for rows in (train_rows, validation_rows, eval_rows))
+        logger.warning("corpus %s: %d of %d cells left out of training and held-out cells: %d with no RNA read, %d "
+                       "with every protein value equal (e.g. no antibody counted: failed droplets); per-cell scaling "
+                       "is undefined there, and they trained and scored as all-floor profiles", source.name,
+                       int(empty.sum()), len(empty), int(no_rna.sum()), int((constant_protein & ~no_rna).sum()))
+        n_eval = len(eval_rows)
+        if n_eval and n_eval < eval_shards:
+            eval_shards = n_eval
+        if len(train_rows) < num_shards:
+            raise CorpusError(f"corpus {source.name}: {len(train_rows)} training cells with RNA and protein values "
+                              f"cannot fill {num_shards} shards; use fewer shards or more cells")
     rna_kind = value_kind(_nonzero_sample(rna_x))
     if protein_kind == "counts" and len(proteins) >= PANEL_MAX_COLUMNS and len(genes) <= SWAP_GENES:
         raise CorpusError(

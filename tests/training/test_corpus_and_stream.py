@@ -176,6 +176,48 @@ def test_a_protein_file_with_its_counts_in_a_layer_trains_on_them(tmp_path, toke
         np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
 
 
+def test_cells_without_rna_or_with_no_antibody_counted_are_left_out_and_the_others_keep_their_split(
+        tmp_path, tokenizer, data_dir, caplog):
+    """Failed droplets (every ADT count 0) and cells with no RNA read were trained on and scored as all-floor
+    profiles, without a word (training loss x3, the card's held-out r lower). They are left out with a warning, after
+    the split, so every other cell keeps its split."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from training.corpus import build_corpus, find_source
+
+    rna = ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad")
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    for name, a in (("clean", adt), ("empty", adt.copy())):
+        if name == "empty":
+            counts = a.X.toarray()
+            counts[[3, 10, 40]] = 0
+            a.X = sp.csr_matrix(counts)
+            r = rna.copy()
+            dense = r.X.toarray()
+            dense[7] = 0
+            r.X = sp.csr_matrix(dense)
+        else:
+            r = rna
+        r.write_h5ad(tmp_path / f"{name}_rna.h5ad")
+        a.write_h5ad(tmp_path / f"{name}_adt.h5ad")
+
+    def split_rows(folder):
+        m = load_manifest(folder)
+        return {split: sorted(row for shard in info["shards"]
+                              for row in pq.read_table(folder / shard["file"], columns=["row"]).column("row").to_pylist())
+                for split, info in m["splits"].items()}
+
+    build_corpus(find_source(tmp_path / "clean"), tmp_path / "clean_corpus", tokenizer, num_shards=1)
+    with caplog.at_level("WARNING"):
+        build_corpus(find_source(tmp_path / "empty"), tmp_path / "empty_corpus", tokenizer, num_shards=1)
+    assert "4 of 173 cells left out of training and held-out cells: 1 with no RNA read, 3 with every protein" in \
+        caplog.text
+    clean, empty = split_rows(tmp_path / "clean_corpus"), split_rows(tmp_path / "empty_corpus")
+    for split in clean:
+        assert empty[split] == [row for row in clean[split] if row not in (3, 7, 10, 40)]
+
+
 def test_eval_cells_are_the_held_out_split(corpora):
     m = load_manifest(corpora["eccite"])
     held_out = EvalCells(m, 0)
