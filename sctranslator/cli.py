@@ -254,13 +254,22 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         if "scaled" in result.layers:  # the scale part: log1p counts above, the per-cell scaled scale here
             metrics["per_cell_scaled"] = protein_prediction_metrics(result.layers["scaled"],
                                                                     result.layers["measured_scaled"])
+        seen = _cells_trained_on(args.model, result.obs_names)
         metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
                        model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform,
-                       measured_values=measured_kind, **_left_out_of_the_scores(result, targets))
+                       measured_values=measured_kind, **_left_out_of_the_scores(result, targets),
+                       cells_trained_on=sum(seen.values()))
         metrics, undefined = _defined_only(metrics)
         line = json.dumps(metrics, allow_nan=False)  # strict JSON: NaN is not JSON, and JSON.parse rejects it
         if staging is not None:
             staging.write_text(line + "\n")
+    if seen:  # a fine-tuned model scores higher on its own training cells: the whole file is no held-out test
+        corpora = ", ".join(f"{n} of corpus {name!r}" for name, n in seen.items())
+        first = next(iter(seen))
+        warnings.warn(f"{sum(seen.values())} of the {result.n_obs} cells evaluated are cells this model was trained "
+                      f"or validated on ({corpora}): these scores are not held-out ones. Its held-out cells are the "
+                      f"cell_id column of {args.model}/corpora/{first}/eval-*.parquet (the card's held-out metrics "
+                      "are on them): evaluate those alone", stacklevel=2)
     if measured_kind == "signed" and scale == "log1p_counts":
         _warn_signed_measurements(args.protein)
     missing = metrics["measured_values_missing"]
@@ -274,6 +283,37 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                       "cell), over proteins for a cell's r (a panel of 1 protein)", stacklevel=2)
     print(line)
     return 0
+
+
+def _cells_trained_on(model: str | None, cell_names: Any) -> dict[str, int]:
+    """Per corpus, how many of ``cell_names`` a model folder's run trained or validated on (its training and
+    validation shards, where the run's corpora are still beside it: a local fine-tuning folder); {} otherwise."""
+    import pyarrow.parquet as pq
+
+    folder = Path(model) if model else None
+    summary_path = folder / "training_summary.json" if folder is not None else None
+    if summary_path is None or not summary_path.is_file():
+        return {}
+    try:
+        corpora = json.loads(summary_path.read_text()).get("corpora") or []
+    except (OSError, ValueError):
+        return {}
+    wanted = set(map(str, cell_names))
+    seen: dict[str, int] = {}
+    for corpus in corpora:
+        directory = folder / str(corpus.get("dir") or "")
+        manifest = directory / "manifest.json"
+        if not corpus.get("dir") or not manifest.is_file():
+            continue
+        splits = json.loads(manifest.read_text()).get("splits", {})
+        names: set[str] = set()
+        for split in ("train", "validation"):
+            for shard in splits.get(split, {}).get("shards", []):
+                names.update(pq.read_table(directory / shard["file"], columns=["cell_id"]).column("cell_id")
+                             .to_pylist())
+        if wanted & names:
+            seen[str(corpus.get("name"))] = len(wanted & names)
+    return seen
 
 
 def _defined_only(value: Any, name: str = "") -> tuple[Any, list[str]]:

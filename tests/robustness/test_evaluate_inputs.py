@@ -360,3 +360,41 @@ def test_a_sparse_proteome_of_thousands_of_proteins_is_no_rna_file():
     for values in (rng.normal(20, 3, missed.shape), rng.lognormal(0, 0.5, missed.shape)):
         values[missed] = 0
         assert not rna_like_protein_side(ad.AnnData(sp.csr_matrix(values)))
+
+
+def test_cells_the_model_was_fine_tuned_on_are_counted_and_named_as_not_held_out(scale_model_dir, data_dir, vocab_dir,
+                                                                                tmp_path, capsys):
+    """Evaluating a fine-tuned folder on its whole training file scored r 0.607 where its held-out cells gave 0.531,
+    with no word. The run's corpora beside the model tell which cells it trained or validated on: counted in the
+    metrics, and a warning says where the held-out cells are listed."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    from training.corpus import build_corpus, find_source
+
+    model = tmp_path / "finetuned"
+    shutil.copytree(scale_model_dir, model)
+    files = tmp_path / "files"
+    files.mkdir()
+    ad.read_h5ad(data_dir / "eccite_rna.h5ad")[:40].copy().write_h5ad(files / "mine_rna.h5ad")
+    ad.read_h5ad(data_dir / "eccite_adt.h5ad")[:40].copy().write_h5ad(files / "mine_adt.h5ad")
+    tokenizer = SCTranslatorTokenizer.from_original_tables(vocab_dir)
+    build_corpus(find_source(files / "mine"), model / "corpora" / "mine", tokenizer, num_shards=1, eval_fraction=0.25)
+    (model / "training_summary.json").write_text(json.dumps({"corpora": [{"name": "mine", "dir": "corpora/mine"}]}))
+    held_out = set(pq.read_table(next((model / "corpora" / "mine").glob("eval-*.parquet"))).column("cell_id")
+                   .to_pylist())
+    assert len(held_out) == 10
+    adt = ad.read_h5ad(files / "mine_adt.h5ad")
+    adt.X = np.asarray(adt.X.toarray(), dtype=np.float32)
+    code, metrics, warned = _evaluate(model, files / "mine_rna.h5ad", adt, tmp_path, capsys)
+    assert code == 0 and metrics["cells_trained_on"] == 30
+    seen = [w for w in warned if "trained or validated on" in w]
+    assert len(seen) == 1 and "30 of the 40 cells evaluated" in seen[0] and "corpora/mine/eval-*.parquet" in seen[0]
+    test_cells = ad.read_h5ad(files / "mine_rna.h5ad")
+    test_cells = test_cells[test_cells.obs_names.isin(held_out)].copy()
+    test_cells.write_h5ad(tmp_path / "held_out_rna.h5ad")
+    code, metrics, warned = _evaluate(model, tmp_path / "held_out_rna.h5ad", adt[test_cells.obs_names].copy(),
+                                      tmp_path, capsys)
+    assert code == 0 and metrics["cells_trained_on"] == 0 and not [w for w in warned if "validated on" in w]
