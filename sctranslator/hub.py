@@ -160,14 +160,18 @@ _CARD_DEFAULT_PIPELINE = 'pipeline("protein-prediction")  # no model named: the 
 
 def card_for_repo(card: str, repo_id: str) -> str:
     """The model card with its usage lines naming ``repo_id``: a card is written where the model is saved, naming
-    that folder (``model="ft"``, ``--model ft``), which on the Hub loads nothing."""
+    that folder (``model="ft"``, ``--model ft``), which on the Hub loads nothing; its title and model-index entry
+    take the repository's name too."""
     found = _CARD_MODEL_RE.search(card)
     if found is None:
         return card
     name = found.group(1) or found.group(2)
+    title = repo_id.rsplit("/", 1)[-1]
     lines = card.splitlines(keepends=True)
     for i, line in enumerate(lines):  # only where the name loads the model: a folder named "scaled" is also a layer
-        if any(call in line for call in _LOADING_CALLS):
+        if line.rstrip("\n") in (f"# {name}", f"- name: {name}"):  # the card's title and its model-index entry
+            lines[i] = line.replace(name, title)
+        elif any(call in line for call in _LOADING_CALLS):
             lines[i] = (line.replace(f'"{name}"', f'"{repo_id}"').replace(f"--model {name} ", f"--model {repo_id} ")
                         .replace(_CARD_DEFAULT_PIPELINE, f'pipeline("protein-prediction", model="{repo_id}")'))
     return "".join(lines)

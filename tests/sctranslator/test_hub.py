@@ -276,3 +276,15 @@ def test_a_module_the_folders_code_imports_is_published_even_when_this_version_h
         files = publishable_files(folder)
     assert {"old_helpers.py", "renamed_since.py", "modeling_sctranslator.py"} <= set(files)
     assert "analysis.py" not in files
+
+
+def test_a_pushed_cards_title_and_model_index_name_the_repo():
+    """After `push --repo-id myorg/ft-eccite` the card's usage named the repo but its title and model-index entry
+    still said the local folder (out_base)."""
+    from sctranslator.hub import card_for_repo
+
+    card = ("---\nmodel-index:\n- name: out_base\n  results: []\n---\n\n# out_base\n\nFine-tuned on out_base's cells.\n"
+            '```python\npredictor = pipeline("protein-prediction", model="out_base")\n```\n')
+    pushed = card_for_repo(card, "myorg/ft-eccite")
+    assert "- name: ft-eccite\n" in pushed and "\n# ft-eccite\n" in pushed
+    assert 'model="myorg/ft-eccite"' in pushed and "Fine-tuned on out_base's cells." in pushed
