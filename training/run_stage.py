@@ -678,8 +678,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.push_to_hub and args.hub_strategy != HubStrategy.END:
         # the Trainer's pushes during training upload the whole output folder, cached corpora (every cell's values)
         # included: only the end push, which sends the model folder's own files (SCTranslatorTrainer.push_to_hub)
-        logger.warning("--hub_strategy %s set to end: pushes during training would upload the cached corpora",
-                       args.hub_strategy)
+        logger.info("pushing once, at the end, with the model card (--hub_strategy end, not %s): pushes during "
+                    "training would upload the cached corpora", getattr(args.hub_strategy, "value", args.hub_strategy))
         args.hub_strategy = HubStrategy.END
     for wanted, dtype in ((args.bf16, torch.bfloat16), (args.fp16, torch.float16)):
         if wanted:  # emulated low precision trains slower than float32: say so before the run
@@ -870,7 +870,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prefix = "eval" if len(eval_sets) == 1 else f"eval_{name}"
             final_metrics.update(trainer.evaluate(dataset, metric_key_prefix=prefix))
             final_metrics.update(log1p_metrics(model, dataset, collator, args.per_device_eval_batch_size, prefix))
-    trainer.save_model(str(output_dir))
+    # not pushed here (the Trainer pushes a model saved outside its loop): the one push follows the card, below
+    trainer.save_model(str(output_dir), _internal_call=True)
     # over the whole run (a resumed run's own mean covers the steps after its checkpoint only); None: none logged
     train_loss = run_mean_loss(trainer.state.log_history)
     if not math.isfinite(train_loss):

@@ -50,6 +50,8 @@ def test_push_to_hub_uploads_the_model_not_the_cells(tmp_path, data_dir, vocab_d
           "--hub_token", "hf_SECRETprobe123", *QUIET])
     final = hub.uploads[-1]
     assert "model.safetensors" in final and "config.json" in final and "README.md" in final
+    # one push, with the card: the Trainer's own push of the saved model came first, without it (a repo with no card)
+    assert len(hub.uploads) == 1
     assert not [f for upload in hub.uploads for f in upload if f.startswith("corpora") or "parquet" in f
                 or f in ("example_ids.tsv", "training_args.bin")]
     # the Trainer pickled its arguments, --hub_token included, into the folder and every checkpoint (and pushed them)
