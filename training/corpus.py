@@ -520,8 +520,14 @@ def build_corpus(
             logger.warning("corpus %s: RNA values are normalised, not counts: read as the tokenizer reads such input "
                            "at prediction (see its report); raw counts match the pre-training best", source.name)
     at_background = {}
-    if protein_kind == "counts" and rna_kind == "counts" and single_cell_like(rna_x[: min(rna_x.shape[0], 64)]):
-        at_background = proteins_at_background(rna_x[train_rows], values_all[train_rows], gene_report, protein_report)
+    if single_cell_like(rna_x[: min(rna_x.shape[0], 64)]):
+        if protein_kind == "counts" and rna_kind == "counts":
+            at_background = proteins_at_background(rna_x[train_rows], values_all[train_rows], gene_report,
+                                                   protein_report)
+        else:  # said: a failed antibody (CD45 counted in no cell) is then trained on as a real zero
+            logger.warning("corpus %s: the check for antibodies at background needs counts on both sides (RNA: %s, "
+                           "protein: %s values): not run, every protein column is trained on", source.name, rna_kind,
+                           protein_kind)
     if at_background:
         logger.warning("corpus %s: %d protein column(s) at background, counted (>= %d) in under %.0f %% as many "
                        "training cells as their mRNA is detected in, and not trained on unless the run keeps them "
