@@ -258,7 +258,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         metrics.update(scale=scale, cells=int(result.n_obs), proteins=int(result.n_vars),
                        model=str(args.model or "sctranslator-base (default)"), protein_transform=args.protein_transform,
                        measured_values=measured_kind, **_left_out_of_the_scores(result, targets),
-                       cells_trained_on=sum(seen.values()))
+                       cells_trained_on=None if seen is None else sum(seen.values()))
         metrics, undefined = _defined_only(metrics)
         line = json.dumps(metrics, allow_nan=False)  # strict JSON: NaN is not JSON, and JSON.parse rejects it
         if staging is not None:
@@ -285,26 +285,27 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cells_trained_on(model: str | None, cell_names: Any) -> dict[str, int]:
+def _cells_trained_on(model: str | None, cell_names: Any) -> dict[str, int] | None:
     """Per corpus, how many of ``cell_names`` a model folder's run trained or validated on (its training and
-    validation shards, where the run's corpora are still beside it: a local fine-tuning folder); {} otherwise."""
+    validation shards, where the run's corpora are still beside it: a local fine-tuning folder); None where that
+    cannot be told (no run corpora beside the model: the shipped model, a Hub download)."""
     import pyarrow.parquet as pq
 
     folder = Path(model) if model else None
     summary_path = folder / "training_summary.json" if folder is not None else None
     if summary_path is None or not summary_path.is_file():
-        return {}
+        return None
     try:
         corpora = json.loads(summary_path.read_text()).get("corpora") or []
     except (OSError, ValueError):
-        return {}
+        return None
     wanted = set(map(str, cell_names))
     seen: dict[str, int] = {}
     for corpus in corpora:
         directory = folder / str(corpus.get("dir") or "")
         manifest = directory / "manifest.json"
         if not corpus.get("dir") or not manifest.is_file():
-            continue
+            return None  # a corpus not beside the model (a cache elsewhere, a pushed folder): its cells are unknown
         splits = json.loads(manifest.read_text()).get("splits", {})
         names: set[str] = set()
         for split in ("train", "validation"):

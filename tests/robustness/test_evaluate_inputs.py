@@ -398,3 +398,6 @@ def test_cells_the_model_was_fine_tuned_on_are_counted_and_named_as_not_held_out
     code, metrics, warned = _evaluate(model, tmp_path / "held_out_rna.h5ad", adt[test_cells.obs_names].copy(),
                                       tmp_path, capsys)
     assert code == 0 and metrics["cells_trained_on"] == 0 and not [w for w in warned if "validated on" in w]
+    # a model without its run's corpora beside it cannot tell: null, not 0 (the shipped model trained on eccite)
+    code, metrics, _ = _evaluate(scale_model_dir, files / "mine_rna.h5ad", adt, tmp_path, capsys)
+    assert code == 0 and metrics["cells_trained_on"] is None
