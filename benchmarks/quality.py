@@ -570,12 +570,17 @@ def compare_with_peers(preds: dict, results: dict, y_eval: np.ndarray, log1p_pre
     out: dict = {}
     for scale, y in (("log1p", y_eval), ("scaled", scale_rows(y_eval)[0])):
         peers = [p for p in PEERS if p in results]
-        best = max(peers, key=lambda p: results[p][scale]["pearson_per_protein_mean"])
+        # a peer that predicts only some proteins (own_mRNA: those whose gene the file has) is no best peer over the
+        # panel: its mean is over other proteins than the model's. Compared on the proteins both predict, always.
+        covering = {p: keep & np.isfinite(preds[p]).all(axis=0) for p in peers}
+        whole = [p for p in peers if (covering[p] == keep).all()]
+        best = max(whole or peers, key=lambda p: results[p][scale]["pearson_per_protein_mean"])
         peer_pred = preds[best]
         if scale == "scaled" and not on_model_scale(best):
             peer_pred = scale_rows(peer_pred)[0]
         ours = {m: log1p_preds.get(m, preds[m]) if scale == "log1p" else preds[m] for m in base}
-        out[scale] = {"best_peer": best, **{m: paired_bootstrap(ours[m], peer_pred, y, keep) for m in base}}
+        out[scale] = {"best_peer": best, "proteins_compared": int(covering[best].sum()),
+                      **{m: paired_bootstrap(ours[m], peer_pred, y, covering[best]) for m in base}}
     return out
 
 
@@ -740,8 +745,10 @@ def markdown(report: dict) -> str:
                     d = gap[method]
                     cells.append(f"{metrics[method][scale]['pearson_per_protein_mean']:.3f} "
                                  f"({d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}])")
-                lines.append(f"| {name} | {scale} | {peer} {metrics[peer][scale]['pearson_per_protein_mean']:.3f} | "
-                             + " | ".join(cells) + " |")
+                compared = (f" (differences on {gap['proteins_compared']} proteins)" if "proteins_compared" in gap
+                            else "")
+                lines.append(f"| {name} | {scale} | {peer} {metrics[peer][scale]['pearson_per_protein_mean']:.3f}"
+                             f"{compared} | " + " | ".join(cells) + " |")
         lines.append("")
     with_part = {n: r["scale_part_minus_without"] for n, r in report["sets"].items()
                  if r.get("scale_part_minus_without")}

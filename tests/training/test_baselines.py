@@ -209,3 +209,30 @@ def test_left_out_set_scores_split_proteins_by_whether_a_training_panel_measured
     assert not split["per_protein"]["B"]["on_other_single_cell_panels"]
     assert split["per_protein"]["B"]["log1p"] == pytest.approx(-1.0)
     assert split["per_protein"]["D"]["log1p"] is None and split["per_protein"]["D"]["on_other_single_cell_panels"]
+
+
+def test_the_best_peer_is_one_that_predicts_the_panel_and_gaps_are_on_the_proteins_both_predict():
+    """own_mRNA scores only proteins whose gene the file has (3 of 14 in pbmc1k): its mean over those 3 was taken as
+    the best peer's and subtracted from the model's mean over all 14. The best peer is one that predicts the whole
+    panel, and a gap is over the proteins both predict."""
+    import numpy as np
+
+    from benchmarks.quality import compare_with_peers
+
+    rng = np.random.default_rng(0)
+    y = rng.gamma(2.0, 1.0, size=(60, 6))
+    model = y + rng.normal(0, 1.0, size=y.shape)
+    own = np.full_like(y, np.nan)
+    own[:, :2] = y[:, :2] + rng.normal(0, 0.1, size=(60, 2))  # excellent on its 2 proteins, none on the others
+    ridge = y + rng.normal(0, 2.0, size=y.shape)
+    preds = {"sctranslator_base_zero_shot": model, "own_mrna": own, "ridge_pca": ridge}
+    results = {"own_mrna": {s: {"pearson_per_protein_mean": 0.99} for s in ("log1p", "scaled")},
+               "ridge_pca": {s: {"pearson_per_protein_mean": 0.5} for s in ("log1p", "scaled")}}
+    gaps = compare_with_peers(preds, results, y, {})
+    assert gaps["log1p"]["best_peer"] == "ridge_pca" and gaps["log1p"]["proteins_compared"] == 6
+    assert gaps["log1p"]["sctranslator_base_zero_shot"]["difference"] > 0
+    del preds["ridge_pca"], results["ridge_pca"]  # a partial peer alone: compared on its own proteins only
+    gaps = compare_with_peers(preds, results, y, {})
+    assert gaps["log1p"]["best_peer"] == "own_mrna" and gaps["log1p"]["proteins_compared"] == 2
+    assert np.isfinite(gaps["log1p"]["sctranslator_base_zero_shot"]["difference"])
+    assert gaps["log1p"]["sctranslator_base_zero_shot"]["difference"] < 0  # own mRNA is better on its 2
