@@ -40,6 +40,7 @@ import torch
 from benchmarks.machine import machine_facts
 from benchmarks.output import write_result
 from modeling_sctranslator.metrics import pearson_per_protein, protein_prediction_metrics
+from tokenization.atomic_io import check_output_target
 from tokenization.cell_files import is_matrix_market, set_name
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training import baselines as bl
@@ -881,6 +882,13 @@ def main(argv: list[str] | None = None) -> dict:
         sources = user_pairs(args.data)
     except ValueError as err:
         p.error(str(err))
+    inputs = [path for pair in sources.values() for path in pair]
+    for option, target in (("--json", args.json), ("--md", args.md)):  # the results replace only earlier results
+        try:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)  # as write_result makes it
+            check_output_target(Path(target), overwrite=True, inputs=inputs)
+        except (FileExistsError, ValueError, OSError) as err:
+            p.error(f"{option}: {err}")
     sets = args.sets if args.sets is not None else ([] if sources else list(DEFAULT_SETS))
     clash = sorted(set(sets) & set(sources))
     if clash:
@@ -946,8 +954,8 @@ def main(argv: list[str] | None = None) -> dict:
                 pre["variant"] = pretrain_stage2(name, cfg, args, tokenizer, work, variant=True)
         report["sets"][name] = run_set(name, cfg, args, tokenizer, work, pre, paths)
         report["seconds_total"] = time.perf_counter() - t0
-        write_result(args.json, report, indent=1)  # after every set
-        write_result(args.md, markdown(report))
+        write_result(args.json, report, indent=1, inputs=inputs)  # after every set
+        write_result(args.md, markdown(report), inputs=inputs)
     print(markdown(report))
     print(f"total {report['seconds_total']:.0f} s; JSON {args.json}; table {args.md}")
     return report

@@ -87,6 +87,12 @@ def test_quality_runs_on_a_pair_outside_the_built_in_list(tmp_path, data_dir):
     assert json.loads((out / "q.json").read_text())["sets"]["ctcl_pilot"]["n_cells"] == 173
     with pytest.raises(SystemExit):
         main(["--data", str(source / "ctcl_pilot_rna.h5ad")])  # not a pair: a clear argparse error
+    # the results never go over the data read (--md was the RNA file: replaced by the table, exit 0)
+    before = (source / "ctcl_pilot_rna.h5ad").read_bytes()
+    with pytest.raises(SystemExit):
+        main(["--data", f"{source / 'ctcl_pilot_rna.h5ad'}:{source / 'ctcl_pilot_adt.h5ad'}", "--no_scratch",
+              "--no_totalvi", "--json", str(out / "q2.json"), "--md", str(source / "ctcl_pilot_rna.h5ad")])
+    assert (source / "ctcl_pilot_rna.h5ad").read_bytes() == before and not (out / "q2.json").exists()
 
 
 def test_quality_compares_models_with_and_without_the_protein_scale_part(tmp_path, data_dir):
