@@ -208,8 +208,10 @@ def test_cells_without_rna_or_with_no_antibody_counted_are_left_out_and_the_othe
 
     def split_rows(folder):
         m = load_manifest(folder)
-        return {split: sorted(row for shard in info["shards"]
-                              for row in pq.read_table(folder / shard["file"], columns=["row"]).column("row").to_pylist())
+        def rows(shard):
+            return pq.read_table(folder / shard["file"], columns=["row"]).column("row").to_pylist()
+
+        return {split: sorted(row for shard in info["shards"] for row in rows(shard))
                 for split, info in m["splits"].items()}
 
     build_corpus(find_source(tmp_path / "clean"), tmp_path / "clean_corpus", tokenizer, num_shards=1)
