@@ -245,6 +245,28 @@ def _protein_counts_kept(prot):
     return None
 
 
+def protein_values(prot) -> tuple[np.ndarray, str, str]:
+    """The protein values to train or score on, over every cell of the file (float32), their kind
+    (:func:`~tokenization.value_kinds.value_kind`) and what was done to get them ("" for X as it is): the counts a
+    file keeps beside a normalised X (an ADT file as muon or Seurat writes it), else CLR values brought back to the
+    counts they came from. Counts give the log1p-count output and the check for antibodies at background."""
+    values = _dense_rows(prot.X).astype(np.float32)
+    kind = value_kind(values[~np.isnan(values)])
+    if kind == "counts":
+        return values, kind, ""
+    kept = _protein_counts_kept(prot)
+    if kept is not None:
+        where, counts = kept
+        return (_dense_rows(counts).astype(np.float32), "counts",
+                f"the protein X holds {kind} values, not counts; read its {where} instead")
+    recovered = clr_counts(values) if kind == "log" else None
+    if recovered is not None:  # over every cell of the file: a subset has other geometric means
+        return (recovered[0].astype(np.float32), "counts",
+                f"protein values are CLR-normalised ({recovered[1]}): brought back to their counts, every value a "
+                "whole count again")
+    return values, kind, ""
+
+
 def _counts_for_scaled_rna(rna, corpus: str):
     """``rna`` itself, or, when its X holds no counts but the file keeps them beside it (a counts layer, else
     ``.raw``), an AnnData of those counts, with a warning. Centred or scaled values (negative: ``sc.pp.scale``,
@@ -459,24 +481,9 @@ def build_corpus(
     if n_eval and n_eval < eval_shards:
         eval_shards = n_eval
 
-    protein_x = prot.X
-    values_all = _dense_rows(protein_x).astype(np.float32)
-    finite = values_all[~np.isnan(values_all)]
-    protein_kind = value_kind(finite)
-    kept = _protein_counts_kept(prot) if protein_kind != "counts" else None
-    if kept is not None:  # an ADT file as muon/Seurat write it: CLR or log1p in X, the counts beside it
-        where, counts = kept
-        logger.warning("corpus %s: the protein X holds %s values, not counts; trained on its %s instead (counts give "
-                       "the log1p-count output and the check for antibodies at background)", source.name,
-                       protein_kind, where)
-        values_all = _dense_rows(counts).astype(np.float32)
-        protein_kind = "counts"
-    recovered = clr_counts(values_all) if protein_kind == "log" else None
-    if recovered is not None:  # CLR-normalised ADT: trained on the panel's own counts, as the raw file would be
-        values_all = recovered[0].astype(np.float32)
-        protein_kind = "counts"
-        logger.warning("corpus %s: protein values are CLR-normalised (%s): brought back to their counts, every "
-                       "value a whole count again", source.name, recovered[1])
+    values_all, protein_kind, how = protein_values(prot)
+    if how:
+        logger.warning("corpus %s: %s", source.name, how)
     if protein_rows is not None:  # the RNA's cells, once CLR has been read over every cell of the file
         values_all = values_all[protein_rows]
     rna_x = rna.X

@@ -33,6 +33,7 @@ files need the same cells (``obs_names``; the protein file is reordered to the R
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -46,7 +47,7 @@ from tokenization.cell_files import read_pair
 from tokenization.checks import protein_in_rna_order
 from tokenization.value_kinds import to_log_scale, value_kind
 from training.baselines import rna_on_log_scale, seurat_hvg
-from training.corpus import split_cells
+from training.corpus import protein_values, split_cells
 
 # ../shared beside the repository (SCTRANSLATOR_SHARED overrides it, as for the tests)
 SHARED_DIR = Path(os.environ.get("SCTRANSLATOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -154,10 +155,18 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     dropped = {"controls": report.controls, "unmapped": report.unmapped,
                "duplicates": [f"{a}={b}" for a, b, _ in report.duplicates]}
     notes.append("proteins dropped: " + "; ".join(f"{k} {v}" for k, v in dropped.items() if v))
-    pvalues = (prot.X.toarray() if sp.issparse(prot.X) else np.asarray(prot.X))[rows][:, columns]
-    pvalues = pvalues.astype(np.float64)
+    whole, protein_kind, how = protein_values(prot)  # the counts beside normalised values, or CLR read back
+    if how:
+        warnings.warn(f"{name}: {how}", stacklevel=2)
+        notes.append(how)
+    pvalues = whole[rows][:, columns].astype(np.float64)
     protein_kind = value_kind(pvalues)
     notes.append(f"protein values: {protein_kind}")
+    if protein_kind == "signed":  # centred CLR, z-scores: no counts to compare log1p predictions with
+        warnings.warn(f"{name}: the protein values are signed (centred CLR or z-scores) and the file keeps no counts "
+                      "beside them: scored as given, so the log1p-scale MSE and cosine mean nothing and the "
+                      "correlations compare only with runs on the same normalisation; give raw ADT counts",
+                      stacklevel=2)
     genes = [str(g) for g in rna.var_names]
     gene_report = tokenizer.resolve(genes, kind="gene")
     gene_tokens = np.full(len(genes), -1, np.int64)

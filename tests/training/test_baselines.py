@@ -242,3 +242,30 @@ def test_the_best_peer_is_one_that_predicts_the_panel_and_gaps_are_on_the_protei
     assert gaps["log1p"]["best_peer"] == "own_mrna" and gaps["log1p"]["proteins_compared"] == 2
     assert np.isfinite(gaps["log1p"]["sctranslator_base_zero_shot"]["difference"])
     assert gaps["log1p"]["sctranslator_base_zero_shot"]["difference"] < 0  # own mRNA is better on its 2
+
+
+def test_the_benchmark_reads_protein_counts_where_x_holds_clr(tmp_path, data_dir, vocab_dir):
+    """quality.py scored an ADT file's CLR values (X) as log1p counts, its counts layer unread, while evaluate and the
+    corpora read the counts: the same data gave other numbers, and a flipped verdict. The corpora's reader serves it."""
+    import anndata as ad
+    import numpy as np
+
+    from tokenization.tokenization_sctranslator import SCTranslatorTokenizer
+    from training.paired_data import load_set
+
+    tokenizer = SCTranslatorTokenizer.from_original_tables(vocab_dir)
+    adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
+    counts = adt.X.toarray().astype(np.float32)
+    plain = load_set("eccite_ctcl", tokenizer, data_dir=data_dir)
+    for name, x, layer in (("clr_layer", np.log1p(counts / np.exp(np.log1p(counts).mean(0, keepdims=True))), True),
+                           ("clr_only", np.log1p(counts / np.exp(np.log1p(counts).mean(0, keepdims=True))), False)):
+        changed = adt.copy()
+        changed.X = x
+        if layer:
+            changed.layers["counts"] = counts
+        changed.write_h5ad(tmp_path / f"{name}_adt.h5ad")
+        with pytest.warns(UserWarning, match="counts" if layer else "CLR-normalised"):
+            data = load_set(name, tokenizer, rna_path=data_dir / "eccite_ctcl_rna.h5ad",
+                            protein_path=tmp_path / f"{name}_adt.h5ad")
+        assert data.protein_kind == "counts"
+        np.testing.assert_array_equal(data.protein_values, plain.protein_values)
