@@ -383,6 +383,11 @@ def run_set(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict[
         if sorted(o for d, *_ in rounds for o in np.asarray(d.obs_names)[d.eval]) != sorted(data.obs_names):
             raise RuntimeError(f"{name}: the {folds} folds do not hold out every cell exactly once")
 
+    # own mRNA predicts nothing where no protein's gene is among the file's genes: no row for it, said in the notes
+    unscored = [m for m, p in preds.items() if not np.isfinite(p).any()]
+    for m in unscored:
+        data.notes.append(f"{m}: not scored (it predicts none of the proteins: no protein's gene is in the file)")
+        preds.pop(m)
     results = {m: evaluate(p, y_eval, on_model_scale(m), log1p_preds.get(m)) for m, p in preds.items()}
     plot_path = Path(args.plots) / f"quality_{name}.png"
     shown = next(m for m in (BASE_METHODS["finetuned_scale"], BASE_METHODS["finetuned"], "sctranslator", *preds)
