@@ -410,8 +410,11 @@ def run_fold(name: str, cfg: dict, args, tokenizer, work: Path, pretrained: dict
     """Every method on one split of the set (``cfg['fold']`` of ``cfg['folds']``; the 80/20 split by default):
     the set, held-out predictions (per-cell scaled / log1p counts of models with the scale part), run details."""
     rna_path, protein_path = paths or (None, None)
-    data = load_set(name, tokenizer, cfg["max_cells"].get(name), rna_path=rna_path, protein_path=protein_path,
-                    fold=cfg.get("fold", 0), n_folds=cfg.get("folds") or 5)
+    try:
+        data = load_set(name, tokenizer, cfg["max_cells"].get(name), rna_path=rna_path, protein_path=protein_path,
+                        fold=cfg.get("fold", 0), n_folds=cfg.get("folds") or 5)
+    except (ValueError, OSError) as err:  # unpaired cells, unreadable or swapped files: one line naming the fix
+        raise SystemExit(f"quality.py: error: {err}") from None
     select_genes(data, cfg["n_genes"], args.gene_rule)
     base = write_prepared(data, work / "data", args.rna_values)
     fold = f" fold {cfg['fold']} of {cfg['folds']}:" if cfg.get("folds") else ""
