@@ -890,6 +890,7 @@ def main(argv: list[str] | None = None) -> dict:
         sources = user_pairs(args.data)
     except ValueError as err:
         p.error(str(err))
+    user_sets = set(sources)
     inputs = [path for pair in sources.values() for path in pair]
     for option, target in (("--json", args.json), ("--md", args.md)):  # the results replace only earlier results
         try:
@@ -926,6 +927,12 @@ def main(argv: list[str] | None = None) -> dict:
                 p.error(f"--folds: the model {args.base_model} was trained on {seen} (all but the 80/20 test cells), "
                         "so other folds would test it on its training cells; cross-validate from a model "
                         "pre-trained without them (training/pretrain.py --exclude NAME)")
+    if args.base_model:  # a set of one's own named as one the model trained on: is it that set, every cell seen?
+        for name in sorted(set(user_sets) & sets_trained_on(args.base_model)):
+            warnings.warn(f"--data {name}: the model {args.base_model} was trained on a set of that name (its "
+                          "summary lists it; pre-training used every cell of the sets it holds no test cells out "
+                          "of): if these are its cells, (a) zero-shot is scored on training cells, not held-out ones",
+                          UserWarning, stacklevel=2)
     if args.finetune_steps < 0:
         p.error(f"--finetune_steps must be 0 (no fine-tuning) or more, got {args.finetune_steps}")
     if args.finetune_steps == 0 and args.scale_head:

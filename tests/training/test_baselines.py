@@ -290,3 +290,15 @@ def test_a_panel_whose_genes_the_file_lacks_is_benchmarked_without_own_mrna(tmp_
     result = report["sets"]["twop"]
     assert "own_mrna" not in result["metrics"] and "ridge_pca" in result["metrics"]
     assert any("own_mrna: not scored" in note for note in result["notes"])
+
+
+def test_a_set_of_ones_own_named_as_a_pre_training_set_is_warned_about(tmp_path, data_dir):
+    """pbmc1k_protein_v3 given with --data scored the shipped model 'zero-shot' on cells it was pre-trained on (every
+    one of them), without a word."""
+    from benchmarks.quality import main
+
+    pair = f"{data_dir / 'pbmc1k_protein_v3_rna.h5ad'}:{data_dir / 'pbmc1k_protein_v3_adt.h5ad'}"
+    with pytest.warns(UserWarning, match=r"--data pbmc1k_protein_v3: the model .* was trained on a set of that name"):
+        main(["--data", pair, "--no_scratch", "--no_totalvi", "--base_model", "--finetune_steps", "0", "--n_genes",
+              "200", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "q.json"), "--md",
+              str(tmp_path / "q.md"), "--plots", str(tmp_path)])
