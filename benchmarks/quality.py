@@ -16,8 +16,9 @@ target scales: ``log1p`` (proteins on the log scale: log1p of counts, RPPA/mass-
 are) and ``scaled`` (per-cell max-min scaled, the model's training scale; baselines scaled per cell
 with ``scale_rows``). Writes a JSON summary, a Markdown table and one scatter-grid PNG per set.
 
-``--data`` runs the same protocol on any paired set: ``RNA.h5ad:PROTEIN.h5ad`` (same cells), or a
-folder of ``<name>_rna.h5ad`` + ``<name>_adt.h5ad`` / ``<name>_rppa.h5ad`` pairs. Combine with
+``--data`` runs the same protocol on any paired set: ``RNA.h5ad:PROTEIN.h5ad`` (same cells), ``<name>_rna.h5ad``
+beside its protein file, one CITE-seq ``.h5ad`` / ``.h5`` / ``.h5mu`` holding both, or a folder of
+``<name>_rna.h5ad`` + ``<name>_adt.h5ad`` / ``<name>_rppa.h5ad`` pairs. Combine with
 ``--sets`` (none by default then) and e.g. ``--base_model --no_scratch``.
 """
 
@@ -791,6 +792,11 @@ def user_pairs(items: list[str]) -> dict[str, tuple[Path, Path]]:
             found = [(r, q) for r, q in found if q.exists()]
             if not found:
                 raise ValueError(f"--data {item}: no <name>_rna.h5ad with a <name>_adt.h5ad or _rppa.h5ad beside it")
+        elif folder.suffix == ".h5ad" and folder.is_file() and ":" not in item:
+            sibling = pair_paths(folder.name[: -len("_rna.h5ad")], folder.parent)[1] \
+                if folder.name.endswith("_rna.h5ad") else None
+            # NAME_rna.h5ad beside its protein file, else one CITE-seq file holding both (feature_types, .raw)
+            found = [(folder, sibling if sibling is not None and sibling.exists() else folder)]
         else:
             parts = item.split(":")
             if len(parts) != 2 or not all(parts):

@@ -86,7 +86,14 @@ def test_quality_runs_on_a_pair_outside_the_built_in_list(tmp_path, data_dir):
     assert "| ctcl_pilot |" in table and "zero-shot only" in table.splitlines()[0]
     assert json.loads((out / "q.json").read_text())["sets"]["ctcl_pilot"]["n_cells"] == 173
     with pytest.raises(SystemExit):
-        main(["--data", str(source / "ctcl_pilot_rna.h5ad")])  # not a pair: a clear argparse error
+        main(["--data", f"{source / 'ctcl_pilot_rna.h5ad'}:a:b"])  # not a pair: a clear argparse error
+    from benchmarks.quality import user_pairs
+
+    # NAME_rna.h5ad alone: the protein file beside it; one CITE-seq .h5ad: both sides in it (it was refused)
+    assert user_pairs([str(source / "ctcl_pilot_rna.h5ad")]) == {
+        "ctcl_pilot": (source / "ctcl_pilot_rna.h5ad", source / "ctcl_pilot_adt.h5ad")}
+    shutil.copy(source / "ctcl_pilot_rna.h5ad", tmp_path / "cite.h5ad")
+    assert user_pairs([str(tmp_path / "cite.h5ad")]) == {"cite": (tmp_path / "cite.h5ad", tmp_path / "cite.h5ad")}
     # the results never go over the data read (--md was the RNA file: replaced by the table, exit 0)
     before = (source / "ctcl_pilot_rna.h5ad").read_bytes()
     with pytest.raises(SystemExit):
