@@ -309,3 +309,15 @@ def test_a_set_of_ones_own_named_as_a_pre_training_set_is_warned_about(tmp_path,
         main(["--data", pair, "--no_scratch", "--no_totalvi", "--base_model", "--finetune_steps", "0", "--n_genes",
               "200", "--workdir", str(tmp_path / "work"), "--json", str(tmp_path / "q.json"), "--md",
               str(tmp_path / "q.md"), "--plots", str(tmp_path)])
+
+
+def test_benchmark_results_are_strict_json_with_null_for_undefined_numbers(tmp_path):
+    """quality.py's JSON held bare NaN (a mean of no Pearson r), which strict parsers (JSON.parse, jq) reject."""
+    import numpy as np
+
+    from benchmarks.output import write_result
+
+    path = write_result(tmp_path / "r.json", {"r": float("nan"), "per_protein": np.array([0.5, np.nan]),
+                                              "n": np.int64(3), "inf": np.float32(np.inf)})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON")) == {
+        "r": None, "per_protein": [0.5, None], "n": 3, "inf": None}
