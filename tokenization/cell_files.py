@@ -106,7 +106,9 @@ def _read_mudata(path: str | os.PathLike[str]) -> Any:
     except ImportError as error:
         raise ValueError(f"reading {path} (.h5mu) needs the optional package mudata (pip install mudata)") from error
     try:
-        return mudata.read_h5mu(path)
+        with warnings.catch_warnings():  # mudata's notice of its own next version, once per modality: not the user's
+            warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\) will not pull", category=FutureWarning)
+            return mudata.read_h5mu(path)
     except Exception as error:  # damaged files raise h5py/anndata errors of many kinds
         raise ValueError(f"cannot read {path} as .h5mu ({type(error).__name__}: {error})") from error
 
