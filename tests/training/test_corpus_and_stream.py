@@ -123,6 +123,22 @@ def test_a_corpus_of_normalised_cells_reads_each_cell_alike_alone_or_in_a_batch(
     np.testing.assert_allclose(alone["input_values"][0].numpy(), batch["input_values"][0].numpy(), atol=1e-6)
 
 
+def _assert_trained_on_counts(tmp_path, stem, adt, counts, tokenizer, data_dir):
+    """Build a corpus of eccite_ctcl's RNA with ``adt`` as its protein file; its rows must hold ``counts``."""
+    import anndata as ad
+
+    from training.corpus import build_corpus, find_source
+
+    adt.write_h5ad(tmp_path / f"{stem}_adt.h5ad")
+    ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad").write_h5ad(tmp_path / f"{stem}_rna.h5ad")
+    build_corpus(find_source(tmp_path / stem), tmp_path / "corpus", tokenizer, num_shards=1)
+    m = load_manifest(tmp_path / "corpus")
+    assert m["protein_values_kind"] == "counts"
+    rows = pq.read_table(tmp_path / "corpus" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
+    for r in rows:
+        np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
+
+
 def test_a_corpus_of_clr_normalised_adt_trains_on_its_counts(tmp_path, tokenizer, data_dir):
     """Seurat's CLR ADT (log1p(x / geometric mean), never negative) was trained as if it were log1p counts: the
     scale part learnt another scale, and no background check ran. The corpus holds the counts it came from."""
@@ -133,14 +149,7 @@ def test_a_corpus_of_clr_normalised_adt_trains_on_its_counts(tmp_path, tokenizer
     adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
     counts = adt.X.toarray().astype(np.float32)
     adt.X = np.log1p(counts / np.exp(np.log1p(counts).mean(axis=0, keepdims=True)))
-    adt.write_h5ad(tmp_path / "clr_adt.h5ad")
-    ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad").write_h5ad(tmp_path / "clr_rna.h5ad")
-    build_corpus(find_source(tmp_path / "clr"), tmp_path / "corpus", tokenizer, num_shards=1)
-    m = load_manifest(tmp_path / "corpus")
-    assert m["protein_values_kind"] == "counts"
-    rows = pq.read_table(tmp_path / "corpus" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
-    for r in rows:
-        np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
+    _assert_trained_on_counts(tmp_path, "clr", adt, counts, tokenizer, data_dir)
     # the RNA file filtered to fewer cells, the CLR file in another order: its counts are read over all its cells (a
     # subset has other geometric means), then matched by name; reading the subset trained on the CLR values
     rna = ad.read_h5ad(tmp_path / "clr_rna.h5ad")
@@ -163,21 +172,12 @@ def test_a_protein_file_with_its_counts_in_a_layer_trains_on_them(tmp_path, toke
     The corpus holds the layer's counts, as the RNA side already took its counts layer."""
     import anndata as ad
 
-    from training.corpus import build_corpus, find_source
-
     adt = ad.read_h5ad(data_dir / "eccite_ctcl_adt.h5ad")
     counts = adt.X.toarray().astype(np.float32)
     logged = np.log1p(counts)
     adt.X = logged - logged.mean(axis=1, keepdims=True) if normalised == "centred_clr" else logged
     adt.layers["counts"] = counts
-    adt.write_h5ad(tmp_path / "layer_adt.h5ad")
-    ad.read_h5ad(data_dir / "eccite_ctcl_rna.h5ad").write_h5ad(tmp_path / "layer_rna.h5ad")
-    build_corpus(find_source(tmp_path / "layer"), tmp_path / "corpus", tokenizer, num_shards=1)
-    m = load_manifest(tmp_path / "corpus")
-    assert m["protein_values_kind"] == "counts"
-    rows = pq.read_table(tmp_path / "corpus" / m["splits"]["train"]["shards"][0]["file"]).slice(0, 5).to_pylist()
-    for r in rows:
-        np.testing.assert_array_equal(np.asarray(r["protein_values"]), counts[r["row"]])
+    _assert_trained_on_counts(tmp_path, "layer", adt, counts, tokenizer, data_dir)
 
 
 def test_cells_without_rna_or_with_no_antibody_counted_are_left_out_and_the_others_keep_their_split(
