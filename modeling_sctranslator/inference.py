@@ -105,6 +105,11 @@ def read_rna(rna: Any, gene_names: Sequence[str] | None = None) -> tuple[Any, Se
                               var=pd.DataFrame(index=rna.columns.astype(str)))
     if type(rna).__name__ == "MuData":
         rna = read_h5mu("the MuData", "RNA file", mdata=rna)  # the modality a .h5mu path gives
+    import scipy.sparse as sp
+
+    if sp.issparse(rna) and (rna.format != "csr" or not sp.isspmatrix(rna)):
+        # COO (scipy.io.mmread of a 10x .mtx), CSC, and sparse arrays: cells are read in row slices
+        rna = sp.csr_matrix(rna)
     return rna, gene_names
 
 

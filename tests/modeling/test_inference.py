@@ -145,6 +145,21 @@ def test_the_pipelines_own_batch_size_is_its_default(model_dir, cells):
         hook.remove()
 
 
+def test_sparse_arrays_and_coo_matrices_give_the_csr_predictions(predictor, cells):
+    """An AnnData whose X is a scipy sparse array (anndata's use_sparse_array_on_read) ended in "truth value of an
+    array is ambiguous"; a COO matrix (scipy.io.mmread of a 10x .mtx) in "'coo_matrix' object is not subscriptable"."""
+    import scipy.sparse as sp
+
+    rna, _, _ = cells
+    names = list(rna.var_names)
+    expected = predictor(rna, proteins=PANEL[:8]).X
+    as_array = rna.copy()
+    as_array.X = sp.csr_array(as_array.X)
+    assert np.abs(predictor(as_array, proteins=PANEL[:8]).X - expected).max() < 1e-6
+    for matrix in (sp.coo_matrix(rna.X), sp.csc_array(rna.X), sp.coo_array(rna.X)):
+        assert np.abs(predictor((matrix, names), proteins=PANEL[:8]).X - expected).max() < 1e-6
+
+
 def test_rna_that_is_no_cells_by_genes_matrix_is_named(predictor, cells):
     """A list of cells ended in AttributeError ('list' object has no attribute 'shape'); one cell's 1-D vector was
     read as that many cells."""

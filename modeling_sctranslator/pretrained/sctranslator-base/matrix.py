@@ -341,9 +341,13 @@ def single_cell_like(block) -> bool:
 
 
 def detected_per_row(block) -> np.ndarray:
-    """Non-zero values per row of a dense or sparse block."""
-    counts = block.getnnz(axis=1) if hasattr(block, "getnnz") else (np.asarray(block) != 0).sum(axis=1)
-    return np.asarray(counts).ravel()
+    """Non-zero values per row of a dense or sparse block (a scipy sparse matrix or array: anndata reads X as
+    ``csr_array`` with ``settings.use_sparse_array_on_read``; np.asarray of one is no matrix of values)."""
+    import scipy.sparse as sp
+
+    if sp.issparse(block):
+        return np.asarray(sp.csr_matrix(block).getnnz(axis=1)).ravel()
+    return np.asarray((np.asarray(block) != 0).sum(axis=1)).ravel()
 
 
 # the totals a lone cell is taken as normalised to when it sums to one of them (CP10k, CPM)
