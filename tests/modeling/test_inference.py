@@ -820,3 +820,16 @@ def test_bulk_samples_are_flagged_without_naming_the_shipped_model(model_dir, da
     said = [str(w.message) for w in caught if "look like bulk" in str(w.message)]
     assert len(said) == 1 and "at most 64 genes of each sample" in said[0] and "sctranslator-base" not in said[0]
     assert "unless fine-tuned on paired bulk data" in said[0]
+
+
+def test_repeated_cell_names_warn_that_the_pairing_is_by_position(predictor, cells):
+    """Two lanes with the same barcodes, concatenated in one order for the RNA and the other for the proteins, were
+    paired lane 1 with lane 2 in silence (CD3 r 0.17): names that repeat cannot confirm the pairing, and it says so."""
+    rna, adt, _ = cells
+    lanes_rna = ad.concat([rna[:10], rna[10:20]])
+    lanes_adt = ad.concat([adt[10:20], adt[:10]])
+    names = [f"AAAC{i}-1" for i in range(10)] * 2
+    lanes_rna.obs_names, lanes_adt.obs_names = names, names
+    with pytest.warns(UserWarning, match=r"10 cell names repeat \(e.g. 'AAAC0-1'\): the RNA and protein cells are "
+                                         r"paired by position"):
+        predictor(lanes_rna, proteins=lanes_adt)

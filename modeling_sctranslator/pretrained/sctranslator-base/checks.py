@@ -122,6 +122,14 @@ def check_same_cells(matrix: Any, proteins: Any) -> None:
     rna_names = matrix.obs_names
     prot_names = list(map(str, proteins.obs_names))
     if rna_names == prot_names:
+        repeated = repeated_names(rna_names)
+        if repeated:  # e.g. two 10x lanes concatenated, both with barcodes AAAC...-1: their order is not checked
+            warnings.warn(
+                f"{len(repeated)} cell names repeat (e.g. {repeated[0]!r}): the RNA and protein cells are paired by "
+                "position, which the names cannot confirm (two lanes with the same barcodes, concatenated in another "
+                "order in one of the files, would be paired wrongly). Make the names unique the same way in both "
+                "files, e.g. anndata.concat(..., index_unique='-') per lane",
+                UserWarning, stacklevel=3)
         return
     if set(rna_names) == set(prot_names) and n_rna == n_prot:
         raise ValueError(
