@@ -120,11 +120,21 @@ def proteins_argument(proteins: Any, rna: Any) -> Any:
     if isinstance(proteins, (str, os.PathLike)) and os.path.isfile(proteins) and (
             is_delimited(proteins) or str(proteins).lower().endswith(CELL_FILE_SUFFIXES)):
         return read_cells(proteins, "protein file")
-    if proteins is rna and hasattr(rna, "obsm") and modality_columns(getattr(rna, "var", None), "RNA")[0] is None:
+    if _same_cells_and_genes(proteins, rna) and modality_columns(getattr(rna, "var", None), "RNA")[0] is None:
         in_obsm = proteins_in_obsm(rna, "the AnnData")
         if in_obsm is not None:
             return in_obsm
     return proteins
+
+
+def _same_cells_and_genes(proteins: Any, rna: Any) -> bool:
+    """Whether ``proteins`` is the RNA's AnnData given again: the object itself, a copy or another view of it (the
+    same cells and genes), whose antibodies are in obsm."""
+    if proteins is rna:
+        return hasattr(rna, "obsm")
+    if not (hasattr(proteins, "obsm") and hasattr(rna, "obsm")) or proteins.shape != rna.shape:
+        return False
+    return bool((proteins.obs_names == rna.obs_names).all() and (proteins.var_names == rna.var_names).all())
 
 
 def with_layer(rna: Any, layer: str | None) -> Any:

@@ -281,6 +281,9 @@ def test_antibodies_kept_in_obsm_are_read_when_one_h5ad_is_both_sides(scale_mode
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert list(predictor(as_frame, proteins=as_frame).var_names) == PANEL
+        # a copy, or another view of the same cells, is the same AnnData given again (it read every gene as a protein)
+        assert list(predictor(as_frame, proteins=as_frame.copy()).var_names) == PANEL
+        assert list(predictor(as_frame[:6], proteins=as_frame[:6]).var_names) == PANEL
         assert list(predictor(rna, proteins=str(tmp_path / "adt.h5ad")).var_names) == PANEL
     capsys.readouterr()  # the pipeline's loading bar
     genes, antibodies = read_pair(tmp_path / "array.h5ad", tmp_path / "array.h5ad")
