@@ -833,3 +833,12 @@ def test_repeated_cell_names_warn_that_the_pairing_is_by_position(predictor, cel
     with pytest.warns(UserWarning, match=r"10 cell names repeat \(e.g. 'AAAC0-1'\): the RNA and protein cells are "
                                          r"paired by position"):
         predictor(lanes_rna, proteins=lanes_adt)
+
+
+def test_a_pipeline_loaded_in_bfloat16_says_it_casts_every_weight(model_dir):
+    """pipeline(..., dtype=torch.bfloat16), transformers' own argument, put every weight in bfloat16 in silence, where
+    the README's bfloat16 (compute_dtype) keeps the weights and precision-sensitive steps in float32."""
+    import torch
+
+    with pytest.warns(UserWarning, match=r"weights are bfloat16 .*compute_dtype=torch.bfloat16"):
+        pipeline("protein-prediction", model=str(model_dir), device="cpu", dtype=torch.bfloat16)
