@@ -237,7 +237,8 @@ def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report, options: dict
     each gene once; a clear error lists the bad ones."""
     genes = [str(g).strip() for g in genes if str(g).strip()]
     if not genes:
-        raise ValueError("give at least one gene to knock out (--genes TP53,CD4,...)")
+        raise ValueError("give at least one gene to knock out (genes=['TP53', 'CD4'], or --genes TP53,CD4 in the "
+                         "command)")
     columns = _read_columns(rna_report, options or {})
     duplicate_columns = {name: f"a duplicate column of {first}, ignored by the tokenizer"
                          for name, first, _ in rna_report.duplicates}
@@ -289,7 +290,7 @@ def _groups(rna: Any, groupby: str | None, n_cells: int) -> tuple[list[str], np.
     obs = getattr(rna, "obs", None)
     if obs is None or groupby not in obs.columns:
         available = [] if obs is None else list(obs.columns)
-        raise ValueError(f"--groupby {groupby!r} is not an obs column; available: {available}")
+        raise ValueError(f"groupby {groupby!r} is not an obs column; available: {available}")
     column = obs[groupby]
     missing = np.asarray(column.isna())
     labels = column.astype(object).where(~missing, MISSING_GROUP).astype(str).to_numpy()

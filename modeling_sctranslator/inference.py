@@ -228,8 +228,8 @@ def resolve_targets(tokenizer: Any, proteins: Any) -> ProteinTargets:
     for why, (which, key) in left_out.items():
         if which:
             warnings.warn(
-                f"{len(which)} of {len(names)} proteins {why} and are not predicted: {which[:10]} (listed in the "
-                f"output's uns['sctranslator']['{key}'])",
+                f"{len(which)} of {len(names)} proteins {why} and are not predicted: {which[:10]} (a prediction "
+                f"lists them in its uns['sctranslator']['{key}'])",
                 UserWarning,
                 stacklevel=3,
             )
