@@ -136,6 +136,10 @@ class ProteinPredictionPipeline(Pipeline):
         rna = given
         if not hasattr(rna, "obsm"):
             raise ValueError("inplace=True needs an in-memory AnnData as input")
+        if getattr(rna, "is_view", False):  # anndata turns the view into a copy: the AnnData it came from gets nothing
+            warnings.warn("inplace=True on a view (adata[...]): the results go into the view, which anndata turns "
+                          "into a copy of its own; the AnnData it was taken from gets nothing. Pass that AnnData (or "
+                          "keep the copy: view = adata[...].copy())", UserWarning, stacklevel=2)
         if obsm_key in rna.obsm:  # an earlier run's predictions (another panel, another model) are replaced
             warnings.warn(f"obsm[{obsm_key!r}] held earlier predictions; they are replaced (pass obsm_key= to keep "
                           "both)", UserWarning, stacklevel=2)

@@ -842,3 +842,13 @@ def test_a_pipeline_loaded_in_bfloat16_says_it_casts_every_weight(model_dir):
 
     with pytest.warns(UserWarning, match=r"weights are bfloat16 .*compute_dtype=torch.bfloat16"):
         pipeline("protein-prediction", model=str(model_dir), device="cpu", dtype=torch.bfloat16)
+
+
+def test_inplace_on_a_view_says_the_parent_gets_nothing(predictor, cells):
+    """pred(full[:30], inplace=True) wrote into a copy anndata made of the view; the parent got nothing, and only
+    anndata's 'initializing view as actual' hinted at it."""
+    rna, _, _ = cells
+    full = rna.copy()
+    with pytest.warns(UserWarning, match=r"inplace=True on a view .*gets nothing"):
+        predictor(full[:10], proteins=PANEL[:4], inplace=True)
+    assert "sctranslator_proteins" not in full.obsm
