@@ -124,7 +124,8 @@ class Matrix:
             x = data.X
             if x is None:
                 raise ValueError(
-                    f"{what} AnnData has no X matrix; put the values in X (e.g. adata.X = adata.layers[...])"
+                    f"{what} AnnData has no X matrix; give the layer that holds the values (predict, the pipeline, "
+                    "knockout and attention take layer='counts'), or put them in X (adata.X = adata.layers[...])"
                 )
             self.backed = bool(getattr(data, "isbacked", False))
         else:
