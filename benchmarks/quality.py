@@ -45,6 +45,7 @@ from tokenization.atomic_io import check_output_target
 from tokenization.cell_files import is_matrix_market, set_name
 from tokenization.tokenization_sctranslator import SCTranslatorTokenizer, scale_rows
 from training import baselines as bl
+from training.model_card import sets_pretrained_with_every_cell
 from training.paired_data import (
     DEFAULT_SETS,
     GENE_RULES,
@@ -933,12 +934,11 @@ def main(argv: list[str] | None = None) -> dict:
                 p.error(f"--folds: the model {args.base_model} was trained on {seen} (all but the 80/20 test cells), "
                         "so other folds would test it on its training cells; cross-validate from a model "
                         "pre-trained without them (training/pretrain.py --exclude NAME)")
-    if args.base_model:  # a set of one's own named as one the model trained on: is it that set, every cell seen?
-        for name in sorted(set(user_sets) & sets_trained_on(args.base_model)):
-            warnings.warn(f"--data {name}: the model {args.base_model} was trained on a set of that name (its "
-                          "summary lists it; pre-training used every cell of the sets it holds no test cells out "
-                          "of): if these are its cells, (a) zero-shot is scored on training cells, not held-out ones",
-                          UserWarning, stacklevel=2)
+    if args.base_model:  # a set of one's own named as one the model pre-trained on with every cell: is it that set?
+        for name in sorted(user_sets & sets_pretrained_with_every_cell(args.base_model)):
+            warnings.warn(f"--data {name}: the model {args.base_model} was pre-trained on every cell of a set of "
+                          "that name (its pretrain_summary.json): if these are its cells, (a) zero-shot is scored on "
+                          "training cells, not held-out ones", UserWarning, stacklevel=2)
     if args.finetune_steps < 0:
         p.error(f"--finetune_steps must be 0 (no fine-tuning) or more, got {args.finetune_steps}")
     if args.finetune_steps == 0 and args.scale_head:

@@ -49,20 +49,27 @@ def _evaluated_rows(metrics: dict[str, float], manifests: list[dict[str, Any]]) 
     return rows
 
 
-def _sets_in_base_pretraining(base: str | None, manifests: list[dict[str, Any]]) -> list[str]:
-    """The corpora named as sets the base model was pre-trained on with every cell (its pretrain_summary.json):
-    their held-out cells were likely in pre-training, so the card's numbers are not on unseen cells."""
+def sets_pretrained_with_every_cell(base: str | None) -> set[str]:
+    """The sets a model was pre-trained on with every cell, none held out (its pretrain_summary.json): a set of
+    that name evaluated later is not unseen. The benchmark's sets, whose test cells pre-training left out, are not
+    among them."""
     if not base:
-        return []
+        return set()
     from modeling_sctranslator.default_model import DEFAULT_MODEL_NAME, resolve_model_name
 
     folder = Path(resolve_model_name(base) if str(base) == DEFAULT_MODEL_NAME else base)
     try:
         corpus = json.loads((folder / "pretrain_summary.json").read_text()).get("corpus", {})
     except (OSError, ValueError):
-        return []
-    return [m["name"] for m in manifests
-            if m["name"] in corpus and not corpus[m["name"]].get("benchmark_test_cells_left_out")]
+        return set()
+    return {name for name, info in corpus.items() if not info.get("benchmark_test_cells_left_out")}
+
+
+def _sets_in_base_pretraining(base: str | None, manifests: list[dict[str, Any]]) -> list[str]:
+    """The corpora named as sets the base model was pre-trained on with every cell: their held-out cells were
+    likely in pre-training, so the card's numbers are not on unseen cells."""
+    every_cell = sets_pretrained_with_every_cell(base)
+    return [m["name"] for m in manifests if m["name"] in every_cell]
 
 
 def write_model_card(output_dir, model, manifests, data_args, model_args, training_args, metrics, summary) -> ModelCard:
