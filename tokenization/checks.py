@@ -269,8 +269,6 @@ def warn_about_duplicates(report: MappingReport) -> None:
         )
 
 
-
-
 def warn_about_input_quality(report: MappingReport, matrix: Any, column_hint: str = "") -> None:
     """Warn (once per call) about inputs that give plausible-looking but poor predictions."""
     dates = report.spreadsheet_dates

@@ -472,15 +472,6 @@ def build_corpus(
                                                              validation_fraction, eval_fold, n_cells)
     except ValueError as err:
         raise CorpusError(f"corpus {source.name}: {err}") from None
-    n_eval = len(eval_rows)
-    if len(train_rows) < num_shards:
-        raise CorpusError(
-            f"corpus {source.name}: {len(train_rows)} training cells cannot fill {num_shards} shards (a shard "
-            "would be empty); use fewer shards or more cells"
-        )
-    if n_eval and n_eval < eval_shards:
-        eval_shards = n_eval
-
     values_all, protein_kind, how = protein_values(prot)
     if how:
         logger.warning("corpus %s: %s", source.name, how)
@@ -504,12 +495,14 @@ def build_corpus(
                        "with every protein value equal (e.g. no antibody counted: failed droplets); per-cell scaling "
                        "is undefined there, and they trained and scored as all-floor profiles", source.name,
                        int(empty.sum()), len(empty), int(no_rna.sum()), int((constant_protein & ~no_rna).sum()))
-        n_eval = len(eval_rows)
-        if n_eval and n_eval < eval_shards:
-            eval_shards = n_eval
-        if len(train_rows) < num_shards:
-            raise CorpusError(f"corpus {source.name}: {len(train_rows)} training cells with RNA and protein values "
-                              f"cannot fill {num_shards} shards; use fewer shards or more cells")
+    n_eval = len(eval_rows)
+    if len(train_rows) < num_shards:
+        raise CorpusError(
+            f"corpus {source.name}: {len(train_rows)} training cells cannot fill {num_shards} shards (a shard "
+            "would be empty); use fewer shards or more cells"
+        )
+    if n_eval and n_eval < eval_shards:
+        eval_shards = n_eval
     rna_kind = value_kind(_nonzero_sample(rna_x))
     if protein_kind == "counts" and len(proteins) >= PANEL_MAX_COLUMNS and len(genes) <= SWAP_GENES:
         raise CorpusError(
@@ -518,7 +511,8 @@ def build_corpus(
         )
     if rna_like_protein_side(prot):
         raise CorpusError(f"corpus {source.name}: " + rna_like_protein_message("its protein file", len(proteins)))
-    if single_cell_like(rna_x[: min(rna_x.shape[0], 64)]):  # bulk pairs are log RNA and signed RPPA by nature
+    single_cell = single_cell_like(rna_x[: min(rna_x.shape[0], 64)])  # bulk pairs: log RNA, signed RPPA by nature
+    if single_cell:
         if protein_kind == "signed":
             logger.warning("corpus %s: protein values are signed (CLR or z-scores): trained as given, scaled per "
                            "cell; a log1p-count output cannot be learnt from them (raw ADT counts give it)",
@@ -527,7 +521,7 @@ def build_corpus(
             logger.warning("corpus %s: RNA values are normalised, not counts: read as the tokenizer reads such input "
                            "at prediction (see its report); raw counts match the pre-training best", source.name)
     at_background = {}
-    if single_cell_like(rna_x[: min(rna_x.shape[0], 64)]):
+    if single_cell:
         if protein_kind == "counts" and rna_kind == "counts":
             at_background = proteins_at_background(rna_x[train_rows], values_all[train_rows], gene_report,
                                                    protein_report)

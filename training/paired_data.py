@@ -155,7 +155,7 @@ def load_set(name: str, tokenizer, max_cells: int | None = None, data_dir: Path 
     dropped = {"controls": report.controls, "unmapped": report.unmapped,
                "duplicates": [f"{a}={b}" for a, b, _ in report.duplicates]}
     notes.append("proteins dropped: " + "; ".join(f"{k} {v}" for k, v in dropped.items() if v))
-    whole, protein_kind, how = protein_values(prot)  # the counts beside normalised values, or CLR read back
+    whole, _, how = protein_values(prot)  # the counts beside normalised values, or CLR read back
     if how:
         warnings.warn(f"{name}: {how}", stacklevel=2)
         notes.append(how)
