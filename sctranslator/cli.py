@@ -289,7 +289,7 @@ def _cells_trained_on(model: str | None, cell_names: Any) -> dict[str, int] | No
     """Per corpus, how many of ``cell_names`` a model folder's run trained or validated on (its training and
     validation shards, where the run's corpora are still beside it: a local fine-tuning folder); None where that
     cannot be told (no run corpora beside the model: the shipped model, a Hub download)."""
-    import pyarrow.parquet as pq
+    from training.corpus import cell_ids
 
     folder = Path(model) if model else None
     summary_path = folder / "training_summary.json" if folder is not None else None
@@ -306,12 +306,7 @@ def _cells_trained_on(model: str | None, cell_names: Any) -> dict[str, int] | No
         manifest = directory / "manifest.json"
         if not corpus.get("dir") or not manifest.is_file():
             return None  # a corpus not beside the model (a cache elsewhere, a pushed folder): its cells are unknown
-        splits = json.loads(manifest.read_text()).get("splits", {})
-        names: set[str] = set()
-        for split in ("train", "validation"):
-            for shard in splits.get(split, {}).get("shards", []):
-                names.update(pq.read_table(directory / shard["file"], columns=["cell_id"]).column("cell_id")
-                             .to_pylist())
+        names = cell_ids(directory, ("train", "validation"))
         if wanted & names:
             seen[str(corpus.get("name"))] = len(wanted & names)
     return seen

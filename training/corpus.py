@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -611,6 +612,15 @@ def _fingerprint(manifest: dict[str, Any]) -> str:
         fields["eval_fold"] = manifest["eval_fold"]
     blob = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cell_ids(corpus_dir: str | os.PathLike[str], splits: Sequence[str]) -> set[str]:
+    """The cells (``cell_id``, the source obs names) of a built corpus's ``splits`` ("train", "validation",
+    "eval")."""
+    manifest = load_manifest(corpus_dir, check_files=False)
+    return {cell for split in splits for shard in manifest["splits"].get(split, {}).get("shards", [])
+            for cell in pq.read_table(Path(manifest["dir"]) / shard["file"], columns=["cell_id"])
+            .column("cell_id").to_pylist()}
 
 
 def load_manifest(corpus_dir: str | os.PathLike[str], check_files: bool = True) -> dict[str, Any]:
