@@ -382,16 +382,8 @@ def locate_genes(
     if not requested:
         raise ValueError("the list of genes is empty")
     found = find_genes(tokenizer, requested, window_names, window_tokens)
-    problems = []
-    if found.not_in_vocab:
-        problems.append(f"not in the scTranslator vocabulary: {found.not_in_vocab}")
-    if found.not_in_data:
-        problems.append(
-            f"not among the data's genes the model sees (mapped genes; for the compatible model, within the first "
-            f"max_genes): {found.not_in_data}"
-        )
-    if problems:
-        raise ValueError(f"{found.n_problems} of {len(requested)} genes cannot be used; " + "; ".join(problems))
+    found.refuse_missing(len(requested), "genes", "sees (mapped genes; for the compatible model, within the first "
+                         "max_genes)")
     return found.positions
 
 

@@ -8,7 +8,7 @@ both, so a name is found, refused or merged with another the same way in each.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +28,19 @@ class GeneLookup:
     @property
     def n_problems(self) -> int:
         return len(self.not_in_vocab) + len(self.not_in_data)
+
+    def refuse_missing(self, asked: int, what: str, not_read: str, data_names: Container[str] = ()) -> None:
+        """Raise ValueError listing every gene asked for that cannot be used: ``not_read`` says which genes the
+        analysis reads; a name that is a data column which maps to nothing (``data_names``) is said to be one."""
+        if not self.n_problems:
+            return
+        parts = []
+        if self.not_in_data:
+            parts.append(f"not among the data's genes the model {not_read}: {self.not_in_data}")
+        if self.not_in_vocab:
+            unknown = [g + (" (a data column that does not map)" if g in data_names else "") for g in self.not_in_vocab]
+            parts.append(f"not in the scTranslator vocabulary: {unknown}")
+        raise ValueError(f"{self.n_problems} of {asked} {what} cannot be used: " + "; ".join(parts))
 
 
 def find_genes(tokenizer, requested: Sequence[str], names: Sequence[str], tokens: Sequence[int] | np.ndarray,

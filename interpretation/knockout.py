@@ -244,17 +244,8 @@ def _locate_knockouts(tokenizer, genes: Sequence[str], rna_report, options: dict
                          for name, first, _ in rna_report.duplicates}
     found = find_genes(tokenizer, genes, [rna_report.names[c] for c in columns], rna_report.token_ids[columns],
                        refused=duplicate_columns)
-    if found.n_problems:
-        data_names = set(rna_report.names)
-        not_in_vocab = [g + (" (a data column that does not map)" if g in data_names else "")
-                        for g in found.not_in_vocab]
-        parts = []
-        if found.not_in_data:
-            parts.append(f"not among the data's genes the model reads (its gene layout, when it records one, or the "
-                         f"genes it learnt): {found.not_in_data}")
-        if not_in_vocab:
-            parts.append(f"not in the scTranslator vocabulary: {not_in_vocab}")
-        raise ValueError(f"{found.n_problems} of {len(genes)} knockout genes cannot be used: " + "; ".join(parts))
+    found.refuse_missing(len(genes), "knockout genes", "reads (its gene layout, when it records one, or the genes it "
+                         "learnt)", set(rna_report.names))
     return found
 
 
