@@ -682,18 +682,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trained_sets = single + (bulk if stage1 else [])
     seconds = {"prepare": prepare_seconds, "stage1": stage1_seconds, "stage2": stage2_seconds,
                "stage2_cycle2": cycle2_seconds}
+    recorded_args = summary_args(args)  # paths as the published summary may name them
     summary = {
         "corpus": {n: {k: v for k, v in sets[n].items() if k != "files"} for n in sets},
         "cells_single_cell": sum(sets[n]["cells_used"] for n in single),
         "samples_bulk": sum(sets[n]["cells_used"] for n in bulk if n in trained_sets),
         "trained_sets": trained_sets,
         "model": previous.get("model") or model_settings(args.model),
-        "args": summary_args(args),
+        "args": recorded_args,
         "seconds": {**seconds, "total": None if None in seconds.values() else sum(seconds.values())},
         "stage1": stage1 and {k: stage1.get(k) for k in ("global_step", "train_loss", "eval", "resumed_from")},
         "stage2": {k: stage2.get(k) for k in ("global_step", "train_loss", "eval", "stopped_on_cosine_at",
                                               "scale_loss_history", "resumed_from")},
-        "stage2_from": summary_args(args)["stage2_from"] if args.stage2_from else None,
+        "stage2_from": recorded_args["stage2_from"] if args.stage2_from else None,
         "stage2_from_args": previous.get("args"),
         "stage2_cycle2": cycle2 and {k: cycle2.get(k) for k in ("global_step", "train_loss", "eval",
                                                                 "scale_loss_history", "resumed_from")},
